@@ -1,0 +1,101 @@
+"""Canonical JSON, hashing and atomic writes: every byte the harness hashes goes through here."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+
+def canonical_json(obj: Any, *, pretty: bool = False) -> bytes:
+    """The one serialisation that is hashed: sorted keys, UTF-8, no NaN/Infinity.
+
+    Compact for payloads; `pretty` (2-space indent, trailing newline) for files people read.
+    Both are deterministic for the same object.
+    """
+    if pretty:
+        text = json.dumps(obj, sort_keys=True, ensure_ascii=False, allow_nan=False, indent=2) + "\n"
+    else:
+        text = json.dumps(obj, sort_keys=True, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    return text.encode("utf-8")
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def atomic_write(path: str | os.PathLike, data: bytes) -> None:
+    """Write to a temp file in the same folder, fsync, then rename: a reader (or a crash)
+    never sees a half file under the final name."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def hash_tree(root: str | os.PathLike, exclude: frozenset[str] = frozenset()) -> dict[str, str]:
+    """sha256 of every file under `root`, keyed by POSIX relative path, sorted."""
+    root = Path(root)
+    out: dict[str, str] = {}
+    for p in sorted(root.rglob("*")):
+        if p.is_file():
+            rel = p.relative_to(root).as_posix()
+            if rel not in exclude:
+                out[rel] = sha256_file(p)
+    return out
+
+
+class StagedFolder:
+    """Build an output folder beside its final place and swap it in only when complete.
+
+    An interrupted or failed run leaves the previous folder untouched and no half-written
+    one under the final name (the staging folder starts with a dot and is removed on failure).
+    """
+
+    def __init__(self, final: str | os.PathLike):
+        self.final = Path(final)
+        self.final.parent.mkdir(parents=True, exist_ok=True)
+        self.path = Path(tempfile.mkdtemp(prefix=f".{self.final.name}.staging-", dir=self.final.parent))
+
+    def commit(self) -> Path:
+        old = None
+        if self.final.exists():
+            old = self.final.with_name(f".{self.final.name}.old-{os.getpid()}")
+            os.replace(self.final, old)
+        os.replace(self.path, self.final)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+        return self.final
+
+    def discard(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+
+    def __enter__(self) -> "StagedFolder":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            self.discard()

@@ -1,0 +1,1 @@
+"""One module per wire protocol; all speak the small interface in `base`."""

@@ -1,0 +1,66 @@
+"""The one interface every provider speaks: send a request body, get vectors or a typed error.
+
+The execution engine (`harness.execute`) owns concurrency, limits, retries, the cache and
+resume; a provider only knows its wire protocol. The API key lives inside the provider's
+client and never in a value that can be written (`Embedded`, `ProviderError`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass
+class Embedded:
+    """What came back for one request, vectors in the order of the request's inputs."""
+
+    vectors: list[list[float]]
+    usage: dict[str, Any] = field(default_factory=dict)
+    request_id: str | None = None
+    status: int = 200
+
+
+class ProviderError(Exception):
+    """A failed request. `retryable` decides whether the engine tries again;
+    `fatal` means every other request will fail the same way (bad key, wrong region,
+    unknown model), so the engine stops the run early."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        request_id: str | None = None,
+        retryable: bool = False,
+        fatal: bool = False,
+        retry_after: float | None = None,
+        throttled: bool = False,
+    ):
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.code = code
+        self.request_id = request_id
+        self.retryable = retryable
+        self.fatal = fatal
+        self.retry_after = retry_after
+        self.throttled = throttled
+
+    def describe(self) -> str:
+        bits = [f"HTTP {self.status}" if self.status else None, self.code, self.message,
+                f"request_id={self.request_id}" if self.request_id else None]
+        return ": ".join(b for b in bits if b)
+
+
+class Provider(Protocol):
+    protocol: str      # "dashscope" | "openai" | "local"
+    endpoint: str      # the URL (or "local://<name>") requests go to; part of the cache key
+
+    async def send(self, body: dict[str, Any], expected: int) -> Embedded:
+        """Send one request body; return exactly `expected` vectors or raise ProviderError."""
+        ...
+
+    async def aclose(self) -> None:
+        ...
