@@ -64,3 +64,16 @@ class Provider(Protocol):
 
     async def aclose(self) -> None:
         ...
+
+
+class NotExecutable(Exception):
+    """A cell that cannot run here (no key, optional package missing); the run goes on
+    with the other cells and says which were skipped and why."""
+
+
+# Each provider class also offers:
+#   @classmethod
+#   def from_cell(cls, cell: dict, options: "harness.execute.ExecuteOptions") -> Provider
+# where `cell` is the cell's entry in manifest.json ("id", "model", "provider", "endpoint",
+# "dimension", "api_key_env", "required", ...). It raises NotExecutable with a reason a
+# person can act on (e.g. "no DashScope API key: set DASHSCOPE_API_KEY, or ...").
