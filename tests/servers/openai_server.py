@@ -162,6 +162,10 @@ class FaultProxy:
         self._loop.run_forever()
 
         async def shutdown():
+            pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for t in pending:  # handlers still sleeping in a "slow" fault
+                t.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
             self._server.close()
             await self._server.wait_closed()
             await self._client.aclose()
@@ -197,7 +201,7 @@ class FaultProxy:
                 keep = await self._respond(method, path, headers, body, writer)
                 if not keep:
                     break
-        except (asyncio.IncompleteReadError, ConnectionError):
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
             pass
         finally:
             writer.close()
