@@ -1,0 +1,532 @@
+"""The spec's `checks:` evaluated over an output folder: one `CheckResult` per check per cell.
+
+A check reads only what the folder holds (vectors/<cell>.npy rows in input order, their ids,
+inputs.jsonl), so a run can be re-checked later without a network. Each check counts
+trials (inputs, pairs or queries) and failures; its threshold is a pass rate or a failure
+count, never a silent "nothing to assert": a check that matches no cell fails.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import numpy as np
+
+from harness import metrics as M
+from harness.errors import Problem
+from harness.verdict import CheckResult
+
+KINDS = ("vectors", "nearest", "similarity", "retrieval", "stability")
+DEFAULT_K = (1, 5, 10)
+DEFAULT_MIN_COSINE = 0.99
+
+Locate = Callable[[tuple], "tuple[int, int] | None"]
+
+
+# --------------------------------------------------------------------------- reading a folder
+
+@dataclass
+class CellVectors:
+    """One cell's vectors with a lookup by input id."""
+
+    ids: list[str]
+    matrix: np.ndarray  # float32, (n, dimension)
+
+    def __post_init__(self) -> None:
+        self.index = {i: n for n, i in enumerate(self.ids)}
+
+    def has(self, *ids: str) -> bool:
+        return all(i in self.index for i in ids)
+
+    def rows(self, ids: Iterable[str]) -> np.ndarray:
+        return self.matrix[[self.index[i] for i in ids]]
+
+    @property
+    def dimension(self) -> int:
+        return int(self.matrix.shape[1]) if self.matrix.ndim == 2 else 0
+
+
+class FolderError(Exception):
+    """A file in the output folder is unreadable or contradicts the contract."""
+
+
+def load_cell_vectors(folder: Path, cell_id: str) -> CellVectors | None:
+    """vectors/<cell>.npy and .ids.json, or None when the cell was not executed."""
+    npy = Path(folder) / "vectors" / f"{cell_id}.npy"
+    ids_file = Path(folder) / "vectors" / f"{cell_id}.ids.json"
+    if not npy.is_file():
+        return None
+    try:
+        matrix = np.load(npy, allow_pickle=False)
+    except Exception as exc:  # a truncated or foreign file
+        raise FolderError(f"vectors/{cell_id}.npy is not a readable .npy file ({exc})") from None
+    try:
+        ids = json.loads(ids_file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FolderError(f"vectors/{cell_id}.ids.json is missing beside vectors/{cell_id}.npy") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise FolderError(f"vectors/{cell_id}.ids.json is not JSON ({exc})") from None
+    if matrix.ndim == 1 and matrix.size == 0:
+        matrix = matrix.reshape(0, 0)
+    if matrix.ndim != 2 or not isinstance(ids, list) or len(ids) != matrix.shape[0]:
+        raise FolderError(
+            f"vectors/{cell_id}: {len(ids) if isinstance(ids, list) else '?'} ids for "
+            f"{matrix.shape[0] if matrix.ndim else '?'} rows (shape {tuple(matrix.shape)})")
+    return CellVectors([str(i) for i in ids], matrix)
+
+
+def read_input_ids(folder: Path) -> list[str]:
+    """Input ids in order, from inputs.jsonl; empty when the file is absent."""
+    path = Path(folder) / "inputs.jsonl"
+    if not path.is_file():
+        return []
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            out.append(str(json.loads(line)["id"]))
+    return out
+
+
+def read_execution(folder: Path) -> dict[str, dict]:
+    """execution.json as {cell id: entry}; accepts a top-level map or {"cells": map|list}."""
+    path = Path(folder) / "execution.json"
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError:
+        return {}
+    cells = data.get("cells", data) if isinstance(data, dict) else data
+    if isinstance(cells, list):
+        return {c.get("id") or c.get("cell"): c for c in cells if isinstance(c, dict)}
+    return {k: v for k, v in cells.items() if isinstance(v, dict)} if isinstance(cells, dict) else {}
+
+
+# --------------------------------------------------------------------------- naming and gating
+
+def check_kind(check: dict) -> str:
+    for kind in KINDS:
+        if kind in check:
+            return kind
+    raise ValueError(f"a check needs one of {', '.join(KINDS)}; got {sorted(check)}")
+
+
+def default_name(kind: str, body: dict) -> str:
+    if body.get("name"):
+        return str(body["name"])
+    if kind == "nearest":
+        return f"nearest:{body['query']}" if "query" in body else f"nearest:{len(body.get('pairs', {}))}-pairs"
+    if kind == "similarity":
+        return f"similarity:{body['a']}~{body['b']}" if "a" in body else f"similarity:{len(body.get('pairs', []))}-pairs"
+    return kind
+
+
+def check_names(checks: list[dict]) -> list[str]:
+    """A unique name per check, in spec order (a repeated name gets `#2`, `#3`...)."""
+    seen: dict[str, int] = {}
+    out = []
+    for check in checks:
+        kind = check_kind(check)
+        name = default_name(kind, check[kind] or {})
+        seen[name] = seen.get(name, 0) + 1
+        out.append(name if seen[name] == 1 else f"{name}#{seen[name]}")
+    return out
+
+
+def gate(trials: int, failures: int, body: dict) -> tuple[bool, str]:
+    """Apply the check's threshold; returns (passed, the rule in words)."""
+    if trials == 0:
+        return False, "no trials"
+    if body.get("pass_rate") is not None:
+        rate = (trials - failures) / trials
+        need = float(body["pass_rate"])
+        return rate >= need, f"pass rate {rate:.2f} {'≥' if rate >= need else '<'} {need:g}"
+    allowed = int(body.get("max_failures") or 0)
+    if allowed == 0:
+        return failures == 0, f"{trials - failures}/{trials} passed"
+    return failures <= allowed, f"{failures} failures {'≤' if failures <= allowed else '>'} max {allowed}"
+
+
+def _f(x: float) -> float:
+    """A number safe for canonical JSON (no NaN/Infinity), rounded for stable reports."""
+    return round(float(x), 6) if math.isfinite(x) else 0.0
+
+
+def _list(items: list[str], limit: int = 5) -> str:
+    shown = ", ".join(items[:limit])
+    return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
+
+
+# --------------------------------------------------------------------------- the check kinds
+
+class Ctx:
+    """What every check in one cell can read."""
+
+    def __init__(self, folder: Path, cell: dict, vectors: CellVectors, input_ids: list[str], spec_dir: Path):
+        self.folder, self.cell, self.vectors, self.input_ids, self.spec_dir = folder, cell, vectors, input_ids, spec_dir
+
+    def missing(self, ids: Iterable[str]) -> list[str]:
+        return [i for i in ids if i not in self.vectors.index]
+
+
+def _vectors(body: dict, ctx: Ctx) -> tuple[int, int, str, dict]:
+    v = ctx.vectors
+    want = ctx.cell.get("dimension")
+    lo, hi = body.get("norm_min"), body.get("norm_max")
+    expected_ids = ctx.input_ids or v.ids
+    missing = ctx.missing(expected_ids)
+    problems: list[str] = []
+    failures = len(missing)
+    if missing:
+        problems.append(f"no vector for {_list(missing)}")
+    if want is not None and v.dimension != int(want):
+        problems.append(f"dimension {v.dimension}, asked for {want}")
+        failures = len(expected_ids)
+        norms = np.zeros(0)
+    else:
+        finite = np.isfinite(v.matrix).all(axis=1) if v.matrix.size else np.ones(len(v.ids), bool)
+        norms = np.linalg.norm(np.where(np.isfinite(v.matrix), v.matrix, 0).astype(np.float64), axis=1)
+        bad_finite = [v.ids[i] for i in np.flatnonzero(~finite)]
+        in_range = np.ones(len(v.ids), bool)
+        if lo is not None:
+            in_range &= norms >= float(lo) - 1e-9
+        if hi is not None:
+            in_range &= norms <= float(hi) + 1e-9
+        bad_norm = [v.ids[i] for i in np.flatnonzero(finite & ~in_range)]
+        if bad_finite:
+            problems.append(f"non-finite values in {_list(bad_finite)}")
+        if bad_norm:
+            worst = [f"{i} ({norms[v.index[i]]:.4f})" for i in bad_norm]
+            problems.append(f"norm outside [{lo if lo is not None else 0}, {hi if hi is not None else '∞'}] for {_list(worst)}")
+        failures += len(bad_finite) + len(bad_norm)
+    trials = len(expected_ids)
+    data = {"dimension": v.dimension, "expected_dimension": want, "count": len(v.ids),
+            "norm_min": _f(norms.min()) if norms.size else None,
+            "norm_max": _f(norms.max()) if norms.size else None}
+    detail = "; ".join(problems) if problems else (
+        f"{trials} vectors of dimension {v.dimension}, finite"
+        + (f", norms {data['norm_min']:.4f}..{data['norm_max']:.4f}" if norms.size else ""))
+    return trials, failures, detail, data
+
+
+def _nearest(body: dict, ctx: Ctx) -> tuple[int, int, str, dict]:
+    pairs = body.get("pairs") or {body["query"]: body["expect"]}
+    among_all = list(body.get("among") or ctx.vectors.ids)
+    failures, notes, per = 0, [], []
+    for query, expect in pairs.items():
+        among = [c for c in among_all if c != query]
+        missing = ctx.missing([query, *among])
+        if missing:
+            failures += 1
+            notes.append(f"{query}: no vector for {_list(missing)}")
+            per.append({"query": query, "expect": expect, "passed": False})
+            continue
+        sims = M.cosine_matrix(ctx.vectors.rows([query]), ctx.vectors.rows(among))[0]
+        order = [among[j] for j in M.rank(sims)]
+        score = dict(zip(among, sims.tolist()))
+        r = order.index(expect) + 1 if expect in order else None
+        ok = r == 1
+        per.append({"query": query, "expect": expect, "top": order[0], "rank": r,
+                    "cosine_expected": _f(score.get(expect, 0.0)), "cosine_top": _f(score[order[0]]),
+                    "candidates": len(among), "passed": ok})
+        if ok:
+            runner_up = f", next {order[1]} {score[order[1]]:.3f}" if len(order) > 1 else ""
+            notes.append(f"{query} → {expect} first of {len(among)} (cos {score[expect]:.3f}{runner_up})")
+        else:
+            failures += 1
+            notes.append(f"{query} → {order[0]} (cos {score[order[0]]:.3f}), expected {expect} at rank "
+                         f"{r} of {len(among)} (cos {score.get(expect, 0.0):.3f})")
+    trials = len(pairs)
+    if trials == 1:
+        detail = notes[0]
+    else:
+        failed = [n for n, p in zip(notes, per) if not p["passed"]]
+        detail = f"{trials - failures}/{trials} queries ranked the expected input first" + (
+            f"; failed: {_list(failed, 3)}" if failed else "")
+    return trials, failures, detail, {"pairs": per}
+
+
+def _similarity(body: dict, ctx: Ctx) -> tuple[int, int, str, dict]:
+    pairs = body.get("pairs") or [[body["a"], body["b"]]]
+    lo, hi = body.get("min"), body.get("max")
+    failures, notes, per = 0, [], []
+    bounds = " and ".join(b for b in [f"≥ {lo:g}" if lo is not None else "", f"≤ {hi:g}" if hi is not None else ""] if b)
+    for a, b in pairs:
+        missing = ctx.missing([a, b])
+        if missing:
+            failures += 1
+            notes.append(f"{a}~{b}: no vector for {_list(missing)}")
+            per.append({"a": a, "b": b, "cosine": None, "passed": False})
+            continue
+        c = M.cosine(ctx.vectors.rows([a])[0], ctx.vectors.rows([b])[0])
+        ok = (lo is None or c >= lo) and (hi is None or c <= hi)
+        failures += not ok
+        per.append({"a": a, "b": b, "cosine": _f(c), "passed": ok})
+        notes.append(f"cos({a}, {b}) = {c:.3f}{'' if ok else ', want ' + bounds}")
+    trials = len(pairs)
+    if trials == 1:
+        detail = notes[0] + (f" ({bounds})" if failures == 0 else "")
+    else:
+        failed = [n for n, p in zip(notes, per) if not p["passed"]]
+        detail = f"{trials - failures}/{trials} pairs have cosine {bounds}" + (f"; failed: {_list(failed, 3)}" if failed else "")
+    return trials, failures, detail, {"pairs": per}
+
+
+def _retrieval(body: dict, ctx: Ctx) -> tuple[int, int, str, dict]:
+    queries: dict[str, list[str]] = body["queries"]
+    thresholds: dict[str, float] = body.get("min") or {}
+    names = M.metric_names(body.get("k") or DEFAULT_K, thresholds)
+    among = list(body.get("among") or [i for i in ctx.vectors.ids if i not in queries])
+    missing = ctx.missing([*queries, *among])
+    data: dict[str, Any] = {"model": ctx.cell.get("model"), "dimension": ctx.cell.get("dimension"),
+                            "queries": len(queries), "candidates": len(among), "thresholds": thresholds}
+    if missing:
+        data["metrics"] = {}
+        return len(thresholds) or 1, len(thresholds) or 1, f"no vector for {_list(missing)}", data
+    qids = list(queries)
+    means, per = M.retrieval_scores(
+        ctx.vectors.rows(qids), ctx.vectors.rows(among), among, [queries[q] for q in qids], names,
+        exclude=[q if q in ctx.vectors.index and q in among else None for q in qids])
+    data["metrics"] = {m: _f(v) for m, v in means.items()}
+    data["per_query"] = {q: {m: _f(v) for m, v in p.items()} for q, p in zip(qids, per)}
+    below = {m: t for m, t in thresholds.items() if means[m] < t}
+    shown = ", ".join(
+        f"{m} {means[m]:.3f}" + (f" {'<' if m in below else '≥'} {thresholds[m]:g}" if m in thresholds else "")
+        for m in names)
+    detail = f"{len(qids)} queries over {len(among)} candidates: {shown}"
+    return max(len(thresholds), 1), len(below), detail, data
+
+
+def _stability(body: dict, ctx: Ctx) -> tuple[int, int, str, dict]:
+    against = Path(body["against"])
+    base = against if against.is_absolute() else ctx.spec_dir / against
+    cell_id = ctx.cell["id"]
+    data: dict[str, Any] = {"against": str(body["against"])}
+    try:
+        earlier = load_cell_vectors(base, cell_id)
+    except FolderError as exc:
+        return 1, 1, f"earlier run {base}: {exc}", data
+    if earlier is None:
+        where = "no such folder" if not base.is_dir() else f"it has no vectors/{cell_id}.npy"
+        return 1, 1, f"cannot compare with {base}: {where} (point `against` at an executed run's output folder)", data
+    need = float(body.get("min_cosine", DEFAULT_MIN_COSINE))
+    ids = ctx.input_ids or ctx.vectors.ids
+    both = [i for i in ids if i in ctx.vectors.index and i in earlier.index]
+    lacking = [i for i in ids if i not in both]
+    if earlier.dimension != ctx.vectors.dimension:
+        return len(ids), len(ids), (f"dimension {ctx.vectors.dimension} here, {earlier.dimension} in {body['against']}"), data
+    cos = M.rowwise_cosine(ctx.vectors.rows(both), earlier.rows(both)) if both else np.zeros(0)
+    low = [(i, c) for i, c in zip(both, cos.tolist()) if c < need]
+    failures = len(low) + len(lacking)
+    data.update({"min_cosine": _f(cos.min()) if cos.size else None,
+                 "median_cosine": _f(float(np.median(cos))) if cos.size else None,
+                 "threshold": need, "compared": len(both)})
+    parts = [f"{len(both)} inputs compared with {body['against']}"]
+    if cos.size:
+        parts.append(f"cosine min {cos.min():.4f}, median {np.median(cos):.4f} (want ≥ {need:g})")
+    if low:
+        parts.append("below: " + _list([f"{i} ({c:.4f})" for i, c in sorted(low, key=lambda x: x[1])]))
+    if lacking:
+        parts.append(f"missing in one run: {_list(lacking)}")
+    return len(ids), failures, "; ".join(parts), data
+
+
+EVALUATORS: dict[str, Callable[[dict, Ctx], tuple[int, int, str, dict]]] = {
+    "vectors": _vectors, "nearest": _nearest, "similarity": _similarity,
+    "retrieval": _retrieval, "stability": _stability,
+}
+
+
+# --------------------------------------------------------------------------- public entry points
+
+def selects(body: dict, cell: dict) -> bool:
+    """Whether a check's `cells`/`models` filters include this cell (both must match)."""
+    if body.get("cells") and cell.get("id") not in body["cells"]:
+        return False
+    if body.get("models") and cell.get("model") not in body["models"]:
+        return False
+    return True
+
+
+def evaluate_checks(
+    checks: list[dict],
+    folder: Path,
+    cells: list[dict],
+    locate: Locate | None = None,
+    *,
+    spec_dir: Path | None = None,
+) -> list[CheckResult]:
+    """Evaluate every check in every cell it selects, in spec order then cell order.
+
+    `cells` are the manifest's cell entries. A selected cell that was not executed gives a
+    passing result marked `data["status"] == "skipped"` with the reason (JUnit shows it as
+    skipped); a check whose filters select no cell fails, so a typo never passes silently.
+    `spec_dir` resolves a stability check's relative `against` path (default: the cwd).
+    """
+    folder = Path(folder)
+    spec_dir = Path(spec_dir) if spec_dir is not None else Path.cwd()
+    execution = read_execution(folder)
+    input_ids = read_input_ids(folder)
+    loaded: dict[str, CellVectors | None | FolderError] = {}
+    results: list[CheckResult] = []
+    for index, (check, name) in enumerate(zip(checks, check_names(checks))):
+        kind = check_kind(check)
+        body = check[kind] or {}
+        where = _where(locate, ("checks", index, kind))
+        base = {"check": kind, "index": index, **({"line": where[0], "col": where[1]} if where else {})}
+        chosen = [c for c in cells if selects(body, c)]
+        if not chosen:
+            wanted = "; ".join(f"{k}: {', '.join(body[k])}" for k in ("cells", "models") if body.get(k))
+            results.append(CheckResult(
+                name, False, f"selects no cell of this run ({wanted}); cells are {_list([c['id'] for c in cells])}",
+                None, "check", {**base, "status": "failed", "trials": 0, "failures": 0}))
+            continue
+        for cell in chosen:
+            cid = cell["id"]
+            meta = {**base, "model": cell.get("model"), "dimension": cell.get("dimension")}
+            if cid not in loaded:
+                try:
+                    loaded[cid] = load_cell_vectors(folder, cid)
+                except FolderError as exc:
+                    loaded[cid] = exc
+            vec = loaded[cid]
+            if isinstance(vec, FolderError):
+                results.append(CheckResult(name, False, str(vec), cid, "check",
+                                           {**meta, "status": "failed", "trials": 0, "failures": 0}))
+                continue
+            if vec is None:
+                reason = (execution.get(cid) or {}).get("reason") or "cell not executed"
+                results.append(CheckResult(name, True, f"skipped: {reason}", cid, "check",
+                                           {**meta, "status": "skipped", "reason": reason}))
+                continue
+            trials, failures, detail, data = EVALUATORS[kind](body, Ctx(folder, cell, vec, input_ids, spec_dir))
+            passed, rule = gate(trials, failures, body) if kind != "retrieval" else (failures == 0 and trials > 0, "")
+            text = detail if not rule or trials == 1 else f"{detail} ({rule})"
+            results.append(CheckResult(name, passed, text, cid, "check", {
+                **meta, **data, "status": "passed" if passed else "failed",
+                "trials": trials, "failures": failures,
+                "pass_rate": _f((trials - failures) / trials) if trials else 0.0}))
+    return results
+
+
+def _where(locate: Locate | None, path: tuple) -> tuple[int, int] | None:
+    if locate is None:
+        return None
+    try:
+        pos = locate(path)
+    except (KeyError, IndexError, TypeError, ValueError):
+        return None
+    return tuple(pos) if pos else None
+
+
+def _ids_in(kind: str, body: dict) -> list[tuple[tuple, str]]:
+    """Every input id a check names, with its path below the check's kind key."""
+    out: list[tuple[tuple, str]] = []
+    for key in ("query", "expect", "a", "b"):
+        if isinstance(body.get(key), str):
+            out.append(((key,), body[key]))
+    for j, i in enumerate(body.get("among") or []):
+        out.append((("among", j), i))
+    pairs = body.get("pairs")
+    if isinstance(pairs, dict):
+        for q, e in pairs.items():
+            out.append((("pairs", q), q))
+            out.append((("pairs", q), e))
+    elif isinstance(pairs, list):
+        for j, pair in enumerate(pairs):
+            for m, i in enumerate(pair or []):
+                out.append((("pairs", j, m), i))
+    if kind == "retrieval" and isinstance(body.get("queries"), dict):
+        for q, rel in body["queries"].items():
+            out.append((("queries", q), q))
+            for j, r in enumerate(rel or []):
+                out.append((("queries", q, j), r))
+    return out
+
+
+def validate_check_refs(
+    checks: list[dict],
+    input_ids: Iterable[str],
+    locate: Locate | None = None,
+    *,
+    file: str | None = None,
+    cell_ids: Iterable[str] | None = None,
+    models: Iterable[str] | None = None,
+) -> list[Problem]:
+    """Static checks the spec loader runs before anything is planned: every id a check names
+    is a declared input, bounds are ordered, an expected id is among the candidates, and
+    (when given) `cells`/`models` filters name real cells and models.
+
+    `locate(path)` maps a path in the spec document, e.g. ("checks", 2, "nearest", "query"),
+    to (line, col); problems carry `file` and that position.
+    """
+    known = list(dict.fromkeys(input_ids))
+    known_set = set(known)
+    problems: list[Problem] = []
+
+    def add(path: tuple, message: str, hint: str | None = None, severity: str = "error") -> None:
+        pos = _where(locate, path)
+        problems.append(Problem(message, file, pos[0] if pos else None, pos[1] if pos else None, hint, severity))
+
+    def suggest(value: str, pool: list[str], what: str) -> str:
+        close = difflib.get_close_matches(value, pool, n=1)
+        return f"did you mean {close[0]!r}?" if close else f"declare it under `{what}`"
+
+    for index, check in enumerate(checks or []):
+        if not isinstance(check, dict):
+            continue
+        try:
+            kind = check_kind(check)
+        except ValueError:
+            continue  # the JSON Schema reports the shape
+        body = check[kind] or {}
+        if not isinstance(body, dict):
+            continue
+        at = ("checks", index, kind)
+        for sub, value in _ids_in(kind, body):
+            if isinstance(value, str) and value not in known_set:
+                add(at + sub, f"check {kind}: unknown input id {value!r}", suggest(value, known, "inputs:"))
+        if kind == "nearest":
+            among = body.get("among")
+            pairs = body.get("pairs") if isinstance(body.get("pairs"), dict) else (
+                {body["query"]: body["expect"]} if "query" in body and "expect" in body else {})
+            for q, e in pairs.items():
+                sub = ("pairs", q) if "pairs" in body else ("expect",)
+                if q == e:
+                    add(at + sub, f"check nearest: {q!r} is expected to be its own nearest neighbour",
+                        "the query never counts among its candidates; expect another input")
+                elif among and e not in among and e in known_set:
+                    add(at + sub, f"check nearest: expected {e!r} is not in `among`", f"add {e!r} to among")
+        if kind == "similarity" and _num(body.get("min")) and _num(body.get("max")) and body["min"] > body["max"]:
+            add(at + ("min",), f"check similarity: min {body['min']} is greater than max {body['max']}", "swap them")
+        if kind == "vectors" and _num(body.get("norm_min")) and _num(body.get("norm_max")) \
+                and body["norm_min"] > body["norm_max"]:
+            add(at + ("norm_min",), f"check vectors: norm_min {body['norm_min']} is greater than norm_max "
+                f"{body['norm_max']}", "swap them")
+        if kind == "retrieval" and isinstance(body.get("queries"), dict):
+            among = body.get("among")
+            for q, rel in body["queries"].items():
+                if isinstance(rel, list) and q in rel:
+                    add(at + ("queries", q), f"check retrieval: query {q!r} lists itself as relevant",
+                        "a query is never ranked against itself")
+                if among and isinstance(rel, list) and rel and not set(rel) & set(among):
+                    add(at + ("queries", q), f"check retrieval: none of {q!r}'s relevant ids is in `among`",
+                        "its recall would always be 0", severity="warning")
+        for key, pool in (("cells", cell_ids), ("models", models)):
+            if pool is None or not isinstance(body.get(key), list):
+                continue
+            pool = list(pool)
+            for j, value in enumerate(body[key]):
+                if value not in pool:
+                    add(at + (key, j), f"check {kind}: {key[:-1]} {value!r} is not in this spec's matrix",
+                        suggest(value, pool, "models:/dimensions:"))
+    return problems
+
+
+def _num(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
