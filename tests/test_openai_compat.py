@@ -153,8 +153,15 @@ def test_connection_refused_is_retryable_with_the_url():
     assert err.retryable and "127.0.0.1:9" in err.message
 
 
+def test_a_body_that_is_not_json_is_a_retryable_failure(proxy):
+    proxy.inject("malformed")
+    err = fails(OpenAIProvider.from_cell(cell(proxy.base_url), None))
+    assert err.code == "MalformedResponse" and "not JSON" in err.message
+    assert err.retryable and not err.fatal
+
+
 @pytest.mark.parametrize("fault, code, words", [
-    ("malformed", "MalformedResponse", "not JSON"),
+    ("duplicate-index", "DuplicateIndex", "index 0 appears twice"),
     ("wrong-length", "WrongDimension", "383 numbers, expected 384"),
     ("missing-index", "MissingIndex", "1 of 3 vectors missing"),
     ("error-200", "oops", "injected error in a 200"),

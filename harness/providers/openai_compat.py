@@ -10,9 +10,11 @@ engine treats every provider alike:
 - 401/403 (bad or missing key) and 404 (wrong base URL, unknown model) fail every request the
   same way → fatal, the engine stops early. A 400 that names an unknown model is fatal too;
   any other 4xx fails only its own request.
-- A 200 whose body is not JSON, carries an `error`, lacks an index, repeats one, or has a
-  vector of the wrong length or with non-finite numbers is a failed request with the reason
-  (not retried: a server that answers like that once answers like that again).
+- A 200 whose body is not JSON is retryable (a body cut short is as transient as a dropped
+  connection, and the DashScope provider treats it the same way). A 200 that carries an
+  `error`, lacks an index, repeats one, has too many vectors, or a vector of the wrong length
+  or with non-finite numbers is a failed request with the reason, not retried: a server that
+  answers like that once answers like that again.
 
 The key comes from the environment variable the spec names (`api_key_env`, optional: most
 self-hosted servers need none). It lives in this object only, is sent as a Bearer header, and
@@ -131,7 +133,7 @@ def _parse(resp: httpx.Response, expected: int, dimension: int | None) -> Embedd
         if status == 200:
             raise ProviderError(f"the server answered 200 with a body that is not JSON "
                                 f"({_snippet(resp.content)})", status=status, code="MalformedResponse",
-                                request_id=request_id)
+                                request_id=request_id, retryable=True)
     if isinstance(doc, dict) and isinstance(doc.get("id"), str) and request_id is None:
         request_id = doc["id"]
 
@@ -141,6 +143,9 @@ def _parse(resp: httpx.Response, expected: int, dimension: int | None) -> Embedd
     if not isinstance(doc, dict) or not isinstance(doc.get("data"), list):
         raise ProviderError("the response has no 'data' list", status=status,
                             code="MalformedResponse", request_id=request_id)
+    if len(doc["data"]) > expected:
+        raise ProviderError(f"{len(doc['data'])} vectors for {expected} inputs", status=status,
+                            code="ExtraVectors", request_id=request_id)
     rows: dict[int, list[float]] = {}
     for item in doc["data"]:
         index = item.get("index") if isinstance(item, dict) else None
@@ -149,7 +154,7 @@ def _parse(resp: httpx.Response, expected: int, dimension: int | None) -> Embedd
                                 status=status, code="MalformedResponse", request_id=request_id)
         if index in rows:
             raise ProviderError(f"index {index} appears twice in the response", status=status,
-                                code="MalformedResponse", request_id=request_id)
+                                code="DuplicateIndex", request_id=request_id)
         rows[index] = _vector(item.get("embedding"), index, dimension, status, request_id)
     missing = [i for i in range(expected) if i not in rows]
     if missing:

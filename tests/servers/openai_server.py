@@ -29,7 +29,7 @@ from pathlib import Path
 import httpx
 
 FAULTS = ("429", "429:<s>", "500", "503", "503:<s>", "slow:<s>", "drop", "malformed", "wrong-length",
-          "missing-index", "401", "404-model", "error-200")
+          "missing-index", "duplicate-index", "401", "404-model", "error-200")
 
 
 def free_port() -> int:
@@ -244,7 +244,7 @@ class FaultProxy:
         url = self.upstream.rstrip("/") + path.removeprefix("/v1")
         up = await self._client.request(method, url, content=body,
                                         headers={"content-type": headers.get("content-type", "application/json")})
-        if up.status_code != 200 or kind not in ("wrong-length", "missing-index", "error-200"):
+        if up.status_code != 200 or kind not in ("wrong-length", "missing-index", "duplicate-index", "error-200"):
             await self._send_raw(writer, up.status_code, up.content, {"x-request-id": f"req-{len(self.seen)}"})
             return True
         doc = up.json()
@@ -252,6 +252,8 @@ class FaultProxy:
             doc["data"][0]["embedding"] = doc["data"][0]["embedding"][:-1]
         elif kind == "missing-index":
             doc["data"] = doc["data"][:-1]
+        elif kind == "duplicate-index":
+            doc["data"][-1]["index"] = doc["data"][0]["index"]
         elif kind == "error-200":
             doc = {"error": {"message": "injected error in a 200", "type": "server_error", "code": "oops"}}
         await self._send(writer, 200, doc, {"x-request-id": f"req-{len(self.seen)}"})
