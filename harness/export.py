@@ -1,0 +1,656 @@
+"""Load an executed run's vectors into Milvus (Lite or a server) and prove the index answers.
+
+The harness knows which model and output dimension made every vector, so it can refuse the most
+common retrieval mistake — mixing models or dimensions in one index — and make re-exports
+idempotent: the primary key is a hash of input id + model + dimension, so an upsert replaces
+instead of duplicating. One collection per cell (model × dimension).
+
+A file path (``vectors.db``) means embedded Milvus Lite; ``http(s)://host:port`` a Milvus
+standalone server or cluster. The same pymilvus code serves both; only the URI changes.
+
+`export_run` writes ``export.json`` into the output folder and returns `CheckResult`s; it leaves
+``validate.txt`` and ``manifest.json`` to its caller (the runner, or `finish_export` for the
+standalone command), so that exactly one place writes each of them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+from urllib.parse import urlsplit, urlunsplit
+
+import numpy as np
+
+from harness import __version__
+from harness.errors import ExitCode, HarnessError, Problem
+from harness.evidence import atomic_write, canonical_json, hash_tree, sha256_bytes, sha256_file
+from harness.verdict import CheckResult
+
+EXPORT_FILE = "export.json"
+EXPORT_VERSION = 1
+DEFAULT_TOP_K = 5
+MAX_TOP_K = 16384                 # Milvus' own limit on `limit`
+MAX_DEFAULT_QUERIES = 20          # default queries: the run's text inputs, capped
+MAX_ID_LENGTH = 1024              # VARCHAR length of the input_id field (bytes)
+MAX_BATCH_BYTES = 16 << 20        # per upsert call, well under gRPC's 64 MiB message limit
+PK_BATCH = 5000                   # primary keys per `pk in [...]` count query
+SELF_TIE = 1e-5                   # a duplicate input may tie its twin at rank 1
+MIN_SELF_SCORE = 0.999            # cosine of a vector with its own stored copy
+
+# Collection properties that record where the vectors came from. Model and dimension are the
+# collection's identity and never change; the others describe the latest export into it.
+PROP_MODEL = "harness.model"
+PROP_DIMENSION = "harness.dimension"
+PROP_PROVIDER = "harness.provider"
+PROP_CELL = "harness.cell"
+PROP_SPEC_NAME = "harness.spec_name"
+PROP_SPEC_SHA = "harness.spec_sha256"
+PROP_VECTORS_SHA = "harness.vectors_sha256"
+PROP_VERSION = "harness.version"
+
+FIELDS = ("pk", "input_id", "modality", "vector")
+
+HINT_RUN = "run `harness run SPEC --execute` first; `harness export` loads the vectors an executed run wrote"
+
+
+# --- reading an executed output folder ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CellVectors:
+    """One cell's vectors as the run wrote them, rows in input order."""
+
+    cell: str
+    model: str
+    provider: str
+    dimension: int
+    ids: list[str]
+    modalities: list[str]
+    vectors: np.ndarray            # float32, shape (len(ids), dimension)
+    sha256: str                    # of vectors/<cell>.npy
+
+
+@dataclass
+class RunFolder:
+    """What `export` needs from an output folder, checked before anything is loaded anywhere."""
+
+    path: Path
+    manifest: dict[str, Any]
+    cells: list[dict[str, Any]]                  # manifest["cells"], in manifest order
+    modality: dict[str, str]                     # input id -> modality
+    input_order: list[str]
+    not_executed: dict[str, str] = field(default_factory=dict)  # cell id -> reason
+
+    @property
+    def cell_ids(self) -> list[str]:
+        return [c["id"] for c in self.cells]
+
+    @property
+    def executed_cells(self) -> list[str]:
+        return [c for c in self.cell_ids if c not in self.not_executed]
+
+
+def _read_json(path: Path, folder: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise HarnessError(
+            Problem(f"cannot read {path.name}: {e}", file=str(path),
+                    hint="the output folder is damaged; run `harness verify` on it or run the spec again"),
+            ExitCode.VERIFY_MISMATCH,
+        ) from None
+
+
+def read_run(folder: str | os.PathLike) -> RunFolder:
+    """Open an output folder and find which cells were executed; no vectors are read yet."""
+    path = Path(folder)
+    if not path.exists():
+        raise HarnessError(Problem(f"output folder {path} does not exist", hint=HINT_RUN), ExitCode.USAGE)
+    if not path.is_dir():
+        raise HarnessError(Problem(f"{path} is not a folder", hint="pass the run's output folder, e.g. output/<spec name>"),
+                           ExitCode.USAGE)
+    mpath = path / "manifest.json"
+    if not mpath.is_file():
+        raise HarnessError(
+            Problem(f"{path} is not a harness output folder (no manifest.json)",
+                    hint="pass the folder `harness run` wrote, e.g. output/<spec name>"),
+            ExitCode.USAGE,
+        )
+    manifest = _read_json(mpath, path)
+    cells = manifest.get("cells") if isinstance(manifest, dict) else None
+    if not isinstance(cells, list) or not all(isinstance(c, dict) and "id" in c for c in cells):
+        raise HarnessError(Problem("manifest.json has no usable \"cells\" list", file=str(mpath),
+                                   hint="the output folder is damaged; run the spec again"), ExitCode.VERIFY_MISMATCH)
+
+    modality: dict[str, str] = {}
+    order: list[str] = []
+    ipath = path / "inputs.jsonl"
+    if ipath.is_file():
+        for n, line in enumerate(ipath.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                modality[row["id"]] = str(row.get("modality") or "unknown")
+                order.append(row["id"])
+            except (json.JSONDecodeError, KeyError, TypeError):
+                raise HarnessError(Problem("not an input line", file=str(ipath), line=n,
+                                           hint="the output folder is damaged; run the spec again"),
+                                   ExitCode.VERIFY_MISMATCH) from None
+
+    reasons = _execution_reasons(path / "execution.json", path)
+    not_executed = {}
+    for c in cells:
+        cid = c["id"]
+        if not (path / "vectors" / f"{cid}.npy").is_file() or not (path / "vectors" / f"{cid}.ids.json").is_file():
+            not_executed[cid] = reasons.get(cid) or "no vectors file"
+    return RunFolder(path=path, manifest=manifest, cells=cells, modality=modality, input_order=order,
+                     not_executed=not_executed)
+
+
+def _execution_reasons(path: Path, folder: Path) -> dict[str, str]:
+    """Why a cell has no vectors, from execution.json (read loosely: a reason is only a courtesy)."""
+    if not path.is_file():
+        return {}
+    data = _read_json(path, folder)
+    per_cell = data.get("cells", data) if isinstance(data, dict) else data
+    items: list[tuple[str, Any]] = []
+    if isinstance(per_cell, dict):
+        items = list(per_cell.items())
+    elif isinstance(per_cell, list):
+        items = [(c.get("id"), c) for c in per_cell if isinstance(c, dict)]
+    out = {}
+    for cid, info in items:
+        if isinstance(info, dict) and not info.get("executed", True):
+            out[str(cid)] = str(info.get("reason") or "not executed")
+    return out
+
+
+def load_cell(run: RunFolder, cell_id: str) -> CellVectors:
+    """Read one cell's vectors and ids, checked against the manifest (shape, dimension, hashes)."""
+    cell = next(c for c in run.cells if c["id"] == cell_id)
+    vpath = run.path / "vectors" / f"{cell_id}.npy"
+    ipath = run.path / "vectors" / f"{cell_id}.ids.json"
+
+    def damaged(message: str, file: Path, hint: str = "run `harness verify` on the folder, or run the spec again"):
+        return HarnessError(Problem(message, file=str(file), hint=hint), ExitCode.VERIFY_MISMATCH)
+
+    recorded = run.manifest.get("files") or {}
+    for p in (vpath, ipath):
+        rel = p.relative_to(run.path).as_posix()
+        if rel in recorded and recorded[rel] != sha256_file(p):
+            raise damaged(f"{rel} changed since the run (its sha256 differs from manifest.json)", p)
+    try:
+        vectors = np.load(vpath, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise damaged(f"cannot read vectors: {e}", vpath) from None
+    ids = _read_json(ipath, run.path)
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+        raise damaged("expected a JSON list of input ids", ipath)
+    dimension = int(cell.get("dimension") or 0)
+    if vectors.ndim != 2 or vectors.shape[0] != len(ids):
+        raise damaged(f"vectors have shape {vectors.shape} but {ipath.name} lists {len(ids)} ids", vpath)
+    if dimension and vectors.shape[1] != dimension:
+        raise damaged(f"vectors have {vectors.shape[1]} dimensions but manifest.json says cell {cell_id} has {dimension}",
+                      vpath)
+    if len(set(ids)) != len(ids):
+        raise damaged("input ids repeat; each input must have exactly one vector per cell", ipath)
+    too_long = [i for i in ids if len(i.encode("utf-8")) > MAX_ID_LENGTH]
+    if too_long:
+        raise damaged(f"input id {too_long[0][:40]!r}... is longer than {MAX_ID_LENGTH} bytes", ipath,
+                      hint="shorten the input ids in the spec")
+    if run.modality:
+        unknown = [i for i in ids if i not in run.modality]
+        if unknown:
+            raise damaged(f"input id {unknown[0]!r} is not in inputs.jsonl", ipath)
+    if not np.all(np.isfinite(vectors)):
+        raise damaged("vectors contain NaN or infinity", vpath)
+    return CellVectors(
+        cell=cell_id,
+        model=str(cell.get("model") or cell_id),
+        provider=str(cell.get("provider") or ""),
+        dimension=int(vectors.shape[1]),
+        ids=ids,
+        modalities=[run.modality.get(i, "unknown") for i in ids],
+        vectors=np.ascontiguousarray(vectors, dtype=np.float32),
+        sha256=sha256_file(vpath),
+    )
+
+
+# --- names, keys, targets -----------------------------------------------------------------
+
+
+def collection_name(cell_id: str, template: str | None = None) -> str:
+    """A Milvus-legal collection name (letters, digits, underscore; not starting with a digit).
+
+    Default: the cell id (`qwen3-vl-embedding-1024` -> `qwen3_vl_embedding_1024`). A template
+    may hold `{cell}` so one name serves a run with several cells (`proj_{cell}`).
+    """
+    cell_part = re.sub(r"_+", "_", re.sub(r"[^A-Za-z0-9_]", "_", cell_id)).strip("_")
+    raw = template.replace("{cell}", cell_part) if template else cell_part
+    name = re.sub(r"[^A-Za-z0-9_]", "_", raw)
+    if not name or not (name[0].isalpha() or name[0] == "_"):
+        name = f"c_{name}"
+    return name[:255]
+
+
+def primary_key(input_id: str, model: str, dimension: int) -> int:
+    """63-bit key from input id + model + dimension: the same input re-exported lands on the same row."""
+    digest = hashlib.sha256(f"{model}\x00{dimension}\x00{input_id}".encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") & ((1 << 63) - 1)
+
+
+@dataclass(frozen=True)
+class Target:
+    uri: str            # what pymilvus gets
+    shown: str          # what files, logs and messages get (credentials removed)
+    kind: str           # "milvus-lite" | "milvus-server"
+
+
+_SERVER_SCHEMES = ("http", "https", "tcp", "grpc", "unix")
+
+
+def _redact_uri(uri: str) -> str:
+    parts = urlsplit(uri)
+    if parts.username or parts.password:
+        host = parts.hostname or ""
+        if parts.port:
+            host = f"{host}:{parts.port}"
+        parts = parts._replace(netloc=f"***@{host}")
+    return urlunsplit(parts)
+
+
+def resolve_target(to: str, folder: Path | None = None) -> Target:
+    """A file path means Milvus Lite (it must end in .db); http(s)://host:port a Milvus server."""
+    if not to or not to.strip():
+        raise HarnessError(Problem("--to is empty", hint="give a Milvus Lite file (vectors.db) or http://host:19530"),
+                           ExitCode.USAGE)
+    scheme = to.split("://", 1)[0].lower() if "://" in to else ""
+    if scheme:
+        if scheme not in _SERVER_SCHEMES:
+            raise HarnessError(Problem(f"unknown Milvus URI scheme {scheme!r} in --to",
+                                       hint="use a file path ending in .db for Milvus Lite, or http(s)://host:19530"),
+                               ExitCode.USAGE)
+        return Target(uri=to, shown=_redact_uri(to), kind="milvus-server")
+    path = Path(to).expanduser()
+    if path.suffix != ".db":
+        raise HarnessError(Problem(f"Milvus Lite database path {to!r} must end in .db",
+                                   hint="e.g. --to vectors.db; for a server use http://host:19530"), ExitCode.USAGE)
+    if path.exists() and path.is_file():
+        raise HarnessError(Problem(f"{to} is a file, not a Milvus Lite database (those are folders)",
+                                   hint="choose another path ending in .db"), ExitCode.USAGE)
+    resolved = path.resolve()
+    if folder is not None:
+        root = Path(folder).resolve()
+        if resolved == root or root in resolved.parents:
+            raise HarnessError(Problem(f"{to} is inside the output folder {folder}",
+                                       hint="put the database outside it; every file in the output folder is "
+                                            "hashed into manifest.json and a live database would break `harness verify`"),
+                               ExitCode.USAGE)
+    return Target(uri=str(resolved), shown=to, kind="milvus-lite")
+
+
+def token_from_env(var: str) -> str:
+    """The token named by a spec's `token_env` / `--token-env`; the value is never shown."""
+    value = os.environ.get(var)
+    if not value:
+        raise HarnessError(Problem(f"environment variable {var} is not set (it should hold the Milvus token)",
+                                   hint=f"export {var}=user:password (or an API key), or drop --token-env for "
+                                        "a server without authentication"), ExitCode.USAGE)
+    return value
+
+
+# --- talking to Milvus --------------------------------------------------------------------
+
+
+def _scrub(text: str, token: str | None) -> str:
+    if token:
+        text = text.replace(token, "***")
+        for part in token.split(":"):
+            if len(part) >= 4:
+                text = text.replace(part, "***")
+    return text
+
+
+@contextlib.contextmanager
+def _milvus_errors(what: str, target: Target, token: str | None) -> Iterator[None]:
+    """Milvus failures become one clear problem (exit 4); the token never reaches the message."""
+    from pymilvus.exceptions import MilvusException
+
+    try:
+        yield
+    except MilvusException as e:
+        message = getattr(e, "message", None) or str(e)
+        hint = "is the server running and reachable? check --to and --token" if target.kind == "milvus-server" \
+            else "is another process writing to this Milvus Lite database? Milvus Lite allows one writer"
+        raise HarnessError(Problem(f"Milvus {target.shown}: {what} failed: {_scrub(str(message), token)}", hint=hint),
+                           ExitCode.PROVIDER_ERROR) from None
+
+
+def _connect(target: Target, token: str | None):
+    try:
+        from pymilvus import MilvusClient
+    except ImportError:
+        raise HarnessError(Problem("exporting to Milvus needs pymilvus (and milvus-lite for a .db file)",
+                                   hint="pip install 'mm-embed-harness[milvus]'"), ExitCode.USAGE) from None
+    if target.kind == "milvus-lite":
+        Path(target.uri).parent.mkdir(parents=True, exist_ok=True)
+    with _milvus_errors("connecting", target, token):
+        kwargs: dict[str, Any] = {"uri": target.uri, "timeout": 30}
+        if token:
+            kwargs["token"] = token
+        return MilvusClient(**kwargs)
+
+
+def _vector_dim(desc: dict[str, Any]) -> int | None:
+    for f in desc.get("fields", []):
+        if f.get("name") == "vector":
+            dim = (f.get("params") or {}).get("dim")
+            return int(dim) if dim is not None else None
+    return None
+
+
+def _check_compatible(name: str, desc: dict[str, Any], cv: CellVectors) -> None:
+    """Refuse to mix models or dimensions in one collection (the provider's own guidance)."""
+    props = desc.get("properties") or {}
+    have_model, have_dim = props.get(PROP_MODEL), props.get(PROP_DIMENSION)
+    if have_model is None or have_dim is None:
+        raise HarnessError(Problem(
+            f"collection {name} exists but was not created by the harness: it does not record which model "
+            f"and dimension made its vectors",
+            hint="export into another collection (--collection NAME) so models and dimensions never mix"),
+            ExitCode.USAGE)
+    field_dim = _vector_dim(desc)
+    names = {f.get("name") for f in desc.get("fields", [])}
+    mismatch = []
+    if have_model != cv.model:
+        mismatch.append("model")
+    if str(have_dim) != str(cv.dimension) or (field_dim is not None and field_dim != cv.dimension):
+        mismatch.append("dimension")
+    if mismatch:
+        raise HarnessError(Problem(
+            f"refused: collection {name} holds vectors of model {have_model} at dimension {field_dim or have_dim}; "
+            f"cell {cv.cell} has model {cv.model} at dimension {cv.dimension} (different {' and '.join(mismatch)}). "
+            f"Distances between vectors of different models or dimensions mean nothing: one model and one "
+            f"dimension per index",
+            hint="export into another collection (--collection NAME, or the default name per cell), "
+                 "or drop the old collection first"), ExitCode.USAGE)
+    if not set(FIELDS) <= names:
+        raise HarnessError(Problem(
+            f"collection {name} lacks the fields {', '.join(sorted(set(FIELDS) - names))}",
+            hint="export into another collection (--collection NAME)"), ExitCode.USAGE)
+
+
+def _properties(cv: CellVectors, run: RunFolder) -> dict[str, str]:
+    spec = run.manifest.get("spec") or {}
+    return {
+        PROP_MODEL: cv.model,
+        PROP_DIMENSION: str(cv.dimension),
+        PROP_PROVIDER: cv.provider,
+        PROP_CELL: cv.cell,
+        PROP_SPEC_NAME: str(spec.get("name") or ""),
+        PROP_SPEC_SHA: str(spec.get("sha256") or ""),
+        PROP_VECTORS_SHA: cv.sha256,
+        PROP_VERSION: str((run.manifest.get("harness") or {}).get("version") or __version__),
+    }
+
+
+def _create(client, name: str, cv: CellVectors, run: RunFolder) -> None:
+    from pymilvus import DataType, MilvusClient
+
+    props = _properties(cv, run)
+    description = (f"{cv.model} vectors at dimension {cv.dimension} from harness {props[PROP_VERSION]}, "
+                   f"spec {props[PROP_SPEC_NAME]} sha256 {props[PROP_SPEC_SHA][:16]}")
+    schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False, description=description)
+    schema.add_field("pk", DataType.INT64, is_primary=True,
+                     description="sha256(model, dimension, input id), first 63 bits")
+    schema.add_field("input_id", DataType.VARCHAR, max_length=MAX_ID_LENGTH)
+    schema.add_field("modality", DataType.VARCHAR, max_length=64)
+    schema.add_field("vector", DataType.FLOAT_VECTOR, dim=cv.dimension)
+    index = client.prepare_index_params()
+    index.add_index(field_name="vector", index_type="AUTOINDEX", metric_type="COSINE")
+    client.create_collection(name, schema=schema, index_params=index, properties=props)
+
+
+def _upsert(client, name: str, cv: CellVectors) -> None:
+    keys = [primary_key(i, cv.model, cv.dimension) for i in cv.ids]
+    batch = max(1, MAX_BATCH_BYTES // (cv.dimension * 4 + 64))
+    for start in range(0, len(cv.ids), batch):
+        stop = min(start + batch, len(cv.ids))
+        rows = cv.vectors[start:stop].tolist()
+        client.upsert(name, [
+            {"pk": keys[i], "input_id": cv.ids[i], "modality": cv.modalities[i], "vector": rows[i - start]}
+            for i in range(start, stop)
+        ])
+    client.flush(name)  # without it Milvus Lite searches unsealed segments, ~30x slower
+
+
+def _count(client, name: str, filter: str = "") -> int:
+    res = client.query(name, filter=filter, output_fields=["count(*)"])
+    return int(res[0]["count(*)"]) if res else 0
+
+
+def _present(client, name: str, cv: CellVectors) -> int:
+    keys = [primary_key(i, cv.model, cv.dimension) for i in cv.ids]
+    found = 0
+    for start in range(0, len(keys), PK_BATCH):
+        found += _count(client, name, f"pk in {keys[start:start + PK_BATCH]}")
+    return found
+
+
+def _smoke_search(client, name: str, cv: CellVectors, queries: list[str], top_k: int) -> list[dict[str, Any]]:
+    """Search each query input's own vector; it should come back first (its twin may tie)."""
+    if not queries:
+        return []
+    row = {i: n for n, i in enumerate(cv.ids)}
+    data = [cv.vectors[row[q]].tolist() for q in queries]
+    hits = client.search(name, data=data, limit=top_k, output_fields=["input_id"],
+                         search_params={"metric_type": "COSINE"})
+    out = []
+    for q, found in zip(queries, hits):
+        ranked = [{"id": h["entity"]["input_id"], "score": round(float(h["distance"]), 6)} for h in found]
+        rank = next((n for n, h in enumerate(ranked, 1) if h["id"] == q), None)
+        self_score = ranked[rank - 1]["score"] if rank else None
+        top = ranked[0]["score"] if ranked else None
+        tied_first = rank is not None and top is not None and self_score >= top - SELF_TIE
+        ok = tied_first and self_score >= MIN_SELF_SCORE
+        out.append({"query": q, "rank": rank, "self_score": self_score, "ok": bool(ok), "hits": ranked})
+    return out
+
+
+# --- the entry point ----------------------------------------------------------------------
+
+
+def _select_cells(run: RunFolder, cells: list[str] | None) -> tuple[list[str], list[str]]:
+    """(cells to export, cells skipped because they were not executed)."""
+    if cells:
+        unknown = [c for c in cells if c not in run.cell_ids]
+        if unknown:
+            raise HarnessError(Problem(f"cell {unknown[0]} is not in this run",
+                                       hint=f"its cells are: {', '.join(run.cell_ids)}"), ExitCode.USAGE)
+        missing = [c for c in cells if c in run.not_executed]
+        if missing:
+            raise HarnessError(Problem(f"cell {missing[0]} has no vectors ({run.not_executed[missing[0]]})",
+                                       hint=HINT_RUN), ExitCode.USAGE)
+        return list(dict.fromkeys(cells)), []
+    chosen = run.executed_cells
+    if not chosen:
+        raise HarnessError(Problem(f"{run.path} has no vectors: the run was planned but not executed",
+                                   hint=HINT_RUN), ExitCode.USAGE)
+    return chosen, [c for c in run.cell_ids if c in run.not_executed]
+
+
+def _select_queries(run: RunFolder, first: CellVectors, queries: list[str] | None) -> list[str]:
+    if queries:
+        unknown = [q for q in queries if q not in first.ids]
+        if unknown:
+            raise HarnessError(Problem(f"query {unknown[0]!r} is not an input of this run",
+                                       hint="queries name input ids from the spec (see inputs.jsonl)"),
+                               ExitCode.USAGE)
+        return list(dict.fromkeys(queries))
+    texts = [i for i, m in zip(first.ids, first.modalities) if m == "text"]
+    return (texts or list(first.ids))[:MAX_DEFAULT_QUERIES]
+
+
+def export_run(
+    folder: Path,
+    *,
+    to: str,
+    collection: str | None = None,
+    token: str | None = None,
+    top_k: int = DEFAULT_TOP_K,
+    queries: list[str] | None = None,
+    cells: list[str] | None = None,
+) -> list[CheckResult]:
+    """Upsert every executed cell's vectors into its own collection, count, smoke-search.
+
+    Writes `export.json` into `folder`; does not touch `validate.txt` or `manifest.json` (the
+    caller folds the returned results in). Raises `HarnessError` — before anything is written
+    anywhere — for a folder that was not executed, a bad target, or a collection that holds
+    another model or dimension.
+    """
+    folder = Path(folder)
+    if not isinstance(top_k, int) or not 1 <= top_k <= MAX_TOP_K:
+        raise HarnessError(Problem(f"top_k must be between 1 and {MAX_TOP_K}, not {top_k!r}"), ExitCode.USAGE)
+    run = read_run(folder)
+    chosen, skipped = _select_cells(run, cells)
+    target = resolve_target(to, folder)
+
+    names = {cid: collection_name(cid, collection) for cid in chosen}
+    if len(set(names.values())) < len(names):
+        raise HarnessError(Problem(
+            f"--collection {collection} would put {len(names)} cells (different models or dimensions) into "
+            f"one collection",
+            hint="add {cell} to the name (e.g. --collection 'proj_{cell}'), or choose one cell with --cell; "
+                 f"cells: {', '.join(chosen)}"), ExitCode.USAGE)
+
+    loaded = [load_cell(run, cid) for cid in chosen]
+    picked = _select_queries(run, loaded[0], queries)
+
+    client = _connect(target, token)
+    try:
+        existing: dict[str, bool] = {}
+        with _milvus_errors("reading collections", target, token):
+            for cv in loaded:  # every refusal happens before the first write
+                name = names[cv.cell]
+                existing[cv.cell] = client.has_collection(name)
+                if existing[cv.cell]:
+                    _check_compatible(name, client.describe_collection(name), cv)
+
+        report: list[dict[str, Any]] = []
+        results: list[CheckResult] = []
+        for cv in loaded:
+            name = names[cv.cell]
+            with _milvus_errors(f"loading {cv.cell} into {name}", target, token):
+                if existing[cv.cell]:
+                    state = client.get_load_state(name).get("state")
+                    if getattr(state, "name", str(state)) != "Loaded":
+                        client.load_collection(name)  # a reopened collection starts released
+                    client.alter_collection_properties(name, properties=_properties(cv, run))
+                else:
+                    _create(client, name, cv, run)
+                _upsert(client, name, cv)
+                present = _present(client, name, cv)
+                total = _count(client, name)
+                searched = _smoke_search(client, name, cv, picked, top_k)
+            n = len(cv.ids)
+            good = sum(1 for s in searched if s["ok"])
+            report.append({
+                "cell": cv.cell, "collection": name, "created": not existing[cv.cell],
+                "model": cv.model, "dimension": cv.dimension, "vectors": n, "present": present,
+                "collection_count": total, "vectors_sha256": cv.sha256, "searches": searched,
+            })
+            others = f"; the collection holds {total} in all" if total != n else ""
+            results.append(CheckResult(
+                name="export", cell=cv.cell, kind="export", passed=present == n,
+                detail=(f"{n} vectors in collection {name} (model {cv.model}, dimension {cv.dimension})"
+                        + (others if present == n else f"; only {present} of {n} found by primary key")),
+                data={"collection": name, "vectors": n, "present": present, "collection_count": total},
+            ))
+            misses = [s["query"] for s in searched if not s["ok"]]
+            results.append(CheckResult(
+                name="export:search", cell=cv.cell, kind="export", passed=not misses,
+                detail=(f"{good}/{len(searched)} queries find themselves at rank 1 of top-{top_k}"
+                        + (f"; missed: {', '.join(misses[:5])}" if misses else "")),
+                data={"queries": len(searched), "found": good, "top_k": top_k},
+            ))
+    finally:
+        with contextlib.suppress(Exception):
+            client.close()
+
+    for cid in skipped:
+        results.append(CheckResult(name="export", cell=cid, kind="export", passed=True,
+                                   detail=f"skipped: not executed ({run.not_executed[cid]})"))
+    atomic_write(folder / EXPORT_FILE, canonical_json({
+        "export_version": EXPORT_VERSION,
+        "target": {"uri": target.shown, "kind": target.kind},
+        "top_k": top_k,
+        "queries": picked,
+        "collections": report,
+        "skipped": {cid: run.not_executed[cid] for cid in skipped},
+    }, pretty=True))
+    return results
+
+
+# --- folding the results into the folder's evidence (standalone `harness export`) -----------
+
+_EXPORT_LINE = re.compile(r"^(ok  |FAIL) export(:[^\s\[:]+)?( \[[^\]]*\])?(:|$)")
+
+
+def merge_validate(existing: str, results: list[CheckResult]) -> tuple[bytes, bool]:
+    """validate.txt with earlier export lines replaced by `results`, inserted before the final
+    PASS/FAIL line, and the verdict recomputed over every line."""
+    lines = [ln for ln in existing.splitlines() if ln.strip()]
+    if lines and lines[-1].strip() in ("PASS", "FAIL"):
+        lines = lines[:-1]
+    kept = [ln for ln in lines if not _EXPORT_LINE.match(ln)]
+    body = kept + [r.line() for r in results]
+    passed = all(not ln.startswith("FAIL") for ln in body)
+    return ("\n".join(body + ["PASS" if passed else "FAIL"]) + "\n").encode("utf-8"), passed
+
+
+def _rehash(folder: Path) -> None:
+    """Refresh manifest.json's "files" map and "digest" after export.json and validate.txt changed.
+
+    Prefers the lead's `harness.manifest.rehash`; this fallback follows docs/architecture.md
+    (every file but manifest.json and run.json; digest over everything but "environment").
+    """
+    try:
+        from harness.manifest import rehash  # type: ignore[import-not-found]
+    except ImportError:
+        rehash = None
+    if rehash is not None:
+        rehash(folder)
+        return
+    mpath = folder / "manifest.json"
+    manifest = json.loads(mpath.read_text(encoding="utf-8"))
+    files = hash_tree(folder, exclude=frozenset({"manifest.json", "run.json"}))
+    manifest["files"] = {k: v for k, v in files.items() if not any(p.startswith(".") for p in k.split("/"))}
+    body = {k: v for k, v in manifest.items() if k not in ("environment", "digest")}
+    manifest["digest"] = sha256_bytes(canonical_json(body))
+    atomic_write(mpath, canonical_json(manifest, pretty=True))
+
+
+def finish_export(folder: Path, results: list[CheckResult]) -> bool:
+    """What the standalone command does after `export_run`: rewrite validate.txt, refresh the
+    manifest. Returns the folder's verdict."""
+    folder = Path(folder)
+    vpath = folder / "validate.txt"
+    existing = vpath.read_text(encoding="utf-8") if vpath.is_file() else ""
+    data, passed = merge_validate(existing, results)
+    atomic_write(vpath, data)
+    _rehash(folder)
+    return passed
+
+
+__all__ = [
+    "CellVectors", "EXPORT_FILE", "RunFolder", "Target", "collection_name", "export_run", "finish_export",
+    "load_cell", "merge_validate", "primary_key", "read_run", "resolve_target",
+    "token_from_env",
+]

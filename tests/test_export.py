@@ -1,0 +1,453 @@
+"""Export to Milvus, end to end against a real embedded Milvus Lite (and a real Milvus Lite
+server on 127.0.0.1 for the http:// path): load, count, smoke search, refusals, idempotence,
+and the evidence the standalone command leaves in the output folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pymilvus")
+pytest.importorskip("milvus_lite")
+
+from pymilvus import MilvusClient  # noqa: E402
+
+from harness.errors import ExitCode, HarnessError  # noqa: E402
+from harness.evidence import canonical_json, hash_tree, sha256_bytes, sha256_file  # noqa: E402
+from harness.export import (  # noqa: E402
+    collection_name,
+    export_run,
+    finish_export,
+    merge_validate,
+    primary_key,
+    resolve_target,
+)
+from harness.verdict import CheckResult  # noqa: E402
+
+PY = sys.executable
+QWEN = ("qwen3-vl-embedding", "dashscope", 256)
+E5 = ("local/e5-small", "local", 384)
+
+
+def cell_id(model: str, dim: int) -> str:
+    return f"{model.replace('/', '--')}-{dim}"
+
+
+def make_run(root: Path, *, cells=(QWEN, E5), n_text: int = 24, n_image: int = 6, executed: bool = True,
+             name: str = "cat-retrieval", seed: int = 7, validate_last: str = "PASS") -> Path:
+    """An executed output folder with exactly the layout of docs/architecture.md (until the
+    runner lands): manifest.json, inputs.jsonl, vectors/<cell>.npy + .ids.json, validate.txt,
+    execution.json, spec.yaml; manifest "files" and "digest" computed the documented way."""
+    folder = root / name
+    (folder / "vectors").mkdir(parents=True)
+    spec = f"version: 1\nname: {name}\nmodels: [{', '.join(m for m, _, _ in cells)}]\n".encode()
+    (folder / "spec.yaml").write_bytes(spec)
+    inputs = [{"id": f"caption-{i:03d}", "modality": "text",
+               "parts": [{"kind": "text", "sha256": sha256_bytes(f"t{i}".encode()), "chars": 12}]}
+              for i in range(n_text)]
+    inputs += [{"id": f"photo-{i:03d}", "modality": "image",
+                "parts": [{"kind": "image", "url": f"https://example.com/{i}.png"}]} for i in range(n_image)]
+    (folder / "inputs.jsonl").write_bytes(b"".join(canonical_json(r) + b"\n" for r in inputs))
+    ids = [r["id"] for r in inputs]
+    rng = np.random.default_rng(seed)
+    manifest_cells, execution = [], {}
+    for model, provider, dim in cells:
+        cid = cell_id(model, dim)
+        manifest_cells.append({"id": cid, "model": model, "provider": provider, "endpoint": "x",
+                               "dimension": dim, "dimension_sent": dim, "parameters": {},
+                               "modality_mix": {"text": n_text, "image": n_image}, "requests": 1,
+                               "contents": len(ids), "estimated_tokens": 0,
+                               "estimated_cost": {"amount": 0, "currency": "CNY"}})
+        if executed:
+            v = rng.standard_normal((len(ids), dim)).astype(np.float32)
+            v /= np.linalg.norm(v, axis=1, keepdims=True)
+            np.save(folder / "vectors" / f"{cid}.npy", v)
+            (folder / "vectors" / f"{cid}.ids.json").write_bytes(canonical_json(ids))
+            execution[cid] = {"executed": True, "reason": None, "vectors": len(ids), "dimension": dim}
+        else:
+            execution[cid] = {"executed": False, "reason": "not requested (--execute not given)"}
+    (folder / "execution.json").write_bytes(canonical_json({"cells": execution}, pretty=True))
+    (folder / "validate.txt").write_text(f"ok   schema: valid\nok   catalog: 2 cells\n{validate_last}\n")
+    manifest = {"manifest_version": 1, "harness": {"version": "0.1.0"},
+                "spec": {"name": name, "path": "spec.yaml", "sha256": sha256_bytes(spec)},
+                "inputs": {"count": len(ids), "sha256": sha256_file(folder / "inputs.jsonl")},
+                "cells": manifest_cells,
+                "files": hash_tree(folder, exclude=frozenset({"manifest.json", "run.json"}))}
+    manifest["digest"] = sha256_bytes(canonical_json(manifest))
+    manifest["environment"] = {"python": "3.11"}
+    (folder / "manifest.json").write_bytes(canonical_json(manifest, pretty=True))
+    return folder
+
+
+def count(db: Path, name: str) -> int:
+    client = MilvusClient(uri=str(db))
+    try:
+        client.load_collection(name)
+        return int(client.query(name, filter="", output_fields=["count(*)"])[0]["count(*)"])
+    finally:
+        client.close()
+
+
+def cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([PY, "-m", "harness.commands.export", *args], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, **(env or {})})
+
+
+# --- end to end, library ---------------------------------------------------------------------
+
+
+def test_export_loads_counts_and_smoke_searches(tmp_path):
+    folder = make_run(tmp_path)
+    db = tmp_path / "vectors.db"
+    results = export_run(folder, to=str(db), top_k=3)
+
+    assert all(isinstance(r, CheckResult) and r.kind == "export" for r in results)
+    assert all(r.passed for r in results), [r.line() for r in results]
+    lines = [r.line() for r in results]
+    assert "ok   export [qwen3-vl-embedding-256]: 30 vectors in collection qwen3_vl_embedding_256 " \
+           "(model qwen3-vl-embedding, dimension 256)" in lines
+    assert "ok   export:search [local--e5-small-384]: 20/20 queries find themselves at rank 1 of top-3" in lines
+
+    report = json.loads((folder / "export.json").read_text())
+    assert report["target"] == {"uri": str(db), "kind": "milvus-lite"}
+    assert report["queries"] == [f"caption-{i:03d}" for i in range(20)]  # text inputs, capped at 20
+    by_cell = {c["cell"]: c for c in report["collections"]}
+    assert set(by_cell) == {"qwen3-vl-embedding-256", "local--e5-small-384"}
+    e5 = by_cell["local--e5-small-384"]
+    assert (e5["collection"], e5["vectors"], e5["present"], e5["collection_count"], e5["created"]) == \
+        ("local_e5_small_384", 30, 30, 30, True)
+    first = e5["searches"][0]
+    assert first["query"] == "caption-000" and first["rank"] == 1 and len(first["hits"]) == 3
+    assert first["hits"][0] == {"id": "caption-000", "score": pytest.approx(1.0, abs=1e-4)}
+
+    # the collection records where its vectors came from, and survives a reopen
+    client = MilvusClient(uri=str(db))
+    try:
+        desc = client.describe_collection("qwen3_vl_embedding_256")
+        props = desc["properties"]
+        assert props["harness.model"] == "qwen3-vl-embedding"
+        assert props["harness.dimension"] == "256"
+        assert props["harness.spec_sha256"] == sha256_file(folder / "spec.yaml")
+        assert props["harness.version"] == "0.1.0"
+        assert props["harness.vectors_sha256"] == sha256_file(folder / "vectors" / "qwen3-vl-embedding-256.npy")
+        client.load_collection("qwen3_vl_embedding_256")
+        rows = client.query("qwen3_vl_embedding_256", filter='modality == "image"',
+                            output_fields=["pk", "input_id", "vector"])
+        assert sorted(r["input_id"] for r in rows) == [f"photo-{i:03d}" for i in range(6)]
+        row = next(r for r in rows if r["input_id"] == "photo-002")
+        assert row["pk"] == primary_key("photo-002", "qwen3-vl-embedding", 256)
+        stored = np.load(folder / "vectors" / "qwen3-vl-embedding-256.npy")[24 + 2]
+        np.testing.assert_allclose(np.asarray(row["vector"], dtype=np.float32), stored, rtol=0, atol=1e-6)
+    finally:
+        client.close()
+
+
+def test_reexport_is_idempotent(tmp_path):
+    folder = make_run(tmp_path, cells=(QWEN,))
+    db = tmp_path / "vectors.db"
+    export_run(folder, to=str(db))
+    again = export_run(folder, to=str(db))
+    assert all(r.passed for r in again)
+    report = json.loads((folder / "export.json").read_text())
+    assert report["collections"][0]["created"] is False
+    assert report["collections"][0]["collection_count"] == 30
+    assert count(db, "qwen3_vl_embedding_256") == 30
+
+
+def test_refuses_a_different_dimension(tmp_path):
+    db = tmp_path / "vectors.db"
+    a = make_run(tmp_path / "a", cells=(("qwen3-vl-embedding", "dashscope", 256),))
+    b = make_run(tmp_path / "b", cells=(("qwen3-vl-embedding", "dashscope", 128),), seed=8)
+    export_run(a, to=str(db), collection="shared")
+    with pytest.raises(HarnessError) as e:
+        export_run(b, to=str(db), collection="shared")
+    assert e.value.exit_code == ExitCode.USAGE
+    msg = str(e.value)
+    assert "refused: collection shared holds vectors of model qwen3-vl-embedding at dimension 256" in msg
+    assert "(different dimension)" in msg and "one model and one dimension per index" in msg
+    assert "--collection" in msg  # the hint says what to do
+    assert count(db, "shared") == 30
+    assert not (b / "export.json").exists()  # nothing written on refusal
+
+
+def test_refuses_a_different_model(tmp_path):
+    db = tmp_path / "vectors.db"
+    a = make_run(tmp_path / "a", cells=(("qwen3-vl-embedding", "dashscope", 256),))
+    b = make_run(tmp_path / "b", cells=(("tongyi-embedding-vision-plus-2026-03-06", "dashscope", 256),))
+    export_run(a, to=str(db), collection="shared")
+    with pytest.raises(HarnessError) as e:
+        export_run(b, to=str(db), collection="shared")
+    assert e.value.exit_code == ExitCode.USAGE
+    assert "cell tongyi-embedding-vision-plus-2026-03-06-256 has model tongyi-embedding-vision-plus-2026-03-06 " \
+           "at dimension 256 (different model)" in str(e.value)
+    assert count(db, "shared") == 30
+
+
+def test_refusal_happens_before_any_cell_is_written(tmp_path):
+    """A run whose second cell clashes loads nothing, not even its first cell."""
+    db = tmp_path / "vectors.db"
+    other = make_run(tmp_path / "other", cells=(("some-model", "dashscope", 384),))
+    export_run(other, to=str(db), collection="c_local_e5_small_384")
+    folder = make_run(tmp_path / "run")
+    with pytest.raises(HarnessError, match="different model"):
+        export_run(folder, to=str(db), collection="c_{cell}")
+    client = MilvusClient(uri=str(db))
+    try:
+        assert not client.has_collection("c_qwen3_vl_embedding_256")
+    finally:
+        client.close()
+
+
+def test_refuses_a_collection_the_harness_did_not_make(tmp_path):
+    db = tmp_path / "vectors.db"
+    client = MilvusClient(uri=str(db))
+    client.create_collection("foreign", dimension=256)
+    client.close()
+    folder = make_run(tmp_path, cells=(QWEN,))
+    with pytest.raises(HarnessError, match="was not created by the harness") as e:
+        export_run(folder, to=str(db), collection="foreign")
+    assert e.value.exit_code == ExitCode.USAGE
+
+
+def test_one_collection_name_for_two_cells_is_refused(tmp_path):
+    folder = make_run(tmp_path)
+    with pytest.raises(HarnessError, match=r"add \{cell\} to the name") as e:
+        export_run(folder, to=str(tmp_path / "v.db"), collection="everything")
+    assert e.value.exit_code == ExitCode.USAGE
+    assert not (tmp_path / "v.db").exists()
+
+
+def test_cell_and_queries_select(tmp_path):
+    folder = make_run(tmp_path)
+    results = export_run(folder, to=str(tmp_path / "v.db"), cells=["local--e5-small-384"],
+                         queries=["photo-001", "caption-005"], collection="proj_{cell}")
+    assert [r.cell for r in results] == ["local--e5-small-384"] * 2
+    assert results[0].data["collection"] == "proj_local_e5_small_384"
+    assert "2/2 queries" in results[1].detail
+    with pytest.raises(HarnessError, match="cell nope-1 is not in this run") as e:
+        export_run(folder, to=str(tmp_path / "v.db"), cells=["nope-1"])
+    assert "qwen3-vl-embedding-256" in str(e.value)  # the hint lists the real cells
+    with pytest.raises(HarnessError, match="query 'nobody' is not an input"):
+        export_run(folder, to=str(tmp_path / "v.db"), queries=["nobody"])
+
+
+def test_duplicate_inputs_tie_at_rank_one(tmp_path):
+    """Two inputs with the same content get the same vector; either may come back first."""
+    folder = make_run(tmp_path, cells=(QWEN,))
+    path = folder / "vectors" / "qwen3-vl-embedding-256.npy"
+    v = np.load(path)
+    v[1] = v[0]
+    np.save(path, v)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["files"]["vectors/qwen3-vl-embedding-256.npy"] = sha256_file(path)
+    (folder / "manifest.json").write_bytes(canonical_json(manifest, pretty=True))
+    results = export_run(folder, to=str(tmp_path / "v.db"), queries=["caption-000", "caption-001"])
+    assert all(r.passed for r in results), [r.line() for r in results]
+
+
+# --- folders that cannot be exported -----------------------------------------------------------
+
+
+def test_unusable_folders_give_clear_messages(tmp_path):
+    db = str(tmp_path / "v.db")
+    with pytest.raises(HarnessError, match="does not exist") as e:
+        export_run(tmp_path / "missing", to=db)
+    assert e.value.exit_code == ExitCode.USAGE and "harness run SPEC --execute" in str(e.value)
+
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(HarnessError, match=r"not a harness output folder \(no manifest.json\)") as e:
+        export_run(tmp_path / "empty", to=db)
+    assert e.value.exit_code == ExitCode.USAGE
+
+    planned = make_run(tmp_path / "p", executed=False)
+    with pytest.raises(HarnessError, match="planned but not executed") as e:
+        export_run(planned, to=db)
+    assert e.value.exit_code == ExitCode.USAGE
+    with pytest.raises(HarnessError, match=r"has no vectors \(not requested \(--execute not given\)\)"):
+        export_run(planned, to=db, cells=["qwen3-vl-embedding-256"])
+    assert not Path(db).exists()
+
+
+def test_tampered_vectors_are_refused(tmp_path):
+    folder = make_run(tmp_path, cells=(QWEN,))
+    path = folder / "vectors" / "qwen3-vl-embedding-256.npy"
+    v = np.load(path)
+    v[0, 0] += 0.5
+    np.save(path, v)
+    with pytest.raises(HarnessError, match="changed since the run") as e:
+        export_run(folder, to=str(tmp_path / "v.db"))
+    assert e.value.exit_code == ExitCode.VERIFY_MISMATCH
+
+
+def test_bad_targets(tmp_path):
+    folder = make_run(tmp_path, cells=(QWEN,))
+    with pytest.raises(HarnessError, match="must end in .db") as e:
+        export_run(folder, to=str(tmp_path / "vectors.sqlite"))
+    assert e.value.exit_code == ExitCode.USAGE
+    with pytest.raises(HarnessError, match="inside the output folder"):
+        export_run(folder, to=str(folder / "v.db"))
+    with pytest.raises(HarnessError, match="unknown Milvus URI scheme 'ftp'"):
+        export_run(folder, to="ftp://127.0.0.1/x")
+    with pytest.raises(HarnessError, match="top_k must be between 1 and 16384"):
+        export_run(folder, to=str(tmp_path / "v.db"), top_k=0)
+
+
+def test_unreachable_server_is_exit_4_and_never_shows_the_token(tmp_path):
+    folder = make_run(tmp_path, cells=(QWEN,))
+    secret = "root:s3cr3t-T0KEN-value"
+    with pytest.raises(HarnessError) as e:
+        export_run(folder, to=f"http://127.0.0.1:{free_port()}", token=secret)
+    assert e.value.exit_code == ExitCode.PROVIDER_ERROR
+    assert "connecting failed" in str(e.value) and "s3cr3t" not in str(e.value)
+    assert resolve_target("https://user:pw@milvus.example:19530").shown == "https://***@milvus.example:19530"
+
+
+# --- small pure parts -------------------------------------------------------------------------
+
+
+def test_collection_names_and_keys():
+    assert collection_name("qwen3-vl-embedding-1024") == "qwen3_vl_embedding_1024"
+    assert collection_name("local--e5-small-384") == "local_e5_small_384"
+    assert collection_name("2x-model-64") == "c_2x_model_64"
+    assert collection_name("local--e5-small-384", "proj-{cell}") == "proj_local_e5_small_384"
+    k = primary_key("cat-caption", "qwen3-vl-embedding", 1024)
+    assert k == primary_key("cat-caption", "qwen3-vl-embedding", 1024) and 0 <= k < 2 ** 63
+    assert k != primary_key("cat-caption", "qwen3-vl-embedding", 256)
+    assert k != primary_key("cat-caption", "qwen2.5-vl-embedding", 1024)
+
+
+def test_merge_validate_replaces_old_export_lines_and_recomputes():
+    old = "ok   schema: valid\nok   export [a-1]: 3 vectors\nFAIL export:search [a-1]: 0/1\nFAIL\n"
+    new = [CheckResult("export", True, "3 vectors", cell="a-1", kind="export"),
+           CheckResult("export:search", True, "1/1", cell="a-1", kind="export")]
+    data, passed = merge_validate(old, new)
+    assert passed and data.decode() == ("ok   schema: valid\nok   export [a-1]: 3 vectors\n"
+                                         "ok   export:search [a-1]: 1/1\nPASS\n")
+    data, passed = merge_validate("FAIL nearest:cat: wrong\nFAIL\n", new)
+    assert not passed and data.decode().splitlines()[-1] == "FAIL"
+
+
+# --- the standalone command -------------------------------------------------------------------
+
+
+def test_cli_exports_and_updates_the_evidence(tmp_path):
+    folder = make_run(tmp_path)
+    db = tmp_path / "vectors.db"
+    p = cli(str(folder), "--to", str(db), "--token-env", "MY_MILVUS_TOKEN", "--top-k", "4",
+            env={"MY_MILVUS_TOKEN": "root:very-secret-token"})
+    assert p.returncode == 0, p.stderr
+    assert "exported 60 vectors" in p.stdout and "validate.txt: PASS" in p.stdout
+
+    lines = (folder / "validate.txt").read_text().splitlines()
+    assert lines[:2] == ["ok   schema: valid", "ok   catalog: 2 cells"]
+    assert lines[-1] == "PASS" and len(lines) == 7
+    assert lines[2].startswith("ok   export [qwen3-vl-embedding-256]: 30 vectors in collection")
+    assert lines[5] == "ok   export:search [local--e5-small-384]: 20/20 queries find themselves at rank 1 of top-4"
+
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["files"]["export.json"] == sha256_file(folder / "export.json")
+    assert manifest["files"]["validate.txt"] == sha256_file(folder / "validate.txt")
+    assert manifest["files"] == hash_tree(folder, exclude=frozenset({"manifest.json", "run.json"}))
+    body = {k: v for k, v in manifest.items() if k not in ("environment", "digest")}
+    assert manifest["digest"] == sha256_bytes(canonical_json(body))
+    assert manifest["environment"] == {"python": "3.11"}
+
+    for f in folder.rglob("*"):
+        if f.is_file():
+            assert b"very-secret-token" not in f.read_bytes(), f
+
+    # again: idempotent, validate.txt keeps one set of export lines
+    p = cli(str(folder), "--to", str(db), "--top-k", "4")
+    assert p.returncode == 0, p.stderr
+    assert (folder / "validate.txt").read_text().splitlines() == lines
+    assert count(db, "qwen3_vl_embedding_256") == 30
+
+
+def test_cli_exit_codes_and_messages(tmp_path):
+    p = cli(str(tmp_path / "nowhere"), "--to", str(tmp_path / "v.db"))
+    assert p.returncode == 2
+    assert p.stderr.startswith("harness export: output folder") and "does not exist" in p.stderr
+    assert "Traceback" not in p.stderr
+
+    planned = make_run(tmp_path / "p", executed=False)
+    p = cli(str(planned), "--to", str(tmp_path / "v.db"))
+    assert p.returncode == 2 and "planned but not executed" in p.stderr and "Traceback" not in p.stderr
+
+    p = cli(str(planned), "--to", str(tmp_path / "v.db"), "--token-env", "SURELY_UNSET_VAR_X")
+    assert p.returncode == 2 and "environment variable SURELY_UNSET_VAR_X is not set" in p.stderr
+
+    p = cli(str(planned))
+    assert p.returncode == 2 and "--to" in p.stderr
+
+    failed = make_run(tmp_path / "f", cells=(QWEN,), validate_last="FAIL")
+    (failed / "validate.txt").write_text("FAIL nearest:cat: wrong photo\nFAIL\n")
+    p = cli(str(failed), "--to", str(tmp_path / "v.db"))
+    assert p.returncode == 1, p.stderr
+    assert "an earlier check failed; the export itself passed" in p.stdout
+
+
+def test_finish_export_keeps_verdict_of_failed_export(tmp_path):
+    folder = make_run(tmp_path, cells=(QWEN,))
+    passed = finish_export(folder, [CheckResult("export", False, "only 3 of 30 found", cell="x", kind="export")])
+    assert not passed
+    assert (folder / "validate.txt").read_text().splitlines()[-2:] == \
+        ["FAIL export [x]: only 3 of 30 found", "FAIL"]
+
+
+# --- the same code against a Milvus server on loopback ------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def milvus_server(tmp_path_factory):
+    exe = Path(sys.executable).with_name("milvus-lite")
+    if not exe.exists():
+        pytest.skip("milvus-lite console script not found")
+    port = free_port()
+    data = tmp_path_factory.mktemp("milvus-server")
+    proc = subprocess.Popen([str(exe), "server", "--data-dir", str(data), "--host", "127.0.0.1",
+                             "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        if proc.poll() is not None:
+            pytest.fail(f"milvus-lite server exited: {proc.stderr.read().decode()[-500:]}")
+        time.sleep(0.2)
+    else:
+        proc.kill()
+        pytest.fail("milvus-lite server did not listen within 30 s")
+    yield f"http://127.0.0.1:{port}"
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def test_export_to_a_milvus_server_uri(tmp_path, milvus_server):
+    folder = make_run(tmp_path)
+    results = export_run(folder, to=milvus_server, collection="srv_{cell}", token="root:Milvus")
+    assert all(r.passed for r in results), [r.line() for r in results]
+    again = export_run(folder, to=milvus_server, collection="srv_{cell}", token="root:Milvus")
+    assert [r.data.get("collection_count") for r in again if r.name == "export"] == [30, 30]
+    report = json.loads((folder / "export.json").read_text())
+    assert report["target"] == {"uri": milvus_server, "kind": "milvus-server"}
+    assert "Milvus" not in (folder / "export.json").read_text().replace("milvus-server", "")
+    b = make_run(tmp_path / "b", cells=(("qwen3-vl-embedding", "dashscope", 384),))
+    with pytest.raises(HarnessError, match="different model"):
+        export_run(b, to=milvus_server, collection="srv_local_e5_small_384")
