@@ -1,0 +1,88 @@
+"""A content-addressed cache of successful responses, so nothing is paid for twice.
+
+The key is the sha256 of the canonical JSON of `{"endpoint", "body"}`: the URL a request goes to
+and the exact body sent. It never includes the API key or any header, so the same request made
+with another key (or by a colleague sharing the folder) hits the same entry, and no key can be
+recovered from a cache file.
+
+Entries are written as each response arrives: temp file + rename, so a reader (or a run killed
+with -9) sees a whole entry or none. There is no fsync per entry (it would cap throughput at the
+disk's sync rate); a kill does not lose page-cache data, and an entry torn by a power loss fails
+to parse or to match its key and is simply a miss that is sent again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from harness.evidence import canonical_json, sha256_bytes
+
+CACHE_VERSION = 1
+CACHE_ENV = "HARNESS_CACHE_DIR"
+
+
+def default_cache_dir() -> Path:
+    override = os.environ.get(CACHE_ENV)
+    if override:
+        return Path(override).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME")
+    return (Path(base) if base else Path.home() / ".cache") / "mm-embed-harness"
+
+
+def cache_key(endpoint: str, body: dict[str, Any]) -> str:
+    """sha256 over canonical JSON of the endpoint and the body; any change to either is a new key."""
+    return sha256_bytes(canonical_json({"endpoint": endpoint, "body": body}))
+
+
+class ResponseCache:
+    """`get`/`put` by key. `enabled=False` (`--no-cache`) neither reads nor writes;
+    `refresh=True` (`--refresh`) never reads but writes what comes back, replacing old entries."""
+
+    def __init__(self, root: str | os.PathLike, *, enabled: bool = True, refresh: bool = False):
+        self.root = Path(root)
+        self.enabled = enabled
+        self.refresh = refresh
+
+    def path(self, key: str) -> Path:
+        return self.root / "responses" / key[:2] / f"{key}.json"
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        if not self.enabled or self.refresh:
+            return None
+        try:
+            data = json.loads(self.path(key).read_bytes())
+        except (OSError, ValueError):
+            return None
+        if not isinstance(data, dict) or data.get("v") != CACHE_VERSION or data.get("key") != key:
+            return None
+        return data
+
+    def put(self, key: str, entry: dict[str, Any]) -> None:
+        """Store `entry` (a JSON object: vectors, usage, request_id, status, ...) under `key`, atomically.
+
+        The entry carries its key, so a file copied or renamed under another key is a miss."""
+        if not self.enabled:
+            return
+        record = {"v": CACHE_VERSION, "key": key, **entry}
+        data = json.dumps(record, separators=(",", ":"), allow_nan=False).encode("utf-8")
+        path = self.path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{key[:16]}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+            raise
+
+    def __len__(self) -> int:
+        base = self.root / "responses"
+        return sum(1 for _ in base.glob("*/*.json")) if base.exists() else 0

@@ -1,0 +1,286 @@
+"""DashScope (Model Studio) multimodal embeddings over HTTP.
+
+Wire: `POST {base}/api/v1/services/embeddings/multimodal-embedding/multimodal-embedding` with the
+payload file's body as canonical JSON (byte-identical to the file), `Authorization: Bearer <key>`,
+and `X-DashScope-WorkSpace` when a workspace is set. The answer is
+`{"output": {"embeddings": [{"index", "embedding", "type"}]}, "usage", "request_id"}`; an error is
+`{"code", "message", "request_id"}`, sometimes with HTTP 200 (the gateway does that), which is an
+error all the same.
+
+Every answer is checked before it is believed: one vector per expected input, indexes 0..n-1 each
+once, length equal to the cell's dimension, finite numbers. A violation is a failed request with the
+reason. Error classes (data below, not `if` chains): 429 → retryable and throttled (honouring
+Retry-After); 408/5xx, timeouts, dropped connections and truncated bodies → retryable; a bad key,
+a denied account, an unknown model or a wrong URL fail every request alike → fatal, so the engine
+stops at once instead of paying for (or waiting out) the rest.
+
+The key is resolved by `harness.credentials`, lives in this object only, is never in its repr,
+and is scrubbed from any message a server might echo it in.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import math
+import os
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import numpy as np
+
+from harness import __version__
+from harness.credentials import KeySource, find_api_key, missing_key_message
+from harness.evidence import canonical_json
+from harness.providers.base import Embedded, NotExecutable, ProviderError
+
+DEFAULT_TIMEOUT = 60.0
+WORKSPACE_ENV = "DASHSCOPE_WORKSPACE"
+
+RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+FATAL_STATUS = frozenset({401, 403, 404})
+# Codes that fail every request of the run the same way, whatever the HTTP status.
+FATAL_CODES = frozenset({
+    "InvalidApiKey", "AccessDenied", "AccessDenied.Unpurchased", "Arrearage",
+    "BadRequest.EmptyModel", "Model.NotExist", "ModelNotFound", "Model.AccessDenied",
+})
+# Phrases in a 400's message that mean the model is unknown here (wrong name or wrong region).
+# Error codes that pass with time, for the errors a gateway sends behind an HTTP 200.
+TRANSIENT_CODE_PREFIXES = ("Throttling", "InternalError", "ServiceUnavailable", "RequestTimeOut", "GatewayTimeout")
+MODEL_UNKNOWN_PHRASES = ("model not exist", "model not found", "model does not exist", "no such model")
+HINTS: dict[str, str] = {
+    "auth": "the key was refused; DashScope keys are per region (a cn-beijing key fails on the "
+            "Singapore endpoint and vice versa); key taken from {where}",
+    "denied": "the key's account may not use this model: activate Model Studio for it, or check the "
+              "workspace (X-DashScope-WorkSpace)",
+    "model": "check the model name and the region: the qwen*-vl and 2026-03-06 models are served in "
+             "cn-beijing only",
+    "url": "check --base-url / DASHSCOPE_HTTP_BASE_URL: it should end in /api/v1",
+    "arrears": "the Alibaba Cloud account is in arrears; top it up in the console",
+    "throttled": "the model's quota was exceeded; lower --rpm/--tpm or --concurrency",
+}
+
+
+class DashScopeProvider:
+    protocol = "dashscope"
+
+    def __init__(self, endpoint: str, *, api_key: str, dimension: int | None, model: str | None = None,
+                 key_source: KeySource | None = None, workspace: str | None = None,
+                 timeout: float = DEFAULT_TIMEOUT, client: httpx.AsyncClient | None = None,
+                 max_connections: int | None = None):
+        self.endpoint = endpoint
+        self.dimension = dimension
+        self.model = model
+        self.workspace = workspace
+        self.timeout = timeout
+        self.key_source = key_source
+        self._api_key = api_key
+        self._client = client
+        self._own_client = client is None
+        self._max_connections = max_connections
+        self._headers = {
+            "Authorization": f"Bearer {api_key}",
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "User-Agent": f"mm-embed-harness/{__version__}",
+        }
+        if workspace:
+            self._headers["X-DashScope-WorkSpace"] = workspace
+
+    def __repr__(self) -> str:
+        where = self.key_source.where if self.key_source else "argument"
+        return (f"DashScopeProvider(endpoint={self.endpoint!r}, model={self.model!r}, "
+                f"dimension={self.dimension}, key from {where})")
+
+    @classmethod
+    def from_cell(cls, cell: dict, options: Any = None) -> "DashScopeProvider":
+        endpoint = cell.get("endpoint") or ""
+        parts = urlsplit(endpoint)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise NotExecutable(f"{cell.get('model')}: no usable DashScope endpoint ({endpoint or 'none'}); "
+                                "give the spec a region or pass --base-url")
+        found = find_api_key()
+        if found is None:
+            raise NotExecutable(missing_key_message())
+        key, source = found
+        workspace = getattr(options, "workspace", None) or os.environ.get(WORKSPACE_ENV) or None
+        concurrency = getattr(options, "concurrency", None)
+        return cls(endpoint, api_key=key, key_source=source, dimension=cell.get("dimension"),
+                   model=cell.get("model"), workspace=workspace,
+                   timeout=float(getattr(options, "timeout", None) or DEFAULT_TIMEOUT),
+                   client=getattr(options, "http_client", None),
+                   max_connections=int(concurrency) if concurrency else None)
+
+    def _http(self) -> httpx.AsyncClient:
+        if self._client is None:  # lazily, so it binds to the loop that sends
+            limits = httpx.Limits(max_connections=self._max_connections,
+                                  max_keepalive_connections=self._max_connections)
+            self._client = httpx.AsyncClient(timeout=httpx.Timeout(self.timeout), limits=limits,
+                                             trust_env=False, follow_redirects=False)
+        return self._client
+
+    async def aclose(self) -> None:
+        if self._client is not None and self._own_client:
+            await self._client.aclose()
+        self._client = None if self._own_client else self._client
+
+    async def send(self, body: dict[str, Any], expected: int) -> Embedded:
+        data = canonical_json(body)
+        headers = self._headers
+        if b'"oss://' in data:  # temporary OSS URLs are resolved only when asked to
+            headers = {**headers, "X-DashScope-OssResourceResolve": "enable"}
+        try:
+            resp = await self._http().post(self.endpoint, content=data, headers=headers,
+                                           timeout=self.timeout)
+        except httpx.TimeoutException:
+            raise ProviderError(f"no answer within {self.timeout:g}s", code="Timeout",
+                                retryable=True) from None
+        except httpx.TransportError as exc:
+            raise ProviderError(f"connection failed or dropped ({type(exc).__name__}: "
+                                f"{self._scrub(str(exc)) or 'closed without a complete answer'})",
+                                code="ConnectionError", retryable=True) from None
+        try:
+            return parse_response(resp.status_code, resp.content, resp.headers, expected, self.dimension)
+        except ProviderError as exc:
+            if exc.status in (401, 403) or exc.code == "InvalidApiKey":
+                where = self.key_source.where if self.key_source else "the caller"
+                exc.message = f"{exc.message} ({HINTS['auth' if exc.status == 401 else 'denied'].format(where=where)})"
+            exc.message = self._scrub(exc.message)
+            exc.args = (exc.message,)
+            raise
+
+    def _scrub(self, text: str) -> str:
+        return text.replace(self._api_key, "***") if self._api_key and self._api_key in text else text
+
+
+def parse_response(status: int, content: bytes, headers: Any, expected: int,
+                   dimension: int | None) -> Embedded:
+    """The body of one answer → `Embedded` (vectors as a float64 array, rows by index) or ProviderError."""
+    try:
+        doc = json.loads(content) if content else None
+    except (ValueError, UnicodeDecodeError):
+        doc = None
+        if status == 200:  # a body cut short is as transient as a dropped connection
+            raise ProviderError(f"HTTP 200 with a body that is not JSON ({_snippet(content)})", status=status,
+                                code="MalformedResponse", retryable=True) from None
+    request_id = doc.get("request_id") if isinstance(doc, dict) else None
+    request_id = request_id or headers.get("x-request-id") or headers.get("x-dashscope-request-id")
+    if status != 200 or (isinstance(doc, dict) and doc.get("code")):
+        raise _error(status, doc, content, headers, request_id)
+    if not isinstance(doc, dict):
+        raise ProviderError("the answer is not a JSON object", status=status, code="MalformedResponse",
+                            request_id=request_id)
+    items = (doc.get("output") or {}).get("embeddings") if isinstance(doc.get("output"), dict) else None
+    if not isinstance(items, list):
+        raise ProviderError("the answer has no output.embeddings list", status=status,
+                            code="MalformedResponse", request_id=request_id)
+
+    def bad(code: str, message: str) -> ProviderError:
+        return ProviderError(message, status=status, code=code, request_id=request_id)
+
+    if len(items) != expected:
+        got = sorted(i.get("index") for i in items if isinstance(i, dict) and isinstance(i.get("index"), int))
+        missing = [i for i in range(expected) if i not in set(got)]
+        raise bad("MissingIndex" if len(items) < expected else "ExtraVectors",
+                  f"{len(items)} vectors for {expected} inputs"
+                  + (f" (missing indexes {_ranges(missing)})" if missing else ""))
+    rows: list[Any] = [None] * expected
+    for item in items:
+        index = item.get("index") if isinstance(item, dict) else None
+        if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < expected:
+            raise bad("MissingIndex", f"an embedding has no valid index (got {index!r}, expected 0..{expected - 1})")
+        if rows[index] is not None:
+            raise bad("DuplicateIndex", f"index {index} appears twice")
+        vec = item.get("embedding")
+        if not isinstance(vec, list):
+            raise bad("MalformedResponse", f"embedding {index} is not a list of numbers")
+        if dimension and len(vec) != dimension:
+            raise bad("WrongDimension", f"embedding {index} has {len(vec)} numbers, expected {dimension}")
+        rows[index] = vec
+    try:
+        matrix = np.array(rows, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise bad("MalformedResponse", "an embedding holds something other than numbers") from None
+    if matrix.ndim != 2:
+        raise bad("WrongDimension", "the embeddings do not all have the same length")
+    if not np.isfinite(matrix).all():
+        row = int(np.nonzero(~np.isfinite(matrix).all(axis=1))[0][0])
+        raise bad("NonFinite", f"embedding {row} contains NaN or infinity")
+    usage = doc.get("usage") if isinstance(doc.get("usage"), dict) else {}
+    return Embedded(vectors=matrix, usage=usage, request_id=request_id, status=status)
+
+
+def _error(status: int, doc: Any, content: bytes, headers: Any, request_id: str | None) -> ProviderError:
+    code = message = None
+    if isinstance(doc, dict):
+        code = doc.get("code") or None
+        message = doc.get("message") or doc.get("msg")
+    code = str(code) if code is not None else None
+    if not message:
+        message = _snippet(content) if content else "no body"
+    lowered = str(message).lower()
+    model_unknown = any(p in lowered for p in MODEL_UNKNOWN_PHRASES) or code in ("Model.NotExist", "ModelNotFound")
+    retry_after = _retry_after(headers)
+    hint = None
+    if model_unknown:
+        hint = HINTS["model"]
+    elif status == 404:
+        hint = HINTS["url"]
+    elif code == "Arrearage":
+        hint = HINTS["arrears"]
+    if status == 429:
+        return ProviderError(str(message), status=status, code=code or "Throttling", request_id=request_id,
+                             retryable=True, throttled=True, retry_after=retry_after)
+    if status in RETRYABLE_STATUS or status >= 500:
+        return ProviderError(str(message), status=status, code=code or f"HTTP{status}", request_id=request_id,
+                             retryable=True, retry_after=retry_after)
+    fatal = status in FATAL_STATUS or code in FATAL_CODES or model_unknown
+    if status == 200 and not fatal and code and code.startswith(TRANSIENT_CODE_PREFIXES):
+        # a business error behind a 200 (the gateway does that), of a kind that passes
+        throttled = code.startswith("Throttling")
+        return ProviderError(str(message), status=status, code=code, request_id=request_id, retryable=True,
+                             throttled=throttled, retry_after=retry_after)
+    text = f"{message} ({hint})" if hint else str(message)
+    return ProviderError(text, status=status, code=code or f"HTTP{status}", request_id=request_id, fatal=fatal)
+
+
+def _retry_after(headers: Any) -> float | None:
+    """Seconds to wait from `retry-after-ms`, or `Retry-After` as delta-seconds or an HTTP date."""
+    ms = headers.get("retry-after-ms")
+    if ms:
+        try:
+            value = float(ms) / 1000
+            return max(0.0, value) if math.isfinite(value) else None
+        except ValueError:
+            pass
+    value = (headers.get("retry-after") or "").strip()
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when is None:
+            return None
+        seconds = when.timestamp() - time.time()
+    return max(0.0, seconds) if math.isfinite(seconds) else None
+
+
+def _snippet(content: bytes, limit: int = 80) -> str:
+    text = content.decode("utf-8", "replace").strip().replace("\n", " ")
+    return repr(text[:limit] + ("…" if len(text) > limit else ""))
+
+
+def _ranges(ints: list[int]) -> str:
+    out: list[str] = []
+    for i in ints:
+        if out and out[-1].split("-")[-1] == str(i - 1):
+            out[-1] = f"{out[-1].split('-')[0]}-{i}"
+        else:
+            out.append(str(i))
+    return ", ".join(out)

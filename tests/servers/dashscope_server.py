@@ -1,0 +1,398 @@
+"""A DashScope multimodal-embedding server on 127.0.0.1, for tests and benchmarks.
+
+It speaks the wire protocol of `POST /api/v1/services/embeddings/multimodal-embedding/multimodal-embedding`
+(see shared/reference/dashscope-multimodal-embedding.md): Bearer auth, `input.contents`,
+`parameters.dimension` (else the model's default), fusion as each model does it, usage shaped per
+model family, errors as `{"code", "message", "request_id"}`. Vectors are deterministic: seeded from
+the sha256 of the content item and the dimension, L2-normalised, so a test can recompute them.
+
+Faults are injected per request (`add_fault`), optionally only for bodies containing a marker:
+429 with and without Retry-After, 500/503, slow answers, dropped connections, malformed JSON,
+wrong vector length, a missing index, a NaN, an HTTP 200 with an error body, 401, 400.
+`rpm=N, window=W` rejects requests beyond N per sliding window of W seconds with 429
+Throttling.RateQuota, as the service does.
+
+In tests: `with serve(api_key=...) as server: server.base_url, server.add_fault(...), server.log`.
+From the command line (benchmarks): `python -m tests.servers.dashscope_server --port 0 --rpm 120
+--window 6` prints `listening on http://127.0.0.1:PORT/api/v1`; `GET /_fake/stats` returns counters.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import functools
+import hashlib
+import json
+import socket
+import sys
+import threading
+import time
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+import numpy as np
+
+PATH = "/api/v1/services/embeddings/multimodal-embedding/multimodal-embedding"
+DEFAULT_KEY = "sk-fake-0123456789abcdef"
+
+# The server's own model table (dimensions, default, how fusion works, usage shape). A test
+# server must not borrow the client's catalog, or a wrong catalog row would pass its own test.
+MODELS: dict[str, dict[str, Any]] = {
+    "qwen3-vl-embedding": {"dims": [2560, 2048, 1536, 1024, 768, 512, 256], "default": 2560,
+                           "fusion": "enable_fusion", "usage": "qwen3", "image_tokens": 1247},
+    "qwen2.5-vl-embedding": {"dims": [2048, 1024, 768, 512], "default": 1024,
+                             "fusion": "always", "usage": "qwen25", "image_tokens": 1247},
+    "tongyi-embedding-vision-plus-2026-03-06": {"dims": [1152, 1024, 512, 256, 128, 64], "default": 1152,
+                                                "fusion": "object", "usage": "tongyi", "image_tokens": 402},
+    "tongyi-embedding-vision-flash-2026-03-06": {"dims": [768, 512, 256, 128, 64], "default": 768,
+                                                 "fusion": "object", "usage": "tongyi", "image_tokens": 402},
+    "tongyi-embedding-vision-plus": {"dims": [1152, 1024, 512, 256, 128, 64], "default": 1152,
+                                     "fusion": None, "usage": "tongyi", "image_tokens": 402},
+    "tongyi-embedding-vision-flash": {"dims": [768, 512, 256, 128, 64], "default": 768,
+                                      "fusion": None, "usage": "tongyi", "image_tokens": 402},
+    "multimodal-embedding-v1": {"dims": [1024], "default": 1024, "fusion": None, "usage": "v1",
+                                "image_tokens": 1000},
+}
+MODALITIES = ("text", "image", "video", "multi_images")
+
+# kind → (HTTP status, code, message); the body-shaped faults are handled in `_embed`.
+ERROR_FAULTS: dict[str, tuple[int, str, str]] = {
+    "429": (429, "Throttling", "Requests rate limit exceeded, please try again later."),
+    "429-retry-after": (429, "Throttling.RateQuota", "Requests rate limit exceeded, please try again later."),
+    "500": (500, "InternalError", "An internal error has occured, please try again later."),
+    "503": (503, "ServiceUnavailable", "The service is temporarily unavailable."),
+    "401": (401, "InvalidApiKey", "Invalid API-key provided."),
+    "403": (403, "AccessDenied", "Access denied."),
+    "400": (400, "InvalidParameter", "url error, please check url!"),
+    "error-200": (200, "InternalError.Algo", "An algorithm error occurred."),
+}
+BODY_FAULTS = ("slow", "drop", "malformed", "wrong-length", "missing-index", "nan")
+FAULT_KINDS = tuple(ERROR_FAULTS) + BODY_FAULTS
+
+
+def vector(item: Any, dimension: int) -> np.ndarray:
+    """The deterministic unit vector the server returns for one content item (or fused group)."""
+    return np.array(json.loads(_vector_json(_item_key(item), dimension)))
+
+
+def _item_key(item: Any) -> str:
+    return json.dumps(item, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+@functools.lru_cache(maxsize=8192)
+def _vector_json(item_key: str, dimension: int) -> str:
+    seed = int.from_bytes(hashlib.sha256(f"{item_key}|{dimension}".encode()).digest()[:8], "big")
+    v = np.random.default_rng(seed).standard_normal(dimension)
+    v /= np.linalg.norm(v)
+    return json.dumps(v.tolist())
+
+
+@dataclass
+class Fault:
+    kind: str
+    times: int = 1                 # requests it applies to; -1 = every matching request
+    match: str | None = None       # only bodies containing this text
+    retry_after: float | None = None
+    delay: float = 5.0             # for "slow"
+
+
+@dataclass
+class Logged:
+    t: float
+    status: int
+    model: str | None
+    contents: int
+    fault: str | None
+    workspace: str | None
+    body: dict | None = field(default=None, repr=False)
+
+
+class FakeDashScope:
+    """The ASGI app and its control handle (faults, latency, RPM mode, request log)."""
+
+    def __init__(self, api_key: str = DEFAULT_KEY, *, latency: float = 0.0, rpm: int | None = None,
+                 window: float = 60.0, keep_bodies: bool = True):
+        self.api_key = api_key
+        self.latency = latency
+        self.rpm = rpm
+        self.window = window
+        self.keep_bodies = keep_bodies
+        self.faults: list[Fault] = []
+        self.log: list[Logged] = []
+        self.counts: collections.Counter[str] = collections.Counter()
+        self._accepted: collections.deque[float] = collections.deque()
+        self._lock = threading.Lock()
+        self.base_url = ""        # set by serve(): http://127.0.0.1:PORT/api/v1
+
+    # ---- control -------------------------------------------------------------------
+    def add_fault(self, kind: str, times: int = 1, *, match: str | None = None,
+                  retry_after: float | None = None, delay: float = 5.0) -> None:
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault {kind!r}; one of {', '.join(FAULT_KINDS)}")
+        with self._lock:
+            self.faults.append(Fault(kind, times, match, retry_after, delay))
+
+    def reset(self) -> None:
+        with self._lock:
+            self.faults.clear()
+            self.log.clear()
+            self.counts.clear()
+            self._accepted.clear()
+
+    @property
+    def url(self) -> str:
+        return self.base_url + PATH.removeprefix("/api/v1")
+
+    def served(self) -> list[Logged]:
+        """Requests answered with vectors (status 200, no fault)."""
+        return [r for r in self.log if r.status == 200 and r.fault is None]
+
+    def stats(self) -> dict[str, Any]:
+        return {"requests": len(self.log) if self.keep_bodies else sum(self.counts.values()),
+                **dict(self.counts)}
+
+    def _take_fault(self, raw: bytes) -> Fault | None:
+        with self._lock:
+            for f in self.faults:
+                if f.times != 0 and (f.match is None or f.match.encode() in raw):
+                    if f.times > 0:
+                        f.times -= 1
+                    return f
+        return None
+
+    def _rate_ok(self) -> bool:
+        if not self.rpm:
+            return True
+        now = time.monotonic()
+        with self._lock:
+            while self._accepted and self._accepted[0] <= now - self.window:
+                self._accepted.popleft()
+            if len(self._accepted) >= self.rpm:
+                return False
+            self._accepted.append(now)
+            return True
+
+    # ---- ASGI ----------------------------------------------------------------------
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "lifespan":
+            while True:
+                msg = await receive()
+                if msg["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif msg["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        raw = b""
+        while True:
+            msg = await receive()
+            raw += msg.get("body", b"")
+            if not msg.get("more_body"):
+                break
+        path = scope["path"]
+        if path == "/_fake/stats":
+            return await _respond(send, 200, json.dumps(self.stats()).encode())
+        if path == "/_fake/reset" and scope["method"] == "POST":
+            self.reset()
+            return await _respond(send, 200, b"{}")
+        if path != PATH:
+            return await self._error(send, 404, "NotFound", f"no such path {path}", None, None, raw)
+        if scope["method"] != "POST":
+            return await self._error(send, 405, "MethodNotAllowed", "use POST", None, None, raw)
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        workspace = headers.get("x-dashscope-workspace")
+        auth = headers.get("authorization", "")
+        key = auth[7:] if auth.startswith("Bearer ") else headers.get("x-dashscope-apikey", "")
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            body = None
+        model = body.get("model") if isinstance(body, dict) else None
+
+        def record(status: int, fault: str | None = None, n: int = 0) -> None:
+            self.counts[str(status) if fault is None else f"{status}:{fault}"] += 1
+            if self.keep_bodies:
+                self.log.append(Logged(time.monotonic(), status, model, n, fault, workspace, body))
+
+        if key != self.api_key:
+            record(401)
+            return await _respond(send, 401, _err("InvalidApiKey", "Invalid API-key provided."))
+        if not self._rate_ok():
+            record(429, "rpm")
+            return await _respond(send, 429, _err("Throttling.RateQuota", "Requests rate limit exceeded, "
+                                                  "please try again later."))
+        fault = self._take_fault(raw)
+        if fault is not None and fault.kind in ERROR_FAULTS:
+            status, code, message = ERROR_FAULTS[fault.kind]
+            extra = []
+            if fault.kind == "429-retry-after":
+                extra.append((b"retry-after", str(fault.retry_after if fault.retry_after is not None else 1).encode()))
+            record(status, fault.kind)
+            return await _respond(send, status, _err(code, message), extra)
+        if self.latency:
+            await asyncio.sleep(self.latency)
+        if fault is not None and fault.kind == "slow":
+            await asyncio.sleep(fault.delay)
+        try:
+            answer, n = self._embed(body, fault.kind if fault else None)
+        except _BadRequest as exc:
+            record(exc.status, None)
+            return await _respond(send, exc.status, _err(exc.code, exc.message))
+        if fault is not None and fault.kind == "drop":
+            record(200, "drop", n)
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [(b"content-type", b"application/json"),
+                                    (b"content-length", str(len(answer)).encode())]})
+            await send({"type": "http.response.body", "body": answer[: len(answer) // 3], "more_body": True})
+            raise ConnectionAbortedError("fault: drop the connection mid-answer")
+        if fault is not None and fault.kind == "malformed":
+            answer = answer[: len(answer) // 2]
+        record(200, fault.kind if fault else None, n)
+        await _respond(send, 200, answer)
+
+    async def _error(self, send, status, code, message, model, workspace, raw):
+        self.counts[str(status)] += 1
+        await _respond(send, status, _err(code, message))
+
+    def _embed(self, body: Any, fault: str | None) -> tuple[bytes, int]:
+        if not isinstance(body, dict):
+            raise _BadRequest(400, "InvalidParameter", "The request body is not valid JSON.")
+        model = body.get("model")
+        if not model:
+            raise _BadRequest(400, "BadRequest.EmptyModel", "Required parameter(s) missing or invalid: model.")
+        info = MODELS.get(model)
+        if info is None:
+            raise _BadRequest(400, "InvalidParameter", f"Model not exist: {model}")
+        contents = (body.get("input") or {}).get("contents")
+        if not contents or not isinstance(contents, list):
+            raise _BadRequest(400, "BadRequest.EmptyInput", "Required input parameter missing from request.")
+        params = body.get("parameters") or {}
+        dim = params.get("dimension", info["default"])
+        if dim not in info["dims"]:
+            raise _BadRequest(400, "InvalidParameter",
+                              f"Dimension {dim} is not supported; choose one of {info['dims']}.")
+        items = [{"text": c} if isinstance(c, str) else c for c in contents]
+        for it in items:
+            if not isinstance(it, dict) or not it or any(k not in MODALITIES for k in it):
+                raise _BadRequest(400, "InvalidParameter", "Each content item needs text, image, video "
+                                                           "or multi_images.")
+        fuse_all = info["fusion"] == "always" or (info["fusion"] == "enable_fusion" and params.get("enable_fusion"))
+        if fuse_all:
+            groups = [("fusion", items)]
+        else:
+            groups = [("fused" if len(it) > 1 and info["fusion"] == "object" else next(iter(it)), it)
+                      for it in items]
+        parts = []
+        for index, (kind, item) in enumerate(groups):
+            text = _vector_json(_item_key(item), dim)
+            if fault == "wrong-length":
+                text = _vector_json(_item_key(item), dim - 1)
+            elif fault == "nan" and index == 0:
+                text = "[NaN" + text[text.index(","):]
+            parts.append('{"index":%d,"embedding":%s,"type":"%s"}' % (index, text, kind))
+        if fault == "missing-index":
+            parts = parts[:-1] if len(parts) > 1 else ['{"embedding":%s,"type":"text"}' % text]
+        usage = _usage(info, items, len(groups))
+        answer = ('{"output":{"embeddings":[' + ",".join(parts) + ']},"usage":' + json.dumps(usage)
+                  + ',"request_id":"' + str(uuid.uuid4()) + '"}')
+        return answer.encode(), len(groups)
+
+
+class _BadRequest(Exception):
+    def __init__(self, status: int, code: str, message: str):
+        self.status, self.code, self.message = status, code, message
+
+
+def _usage(info: dict, items: list[dict], vectors: int) -> dict[str, Any]:
+    text = images = videos = 0
+    for it in items:
+        if "text" in it:
+            text += max(1, len(str(it["text"]).encode()) // 4)
+        if "image" in it:
+            images += 1
+        if "multi_images" in it:
+            images += len(it["multi_images"] or [])
+        if "video" in it:
+            videos += 1
+    image_tokens = info["image_tokens"] * (images + 8 * videos)
+    shape = info["usage"]
+    if shape == "qwen3":
+        return {"input_tokens": text + 6, "image_tokens": image_tokens, "total_tokens": text + 6 + image_tokens}
+    if shape == "qwen25":
+        return {"input_tokens": text, "image_tokens": image_tokens}
+    if shape == "v1":
+        return {"input_tokens": text, "image_tokens": image_tokens, "image_count": images, "duration": 0}
+    return {"input_tokens": text + image_tokens,
+            "input_tokens_details": {"image_tokens": image_tokens, "text_tokens": text},
+            "output_tokens": vectors, "total_tokens": text + image_tokens + vectors}
+
+
+def _err(code: str, message: str) -> bytes:
+    return json.dumps({"code": code, "message": message, "request_id": str(uuid.uuid4())}).encode()
+
+
+async def _respond(send, status: int, body: bytes, extra: list | None = None) -> None:
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers + (extra or [])})
+    await send({"type": "http.response.body", "body": body})
+
+
+@contextmanager
+def serve(api_key: str = DEFAULT_KEY, **options: Any) -> Iterator[FakeDashScope]:
+    """Run the server in a background thread on an ephemeral loopback port."""
+    import uvicorn
+
+    app = FakeDashScope(api_key, **options)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(app, log_level="critical", access_log=False, lifespan="off",
+                            timeout_keep_alive=30)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the fake DashScope server did not start")
+        time.sleep(0.01)
+    app.base_url = f"http://127.0.0.1:{port}/api/v1"
+    try:
+        yield app
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m tests.servers.dashscope_server", description=__doc__.split("\n")[0])
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000, help="0 picks a free port")
+    p.add_argument("--key", default=DEFAULT_KEY, help="the API key the server accepts")
+    p.add_argument("--latency", type=float, default=0.0, help="seconds added to every answer")
+    p.add_argument("--rpm", type=int, default=None, help="accept at most N requests per window, 429 beyond")
+    p.add_argument("--window", type=float, default=60.0, help="the RPM window in seconds (scaled-down minute)")
+    p.add_argument("--fault", action="append", default=[], metavar="KIND[:TIMES]",
+                   help=f"inject a fault ({', '.join(FAULT_KINDS)}); TIMES -1 = always")
+    args = p.parse_args(argv)
+    import uvicorn
+
+    app = FakeDashScope(args.key, latency=args.latency, rpm=args.rpm, window=args.window, keep_bodies=False)
+    for spec in args.fault:
+        kind, _, times = spec.partition(":")
+        app.add_fault(kind, int(times or 1))
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((args.host, args.port))
+    print(f"listening on http://{args.host}:{sock.getsockname()[1]}/api/v1", flush=True)
+    uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")).run(sockets=[sock])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
