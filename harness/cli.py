@@ -1,0 +1,67 @@
+"""Command line: argument parsing and exit codes only. Each sub-command is a module in
+`harness/commands/` with NAME, HELP, ORDER, add_parser(subparsers) and run(args) -> int."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import pkgutil
+import signal
+import sys
+
+from harness import __version__, commands
+from harness.errors import ExitCode, HarnessError
+
+EPILOG = """exit codes: 0 ok/PASS · 1 checks failed (validate.txt FAIL) · 2 bad command line ·
+3 spec or input invalid (nothing written) · 4 provider/infrastructure error · 5 verify/diff mismatch ·
+70 internal error · 130 interrupted"""
+
+
+def _command_modules():
+    mods = [importlib.import_module(f"harness.commands.{m.name}") for m in pkgutil.iter_modules(commands.__path__)]
+    return sorted((m for m in mods if hasattr(m, "add_parser")), key=lambda m: (getattr(m, "ORDER", 50), m.NAME))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="harness", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
+        description="Reproducibility harness for DashScope multimodal embeddings: "
+                    "spec → checked plan → exact request payloads → (optional) execution → evidence.")
+    parser.add_argument("--version", action="version", version=f"harness {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module in _command_modules():
+        p = module.add_parser(sub)
+        p.set_defaults(func=module.run)
+    return parser
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        return int(args.func(args))
+    except HarnessError as e:
+        for problem in e.problems:
+            print(problem.render(), file=sys.stderr)
+        errors = sum(1 for p in e.problems if p.is_error)
+        if errors > 1:
+            print(f"{errors} errors", file=sys.stderr)
+        return int(e.exit_code)
+    except KeyboardInterrupt:
+        print("interrupted: no output folder was changed; responses already received are in the cache, "
+              "so running the same command again finishes the job", file=sys.stderr)
+        return int(ExitCode.INTERRUPTED)
+    except BrokenPipeError:
+        return int(ExitCode.OK)
+    except Exception as e:  # a bug: say so plainly; the traceback only on request
+        if os.environ.get("HARNESS_DEBUG"):
+            raise
+        print(f"internal error ({type(e).__name__}): {e}\nthis is a bug in the harness; "
+              f"run again with HARNESS_DEBUG=1 for the traceback and report it", file=sys.stderr)
+        return int(ExitCode.INTERNAL)

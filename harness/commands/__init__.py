@@ -1,0 +1,1 @@
+"""Sub-commands, discovered by harness.cli: one module each."""

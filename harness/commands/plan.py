@@ -1,0 +1,43 @@
+"""harness plan SPEC: print the expansion (cells, requests, contents, modality mix, estimates)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+
+from harness.plan import load_plan
+from harness.report.terminal import make_console, print_cells
+from harness.runner import cell_stats
+
+NAME = "plan"
+HELP = "print the cells, requests, contents, modality mix and estimated tokens/cost; writes nothing"
+ORDER = 20
+
+
+def add_parser(sub):
+    p = sub.add_parser(NAME, help=HELP, description=HELP + ".")
+    p.add_argument("spec", metavar="SPEC")
+    p.add_argument("--base-url", help="DashScope native API base URL (default: the spec's region)")
+    p.add_argument("--json", action="store_true", help="print the plan as JSON instead of a table")
+    return p
+
+
+def run(args) -> int:
+    with load_plan(args.spec, base_url=args.base_url) as plan:
+        cells = []
+        for cell in plan.cells:
+            cells.append({**cell.manifest_entry(), **cell_stats(plan, cell).as_dict()})
+        if args.json:
+            json.dump({"spec": plan.spec.name, "inputs": plan.input_count, "cells": cells}, sys.stdout, indent=2)
+            print()
+            return 0
+        console = make_console()
+        for w in plan.warnings:
+            console.print(f"[yellow]{w.render()}[/]", highlight=False)
+        print_cells(console, cells, f"{plan.spec.name}: {plan.input_count} inputs × {len(cells)} cells")
+        total_req = sum(c["requests"] for c in cells)
+        total_cost = sum(c["estimated_cost"]["amount"] for c in cells)
+        console.print(f"{total_req:,} requests, estimated cost {total_cost:.4f} CNY. "
+                      f"Nothing written; `harness run {args.spec}` writes the payloads.", highlight=False)
+    return 0

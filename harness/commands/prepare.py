@@ -1,0 +1,77 @@
+"""harness prepare: the public one-shot quick-start script, with a correct body.
+
+Same flags as `prepare_multimodal_embedding_request.py` (--text/--image/--video repeatable, one
+content item each, in that order; --model; --dimension; --output), but `dimension` and every other
+option go inside `parameters` (the script put `dimension` at the top level, where the API does not
+read it), the model's rules are checked, and local images become data URIs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from harness.errors import ExitCode, HarnessError, Problem
+from harness.evidence import atomic_write, canonical_json
+from harness.payloads import render
+from harness.plan import build_plan
+from harness.spec import spec_from_data
+
+NAME = "prepare"
+HELP = "write one DashScope request body from flags (drop-in for the public quick-start script)"
+ORDER = 40
+DEFAULT_FOLDER = "aliyun-qwen-multimodal-embedding"
+DEFAULT_TEXT = "Alibaba Cloud multimodal embedding"   # what the script sends when given no content
+
+
+def add_parser(sub):
+    p = sub.add_parser(NAME, help=HELP, description=__doc__.split("\n\n")[1].replace("\n", " "))
+    p.add_argument("--text", action="append", default=[], help="a text content item (repeatable)")
+    p.add_argument("--image", action="append", default=[], help="an image URL or local file (repeatable)")
+    p.add_argument("--video", action="append", default=[], help="a video URL (repeatable)")
+    p.add_argument("--model", default="qwen3-vl-embedding", help="model name (default qwen3-vl-embedding)")
+    p.add_argument("--dimension", type=int, help="output dimension (default: the model's default, sent explicitly)")
+    p.add_argument("--instruct", help="custom task instruction")
+    p.add_argument("--fps", type=float, help="share of video frames sampled, 0-1")
+    p.add_argument("--res-level", type=int, choices=range(4), help="image resolution tier (2026-03-06 snapshots)")
+    p.add_argument("--max-video-frames", type=int, help="frames per video (2026-03-06 snapshots)")
+    p.add_argument("--output", help=f"request file (default $OUTPUT_DIR/{DEFAULT_FOLDER}/request.json, "
+                   f"OUTPUT_DIR defaulting to ./output)")
+    return p
+
+
+def run(args) -> int:
+    inputs = ([{"id": f"text-{i}", "text": t} for i, t in enumerate(args.text, 1)]
+              + [{"id": f"image-{i}", "image": v} for i, v in enumerate(args.image, 1)]
+              + [{"id": f"video-{i}", "video": v} for i, v in enumerate(args.video, 1)])
+    if not inputs:
+        inputs = [{"id": "text-1", "text": DEFAULT_TEXT}]
+    parameters = {k: v for k, v in {"instruct": args.instruct, "fps": args.fps, "res_level": args.res_level,
+                                    "max_video_frames": args.max_video_frames}.items() if v is not None}
+    model = {"name": args.model}
+    if args.dimension is not None:
+        model["dimensions"] = [args.dimension]
+    data = {"version": 1, "name": "prepare", "models": [model], "inputs": inputs}
+    if parameters:
+        data["parameters"] = parameters
+    spec = spec_from_data(data, base_dir=Path.cwd(), display="prepare")
+    with build_plan(spec) as plan:
+        cell = plan.cells[0]
+        if cell.protocol != "dashscope":
+            raise HarnessError(Problem(f"--model {args.model}: prepare writes DashScope request bodies only"))
+        batches = list(plan.batches(cell))
+        if len(batches) != 1:
+            m = cell.model
+            raise HarnessError(Problem(
+                f"{m.name} cannot take these {len(inputs)} content items in one request "
+                f"(per request: {m.max_contents or 'no cap on'} items, {m.max_images or 'no cap on'} images, "
+                f"{m.max_videos or 'no cap on'} videos{', and one item only: it fuses everything' if m.fusion == 'always' else ''})",
+                hint="send fewer items, or write a spec and use `harness run`, which splits requests"), ExitCode.SPEC_INVALID)
+        body = render(cell, batches[0])
+    output = Path(args.output) if args.output else Path(os.environ.get("OUTPUT_DIR") or "output") / DEFAULT_FOLDER / "request.json"
+    if output.is_dir():
+        raise HarnessError(Problem(f"--output {output} is a folder", hint="give a file name, e.g. request.json"))
+    atomic_write(output, canonical_json(body, pretty=True))
+    print(json.dumps({"ok": True, "request_path": str(output)}, ensure_ascii=False))
+    return 0

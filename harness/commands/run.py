@@ -1,0 +1,70 @@
+"""harness run SPEC: write the payload files and the evidence; with --execute, send them too."""
+
+from __future__ import annotations
+
+import sys
+
+
+from harness.errors import ExitCode
+from harness.report.terminal import make_console, print_cells
+from harness.runner import output_base, run as run_pipeline
+
+NAME = "run"
+HELP = "write payloads and evidence to output/<name>/ (and execute them with --execute)"
+ORDER = 30
+
+FAIL_ON = {
+    # which failures make the exit code non-zero (validate.txt always says PASS or FAIL)
+    "any": {ExitCode.CHECKS_FAILED, ExitCode.PROVIDER_ERROR},
+    "checks": {ExitCode.CHECKS_FAILED},
+    "provider": {ExitCode.PROVIDER_ERROR},
+    "never": set(),
+}
+
+
+def add_parser(sub):
+    p = sub.add_parser(NAME, help=HELP, description=HELP + ". Without --execute nothing touches the network "
+                       "and no API key is needed.")
+    p.add_argument("spec", metavar="SPEC")
+    p.add_argument("--output", metavar="DIR", help="base output folder (default: $OUTPUT_DIR or ./output); "
+                   "the run goes to DIR/<spec name>/")
+    p.add_argument("--execute", action="store_true", help="send the requests and record the vectors")
+    p.add_argument("--base-url", help="DashScope native API base URL (overrides the spec, "
+                   "$DASHSCOPE_HTTP_BASE_URL and the region), e.g. http://127.0.0.1:8000/api/v1")
+    g = p.add_argument_group("execution (with --execute; override the spec's `execution:`)")
+    g.add_argument("--concurrency", type=int, help="requests in flight at once (default 8)")
+    g.add_argument("--rpm", type=int, help="requests per minute per model (default: the model's quota)")
+    g.add_argument("--tpm", type=int, help="input tokens per minute per model (default: the model's quota)")
+    g.add_argument("--timeout", type=float, help="seconds to wait for one response (default 60)")
+    g.add_argument("--max-attempts", type=int, help="attempts per request, retries included (default 5)")
+    g.add_argument("--no-cache", action="store_true", help="neither read nor write the response cache")
+    g.add_argument("--refresh", action="store_true", help="ignore cached responses but store the new ones")
+    g.add_argument("--workspace", help="DashScope workspace id (header X-DashScope-WorkSpace; "
+                   "default $DASHSCOPE_WORKSPACE)")
+    p.add_argument("--fail-on", choices=sorted(FAIL_ON), default="any",
+                   help="which failures give a non-zero exit code: any (default), checks, provider, never")
+    p.add_argument("--quiet", action="store_true", help="print only the verdict line")
+    return p
+
+
+def run(args) -> int:
+    console = make_console(quiet=args.quiet)
+    options = {"concurrency": args.concurrency, "rpm": args.rpm, "tpm": args.tpm, "timeout": args.timeout,
+               "max_attempts": args.max_attempts, "quiet": args.quiet or None,
+               "use_cache": False if args.no_cache else None, "refresh": args.refresh or None,
+               "workspace": args.workspace}
+    outcome = run_pipeline(args.spec, base=output_base(args.output), execute=args.execute,
+                           execute_options=options, base_url=args.base_url, console=console)
+    m = outcome.manifest
+    print_cells(console, m["cells"], f"{m['spec']['name']}: {m['inputs']['count']} inputs × {len(m['cells'])} cells")
+    for r in outcome.results:
+        if not r.passed:
+            console.print(f"[red]{r.line()}[/]", highlight=False)
+    verdict = "PASS" if outcome.exit_code == ExitCode.OK else "FAIL"
+    line = f"{verdict}: {outcome.folder}/validate.txt"
+    if args.quiet:
+        print(line)
+    else:
+        console.print(f"[{'green' if verdict == 'PASS' else 'red'}]{line}[/]", highlight=False)
+    code = outcome.exit_code
+    return int(code) if code in FAIL_ON[args.fail_on] else 0

@@ -1,0 +1,34 @@
+"""harness validate SPEC...: check specs against the schema, the catalog and their inputs."""
+
+from __future__ import annotations
+
+import sys
+
+from harness.errors import ExitCode, HarnessError
+from harness.plan import load_plan
+
+NAME = "validate"
+HELP = "check one or more specs (schema, model catalog, inputs); writes nothing"
+ORDER = 10
+
+
+def add_parser(sub):
+    p = sub.add_parser(NAME, help=HELP, description=HELP + ". Every error is reported as file:line:col: message (hint).")
+    p.add_argument("specs", nargs="+", metavar="SPEC", help="spec files (YAML)")
+    p.add_argument("--base-url", help="DashScope native API base URL to check against (as `run` would use)")
+    return p
+
+
+def run(args) -> int:
+    worst = ExitCode.OK
+    for path in args.specs:
+        try:
+            with load_plan(path, base_url=args.base_url) as plan:
+                for w in plan.warnings:
+                    print(w.render(), file=sys.stderr)
+                print(f"{path}: ok ({len(plan.cells)} cells, {plan.input_count} inputs)")
+        except HarnessError as e:
+            for problem in e.problems:
+                print(problem.render(), file=sys.stderr)
+            worst = max(worst, e.exit_code)
+    return int(worst)

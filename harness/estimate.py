@@ -1,0 +1,34 @@
+"""Input-token and cost estimates, for planning only (the provider's `usage` is the truth).
+
+Texts: about 4 ASCII characters per token and one token per other character (CJK text runs
+close to a token per character). Images and videos: the catalog's per-item figure, or the
+`res_level` tier when the request sets one (documented: 127/402/578/1026 tokens per image).
+"""
+
+from __future__ import annotations
+
+from harness.catalog import ModelInfo
+
+RES_LEVEL_TOKENS = {0: 127, 1: 402, 2: 578, 3: 1026}
+
+
+def text_tokens(text: str) -> int:
+    ascii_chars = sum(1 for c in text if ord(c) < 128) if not text.isascii() else len(text)
+    return max(1, (ascii_chars + 3) // 4 + (len(text) - ascii_chars))
+
+
+def image_tokens(model: ModelInfo, parameters: dict) -> int:
+    level = parameters.get("res_level")
+    return RES_LEVEL_TOKENS[level] if level in RES_LEVEL_TOKENS else model.image_tokens_estimate
+
+
+def video_tokens(model: ModelInfo, parameters: dict) -> int:
+    frames = parameters.get("max_video_frames")
+    if frames:
+        return frames * image_tokens(model, parameters)
+    return model.video_tokens_estimate
+
+
+def cost(model: ModelInfo, tokens: dict[str, int]) -> float:
+    """Estimated cost in the catalog's currency for tokens by modality."""
+    return sum(tokens.get(k, 0) / 1000.0 * model.prices.get(k, 0.0) for k in ("text", "image", "video"))

@@ -1,0 +1,52 @@
+"""A batch of inputs → the exact request body of its cell's wire protocol.
+
+DashScope: `{"model", "input": {"contents": [...]}, "parameters": {...}}` with `dimension` and
+every other option INSIDE `parameters` (the public quick-start script put `dimension` at the top
+level, which the API does not read). OpenAI-compatible and local cells: the embeddings shape
+`{"model", "input": [texts], "encoding_format": "float"}` plus `dimensions` where allowed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness.inputs import Input
+from harness.plan import Batch, Cell
+
+
+def content_items(inp: Input, cell: Cell) -> list[dict[str, Any]]:
+    """The `input.contents` items one input becomes for this cell's model."""
+    if inp.modality == "multi_images":
+        return [{"multi_images": [p.wire() for p in inp.parts]}]
+    if inp.modality == "fused":
+        if cell.model.fusion == "enable_fusion":
+            return [{p.kind: p.wire()} for p in inp.parts]
+        return [{p.kind: p.wire() for p in inp.parts}]
+    part = inp.parts[0]
+    return [{part.kind: part.wire()}]
+
+
+def dashscope_body(cell: Cell, batch: Batch) -> dict[str, Any]:
+    contents: list[dict[str, Any]] = []
+    for inp in batch.inputs:
+        contents.extend(content_items(inp, cell))
+    parameters = dict(cell.parameters)
+    if batch.fused:
+        parameters["enable_fusion"] = True
+    return {"model": cell.model.wire_model, "input": {"contents": contents}, "parameters": parameters}
+
+
+def embeddings_body(cell: Cell, batch: Batch) -> dict[str, Any]:
+    body: dict[str, Any] = {"model": cell.model.wire_model,
+                            "input": [inp.parts[0].value for inp in batch.inputs],
+                            "encoding_format": "float"}
+    if cell.dimension_sent is not None:
+        body["dimensions"] = cell.dimension_sent
+    return body
+
+
+BODIES = {"dashscope": dashscope_body, "openai": embeddings_body, "local": embeddings_body}
+
+
+def render(cell: Cell, batch: Batch) -> dict[str, Any]:
+    return BODIES[cell.protocol](cell, batch)

@@ -1,0 +1,423 @@
+"""Spec × catalog → cells (model × dimension) and the requests of each cell.
+
+All catalog rules are checked here, before anything is written: unknown models, dimensions,
+parameters, modalities, fusion mixes and size limits, each reported at the spec line that
+caused it and naming what the model accepts. Order and ids are deterministic.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+from harness import estimate
+from harness.catalog import Catalog, ModelInfo, load_catalog
+from harness.errors import ExitCode, HarnessError, Problem
+from harness.inputs import Input, InputProblem, iter_inputs
+from harness.spec import Spec, read_spec
+
+DEFAULT_BATCH = 20          # when the catalog documents no per-request cap (undated tongyi, local)
+DASHSCOPE_BASE_ENV = "DASHSCOPE_HTTP_BASE_URL"   # the official SDK's name, so setups carry over
+
+
+@dataclass
+class Cell:
+    id: str
+    model: ModelInfo
+    dimension: int                  # the vector length every input gets
+    dimension_sent: int | None      # what goes in the request (None: the model's fixed size)
+    parameters: dict                # parameters of every request of this cell
+    endpoint: str
+    api_key_env: str | None
+    required: bool
+    where: tuple                    # spec path of the model entry
+
+    @property
+    def protocol(self) -> str:
+        return self.model.provider
+
+    def manifest_entry(self) -> dict:
+        return {"id": self.id, "model": self.model.name, "wire_model": self.model.wire_model,
+                "provider": self.model.provider, "endpoint": self.endpoint, "dimension": self.dimension,
+                "dimension_sent": self.dimension_sent, "parameters": self.parameters,
+                "api_key_env": self.api_key_env, "required": self.required}
+
+
+@dataclass
+class Batch:
+    seq: int                        # 1-based, the payload file number
+    inputs: list[Input]
+    contents: int
+    fused: bool                     # one input whose parts fuse via enable_fusion
+
+    @property
+    def file(self) -> str:
+        return f"{self.seq:05d}.json"
+
+
+@dataclass
+class Plan:
+    spec: Spec
+    catalog: Catalog
+    cells: list[Cell]
+    input_count: int
+    modality_counts: dict[str, int]
+    warnings: list[Problem]
+    max_contents: int | None
+    _spool: Path | None = field(default=None, repr=False)
+
+    def inputs(self) -> Iterator[Input]:
+        """Stream the resolved inputs back from the spool (memory stays flat in their number)."""
+        with open(self._spool, "rb") as f:
+            while True:
+                try:
+                    yield pickle.load(f)
+                except EOFError:
+                    return
+
+    def batches(self, cell: Cell) -> Iterator[Batch]:
+        return batches(cell, self.inputs(), self.max_contents)
+
+    def close(self) -> None:
+        if self._spool is not None:
+            try:
+                os.unlink(self._spool)
+            except FileNotFoundError:
+                pass
+            self._spool = None
+
+    def __enter__(self) -> "Plan":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def slug(model_name: str) -> str:
+    return model_name.replace("/", "--")
+
+
+# -- content items and batching -----------------------------------------------------------
+
+def contents_of(inp: Input, model: ModelInfo) -> int:
+    if inp.modality == "fused" and model.fusion == "enable_fusion":
+        return len(inp.parts)
+    return 1
+
+
+def alone(inp: Input, cell: Cell) -> bool:
+    """Must this input travel in a request of its own to come back as exactly one vector?"""
+    return (cell.model.fusion == "always" or bool(cell.parameters.get("enable_fusion"))
+            or (inp.modality == "fused" and cell.model.fusion == "enable_fusion"))
+
+
+def batches(cell: Cell, inputs: Iterator[Input], max_contents: int | None) -> Iterator[Batch]:
+    m = cell.model
+    limit = m.max_contents or DEFAULT_BATCH
+    if max_contents:
+        limit = min(limit, max_contents)
+    caps = {"image": m.max_images, "video": m.max_videos, "text": m.max_texts}
+    seq = 0
+    cur: list[Input] = []
+    used = Counter()
+
+    def flush():
+        nonlocal seq, cur, used
+        if cur:
+            seq += 1
+            yield Batch(seq, cur, used["contents"], False)
+        cur, used = [], Counter()
+
+    for inp in inputs:
+        if alone(inp, cell):
+            yield from flush()
+            seq += 1
+            yield Batch(seq, [inp], contents_of(inp, m), inp.modality == "fused" and m.fusion == "enable_fusion")
+            continue
+        need = Counter({k: inp.count(k) for k in caps})
+        need["contents"] = contents_of(inp, m)
+        over = used["contents"] + need["contents"] > limit or any(
+            cap is not None and used[k] + need[k] > cap for k, cap in caps.items())
+        if over:
+            yield from flush()
+        cur.append(inp)
+        used.update(need)
+    yield from flush()
+
+
+# -- catalog rules for one input and one model --------------------------------------------
+
+def input_rule_problems(inp: Input, model: ModelInfo) -> list[tuple[str, str | None, str]]:
+    """(message, hint, severity) for each rule of `model` that `inp` breaks."""
+    out: list[tuple[str, str | None, str]] = []
+    accepts = ", ".join(sorted(model.modalities))
+    if inp.modality == "fused":
+        if model.fusion == "none":
+            return [(f"{model.name} does not fuse modalities into one vector",
+                     "fusing models: qwen3-vl-embedding, qwen2.5-vl-embedding, tongyi-embedding-vision-*-2026-03-06; "
+                     "or exclude this model", "error")]
+        if model.fusion in ("same_item", "always") and inp.count("image") > 1:
+            out.append((f"{model.name} fuses at most one image per item", "give one image, or use qwen3-vl-embedding", "error"))
+    needed = {"multi_images"} if inp.modality == "multi_images" else {p.kind for p in inp.parts}
+    missing = needed - set(model.modalities)
+    if missing:
+        out.append((f"{model.name} does not accept {'/'.join(sorted(missing))} input (it accepts: {accepts})",
+                    "exclude the cell in matrix.exclude, or remove the model", "error"))
+        return out
+    if inp.modality == "multi_images" and model.max_multi_images and len(inp.parts) > model.max_multi_images:
+        out.append((f"{model.name} takes at most {model.max_multi_images} images in one multi_images item "
+                    f"(this one has {len(inp.parts)})", "split it", "error"))
+    if not alone(inp, _FakeCell(model)) or inp.modality == "fused":
+        for kind, cap in (("image", model.max_images), ("video", model.max_videos)):
+            if cap is not None and inp.count(kind) > cap:
+                out.append((f"{model.name} takes at most {cap} {kind}(s) per request (this input has {inp.count(kind)})",
+                            None, "error"))
+    for part in inp.parts:
+        img = part.image
+        if img is not None:
+            if model.image_max_bytes and img.size > model.image_max_bytes:
+                out.append((f"image {img.shown!r} is {img.size:,} bytes; {model.name} takes at most "
+                            f"{model.image_max_bytes:,} bytes per image", "downscale or recompress it", "error"))
+            if model.image_formats and img.format not in model.image_formats:
+                out.append((f"image {img.shown!r} is {img.format.upper()}; {model.name} accepts "
+                            f"{', '.join(f.upper() for f in model.image_formats)}", "convert it", "error"))
+        if part.kind == "text" and model.text_max_tokens:
+            tokens = estimate.text_tokens(part.value)
+            if tokens > model.text_max_tokens:
+                out.append((f"text of about {tokens:,} tokens exceeds {model.name}'s limit of {model.text_max_tokens:,}",
+                            "the provider may truncate or reject it; shorten it", "warning"))
+    return out
+
+
+@dataclass
+class _FakeCell:  # lets `alone` be asked about a model without a cell
+    model: ModelInfo
+    parameters: dict = field(default_factory=dict)
+
+
+# -- building the plan --------------------------------------------------------------------
+
+def _model_entries(spec: Spec) -> list[tuple[dict, tuple, tuple]]:
+    """(entry, path of the entry, path of its name) for each model of the spec."""
+    out = []
+    for i, m in enumerate(spec.data.get("models") or ["qwen3-vl-embedding"]):
+        entry = {"name": m} if isinstance(m, str) else dict(m)
+        out.append((entry, ("models", i), ("models", i) if isinstance(m, str) else ("models", i, "name")))
+    return out
+
+
+def _dims_for(model: ModelInfo, dims, dims_path: tuple, spec: Spec, problems: list[Problem],
+              excluded) -> list[int]:
+    if dims in (None, "default"):
+        return [model.default_dimension]
+    if dims == "all":
+        return list(model.dimensions)
+    out = []
+    for j, d in enumerate(dims):
+        if d in model.dimensions:
+            out.append(d)
+        elif not excluded(model.name, d):
+            problems.append(spec.problem(
+                dims_path + (j,), f"{model.name} does not support output dimension {d} "
+                f"(it supports: {', '.join(map(str, model.dimensions))})",
+                f"remove it, give this model its own `dimensions:`, or add "
+                f"{{model: {model.name}, dimension: {d}}} to matrix.exclude"))
+    return out
+
+
+def _endpoint(model: ModelInfo, entry: dict, where: tuple, spec: Spec, catalog: Catalog, base_url: str | None,
+              problems: list[Problem]) -> str:
+    if model.provider == "local":
+        return f"local://{model.wire_model}"
+    if model.provider == "openai":
+        base = base_url_openai = entry.get("base_url")
+        if not base_url_openai:
+            problems.append(spec.problem(where, f"{model.name} needs a base_url (the OpenAI-compatible server)",
+                                         "e.g. - {name: %s, base_url: http://127.0.0.1:8000/v1}" % model.name,
+                                         prefer_key=True))
+            return ""
+        return base.rstrip("/") + "/embeddings"
+    region = spec.data.get("region", "cn-beijing")
+    base = base_url or entry.get("base_url") or spec.data.get("endpoint") or os.environ.get(DASHSCOPE_BASE_ENV)
+    if not base:
+        if model.regions and region not in model.regions:
+            problems.append(spec.problem(("region",) if "region" in spec.data else where,
+                                         f"{model.name} is not offered in {region} (only in: {', '.join(model.regions)})",
+                                         "change `region:`, or exclude the model"))
+        base = catalog.regions[region]
+    return base.rstrip("/") + catalog.embedding_path
+
+
+def build_cells(spec: Spec, catalog: Catalog, problems: list[Problem], base_url: str | None = None) -> list[Cell]:
+    data = spec.data
+    matrix = data.get("matrix") or {}
+    excludes = matrix.get("exclude") or []
+    used_excludes = [False] * len(excludes)
+
+    def excluded(model: str, dim: int | None) -> bool:
+        hit = False
+        for k, ex in enumerate(excludes):
+            if ex.get("model", model) == model and (dim is None and "dimension" not in ex or ex.get("dimension", dim) == dim):
+                used_excludes[k] = hit = True
+        return hit
+
+    global_params = data.get("parameters") or {}
+    required_all = bool((data.get("execution") or {}).get("required", False))
+    entries = _model_entries(spec)
+    for k, inc in enumerate(matrix.get("include") or []):
+        if not any(e["name"] == inc["model"] for e, _, _ in entries):
+            entries.append(({"name": inc["model"]}, ("matrix", "include", k), ("matrix", "include", k, "model")))
+
+    cells: list[Cell] = []
+    seen_models: dict[str, tuple] = {}
+    for entry, where, name_path in entries:
+        name = entry["name"]
+        model = catalog.get(name)
+        if model is None:
+            close = catalog.suggest(name)
+            problems.append(spec.problem(name_path, f"unknown model {name!r}",
+                                         f"did you mean {close[0]!r}?" if close else
+                                         f"known models: {', '.join(catalog.names())}"))
+            continue
+        if name in seen_models:
+            problems.append(spec.problem(name_path, f"model {name!r} is listed twice",
+                                         "list each model once; per-model overrides go on that one entry"))
+            continue
+        seen_models[name] = where
+        if excluded(name, None):
+            continue
+        params = {**global_params, **(entry.get("parameters") or {})}
+        for key in params:
+            if key not in model.parameters:
+                p_path = where + ("parameters", key) if key in (entry.get("parameters") or {}) else ("parameters", key)
+                accepts = ", ".join(sorted(model.parameters)) or "none"
+                problems.append(spec.problem(p_path, f"{model.name} does not accept parameter {key!r} (it accepts: {accepts})",
+                                             "set it per model under that model's `parameters:`, or exclude the model",
+                                             prefer_key=True))
+        dims_spec = entry.get("dimensions", data.get("dimensions", "default"))
+        dims_path = where + ("dimensions",) if "dimensions" in entry else ("dimensions",)
+        if where[0] == "matrix":
+            dims = []
+        else:
+            dims = _dims_for(model, dims_spec, dims_path, spec, problems, excluded)
+        endpoint = _endpoint(model, entry, where, spec, catalog, base_url, problems)
+        for d in dims:
+            if excluded(name, d):
+                continue
+            _add_cell(cells, model, d, params, endpoint, entry, where, required_all)
+        for k, inc in enumerate(matrix.get("include") or []):
+            if inc["model"] != name:
+                continue
+            if inc["dimension"] not in model.dimensions:
+                problems.append(spec.problem(("matrix", "include", k, "dimension"),
+                                             f"{model.name} does not support output dimension {inc['dimension']} "
+                                             f"(it supports: {', '.join(map(str, model.dimensions))})"))
+            elif not any(c.model.name == name and c.dimension == inc["dimension"] for c in cells):
+                _add_cell(cells, model, inc["dimension"], params, endpoint, entry, where, required_all)
+    for k, used in enumerate(used_excludes):
+        if not used:
+            problems.append(spec.problem(("matrix", "exclude", k), "this exclude matches no cell",
+                                         "check the model name and dimension", severity="warning"))
+    if not cells and not any(p.is_error for p in problems):
+        problems.append(spec.problem(("models",), "the matrix is empty: every cell was excluded", prefer_key=True))
+    return cells
+
+
+def _add_cell(cells, model, d, params, endpoint, entry, where, required_all) -> None:
+    sent = d if model.dimension_param else None
+    wire_params = dict(params)
+    if model.provider == "dashscope" and sent is not None:
+        wire_params["dimension"] = sent
+    cells.append(Cell(id=f"{slug(model.name)}-{d}", model=model, dimension=d, dimension_sent=sent,
+                      parameters=wire_params, endpoint=endpoint, api_key_env=entry.get("api_key_env"),
+                      required=bool(entry.get("required", required_all)), where=where))
+
+
+def _scan_inputs(spec: Spec, cells: list[Cell], problems: list[Problem], spool) -> tuple[int, Counter, set[str]]:
+    """One pass over every input: ids, catalog rules per model, spooled for the per-cell passes."""
+    input_problems: list[InputProblem] = []
+    seen: dict[str, str] = {}
+    counts: Counter = Counter()
+    models = {c.model.name: c.model for c in cells}
+    # identical rule breaks of many rows of one input set are reported once, with a count
+    grouped: dict[tuple, list] = {}
+    n = 0
+    for inp in iter_inputs(spec.data.get("inputs") or [], spec.base_dir, input_problems):
+        label = inp.row or f"input {inp.id!r}"
+        if inp.id in seen:
+            problems.append(spec.problem(inp.where + (("id",) if inp.row is None else ()),
+                                         f"duplicate input id {inp.id!r} ({label}; first used by {seen[inp.id]})",
+                                         "give each input its own `id:`", prefer_key=True))
+            continue
+        seen[inp.id] = label
+        for model in models.values():
+            for message, hint, severity in input_rule_problems(inp, model):
+                key = (inp.where, message if inp.row is None else message.split(" (")[0].split("'")[0], severity)
+                grouped.setdefault(key, [message, hint, severity, label, 0])[4] += 1
+        counts[inp.modality] += 1
+        n += 1
+        if spool is not None:
+            pickle.dump(inp, spool, protocol=pickle.HIGHEST_PROTOCOL)
+    for (where, _, _), (message, hint, severity, first, count) in grouped.items():
+        text = f"{first}: {message}" if count == 1 else f"{count} inputs ({first} and more): {message}"
+        problems.append(spec.problem(where, text, hint, severity=severity, prefer_key=True))
+    for p in input_problems:
+        problems.append(spec.problem(p.where, p.message, p.hint, prefer_key=p.prefer_key))
+    if n == 0 and not input_problems and spec.data.get("inputs"):
+        problems.append(spec.problem(("inputs",), "the inputs resolve to nothing", prefer_key=True))
+    return n, counts, set(seen)
+
+
+def _check_refs(spec: Spec, ids: set[str], problems: list[Problem]) -> None:
+    """Checks name input ids; let the checks module point at unknown ones before anything runs."""
+    checks = spec.data.get("checks")
+    if not checks:
+        return
+    try:
+        from harness.checks import validate_check_refs
+    except ImportError:
+        return
+    problems.extend(validate_check_refs(checks, ids, lambda path: spec.positions.of(("checks",) + tuple(path))))
+
+
+def build_plan(spec: Spec, *, base_url: str | None = None, catalog: Catalog | None = None,
+               spool: bool = True) -> Plan:
+    """Check every rule and expand the spec; raise HarnessError with all errors, in file order."""
+    catalog = catalog or load_catalog()
+    problems: list[Problem] = list(spec.problems)
+    schema_ok = not spec.problems
+    cells: list[Cell] = []
+    n, counts = 0, Counter()
+    spool_path = None
+    try:
+        cells = build_cells(spec, catalog, problems, base_url)
+        fd, name = tempfile.mkstemp(prefix="harness-inputs-", suffix=".spool")
+        spool_path = Path(name)
+        with os.fdopen(fd, "wb") as f:
+            n, counts, ids = _scan_inputs(spec, cells, problems, f if spool else None)
+        if schema_ok:
+            _check_refs(spec, ids, problems)
+    except HarnessError:
+        raise
+    except Exception:
+        # A spec that broke the schema can break these checks too; its schema errors say why.
+        if schema_ok:
+            if spool_path:
+                spool_path.unlink(missing_ok=True)
+            raise
+    errors = [p for p in problems if p.is_error]
+    if errors:
+        if spool_path:
+            spool_path.unlink(missing_ok=True)
+        raise HarnessError(sorted(problems, key=Problem.sort_key), ExitCode.SPEC_INVALID)
+    max_contents = (spec.data.get("batching") or {}).get("max_contents")
+    return Plan(spec, catalog, cells, n, dict(counts), sorted(problems, key=Problem.sort_key), max_contents, spool_path)
+
+
+def load_plan(path: str | Path, *, base_url: str | None = None) -> Plan:
+    return build_plan(read_spec(path), base_url=base_url)

@@ -1,0 +1,1 @@
+"""Reports: terminal (rich), Markdown, and the files CI reads."""

@@ -1,0 +1,156 @@
+"""The JSON summary: the one canonical result that JUnit and HTML are projections of.
+
+`summary.json` is versioned (`summary_version`, schemas/summary.schema.json) so CI scripts can
+rely on its shape. It holds no timestamps or absolute paths: the same folder gives the same
+bytes, which keeps the manifest reproducible.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.evidence import atomic_write, canonical_json
+from harness.verdict import CheckResult, verdict
+
+SUMMARY_VERSION = 1
+REPORT_FILES = ("summary.json", "junit.xml", "report.html")
+
+
+def plain(value: Any) -> Any:
+    """A value canonical JSON accepts: numpy scalars unwrapped, non-finite floats as None,
+    tuples as lists, anything else unknown as its string."""
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    return str(value)
+
+
+def status_of(result: CheckResult) -> str:
+    status = (result.data or {}).get("status")
+    if status in ("passed", "failed", "skipped"):
+        return status
+    return "passed" if result.passed else "failed"
+
+
+def read_responses(folder: Path, cell_id: str) -> list[dict]:
+    path = Path(folder) / "responses" / f"{cell_id}.jsonl"
+    if not path.is_file():
+        return []
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(row, dict):
+            out.append(row)
+    return out
+
+
+def _num(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def latency_stats(rows: list[dict]) -> dict | None:
+    values = [float(r["latency_ms"]) for r in rows if _num(r.get("latency_ms"))]
+    if not values:
+        return None
+    a = np.asarray(values)
+    return {"count": len(values), "p50": round(float(np.percentile(a, 50)), 3),
+            "p95": round(float(np.percentile(a, 95)), 3), "max": round(float(a.max()), 3),
+            "mean": round(float(a.mean()), 3)}
+
+
+def usage_totals(rows: list[dict]) -> dict[str, float]:
+    """Sum of each numeric usage field over a cell's requests (cache hits included)."""
+    totals: dict[str, float] = {}
+    for r in rows:
+        for k, v in (r.get("usage") or {}).items():
+            if _num(v):
+                totals[k] = totals.get(k, 0) + v
+    return {k: totals[k] for k in sorted(totals)}
+
+
+def cell_summary(folder: Path, cell: dict, execution: dict[str, dict]) -> dict:
+    from harness.checks import FolderError, load_cell_vectors
+
+    cid = cell["id"]
+    rows = read_responses(folder, cid)
+    try:
+        vec = load_cell_vectors(folder, cid)
+    except FolderError:
+        vec = None
+    info = execution.get(cid) or {}
+    executed = vec is not None
+    return {
+        "id": cid, "model": cell.get("model"), "provider": cell.get("provider"),
+        "dimension": cell.get("dimension"), "requests": cell.get("requests"),
+        "executed": executed,
+        "reason": None if executed else (info.get("reason") or "not executed"),
+        "vectors": len(vec.ids) if vec is not None else 0,
+        "latency_ms": latency_stats(rows),
+        "usage": usage_totals(rows),
+        "cache_hits": sum(1 for r in rows if r.get("cache_hit")),
+        "errors": sum(1 for r in rows if r.get("error")),
+        "estimated_cost": cell.get("estimated_cost"),
+    }
+
+
+def build_summary(folder: Path, manifest: dict, results: list[CheckResult]) -> dict:
+    """Everything the reports show, from the folder, its manifest and the check results."""
+    from harness.checks import read_execution
+
+    folder = Path(folder)
+    execution = read_execution(folder)
+    statuses = [status_of(r) for r in results]
+    checks = [{"name": r.name, "kind": r.kind, "cell": r.cell, "passed": bool(r.passed), "status": s,
+               "detail": r.detail, "line": r.line(), "data": plain(r.data or {})}
+              for r, s in zip(results, statuses)]
+    quality = [{"check": r.name, "cell": r.cell, "model": r.data.get("model"), "dimension": r.data.get("dimension"),
+                "metrics": plain(r.data.get("metrics") or {}), "thresholds": plain(r.data.get("thresholds") or {})}
+               for r in results if r.kind == "check" and (r.data or {}).get("check") == "retrieval"
+               and r.data.get("metrics")]
+    spec = manifest.get("spec") or {}
+    return {
+        "summary_version": SUMMARY_VERSION,
+        "spec": {"name": spec.get("name"), "sha256": spec.get("sha256")},
+        "manifest_digest": manifest.get("digest"),
+        "verdict": "PASS" if verdict(results) else "FAIL",
+        "counts": {"total": len(results), "passed": statuses.count("passed"),
+                   "failed": statuses.count("failed"), "skipped": statuses.count("skipped")},
+        "cells": [cell_summary(folder, c, execution) for c in manifest.get("cells") or []],
+        "checks": checks,
+        "quality": quality,
+    }
+
+
+def render_summary(summary: dict) -> bytes:
+    return canonical_json(summary, pretty=True)
+
+
+def write_reports(folder: Path, manifest: dict, results: list[CheckResult]) -> list[str]:
+    """Write summary.json, junit.xml and report.html into `folder`; return their relative paths.
+
+    The runner calls this before it hashes the folder, so the reports are in the manifest.
+    """
+    from harness.report.html import render_html
+    from harness.report.junit import render_junit
+
+    folder = Path(folder)
+    summary = build_summary(folder, manifest, results)
+    atomic_write(folder / "summary.json", render_summary(summary))
+    atomic_write(folder / "junit.xml", render_junit(summary))
+    atomic_write(folder / "report.html", render_html(summary, folder))
+    return list(REPORT_FILES)

@@ -1,0 +1,301 @@
+"""The `run` pipeline: stage a folder, write payloads and evidence, optionally execute, commit.
+
+Everything is written into a staging folder beside `output/<name>/` and swapped in at the end,
+so an invalid spec, an interrupted run or a crash leaves no new or half-written output.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+import socket
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+from harness import __version__, estimate
+from harness import manifest as manifest_mod
+from harness.errors import ExitCode, HarnessError, Problem
+from harness.evidence import StagedFolder, atomic_write, canonical_json, sha256_bytes, sha256_file
+from harness.payloads import render
+from harness.plan import Cell, Plan, build_plan
+from harness.spec import Spec, read_spec, schema_info
+from harness.verdict import CheckResult, render_validate_txt, verdict
+
+DEFAULT_OUTPUT = "output"
+SHAPING_FACTS = ("dimensions", "default_dimension", "dimension_param", "fusion", "max_images", "max_contents",
+                 "image_max_bytes", "regions")
+
+
+def output_base(cli_value: str | None = None) -> Path:
+    return Path(cli_value or os.environ.get("OUTPUT_DIR") or DEFAULT_OUTPUT)
+
+
+def output_folder(base: Path, spec: Spec) -> Path:
+    """output/<spec name>; the schema's name pattern already forbids '/', '..' and friends —
+    this re-checks, because writing outside the output folder must be impossible."""
+    final = (base / spec.name).resolve()
+    if final.parent != base.resolve():
+        raise HarnessError(spec.problem(("name",), f"name {spec.name!r} would write outside {base}",
+                                        "use letters, digits, '.', '_' and '-'"))
+    return final
+
+
+@dataclass
+class CellStats:
+    requests: int = 0
+    contents: int = 0
+    inputs: int = 0
+    modality_mix: Counter = field(default_factory=Counter)
+    tokens: Counter = field(default_factory=Counter)
+    cost: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"requests": self.requests, "contents": self.contents, "inputs": self.inputs,
+                "modality_mix": dict(sorted(self.modality_mix.items())),
+                "estimated_tokens": {**dict(sorted(self.tokens.items())), "total": sum(self.tokens.values())},
+                "estimated_cost": {"amount": round(self.cost, 6), "currency": "CNY"}}
+
+
+def _tokens(cell: Cell, inputs) -> Counter:
+    t: Counter = Counter()
+    for inp in inputs:
+        for p in inp.parts:
+            if p.kind == "text":
+                t["text"] += estimate.text_tokens(p.value)
+            elif p.kind == "image":
+                t["image"] += estimate.image_tokens(cell.model, cell.parameters)
+            else:
+                t["video"] += estimate.video_tokens(cell.model, cell.parameters)
+    return t
+
+
+def cell_stats(plan: Plan, cell: Cell, write: Callable[[Any, dict], None] | None = None) -> CellStats:
+    """Walk a cell's batches; with `write`, render and write each request body too."""
+    s = CellStats()
+    for batch in plan.batches(cell):
+        s.requests += 1
+        s.contents += batch.contents
+        s.inputs += len(batch.inputs)
+        for inp in batch.inputs:
+            s.modality_mix[inp.modality] += 1
+        s.tokens.update(_tokens(cell, batch.inputs))
+        if write is not None:
+            write(batch, render(cell, batch))
+    s.cost = estimate.cost(cell.model, s.tokens)
+    return s
+
+
+def body_problems(cell: Cell, body: dict) -> list[str]:
+    """What the request body itself must show: the right model, and the dimension inside `parameters`."""
+    out = []
+    if cell.protocol == "dashscope":
+        if "dimension" in body:
+            out.append("`dimension` at the top level of the body (the API reads it only inside `parameters`)")
+        if body.get("parameters", {}).get("dimension") != cell.dimension_sent:
+            out.append(f"parameters.dimension is {body.get('parameters', {}).get('dimension')}, expected {cell.dimension_sent}")
+    elif body.get("dimensions") != cell.dimension_sent:
+        out.append(f"dimensions is {body.get('dimensions')}, expected {cell.dimension_sent}")
+    if body.get("model") != cell.model.wire_model:
+        out.append(f"model is {body.get('model')!r}, expected {cell.model.wire_model!r}")
+    return out
+
+
+def index_line(batch, data: bytes) -> bytes:
+    """One line of payloads/<cell>/index.jsonl: which inputs a request file carries, in order."""
+    return canonical_json({"file": batch.file, "sha256": sha256_bytes(data),
+                           "inputs": [i.id for i in batch.inputs], "contents": batch.contents}) + b"\n"
+
+
+def write_payloads(plan: Plan, folder: Path) -> tuple[dict[str, CellStats], list[CheckResult]]:
+    stats: dict[str, CellStats] = {}
+    results: list[CheckResult] = []
+    for cell in plan.cells:
+        cell_dir = folder / "payloads" / cell.id
+        cell_dir.mkdir(parents=True)
+        wrong: list[str] = []
+        # Files inside the staging folder need no per-file rename: the folder swap is the commit.
+        with open(cell_dir / "index.jsonl", "wb") as index:
+            def write(batch, body):
+                data = canonical_json(body)
+                (cell_dir / batch.file).write_bytes(data)
+                index.write(index_line(batch, data))
+                if not wrong:
+                    wrong.extend(f"{batch.file}: {w}" for w in body_problems(cell, body))
+            stats[cell.id] = s = cell_stats(plan, cell, write)
+        where = f"parameters.dimension={cell.dimension_sent}" if cell.protocol == "dashscope" and cell.dimension_sent \
+            else (f"fixed dimension {cell.dimension}" if cell.dimension_sent is None else f"dimensions={cell.dimension_sent}")
+        results.append(CheckResult(
+            "payloads", not wrong,
+            wrong[0] if wrong else f"{s.requests} requests, {s.contents} contents, model {cell.model.wire_model}, {where}",
+            cell=cell.id, data=s.as_dict()))
+    return stats, results
+
+
+def offline_results(plan: Plan) -> list[CheckResult]:
+    info = schema_info()
+    results = [
+        CheckResult("spec", True, f"{plan.spec.display} is valid against {info['id']}"),
+        CheckResult("catalog", True, f"{len(plan.cells)} cells within the rules of model catalog {plan.catalog.version}"),
+        CheckResult("inputs", True, f"{plan.input_count} inputs with unique ids "
+                    f"({', '.join(f'{k} {v}' for k, v in sorted(plan.modality_counts.items()))})"),
+    ]
+    for w in plan.warnings:
+        results.append(CheckResult("warning", True, w.render()))
+    # Facts the sources dispute and that shape the payloads: a warning line per model, never a silent guess.
+    for model in {c.model.name: c.model for c in plan.cells}.values():
+        for d in model.disputes:
+            if d.field in SHAPING_FACTS:
+                results.append(CheckResult("disputed-fact", True, f"warning: {model.name} {d.field}: {d.note} "
+                                           f"Chosen: {d.chosen}"))
+    return results
+
+
+def write_inputs(plan: Plan, folder: Path) -> dict[str, Any]:
+    files: dict[str, dict] = {}
+    urls: dict[str, dict] = {}
+    with open(folder / "inputs.jsonl", "wb") as f:
+        for inp in plan.inputs():
+            ref = inp.ref()
+            f.write(canonical_json(ref) + b"\n")
+            for part in ref["parts"]:
+                if "path" in part:
+                    files.setdefault(part["path"], {k: part[k] for k in ("path", "sha256", "size", "mime")})
+                elif "url" in part and part["url"] != "data:…":
+                    urls.setdefault(part["url"], {"url": part["url"], "kind": part["kind"]})
+    return {"count": plan.input_count, "sha256": sha256_file(folder / "inputs.jsonl"),
+            "modality_counts": dict(sorted(plan.modality_counts.items())),
+            "files": sorted(files.values(), key=lambda r: r["path"]),
+            "urls": sorted(urls.values(), key=lambda r: r["url"])}
+
+
+def manifest_body(plan: Plan, folder: Path, stats: dict[str, CellStats], inputs: dict) -> dict[str, Any]:
+    spec = plan.spec
+    spec_path = os.path.relpath(spec.path.resolve(), folder.resolve()) if spec.path else None
+    final = folder
+    return {
+        "manifest_version": 1,
+        "harness": {"version": __version__},
+        "schema": schema_info(),
+        "catalog": {"version": plan.catalog.version, "sha256": plan.catalog.sha256},
+        "spec": {"name": spec.name, "path": spec_path, "copy": "spec.yaml", "sha256": spec.sha256},
+        "environment": manifest_mod.environment(spec.path.resolve().parent if spec.path else None),
+        "inputs": inputs,
+        "cells": [{**c.manifest_entry(), **stats[c.id].as_dict(), "index": f"payloads/{c.id}/index.jsonl"}
+                  for c in plan.cells],
+    }
+
+
+@dataclass
+class RunOutcome:
+    folder: Path
+    manifest: dict[str, Any]
+    results: list[CheckResult]
+    exit_code: ExitCode
+    stats: dict[str, CellStats]
+
+
+def _execute(plan: Plan, folder: Path, cells: list[dict], execute_options: dict, console) -> tuple[list[CheckResult], bool]:
+    """Run the requests; returns the execution results and whether a provider error happened."""
+    from harness.execute import ExecuteOptions, execute_run
+
+    spec_exec = plan.spec.data.get("execution") or {}
+    known = {f.name for f in dataclasses.fields(ExecuteOptions)}
+    values = {k: v for k, v in {**spec_exec, **{k: v for k, v in execute_options.items() if v is not None}}.items()
+              if k in known}
+    summary = execute_run(folder, cells, ExecuteOptions(**values), console)
+    provider_failed = summary.fatal is not None or any(not r.passed for r in summary.results)
+    return list(summary.results), provider_failed
+
+
+def run(spec_path: str | Path, *, base: Path, execute: bool = False, execute_options: dict | None = None,
+        base_url: str | None = None, console=None) -> RunOutcome:
+    """Validate, expand, write payloads and evidence (and execute when asked). Raises HarnessError
+    for an invalid spec, before anything is written."""
+    started = time.time()
+    spec = read_spec(spec_path)
+    with build_plan(spec, base_url=base_url) as plan:
+        final = output_folder(base, spec)
+        with StagedFolder(final) as stage:
+            folder = stage.path
+            (folder / "spec.yaml").write_bytes(spec.raw)
+            inputs = write_inputs(plan, folder)
+            stats, payload_results = write_payloads(plan, folder)
+            results = offline_results(plan) + payload_results
+            body = manifest_body(plan, final, stats, inputs)
+            provider_failed = False
+            if execute:
+                exec_results, provider_failed = _execute(plan, folder, body["cells"], execute_options or {}, console)
+                results += exec_results
+                results += _spec_checks(spec, folder, body["cells"])
+                results += _spec_export(spec, folder)
+            atomic_write(folder / "validate.txt", render_validate_txt(results))
+            from harness.report.markdown import write_markdown
+            write_markdown(folder, body, results)
+            _extra_reports(folder, body, results)
+            manifest = manifest_mod.finish(folder, body)
+            atomic_write(folder / manifest_mod.RUN, canonical_json(run_facts(started, execute), pretty=True))
+            stage.commit()
+    if verdict(results):
+        code = ExitCode.OK
+    elif provider_failed:
+        code = ExitCode.PROVIDER_ERROR
+    else:
+        code = ExitCode.CHECKS_FAILED
+    return RunOutcome(final, manifest, results, code, stats)
+
+
+def _spec_checks(spec: Spec, folder: Path, cells: list[dict]) -> list[CheckResult]:
+    checks = spec.data.get("checks")
+    if not checks:
+        return []
+    from harness.checks import evaluate_checks
+    return list(evaluate_checks(checks, folder, cells, lambda p: spec.positions.of(("checks",) + tuple(p))))
+
+
+def _spec_export(spec: Spec, folder: Path) -> list[CheckResult]:
+    export = spec.data.get("export")
+    if not export:
+        return []
+    from harness.export import export_run
+    token = os.environ.get(export["token_env"]) if export.get("token_env") else None
+    to = export["to"]
+    if "://" not in to and not os.path.isabs(to):
+        to = str((spec.base_dir / to).resolve())
+    return list(export_run(folder, to=to, collection=export.get("collection"), token=token,
+                           top_k=export.get("top_k", 5), queries=export.get("queries")))
+
+
+def _extra_reports(folder: Path, body: dict, results: list[CheckResult]) -> None:
+    """HTML, JUnit and the JSON summary, when the reporting module is installed."""
+    try:
+        from harness.report.html import write_reports
+    except ImportError:
+        return
+    write_reports(folder, body, results)
+
+
+def run_facts(started: float, executed: bool) -> dict[str, Any]:
+    return {"started": datetime.fromtimestamp(started, timezone.utc).isoformat(timespec="seconds"),
+            "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "seconds": round(time.time() - started, 3), "executed": executed,
+            "host": socket.gethostname(), "platform": platform.platform(), "python": platform.python_version()}
+
+
+def derive_payloads(spec_path: str | Path, *, base_url: str | None = None):
+    """Re-derive (relative path, bytes) of every payload file and index, for `harness verify`.
+    Nothing is written."""
+    spec = read_spec(spec_path)
+    with build_plan(spec, base_url=base_url) as plan:
+        for cell in plan.cells:
+            index = []
+            for batch in plan.batches(cell):
+                data = canonical_json(render(cell, batch))
+                yield f"payloads/{cell.id}/{batch.file}", data
+                index.append(index_line(batch, data))
+            yield f"payloads/{cell.id}/index.jsonl", b"".join(index)
