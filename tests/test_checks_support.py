@@ -40,9 +40,10 @@ def pad(v, dimension: int) -> list[float]:
 
 
 def make_run(folder: Path, cells: dict[str, dict[str, list[float]]] | None = None, *,
-             models: dict[str, tuple[str, int]] | None = None, executed: bool = True,
+             models: dict[str, tuple[str, int]] | None = None, executed: bool = True, skip: tuple = (),
              latency: float = 120.0, name: str = "cat-retrieval") -> dict:
-    """Write a complete executed run; `cells` maps cell id -> {input id: vector}.
+    """Write a complete executed run; `cells` maps cell id -> {input id: vector}; cells in
+    `skip` are planned but not executed (no API key).
 
     Returns the manifest (also written as manifest.json, with every file hashed).
     """
@@ -69,7 +70,7 @@ def make_run(folder: Path, cells: dict[str, dict[str, list[float]]] | None = Non
         (folder / "payloads" / cid / "00000.json").write_bytes(body)
         (folder / "payloads" / cid / "index.jsonl").write_bytes(canonical_json(
             {"file": "00000.json", "sha256": sha256_bytes(body), "inputs": ids, "contents": len(ids)}) + b"\n")
-        if executed:
+        if executed and cid not in skip:
             (folder / "vectors").mkdir(exist_ok=True)
             order = list(vecs)
             np.save(folder / "vectors" / f"{cid}.npy", np.asarray([vecs[i] for i in order], dtype=np.float32))

@@ -1,0 +1,43 @@
+"""JUnit XML: one test case per check per cell, failures and skips where CI shows them."""
+
+import xml.etree.ElementTree as ET
+
+from harness.checks import evaluate_checks
+from harness.report.summary import write_reports
+from harness.verdict import CheckResult
+from test_checks_support import VECTORS, make_run, pad
+
+
+def test_junit_one_testcase_per_check_per_cell(tmp_path):
+    folder = tmp_path / "run"
+    vecs = {k: pad(v, 4) for k, v in VECTORS.items()}
+    manifest = make_run(folder, {"qwen3-vl-embedding-4": vecs, "tongyi-4": vecs}, skip=("tongyi-4",))
+    checks = [{"nearest": {"query": "cat-caption", "among": ["cat-photo", "dog-photo"], "expect": "cat-photo"}},
+              {"nearest": {"query": "dog-caption", "among": ["cat-photo", "dog-photo"], "expect": "cat-photo"}}]
+    results = [CheckResult("schema", True, "spec matches the schema")] + evaluate_checks(
+        checks, folder, manifest["cells"], locate=lambda p: (20 + p[1], 3))
+    write_reports(folder, manifest, results)
+    root = ET.parse(folder / "junit.xml").getroot()
+    assert root.tag == "testsuites"
+    assert (root.get("tests"), root.get("failures"), root.get("skipped")) == ("5", "1", "2")
+    suites = {s.get("name"): s for s in root.findall("testsuite")}
+    assert set(suites) == {"cat-retrieval.run", "cat-retrieval.qwen3-vl-embedding-4", "cat-retrieval.tongyi-4"}
+    cases = suites["cat-retrieval.qwen3-vl-embedding-4"].findall("testcase")
+    assert [c.get("name") for c in cases] == ["nearest:cat-caption", "nearest:dog-caption"]
+    assert cases[0].find("failure") is None
+    failure = cases[1].find("failure")
+    assert failure is not None and "expected cat-photo" in failure.get("message")
+    assert failure.text.startswith("FAIL nearest:dog-caption [qwen3-vl-embedding-4]")
+    assert cases[1].get("file") == "spec.yaml" and cases[1].get("line") == "21"
+    skipped = suites["cat-retrieval.tongyi-4"].findall("testcase/skipped")
+    assert len(skipped) == 2 and "no DashScope API key" in skipped[0].get("message")
+
+
+def test_junit_escapes_markup_in_details(tmp_path):
+    folder = tmp_path / "run"
+    manifest = make_run(folder)
+    write_reports(folder, manifest, [CheckResult("weird<&>", False, 'a "quoted" <tag> & more')])
+    root = ET.parse(folder / "junit.xml").getroot()  # parses: markup was escaped
+    case = root.find("testsuite/testcase")
+    assert case.get("name") == "weird<&>"
+    assert case.find("failure").get("message") == 'a "quoted" <tag> & more'
