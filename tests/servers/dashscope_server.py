@@ -340,6 +340,42 @@ async def _respond(send, status: int, body: bytes, extra: list | None = None) ->
     await send({"type": "http.response.body", "body": body})
 
 
+def stage_payloads(folder, cell_id: str, requests: list[tuple[dict, list[str]]]) -> None:
+    """Write payloads/<cell>/NNNNN.json + index.jsonl as the runner does (the output-folder contract)."""
+    from pathlib import Path
+
+    from harness.evidence import canonical_json, sha256_bytes
+
+    d = Path(folder) / "payloads" / cell_id
+    d.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for n, (body, inputs) in enumerate(requests):
+        data = canonical_json(body)
+        name = f"{n:05d}.json"
+        (d / name).write_bytes(data)
+        given = body.get("input")
+        contents = len(given.get("contents") or []) if isinstance(given, dict) else len(given or [])
+        lines.append(json.dumps({"file": name, "sha256": sha256_bytes(data), "inputs": inputs,
+                                 "contents": contents}) + "\n")
+    (d / "index.jsonl").write_text("".join(lines))
+
+
+def text_requests(model: str, dimension: int | None, n_requests: int, per_request: int = 2,
+                  prefix: str = "t", **parameters: Any) -> list[tuple[dict, list[str]]]:
+    """`n_requests` bodies of `per_request` texts each, with input ids `<prefix><i>`."""
+    out = []
+    for r in range(n_requests):
+        ids = [f"{prefix}{r * per_request + k}" for k in range(per_request)]
+        params = dict(parameters)
+        if dimension is not None:
+            params["dimension"] = dimension
+        body = {"model": model, "input": {"contents": [{"text": f"text number {i}"} for i in ids]}}
+        if params:
+            body["parameters"] = params
+        out.append((body, ids))
+    return out
+
+
 @contextmanager
 def serve(api_key: str = DEFAULT_KEY, **options: Any) -> Iterator[FakeDashScope]:
     """Run the server in a background thread on an ephemeral loopback port."""

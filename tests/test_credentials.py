@@ -1,0 +1,86 @@
+"""The key is found where people keep it, in the documented order, and a missing key says where to put it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.credentials import find_api_key, missing_key_message
+from harness.providers.base import NotExecutable
+from harness.providers.dashscope import DashScopeProvider
+
+CELL = {"id": "qwen3-vl-embedding-1024", "model": "qwen3-vl-embedding", "provider": "dashscope",
+        "endpoint": "http://127.0.0.1:9/api/v1/services/embeddings/multimodal-embedding/multimodal-embedding",
+        "dimension": 1024, "required": True}
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch) -> Path:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for var in ("DASHSCOPE_API_KEY", "ALIBABA_CLOUD_CREDENTIALS_FILE", "ALIBABA_CLOUD_PROFILE", "DASHSCOPE_WORKSPACE"):
+        monkeypatch.delenv(var, raising=False)
+    return tmp_path
+
+
+def write_ini(home: Path, text: str) -> Path:
+    path = home / ".alibabacloud" / "credentials"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def write_key_file(home: Path, key: str) -> None:
+    path = home / ".dashscope" / "api_key"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(key + "\n")
+
+
+def test_env_wins_over_both_files(home, monkeypatch):
+    write_ini(home, "[default]\ndashscope_api_key = sk-ini\n")
+    write_key_file(home, "sk-file")
+    monkeypatch.setenv("DASHSCOPE_API_KEY", "sk-env")
+    key, source = find_api_key()
+    assert key == "sk-env" and source.where == "$DASHSCOPE_API_KEY"
+
+
+def test_ini_default_section_then_key_file(home):
+    write_key_file(home, "sk-file")
+    assert find_api_key()[0] == "sk-file"
+    path = write_ini(home, "[default]\ntype = access_key\ndashscope_api_key = sk-ini\n")
+    key, source = find_api_key()
+    assert key == "sk-ini" and str(path) in source.where and "[default]" in source.where
+
+
+def test_profile_and_file_override(home, monkeypatch, tmp_path):
+    other = tmp_path / "elsewhere.ini"
+    other.write_text("[default]\ndashscope_api_key = sk-default\n[work]\ndashscope_api_key = sk-work\n")
+    monkeypatch.setenv("ALIBABA_CLOUD_CREDENTIALS_FILE", str(other))
+    assert find_api_key()[0] == "sk-default"
+    monkeypatch.setenv("ALIBABA_CLOUD_PROFILE", "work")
+    assert find_api_key()[0] == "sk-work"
+    monkeypatch.setenv("ALIBABA_CLOUD_PROFILE", "missing")
+    assert find_api_key() is None
+
+
+def test_malformed_ini_is_no_key_not_a_crash(home):
+    write_ini(home, "this is not an ini file\n[[[\n")
+    assert find_api_key() is None
+
+
+def test_missing_key_is_not_executable_and_names_all_three_places(home):
+    with pytest.raises(NotExecutable) as info:
+        DashScopeProvider.from_cell(CELL)
+    text = str(info.value)
+    assert "DASHSCOPE_API_KEY" in text
+    assert str(home / ".alibabacloud" / "credentials") in text and "[default]" in text
+    assert str(home / ".dashscope" / "api_key") in text
+    assert text == missing_key_message()
+
+
+def test_provider_repr_says_where_not_what(home, monkeypatch):
+    monkeypatch.setenv("DASHSCOPE_API_KEY", "sk-secret-value-123")
+    monkeypatch.setenv("DASHSCOPE_WORKSPACE", "llm-ws1")
+    provider = DashScopeProvider.from_cell(CELL)
+    assert "sk-secret-value-123" not in repr(provider) and "$DASHSCOPE_API_KEY" in repr(provider)
+    assert provider.workspace == "llm-ws1"
