@@ -36,6 +36,10 @@ class Cell:
     api_key_env: str | None
     required: bool
     where: tuple                    # spec path of the model entry
+    modalities: frozenset[str] | None = None   # only inputs of these modalities (None: all)
+
+    def takes(self, inp: Input) -> bool:
+        return self.modalities is None or inp.modality in self.modalities
 
     @property
     def protocol(self) -> str:
@@ -45,7 +49,8 @@ class Cell:
         return {"id": self.id, "model": self.model.name, "wire_model": self.model.wire_model,
                 "provider": self.model.provider, "endpoint": self.endpoint, "dimension": self.dimension,
                 "dimension_sent": self.dimension_sent, "parameters": self.parameters,
-                "api_key_env": self.api_key_env, "required": self.required}
+                "api_key_env": self.api_key_env, "required": self.required,
+                "modalities": sorted(self.modalities) if self.modalities else None}
 
 
 @dataclass
@@ -81,7 +86,7 @@ class Plan:
                     return
 
     def batches(self, cell: Cell) -> Iterator[Batch]:
-        return batches(cell, self.inputs(), self.max_contents)
+        return batches(cell, (i for i in self.inputs() if cell.takes(i)), self.max_contents)
 
     def close(self) -> None:
         if self._spool is not None:
@@ -167,7 +172,8 @@ def input_rule_problems(inp: Input, model: ModelInfo) -> list[tuple[str, str | N
     missing = needed - set(model.modalities)
     if missing:
         out.append((f"{model.name} does not accept {'/'.join(sorted(missing))} input (it accepts: {accepts})",
-                    "exclude the cell in matrix.exclude, or remove the model", "error"))
+                    f"give the model `modalities: [{', '.join(sorted(model.modalities))}]` to send it only what it takes, "
+                    "or exclude it in matrix.exclude", "error"))
         return out
     if inp.modality == "multi_images" and model.max_multi_images and len(inp.parts) > model.max_multi_images:
         out.append((f"{model.name} takes at most {model.max_multi_images} images in one multi_images item "
@@ -335,7 +341,8 @@ def _add_cell(cells, model, d, params, endpoint, entry, where, required_all) -> 
         wire_params["dimension"] = sent
     cells.append(Cell(id=f"{slug(model.name)}-{d}", model=model, dimension=d, dimension_sent=sent,
                       parameters=wire_params, endpoint=endpoint, api_key_env=entry.get("api_key_env"),
-                      required=bool(entry.get("required", required_all)), where=where))
+                      required=bool(entry.get("required", required_all)), where=where,
+                      modalities=frozenset(entry["modalities"]) if entry.get("modalities") else None))
 
 
 def _scan_inputs(spec: Spec, cells: list[Cell], problems: list[Problem], spool) -> tuple[int, Counter, set[str]]:
@@ -343,7 +350,7 @@ def _scan_inputs(spec: Spec, cells: list[Cell], problems: list[Problem], spool) 
     input_problems: list[InputProblem] = []
     seen: dict[str, str] = {}
     counts: Counter = Counter()
-    models = {c.model.name: c.model for c in cells}
+    models = {c.model.name: c for c in cells}   # one representative cell per model: rules are per model
     # identical rule breaks of many rows of one input set are reported once, with a count
     grouped: dict[tuple, list] = {}
     n = 0
@@ -355,8 +362,10 @@ def _scan_inputs(spec: Spec, cells: list[Cell], problems: list[Problem], spool) 
                                          "give each input its own `id:`", prefer_key=True))
             continue
         seen[inp.id] = label
-        for model in models.values():
-            for message, hint, severity in input_rule_problems(inp, model):
+        for cell in models.values():
+            if not cell.takes(inp):
+                continue
+            for message, hint, severity in input_rule_problems(inp, cell.model):
                 key = (inp.where, message if inp.row is None else message.split(" (")[0].split("'")[0], severity)
                 grouped.setdefault(key, [message, hint, severity, label, 0])[4] += 1
         counts[inp.modality] += 1

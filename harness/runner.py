@@ -209,8 +209,7 @@ def _execute(plan: Plan, folder: Path, cells: list[dict], execute_options: dict,
     values = {k: v for k, v in {**spec_exec, **{k: v for k, v in execute_options.items() if v is not None}}.items()
               if k in known}
     summary = execute_run(folder, cells, ExecuteOptions(**values), console)
-    provider_failed = summary.fatal is not None or any(not r.passed for r in summary.results)
-    return list(summary.results), provider_failed
+    return list(summary.checks), not summary.ok
 
 
 def run(spec_path: str | Path, *, base: Path, execute: bool = False, execute_options: dict | None = None,

@@ -104,7 +104,9 @@ def _short(value: Any) -> str:
 def _leaf(error: ValidationError) -> ValidationError:
     """For anyOf/oneOf without a custom message, the sub-error that explains most."""
     while error.validator in ("anyOf", "oneOf") and error.context and "errorMessage" not in error.schema:
-        error = best_match(error.context)
+        # a branch that failed only on its type (a string where a mapping was given) explains nothing
+        fitting = [e for e in error.context if not (e.validator == "type" and not e.relative_path)]
+        error = best_match(fitting or error.context)
     return error
 
 
@@ -121,7 +123,8 @@ def _explain(error: ValidationError, spec: Spec) -> list[Problem]:
         out = []
         for key in extras:
             hint = _did_you_mean(key, allowed) or f"allowed keys here: {', '.join(allowed)}"
-            out.append(spec.problem(path + (key,), f"unknown key {key!r} in {where}", hint, prefer_key=True))
+            place = f" in {where}" if path else ""
+            out.append(spec.problem(path + (key,), f"unknown key {key!r}{place}", hint, prefer_key=True))
         return out
     if custom and v in ("oneOf", "anyOf", "not", "if", "then", "else"):
         return [spec.problem(path, f"{where}: {custom}", prefer_key=True)]
