@@ -186,7 +186,8 @@ def backoff_delay(attempt: int, options: ExecuteOptions, retry_after: float | No
 
 def estimate_body_tokens(body: dict[str, Any], info: Any) -> int:
     """Input tokens one body will likely cost, for the TPM limiter (corrected by actual usage)."""
-    contents = (body.get("input") or {}).get("contents") or body.get("input") or []
+    raw = body.get("input") or []
+    contents = raw.get("contents") or [] if isinstance(raw, dict) else raw   # DashScope vs embeddings shape
     params = body.get("parameters") or {}
     if isinstance(contents, str):
         contents = [contents]
