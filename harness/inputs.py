@@ -119,6 +119,9 @@ def inline_input(entry: dict, index: int, base_dir: Path) -> Input:
                                "for a single modality use text:, image: or video:")
         parts = tuple(fused)
     input_id = entry.get("id") or _default_id(key, parts)
+    if not ID_RE.match(input_id):
+        raise InputProblem(where + ("id",), f"inputs[{index}].id {input_id!r} is not a valid input id",
+                           "ids use letters, digits and . _ : @ - and start with a letter or digit", False)
     return Input(input_id, key, parts, where)
 
 
