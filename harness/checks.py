@@ -367,6 +367,7 @@ def evaluate_checks(
     passing result marked `data["status"] == "skipped"` with the reason (JUnit shows it as
     skipped); a check whose filters select no cell fails, so a typo never passes silently.
     `spec_dir` resolves a stability check's relative `against` path (default: the cwd).
+    `locate(path)` maps a path inside `checks:` (e.g. (0, "nearest")) to (line, col).
     """
     folder = Path(folder)
     spec_dir = Path(spec_dir) if spec_dir is not None else Path.cwd()
@@ -377,7 +378,7 @@ def evaluate_checks(
     for index, (check, name) in enumerate(zip(checks, check_names(checks))):
         kind = check_kind(check)
         body = check[kind] or {}
-        where = _where(locate, ("checks", index, kind))
+        where = _where(locate, (index, kind))
         base = {"check": kind, "index": index, **({"line": where[0], "col": where[1]} if where else {})}
         chosen = [c for c in cells if selects(body, c)]
         if not chosen:
@@ -462,7 +463,7 @@ def validate_check_refs(
     is a declared input, bounds are ordered, an expected id is among the candidates, and
     (when given) `cells`/`models` filters name real cells and models.
 
-    `locate(path)` maps a path in the spec document, e.g. ("checks", 2, "nearest", "query"),
+    `locate(path)` maps a path inside the spec's `checks:` list, e.g. (2, "nearest", "query"),
     to (line, col); problems carry `file` and that position.
     """
     known = list(dict.fromkeys(input_ids))
@@ -487,7 +488,7 @@ def validate_check_refs(
         body = check[kind] or {}
         if not isinstance(body, dict):
             continue
-        at = ("checks", index, kind)
+        at = (index, kind)
         for sub, value in _ids_in(kind, body):
             if isinstance(value, str) and value not in known_set:
                 add(at + sub, f"check {kind}: unknown input id {value!r}", suggest(value, known, "inputs:"))

@@ -157,7 +157,7 @@ def test_corrupt_vector_file_fails_the_check_not_the_harness(run):
 def test_duplicate_names_are_numbered_and_locate_recorded(run):
     folder, cells = run
     c = {"vectors": {}}
-    rs = evaluate_checks([c, c], folder, cells, locate=lambda path: (10 + path[1], 5))
+    rs = evaluate_checks([c, c], folder, cells, locate=lambda path: (10 + path[0], 5))
     assert [r.name for r in rs] == ["vectors", "vectors#2"]
     assert rs[1].data["line"] == 11
 
@@ -169,7 +169,7 @@ def test_validate_check_refs_names_unknown_ids_with_position():
         {"retrieval": {"queries": {"q": ["nope"]}}},
         {"vectors": {"models": ["qwen3-vl-embeding"]}},
     ]
-    positions = {("checks", 0, "nearest", "query"): (7, 14)}
+    positions = {(0, "nearest", "query"): (7, 14)}
     probs = validate_check_refs(checks, ["cat-caption", "cat-photo", "q"], lambda p: positions.get(p),
                                 file="spec.yaml", models=["qwen3-vl-embedding"])
     rendered = [p.render() for p in probs]

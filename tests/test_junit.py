@@ -15,7 +15,7 @@ def test_junit_one_testcase_per_check_per_cell(tmp_path):
     checks = [{"nearest": {"query": "cat-caption", "among": ["cat-photo", "dog-photo"], "expect": "cat-photo"}},
               {"nearest": {"query": "dog-caption", "among": ["cat-photo", "dog-photo"], "expect": "cat-photo"}}]
     results = [CheckResult("schema", True, "spec matches the schema")] + evaluate_checks(
-        checks, folder, manifest["cells"], locate=lambda p: (20 + p[1], 3))
+        checks, folder, manifest["cells"], locate=lambda p: (20 + p[0], 3))
     write_reports(folder, manifest, results)
     root = ET.parse(folder / "junit.xml").getroot()
     assert root.tag == "testsuites"

@@ -1,0 +1,285 @@
+"""`harness verify`: re-derive and re-hash an output folder, trusting nothing in it.
+
+Three independent lines of evidence, each named when it breaks:
+1. the manifest itself: canonical bytes and its roll-up digest;
+2. every file against the sha256 the manifest recorded (missing, extra, changed);
+3. the payloads, index files and inputs.jsonl re-derived from the spec copy (spec.yaml) and
+   the local inputs, compared byte for byte; and the original spec and local inputs compared
+   with the hashes recorded at run time ("changed since the run").
+
+A folder moved elsewhere still verifies (1) and (2) completely; (3) needs the local inputs,
+found beside the original spec (via the relative path the manifest recorded) or in `spec_dir`.
+What cannot be re-derived is said, and only fails the verification under `strict`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness import manifest as manifest_mod
+from harness.errors import HarnessError
+from harness.evidence import canonical_json, hash_tree, sha256_bytes, sha256_file
+
+# Finding kinds, in the order a report lists them.
+KINDS = ("manifest", "missing", "extra", "changed", "spec", "input", "payload", "cells", "not-derived")
+
+
+@dataclass(frozen=True)
+class Finding:
+    kind: str          # one of KINDS
+    path: str          # the file (relative to the folder, or as recorded) the finding is about
+    message: str
+    mismatch: bool = True  # False: could not be checked here (not a difference)
+
+    def line(self) -> str:
+        return f"{self.kind:<11} {self.path}: {self.message}"
+
+
+@dataclass
+class VerifyReport:
+    folder: Path
+    findings: list[Finding] = field(default_factory=list)
+    hashed: int = 0           # files whose sha256 matched the manifest
+    derived: int = 0          # files re-derived byte for byte
+    inputs_checked: int = 0   # local input files whose sha256 matched
+    spec_source: str | None = None  # where the original spec was found, if it was
+    notes: list[str] = field(default_factory=list)
+    strict: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not any(f.mismatch or self.strict for f in self.findings)
+
+    def add(self, kind: str, path: str, message: str, mismatch: bool = True) -> None:
+        self.findings.append(Finding(kind, path, message, mismatch))
+
+    def sorted_findings(self) -> list[Finding]:
+        return sorted(self.findings, key=lambda f: (KINDS.index(f.kind), f.path))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"folder": str(self.folder), "verified": self.ok, "hashed": self.hashed, "derived": self.derived,
+                "inputs_checked": self.inputs_checked, "spec_source": self.spec_source, "notes": self.notes,
+                "findings": [dataclasses.asdict(f) for f in self.sorted_findings()]}
+
+
+def _short(h: str | None) -> str:
+    return (h or "none")[:12]
+
+
+def _read_manifest(folder: Path, report: VerifyReport) -> dict | None:
+    path = folder / manifest_mod.MANIFEST
+    if not path.is_file():
+        report.add("missing", manifest_mod.MANIFEST, "no manifest.json: this is not a harness output folder, "
+                   "or its manifest was deleted")
+        return None
+    raw = path.read_bytes()
+    try:
+        manifest = json.loads(raw.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        report.add("manifest", manifest_mod.MANIFEST, f"is not valid JSON ({exc}); it was damaged or edited")
+        return None
+    if not isinstance(manifest, dict) or "files" not in manifest:
+        report.add("manifest", manifest_mod.MANIFEST, "has no `files` table; it was damaged or edited")
+        return None
+    try:
+        canonical = canonical_json(manifest, pretty=True)
+    except ValueError:
+        canonical = b""
+    if raw != canonical:
+        report.add("manifest", manifest_mod.MANIFEST, "bytes differ from its canonical form: it was edited after "
+                   "the run")
+    recomputed = manifest_mod.digest(manifest)
+    if recomputed != manifest.get("digest"):
+        report.add("manifest", manifest_mod.MANIFEST, f"digest mismatch: recorded {_short(manifest.get('digest'))}, "
+                   f"recomputed {_short(recomputed)}; a recorded field was changed")
+    return manifest
+
+
+def _check_files(folder: Path, manifest: dict, report: VerifyReport) -> dict[str, str]:
+    recorded: dict[str, str] = manifest.get("files") or {}
+    actual = hash_tree(folder, exclude=manifest_mod.UNHASHED)
+    for path in sorted(set(recorded) - set(actual)):
+        report.add("missing", path, "recorded in the manifest but not in the folder")
+    for path in sorted(set(actual) - set(recorded)):
+        report.add("extra", path, "in the folder but not in the manifest")
+    for path in sorted(set(recorded) & set(actual)):
+        if recorded[path] != actual[path]:
+            report.add("changed", path, f"sha256 {_short(actual[path])}, the manifest recorded {_short(recorded[path])}")
+        else:
+            report.hashed += 1
+    inputs_sha = (manifest.get("inputs") or {}).get("sha256")
+    if inputs_sha and "inputs.jsonl" in actual and actual["inputs.jsonl"] != inputs_sha:
+        report.add("changed", "inputs.jsonl", "differs from inputs.sha256 in the manifest")
+    return actual
+
+
+def _locate_spec(folder: Path, manifest: dict, spec_dir: Path | None, report: VerifyReport) -> Path | None:
+    """Where the local inputs live: `spec_dir` if given, else beside the original spec when the
+    manifest's relative path still leads to it (and it is the same spec, changed or not)."""
+    spec = manifest.get("spec") or {}
+    copy = folder / (spec.get("copy") or "spec.yaml")
+    if copy.is_file() and spec.get("sha256") and sha256_file(copy) != spec["sha256"]:
+        report.add("spec", copy.name, "the spec copy differs from the spec that was run (sha256 "
+                   f"{_short(sha256_file(copy))}, recorded {_short(spec['sha256'])})")
+    rel = spec.get("path")
+    original = Path(os.path.normpath(folder / rel)) if rel else None
+    if original is not None and original.is_file():
+        digest = sha256_file(original)
+        if digest == spec.get("sha256"):
+            report.spec_source = str(original)
+            report.notes.append(f"original spec unchanged at {original}")
+        elif _same_spec_name(original, spec.get("name")):
+            report.spec_source = str(original)
+            report.add("spec", str(rel), f"the spec at {original} changed since the run (sha256 {_short(digest)}, "
+                       f"recorded {_short(spec.get('sha256'))}); payloads are re-derived from the copy spec.yaml")
+        else:
+            original = None
+    elif original is not None:
+        report.notes.append(f"the original spec is not at {original} (the folder was moved or copied); "
+                            "the copy spec.yaml is used")
+        original = None
+    if spec_dir is not None:
+        return Path(spec_dir).resolve()
+    return original.parent if original is not None else None
+
+
+def _same_spec_name(path: Path, name: str | None) -> bool:
+    """A file at the recorded relative path may be another spec when the folder moved."""
+    try:
+        from harness import yamlpos
+        data, _ = yamlpos.load(path.read_text(encoding="utf-8"))
+    except Exception:
+        return False
+    return isinstance(data, dict) and data.get("name") == name
+
+
+def _check_local_inputs(manifest: dict, base: Path | None, report: VerifyReport) -> bool:
+    """Compare each local input file with its recorded sha256; False when one is unavailable."""
+    files = (manifest.get("inputs") or {}).get("files") or []
+    complete = True
+    for entry in files:
+        rel = entry.get("path", "?")
+        if base is None:
+            report.add("not-derived", rel, "local input not checked: the original spec's folder is unknown "
+                       "(pass --spec-dir DIR, the folder the spec's relative paths start from)", mismatch=False)
+            complete = False
+            continue
+        path = base / rel
+        if not path.is_file():
+            report.add("not-derived", rel, f"local input not found at {path}", mismatch=False)
+            complete = False
+            continue
+        digest = sha256_file(path)
+        if digest != entry.get("sha256"):
+            report.add("input", rel, f"local input changed since the run (sha256 {_short(digest)}, size "
+                       f"{path.stat().st_size}; recorded {_short(entry.get('sha256'))}, size {entry.get('size')})")
+        else:
+            report.inputs_checked += 1
+    return complete
+
+
+def derive(folder: Path, base: Path | None) -> tuple[dict[str, bytes], list[str], dict]:
+    """Re-derive payload files, index files and inputs.jsonl from the spec copy.
+
+    Returns ({relative path: bytes}, cell ids, catalog facts). Raises HarnessError when the spec
+    or an input cannot be read or planned here.
+    """
+    from harness.payloads import render
+    from harness.plan import build_plan
+    from harness.runner import index_line
+    from harness.spec import read_spec
+
+    spec = read_spec(folder / "spec.yaml")
+    spec = dataclasses.replace(spec, base_dir=base if base is not None else folder.resolve())
+    if spec.problems:
+        raise HarnessError(spec.problems)
+    out: dict[str, bytes] = {}
+    with build_plan(spec) as plan:
+        out["inputs.jsonl"] = b"".join(canonical_json(i.ref()) + b"\n" for i in plan.inputs())
+        for cell in plan.cells:
+            index = []
+            for batch in plan.batches(cell):
+                data = canonical_json(render(cell, batch))
+                out[f"payloads/{cell.id}/{batch.file}"] = data
+                index.append(index_line(batch, data))
+            out[f"payloads/{cell.id}/index.jsonl"] = b"".join(index)
+        return out, [c.id for c in plan.cells], {"version": plan.catalog.version, "sha256": plan.catalog.sha256}
+
+
+def _check_derived(folder: Path, manifest: dict, base: Path | None, inputs_complete: bool,
+                   report: VerifyReport) -> None:
+    try:
+        derived, cell_ids, catalog = derive(folder, base)
+    except HarnessError as exc:
+        why = "; ".join(p.render() for p in exc.problems[:3])
+        report.add("not-derived", "payloads/", f"cannot re-derive the payloads here: {why}",
+                   mismatch=False if not inputs_complete or not (folder / "spec.yaml").is_file() else True)
+        return
+    recorded = manifest.get("files") or {}
+    recorded_cells = [c.get("id") for c in manifest.get("cells") or []]
+    if cell_ids != recorded_cells:
+        gone = [c for c in recorded_cells if c not in cell_ids]
+        new = [c for c in cell_ids if c not in recorded_cells]
+        report.add("cells", "manifest.json", "the spec now plans different cells"
+                   + (f"; no longer: {', '.join(gone)}" if gone else "") + (f"; new: {', '.join(new)}" if new else ""))
+    differs = 0
+    for rel, data in sorted(derived.items()):
+        path = folder / rel
+        if not path.is_file():
+            if rel not in recorded:
+                report.add("payload", rel, "the spec produces this file but the run has none")
+            continue  # a recorded file that is missing is reported already
+        if path.read_bytes() != data:
+            differs += 1
+            report.add("payload", rel, f"re-derived bytes differ from the file (sha256 {_short(sha256_bytes(data))} "
+                       f"re-derived, {_short(sha256_file(path))} in the folder)")
+        else:
+            report.derived += 1
+    for rel in sorted(recorded):
+        if rel.startswith("payloads/") and rel not in derived:
+            report.add("payload", rel, "recorded in the run but the spec no longer produces it")
+    old = manifest.get("catalog") or {}
+    if differs and old.get("sha256") and old.get("sha256") != catalog["sha256"]:
+        report.notes.append(f"the model catalog changed since the run ({old.get('version')} → {catalog['version']}), "
+                            "which can change payloads")
+
+
+def verify_folder(folder: str | Path, *, spec_dir: str | Path | None = None, strict: bool = False) -> VerifyReport:
+    """Verify an output folder; see the module docstring. Never raises for a damaged folder:
+    every problem is a finding."""
+    folder = Path(folder)
+    report = VerifyReport(folder=folder, strict=strict)
+    manifest = _read_manifest(folder, report)
+    if manifest is None:
+        return report
+    _check_files(folder, manifest, report)
+    base = _locate_spec(folder, manifest, Path(spec_dir) if spec_dir else None, report)
+    complete = _check_local_inputs(manifest, base, report)
+    if (folder / "spec.yaml").is_file():
+        _check_derived(folder, manifest, base, complete, report)
+    return report
+
+
+def render_report(report: VerifyReport) -> str:
+    """What `harness verify` prints: a verdict line, then one line per finding."""
+    lines = []
+    if report.ok:
+        bits = [f"{report.hashed} files match their sha256", f"{report.derived} re-derived byte for byte"]
+        if report.inputs_checked:
+            bits.append(f"{report.inputs_checked} local inputs unchanged")
+        partial = any(f.kind == "not-derived" for f in report.findings)
+        head = "verified (hashes only: the payloads were not re-derived, see below)" if partial else "verified"
+        lines.append(f"{head}: {report.folder} ({', '.join(bits)})")
+    else:
+        n = sum(1 for f in report.findings if f.mismatch or report.strict)
+        lines.append(f"MISMATCH: {report.folder}: {n} finding{'s' if n != 1 else ''}")
+    for f in report.sorted_findings():
+        lines.append(("  " if f.mismatch or report.strict else "  note: ") + f.line())
+    for note in report.notes:
+        lines.append(f"  note: {note}")
+    return "\n".join(lines)

@@ -1,0 +1,219 @@
+"""`harness verify` on real runs: every kind of tampering is caught and the file is named."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harness import manifest as manifest_mod
+from harness.cli import main
+from harness.errors import ExitCode
+from harness.evidence import canonical_json
+from harness.verify import verify_folder
+
+SPEC = """\
+version: 1
+name: tamper
+models:
+  - qwen3-vl-embedding
+dimensions: [1024, 256]
+inputs:
+  - id: cat-caption
+    text: A cat sitting on a red chair
+  - id: dog-caption
+    text: A dog runs on the beach
+  - id: cat-photo
+    image: images/cat.png
+"""
+CELL = "qwen3-vl-embedding-256"
+
+
+def png(rgb: tuple[int, int, int]) -> bytes:
+    raw = b"".join(b"\x00" + bytes(rgb) * 4 for _ in range(4))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 4, 4, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+@pytest.fixture
+def run(tmp_path, capsys) -> Path:
+    """An offline `harness run`, then vectors added as execution would (and the manifest rehashed,
+    as `harness export` does), so vector files are under the manifest too."""
+    project = tmp_path / "project"
+    (project / "images").mkdir(parents=True)
+    (project / "images" / "cat.png").write_bytes(png((200, 30, 30)))
+    (project / "spec.yaml").write_text(SPEC)
+    assert main(["run", str(project / "spec.yaml"), "--output", str(tmp_path / "out"), "--quiet"]) == 0
+    folder = tmp_path / "out" / "tamper"
+    (folder / "vectors").mkdir()
+    rng = np.random.default_rng(1)
+    np.save(folder / "vectors" / f"{CELL}.npy", rng.normal(size=(3, 256)).astype(np.float32))
+    (folder / "vectors" / f"{CELL}.ids.json").write_bytes(canonical_json(["cat-caption", "dog-caption", "cat-photo"]))
+    manifest_mod.rehash(folder)
+    capsys.readouterr()
+    return folder
+
+
+def verify(folder: Path, capsys, *extra: str) -> tuple[int, str]:
+    code = main(["verify", str(folder), *extra])
+    return code, capsys.readouterr().out
+
+
+def flip(path: Path, offset: int = -10) -> None:
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def test_untouched_run_verifies(run, capsys):
+    code, out = verify(run, capsys)
+    assert code == ExitCode.OK, out
+    assert out.startswith(f"verified: {run}")
+    assert "5 re-derived byte for byte" in out and "1 local inputs unchanged" in out
+
+
+def test_one_byte_of_a_payload(run, capsys):
+    flip(run / "payloads" / CELL / "00001.json", offset=12)
+    code, out = verify(run, capsys)
+    assert code == ExitCode.VERIFY_MISMATCH
+    assert f"changed     payloads/{CELL}/00001.json: sha256" in out
+    assert f"payload     payloads/{CELL}/00001.json: re-derived bytes differ" in out
+    assert "qwen3-vl-embedding-1024/00001.json" not in out  # only the tampered file is named
+
+
+def test_one_byte_of_a_vector_file(run, capsys):
+    flip(run / "vectors" / f"{CELL}.npy")
+    code, out = verify(run, capsys)
+    assert code == ExitCode.VERIFY_MISMATCH
+    assert f"changed     vectors/{CELL}.npy" in out
+
+
+def test_one_byte_of_the_manifest(run, capsys):
+    path = run / "manifest.json"
+    text = path.read_text()
+    recorded = json.loads(text)["files"]["inputs.jsonl"]
+    path.write_text(text.replace(recorded, ("0" if recorded[0] != "0" else "1") + recorded[1:]))
+    code, out = verify(run, capsys)
+    assert code == ExitCode.VERIFY_MISMATCH
+    assert "manifest    manifest.json: digest mismatch" in out
+    assert "changed     inputs.jsonl" in out
+
+
+def test_manifest_whitespace_edit(run, capsys):
+    path = run / "manifest.json"
+    path.write_bytes(path.read_bytes().replace(b'"files": {', b'"files":  {', 1))
+    code, out = verify(run, capsys)
+    assert code == ExitCode.VERIFY_MISMATCH
+    assert "manifest.json: bytes differ from its canonical form" in out
+
+
+def test_garbled_manifest(run, capsys):
+    (run / "manifest.json").write_bytes(b"{not json")
+    code, out = verify(run, capsys)
+    assert code == ExitCode.VERIFY_MISMATCH and "manifest.json: is not valid JSON" in out
+
+
+def test_one_byte_of_the_spec_copy(run, capsys):
+    path = run / "spec.yaml"
+    path.write_text(path.read_text().replace("dimensions: [1024, 256]", "dimensions: [1024, 512]"))
+    code, out = verify(run, capsys)
+    assert code == ExitCode.VERIFY_MISMATCH
+    assert "changed     spec.yaml" in out
+    assert "spec        spec.yaml: the spec copy differs from the spec that was run" in out
+    assert "the spec now plans different cells; no longer: qwen3-vl-embedding-256; new: qwen3-vl-embedding-512" in out
+
+
+def test_original_spec_changed_since_the_run(run, capsys):
+    original = run.parent.parent / "project" / "spec.yaml"
+    original.write_text(original.read_text().replace("red chair", "red sofa"))
+    code, out = verify(run, capsys)
+    assert code == ExitCode.VERIFY_MISMATCH
+    assert "spec        ../../project/spec.yaml: the spec at" in out and "changed since the run" in out
+    assert "changed     " not in out  # the folder itself is intact
+
+
+def test_one_byte_of_a_local_input_image(run, capsys):
+    flip(run.parent.parent / "project" / "images" / "cat.png", offset=-14)
+    code, out = verify(run, capsys)
+    assert code == ExitCode.VERIFY_MISMATCH
+    assert "input       images/cat.png: local input changed since the run" in out
+    assert f"payload     payloads/{CELL}/00001.json: re-derived bytes differ" in out
+
+
+def test_deleted_file(run, capsys):
+    (run / "payloads" / CELL / "index.jsonl").unlink()
+    code, out = verify(run, capsys)
+    assert code == ExitCode.VERIFY_MISMATCH
+    assert f"missing     payloads/{CELL}/index.jsonl: recorded in the manifest but not in the folder" in out
+
+
+def test_added_file(run, capsys):
+    (run / "payloads" / CELL / "00002.json").write_bytes(b"{}")
+    (run / "notes.txt").write_text("hello")
+    code, out = verify(run, capsys)
+    assert code == ExitCode.VERIFY_MISMATCH
+    assert "extra       notes.txt: in the folder but not in the manifest" in out
+    assert f"extra       payloads/{CELL}/00002.json" in out
+
+
+def test_run_json_is_not_evidence(run, capsys):
+    (run / "run.json").write_text('{"host": "elsewhere"}')
+    assert verify(run, capsys)[0] == ExitCode.OK
+
+
+def test_moved_copy_verifies_hashes_and_rederives_with_spec_dir(run, tmp_path, capsys):
+    moved = tmp_path / "elsewhere" / "deep" / "copy"
+    shutil.copytree(run, moved)
+    code, out = verify(moved, capsys)
+    assert code == ExitCode.OK
+    assert out.startswith("verified (hashes only")
+    assert "not-derived images/cat.png" in out and "--spec-dir" in out
+    code, out = verify(moved, capsys, "--strict")
+    assert code == ExitCode.VERIFY_MISMATCH
+    code, out = verify(moved, capsys, "--spec-dir", str(tmp_path / "project"))
+    assert code == ExitCode.OK and out.startswith(f"verified: {moved}") and "5 re-derived" in out
+    flip(moved / "payloads" / CELL / "00001.json", offset=12)
+    code, out = verify(moved, capsys, "--spec-dir", str(tmp_path / "project"))
+    assert code == ExitCode.VERIFY_MISMATCH and f"payloads/{CELL}/00001.json" in out
+
+
+def test_text_only_spec_rederives_anywhere(tmp_path, capsys):
+    spec = tmp_path / "p" / "spec.yaml"
+    spec.parent.mkdir()
+    spec.write_text(SPEC.split("  - id: cat-photo")[0].replace("name: tamper", "name: texts"))
+    assert main(["run", str(spec), "--output", str(tmp_path / "out"), "--quiet"]) == 0
+    moved = tmp_path / "usb" / "texts"
+    shutil.copytree(tmp_path / "out" / "texts", moved)
+    shutil.rmtree(tmp_path / "p")
+    capsys.readouterr()
+    code, out = verify(moved, capsys, "--strict")
+    assert code == ExitCode.OK and "5 re-derived byte for byte" in out
+
+
+def test_json_output_and_bad_folder(run, capsys, tmp_path):
+    flip(run / "vectors" / f"{CELL}.npy")
+    code, out = verify(run, capsys, "--json")
+    data = json.loads(out)
+    assert code == ExitCode.VERIFY_MISMATCH and data["verified"] is False
+    assert {"kind": "changed", "path": f"vectors/{CELL}.npy"}.items() <= data["findings"][0].items()
+    assert main(["verify", str(tmp_path / "nope")]) == ExitCode.USAGE
+    assert "no such folder" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    code, out = verify(tmp_path / "empty", capsys)
+    assert code == ExitCode.VERIFY_MISMATCH and "no manifest.json" in out
+
+
+def test_api_reports_findings_as_values(run):
+    flip(run / "vectors" / f"{CELL}.ids.json", offset=3)
+    report = verify_folder(run)
+    assert not report.ok
+    assert [(f.kind, f.path) for f in report.findings] == [("changed", f"vectors/{CELL}.ids.json")]
