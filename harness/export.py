@@ -107,8 +107,11 @@ def _read_json(path: Path, folder: Path) -> Any:
         ) from None
 
 
-def read_run(folder: str | os.PathLike) -> RunFolder:
-    """Open an output folder and find which cells were executed; no vectors are read yet."""
+def read_run(folder: str | os.PathLike, manifest: dict[str, Any] | None = None) -> RunFolder:
+    """Open an output folder and find which cells were executed; no vectors are read yet.
+
+    `manifest` stands in for manifest.json while the runner is still building the folder
+    (it exports before it writes the manifest)."""
     path = Path(folder)
     if not path.exists():
         raise HarnessError(Problem(f"output folder {path} does not exist", hint=HINT_RUN), ExitCode.USAGE)
@@ -116,13 +119,16 @@ def read_run(folder: str | os.PathLike) -> RunFolder:
         raise HarnessError(Problem(f"{path} is not a folder", hint="pass the run's output folder, e.g. output/<spec name>"),
                            ExitCode.USAGE)
     mpath = path / "manifest.json"
-    if not mpath.is_file():
+    if manifest is None and not mpath.is_file():
+        manifest = _staged_manifest(path)
+    if manifest is None and not mpath.is_file():
         raise HarnessError(
             Problem(f"{path} is not a harness output folder (no manifest.json)",
                     hint="pass the folder `harness run` wrote, e.g. output/<spec name>"),
             ExitCode.USAGE,
         )
-    manifest = _read_json(mpath, path)
+    if manifest is None:
+        manifest = _read_json(mpath, path)
     cells = manifest.get("cells") if isinstance(manifest, dict) else None
     if not isinstance(cells, list) or not all(isinstance(c, dict) and "id" in c for c in cells):
         raise HarnessError(Problem("manifest.json has no usable \"cells\" list", file=str(mpath),
@@ -150,8 +156,28 @@ def read_run(folder: str | os.PathLike) -> RunFolder:
         cid = c["id"]
         if not (path / "vectors" / f"{cid}.npy").is_file() or not (path / "vectors" / f"{cid}.ids.json").is_file():
             not_executed[cid] = reasons.get(cid) or "no vectors file"
+        elif cid in reasons:
+            not_executed[cid] = reasons[cid]
     return RunFolder(path=path, manifest=manifest, cells=cells, modality=modality, input_order=order,
                      not_executed=not_executed)
+
+
+_STAGED = re.compile(r"^\.(.+)\.staging-")  # evidence.StagedFolder's naming
+
+
+def _staged_manifest(path: Path) -> dict[str, Any] | None:
+    """Inside the runner's staging folder manifest.json comes last; execution.json already names
+    each cell's model, provider and dimension, and spec.yaml is the spec as run."""
+    staged = _STAGED.match(path.name)
+    epath = path / "execution.json"
+    if not staged or not epath.is_file():
+        return None
+    data = _read_json(epath, path)
+    cells = [{"id": c["id"], "model": c.get("model"), "provider": c.get("provider"), "dimension": c.get("dimension")}
+             for c in (data.get("cells") or []) if isinstance(c, dict) and "id" in c]
+    spec = path / "spec.yaml"
+    return {"harness": {"version": __version__}, "cells": cells,
+            "spec": {"name": staged.group(1), "sha256": sha256_file(spec) if spec.is_file() else ""}}
 
 
 def _execution_reasons(path: Path, folder: Path) -> dict[str, str]:
@@ -226,12 +252,15 @@ def load_cell(run: RunFolder, cell_id: str) -> CellVectors:
 # --- names, keys, targets -----------------------------------------------------------------
 
 
-def collection_name(cell_id: str, template: str | None = None) -> str:
+def collection_name(cell_id: str, template: str | None = None, *, several: bool = False) -> str:
     """A Milvus-legal collection name (letters, digits, underscore; not starting with a digit).
 
     Default: the cell id (`qwen3-vl-embedding-1024` -> `qwen3_vl_embedding_1024`). A template
-    may hold `{cell}` so one name serves a run with several cells (`proj_{cell}`).
+    may hold `{cell}` (`proj_{cell}`); a plain name exported with `several` cells becomes the
+    prefix (`proj` -> `proj_qwen3_vl_embedding_1024`), since one collection holds one cell.
     """
+    if template and several and "{cell}" not in template:
+        template = f"{template}_{{cell}}"
     cell_part = re.sub(r"_+", "_", re.sub(r"[^A-Za-z0-9_]", "_", cell_id)).strip("_")
     raw = template.replace("{cell}", cell_part) if template else cell_part
     name = re.sub(r"[^A-Za-z0-9_]", "_", raw)
@@ -287,8 +316,11 @@ def resolve_target(to: str, folder: Path | None = None) -> Target:
                                    hint="choose another path ending in .db"), ExitCode.USAGE)
     resolved = path.resolve()
     if folder is not None:
-        root = Path(folder).resolve()
-        if resolved == root or root in resolved.parents:
+        roots = [Path(folder).resolve()]
+        staged = _STAGED.match(roots[0].name)
+        if staged:
+            roots.append(roots[0].parent / staged.group(1))  # it replaces this folder on commit
+        if any(resolved == root or root in resolved.parents for root in roots):
             raise HarnessError(Problem(f"{to} is inside the output folder {folder}",
                                        hint="put the database outside it; every file in the output folder is "
                                             "hashed into manifest.json and a live database would break `harness verify`"),
@@ -486,16 +518,20 @@ def _select_cells(run: RunFolder, cells: list[str] | None) -> tuple[list[str], l
     return chosen, [c for c in run.cell_ids if c in run.not_executed]
 
 
-def _select_queries(run: RunFolder, first: CellVectors, queries: list[str] | None) -> list[str]:
+def _select_queries(run: RunFolder, loaded: list[CellVectors], queries: list[str] | None) -> list[str]:
+    """Explicit queries must be inputs of the run; the default is its text inputs, capped."""
+    order = run.input_order or list(dict.fromkeys(i for cv in loaded for i in cv.ids))
     if queries:
-        unknown = [q for q in queries if q not in first.ids]
+        known = set(order)
+        unknown = [q for q in queries if q not in known]
         if unknown:
             raise HarnessError(Problem(f"query {unknown[0]!r} is not an input of this run",
                                        hint="queries name input ids from the spec (see inputs.jsonl)"),
                                ExitCode.USAGE)
         return list(dict.fromkeys(queries))
-    texts = [i for i, m in zip(first.ids, first.modalities) if m == "text"]
-    return (texts or list(first.ids))[:MAX_DEFAULT_QUERIES]
+    modality = run.modality or {i: m for cv in loaded for i, m in zip(cv.ids, cv.modalities)}
+    texts = [i for i in order if modality.get(i) == "text"]
+    return (texts or order)[:MAX_DEFAULT_QUERIES]
 
 
 def export_run(
@@ -507,31 +543,37 @@ def export_run(
     top_k: int = DEFAULT_TOP_K,
     queries: list[str] | None = None,
     cells: list[str] | None = None,
+    manifest: dict[str, Any] | None = None,
 ) -> list[CheckResult]:
     """Upsert every executed cell's vectors into its own collection, count, smoke-search.
 
     Writes `export.json` into `folder`; does not touch `validate.txt` or `manifest.json` (the
     caller folds the returned results in). Raises `HarnessError` — before anything is written
     anywhere — for a folder that was not executed, a bad target, or a collection that holds
-    another model or dimension.
+    another model or dimension. `manifest` lets the runner export before manifest.json exists.
     """
     folder = Path(folder)
     if not isinstance(top_k, int) or not 1 <= top_k <= MAX_TOP_K:
         raise HarnessError(Problem(f"top_k must be between 1 and {MAX_TOP_K}, not {top_k!r}"), ExitCode.USAGE)
-    run = read_run(folder)
+    run = read_run(folder, manifest)
     chosen, skipped = _select_cells(run, cells)
     target = resolve_target(to, folder)
 
-    names = {cid: collection_name(cid, collection) for cid in chosen}
+    loaded = [load_cell(run, cid) for cid in chosen]
+    empty = [cv.cell for cv in loaded if not cv.ids]
+    loaded = [cv for cv in loaded if cv.ids]
+    if not loaded:
+        raise HarnessError(Problem(f"{run.path} has no vectors: every request of the run failed",
+                                   hint="see execution.json, then run the spec again"), ExitCode.USAGE)
+    picked = _select_queries(run, loaded, queries)
+
+    names = {cv.cell: collection_name(cv.cell, collection, several=len(loaded) > 1) for cv in loaded}
     if len(set(names.values())) < len(names):
         raise HarnessError(Problem(
-            f"--collection {collection} would put {len(names)} cells (different models or dimensions) into "
-            f"one collection",
-            hint="add {cell} to the name (e.g. --collection 'proj_{cell}'), or choose one cell with --cell; "
-                 f"cells: {', '.join(chosen)}"), ExitCode.USAGE)
-
-    loaded = [load_cell(run, cid) for cid in chosen]
-    picked = _select_queries(run, loaded[0], queries)
+            f"collection name {collection or '(default)'} would put {len(names)} cells (different models or "
+            f"dimensions) into one collection",
+            hint="give each cell its own name with {cell} (e.g. --collection 'proj_{cell}'), or choose one "
+                 f"cell with --cell; cells: {', '.join(names)}"), ExitCode.USAGE)
 
     client = _connect(target, token)
     try:
@@ -558,7 +600,8 @@ def export_run(
                 _upsert(client, name, cv)
                 present = _present(client, name, cv)
                 total = _count(client, name)
-                searched = _smoke_search(client, name, cv, picked, top_k)
+                present_ids = set(cv.ids)
+                searched = _smoke_search(client, name, cv, [q for q in picked if q in present_ids], top_k)
             n = len(cv.ids)
             good = sum(1 for s in searched if s["ok"])
             report.append({
@@ -574,12 +617,15 @@ def export_run(
                 data={"collection": name, "vectors": n, "present": present, "collection_count": total},
             ))
             misses = [s["query"] for s in searched if not s["ok"]]
+            absent = len(picked) - len(searched)
             results.append(CheckResult(
-                name="export:search", cell=cv.cell, kind="export", passed=not misses,
+                name="export:search", cell=cv.cell, kind="export", passed=not misses and bool(searched),
                 detail=(f"{good}/{len(searched)} queries find themselves at rank 1 of top-{top_k}"
-                        + (f"; missed: {', '.join(misses[:5])}" if misses else "")),
+                        + (f"; missed: {', '.join(misses[:5])}" if misses else "")
+                        + (f"; {absent} queries have no vector in this cell" if absent else "")),
                 data={"queries": len(searched), "found": good, "top_k": top_k},
             ))
+            report[-1]["queries_without_vector"] = [q for q in picked if q not in present_ids]
     finally:
         with contextlib.suppress(Exception):
             client.close()
@@ -587,13 +633,17 @@ def export_run(
     for cid in skipped:
         results.append(CheckResult(name="export", cell=cid, kind="export", passed=True,
                                    detail=f"skipped: not executed ({run.not_executed[cid]})"))
+    for cid in empty:
+        results.append(CheckResult(name="export", cell=cid, kind="export", passed=True,
+                                   detail="skipped: no vectors came back for this cell"))
     atomic_write(folder / EXPORT_FILE, canonical_json({
         "export_version": EXPORT_VERSION,
         "target": {"uri": target.shown, "kind": target.kind},
         "top_k": top_k,
         "queries": picked,
         "collections": report,
-        "skipped": {cid: run.not_executed[cid] for cid in skipped},
+        "skipped": {**{cid: run.not_executed[cid] for cid in skipped},
+                    **{cid: "no vectors came back" for cid in empty}},
     }, pretty=True))
     return results
 
@@ -631,7 +681,7 @@ def _rehash(folder: Path) -> None:
     mpath = folder / "manifest.json"
     manifest = json.loads(mpath.read_text(encoding="utf-8"))
     files = hash_tree(folder, exclude=frozenset({"manifest.json", "run.json"}))
-    manifest["files"] = {k: v for k, v in files.items() if not any(p.startswith(".") for p in k.split("/"))}
+    manifest["files"] = files
     body = {k: v for k, v in manifest.items() if k not in ("environment", "digest")}
     manifest["digest"] = sha256_bytes(canonical_json(body))
     atomic_write(mpath, canonical_json(manifest, pretty=True))

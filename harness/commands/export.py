@@ -53,8 +53,8 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--to", required=True, metavar="URI",
                    help="Milvus Lite database path ending in .db, or http(s)://host:port of a Milvus server")
     p.add_argument("--collection", metavar="NAME",
-                   help="collection name (default: per cell, from the cell id); may contain {cell} "
-                        "when several cells are exported")
+                   help="collection name (default: the cell id, sanitised). With several cells a plain "
+                        "NAME becomes the prefix NAME_<cell>; or place {cell} yourself, e.g. 'proj_{cell}_v2'")
     tok = p.add_mutually_exclusive_group()
     tok.add_argument("--token-env", metavar="VAR",
                      help="environment variable holding the Milvus token (user:password or API key)")
@@ -82,10 +82,11 @@ def run(args: argparse.Namespace) -> int:
         passed = export.finish_export(folder, results)
     except HarnessError as e:
         for problem in e.problems:
-            print(f"harness export: {problem.render()}", file=sys.stderr)
+            print(problem.render(), file=sys.stderr)
         return int(e.exit_code)
     except KeyboardInterrupt:
-        print("harness export: interrupted", file=sys.stderr)
+        print("interrupted: the output folder was not changed; exporting again upserts the same rows",
+              file=sys.stderr)
         return int(ExitCode.INTERRUPTED)
 
     for r in results:

@@ -1,0 +1,44 @@
+"""`harness prepare`: the public quick-start script's flags, with a correct body."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+from tests.helpers import copy_images, harness
+
+
+def test_prepare_puts_dimension_inside_parameters_in_flag_order(tmp_path):
+    copy_images(tmp_path)
+    r = harness("prepare", "--image", "images/cat.png", "--text", "a cat", "--video", "https://x/v.mp4",
+                "--text", "two", "--dimension", "1024", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    out = tmp_path / "output/aliyun-qwen-multimodal-embedding/request.json"
+    assert json.loads(r.stdout) == {"ok": True, "request_path": "output/aliyun-qwen-multimodal-embedding/request.json"}
+    body = json.loads(out.read_text())
+    assert "dimension" not in body and body["parameters"] == {"dimension": 1024}
+    assert body["model"] == "qwen3-vl-embedding"
+    contents = body["input"]["contents"]
+    assert [list(c)[0] for c in contents] == ["text", "text", "image", "video"]
+    assert contents[2]["image"] == "data:image/png;base64," + base64.b64encode(
+        (tmp_path / "images/cat.png").read_bytes()).decode()
+
+
+def test_prepare_output_dir_and_explicit_output(tmp_path):
+    r = harness("prepare", "--text", "hi", cwd=tmp_path, env={"OUTPUT_DIR": str(tmp_path / "o")})
+    assert r.returncode == 0
+    body = json.loads((tmp_path / "o/aliyun-qwen-multimodal-embedding/request.json").read_text())
+    assert body["parameters"]["dimension"] == 2560          # the model's default, sent explicitly
+    r = harness("prepare", "--text", "hi", "--model", "multimodal-embedding-v1", "--output", "x/req.json", cwd=tmp_path)
+    assert r.returncode == 0
+    assert json.loads((tmp_path / "x/req.json").read_text())["parameters"] == {}
+
+
+def test_prepare_checks_the_models_rules(tmp_path):
+    r = harness("prepare", "--text", "hi", "--dimension", "999", cwd=tmp_path)
+    assert r.returncode == 3 and "does not support output dimension 999" in r.stderr and "2560" in r.stderr
+    r = harness("prepare", "--text", "a", "--text", "b", "--model", "qwen2.5-vl-embedding", cwd=tmp_path)
+    assert r.returncode == 3 and "one request" in r.stderr
+    r = harness("prepare", "--video", "clip.mp4", cwd=tmp_path)
+    assert r.returncode == 3 and "not a URL" in r.stderr
+    assert not (tmp_path / "output").exists()
