@@ -1,6 +1,6 @@
 """Build output folders by hand, per the OUTPUT-FOLDER CONTRACT in docs/architecture.md.
 
-Shared by the checks, report, verify and diff tests (imported as `test_checks_support`).
+Shared by the checks, report, verify and diff tests (imported as `tests.test_checks_support`).
 """
 
 from __future__ import annotations

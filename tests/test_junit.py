@@ -5,7 +5,7 @@ import xml.etree.ElementTree as ET
 from harness.checks import evaluate_checks
 from harness.report.summary import write_reports
 from harness.verdict import CheckResult
-from test_checks_support import VECTORS, make_run, pad
+from tests.test_checks_support import VECTORS, make_run, pad
 
 
 def test_junit_one_testcase_per_check_per_cell(tmp_path):

@@ -16,7 +16,7 @@ import pytest
 from harness.checks import evaluate_checks
 from harness.report.html import RAMP, heatmaps, quality_charts
 from harness.report.summary import build_summary, write_reports
-from test_checks_support import VECTORS, make_run, pad, unit
+from tests.test_checks_support import VECTORS, make_run, pad, unit
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 MODELS = ("qwen3-vl-embedding", "tongyi-vision")

@@ -8,7 +8,7 @@ from jsonschema import Draft202012Validator
 from harness.checks import evaluate_checks
 from harness.report.summary import SUMMARY_VERSION, write_reports
 from harness.verdict import CheckResult
-from test_checks_support import VECTORS, make_run, pad
+from tests.test_checks_support import VECTORS, make_run, pad
 
 SCHEMA = json.loads((Path(__file__).parents[1] / "schemas" / "summary.schema.json").read_text())
 

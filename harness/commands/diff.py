@@ -1,0 +1,61 @@
+"""harness diff RUN_A RUN_B: what differs between two runs; with a tolerance, a CI gate."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from harness.errors import ExitCode
+
+NAME = "diff"
+HELP = "compare two output folders: cells, payloads, inputs, per-input vector cosine, metric deltas"
+ORDER = 61
+
+
+def _pair(text: str) -> tuple[str, str]:
+    a, sep, b = text.partition(":")
+    if not sep or not a or not b:
+        raise argparse.ArgumentTypeError(f"{text!r}: use CELL_A:CELL_B, e.g. qwen3-vl-embedding-1024:openai--qwen3-vl-embedding-8b-1024")
+    return a, b
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value <= 2:
+        raise argparse.ArgumentTypeError(f"{value} is outside 0..2 (a cosine distance)")
+    return value
+
+
+def add_parser(sub):
+    p = sub.add_parser(NAME, help=HELP, description=HELP + ". Vectors are matched by input id, so runs of "
+                       "different providers or models over the same inputs compare. Without a tolerance the "
+                       "diff only informs (exit 0).",
+                       epilog="exit codes: 0 no tolerance given, or within it · 5 outside the tolerance "
+                              "(VERIFY_MISMATCH) · 2 a folder is not a run")
+    p.add_argument("a", metavar="RUN_A", help="output folder of the reference run")
+    p.add_argument("b", metavar="RUN_B", help="output folder of the run to compare")
+    p.add_argument("--tolerance", type=_fraction, metavar="X",
+                   help="gate: every input's cosine between the runs must be ≥ 1 − X, with the same dimension "
+                        "and inputs, e.g. 0.001")
+    p.add_argument("--metric-tolerance", type=_fraction, metavar="Y",
+                   help="gate: every retrieval metric may move by at most Y, e.g. 0.02")
+    p.add_argument("--pair", type=_pair, action="append", metavar="CELL_A:CELL_B",
+                   help="compare these two cells (repeatable); by default equal cell ids pair, then unambiguous leftovers")
+    p.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    return p
+
+
+def run(args) -> int:
+    from harness.diff import diff_runs, render_diff
+
+    report = diff_runs(args.a, args.b, pairs=args.pair, tolerance=args.tolerance,
+                       metric_tolerance=args.metric_tolerance)
+    if args.json:
+        sys.stdout.write(json.dumps(report.as_dict(), indent=2, ensure_ascii=False) + "\n")
+    else:
+        print(render_diff(report))
+    return int(ExitCode.OK if report.ok else ExitCode.VERIFY_MISMATCH)

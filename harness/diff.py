@@ -1,0 +1,311 @@
+"""`harness diff RUN_A RUN_B`: what differs between two output folders, and by how much.
+
+Vectors compare by input id, never by row position, so two runs of different providers or
+models over the same inputs compare (the cloud model against a self-hosted one). Cells pair by
+id; cells left over pair when the match is unambiguous (one each, or one per dimension), or as
+the user says (`pairs`). Without a tolerance the diff only informs; with one it is a gate.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness import metrics as M
+from harness.checks import FolderError, load_cell_vectors
+from harness.errors import ExitCode, HarnessError, Problem
+
+WORST_SHOWN = 5
+
+
+@dataclass
+class Run:
+    folder: Path
+    manifest: dict
+    summary: dict | None
+
+    @property
+    def cells(self) -> list[str]:
+        return [c["id"] for c in self.manifest.get("cells") or []]
+
+    def cell(self, cid: str) -> dict:
+        return next((c for c in self.manifest.get("cells") or [] if c["id"] == cid), {})
+
+
+def load_run(folder: str | Path) -> Run:
+    folder = Path(folder)
+    path = folder / "manifest.json"
+    if not folder.is_dir():
+        raise HarnessError(Problem(f"no such folder: {folder}", hint="give two output folders of `harness run`"),
+                           ExitCode.USAGE)
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise HarnessError(Problem(f"{folder} has no manifest.json", hint="give the output folder of a run, "
+                                   "e.g. output/<spec name>"), ExitCode.USAGE) from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise HarnessError(Problem(f"{path} is not valid JSON ({exc})", hint="check it with `harness verify`"),
+                           ExitCode.VERIFY_MISMATCH) from None
+    summary = None
+    if (folder / "summary.json").is_file():
+        try:
+            summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+        except ValueError:
+            summary = None
+    return Run(folder, manifest, summary)
+
+
+def _inputs(folder: Path) -> dict[str, dict]:
+    path = folder / "inputs.jsonl"
+    if not path.is_file():
+        return {}
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return {r["id"]: r for r in rows}
+
+
+def _vectors(run: Run, cid: str):
+    try:
+        v = load_cell_vectors(run.folder, cid)
+    except FolderError:
+        return None
+    return v if v is not None and len(v.ids) else None
+
+
+@dataclass
+class DiffReport:
+    a: Path
+    b: Path
+    spec: dict = field(default_factory=dict)
+    inputs: dict = field(default_factory=dict)
+    cells: dict = field(default_factory=dict)
+    payloads: list[dict] = field(default_factory=list)
+    vectors: list[dict] = field(default_factory=list)
+    metrics: list[dict] = field(default_factory=list)
+    checks: list[dict] = field(default_factory=list)
+    tolerance: float | None = None
+    metric_tolerance: float | None = None
+    breaches: list[str] = field(default_factory=list)
+
+    @property
+    def gated(self) -> bool:
+        return self.tolerance is not None or self.metric_tolerance is not None
+
+    @property
+    def ok(self) -> bool:
+        return not self.breaches
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"a": str(self.a), "b": str(self.b), "spec": self.spec, "inputs": self.inputs, "cells": self.cells,
+                "payloads": self.payloads, "vectors": self.vectors, "metrics": self.metrics, "checks": self.checks,
+                "tolerance": self.tolerance, "metric_tolerance": self.metric_tolerance,
+                "breaches": self.breaches, "passed": self.ok}
+
+
+def pair_cells(a: Run, b: Run, pairs: list[tuple[str, str]] | None = None) -> list[tuple[str, str]]:
+    """Cells to compare: explicit pairs, then equal ids, then unambiguous leftovers
+    (one executed cell each, or a single cell per dimension on both sides)."""
+    out = list(pairs or [])
+    used_a, used_b = {p[0] for p in out}, {p[1] for p in out}
+    for cid in a.cells:
+        if cid in b.cells and cid not in used_a and cid not in used_b:
+            out.append((cid, cid))
+            used_a.add(cid)
+            used_b.add(cid)
+    left_a = [c for c in a.cells if c not in used_a and _vectors(a, c) is not None]
+    left_b = [c for c in b.cells if c not in used_b and _vectors(b, c) is not None]
+    if len(left_a) == 1 and len(left_b) == 1:
+        return out + [(left_a[0], left_b[0])]
+    dim_a: dict[Any, list[str]] = {}
+    dim_b: dict[Any, list[str]] = {}
+    for c in left_a:
+        dim_a.setdefault(a.cell(c).get("dimension"), []).append(c)
+    for c in left_b:
+        dim_b.setdefault(b.cell(c).get("dimension"), []).append(c)
+    for d, cs in dim_a.items():
+        if len(cs) == 1 and len(dim_b.get(d, [])) == 1:
+            out.append((cs[0], dim_b[d][0]))
+    return out
+
+
+def compare_vectors(a: Run, b: Run, ca: str, cb: str) -> dict:
+    """Per-input cosine between two cells' vectors, matched by input id."""
+    va, vb = _vectors(a, ca), _vectors(b, cb)
+    row: dict[str, Any] = {"a": ca, "b": cb}
+    if va is None or vb is None:
+        row["status"] = "not executed in " + " and ".join(s for s, v in (("A", va), ("B", vb)) if v is None)
+        return row
+    row.update({"dimension_a": va.dimension, "dimension_b": vb.dimension, "count_a": len(va.ids),
+                "count_b": len(vb.ids),
+                "only_a": [i for i in va.ids if i not in vb.index], "only_b": [i for i in vb.ids if i not in va.index]})
+    if va.dimension != vb.dimension:
+        row["status"] = f"dimension {va.dimension} vs {vb.dimension}: vectors not comparable"
+        return row
+    common = [i for i in va.ids if i in vb.index]
+    if not common:
+        row["status"] = "no input ids in common"
+        return row
+    cos = M.rowwise_cosine(va.rows(common), vb.rows(common))
+    order = np.argsort(cos, kind="stable")
+    row.update({"status": "compared", "compared": len(common),
+                "min_cosine": round(float(cos.min()), 6), "median_cosine": round(float(np.median(cos)), 6),
+                "mean_cosine": round(float(cos.mean()), 6),
+                "worst": [{"id": common[i], "cosine": round(float(cos[i]), 6)} for i in order[:WORST_SHOWN]]})
+    return row
+
+
+def _quality(run: Run) -> dict[tuple[str, str], dict]:
+    return {(q["check"], q["cell"]): q["metrics"] for q in (run.summary or {}).get("quality") or []}
+
+
+def _statuses(run: Run) -> dict[tuple[str, str | None], str]:
+    return {(c["name"], c.get("cell")): c["status"] for c in (run.summary or {}).get("checks") or []}
+
+
+def diff_runs(a: str | Path | Run, b: str | Path | Run, *, pairs: list[tuple[str, str]] | None = None,
+              tolerance: float | None = None, metric_tolerance: float | None = None) -> DiffReport:
+    """Compare two output folders. `tolerance` gates vectors (every compared input's cosine
+    ≥ 1 − tolerance, same dimension and inputs); `metric_tolerance` gates retrieval metrics
+    (|B − A| ≤ it for each)."""
+    a = a if isinstance(a, Run) else load_run(a)
+    b = b if isinstance(b, Run) else load_run(b)
+    for name, run, other in (("A", a, b.cells), ("B", b, a.cells)):
+        for p in pairs or []:
+            cid = p[0] if name == "A" else p[1]
+            if cid not in run.cells:
+                raise HarnessError(Problem(f"run {name} ({run.folder}) has no cell {cid!r}",
+                                           hint=f"its cells: {', '.join(run.cells)}"), ExitCode.USAGE)
+    r = DiffReport(a.folder, b.folder, tolerance=tolerance, metric_tolerance=metric_tolerance)
+    sa, sb = (a.manifest.get("spec") or {}), (b.manifest.get("spec") or {})
+    r.spec = {"same": sa.get("sha256") == sb.get("sha256"), "a": sa.get("sha256"), "b": sb.get("sha256"),
+              "name_a": sa.get("name"), "name_b": sb.get("name")}
+    ia, ib = _inputs(a.folder), _inputs(b.folder)
+    r.inputs = {"both": len(set(ia) & set(ib)), "only_a": [i for i in ia if i not in ib],
+                "only_b": [i for i in ib if i not in ia],
+                "changed": [i for i in ia if i in ib and ia[i] != ib[i]]}
+    r.cells = {"both": [c for c in a.cells if c in b.cells], "only_a": [c for c in a.cells if c not in b.cells],
+               "only_b": [c for c in b.cells if c not in a.cells]}
+    fa, fb = a.manifest.get("files") or {}, b.manifest.get("files") or {}
+    for cid in r.cells["both"]:
+        prefix = f"payloads/{cid}/"
+        pa = {k[len(prefix):]: v for k, v in fa.items() if k.startswith(prefix)}
+        pb = {k[len(prefix):]: v for k, v in fb.items() if k.startswith(prefix)}
+        differ = sorted(k for k in set(pa) & set(pb) if pa[k] != pb[k])
+        only = sorted(set(pa) ^ set(pb))
+        if differ or only:
+            r.payloads.append({"cell": cid, "differ": differ, "only_in_one": only, "files": len(set(pa) | set(pb))})
+    paired = pair_cells(a, b, pairs)
+    r.vectors = [compare_vectors(a, b, ca, cb) for ca, cb in paired]
+    qa, qb = _quality(a), _quality(b)
+    for ca, cb in paired:
+        for (check, cell), ma in qa.items():
+            if cell != ca or (check, cb) not in qb:
+                continue
+            mb = qb[(check, cb)]
+            names = [n for n in M.metric_names([], [m for m in ma if M.METRIC_PATTERN.match(m)]) if n in ma and n in mb]
+            deltas = {m: {"a": ma[m], "b": mb[m], "delta": round(mb[m] - ma[m], 6)} for m in names}
+            r.metrics.append({"check": check, "a": ca, "b": cb, "metrics": deltas})
+    st_a, st_b = _statuses(a), _statuses(b)
+    pair_of = dict(paired)
+    for (name, cell), s in st_a.items():
+        other = st_b.get((name, pair_of.get(cell, cell)))
+        if other is not None and other != s:
+            r.checks.append({"check": name, "a": cell, "b": pair_of.get(cell, cell), "status_a": s, "status_b": other})
+    _gate(r, a)
+    return r
+
+
+def _gate(r: DiffReport, a: Run) -> None:
+    if r.tolerance is not None:
+        need = 1.0 - r.tolerance
+        compared_a = {v["a"] for v in r.vectors}
+        for cid in a.cells:
+            if cid not in compared_a and _vectors(a, cid) is not None:
+                r.breaches.append(f"{cid}: no cell in B to compare with (pair it with --pair {cid}:CELL_B)")
+        for v in r.vectors:
+            where = v["a"] if v["a"] == v["b"] else f"{v['a']} ↔ {v['b']}"
+            if v["status"] != "compared":
+                r.breaches.append(f"{where}: {v['status']}")
+                continue
+            if v["only_a"] or v["only_b"]:
+                r.breaches.append(f"{where}: inputs in one run only: {', '.join((v['only_a'] + v['only_b'])[:WORST_SHOWN])}")
+            low = [w for w in v["worst"] if w["cosine"] < need]
+            if v["min_cosine"] < need:
+                r.breaches.append(f"{where}: cosine {v['min_cosine']:.6f} < {need:.6f} for "
+                                  + ", ".join(f"{w['id']} ({w['cosine']:.4f})" for w in low))
+    if r.metric_tolerance is not None:
+        for m in r.metrics:
+            for name, d in m["metrics"].items():
+                if abs(d["delta"]) > r.metric_tolerance:
+                    r.breaches.append(f"{m['check']} [{m['a']}]: {name} {d['a']:.4f} → {d['b']:.4f} "
+                                      f"({d['delta']:+.4f}, tolerance {r.metric_tolerance:g})")
+
+
+def _ids(items: list[str], limit: int = 8) -> str:
+    return ", ".join(items[:limit]) + (f" and {len(items) - limit} more" if len(items) > limit else "")
+
+
+def render_diff(r: DiffReport) -> str:
+    """What `harness diff` prints."""
+    out = [f"diff A: {r.a}", f"     B: {r.b}"]
+    s = r.spec
+    out.append("spec: same" if s["same"] else f"spec: differs (A {str(s['a'])[:12]}, B {str(s['b'])[:12]})")
+    i = r.inputs
+    line = f"inputs: {i['both']} in both"
+    for key, label in (("only_a", "only in A"), ("only_b", "only in B"), ("changed", "changed")):
+        if i[key]:
+            line += f"; {label}: {_ids(i[key])}"
+    out.append(line)
+    c = r.cells
+    line = f"cells: {len(c['both'])} in both"
+    if c["only_a"]:
+        line += f"; only in A: {_ids(c['only_a'])}"
+    if c["only_b"]:
+        line += f"; only in B: {_ids(c['only_b'])}"
+    out.append(line)
+    if r.payloads:
+        out.append("payloads:")
+        for p in r.payloads:
+            bits = []
+            if p["differ"]:
+                bits.append(f"{len(p['differ'])} of {p['files']} files differ ({_ids(p['differ'], 4)})")
+            if p["only_in_one"]:
+                bits.append(f"in one run only: {_ids(p['only_in_one'], 4)}")
+            out.append(f"  {p['cell']}: {'; '.join(bits)}")
+    elif c["both"]:
+        out.append(f"payloads: identical in the {len(c['both'])} common cells")
+    if r.vectors:
+        out.append("vectors (cosine per input, matched by id):")
+        for v in r.vectors:
+            where = v["a"] if v["a"] == v["b"] else f"{v['a']} ↔ {v['b']}"
+            if v["status"] != "compared":
+                out.append(f"  {where}: {v['status']}")
+                continue
+            text = (f"  {where}: {v['compared']} inputs, min {v['min_cosine']:.6f} ({v['worst'][0]['id']}), "
+                    f"median {v['median_cosine']:.6f}")
+            if v["only_a"] or v["only_b"]:
+                text += f"; only in A: {len(v['only_a'])}, only in B: {len(v['only_b'])}"
+            out.append(text)
+    if r.metrics:
+        out.append("metrics (A → B):")
+        for m in r.metrics:
+            where = m["a"] if m["a"] == m["b"] else f"{m['a']} ↔ {m['b']}"
+            vals = ", ".join(f"{k} {d['a']:.3f} → {d['b']:.3f} ({d['delta']:+.3f})" for k, d in m["metrics"].items())
+            out.append(f"  {m['check']} [{where}]: {vals}")
+    if r.checks:
+        out.append("checks that changed status:")
+        for ch in r.checks:
+            out.append(f"  {ch['check']} [{ch['a']}]: {ch['status_a']} → {ch['status_b']}")
+    if r.gated:
+        rule = " and ".join(x for x in (
+            f"cosine ≥ {1 - r.tolerance:g}" if r.tolerance is not None else "",
+            f"|metric delta| ≤ {r.metric_tolerance:g}" if r.metric_tolerance is not None else "") if x)
+        if r.ok:
+            out.append(f"PASS: within tolerance ({rule})")
+        else:
+            out.append(f"FAIL: outside tolerance ({rule}):")
+            out.extend(f"  {b}" for b in r.breaches)
+    return "\n".join(out)

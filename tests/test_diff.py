@@ -1,0 +1,129 @@
+"""`harness diff` over hand-built runs: by input id, across providers, and as a gate."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from harness.checks import evaluate_checks
+from harness.cli import main
+from harness.diff import diff_runs
+from harness.errors import ExitCode
+from harness.report.summary import write_reports
+from tests.test_checks_support import VECTORS, make_run, pad, unit
+
+CELL = "qwen3-vl-embedding-4"
+RETRIEVAL = [{"retrieval": {"queries": {"cat-caption": ["cat-photo"], "dog-caption": ["dog-photo"]},
+                            "among": ["cat-photo", "dog-photo"], "k": [1]}}]
+
+
+def vectors(dim=4, **override):
+    v = {k: pad(x, dim) for k, x in VECTORS.items()}
+    v.update(override)
+    return v
+
+
+def build(folder, cells, checks=RETRIEVAL):
+    manifest = make_run(folder, cells)
+    write_reports(folder, manifest, evaluate_checks(checks, folder, manifest["cells"]))
+    return folder
+
+
+def diff(capsys, *args):
+    code = main(["diff", *map(str, args)])
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err
+
+
+def test_identical_runs_pass_a_tight_tolerance(tmp_path, capsys):
+    a = build(tmp_path / "a", {CELL: vectors()})
+    b = build(tmp_path / "b", {CELL: vectors()})
+    code, out = diff(capsys, a, b, "--tolerance", "0.000001")
+    assert code == ExitCode.OK, out
+    assert "spec: same" in out and "payloads: identical in the 1 common cells" in out
+    assert f"{CELL}: 4 inputs, min 1.000000" in out and "PASS: within tolerance" in out
+
+
+def test_drift_is_reported_and_gated(tmp_path, capsys):
+    a = build(tmp_path / "a", {CELL: vectors()})
+    b = build(tmp_path / "b", {CELL: vectors(**{"dog-photo": unit([0.1, 0.9, 0.0, 0.4])})})
+    code, out = diff(capsys, a, b)
+    assert code == ExitCode.OK  # informs only
+    assert "(dog-photo)" in out and "median 1.000000" in out
+    code, out = diff(capsys, a, b, "--tolerance", "0.01")
+    assert code == ExitCode.VERIFY_MISMATCH
+    assert "FAIL: outside tolerance (cosine ≥ 0.99)" in out
+    assert f"{CELL}: cosine" in out and "for dog-photo (" in out
+    assert "cat-photo (" not in out.split("FAIL:")[1]  # only the drifted input is named
+
+
+def test_cloud_and_self_hosted_compare_by_input_id(tmp_path, capsys):
+    a = build(tmp_path / "cloud", {CELL: vectors()})
+    shuffled = dict(reversed(list(vectors().items())))  # rows in another order
+    b = build(tmp_path / "local", {"openai--qwen3-vl-embedding-2b-4": shuffled})
+    r = diff_runs(a, b, tolerance=1e-6)
+    assert r.cells["only_a"] == [CELL] and r.cells["only_b"] == ["openai--qwen3-vl-embedding-2b-4"]
+    [v] = r.vectors
+    assert (v["a"], v["b"], v["status"], v["compared"]) == (CELL, "openai--qwen3-vl-embedding-2b-4", "compared", 4)
+    assert v["min_cosine"] == pytest.approx(1.0, abs=1e-6) and r.ok
+    assert r.metrics and r.metrics[0]["metrics"]["recall@1"]["delta"] == 0.0
+
+
+def test_dimension_and_count_mismatch(tmp_path, capsys):
+    a = build(tmp_path / "a", {CELL: vectors()})
+    b = build(tmp_path / "b", {"qwen3-vl-embedding-8": vectors(8)})
+    code, out = diff(capsys, a, b, "--tolerance", "0.1", "--pair", f"{CELL}:qwen3-vl-embedding-8")
+    assert code == ExitCode.VERIFY_MISMATCH
+    assert f"{CELL} ↔ qwen3-vl-embedding-8: dimension 4 vs 8: vectors not comparable" in out
+    few = {k: v for k, v in vectors().items() if k != "dog-photo"}
+    c = build(tmp_path / "c", {CELL: few}, checks=[])
+    code, out = diff(capsys, a, c, "--tolerance", "0.1")
+    assert code == ExitCode.VERIFY_MISMATCH
+    assert "inputs: 3 in both; only in A: dog-photo" in out
+    assert f"{CELL}: inputs in one run only: dog-photo" in out
+
+
+def test_metric_deltas_and_metric_gate(tmp_path, capsys):
+    a = build(tmp_path / "a", {CELL: vectors()})
+    worse = vectors(**{"dog-caption": unit([0.9, 0.2, 0.1, 0.0])})  # dog caption now finds the cat photo
+    b = build(tmp_path / "b", {CELL: worse})
+    code, out = diff(capsys, a, b)
+    assert code == ExitCode.OK
+    assert f"retrieval [{CELL}]: recall@1 1.000 → 0.500 (-0.500), ndcg@1 1.000 → 0.500 (-0.500), mrr 1.000 → 0.750" in out
+    code, out = diff(capsys, a, b, "--metric-tolerance", "0.1")
+    assert code == ExitCode.VERIFY_MISMATCH and "recall@1 1.0000 → 0.5000 (-0.5000, tolerance 0.1)" in out
+    code, _ = diff(capsys, a, b, "--metric-tolerance", "0.6")
+    assert code == ExitCode.OK
+
+
+def test_payload_and_input_changes_are_named(tmp_path, capsys):
+    a = build(tmp_path / "a", {CELL: vectors()})
+    b = build(tmp_path / "b", {CELL: vectors()})
+    (b / "payloads" / CELL / "00000.json").write_bytes(b'{"changed":1}')
+    manifest = json.loads((b / "manifest.json").read_text())
+    manifest["files"][f"payloads/{CELL}/00000.json"] = "0" * 64
+    (b / "manifest.json").write_text(json.dumps(manifest))
+    lines = (b / "inputs.jsonl").read_text().splitlines()
+    row = json.loads(lines[0])
+    row["parts"][0]["chars"] += 1
+    lines[0] = json.dumps(row)
+    (b / "inputs.jsonl").write_text("\n".join(lines) + "\n")
+    code, out = diff(capsys, a, b, "--json")
+    data = json.loads(out)
+    assert data["payloads"] == [{"cell": CELL, "differ": ["00000.json"], "only_in_one": [], "files": 2}]
+    assert data["inputs"]["changed"] == ["cat-caption"]
+
+
+def test_user_mistakes_exit_2_with_a_message(tmp_path, capsys):
+    a = build(tmp_path / "a", {CELL: vectors()})
+    code, out = diff(capsys, a, tmp_path / "nowhere")
+    assert code == ExitCode.USAGE and "no such folder" in out
+    (tmp_path / "empty").mkdir()
+    code, out = diff(capsys, a, tmp_path / "empty")
+    assert code == ExitCode.USAGE and "has no manifest.json" in out
+    code, out = diff(capsys, a, a, "--pair", f"{CELL}:typo-4")
+    assert code == ExitCode.USAGE and "has no cell 'typo-4'" in out and CELL in out
+    with pytest.raises(SystemExit) as exc:
+        main(["diff", str(a), str(a), "--pair", "nocolon"])
+    assert exc.value.code == 2
