@@ -184,14 +184,16 @@ def _check_local_inputs(manifest: dict, base: Path | None, report: VerifyReport)
 
 
 def derive(folder: Path, base: Path | None) -> tuple[dict[str, bytes], list[str], dict]:
-    """Re-derive payload files, index files and inputs.jsonl from the spec copy.
+    """Re-derive payload files, index files and inputs.jsonl from the spec copy, through the
+    runner's own writer (into a scratch folder), so verify and run can never drift apart.
 
     Returns ({relative path: bytes}, cell ids, catalog facts). Raises HarnessError when the spec
     or an input cannot be read or planned here.
     """
-    from harness.payloads import render
+    import tempfile
+
+    from harness import runner
     from harness.plan import build_plan
-    from harness.runner import index_line
     from harness.spec import read_spec
 
     spec = read_spec(folder / "spec.yaml")
@@ -199,15 +201,23 @@ def derive(folder: Path, base: Path | None) -> tuple[dict[str, bytes], list[str]
     if spec.problems:
         raise HarnessError(spec.problems)
     out: dict[str, bytes] = {}
-    with build_plan(spec) as plan:
-        out["inputs.jsonl"] = b"".join(canonical_json(i.ref()) + b"\n" for i in plan.inputs())
-        for cell in plan.cells:
-            index = []
-            for batch in plan.batches(cell):
-                data = canonical_json(render(cell, batch))
-                out[f"payloads/{cell.id}/{batch.file}"] = data
-                index.append(index_line(batch, data))
-            out[f"payloads/{cell.id}/index.jsonl"] = b"".join(index)
+    with build_plan(spec) as plan, tempfile.TemporaryDirectory(prefix="harness-verify-") as tmp:
+        scratch = Path(tmp)
+        if hasattr(runner, "write_plan"):
+            runner.write_plan(plan, scratch)
+        else:  # the runner before its one-pass writer
+            (scratch / "inputs.jsonl").write_bytes(b"".join(canonical_json(i.ref()) + b"\n" for i in plan.inputs()))
+            for cell in plan.cells:
+                (scratch / "payloads" / cell.id).mkdir(parents=True)
+                index = []
+                for batch in plan.batches(cell):
+                    data = canonical_json(runner.render(cell, batch))
+                    (scratch / "payloads" / cell.id / batch.file).write_bytes(data)
+                    index.append(runner.index_line(batch, data))
+                (scratch / "payloads" / cell.id / "index.jsonl").write_bytes(b"".join(index))
+        for path in sorted(scratch.rglob("*")):
+            if path.is_file():
+                out[path.relative_to(scratch).as_posix()] = path.read_bytes()
         return out, [c.id for c in plan.cells], {"version": plan.catalog.version, "sha256": plan.catalog.sha256}
 
 
