@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import re
 from dataclasses import dataclass, field
@@ -365,19 +366,78 @@ def _milvus_errors(what: str, target: Target, token: str | None) -> Iterator[Non
                            ExitCode.PROVIDER_ERROR) from None
 
 
+class _Captured(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.causes: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        exc = record.exc_info[1] if record.exc_info else None
+        self.causes.append(str(exc) if exc else record.getMessage())
+
+
+@contextlib.contextmanager
+def _lite_log_captured() -> Iterator[_Captured]:
+    """Milvus Lite logs a full traceback when it cannot open a database (e.g. another process
+    holds its lock) and pymilvus then says only "Open local milvus failed"; keep the cause for
+    our message and the traceback off the user's terminal."""
+    log = logging.getLogger("milvus_lite")
+    handler, propagate = _Captured(), log.propagate
+    log.addHandler(handler)
+    log.propagate = False
+    try:
+        yield handler
+    finally:
+        log.removeHandler(handler)
+        log.propagate = propagate
+
+
+def _lite_servers() -> dict | None:
+    """milvus-lite's in-process servers by absolute path (None if it is not installed)."""
+    try:
+        from milvus_lite.server_manager import server_manager_instance
+    except ImportError:
+        return None
+    return getattr(server_manager_instance, "_servers", None)
+
+
+def _release_lite(target: Target) -> None:
+    """Stop the in-process Milvus Lite server we started, so its file lock does not outlive the
+    export (closing the client alone keeps the lock until the process exits)."""
+    from milvus_lite.server_manager import server_manager_instance
+
+    server_manager_instance.release_server(target.uri)
+
+
 def _connect(target: Target, token: str | None):
+    """A client, and whether we started the Milvus Lite server behind it (then we stop it)."""
     try:
         from pymilvus import MilvusClient
     except ImportError:
         raise HarnessError(Problem("exporting to Milvus needs pymilvus (and milvus-lite for a .db file)",
                                    hint="pip install 'mm-embed-harness[milvus]'"), ExitCode.USAGE) from None
+    started_here = False
     if target.kind == "milvus-lite":
         Path(target.uri).parent.mkdir(parents=True, exist_ok=True)
-    with _milvus_errors("connecting", target, token):
-        kwargs: dict[str, Any] = {"uri": target.uri, "timeout": 30}
-        if token:
-            kwargs["token"] = token
-        return MilvusClient(**kwargs)
+        servers = _lite_servers()
+        started_here = servers is not None and os.path.abspath(target.uri) not in servers
+    kwargs: dict[str, Any] = {"uri": target.uri, "timeout": 30}
+    if token:
+        kwargs["token"] = token
+    with _lite_log_captured() as captured:
+        try:
+            with _milvus_errors("connecting", target, token):
+                return MilvusClient(**kwargs), started_here
+        except HarnessError as e:
+            if captured.causes:
+                cause = _scrub(captured.causes[-1], token)
+                p = e.problems[0]
+                hint = p.hint
+                if "lock" in cause:
+                    hint = ("another process has this Milvus Lite database open (Milvus Lite allows one); "
+                            "close it, or export into another .db file, or run `milvus-lite server` and use its URI")
+                raise HarnessError(Problem(f"{p.message} ({cause})", hint=hint), e.exit_code) from None
+            raise
 
 
 def _vector_dim(desc: dict[str, Any]) -> int | None:
@@ -575,7 +635,7 @@ def export_run(
             hint="give each cell its own name with {cell} (e.g. --collection 'proj_{cell}'), or choose one "
                  f"cell with --cell; cells: {', '.join(names)}"), ExitCode.USAGE)
 
-    client = _connect(target, token)
+    client, started_here = _connect(target, token)
     try:
         existing: dict[str, bool] = {}
         with _milvus_errors("reading collections", target, token):
@@ -629,6 +689,9 @@ def export_run(
     finally:
         with contextlib.suppress(Exception):
             client.close()
+        if started_here:
+            with contextlib.suppress(Exception):
+                _release_lite(target)
 
     for cid in skipped:
         results.append(CheckResult(name="export", cell=cid, kind="export", passed=True,

