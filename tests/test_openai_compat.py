@@ -121,7 +121,13 @@ def test_401_is_fatal_and_the_echoed_key_is_redacted(proxy, monkeypatch):
     assert err.status == 401 and err.fatal and not err.retryable
     assert err.code == "invalid_api_key"
     assert KEY not in err.message and KEY not in str(err) and KEY not in err.describe()
-    assert "***" in err.message and "api_key_env" in err.message
+    assert "***" in err.message and "refused the key from $MY_EMBED_KEY" in err.message
+
+
+def test_401_without_a_key_says_where_to_name_one(proxy):
+    proxy.require_key = KEY
+    err = fails(OpenAIProvider.from_cell(cell(proxy.base_url), None))
+    assert err.fatal and "api_key_env" in err.message
 
 
 def test_named_key_variable_unset_is_not_executable(monkeypatch):

@@ -117,7 +117,7 @@ class OpenAIProvider:
                                 f"{exc or 'closed without an answer'})",
                                 code="ConnectionError", retryable=True) from None
         try:
-            return _parse(resp, expected, self.dimension)
+            return _parse(resp, expected, self.dimension, self._api_key_env if self._api_key else None)
         except ProviderError as exc:
             # A server may echo the key back ("Incorrect API key provided: sk-..."); it stops here.
             if self._api_key and self._api_key in exc.message:
@@ -126,7 +126,7 @@ class OpenAIProvider:
             raise
 
 
-def _parse(resp: httpx.Response, expected: int, dimension: int | None) -> Embedded:
+def _parse(resp: httpx.Response, expected: int, dimension: int | None, key_env: str | None = None) -> Embedded:
     request_id = next((resp.headers[h] for h in _REQUEST_ID_HEADERS if h in resp.headers), None)
     status = resp.status_code
     try:
@@ -141,7 +141,7 @@ def _parse(resp: httpx.Response, expected: int, dimension: int | None) -> Embedd
         request_id = doc["id"]
 
     if status != 200 or (isinstance(doc, dict) and doc.get("error")):
-        raise _http_error(resp, doc, request_id)
+        raise _http_error(resp, doc, request_id, key_env)
 
     if not isinstance(doc, dict) or not isinstance(doc.get("data"), list):
         raise ProviderError("the response has no 'data' list", status=status,
@@ -193,7 +193,7 @@ def _vector(raw: Any, index: int, dimension: int | None, status: int, request_id
     return vec
 
 
-def _http_error(resp: httpx.Response, doc: Any, request_id: str | None) -> ProviderError:
+def _http_error(resp: httpx.Response, doc: Any, request_id: str | None, key_env: str | None) -> ProviderError:
     status = resp.status_code
     message, code = _error_fields(doc)
     if message is None:
@@ -204,7 +204,8 @@ def _http_error(resp: httpx.Response, doc: Any, request_id: str | None) -> Provi
         w in lowered for w in ("not found", "does not exist", "not exist", "unknown", "model_not_found"))
     hint = None
     if status in (401, 403):
-        hint = "check the key in the environment variable named by api_key_env, or the server's auth"
+        hint = (f"the server refused the key from ${key_env} (the model's api_key_env)" if key_env else
+                "the server wants a key: name the environment variable holding it in the model's api_key_env")
     elif status == 404:
         hint = "check the model's base_url (it should end where /embeddings is served, often /v1)"
     elif model_unknown:
