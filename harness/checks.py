@@ -321,7 +321,7 @@ def _stability(body: dict, ctx: Ctx) -> tuple[int, int, str, dict]:
     if earlier.dimension != ctx.vectors.dimension:
         return len(ids), len(ids), (f"dimension {ctx.vectors.dimension} here, {earlier.dimension} in {body['against']}"), data
     cos = M.rowwise_cosine(ctx.vectors.rows(both), earlier.rows(both)) if both else np.zeros(0)
-    low = [(i, c) for i, c in zip(both, cos.tolist()) if c < need]
+    low = [(i, c) for i, c in zip(both, cos.tolist()) if not c >= need]  # NaN (non-finite vectors) fails
     failures = len(low) + len(lacking)
     data.update({"min_cosine": _f(cos.min()) if cos.size else None,
                  "median_cosine": _f(float(np.median(cos))) if cos.size else None,
@@ -515,7 +515,7 @@ def validate_check_refs(
                 if isinstance(rel, list) and q in rel:
                     add(at + ("queries", q), f"check retrieval: query {q!r} lists itself as relevant",
                         "a query is never ranked against itself")
-                if among and isinstance(rel, list) and rel and not set(rel) & set(among):
+                if among and isinstance(rel, list) and rel and set(rel) <= known_set and not set(rel) & set(among):
                     add(at + ("queries", q), f"check retrieval: none of {q!r}'s relevant ids is in `among`",
                         "its recall would always be 0", severity="warning")
         for key, pool in (("cells", cell_ids), ("models", models)):

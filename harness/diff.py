@@ -149,6 +149,10 @@ def compare_vectors(a: Run, b: Run, ca: str, cb: str) -> dict:
         row["status"] = "no input ids in common"
         return row
     cos = M.rowwise_cosine(va.rows(common), vb.rows(common))
+    bad = [common[i] for i in np.flatnonzero(~np.isfinite(cos))]
+    cos = np.where(np.isfinite(cos), cos, -1.0)  # a non-finite vector matches nothing
+    if bad:
+        row["non_finite"] = bad
     order = np.argsort(cos, kind="stable")
     row.update({"status": "compared", "compared": len(common),
                 "min_cosine": round(float(cos.min()), 6), "median_cosine": round(float(np.median(cos)), 6),
@@ -288,6 +292,8 @@ def render_diff(r: DiffReport) -> str:
                     f"median {v['median_cosine']:.6f}")
             if v["only_a"] or v["only_b"]:
                 text += f"; only in A: {len(v['only_a'])}, only in B: {len(v['only_b'])}"
+            if v.get("non_finite"):
+                text += f"; non-finite values (counted as cosine -1): {_ids(v['non_finite'], 4)}"
             out.append(text)
     if r.metrics:
         out.append("metrics (A → B):")

@@ -20,8 +20,9 @@ def normalize(matrix: np.ndarray) -> np.ndarray:
     m = np.asarray(matrix, dtype=np.float64)
     if m.ndim == 1:
         m = m[None, :]
-    norms = np.linalg.norm(m, axis=1, keepdims=True)
-    return np.divide(m, norms, out=np.zeros_like(m), where=norms > 0)
+    with np.errstate(invalid="ignore", over="ignore"):  # non-finite rows become NaN; callers fail them
+        norms = np.linalg.norm(m, axis=1, keepdims=True)
+        return np.divide(m, norms, out=np.zeros_like(m), where=norms > 0)
 
 
 def cosine(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray) -> float:
@@ -31,14 +32,16 @@ def cosine(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray) -> 
 
 def cosine_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Cosine of every row of `a` with every row of `b`: shape (len(a), len(b))."""
-    out = normalize(a) @ normalize(b).T
+    with np.errstate(invalid="ignore", over="ignore"):
+        out = normalize(a) @ normalize(b).T
     return np.clip(out, -1.0, 1.0)
 
 
 def rowwise_cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Cosine of a[i] with b[i] for each i (same shape required)."""
     na, nb = normalize(a), normalize(b)
-    return np.clip(np.sum(na * nb, axis=1), -1.0, 1.0)
+    with np.errstate(invalid="ignore", over="ignore"):
+        return np.clip(np.sum(na * nb, axis=1), -1.0, 1.0)
 
 
 def rank(scores: Sequence[float] | np.ndarray) -> list[int]:

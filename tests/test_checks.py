@@ -233,3 +233,12 @@ def test_schema_documents_every_property():
     Draft202012Validator.check_schema(SCHEMA)
     for example in SCHEMA["examples"]:
         assert list(Draft202012Validator(SCHEMA).iter_errors(example)) == []
+
+
+def test_stability_fails_on_non_finite_vectors(tmp_path):
+    make_run(tmp_path / "baseline")
+    broken = {k: pad(v, 4) for k, v in VECTORS.items()}
+    broken["cat-photo"] = [float("nan")] * 4
+    cells = make_run(tmp_path / "now", {CELL4: broken})["cells"]
+    [r] = evaluate_checks([{"stability": {"against": "baseline"}}], tmp_path / "now", cells, spec_dir=tmp_path)
+    assert not r.passed and "below: cat-photo" in r.detail

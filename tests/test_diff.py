@@ -127,3 +127,11 @@ def test_user_mistakes_exit_2_with_a_message(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["diff", str(a), str(a), "--pair", "nocolon"])
     assert exc.value.code == 2
+
+
+def test_non_finite_vectors_never_pass_the_gate(tmp_path, capsys):
+    a = build(tmp_path / "a", {CELL: vectors()}, checks=[])
+    b = build(tmp_path / "b", {CELL: vectors(**{"cat-photo": [float("inf"), 0.0, 0.0, 0.0]})}, checks=[])
+    code, out = diff(capsys, a, b, "--tolerance", "0.5")
+    assert code == ExitCode.VERIFY_MISMATCH
+    assert "non-finite values (counted as cosine -1): cat-photo" in out and "for cat-photo (-1.0000)" in out
