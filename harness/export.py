@@ -507,7 +507,7 @@ def _create(client, name: str, cv: CellVectors, run: RunFolder) -> None:
     schema.add_field("vector", DataType.FLOAT_VECTOR, dim=cv.dimension)
     index = client.prepare_index_params()
     index.add_index(field_name="vector", index_type="AUTOINDEX", metric_type="COSINE")
-    client.create_collection(name, schema=schema, index_params=index, properties=props)
+    client.create_collection(name, schema=schema, index_params=index, properties=props, consistency_level="Strong")
 
 
 def _upsert(client, name: str, cv: CellVectors) -> None:
@@ -524,7 +524,8 @@ def _upsert(client, name: str, cv: CellVectors) -> None:
 
 
 def _count(client, name: str, filter: str = "") -> int:
-    res = client.query(name, filter=filter, output_fields=["count(*)"])
+    # Strong: a server's default (Bounded) may count before the upsert is visible
+    res = client.query(name, filter=filter, output_fields=["count(*)"], consistency_level="Strong")
     return int(res[0]["count(*)"]) if res else 0
 
 
@@ -543,7 +544,7 @@ def _smoke_search(client, name: str, cv: CellVectors, queries: list[str], top_k:
     row = {i: n for n, i in enumerate(cv.ids)}
     data = [cv.vectors[row[q]].tolist() for q in queries]
     hits = client.search(name, data=data, limit=top_k, output_fields=["input_id"],
-                         search_params={"metric_type": "COSINE"})
+                         search_params={"metric_type": "COSINE"}, consistency_level="Strong")
     out = []
     for q, found in zip(queries, hits):
         ranked = [{"id": h["entity"]["input_id"], "score": round(float(h["distance"]), 6)} for h in found]
