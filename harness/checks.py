@@ -92,6 +92,22 @@ def read_input_ids(folder: Path) -> list[str]:
     return out
 
 
+def planned_ids(folder: Path, cell_id: str) -> list[str] | None:
+    """The inputs the plan sent to a cell (from payloads/<cell>/index.jsonl), in order; a cell
+    may take fewer than all inputs (e.g. a text-only model). None when the index is absent."""
+    path = Path(folder) / "payloads" / cell_id / "index.jsonl"
+    if not path.is_file():
+        return None
+    out: list[str] = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            try:
+                out.extend(str(i) for i in json.loads(line).get("inputs") or [])
+            except (ValueError, AttributeError):
+                continue
+    return out
+
+
 def read_execution(folder: Path) -> dict[str, dict]:
     """execution.json as {cell id: entry}; accepts a top-level map or {"cells": map|list}."""
     path = Path(folder) / "execution.json"
@@ -165,13 +181,22 @@ def _list(items: list[str], limit: int = 5) -> str:
 # --------------------------------------------------------------------------- the check kinds
 
 class Ctx:
-    """What every check in one cell can read."""
+    """What every check in one cell can read. `input_ids` are the inputs planned for this
+    cell: an input the cell never takes (an image for a text-only model) is left out of its
+    trials, while a planned input without a vector is a failure."""
 
     def __init__(self, folder: Path, cell: dict, vectors: CellVectors, input_ids: list[str], spec_dir: Path):
         self.folder, self.cell, self.vectors, self.input_ids, self.spec_dir = folder, cell, vectors, input_ids, spec_dir
+        self.planned = set(input_ids) if input_ids else set(vectors.ids)
 
     def missing(self, ids: Iterable[str]) -> list[str]:
         return [i for i in ids if i not in self.vectors.index]
+
+    def takes(self, *ids: str) -> bool:
+        return all(i in self.planned for i in ids)
+
+
+SKIP = "skip"  # key in an evaluator's data: every trial was about inputs this cell does not take
 
 
 def _vectors(body: dict, ctx: Ctx) -> tuple[int, int, str, dict]:
@@ -216,7 +241,11 @@ def _vectors(body: dict, ctx: Ctx) -> tuple[int, int, str, dict]:
 
 def _nearest(body: dict, ctx: Ctx) -> tuple[int, int, str, dict]:
     pairs = body.get("pairs") or {body["query"]: body["expect"]}
-    among_all = list(body.get("among") or ctx.vectors.ids)
+    left_out = [f"{q}→{e}" for q, e in pairs.items() if not ctx.takes(q, e)]
+    pairs = {q: e for q, e in pairs.items() if ctx.takes(q, e)}
+    if not pairs:
+        return 0, 0, f"skipped: this cell does not take {_list(left_out)}", {SKIP: True}
+    among_all = [c for c in (body.get("among") or ctx.vectors.ids) if ctx.takes(c)]
     failures, notes, per = 0, [], []
     for query, expect in pairs.items():
         among = [c for c in among_all if c != query]
@@ -253,6 +282,10 @@ def _nearest(body: dict, ctx: Ctx) -> tuple[int, int, str, dict]:
 
 def _similarity(body: dict, ctx: Ctx) -> tuple[int, int, str, dict]:
     pairs = body.get("pairs") or [[body["a"], body["b"]]]
+    left_out = [f"{a}~{b}" for a, b in pairs if not ctx.takes(a, b)]
+    pairs = [[a, b] for a, b in pairs if ctx.takes(a, b)]
+    if not pairs:
+        return 0, 0, f"skipped: this cell does not take {_list(left_out)}", {SKIP: True}
     lo, hi = body.get("min"), body.get("max")
     failures, notes, per = 0, [], []
     bounds = " and ".join(b for b in [f"≥ {lo:g}" if lo is not None else "", f"≤ {hi:g}" if hi is not None else ""] if b)
@@ -278,10 +311,13 @@ def _similarity(body: dict, ctx: Ctx) -> tuple[int, int, str, dict]:
 
 
 def _retrieval(body: dict, ctx: Ctx) -> tuple[int, int, str, dict]:
-    queries: dict[str, list[str]] = body["queries"]
+    queries = {q: [r for r in rel if ctx.takes(r)] for q, rel in body["queries"].items() if ctx.takes(q)}
+    queries = {q: rel for q, rel in queries.items() if rel}
+    if not queries:
+        return 0, 0, "skipped: this cell takes none of the queries with their relevant inputs", {SKIP: True}
     thresholds: dict[str, float] = body.get("min") or {}
     names = M.metric_names(body.get("k") or DEFAULT_K, thresholds)
-    among = list(body.get("among") or [i for i in ctx.vectors.ids if i not in queries])
+    among = [c for c in (body.get("among") or [i for i in ctx.vectors.ids if i not in body["queries"]]) if ctx.takes(c)]
     missing = ctx.missing([*queries, *among])
     data: dict[str, Any] = {"model": ctx.cell.get("model"), "dimension": ctx.cell.get("dimension"),
                             "queries": len(queries), "candidates": len(among), "thresholds": thresholds}
@@ -405,7 +441,13 @@ def evaluate_checks(
                 results.append(CheckResult(name, True, f"skipped: {reason}", cid, "check",
                                            {**meta, "status": "skipped", "reason": reason}))
                 continue
-            trials, failures, detail, data = EVALUATORS[kind](body, Ctx(folder, cell, vec, input_ids, spec_dir))
+            planned = planned_ids(folder, cid)
+            ctx = Ctx(folder, cell, vec, planned if planned is not None else input_ids, spec_dir)
+            trials, failures, detail, data = EVALUATORS[kind](body, ctx)
+            if data.get(SKIP):
+                results.append(CheckResult(name, True, detail, cid, "check",
+                                           {**meta, "status": "skipped", "reason": detail}))
+                continue
             passed, rule = gate(trials, failures, body) if kind != "retrieval" else (failures == 0 and trials > 0, "")
             text = detail if not rule or trials == 1 else f"{detail} ({rule})"
             results.append(CheckResult(name, passed, text, cid, "check", {

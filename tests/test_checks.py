@@ -242,3 +242,33 @@ def test_stability_fails_on_non_finite_vectors(tmp_path):
     cells = make_run(tmp_path / "now", {CELL4: broken})["cells"]
     [r] = evaluate_checks([{"stability": {"against": "baseline"}}], tmp_path / "now", cells, spec_dir=tmp_path)
     assert not r.passed and "below: cat-photo" in r.detail
+
+
+def test_text_only_cell_skips_inputs_it_never_takes(tmp_path):
+    """local/e5-small takes only texts: its checks leave the photos out instead of failing."""
+    folder = tmp_path / "out"
+    texts = {k: pad(v, 4) for k, v in VECTORS.items() if "caption" in k}
+    cells = make_run(folder, {CELL4: {k: pad(v, 4) for k, v in VECTORS.items()}, "local--e5-small-4": texts},
+                     models={"local--e5-small-4": ("local/e5-small", 4)})["cells"]
+    index = folder / "payloads" / "local--e5-small-4" / "index.jsonl"
+    index.write_text(json.dumps({"file": "00000.json", "inputs": list(texts), "contents": 2}) + "\n")
+    checks = [{"vectors": {"norm_min": 0.99, "norm_max": 1.01}},
+              {"nearest": {"query": "cat-caption", "among": ["cat-photo", "dog-photo"], "expect": "cat-photo"}},
+              {"similarity": {"a": "cat-caption", "b": "dog-caption", "max": 0.5}}]
+    got = by_name(evaluate_checks(checks, folder, cells))
+    v = got[("vectors", "local--e5-small-4")]
+    assert v.passed and v.data["trials"] == 2 and "2 vectors of dimension 4" in v.detail
+    n = got[("nearest:cat-caption", "local--e5-small-4")]
+    assert n.passed and n.data["status"] == "skipped" and "does not take cat-caption→cat-photo" in n.detail
+    assert got[("nearest:cat-caption", CELL4)].data["status"] == "passed"
+    assert got[("similarity:cat-caption~dog-caption", "local--e5-small-4")].data["status"] == "passed"
+
+
+def test_planned_input_without_a_vector_fails(tmp_path):
+    folder = tmp_path / "out"
+    some = {k: pad(v, 4) for k, v in VECTORS.items() if k != "dog-photo"}  # index still plans dog-photo
+    cells = make_run(folder, {CELL4: some})["cells"]
+    index = folder / "payloads" / CELL4 / "index.jsonl"
+    index.write_text(json.dumps({"file": "00000.json", "inputs": list(VECTORS), "contents": 4}) + "\n")
+    [r] = evaluate_checks([{"vectors": {}}], folder, cells)
+    assert not r.passed and "no vector for dog-photo" in r.detail and r.data["trials"] == 4
