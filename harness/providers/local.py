@@ -109,7 +109,7 @@ class LocalProvider:
         texts = [raw] if isinstance(raw, str) else raw
         if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
             raise ProviderError(f"local/{self.name} embeds text only; 'input' must be a list of strings "
-                                "(images and video need a multimodal model)", code="InvalidInput", fatal=True)
+                                "(images and video need a multimodal model)", code="InvalidInput")
         if len(texts) != expected:
             raise ProviderError(f"the body carries {len(texts)} texts but {expected} vectors are expected",
                                 code="InvalidInput")
