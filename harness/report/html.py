@@ -31,6 +31,7 @@ def _env() -> jinja2.Environment:
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
                              keep_trailing_newline=True)
     env.filters["num"] = lambda x, digits=3: "–" if x is None else (f"{x:.{digits}f}" if isinstance(x, float) else str(x))
+    env.filters["money"] = lambda x: "–" if x is None else (f"{x:.6f}".rstrip("0").rstrip(".") or "0")
     return env
 
 
@@ -78,7 +79,7 @@ def quality_charts(summary: dict) -> list[dict]:
                 "title": f"{check}: {metric} by output dimension", "metric": metric, **c,
                 "series": series,
                 "xticks": [{"x": round(x(d), 1), "label": d} for d in dims],
-                "yticks": [{"y": round(y(v), 1), "label": f"{v:.1f}"} for v in (0.0, 0.25, 0.5, 0.75, 1.0)],
+                "yticks": [{"y": round(y(v), 1), "label": f"{v:g}"} for v in (0.0, 0.25, 0.5, 0.75, 1.0)],
                 "threshold": None if threshold is None else {"y": round(y(threshold), 1), "value": threshold},
                 "plot_right": c["width"] - c["right"], "plot_bottom": c["height"] - c["bottom"],
             })
