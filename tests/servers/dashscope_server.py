@@ -115,8 +115,9 @@ class FakeDashScope:
     """The ASGI app and its control handle (faults, latency, RPM mode, request log)."""
 
     def __init__(self, api_key: str = DEFAULT_KEY, *, latency: float = 0.0, rpm: int | None = None,
-                 window: float = 60.0, keep_bodies: bool = True):
+                 window: float = 60.0, keep_bodies: bool = True, vector_pool: int | None = None):
         self.api_key = api_key
+        self.vector_pool = vector_pool   # benchmarks: pick from N precomputed vectors (cheap, still deterministic)
         self.latency = latency
         self.rpm = rpm
         self.window = window
@@ -287,9 +288,12 @@ class FakeDashScope:
                       for it in items]
         parts = []
         for index, (kind, item) in enumerate(groups):
-            text = _vector_json(_item_key(item), dim)
+            key = _item_key(item)
+            if self.vector_pool:
+                key = f"pool-{int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) % self.vector_pool}"
+            text = _vector_json(key, dim)
             if fault == "wrong-length":
-                text = _vector_json(_item_key(item), dim - 1)
+                text = _vector_json(key, dim - 1)
             elif fault == "nan" and index == 0:
                 text = "[NaN" + text[text.index(","):]
             parts.append('{"index":%d,"embedding":%s,"type":"%s"}' % (index, text, kind))
@@ -376,14 +380,22 @@ def text_requests(model: str, dimension: int | None, n_requests: int, per_reques
     return out
 
 
+def _tcp_socket() -> socket.socket:
+    """A listening socket whose connections get TCP_NODELAY: asyncio sets it only when the socket's
+    proto is IPPROTO_TCP, and a plain socket() has proto 0, which made every small answer wait
+    ~40 ms for a delayed ACK (Nagle) and turned the benchmark into a measure of that."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    return sock
+
+
 @contextmanager
 def serve(api_key: str = DEFAULT_KEY, **options: Any) -> Iterator[FakeDashScope]:
     """Run the server in a background thread on an ephemeral loopback port."""
     import uvicorn
 
     app = FakeDashScope(api_key, **options)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock = _tcp_socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     config = uvicorn.Config(app, log_level="critical", access_log=False, lifespan="off",
@@ -413,18 +425,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--latency", type=float, default=0.0, help="seconds added to every answer")
     p.add_argument("--rpm", type=int, default=None, help="accept at most N requests per window, 429 beyond")
     p.add_argument("--window", type=float, default=60.0, help="the RPM window in seconds (scaled-down minute)")
+    p.add_argument("--vector-pool", type=int, default=None, metavar="N",
+                   help="answer with one of N precomputed vectors per dimension (fast, for benchmarks)")
     p.add_argument("--fault", action="append", default=[], metavar="KIND[:TIMES]",
                    help=f"inject a fault ({', '.join(FAULT_KINDS)}); TIMES -1 = always")
     args = p.parse_args(argv)
     import uvicorn
 
-    app = FakeDashScope(args.key, latency=args.latency, rpm=args.rpm, window=args.window, keep_bodies=False)
+    app = FakeDashScope(args.key, latency=args.latency, rpm=args.rpm, window=args.window, keep_bodies=False,
+                        vector_pool=args.vector_pool)
     for spec in args.fault:
         kind, _, times = spec.partition(":")
         app.add_fault(kind, int(times or 1))
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock = _tcp_socket()
     sock.bind((args.host, args.port))
+    sock.listen(2048)  # connections made before uvicorn is up wait in the backlog instead of being refused
     print(f"listening on http://{args.host}:{sock.getsockname()[1]}/api/v1", flush=True)
     uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")).run(sockets=[sock])
     return 0
