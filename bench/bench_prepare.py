@@ -23,6 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
+OUT = Path(__file__).resolve().parent / "out"      # on the project's disk, not /tmp (git-ignored)
 MODELS = ["qwen3-vl-embedding", "tongyi-embedding-vision-plus-2026-03-06"]
 DIMS = [1024, 512, 256]
 SPEC = """\
@@ -37,8 +38,8 @@ inputs:
 """
 
 
-def child(cmd: list[str], cwd: Path) -> tuple[float, int, subprocess.CompletedProcess]:
-    """Wall seconds and peak RSS (MB) of one child process."""
+def child(cmd: list[str], cwd: Path) -> tuple[float, float, int, subprocess.CompletedProcess]:
+    """Wall seconds, CPU seconds and peak RSS (MB) of one child process."""
     t0 = time.perf_counter()
     pid = os.fork()
     if pid == 0:  # the child: exec the command with output captured to files
@@ -50,7 +51,8 @@ def child(cmd: list[str], cwd: Path) -> tuple[float, int, subprocess.CompletedPr
     _, status, usage = os.wait4(pid, 0)
     wall = time.perf_counter() - t0
     rc = os.waitstatus_to_exitcode(status)
-    return wall, usage.ru_maxrss // 1024, subprocess.CompletedProcess(cmd, rc, (cwd / "stdout.txt").read_text(), "")
+    cpu = usage.ru_utime + usage.ru_stime
+    return wall, cpu, usage.ru_maxrss // 1024, subprocess.CompletedProcess(cmd, rc, (cwd / "stdout.txt").read_text(), "")
 
 
 def make(folder: Path, n: int) -> None:
@@ -67,21 +69,22 @@ def main() -> None:
     ap.add_argument("--sample", type=int, default=40, help="one-shot `harness prepare` processes to time")
     args = ap.parse_args()
     py = sys.executable
+    OUT.mkdir(exist_ok=True)
     rows = []
     per_request_batch = None
     for n in args.sizes:
-        with tempfile.TemporaryDirectory() as tmp:
+        with tempfile.TemporaryDirectory(dir=OUT) as tmp:
             folder = Path(tmp)
             make(folder, n)
-            wall, rss, r = child([py, "-m", "harness", "run", "spec.yaml", "--quiet"], folder)
+            wall, cpu, rss, r = child([py, "-m", "harness", "run", "spec.yaml", "--quiet"], folder)
             assert r.returncode == 0, r.stdout
             manifest = json.loads((folder / "output/bench/manifest.json").read_text())
             contents = sum(c["contents"] for c in manifest["cells"])
             requests = sum(c["requests"] for c in manifest["cells"])
-            rows.append((n, contents, requests, wall, contents / wall, rss))
+            rows.append((n, contents, requests, wall, cpu, contents / wall, contents / cpu, rss))
             per_request_batch = wall / requests
     # The one-shot path: one process per request, each writing one body of 20 texts.
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(dir=OUT) as tmp:
         folder = Path(tmp)
         t0 = time.perf_counter()
         for k in range(args.sample):
@@ -91,10 +94,11 @@ def main() -> None:
             assert r.returncode == 0, r.stderr
         one_shot = (time.perf_counter() - t0) / args.sample
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores")
-    print("| inputs | contents | requests | wall s | contents/s | peak RSS MB |")
-    print("|---:|---:|---:|---:|---:|---:|")
-    for n, contents, requests, wall, rate, rss in rows:
-        print(f"| {n:,} | {contents:,} | {requests:,} | {wall:.1f} | {rate:,.0f} | {rss} |")
+    print(f"load average before: {os.getloadavg()[0]:.2f}")
+    print("| inputs | contents | requests | wall s | CPU s | contents/s (wall) | contents/s (CPU) | peak RSS MB |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for n, contents, requests, wall, cpu, rate, cpu_rate, rss in rows:
+        print(f"| {n:,} | {contents:,} | {requests:,} | {wall:.1f} | {cpu:.1f} | {rate:,.0f} | {cpu_rate:,.0f} | {rss} |")
     print(f"\nper request: batch run {per_request_batch * 1000:.2f} ms (largest size), "
           f"one-shot `harness prepare` process {one_shot * 1000:.0f} ms over {args.sample} requests "
           f"→ the batch run is {one_shot / per_request_batch:,.0f}× faster per request")

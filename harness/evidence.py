@@ -56,16 +56,21 @@ def atomic_write(path: str | os.PathLike, data: bytes) -> None:
         raise
 
 
-def hash_tree(root: str | os.PathLike, exclude: frozenset[str] = frozenset()) -> dict[str, str]:
-    """sha256 of every file under `root`, keyed by POSIX relative path, sorted."""
+def hash_tree(root: str | os.PathLike, exclude: frozenset[str] = frozenset(),
+              known: dict[str, str] | None = None) -> dict[str, str]:
+    """sha256 of every file under `root`, keyed by POSIX relative path, sorted. `known` holds
+    digests computed from the very bytes the caller just wrote, so they are not read back."""
     root = Path(root)
+    known = known or {}
     out: dict[str, str] = {}
-    for p in sorted(root.rglob("*")):
-        if p.is_file():
-            rel = p.relative_to(root).as_posix()
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        rel_dir = Path(dirpath).relative_to(root).as_posix()
+        for name in filenames:
+            rel = name if rel_dir == "." else f"{rel_dir}/{name}"
             if rel not in exclude:
-                out[rel] = sha256_file(p)
-    return out
+                out[rel] = known.get(rel) or sha256_file(os.path.join(dirpath, name))
+    return dict(sorted(out.items()))
 
 
 class StagedFolder:

@@ -55,10 +55,10 @@ def digest(manifest: dict[str, Any]) -> str:
     return sha256_bytes(canonical_json(body))
 
 
-def finish(folder: Path, manifest: dict[str, Any]) -> dict[str, Any]:
+def finish(folder: Path, manifest: dict[str, Any], known: dict[str, str] | None = None) -> dict[str, Any]:
     """Hash every file in `folder`, add the roll-up digest and write manifest.json."""
     manifest = dict(manifest)
-    manifest["files"] = hash_tree(folder, exclude=UNHASHED)
+    manifest["files"] = hash_tree(folder, exclude=UNHASHED, known=known)
     manifest["digest"] = digest(manifest)
     atomic_write(folder / MANIFEST, canonical_json(manifest, pretty=True))
     return manifest

@@ -121,44 +121,74 @@ def alone(inp: Input, cell: Cell) -> bool:
             or (inp.modality == "fused" and cell.model.fusion == "enable_fusion"))
 
 
+class Batcher:
+    """Packs one cell's inputs into requests within the model's per-request limits, in input order.
+
+    Incremental (`add` returns the requests it completed) so one pass over the inputs can feed
+    every cell at once."""
+
+    def __init__(self, cell: Cell, max_contents: int | None):
+        m = cell.model
+        self.cell = cell
+        self.limit = min(m.max_contents or DEFAULT_BATCH, max_contents or 10**9)
+        self.caps = [(k, cap) for k, cap in (("image", m.max_images), ("video", m.max_videos), ("text", m.max_texts))
+                     if cap is not None]
+        self.seq = 0
+        self.cur: list[Input] = []
+        self.contents = 0
+        self.used = dict.fromkeys((k for k, _ in self.caps), 0)
+
+    def _flush(self) -> list[Batch]:
+        if not self.cur:
+            return []
+        self.seq += 1
+        done = Batch(self.seq, self.cur, self.contents, False)
+        self.cur, self.contents = [], 0
+        self.used = dict.fromkeys(self.used, 0)
+        return [done]
+
+    def add(self, inp: Input) -> list[Batch]:
+        m = self.cell.model
+        if alone(inp, self.cell):
+            done = self._flush()
+            self.seq += 1
+            return done + [Batch(self.seq, [inp], contents_of(inp, m), inp.modality == "fused" and m.fusion == "enable_fusion")]
+        n = contents_of(inp, m)
+        need = [(k, cap, inp.count(k)) for k, cap in self.caps]
+        done = []
+        if self.contents + n > self.limit or any(self.used[k] + c > cap for k, cap, c in need):
+            done = self._flush()
+        self.cur.append(inp)
+        self.contents += n
+        for k, _, c in need:
+            self.used[k] += c
+        return done
+
+    def close(self) -> list[Batch]:
+        return self._flush()
+
+
 def batches(cell: Cell, inputs: Iterator[Input], max_contents: int | None) -> Iterator[Batch]:
-    m = cell.model
-    limit = m.max_contents or DEFAULT_BATCH
-    if max_contents:
-        limit = min(limit, max_contents)
-    caps = {"image": m.max_images, "video": m.max_videos, "text": m.max_texts}
-    seq = 0
-    cur: list[Input] = []
-    used = Counter()
-
-    def flush():
-        nonlocal seq, cur, used
-        if cur:
-            seq += 1
-            yield Batch(seq, cur, used["contents"], False)
-        cur, used = [], Counter()
-
+    batcher = Batcher(cell, max_contents)
     for inp in inputs:
-        if alone(inp, cell):
-            yield from flush()
-            seq += 1
-            yield Batch(seq, [inp], contents_of(inp, m), inp.modality == "fused" and m.fusion == "enable_fusion")
-            continue
-        need = Counter({k: inp.count(k) for k in caps})
-        need["contents"] = contents_of(inp, m)
-        over = used["contents"] + need["contents"] > limit or any(
-            cap is not None and used[k] + need[k] > cap for k, cap in caps.items())
-        if over:
-            yield from flush()
-        cur.append(inp)
-        used.update(need)
-    yield from flush()
+        yield from batcher.add(inp)
+    yield from batcher.close()
 
 
 # -- catalog rules for one input and one model --------------------------------------------
 
 def input_rule_problems(inp: Input, model: ModelInfo) -> list[tuple[str, str | None, str]]:
     """(message, hint, severity) for each rule of `model` that `inp` breaks."""
+    if inp.modality == "text":   # fast path: most inputs of large sets are plain texts
+        if "text" not in model.modalities:
+            return [(f"{model.name} does not accept text input (it accepts: {', '.join(sorted(model.modalities))})",
+                     f"give the model `modalities: [{', '.join(sorted(model.modalities))}]` to send it only what it "
+                     "takes, or exclude it in matrix.exclude", "error")]
+        limit = model.text_max_tokens
+        value = inp.parts[0].value
+        # a token is at least one character's worth of UTF-8 / 4, so short texts cannot exceed the limit
+        if not limit or len(value) <= limit:
+            return []
     out: list[tuple[str, str | None, str]] = []
     accepts = ", ".join(sorted(model.modalities))
     if inp.modality == "fused":

@@ -23,7 +23,7 @@ from harness import manifest as manifest_mod
 from harness.errors import ExitCode, HarnessError, Problem
 from harness.evidence import StagedFolder, atomic_write, canonical_json, sha256_bytes, sha256_file
 from harness.payloads import render
-from harness.plan import Cell, Plan, build_plan
+from harness.plan import Batcher, Cell, Plan, build_plan
 from harness.spec import Spec, read_spec, schema_info
 from harness.verdict import CheckResult, render_validate_txt, verdict
 
@@ -75,22 +75,6 @@ def _tokens(cell: Cell, inputs) -> Counter:
     return t
 
 
-def cell_stats(plan: Plan, cell: Cell, write: Callable[[Any, dict], None] | None = None) -> CellStats:
-    """Walk a cell's batches; with `write`, render and write each request body too."""
-    s = CellStats()
-    for batch in plan.batches(cell):
-        s.requests += 1
-        s.contents += batch.contents
-        s.inputs += len(batch.inputs)
-        for inp in batch.inputs:
-            s.modality_mix[inp.modality] += 1
-        s.tokens.update(_tokens(cell, batch.inputs))
-        if write is not None:
-            write(batch, render(cell, batch))
-    s.cost = estimate.cost(cell.model, s.tokens)
-    return s
-
-
 def body_problems(cell: Cell, body: dict) -> list[str]:
     """What the request body itself must show: the right model, and the dimension inside `parameters`."""
     out = []
@@ -106,35 +90,107 @@ def body_problems(cell: Cell, body: dict) -> list[str]:
     return out
 
 
-def index_line(batch, data: bytes) -> bytes:
+def index_line(batch, data: bytes, sha: str | None = None) -> bytes:
     """One line of payloads/<cell>/index.jsonl: which inputs a request file carries, in order."""
-    return canonical_json({"file": batch.file, "sha256": sha256_bytes(data),
+    return canonical_json({"file": batch.file, "sha256": sha or sha256_bytes(data),
                            "inputs": [i.id for i in batch.inputs], "contents": batch.contents}) + b"\n"
 
 
-def write_payloads(plan: Plan, folder: Path) -> tuple[dict[str, CellStats], list[CheckResult]]:
-    stats: dict[str, CellStats] = {}
-    results: list[CheckResult] = []
-    for cell in plan.cells:
-        cell_dir = folder / "payloads" / cell.id
-        cell_dir.mkdir(parents=True)
-        wrong: list[str] = []
+class CellWriter:
+    """Counts (and, given a folder, writes) one cell's requests as its batches complete."""
+
+    def __init__(self, cell: Cell, max_contents: int | None, folder: Path | None = None):
+        self.cell = cell
+        self.batcher = Batcher(cell, max_contents)
+        self.stats = CellStats()
+        self.wrong: list[str] = []
+        self.dir = self.index = None
+        self.hashes: dict[str, str] = {}      # payload path → sha256 of the bytes written
+        if folder is not None:
+            self.dir = folder / "payloads" / cell.id
+            self.dir.mkdir(parents=True)
+            self.index = open(self.dir / "index.jsonl", "wb")
+
+    def add(self, inp) -> None:
+        if self.cell.takes(inp):
+            for batch in self.batcher.add(inp):
+                self._take(batch)
+
+    def close(self) -> CellStats:
+        for batch in self.batcher.close():
+            self._take(batch)
+        if self.index is not None:
+            self.index.close()
+        self.stats.cost = estimate.cost(self.cell.model, self.stats.tokens)
+        return self.stats
+
+    def _take(self, batch) -> None:
+        s = self.stats
+        s.requests += 1
+        s.contents += batch.contents
+        s.inputs += len(batch.inputs)
+        for inp in batch.inputs:
+            s.modality_mix[inp.modality] += 1
+        s.tokens.update(_tokens(self.cell, batch.inputs))
+        if self.dir is None:
+            return
+        body = render(self.cell, batch)
+        data = canonical_json(body)
         # Files inside the staging folder need no per-file rename: the folder swap is the commit.
-        with open(cell_dir / "index.jsonl", "wb") as index:
-            def write(batch, body):
-                data = canonical_json(body)
-                (cell_dir / batch.file).write_bytes(data)
-                index.write(index_line(batch, data))
-                if not wrong:
-                    wrong.extend(f"{batch.file}: {w}" for w in body_problems(cell, body))
-            stats[cell.id] = s = cell_stats(plan, cell, write)
-        where = f"parameters.dimension={cell.dimension_sent}" if cell.protocol == "dashscope" and cell.dimension_sent \
-            else (f"fixed dimension {cell.dimension}" if cell.dimension_sent is None else f"dimensions={cell.dimension_sent}")
-        results.append(CheckResult(
-            "payloads", not wrong,
-            wrong[0] if wrong else f"{s.requests} requests, {s.contents} contents, model {cell.model.wire_model}, {where}",
-            cell=cell.id, data=s.as_dict()))
-    return stats, results
+        with open(self.dir / batch.file, "wb") as f:
+            f.write(data)
+        sha = sha256_bytes(data)
+        self.index.write(index_line(batch, data, sha))
+        self.hashes[f"payloads/{self.cell.id}/{batch.file}"] = sha
+        if not self.wrong:
+            self.wrong.extend(f"{batch.file}: {w}" for w in body_problems(self.cell, body))
+
+    def result(self) -> CheckResult:
+        cell, s = self.cell, self.stats
+        if cell.dimension_sent is None:
+            where = f"fixed dimension {cell.dimension}"
+        elif cell.protocol == "dashscope":
+            where = f"parameters.dimension={cell.dimension_sent}"
+        else:
+            where = f"dimensions={cell.dimension_sent}"
+        return CheckResult("payloads", not self.wrong,
+                           self.wrong[0] if self.wrong else
+                           f"{s.requests} requests, {s.contents} contents, model {cell.model.wire_model}, {where}",
+                           cell=cell.id, data=s.as_dict())
+
+
+def plan_stats(plan: Plan) -> dict[str, CellStats]:
+    """Requests, contents, modality mix and estimates per cell, without writing anything."""
+    writers = [CellWriter(cell, plan.max_contents) for cell in plan.cells]
+    for inp in plan.inputs():
+        for w in writers:
+            w.add(inp)
+    return {w.cell.id: w.close() for w in writers}
+
+
+def write_plan(plan: Plan, folder: Path) -> tuple[dict, dict[str, CellStats], list[CheckResult], dict[str, str]]:
+    """One pass over the inputs writes inputs.jsonl and every cell's payload files."""
+    writers = [CellWriter(cell, plan.max_contents, folder) for cell in plan.cells]
+    files: dict[str, dict] = {}
+    urls: dict[str, dict] = {}
+    with open(folder / "inputs.jsonl", "wb") as f:
+        for inp in plan.inputs():
+            ref = inp.ref()
+            f.write(canonical_json(ref) + b"\n")
+            for part in ref["parts"]:
+                if "path" in part:
+                    files.setdefault(part["path"], {k: part[k] for k in ("path", "sha256", "size", "mime")})
+                elif "url" in part and part["url"] != "data:…":
+                    urls.setdefault(part["url"], {"url": part["url"], "kind": part["kind"]})
+            for w in writers:
+                w.add(inp)
+    stats = {w.cell.id: w.close() for w in writers}
+    inputs = {"count": plan.input_count, "sha256": sha256_file(folder / "inputs.jsonl"),
+              "modality_counts": dict(sorted(plan.modality_counts.items())),
+              "files": sorted(files.values(), key=lambda r: r["path"]),
+              "urls": sorted(urls.values(), key=lambda r: r["url"])}
+    known = {k: v for w in writers for k, v in w.hashes.items()}
+    return inputs, stats, [w.result() for w in writers], known
 
 
 def offline_results(plan: Plan) -> list[CheckResult]:
@@ -154,24 +210,6 @@ def offline_results(plan: Plan) -> list[CheckResult]:
                 results.append(CheckResult("disputed-fact", True, f"warning: {model.name} {d.field}: {d.note} "
                                            f"Chosen: {d.chosen}"))
     return results
-
-
-def write_inputs(plan: Plan, folder: Path) -> dict[str, Any]:
-    files: dict[str, dict] = {}
-    urls: dict[str, dict] = {}
-    with open(folder / "inputs.jsonl", "wb") as f:
-        for inp in plan.inputs():
-            ref = inp.ref()
-            f.write(canonical_json(ref) + b"\n")
-            for part in ref["parts"]:
-                if "path" in part:
-                    files.setdefault(part["path"], {k: part[k] for k in ("path", "sha256", "size", "mime")})
-                elif "url" in part and part["url"] != "data:…":
-                    urls.setdefault(part["url"], {"url": part["url"], "kind": part["kind"]})
-    return {"count": plan.input_count, "sha256": sha256_file(folder / "inputs.jsonl"),
-            "modality_counts": dict(sorted(plan.modality_counts.items())),
-            "files": sorted(files.values(), key=lambda r: r["path"]),
-            "urls": sorted(urls.values(), key=lambda r: r["url"])}
 
 
 def manifest_body(plan: Plan, folder: Path, stats: dict[str, CellStats], inputs: dict) -> dict[str, Any]:
@@ -223,8 +261,7 @@ def run(spec_path: str | Path, *, base: Path, execute: bool = False, execute_opt
         with StagedFolder(final) as stage:
             folder = stage.path
             (folder / "spec.yaml").write_bytes(spec.raw)
-            inputs = write_inputs(plan, folder)
-            stats, payload_results = write_payloads(plan, folder)
+            inputs, stats, payload_results, known = write_plan(plan, folder)
             results = offline_results(plan) + payload_results
             body = manifest_body(plan, final, stats, inputs)
             provider_failed = False
@@ -237,7 +274,7 @@ def run(spec_path: str | Path, *, base: Path, execute: bool = False, execute_opt
             from harness.report.markdown import write_markdown
             write_markdown(folder, body, results)
             _extra_reports(folder, body, results)
-            manifest = manifest_mod.finish(folder, body)
+            manifest = manifest_mod.finish(folder, body, known)
             atomic_write(folder / manifest_mod.RUN, canonical_json(run_facts(started, execute), pretty=True))
             stage.commit()
     if verdict(results):

@@ -8,7 +8,7 @@ import sys
 
 from harness.plan import load_plan
 from harness.report.terminal import make_console, print_cells
-from harness.runner import cell_stats
+from harness.runner import plan_stats
 
 NAME = "plan"
 HELP = "print the cells, requests, contents, modality mix and estimated tokens/cost; writes nothing"
@@ -25,9 +25,8 @@ def add_parser(sub):
 
 def run(args) -> int:
     with load_plan(args.spec, base_url=args.base_url) as plan:
-        cells = []
-        for cell in plan.cells:
-            cells.append({**cell.manifest_entry(), **cell_stats(plan, cell).as_dict()})
+        stats = plan_stats(plan)
+        cells = [{**cell.manifest_entry(), **stats[cell.id].as_dict()} for cell in plan.cells]
         if args.json:
             json.dump({"spec": plan.spec.name, "inputs": plan.input_count, "cells": cells}, sys.stdout, indent=2)
             print()
