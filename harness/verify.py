@@ -5,7 +5,10 @@ Three independent lines of evidence, each named when it breaks:
 2. every file against the sha256 the manifest recorded (missing, extra, changed);
 3. the payloads, index files and inputs.jsonl re-derived from the spec copy (spec.yaml) and
    the local inputs, compared byte for byte; and the original spec and local inputs compared
-   with the hashes recorded at run time ("changed since the run").
+   with the hashes recorded at run time ("changed since the run");
+4. the verdict: the spec's checks re-evaluated over the folder's vectors must give the very
+   lines validate.txt holds, and its last line must follow from them (so an edited verdict is
+   caught even when someone also rewrote the manifest's hashes).
 
 A folder moved elsewhere still verifies (1) and (2) completely; (3) needs the local inputs,
 found beside the original spec (via the relative path the manifest recorded) or in `spec_dir`.
@@ -26,7 +29,7 @@ from harness.errors import HarnessError
 from harness.evidence import canonical_json, hash_tree, sha256_bytes, sha256_file
 
 # Finding kinds, in the order a report lists them.
-KINDS = ("manifest", "missing", "extra", "changed", "spec", "input", "payload", "cells", "not-derived")
+KINDS = ("manifest", "missing", "extra", "changed", "spec", "input", "payload", "cells", "verdict", "not-derived")
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,7 @@ class VerifyReport:
     findings: list[Finding] = field(default_factory=list)
     hashed: int = 0           # files whose sha256 matched the manifest
     derived: int = 0          # files re-derived byte for byte
+    rechecked: int = 0        # validate.txt lines the checks give again from the vectors
     inputs_checked: int = 0   # local input files whose sha256 matched
     spec_source: str | None = None  # where the original spec was found, if it was
     notes: list[str] = field(default_factory=list)
@@ -63,7 +67,7 @@ class VerifyReport:
 
     def as_dict(self) -> dict[str, Any]:
         return {"folder": str(self.folder), "verified": self.ok, "hashed": self.hashed, "derived": self.derived,
-                "inputs_checked": self.inputs_checked, "spec_source": self.spec_source, "notes": self.notes,
+                "inputs_checked": self.inputs_checked, "rechecked": self.rechecked, "spec_source": self.spec_source, "notes": self.notes,
                 "findings": [dataclasses.asdict(f) for f in self.sorted_findings()]}
 
 
@@ -259,6 +263,41 @@ def _check_derived(folder: Path, manifest: dict, base: Path | None, inputs_compl
                             "which can change payloads")
 
 
+def _check_verdict(folder: Path, manifest: dict, base: Path | None, report: VerifyReport) -> None:
+    path = folder / "validate.txt"
+    if not path.is_file():
+        return  # reported as missing
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    if not lines or lines[-1] not in ("PASS", "FAIL"):
+        report.add("verdict", "validate.txt", "does not end in PASS or FAIL")
+        return
+    failed = any(line.startswith("FAIL ") for line in lines[:-1])
+    if (lines[-1] == "PASS") == failed:
+        report.add("verdict", "validate.txt", f"ends in {lines[-1]} but "
+                   + ("a line failed" if failed else "no line failed"))
+    try:
+        from harness import yamlpos
+        data, _ = yamlpos.load((folder / "spec.yaml").read_text(encoding="utf-8"))
+    except Exception:
+        return  # the spec copy is reported already
+    checks = data.get("checks") if isinstance(data, dict) else None
+    if not checks or not (folder / "vectors").is_dir():
+        return
+    from harness.checks import evaluate_checks
+    present = set(lines)
+    spec_dir = base if base is not None else folder
+    for r in evaluate_checks(checks, folder, manifest.get("cells") or [], spec_dir=spec_dir):
+        if r.data.get("check") == "stability" and "cannot compare with" in r.detail:
+            report.add("not-derived", "validate.txt", f"{r.name} [{r.cell}]: the earlier run it compares with is "
+                       "not here", mismatch=False)
+            continue
+        if r.line() not in present:
+            report.add("verdict", "validate.txt", f"re-evaluated from the vectors, the check gives "
+                       f"{r.line()!r}, which validate.txt does not hold")
+        else:
+            report.rechecked += 1
+
+
 def verify_folder(folder: str | Path, *, spec_dir: str | Path | None = None, strict: bool = False) -> VerifyReport:
     """Verify an output folder; see the module docstring. Never raises for a damaged folder:
     every problem is a finding."""
@@ -272,6 +311,7 @@ def verify_folder(folder: str | Path, *, spec_dir: str | Path | None = None, str
     complete = _check_local_inputs(manifest, base, report)
     if (folder / "spec.yaml").is_file():
         _check_derived(folder, manifest, base, complete, report)
+        _check_verdict(folder, manifest, base, report)
     return report
 
 
@@ -280,6 +320,8 @@ def render_report(report: VerifyReport) -> str:
     lines = []
     if report.ok:
         bits = [f"{report.hashed} files match their sha256", f"{report.derived} re-derived byte for byte"]
+        if report.rechecked:
+            bits.append(f"{report.rechecked} check lines re-evaluated")
         if report.inputs_checked:
             bits.append(f"{report.inputs_checked} local inputs unchanged")
         partial = any(f.kind == "not-derived" for f in report.findings)

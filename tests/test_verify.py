@@ -217,3 +217,37 @@ def test_api_reports_findings_as_values(run):
     report = verify_folder(run)
     assert not report.ok
     assert [(f.kind, f.path) for f in report.findings] == [("changed", f"vectors/{CELL}.ids.json")]
+
+
+def _with_checks(run: Path, checks: str) -> None:
+    """Give the run's spec copy checks and a validate.txt as the runner would have written them."""
+    import hashlib
+
+    import yaml
+
+    from harness.checks import evaluate_checks
+    from harness.verdict import render_validate_txt
+
+    spec = run / "spec.yaml"
+    spec.write_text(spec.read_text() + checks)
+    shutil.copyfile(spec, run.parent.parent / "project" / "spec.yaml")
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest["spec"]["sha256"] = hashlib.sha256(spec.read_bytes()).hexdigest()
+    (run / "manifest.json").write_bytes(canonical_json(manifest, pretty=True))
+    results = evaluate_checks(yaml.safe_load(checks)["checks"], run, manifest["cells"])
+    (run / "validate.txt").write_bytes(render_validate_txt(results))
+    manifest_mod.rehash(run)
+
+
+def test_edited_verdict_is_caught_even_with_a_rewritten_manifest(run, capsys):
+    _with_checks(run, "checks:\n  - vectors: {norm_min: 0.99, norm_max: 1.01}\n")
+    code, out = verify(run, capsys)
+    assert code == ExitCode.OK and "2 check lines re-evaluated" in out, out
+    text = (run / "validate.txt").read_text()
+    assert text.endswith("FAIL\n")  # random vectors are not unit length
+    (run / "validate.txt").write_text(text.replace("FAIL vectors", "ok   vectors").replace("FAIL\n", "PASS\n"))
+    manifest_mod.rehash(run)  # a forger rewrites the hashes too
+    code, out = verify(run, capsys)
+    assert code == ExitCode.VERIFY_MISMATCH
+    assert f"verdict     validate.txt: re-evaluated from the vectors, the check gives 'FAIL vectors [{CELL}]" in out
+    assert "changed     " not in out  # the hashes alone would not have caught it
