@@ -272,3 +272,25 @@ def test_planned_input_without_a_vector_fails(tmp_path):
     index.write_text(json.dumps({"file": "00000.json", "inputs": list(VECTORS), "contents": 4}) + "\n")
     [r] = evaluate_checks([{"vectors": {}}], folder, cells)
     assert not r.passed and "no vector for dog-photo" in r.detail and r.data["trials"] == 4
+
+
+def test_check_mistakes_read_well_through_harness_validate(tmp_path, capsys):
+    from harness.cli import main
+
+    spec = tmp_path / "bad.yaml"
+    spec.write_text(
+        "version: 1\nname: bad\nmodels: [qwen3-vl-embedding]\ndimensions: [256]\n"
+        "inputs:\n  - id: a\n    text: hello\n  - id: b\n    text: world\n"
+        "checks:\n"
+        "  - nearest: {query: a}\n"                                         # line 11
+        "  - similarity: {a: a, b: b}\n"                                    # line 12
+        "  - vectors: {norm_minimum: 1}\n"                                  # line 13
+        "  - retrieval: {queries: {a: [b]}, min: {precision@5: 0.5}}\n"     # line 14
+        "  - stability: {against: x, pass_rate: 0.9, max_failures: 2}\n")   # line 15
+    assert main(["validate", str(spec)]) == 3
+    err = capsys.readouterr().err
+    assert f"{spec}:11:5: checks[0].nearest: give `query` with `expect`, or `pairs`" in err
+    assert f"{spec}:12:5: checks[1].similarity: give `min` and/or `max`" in err
+    assert f"{spec}:13:15: unknown key 'norm_minimum' in checks[2].vectors (did you mean 'norm_min'?)" in err
+    assert "checks[3].retrieval.min \"precision@5\" is not allowed here (A metric name: `recall@K`" in err
+    assert f"{spec}:15:5: checks[4].stability: use either `pass_rate` or `max_failures`, not both" in err
