@@ -3,6 +3,7 @@ quotas, the cache, resuming after an interrupt, and the key never reaching anyth
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import os
@@ -231,11 +232,28 @@ def test_without_the_limiter_throttles_are_retried_to_completion(server, tmp_pat
     assert summary.cells[0].throttled > 0 and server.counts["429:rpm"] == summary.cells[0].throttled
 
 
-def test_rate_limiter_spaces_requests_and_counts_tokens():
+def test_rate_limiter_never_lets_a_window_hold_more_than_the_quota():
+    """The sliding-window guard: request k+N waits for request k's answer plus a window, even
+    when even spacing alone would let it go (here the spacing is off: headroom 100x)."""
+    async def go():
+        limiter = RateLimiter(rpm=3, tpm=None, window=0.3, headroom=100.0)
+        sent, slots = [], []
+        for _ in range(3):
+            slots.append(await limiter.acquire())
+            sent.append(time.monotonic())
+        await asyncio.sleep(0.05)
+        answered = time.monotonic()
+        for s in slots:
+            RateLimiter.release(s)
+        for _ in range(3):
+            RateLimiter.release(await limiter.acquire())
+            sent.append(time.monotonic())
+        return sent, answered
+    sent, answered = asyncio.run(go())
+    assert sent[2] - sent[0] < 0.1                  # the first three go at once (no spacing asked)
+    assert sent[3] >= answered + 0.3 - 1e-3         # the fourth waits for the first's answer + window
     limiter = RateLimiter(rpm=600, tpm=6000, window=60, headroom=1.0)   # 10 req/s, 100 tokens/s
     assert limiter.interval == pytest.approx(0.1) and limiter.token_rate == pytest.approx(100)
-    limiter.hold(5)
-    assert limiter._next - time.monotonic() > 4.9
 
 
 def test_progress_is_silent_off_a_terminal_and_shows_counts_on_one(server, tmp_path):

@@ -126,6 +126,7 @@ class FakeDashScope:
         self.log: list[Logged] = []
         self.counts: collections.Counter[str] = collections.Counter()
         self._accepted: collections.deque[float] = collections.deque()
+        self.first_ok = self.last_ok = 0.0   # when the first and the last vectors were served
         self._lock = threading.Lock()
         self.base_url = ""        # set by serve(): http://127.0.0.1:PORT/api/v1
 
@@ -143,6 +144,7 @@ class FakeDashScope:
             self.log.clear()
             self.counts.clear()
             self._accepted.clear()
+            self.first_ok = self.last_ok = 0.0
 
     @property
     def url(self) -> str:
@@ -154,7 +156,7 @@ class FakeDashScope:
 
     def stats(self) -> dict[str, Any]:
         return {"requests": len(self.log) if self.keep_bodies else sum(self.counts.values()),
-                **dict(self.counts)}
+                "served_seconds": round(self.last_ok - self.first_ok, 4), **dict(self.counts)}
 
     def _take_fault(self, raw: bytes) -> Fault | None:
         with self._lock:
@@ -215,6 +217,10 @@ class FakeDashScope:
 
         def record(status: int, fault: str | None = None, n: int = 0) -> None:
             self.counts[str(status) if fault is None else f"{status}:{fault}"] += 1
+            if status == 200 and fault is None:
+                now = time.monotonic()
+                self.first_ok = self.first_ok or now
+                self.last_ok = now
             if self.keep_bodies:
                 self.log.append(Logged(time.monotonic(), status, model, n, fault, workspace, body))
 
