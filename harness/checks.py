@@ -55,14 +55,15 @@ class FolderError(Exception):
     """A file in the output folder is unreadable or contradicts the contract."""
 
 
-def load_cell_vectors(folder: Path, cell_id: str) -> CellVectors | None:
-    """vectors/<cell>.npy and .ids.json, or None when the cell was not executed."""
+def load_cell_vectors(folder: Path, cell_id: str, *, mmap: bool = False) -> CellVectors | None:
+    """vectors/<cell>.npy and .ids.json, or None when the cell was not executed.
+    `mmap` maps the file instead of reading it (for counting rows of large runs)."""
     npy = Path(folder) / "vectors" / f"{cell_id}.npy"
     ids_file = Path(folder) / "vectors" / f"{cell_id}.ids.json"
     if not npy.is_file():
         return None
     try:
-        matrix = np.load(npy, allow_pickle=False)
+        matrix = np.load(npy, allow_pickle=False, mmap_mode="r" if mmap else None)
     except Exception as exc:  # a truncated or foreign file
         raise FolderError(f"vectors/{cell_id}.npy is not a readable .npy file ({exc})") from None
     try:
@@ -409,52 +410,58 @@ def evaluate_checks(
     spec_dir = Path(spec_dir) if spec_dir is not None else Path.cwd()
     execution = read_execution(folder)
     input_ids = read_input_ids(folder)
-    loaded: dict[str, CellVectors | None | FolderError] = {}
-    results: list[CheckResult] = []
+    prepared = []
     for index, (check, name) in enumerate(zip(checks, check_names(checks))):
         kind = check_kind(check)
         body = check[kind] or {}
         where = _where(locate, (index, kind))
         base = {"check": kind, "index": index, **({"line": where[0], "col": where[1]} if where else {})}
-        chosen = [c for c in cells if selects(body, c)]
-        if not chosen:
-            wanted = "; ".join(f"{k}: {', '.join(body[k])}" for k in ("cells", "models") if body.get(k))
-            results.append(CheckResult(
-                name, False, f"selects no cell of this run ({wanted}); cells are {_list([c['id'] for c in cells])}",
-                None, "check", {**base, "status": "failed", "trials": 0, "failures": 0}))
+        prepared.append((index, name, kind, body, base))
+    by_slot: dict[tuple[int, int], CheckResult] = {}
+    # Cell by cell, so only one cell's vectors are in memory at a time.
+    for position, cell in enumerate(cells):
+        mine = [p for p in prepared if selects(p[3], cell)]
+        if not mine:
             continue
-        for cell in chosen:
-            cid = cell["id"]
-            meta = {**base, "model": cell.get("model"), "dimension": cell.get("dimension")}
-            if cid not in loaded:
-                try:
-                    loaded[cid] = load_cell_vectors(folder, cid)
-                except FolderError as exc:
-                    loaded[cid] = exc
-            vec = loaded[cid]
-            if isinstance(vec, FolderError):
-                results.append(CheckResult(name, False, str(vec), cid, "check",
-                                           {**meta, "status": "failed", "trials": 0, "failures": 0}))
-                continue
-            if vec is None:
-                reason = (execution.get(cid) or {}).get("reason") or "cell not executed"
-                results.append(CheckResult(name, True, f"skipped: {reason}", cid, "check",
-                                           {**meta, "status": "skipped", "reason": reason}))
-                continue
-            planned = planned_ids(folder, cid)
-            ctx = Ctx(folder, cell, vec, planned if planned is not None else input_ids, spec_dir)
-            trials, failures, detail, data = EVALUATORS[kind](body, ctx)
-            if data.get(SKIP):
-                results.append(CheckResult(name, True, detail, cid, "check",
-                                           {**meta, "status": "skipped", "reason": detail}))
-                continue
-            passed, rule = gate(trials, failures, body) if kind != "retrieval" else (failures == 0 and trials > 0, "")
-            text = detail if not rule or trials == 1 else f"{detail} ({rule})"
-            results.append(CheckResult(name, passed, text, cid, "check", {
-                **meta, **data, "status": "passed" if passed else "failed",
-                "trials": trials, "failures": failures,
-                "pass_rate": _f((trials - failures) / trials) if trials else 0.0}))
+        cid = cell["id"]
+        info = execution.get(cid) or {}
+        try:
+            vec = None if info.get("executed") is False else load_cell_vectors(folder, cid)
+        except FolderError as exc:
+            vec = exc
+        planned = planned_ids(folder, cid)
+        for index, name, kind, body, base in mine:
+            by_slot[(index, position)] = _evaluate_one(
+                name, kind, body, {**base, "model": cell.get("model"), "dimension": cell.get("dimension")},
+                cell, vec, info, folder, planned if planned is not None else input_ids, spec_dir)
+    results: list[CheckResult] = []
+    for index, name, kind, body, base in prepared:
+        mine = [by_slot[k] for k in sorted(k for k in by_slot if k[0] == index)]
+        if not mine:
+            wanted = "; ".join(f"{k}: {', '.join(body[k])}" for k in ("cells", "models") if body.get(k))
+            mine = [CheckResult(
+                name, False, f"selects no cell of this run ({wanted}); cells are {_list([c['id'] for c in cells])}",
+                None, "check", {**base, "status": "failed", "trials": 0, "failures": 0})]
+        results.extend(mine)
     return results
+
+
+def _evaluate_one(name: str, kind: str, body: dict, meta: dict, cell: dict, vec, info: dict, folder: Path,
+                  planned: list[str], spec_dir: Path) -> CheckResult:
+    cid = cell["id"]
+    if isinstance(vec, FolderError):
+        return CheckResult(name, False, str(vec), cid, "check", {**meta, "status": "failed", "trials": 0, "failures": 0})
+    if vec is None:
+        reason = info.get("reason") or "cell not executed"
+        return CheckResult(name, True, f"skipped: {reason}", cid, "check", {**meta, "status": "skipped", "reason": reason})
+    trials, failures, detail, data = EVALUATORS[kind](body, Ctx(folder, cell, vec, planned, spec_dir))
+    if data.get(SKIP):
+        return CheckResult(name, True, detail, cid, "check", {**meta, "status": "skipped", "reason": detail})
+    passed, rule = gate(trials, failures, body) if kind != "retrieval" else (failures == 0 and trials > 0, "")
+    text = detail if not rule or trials == 1 else f"{detail} ({rule})"
+    return CheckResult(name, passed, text, cid, "check", {
+        **meta, **data, "status": "passed" if passed else "failed", "trials": trials, "failures": failures,
+        "pass_rate": _f((trials - failures) / trials) if trials else 0.0})
 
 
 def _where(locate: Locate | None, path: tuple) -> tuple[int, int] | None:

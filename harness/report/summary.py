@@ -89,7 +89,7 @@ def cell_summary(folder: Path, cell: dict, execution: dict[str, dict]) -> dict:
     cid = cell["id"]
     rows = read_responses(folder, cid)
     try:
-        vec = load_cell_vectors(folder, cid)
+        vec = load_cell_vectors(folder, cid, mmap=True)
     except FolderError:
         vec = None
     info = execution.get(cid) or {}
