@@ -151,6 +151,8 @@ def test_report_renders_cells_checks_and_plots_in_chromium(report, tmp_path):
         assert r.name in dom
     assert dom.count('class="check-failed"') == sum(not r.passed for r in results) == 4
     assert re.search(r'id="verdict">\s*FAIL', dom)
+    failed = re.search(r'<ul id="failed">(.*?)</ul>', dom, re.S).group(1)
+    assert failed.count("<li>") == 4 and "expected dog-photo" in failed
     assert dom.count('class="plot quality"') == 3            # recall@1, ndcg@1, mrr
     assert dom.count("<polyline") == 3 * len(MODELS)         # one line per model per chart
     assert dom.count('class="plot heatmap"') == len(MODELS) * len(DIMS)
