@@ -412,7 +412,7 @@ def _scan_inputs(spec: Spec, cells: list[Cell], problems: list[Problem], spool) 
     return n, counts, set(seen)
 
 
-def _check_refs(spec: Spec, ids: set[str], problems: list[Problem]) -> None:
+def _check_refs(spec: Spec, ids: set[str], cells: list[Cell], problems: list[Problem]) -> None:
     """Checks name input ids; let the checks module point at unknown ones before anything runs."""
     checks = spec.data.get("checks")
     if not checks:
@@ -421,7 +421,9 @@ def _check_refs(spec: Spec, ids: set[str], problems: list[Problem]) -> None:
         from harness.checks import validate_check_refs
     except ImportError:
         return
-    problems.extend(validate_check_refs(checks, ids, lambda path: spec.positions.of(("checks",) + tuple(path))))
+    problems.extend(validate_check_refs(checks, ids, lambda path: spec.positions.of(("checks",) + tuple(path)),
+                                        file=spec.display if spec.path else None, cell_ids=[c.id for c in cells],
+                                        models=sorted({c.model.name for c in cells})))
 
 
 def build_plan(spec: Spec, *, base_url: str | None = None, catalog: Catalog | None = None,
@@ -440,7 +442,7 @@ def build_plan(spec: Spec, *, base_url: str | None = None, catalog: Catalog | No
         with os.fdopen(fd, "wb") as f:
             n, counts, ids = _scan_inputs(spec, cells, problems, f if spool else None)
         if schema_ok:
-            _check_refs(spec, ids, problems)
+            _check_refs(spec, ids, cells, problems)
     except HarnessError:
         raise
     except Exception:

@@ -234,8 +234,12 @@ class RunOutcome:
     folder: Path
     manifest: dict[str, Any]
     results: list[CheckResult]
-    exit_code: ExitCode
+    failed: set[str]                  # failure categories: "provider", "checks" (empty on PASS)
     stats: dict[str, CellStats]
+
+    @property
+    def passed(self) -> bool:
+        return verdict(self.results)
 
 
 def _execute(plan: Plan, folder: Path, cells: list[dict], execute_options: dict, console) -> tuple[list[CheckResult], bool]:
@@ -277,13 +281,12 @@ def run(spec_path: str | Path, *, base: Path, execute: bool = False, execute_opt
             manifest = manifest_mod.finish(folder, body, known)
             atomic_write(folder / manifest_mod.RUN, canonical_json(run_facts(started, execute), pretty=True))
             stage.commit()
-    if verdict(results):
-        code = ExitCode.OK
-    elif provider_failed:
-        code = ExitCode.PROVIDER_ERROR
-    else:
-        code = ExitCode.CHECKS_FAILED
-    return RunOutcome(final, manifest, results, code, stats)
+    failed = set()
+    if provider_failed:
+        failed.add("provider")
+    if any(not r.passed for r in results if r.kind != "execution"):
+        failed.add("checks")
+    return RunOutcome(final, manifest, results, failed, stats)
 
 
 def _spec_checks(spec: Spec, folder: Path, cells: list[dict]) -> list[CheckResult]:
@@ -291,7 +294,8 @@ def _spec_checks(spec: Spec, folder: Path, cells: list[dict]) -> list[CheckResul
     if not checks:
         return []
     from harness.checks import evaluate_checks
-    return list(evaluate_checks(checks, folder, cells, lambda p: spec.positions.of(("checks",) + tuple(p))))
+    return list(evaluate_checks(checks, folder, cells, lambda p: spec.positions.of(("checks",) + tuple(p)),
+                                spec_dir=spec.base_dir))
 
 
 def _spec_export(spec: Spec, folder: Path) -> list[CheckResult]:

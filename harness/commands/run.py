@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import sys
+import argparse
 
 
 from harness.errors import ExitCode
@@ -13,13 +13,23 @@ NAME = "run"
 HELP = "write payloads and evidence to output/<name>/ (and execute them with --execute)"
 ORDER = 30
 
-FAIL_ON = {
-    # which failures make the exit code non-zero (validate.txt always says PASS or FAIL)
-    "any": {ExitCode.CHECKS_FAILED, ExitCode.PROVIDER_ERROR},
-    "checks": {ExitCode.CHECKS_FAILED},
-    "provider": {ExitCode.PROVIDER_ERROR},
-    "never": set(),
-}
+# Which failure categories give a non-zero exit code; the most serious selected one wins.
+# validate.txt always says PASS or FAIL, whatever is chosen here.
+SEVERITY = [("provider", ExitCode.PROVIDER_ERROR), ("verify", ExitCode.VERIFY_MISMATCH),
+            ("checks", ExitCode.CHECKS_FAILED)]
+CATEGORIES = [name for name, _ in SEVERITY]
+
+
+def fail_on(value: str) -> set[str]:
+    parts = {p.strip() for p in value.split(",") if p.strip()}
+    if parts == {"any"}:
+        return set(CATEGORIES)
+    if parts == {"never"}:
+        return set()
+    unknown = parts - set(CATEGORIES)
+    if unknown or not parts:
+        raise argparse.ArgumentTypeError(f"expected any, never, or a comma list of {', '.join(CATEGORIES)}")
+    return parts
 
 
 def add_parser(sub):
@@ -41,8 +51,9 @@ def add_parser(sub):
     g.add_argument("--refresh", action="store_true", help="ignore cached responses but store the new ones")
     g.add_argument("--workspace", help="DashScope workspace id (header X-DashScope-WorkSpace; "
                    "default $DASHSCOPE_WORKSPACE)")
-    p.add_argument("--fail-on", choices=sorted(FAIL_ON), default="any",
-                   help="which failures give a non-zero exit code: any (default), checks, provider, never")
+    p.add_argument("--fail-on", type=fail_on, default="any", metavar="WHAT",
+                   help="which failures give a non-zero exit code: any (default), never, or a comma list of "
+                        "checks (1), provider (4), verify (5: re-verify the folder just written)")
     p.add_argument("--quiet", action="store_true", help="print only the verdict line")
     return p
 
@@ -60,11 +71,20 @@ def run(args) -> int:
     for r in outcome.results:
         if not r.passed:
             console.print(f"[red]{r.line()}[/]", highlight=False)
-    verdict = "PASS" if outcome.exit_code == ExitCode.OK else "FAIL"
+    failed = set(outcome.failed)
+    if "verify" in args.fail_on:
+        from harness.verify import render_report, verify_folder
+        report = verify_folder(outcome.folder)
+        if not report.ok:
+            failed.add("verify")
+            console.print(render_report(report), highlight=False)
+    verdict = "PASS" if outcome.passed and not failed else "FAIL"
     line = f"{verdict}: {outcome.folder}/validate.txt"
     if args.quiet:
         print(line)
     else:
         console.print(f"[{'green' if verdict == 'PASS' else 'red'}]{line}[/]", highlight=False)
-    code = outcome.exit_code
-    return int(code) if code in FAIL_ON[args.fail_on] else 0
+    for name, code in SEVERITY:
+        if name in failed and name in args.fail_on:
+            return int(code)
+    return int(ExitCode.OK)
