@@ -3,7 +3,7 @@
 It knows no wire protocol: a provider (`harness.providers`) turns a body into vectors or a typed
 `ProviderError`. This module owns everything around that call:
 
-- bounded concurrency (one worker per slot, one shared `httpx.AsyncClient`);
+- bounded concurrency (one worker per slot, one shared client: `ClientPool`, httpx underneath);
 - a client-side limiter per model for requests and input tokens per minute, defaulting to the
   catalog's quota, that spaces requests evenly (the service also enforces RPM/60 per second, so
   bursts get throttled even under the minute's quota);
@@ -226,6 +226,40 @@ def backoff_delay(attempt: int, options: ExecuteOptions, retry_after: float | No
     return delay * random.uniform(0.5, 1.0)
 
 
+class ClientPool:
+    """The run's shared HTTP client: httpx clients of at most `shard` connections each, used as one.
+
+    httpcore's connection pool does work in proportion to its size on every request; one pool of
+    32 connections cost about twice the CPU per request of four pools of 8 (bench/README.md).
+    Each request goes to the least busy shard, so connections stay warm and reused. Providers
+    call `post` exactly as on an `httpx.AsyncClient`.
+    """
+
+    def __init__(self, concurrency: int, timeout: float, shard: int = 8):
+        concurrency = max(1, concurrency)
+        n = -(-concurrency // shard)
+        size = -(-concurrency // n)
+        limits = httpx.Limits(max_connections=size, max_keepalive_connections=size)
+        self.clients = [httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(timeout), follow_redirects=False)
+                        for _ in range(n)]
+        self.busy = [0] * n
+
+    async def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        i = min(range(len(self.clients)), key=self.busy.__getitem__)
+        self.busy[i] += 1
+        try:
+            return await self.clients[i].request(method, url, **kwargs)
+        finally:
+            self.busy[i] -= 1
+
+    async def post(self, url: str, **kwargs: Any) -> httpx.Response:
+        return await self.request("POST", url, **kwargs)
+
+    async def aclose(self) -> None:
+        for c in self.clients:
+            await c.aclose()
+
+
 # ---- tokens and cost -----------------------------------------------------------------------
 
 def estimate_body_tokens(body: dict[str, Any], info: Any) -> int:
@@ -308,10 +342,6 @@ class _Cell:
     tokens: dict[str, int] = field(default_factory=lambda: {"text": 0, "image": 0})
 
 
-class _Stop(Exception):
-    pass
-
-
 def execute_run(folder: Path, cells: list[dict], options: ExecuteOptions | None = None,
                 console: Any = None) -> ExecutionSummary:
     """Execute every cell's payloads in `folder` and write the execution evidence there.
@@ -371,10 +401,17 @@ def _load_cell(folder: Path, spec: dict[str, Any], catalog: Any) -> _Cell:
         outcome.executed, outcome.reason = False, f"no payload index at payloads/{cid}/index.jsonl"
         return cell
     row = 0
-    for line in lines:
+    for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
-        entry = json.loads(line)
+        try:
+            entry = json.loads(line)
+            entry["file"]
+        except (ValueError, KeyError, TypeError):
+            outcome.executed = False
+            outcome.reason = f"payloads/{cid}/index.jsonl line {number} is not a payload entry; run the plan again"
+            cell.requests.clear()
+            return cell
         path = folder / "payloads" / cid / entry["file"]
         if not path.exists() and (folder / entry["file"]).exists():
             path = folder / entry["file"]
@@ -390,18 +427,17 @@ async def _execute(cells: list[_Cell], options: ExecuteOptions, cache: ResponseC
                    progress: RunProgress, state: dict[str, Any]) -> None:
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
-    sigterm = False
+    previous_term = None
     if threading.current_thread() is threading.main_thread():
         def on_term() -> None:
             state["terminated"] = True
             task.cancel()
         try:
+            previous_term = signal.getsignal(signal.SIGTERM)
             loop.add_signal_handler(signal.SIGTERM, on_term)
-            sigterm = True
-        except (NotImplementedError, RuntimeError):  # pragma: no cover - Windows
-            pass
-    limits = httpx.Limits(max_connections=options.concurrency, max_keepalive_connections=options.concurrency)
-    client = httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(options.timeout), follow_redirects=False)
+        except (NotImplementedError, RuntimeError, ValueError):  # pragma: no cover - Windows
+            previous_term = None
+    client = ClientPool(options.concurrency, options.timeout)
     provider_options = replace(options, http_client=client)
     limiters: dict[str, RateLimiter] = {}
     try:
@@ -460,8 +496,10 @@ async def _execute(cells: list[_Cell], options: ExecuteOptions, cache: ResponseC
                 except Exception:  # pragma: no cover - closing must not hide the real outcome
                     pass
         await client.aclose()
-        if sigterm:
+        if previous_term is not None:
+            # asyncio would leave SIG_DFL behind; give back the caller's handler (the CLI's)
             loop.remove_signal_handler(signal.SIGTERM)
+            signal.signal(signal.SIGTERM, previous_term)
 
 
 def _record(request: _Request, **fields: Any) -> dict[str, Any]:

@@ -329,3 +329,14 @@ def test_an_interrupted_run_keeps_what_it_received_and_a_rerun_sends_only_the_re
     assert summary.ok, lines(summary)
     assert len(server.log) == 40 - len(entries) and summary.cells[0].cache_hits == len(entries)
     assert np.load(folder / "vectors" / f"{CID}.npy").shape == (40, 256)
+
+
+def test_the_callers_sigterm_handler_is_given_back(server, tmp_path):
+    def mine(signum, frame):
+        raise KeyboardInterrupt
+    previous = signal.signal(signal.SIGTERM, mine)
+    try:
+        execute_run(staged(tmp_path, n=1), [cell(server)], options(tmp_path))
+        assert signal.getsignal(signal.SIGTERM) is mine
+    finally:
+        signal.signal(signal.SIGTERM, previous)
