@@ -510,13 +510,16 @@ def _create(client, name: str, cv: CellVectors, run: RunFolder) -> None:
     client.create_collection(name, schema=schema, index_params=index, properties=props, consistency_level="Strong")
 
 
-def _upsert(client, name: str, cv: CellVectors) -> None:
+def _upsert(client, name: str, cv: CellVectors, *, new: bool) -> None:
+    """Upsert (insert into a collection this export just created: nothing to replace there, and
+    Milvus Lite inserts about 2.5x faster), then flush."""
+    write = client.insert if new else client.upsert
     keys = [primary_key(i, cv.model, cv.dimension) for i in cv.ids]
     batch = max(1, MAX_BATCH_BYTES // (cv.dimension * 4 + 64))
     for start in range(0, len(cv.ids), batch):
         stop = min(start + batch, len(cv.ids))
         rows = cv.vectors[start:stop].tolist()
-        client.upsert(name, [
+        write(name, [
             {"pk": keys[i], "input_id": cv.ids[i], "modality": cv.modalities[i], "vector": rows[i - start]}
             for i in range(start, stop)
         ])
@@ -529,11 +532,16 @@ def _count(client, name: str, filter: str = "") -> int:
     return int(res[0]["count(*)"]) if res else 0
 
 
-def _present(client, name: str, cv: CellVectors) -> int:
+def _present(client, name: str, cv: CellVectors, total: int, new: bool) -> int:
+    """How many of this cell's rows the collection holds. A collection created by this export
+    holds exactly ours, so its count(*) answers; otherwise every key is looked up."""
+    if new and total == len(cv.ids):
+        return total
     keys = [primary_key(i, cv.model, cv.dimension) for i in cv.ids]
     found = 0
     for start in range(0, len(keys), PK_BATCH):
-        found += _count(client, name, f"pk in {keys[start:start + PK_BATCH]}")
+        found += len(client.get(name, ids=keys[start:start + PK_BATCH], output_fields=["pk"],
+                                consistency_level="Strong"))
     return found
 
 
@@ -658,9 +666,9 @@ def export_run(
                     client.alter_collection_properties(name, properties=_properties(cv, run))
                 else:
                     _create(client, name, cv, run)
-                _upsert(client, name, cv)
-                present = _present(client, name, cv)
+                _upsert(client, name, cv, new=not existing[cv.cell])
                 total = _count(client, name)
+                present = _present(client, name, cv, total, new=not existing[cv.cell])
                 present_ids = set(cv.ids)
                 searched = _smoke_search(client, name, cv, [q for q in picked if q in present_ids], top_k)
             n = len(cv.ids)
