@@ -617,9 +617,11 @@ def export_run(
     """Upsert every executed cell's vectors into its own collection, count, smoke-search.
 
     Writes `export.json` into `folder`; does not touch `validate.txt` or `manifest.json` (the
-    caller folds the returned results in). Raises `HarnessError` — before anything is written
-    anywhere — for a folder that was not executed, a bad target, or a collection that holds
-    another model or dimension. `manifest` lets the runner export before manifest.json exists.
+    caller folds the returned results in). Raises `HarnessError` before anything is written
+    anywhere for a folder that was not executed, a bad target, or a collection that holds
+    another model or dimension (exit 2); for Milvus failing midway (exit 4) already loaded
+    cells stay, and exporting again upserts the same rows. `manifest` lets the runner export
+    before manifest.json exists (without it, a staging folder's execution.json serves).
     """
     folder = Path(folder)
     if not isinstance(top_k, int) or not 1 <= top_k <= MAX_TOP_K:
