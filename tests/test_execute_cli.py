@@ -182,3 +182,13 @@ def test_sigterm_mid_run_exits_130_and_the_rerun_sends_only_the_rest(server, tmp
     done = harness(["--quiet"], tmp_path, server)
     assert done.returncode == 0, done.stdout + done.stderr
     assert len(server.log) == 18 - cached and cached >= received - 1
+
+
+def test_workspace_and_max_attempts_flags_reach_the_engine(server, tmp_path):
+    write_spec(tmp_path, n_texts=1, image=False)
+    server.add_fault("503", times=-1)
+    proc = harness(["--workspace", "llm-ws-e2e", "--max-attempts", "2", "--timeout", "5"], tmp_path, server)
+    assert proc.returncode == 4
+    assert [r.workspace for r in server.log] == ["llm-ws-e2e", "llm-ws-e2e"]     # two attempts, then stop
+    validate = (tmp_path / "out" / "e2e" / "validate.txt").read_text()
+    assert "HTTP 503: ServiceUnavailable" in validate and "gave up after 2 attempts" in validate
