@@ -169,9 +169,11 @@ def test_dropped_connection_is_retryable(proxy):
     assert err.code == "ConnectionError" and err.retryable and not err.fatal
 
 
-def test_connection_refused_is_retryable_with_the_url():
-    err = fails(OpenAIProvider.from_cell(cell("http://127.0.0.1:9/v1"), SimpleNamespace(timeout=2)))
-    assert err.retryable and "127.0.0.1:9" in err.message
+def test_connection_refused_is_retryable_with_the_url_minus_credentials():
+    provider = OpenAIProvider.from_cell(cell("http://bob:s3cret@127.0.0.1:9/v1"), SimpleNamespace(timeout=2))
+    err = fails(provider)
+    assert err.retryable and "http://127.0.0.1:9/v1/embeddings" in err.message
+    assert "s3cret" not in err.message and "s3cret" not in repr(provider)
 
 
 def test_a_body_that_is_not_json_is_a_retryable_failure(proxy):

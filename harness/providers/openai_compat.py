@@ -51,6 +51,7 @@ class OpenAIProvider:
         self.endpoint = endpoint
         self.dimension = dimension
         self.timeout = timeout
+        self._shown = _display_url(endpoint)   # for messages: no user:password@, no query string
         self._api_key = api_key
         self._api_key_env = api_key_env
         self._max_connections = max_connections
@@ -59,7 +60,7 @@ class OpenAIProvider:
 
     def __repr__(self) -> str:  # never the key, only whether there is one and where it came from
         key = f"from ${self._api_key_env}" if self._api_key else "none"
-        return f"OpenAIProvider(endpoint={self.endpoint!r}, dimension={self.dimension}, key={key})"
+        return f"OpenAIProvider(endpoint={self._shown!r}, dimension={self.dimension}, key={key})"
 
     @classmethod
     def from_cell(cls, cell: dict, options: Any = None) -> "OpenAIProvider":
@@ -110,10 +111,10 @@ class OpenAIProvider:
             resp = await self._http().post(self.endpoint, content=canonical_json(body), headers=headers,
                                            timeout=self.timeout)
         except httpx.TimeoutException:
-            raise ProviderError(f"no answer within {self.timeout:g}s from {self.endpoint}",
+            raise ProviderError(f"no answer within {self.timeout:g}s from {self._shown}",
                                 code="Timeout", retryable=True) from None
         except httpx.TransportError as exc:
-            raise ProviderError(f"connection to {self.endpoint} failed ({type(exc).__name__}: "
+            raise ProviderError(f"connection to {self._shown} failed ({type(exc).__name__}: "
                                 f"{exc or 'closed without an answer'})",
                                 code="ConnectionError", retryable=True) from None
         try:
@@ -124,6 +125,14 @@ class OpenAIProvider:
                 exc.message = exc.message.replace(self._api_key, "***")
                 exc.args = (exc.message,)
             raise
+
+
+def _display_url(url: str) -> str:
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return parts._replace(netloc=host, query="", fragment="").geturl() if parts.netloc else url
 
 
 def _parse(resp: httpx.Response, expected: int, dimension: int | None, key_env: str | None = None) -> Embedded:
