@@ -134,3 +134,27 @@ def test_a_refused_key_stops_with_a_clear_message_and_no_key_leak(tmp_path, serv
     text = proc.stdout + proc.stderr + (out / "validate.txt").read_text()
     assert "401" in text and "api_key_env" in text
     no_key_anywhere(proc, out)
+
+
+def test_readme_quickstart_executes_with_no_key_and_no_network(tmp_path):
+    """The README's quick start: validate → expand → payloads → execute on the embedded model →
+    checks → evidence, inside a network namespace with no interfaces when the OS allows one."""
+    repo = Path(__file__).resolve().parent.parent
+    shutil.copytree(repo / "specs", tmp_path / "specs")
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DASHSCOPE", "ALIBABA_CLOUD"))}
+    env.update(HOME=str(home), HF_HUB_OFFLINE="1", HARNESS_CACHE_DIR=str(tmp_path / "cache"), NO_COLOR="1")
+    cmd = [HARNESS, "run", "specs/quickstart.yaml", "--execute", "--output", "out"]
+    unshare = shutil.which("unshare")
+    if unshare and subprocess.run([unshare, "-n", "true"], capture_output=True).returncode == 0:
+        cmd = [unshare, "-n", *cmd]
+    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = tmp_path / "out" / "quickstart"
+    validate = (out / "validate.txt").read_text()
+    assert validate.rstrip().endswith("PASS")
+    assert "ok   nearest:cat-caption [local--e5-small-384]: cat-caption → cat-paraphrase" in validate
+    assert "not executed: no DashScope API key" in validate
+    v = np.load(out / "vectors" / "local--e5-small-384.npy")
+    assert v.shape == (3, 384) and np.allclose(np.linalg.norm(v, axis=1), 1, atol=1e-3)
