@@ -527,8 +527,8 @@ async def _process(request: _Request, options: ExecuteOptions, cache: ResponseCa
                                          "the sha256 in index.jsonl; run the plan again"})
     body = json.loads(data)
     endpoint = getattr(cell.provider, "endpoint", cell.spec.get("endpoint"))
-    key = cache_key(endpoint, body)
-    hit = cache.get(key)
+    key = cache_key(endpoint, body) if cache.enabled else ""
+    hit = cache.get(key) if key else None
     if hit is not None:
         vectors = _decode(hit)
         if vectors is not None and vectors.shape[0] == expected and _dim_ok(cell, vectors):
@@ -539,7 +539,7 @@ async def _process(request: _Request, options: ExecuteOptions, cache: ResponseCa
             progress.advance(cached=True)
             return
 
-    tokens = estimate_body_tokens(body, cell.info)
+    tokens = estimate_body_tokens(body, cell.info) if cell.limiter.token_rate else 0
     attempt = 0
     while True:
         attempt += 1
@@ -583,14 +583,15 @@ async def _process(request: _Request, options: ExecuteOptions, cache: ResponseCa
                                                         f"({expected}, {cell.spec.get('dimension')})"},
                          attempts=attempt, latency_ms=latency, status=got.status)
         usage = dict(got.usage or {})
-        if usage:
+        if usage and cell.limiter.token_rate:
             actual = sum(usage_tokens(usage).values())
             if actual:
                 cell.limiter.correct(actual - tokens)
-        cache.put(key, {"endpoint": endpoint, "shape": list(vectors.shape), "dtype": "<f8",
-                        "vectors": base64.b64encode(vectors.astype("<f8").tobytes()).decode("ascii"),
-                        "usage": usage, "request_id": got.request_id, "status": got.status,
-                        "fetched_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")})
+        if key:
+            cache.put(key, {"endpoint": endpoint, "shape": list(vectors.shape), "dtype": "<f8",
+                            "vectors": base64.b64encode(vectors.astype("<f8").tobytes()).decode("ascii"),
+                            "usage": usage, "request_id": got.request_id, "status": got.status,
+                            "fetched_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")})
         _accept(request, vectors, usage)
         request.record = _record(request, request_id=got.request_id, status=got.status, attempts=attempt,
                                  latency_ms=latency, usage=usage)

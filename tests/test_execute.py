@@ -340,3 +340,17 @@ def test_the_callers_sigterm_handler_is_given_back(server, tmp_path):
         assert signal.getsignal(signal.SIGTERM) is mine
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def test_the_token_quota_spaces_requests_by_their_tokens():
+    async def go():
+        limiter = RateLimiter(rpm=None, tpm=600, window=1.0, headroom=1.0)   # 600 tokens per second
+        t0 = time.monotonic()
+        RateLimiter.release(await limiter.acquire(300))
+        RateLimiter.release(await limiter.acquire(300))                      # waits for the first 300
+        t1 = time.monotonic()
+        before = limiter._tokens_free
+        limiter.correct(-300)                                                # usage said 300 fewer
+        return t1 - t0, before - limiter._tokens_free
+    second, credited = asyncio.run(go())
+    assert second >= 0.49 and credited == pytest.approx(0.5)
