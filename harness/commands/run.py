@@ -68,9 +68,14 @@ def run(args) -> int:
                            execute_options=options, base_url=args.base_url, console=console)
     m = outcome.manifest
     print_cells(console, m["cells"], f"{m['spec']['name']}: {m['inputs']['count']} inputs × {len(m['cells'])} cells")
+    skipped: dict[str, list[str]] = {}
     for r in outcome.results:
         if not r.passed:
             console.print(f"[red]{r.line()}[/]", highlight=False)
+        elif r.kind == "execution" and r.detail.startswith("not executed"):
+            skipped.setdefault(r.detail.split(" (optional")[0], []).append(r.cell or "?")
+    for reason, cells in skipped.items():
+        console.print(f"[yellow]{len(cells)} cell(s) {reason}[/] ({', '.join(cells)})", highlight=False)
     failed = set(outcome.failed)
     if "verify" in args.fail_on:
         from harness.verify import render_report, verify_folder
