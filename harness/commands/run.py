@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from rich.markup import escape
+
 
 from harness.errors import ExitCode
 from harness.report.terminal import make_console, print_cells
@@ -71,11 +73,11 @@ def run(args) -> int:
     skipped: dict[str, list[str]] = {}
     for r in outcome.results:
         if not r.passed:
-            console.print(f"[red]{r.line()}[/]", highlight=False)
+            console.print(f"[red]{escape(r.line())}[/]", highlight=False)
         elif r.kind == "execution" and r.detail.startswith("not executed"):
             skipped.setdefault(r.detail.split(" (optional")[0], []).append(r.cell or "?")
     for reason, cells in skipped.items():
-        console.print(f"[yellow]{len(cells)} cell(s) {reason}[/] ({', '.join(cells)})", highlight=False)
+        console.print(f"[yellow]{escape(reason)}[/]: {len(cells)} cell(s) ({', '.join(cells)})", highlight=False)
     failed = set(outcome.failed)
     if "verify" in args.fail_on:
         from harness.verify import render_report, verify_folder
