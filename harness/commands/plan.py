@@ -6,6 +6,8 @@ import json
 import sys
 
 
+from rich.markup import escape
+
 from harness.plan import load_plan
 from harness.report.terminal import make_console, print_cells
 from harness.runner import plan_stats
@@ -33,7 +35,7 @@ def run(args) -> int:
             return 0
         console = make_console()
         for w in plan.warnings:
-            console.print(f"[yellow]{w.render()}[/]", highlight=False)
+            console.print(f"[yellow]{escape(w.render())}[/]", highlight=False)
         print_cells(console, cells, f"{plan.spec.name}: {plan.input_count} inputs × {len(cells)} cells")
         total_req = sum(c["requests"] for c in cells)
         total_cost = sum(c["estimated_cost"]["amount"] for c in cells)

@@ -84,7 +84,7 @@ def run(args) -> int:
         report = verify_folder(outcome.folder)
         if not report.ok:
             failed.add("verify")
-            console.print(render_report(report), highlight=False)
+            console.print(escape(render_report(report)), highlight=False)
     verdict = "PASS" if outcome.passed and not failed else "FAIL"
     line = f"{verdict}: {outcome.folder}/validate.txt"
     if args.quiet:
