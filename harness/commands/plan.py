@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import sys
 
-
 from rich.markup import escape
 
 from harness.plan import load_plan
