@@ -215,3 +215,17 @@ def test_retry_after_reads_seconds_and_http_dates():
     in_ten = _retry_after(formatdate(time.time() + 10, usegmt=True))
     assert 8 <= in_ten <= 10.5
     assert _retry_after(formatdate(time.time() - 60, usegmt=True)) == 0.0
+
+
+def test_base64_vectors_are_read_and_non_finite_numbers_refused():
+    import base64
+    import httpx
+    from harness.providers.openai_compat import _parse
+    vec = np.arange(384, dtype="<f4") / 384
+    doc = {"data": [{"index": 0, "embedding": base64.b64encode(vec.tobytes()).decode()}], "usage": {}}
+    out = _parse(httpx.Response(200, json=doc), 1, 384)
+    assert np.asarray(out.vectors[0], dtype=np.float32).tobytes() == vec.tobytes()
+    nan = b'{"data": [{"index": 0, "embedding": [NaN' + b", 0.1" * 383 + b"]}]}"
+    with pytest.raises(ProviderError, match="NaN or infinity") as e:
+        _parse(httpx.Response(200, content=nan), 1, 384)
+    assert e.value.code == "NonFinite" and not e.value.retryable
