@@ -32,6 +32,8 @@ def clean(server, monkeypatch):
     server.reset()
     monkeypatch.setenv("DASHSCOPE_API_KEY", KEY)
     monkeypatch.delenv("DASHSCOPE_WORKSPACE", raising=False)
+    yield
+    server.settle()
 
 
 def provider(server, model="qwen3-vl-embedding", dimension=1024, **kw) -> DashScopeProvider:

@@ -42,6 +42,8 @@ def env(server, monkeypatch, tmp_path):
     monkeypatch.setenv("DASHSCOPE_API_KEY", KEY)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.delenv("DASHSCOPE_WORKSPACE", raising=False)
+    yield
+    server.settle()
 
 
 def cell(server, cid=CID, model=MODEL, dimension=256, **extra):

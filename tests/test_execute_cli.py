@@ -44,6 +44,8 @@ def server():
 def fresh(server):
     server.reset()
     server.latency = 0.0
+    yield
+    server.settle()
 
 
 def write_spec(tmp_path: Path, n_texts: int = 3, image: bool = True) -> Path:

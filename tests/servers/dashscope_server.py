@@ -127,6 +127,7 @@ class FakeDashScope:
         self.counts: collections.Counter[str] = collections.Counter()
         self._accepted: collections.deque[float] = collections.deque()
         self.first_ok = self.last_ok = 0.0   # when the first and the last vectors were served
+        self.in_flight = 0
         self._lock = threading.Lock()
         self.base_url = ""        # set by serve(): http://127.0.0.1:PORT/api/v1
 
@@ -189,6 +190,20 @@ class FakeDashScope:
                 elif msg["type"] == "lifespan.shutdown":
                     await send({"type": "lifespan.shutdown.complete"})
                     return
+        self.in_flight += 1
+        try:
+            await self._http(scope, receive, send)
+        finally:
+            self.in_flight -= 1
+
+    def settle(self, timeout: float = 10.0) -> None:
+        """Wait (bounded) until no request is being answered, e.g. a slow fault a client gave up on,
+        so its log entry does not land in the next test's log."""
+        deadline = time.monotonic() + timeout
+        while self.in_flight and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    async def _http(self, scope, receive, send):
         raw = b""
         while True:
             msg = await receive()
