@@ -63,8 +63,7 @@ def body(contents=TEXTS, model="qwen3-vl-embedding", **params):
 def failure(server, kind, **fault) -> ProviderError:
     server.add_fault(kind, **fault)
     with pytest.raises(ProviderError) as info:
-        send(provider(server, timeout=fault.pop("timeout", 5.0) if "timeout" in fault else 5.0),
-             body(dimension=1024), 2)
+        send(provider(server), body(dimension=1024), 2)
     return info.value
 
 
