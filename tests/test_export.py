@@ -291,6 +291,27 @@ def test_duplicate_inputs_tie_at_rank_one(tmp_path):
     assert all(r.passed for r in results), [r.line() for r in results]
 
 
+def test_smoke_search_notices_vectors_that_do_not_match_the_run(tmp_path):
+    """If the stored vectors are not the run's (overwritten behind the harness's back), the
+    query does not find itself first and the search says so."""
+    from harness.export import _smoke_search, load_cell, read_run
+
+    folder = make_run(tmp_path, cells=(QWEN,))
+    db = tmp_path / "v.db"
+    export_run(folder, to=str(db))
+    cv = load_cell(read_run(folder), "qwen3-vl-embedding-256")
+    noise = np.random.default_rng(99).standard_normal((5, 256)).astype(np.float32)
+    with lite(db) as client:
+        client.load_collection("qwen3_vl_embedding_256")
+        client.upsert("qwen3_vl_embedding_256", [
+            {"pk": primary_key(cv.ids[i], cv.model, 256), "input_id": cv.ids[i], "modality": "text",
+             "vector": noise[i].tolist()} for i in range(5)])
+        client.flush("qwen3_vl_embedding_256")
+        found = _smoke_search(client, "qwen3_vl_embedding_256", cv, cv.ids[:10], 3, lite=True)
+    assert [f["ok"] for f in found] == [False] * 5 + [True] * 5
+    assert all(f["self_score"] is None or f["self_score"] < 0.5 for f in found[:5])
+
+
 # --- folders that cannot be exported -----------------------------------------------------------
 
 
