@@ -30,7 +30,7 @@ import numpy as np
 
 from harness import __version__
 from harness.errors import ExitCode, HarnessError, Problem
-from harness.evidence import atomic_write, canonical_json, hash_tree, sha256_bytes, sha256_file
+from harness.evidence import atomic_write, canonical_json, sha256_file
 from harness.verdict import CheckResult
 
 EXPORT_FILE = "export.json"
@@ -752,28 +752,6 @@ def merge_validate(existing: str, results: list[CheckResult]) -> tuple[bytes, bo
     return ("\n".join(body + ["PASS" if passed else "FAIL"]) + "\n").encode("utf-8"), passed
 
 
-def _rehash(folder: Path) -> None:
-    """Refresh manifest.json's "files" map and "digest" after export.json and validate.txt changed.
-
-    Prefers the lead's `harness.manifest.rehash`; this fallback follows docs/architecture.md
-    (every file but manifest.json and run.json; digest over everything but "environment").
-    """
-    try:
-        from harness.manifest import rehash  # type: ignore[import-not-found]
-    except ImportError:
-        rehash = None
-    if rehash is not None:
-        rehash(folder)
-        return
-    mpath = folder / "manifest.json"
-    manifest = json.loads(mpath.read_text(encoding="utf-8"))
-    files = hash_tree(folder, exclude=frozenset({"manifest.json", "run.json"}))
-    manifest["files"] = files
-    body = {k: v for k, v in manifest.items() if k not in ("environment", "digest")}
-    manifest["digest"] = sha256_bytes(canonical_json(body))
-    atomic_write(mpath, canonical_json(manifest, pretty=True))
-
-
 def finish_export(folder: Path, results: list[CheckResult]) -> bool:
     """What the standalone command does after `export_run`: rewrite validate.txt, refresh the
     manifest. Returns the folder's verdict."""
@@ -782,7 +760,9 @@ def finish_export(folder: Path, results: list[CheckResult]) -> bool:
     existing = vpath.read_text(encoding="utf-8") if vpath.is_file() else ""
     data, passed = merge_validate(existing, results)
     atomic_write(vpath, data)
-    _rehash(folder)
+    from harness.manifest import rehash
+
+    rehash(folder)  # export.json and validate.txt changed: refresh "files" and "digest"
     return passed
 
 
