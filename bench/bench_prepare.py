@@ -55,6 +55,21 @@ def child(cmd: list[str], cwd: Path) -> tuple[float, float, int, subprocess.Comp
     return wall, cpu, usage.ru_maxrss // 1024, subprocess.CompletedProcess(cmd, rc, (cwd / "stdout.txt").read_text(), "")
 
 
+def file_floor(folder: Path, count: int, size: int) -> float:
+    """Seconds this disk needs just to create `count` files of `size` bytes in 6 folders — the
+    floor under any "one file per request" layout, measured in the same run for comparison."""
+    payload = b"x" * size
+    t0 = time.perf_counter()
+    for d in range(6):
+        sub = folder / f"floor-{d}"
+        sub.mkdir()
+        for i in range(count // 6):
+            fd = os.open(sub / f"{i:05d}.json", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            os.write(fd, payload)
+            os.close(fd)
+    return time.perf_counter() - t0
+
+
 def make(folder: Path, n: int) -> None:
     with open(folder / "texts.csv", "w", encoding="utf-8") as f:
         f.write("id,text\n")
@@ -71,6 +86,7 @@ def main() -> None:
     py = sys.executable
     OUT.mkdir(exist_ok=True)
     rows = []
+    floors = []
     per_request_batch = None
     for n in args.sizes:
         with tempfile.TemporaryDirectory(dir=OUT) as tmp:
@@ -83,6 +99,7 @@ def main() -> None:
             requests = sum(c["requests"] for c in manifest["cells"])
             rows.append((n, contents, requests, wall, cpu, contents / wall, contents / cpu, rss))
             per_request_batch = wall / requests
+            floors.append(file_floor(folder, requests, 1100))   # a body of 20 short texts is about 1.1 kB
     # The one-shot path: one process per request, each writing one body of 20 texts.
     with tempfile.TemporaryDirectory(dir=OUT) as tmp:
         folder = Path(tmp)
@@ -95,10 +112,10 @@ def main() -> None:
         one_shot = (time.perf_counter() - t0) / args.sample
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores")
     print(f"load average before: {os.getloadavg()[0]:.2f}")
-    print("| inputs | contents | requests | wall s | CPU s | contents/s (wall) | contents/s (CPU) | peak RSS MB |")
+    print("| inputs | contents | requests | wall s | CPU s | contents/s (wall) | peak RSS MB | creating as many files alone, s |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for n, contents, requests, wall, cpu, rate, cpu_rate, rss in rows:
-        print(f"| {n:,} | {contents:,} | {requests:,} | {wall:.1f} | {cpu:.1f} | {rate:,.0f} | {cpu_rate:,.0f} | {rss} |")
+    for (n, contents, requests, wall, cpu, rate, cpu_rate, rss), floor in zip(rows, floors):
+        print(f"| {n:,} | {contents:,} | {requests:,} | {wall:.1f} | {cpu:.1f} | {rate:,.0f} | {rss} | {floor:.1f} |")
     print(f"\nper request: batch run {per_request_batch * 1000:.2f} ms (largest size), "
           f"one-shot `harness prepare` process {one_shot * 1000:.0f} ms over {args.sample} requests "
           f"→ the batch run is {one_shot / per_request_batch:,.0f}× faster per request")

@@ -7,6 +7,7 @@ variables, so a typo in `{{ row.captoin }}` is an error naming the row, not an e
 from __future__ import annotations
 
 import csv
+import functools
 import glob
 import json
 import os
@@ -18,6 +19,7 @@ from typing import Any, Iterator
 import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 
+from harness.estimate import text_tokens
 from harness.evidence import canonical_json, sha256_bytes
 from harness.media import LocalImage, MediaError, inspect_local_image, is_data_uri, is_url, sniff
 
@@ -55,6 +57,11 @@ class Input:
     parts: tuple[Part, ...]                 # multi_images: several image parts
     where: tuple                            # path of the spec entry that produced it
     row: str | None = None                  # "data/captions.csv row 3" for input sets
+
+    @functools.cached_property
+    def text_tokens(self) -> int:
+        """Estimated tokens of the text parts (model-independent), computed once for all cells."""
+        return sum(text_tokens(p.value) for p in self.parts if p.kind == "text")
 
     def ref(self) -> dict:
         return {"id": self.id, "modality": self.modality, "parts": [p.ref() for p in self.parts],

@@ -137,6 +137,8 @@ class Batcher:
         self.cur: list[Input] = []
         self.contents = 0
         self.used = dict.fromkeys((k for k, _ in self.caps), 0)
+        self.capmap = dict(self.caps)
+        self.all_alone = m.fusion == "always" or bool(cell.parameters.get("enable_fusion"))
 
     def _flush(self) -> list[Batch]:
         if not self.cur:
@@ -149,6 +151,17 @@ class Batcher:
 
     def add(self, inp: Input) -> list[Batch]:
         m = self.cell.model
+        if len(inp.parts) == 1 and not self.all_alone:   # the hot path: one plain item
+            kind = inp.parts[0].kind
+            cap = self.capmap.get(kind)
+            done = []
+            if self.contents + 1 > self.limit or (cap is not None and self.used[kind] + 1 > cap):
+                done = self._flush()
+            self.cur.append(inp)
+            self.contents += 1
+            if cap is not None:
+                self.used[kind] += 1
+            return done
         if alone(inp, self.cell):
             done = self._flush()
             self.seq += 1

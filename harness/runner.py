@@ -7,6 +7,8 @@ so an invalid spec, an interrupted run or a crash leaves no new or half-written 
 from __future__ import annotations
 
 import dataclasses
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 import json
 import os
 import platform
@@ -62,9 +64,12 @@ class CellStats:
                 "estimated_cost": {"amount": round(self.cost, 6), "currency": "CNY"}}
 
 
-def _tokens(cell: Cell, inputs) -> Counter:
-    t: Counter = Counter()
+def _tokens(cell: Cell, inputs, t: Counter) -> None:
+    """Add the estimated tokens of `inputs` in this cell to `t`, by modality."""
     for inp in inputs:
+        if inp.modality == "text":
+            t["text"] += inp.text_tokens
+            continue
         for p in inp.parts:
             if p.kind == "text":
                 t["text"] += estimate.text_tokens(p.value)
@@ -72,7 +77,6 @@ def _tokens(cell: Cell, inputs) -> Counter:
                 t["image"] += estimate.image_tokens(cell.model, cell.parameters)
             else:
                 t["video"] += estimate.video_tokens(cell.model, cell.parameters)
-    return t
 
 
 def body_problems(cell: Cell, body: dict) -> list[str]:
@@ -96,11 +100,46 @@ def index_line(batch, data: bytes, sha: str | None = None) -> bytes:
                            "inputs": [i.id for i in batch.inputs], "contents": batch.contents}) + b"\n"
 
 
+class FileSink:
+    """Writes payload files on a thread of its own while the main thread renders the next bodies.
+
+    Creating a file costs more in the kernel than rendering its body costs in Python, and the
+    GIL is released meanwhile. Files inside the staging folder need no per-file rename: the
+    folder swap is the commit. At most `window` writes are pending, so memory stays flat."""
+
+    def __init__(self, threads: int = 1, window: int = 512):
+        self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="payload-writer")
+        self.pending: deque = deque()
+        self.window = window
+
+    @staticmethod
+    def _write(path: Path, data: bytes) -> None:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            os.write(fd, data)
+        finally:
+            os.close(fd)
+
+    def write(self, path: Path, data: bytes) -> None:
+        self.pending.append(self.pool.submit(self._write, path, data))
+        while len(self.pending) > self.window:
+            self.pending.popleft().result()
+
+    def close(self) -> None:
+        try:
+            while self.pending:
+                self.pending.popleft().result()
+        finally:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+
 class CellWriter:
     """Counts (and, given a folder, writes) one cell's requests as its batches complete."""
 
-    def __init__(self, cell: Cell, max_contents: int | None, folder: Path | None = None):
+    def __init__(self, cell: Cell, max_contents: int | None, folder: Path | None = None,
+                 sink: "FileSink | None" = None):
         self.cell = cell
+        self.sink = sink
         self.batcher = Batcher(cell, max_contents)
         self.stats = CellStats()
         self.wrong: list[str] = []
@@ -131,14 +170,12 @@ class CellWriter:
         s.inputs += len(batch.inputs)
         for inp in batch.inputs:
             s.modality_mix[inp.modality] += 1
-        s.tokens.update(_tokens(self.cell, batch.inputs))
+        _tokens(self.cell, batch.inputs, s.tokens)
         if self.dir is None:
             return
         body = render(self.cell, batch)
         data = canonical_json(body)
-        # Files inside the staging folder need no per-file rename: the folder swap is the commit.
-        with open(self.dir / batch.file, "wb") as f:
-            f.write(data)
+        self.sink.write(self.dir / batch.file, data)
         sha = sha256_bytes(data)
         self.index.write(index_line(batch, data, sha))
         self.hashes[f"payloads/{self.cell.id}/{batch.file}"] = sha
@@ -170,7 +207,15 @@ def plan_stats(plan: Plan) -> dict[str, CellStats]:
 
 def write_plan(plan: Plan, folder: Path) -> tuple[dict, dict[str, CellStats], list[CheckResult], dict[str, str]]:
     """One pass over the inputs writes inputs.jsonl and every cell's payload files."""
-    writers = [CellWriter(cell, plan.max_contents, folder) for cell in plan.cells]
+    sink = FileSink()
+    try:
+        return _write_plan(plan, folder, sink)
+    finally:
+        sink.close()
+
+
+def _write_plan(plan: Plan, folder: Path, sink: FileSink):
+    writers = [CellWriter(cell, plan.max_contents, folder, sink) for cell in plan.cells]
     files: dict[str, dict] = {}
     urls: dict[str, dict] = {}
     with open(folder / "inputs.jsonl", "wb") as f:

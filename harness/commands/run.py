@@ -53,9 +53,10 @@ def add_parser(sub):
     g.add_argument("--refresh", action="store_true", help="ignore cached responses but store the new ones")
     g.add_argument("--workspace", help="DashScope workspace id (header X-DashScope-WorkSpace; "
                    "default $DASHSCOPE_WORKSPACE)")
-    p.add_argument("--fail-on", type=fail_on, default="any", metavar="WHAT",
-                   help="which failures give a non-zero exit code: any (default), never, or a comma list of "
-                        "checks (1), provider (4), verify (5: re-verify the folder just written)")
+    p.add_argument("--fail-on", type=fail_on, default="checks,provider", metavar="WHAT",
+                   help="which failures give a non-zero exit code: a comma list of checks (1), provider (4), "
+                        "verify (5: re-verify the folder just written, which costs a second pass); "
+                        "or any (all three) or never. Default: checks,provider")
     p.add_argument("--quiet", action="store_true", help="print only the verdict line")
     return p
 
