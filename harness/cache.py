@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from harness.evidence import canonical_json, sha256_bytes
+from harness.evidence import atomic_write, canonical_json, sha256_bytes
 
 CACHE_VERSION = 1
 CACHE_ENV = "HARNESS_CACHE_DIR"
@@ -69,19 +68,7 @@ class ResponseCache:
             return
         record = {"v": CACHE_VERSION, "key": key, **entry}
         data = json.dumps(record, separators=(",", ":"), allow_nan=False).encode("utf-8")
-        path = self.path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{key[:16]}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.replace(tmp, path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
-            raise
+        atomic_write(self.path(key), data, fsync=False)
 
     def __len__(self) -> int:
         base = self.root / "responses"

@@ -36,17 +36,20 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def atomic_write(path: str | os.PathLike, data: bytes) -> None:
+def atomic_write(path: str | os.PathLike, data: bytes, *, fsync: bool = True) -> None:
     """Write to a temp file in the same folder, fsync, then rename: a reader (or a crash)
-    never sees a half file under the final name."""
+    never sees a half file under the final name. `fsync=False` keeps that guarantee against a
+    killed process (the rename is atomic) but not against a power cut; the response cache uses
+    it, because a lost entry is only re-fetched."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+            if fsync:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         try:

@@ -14,14 +14,14 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
 import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 
 from harness.estimate import text_tokens
 from harness.evidence import canonical_json, sha256_bytes
-from harness.media import LocalImage, MediaError, inspect_local_image, is_data_uri, is_url, sniff
+from harness.media import LocalImage, MediaError, inspect_local_image, is_data_uri, is_url
 
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")
 MODALITY_KEYS = ("text", "image", "video", "multi_images", "fused")

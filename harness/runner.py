@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-import json
 import os
 import platform
 import socket
@@ -18,11 +17,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from harness import __version__, estimate
 from harness import manifest as manifest_mod
-from harness.errors import ExitCode, HarnessError, Problem
+from harness.errors import HarnessError
 from harness.evidence import StagedFolder, atomic_write, canonical_json, sha256_bytes, sha256_file
 from harness.payloads import render
 from harness.plan import Batcher, Cell, Plan, build_plan
@@ -260,7 +259,6 @@ def offline_results(plan: Plan) -> list[CheckResult]:
 def manifest_body(plan: Plan, folder: Path, stats: dict[str, CellStats], inputs: dict) -> dict[str, Any]:
     spec = plan.spec
     spec_path = os.path.relpath(spec.path.resolve(), folder.resolve()) if spec.path else None
-    final = folder
     return {
         "manifest_version": 1,
         "harness": {"version": __version__},

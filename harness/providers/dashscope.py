@@ -20,11 +20,8 @@ and is scrubbed from any message a server might echo it in.
 
 from __future__ import annotations
 
-import email.utils
 import json
-import math
 import os
-import time
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -35,6 +32,7 @@ from harness import __version__
 from harness.credentials import KeySource, find_api_key, missing_key_message
 from harness.evidence import canonical_json
 from harness.providers.base import Embedded, NotExecutable, ProviderError
+from harness.providers import wire
 
 DEFAULT_TIMEOUT = 60.0
 WORKSPACE_ENV = "DASHSCOPE_WORKSPACE"
@@ -163,7 +161,7 @@ def parse_response(status: int, content: bytes, headers: Any, expected: int,
     except (ValueError, UnicodeDecodeError):
         doc = None
         if status == 200:  # a body cut short is as transient as a dropped connection
-            raise ProviderError(f"HTTP 200 with a body that is not JSON ({_snippet(content)})", status=status,
+            raise ProviderError(f"HTTP 200 with a body that is not JSON ({wire.snippet(content)})", status=status,
                                 code="MalformedResponse", retryable=True) from None
     request_id = doc.get("request_id") if isinstance(doc, dict) else None
     request_id = request_id or headers.get("x-request-id") or headers.get("x-dashscope-request-id")
@@ -185,7 +183,7 @@ def parse_response(status: int, content: bytes, headers: Any, expected: int,
         missing = [i for i in range(expected) if i not in set(got)]
         raise bad("MissingIndex" if len(items) < expected else "ExtraVectors",
                   f"{len(items)} vectors for {expected} inputs"
-                  + (f" (missing indexes {_ranges(missing)})" if missing else ""))
+                  + (f" (missing indexes {wire.ranges(missing)})" if missing else ""))
     rows: list[Any] = [None] * expected
     for item in items:
         index = item.get("index") if isinstance(item, dict) else None
@@ -219,10 +217,10 @@ def _error(status: int, doc: Any, content: bytes, headers: Any, request_id: str 
         message = doc.get("message") or doc.get("msg")
     code = str(code) if code is not None else None
     if not message:
-        message = _snippet(content) if content else "no body"
+        message = wire.snippet(content) if content else "no body"
     lowered = str(message).lower()
     model_unknown = any(p in lowered for p in MODEL_UNKNOWN_PHRASES) or code in ("Model.NotExist", "ModelNotFound")
-    retry_after = _retry_after(headers)
+    retry_after = wire.retry_after(headers)
     hint = None
     if model_unknown:
         hint = HINTS["model"]
@@ -244,43 +242,3 @@ def _error(status: int, doc: Any, content: bytes, headers: Any, request_id: str 
                              throttled=throttled, retry_after=retry_after)
     text = f"{message} ({hint})" if hint else str(message)
     return ProviderError(text, status=status, code=code or f"HTTP{status}", request_id=request_id, fatal=fatal)
-
-
-def _retry_after(headers: Any) -> float | None:
-    """Seconds to wait from `retry-after-ms`, or `Retry-After` as delta-seconds or an HTTP date."""
-    ms = headers.get("retry-after-ms")
-    if ms:
-        try:
-            value = float(ms) / 1000
-            return max(0.0, value) if math.isfinite(value) else None
-        except ValueError:
-            pass
-    value = (headers.get("retry-after") or "").strip()
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        if when is None:
-            return None
-        seconds = when.timestamp() - time.time()
-    return max(0.0, seconds) if math.isfinite(seconds) else None
-
-
-def _snippet(content: bytes, limit: int = 80) -> str:
-    text = content.decode("utf-8", "replace").strip().replace("\n", " ")
-    return repr(text[:limit] + ("…" if len(text) > limit else ""))
-
-
-def _ranges(ints: list[int]) -> str:
-    out: list[str] = []
-    for i in ints:
-        if out and out[-1].split("-")[-1] == str(i - 1):
-            out[-1] = f"{out[-1].split('-')[0]}-{i}"
-        else:
-            out.append(str(i))
-    return ", ".join(out)

@@ -24,11 +24,9 @@ never appears in a repr, an error message or anything written.
 from __future__ import annotations
 
 import base64
-import email.utils
 import json
 import math
 import os
-import time
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -37,6 +35,7 @@ import numpy as np
 
 from harness.evidence import canonical_json
 from harness.providers.base import Embedded, NotExecutable, ProviderError
+from harness.providers import wire
 
 DEFAULT_TIMEOUT = 60.0
 _REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-amzn-requestid", "cf-ray")
@@ -144,7 +143,7 @@ def _parse(resp: httpx.Response, expected: int, dimension: int | None, key_env: 
         doc = None
         if status == 200:
             raise ProviderError(f"the server answered 200 with a body that is not JSON "
-                                f"({_snippet(resp.content)})", status=status, code="MalformedResponse",
+                                f"({wire.snippet(resp.content)})", status=status, code="MalformedResponse",
                                 request_id=request_id, retryable=True)
     if isinstance(doc, dict) and isinstance(doc.get("id"), str) and request_id is None:
         request_id = doc["id"]
@@ -171,7 +170,7 @@ def _parse(resp: httpx.Response, expected: int, dimension: int | None, key_env: 
     missing = [i for i in range(expected) if i not in rows]
     if missing:
         raise ProviderError(f"{len(missing)} of {expected} vectors missing from the response "
-                            f"(indexes {_ranges(missing)})", status=status, code="MissingIndex",
+                            f"(indexes {wire.ranges(missing)})", status=status, code="MissingIndex",
                             request_id=request_id)
     usage = doc.get("usage") if isinstance(doc.get("usage"), dict) else {}
     return Embedded(vectors=[rows[i] for i in range(expected)], usage=usage,
@@ -206,8 +205,8 @@ def _http_error(resp: httpx.Response, doc: Any, request_id: str | None, key_env:
     status = resp.status_code
     message, code = _error_fields(doc)
     if message is None:
-        message = _snippet(resp.content) if resp.content else resp.reason_phrase or "no body"
-    retry_after = _retry_after(resp.headers.get("retry-after"))
+        message = wire.snippet(resp.content) if resp.content else resp.reason_phrase or "no body"
+    retry_after = wire.retry_after(resp.headers)
     lowered = f"{code or ''} {message}".lower()
     model_unknown = "model" in lowered and any(
         w in lowered for w in ("not found", "does not exist", "not exist", "unknown", "model_not_found"))
@@ -250,41 +249,3 @@ def _str(x: Any) -> str | None:
     if x is None:
         return None
     return x if isinstance(x, str) else json.dumps(x, ensure_ascii=False)
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Seconds to wait, from either form RFC 9110 allows (delta-seconds or an HTTP date)."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        if when is None:
-            return None
-        seconds = when.timestamp() - time.time()
-    return max(0.0, seconds) if math.isfinite(seconds) else None
-
-
-def _snippet(content: bytes, limit: int = 120) -> str:
-    text = content.decode("utf-8", "replace").strip().replace("\n", " ")
-    return repr(text[:limit] + ("…" if len(text) > limit else ""))
-
-
-def _ranges(ints: list[int]) -> str:
-    out, start, prev = [], None, None
-    for i in ints:
-        if start is None:
-            start = prev = i
-        elif i == prev + 1:
-            prev = i
-        else:
-            out.append(f"{start}" if start == prev else f"{start}-{prev}")
-            start = prev = i
-    if start is not None:
-        out.append(f"{start}" if start == prev else f"{start}-{prev}")
-    return ", ".join(out)
