@@ -8,6 +8,7 @@ In the same run it times the one-shot path the public quick-start script stands 
 
     python bench/bench_prepare.py                # N = 10,000, 50,000, 100,000; 40 one-shot requests
     python bench/bench_prepare.py --sizes 100000 --sample 20
+    python bench/bench_prepare.py --dir /dev/shm/harness-bench   # the same on tmpfs: no disk in the way
 """
 
 from __future__ import annotations
@@ -80,14 +81,16 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 50_000, 100_000])
     ap.add_argument("--sample", type=int, default=40, help="one-shot `harness prepare` processes to time")
+    ap.add_argument("--dir", type=Path, default=OUT, help="where the runs are written (default bench/out; "
+                    "/dev/shm shows the harness's own speed without the disk)")
     args = ap.parse_args()
     py = sys.executable
-    OUT.mkdir(exist_ok=True)
+    args.dir.mkdir(exist_ok=True)
     rows = []
     floors = []
     per_request_batch = None
     for n in args.sizes:
-        with tempfile.TemporaryDirectory(dir=OUT) as tmp:
+        with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
             folder = Path(tmp)
             make(folder, n)
             wall, cpu, rss, r = child([py, "-m", "harness", "run", "spec.yaml", "--quiet"], folder)
@@ -99,7 +102,7 @@ def main() -> None:
             per_request_batch = wall / requests
             floors.append(file_floor(folder, requests, 1100))   # a body of 20 short texts is about 1.1 kB
     # The one-shot path: one process per request, each writing one body of 20 texts.
-    with tempfile.TemporaryDirectory(dir=OUT) as tmp:
+    with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         folder = Path(tmp)
         t0 = time.perf_counter()
         for k in range(args.sample):
@@ -108,7 +111,7 @@ def main() -> None:
                                 "--output", f"req-{k}.json"], cwd=folder, capture_output=True, text=True)
             assert r.returncode == 0, r.stderr
         one_shot = (time.perf_counter() - t0) / args.sample
-    print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores")
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores, runs written under {args.dir}")
     print(f"load average before: {os.getloadavg()[0]:.2f}")
     print("| inputs | contents | requests | wall s | CPU s | contents/s (wall) | peak RSS MB | creating as many files alone, s |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|")
