@@ -284,8 +284,8 @@ def _endpoint(model: ModelInfo, entry: dict, where: tuple, spec: Spec, catalog: 
     if model.provider == "local":
         return f"local://{model.wire_model}"
     if model.provider == "openai":
-        base = base_url_openai = entry.get("base_url")
-        if not base_url_openai:
+        base = entry.get("base_url")
+        if not base:
             problems.append(spec.problem(where, f"{model.name} needs a base_url (the OpenAI-compatible server)",
                                          "e.g. - {name: %s, base_url: http://127.0.0.1:8000/v1}" % model.name,
                                          prefer_key=True))
@@ -389,7 +389,8 @@ def _add_cell(cells, model, d, params, endpoint, entry, where, required_all) -> 
 
 
 def _scan_inputs(spec: Spec, cells: list[Cell], problems: list[Problem], spool) -> tuple[int, Counter, set[str]]:
-    """One pass over every input: ids, catalog rules per model, spooled for the per-cell passes."""
+    """One pass over every input: ids and catalog rules per model; each input is spooled so the
+    writing pass streams them back instead of resolving (and rendering) them again."""
     input_problems: list[InputProblem] = []
     seen: dict[str, str] = {}
     counts: Counter = Counter()
@@ -439,36 +440,33 @@ def _check_refs(spec: Spec, ids: set[str], cells: list[Cell], problems: list[Pro
                                         models=sorted({c.model.name for c in cells})))
 
 
-def build_plan(spec: Spec, *, base_url: str | None = None, catalog: Catalog | None = None,
-               spool: bool = True) -> Plan:
+def build_plan(spec: Spec, *, base_url: str | None = None, catalog: Catalog | None = None) -> Plan:
     """Check every rule and expand the spec; raise HarnessError with all errors, in file order."""
     catalog = catalog or load_catalog()
     problems: list[Problem] = list(spec.problems)
     schema_ok = not spec.problems
     cells: list[Cell] = []
     n, counts = 0, Counter()
-    spool_path = None
+    fd, name = tempfile.mkstemp(prefix="harness-inputs-", suffix=".spool")
+    spool_path = Path(name)
     try:
-        cells = build_cells(spec, catalog, problems, base_url)
-        fd, name = tempfile.mkstemp(prefix="harness-inputs-", suffix=".spool")
-        spool_path = Path(name)
-        with os.fdopen(fd, "wb") as f:
-            n, counts, ids = _scan_inputs(spec, cells, problems, f if spool else None)
-        if schema_ok:
-            _check_refs(spec, ids, cells, problems)
-    except HarnessError:
-        raise
-    except Exception:
-        # A spec that broke the schema can break these checks too; its schema errors say why.
-        if schema_ok:
-            if spool_path:
-                spool_path.unlink(missing_ok=True)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                cells = build_cells(spec, catalog, problems, base_url)
+                n, counts, ids = _scan_inputs(spec, cells, problems, f)
+            if schema_ok:
+                _check_refs(spec, ids, cells, problems)
+        except HarnessError:
             raise
-    errors = [p for p in problems if p.is_error]
-    if errors:
-        if spool_path:
-            spool_path.unlink(missing_ok=True)
-        raise HarnessError(sorted(problems, key=Problem.sort_key), ExitCode.SPEC_INVALID)
+        except Exception:
+            # A spec that broke the schema can break these checks too; its schema errors say why.
+            if schema_ok:
+                raise
+        if any(p.is_error for p in problems):
+            raise HarnessError(sorted(problems, key=Problem.sort_key), ExitCode.SPEC_INVALID)
+    except BaseException:
+        spool_path.unlink(missing_ok=True)
+        raise
     max_contents = (spec.data.get("batching") or {}).get("max_contents")
     return Plan(spec, catalog, cells, n, dict(counts), sorted(problems, key=Problem.sort_key), max_contents, spool_path)
 
