@@ -7,13 +7,12 @@ so an invalid spec, an interrupted run or a crash leaves no new or half-written 
 from __future__ import annotations
 
 import dataclasses
-from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 import os
 import platform
 import socket
 import time
-from collections import Counter
+from collections import Counter, deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -25,6 +24,8 @@ from harness.errors import HarnessError
 from harness.evidence import StagedFolder, atomic_write, canonical_json, sha256_bytes, sha256_file
 from harness.payloads import render
 from harness.plan import Batcher, Cell, Plan, build_plan
+from harness.report.markdown import write_markdown
+from harness.report.summary import write_reports
 from harness.spec import Spec, read_spec, schema_info
 from harness.verdict import CheckResult, render_validate_txt, verdict
 
@@ -318,9 +319,8 @@ def run(spec_path: str | Path, *, base: Path, execute: bool = False, execute_opt
                 results += _spec_checks(spec, folder, body["cells"])
                 results += _spec_export(spec, folder, body)
             atomic_write(folder / "validate.txt", render_validate_txt(results))
-            from harness.report.markdown import write_markdown
             write_markdown(folder, body, results)
-            _extra_reports(folder, body, results)
+            write_reports(folder, body, results)      # summary.json, junit.xml, report.html
             manifest = manifest_mod.finish(folder, body, known)
             atomic_write(folder / manifest_mod.RUN, canonical_json(run_facts(started, execute), pretty=True))
             stage.commit()
@@ -359,31 +359,8 @@ def _spec_export(spec: Spec, folder: Path, manifest: dict) -> list[CheckResult]:
         return [CheckResult("export", False, "; ".join(p.render() for p in e.problems), kind="export")]
 
 
-def _extra_reports(folder: Path, body: dict, results: list[CheckResult]) -> None:
-    """HTML, JUnit and the JSON summary, when the reporting module is installed."""
-    try:
-        from harness.report.html import write_reports
-    except ImportError:
-        return
-    write_reports(folder, body, results)
-
-
 def run_facts(started: float, executed: bool) -> dict[str, Any]:
     return {"started": datetime.fromtimestamp(started, timezone.utc).isoformat(timespec="seconds"),
             "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "seconds": round(time.time() - started, 3), "executed": executed,
             "host": socket.gethostname(), "platform": platform.platform(), "python": platform.python_version()}
-
-
-def derive_payloads(spec_path: str | Path, *, base_url: str | None = None):
-    """Re-derive (relative path, bytes) of every payload file and index, for `harness verify`.
-    Nothing is written."""
-    spec = read_spec(spec_path)
-    with build_plan(spec, base_url=base_url) as plan:
-        for cell in plan.cells:
-            index = []
-            for batch in plan.batches(cell):
-                data = canonical_json(render(cell, batch))
-                yield f"payloads/{cell.id}/{batch.file}", data
-                index.append(index_line(batch, data))
-            yield f"payloads/{cell.id}/index.jsonl", b"".join(index)

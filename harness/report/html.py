@@ -162,10 +162,3 @@ def render_html(summary: dict, folder: Path) -> bytes:
         s=summary, quality=quality_charts(summary), heatmaps=heatmaps(summary, Path(folder)),
         cell_charts=cell_charts(summary))
     return page.encode("utf-8")
-
-
-def write_reports(folder: Path, manifest: dict, results: list) -> list[str]:
-    """The runner's entry point (see harness.report.summary.write_reports)."""
-    from harness.report.summary import write_reports as _write
-
-    return _write(folder, manifest, results)
