@@ -76,8 +76,17 @@ def find_api_key(env: Mapping[str, str] = os.environ) -> tuple[str, KeySource] |
     return None
 
 
+def _shown(path: Path) -> str:
+    """A path under the home folder as ~/..., so the message (which lands in validate.txt and the
+    reports) is the same on every machine and names no user."""
+    try:
+        return "~/" + Path(path).relative_to(Path.home()).as_posix()
+    except ValueError:
+        return str(path)
+
+
 def missing_key_message(env: Mapping[str, str] = os.environ) -> str:
     """Names all three places, with the exact paths this run looked at."""
     return (f"no DashScope API key: set {ENV_VAR}, or put `{INI_KEY} = sk-...` in section "
-            f"[{profile(env)}] of {ini_path(env)} (ALIBABA_CLOUD_CREDENTIALS_FILE / ALIBABA_CLOUD_PROFILE "
-            f"choose the file and section), or write the key to {key_file_path(env)}")
+            f"[{profile(env)}] of {_shown(ini_path(env))} (ALIBABA_CLOUD_CREDENTIALS_FILE / ALIBABA_CLOUD_PROFILE "
+            f"choose the file and section), or write the key to {_shown(key_file_path(env))}")
