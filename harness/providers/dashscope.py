@@ -112,11 +112,8 @@ class DashScopeProvider:
                    max_connections=int(concurrency) if concurrency else None)
 
     def _http(self) -> httpx.AsyncClient:
-        if self._client is None:  # lazily, so it binds to the loop that sends
-            limits = httpx.Limits(max_connections=self._max_connections,
-                                  max_keepalive_connections=self._max_connections)
-            self._client = httpx.AsyncClient(timeout=httpx.Timeout(self.timeout), limits=limits,
-                                             trust_env=False, follow_redirects=False)
+        if self._client is None:
+            self._client = wire.own_client(self.timeout, self._max_connections)
         return self._client
 
     async def aclose(self) -> None:

@@ -89,12 +89,8 @@ class OpenAIProvider:
         )
 
     def _http(self) -> httpx.AsyncClient:
-        # Created lazily so it binds to the event loop that sends (the engine's).
         if self._client is None:
-            limits = httpx.Limits(max_connections=self._max_connections,
-                                  max_keepalive_connections=self._max_connections)
-            self._client = httpx.AsyncClient(timeout=httpx.Timeout(self.timeout), limits=limits,
-                                             trust_env=False, follow_redirects=False)
+            self._client = wire.own_client(self.timeout, self._max_connections)
         return self._client
 
     async def aclose(self) -> None:

@@ -1,5 +1,5 @@
-"""Small pieces every HTTP provider needs to read a response: Retry-After, a body snippet for
-messages, compact index ranges."""
+"""Small pieces every HTTP provider needs: its own client when outside the engine, Retry-After,
+a body snippet for messages, compact index ranges."""
 
 from __future__ import annotations
 
@@ -7,6 +7,16 @@ import email.utils
 import math
 import time
 from typing import Any
+
+import httpx
+
+
+def own_client(timeout: float, max_connections: int | None) -> httpx.AsyncClient:
+    """A provider's own client, when it is used outside the engine (which passes its shared one).
+    Made lazily by the caller, so it binds to the event loop that sends; no proxies from the
+    environment and no redirects, so a request goes exactly where the manifest says."""
+    limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+    return httpx.AsyncClient(timeout=httpx.Timeout(timeout), limits=limits, trust_env=False, follow_redirects=False)
 
 
 def retry_after(headers: Any) -> float | None:
