@@ -339,11 +339,17 @@ def _retrieval(body: dict, ctx: Ctx) -> tuple[int, int, str, dict]:
     return max(len(thresholds), 1), len(below), detail, data
 
 
+REPEAT_DIR = "repeat"   # where `stability: {repeat: true}` puts the second execution of a run
+
+
 def _stability(body: dict, ctx: Ctx) -> tuple[int, int, str, dict]:
-    against = Path(body["against"])
-    base = against if against.is_absolute() else ctx.spec_dir / against
+    if body.get("repeat"):
+        base, other = ctx.folder / REPEAT_DIR, "a second execution in this run"
+    else:
+        against = Path(body["against"])
+        base, other = (against if against.is_absolute() else ctx.spec_dir / against), str(body["against"])
     cell_id = ctx.cell["id"]
-    data: dict[str, Any] = {"against": str(body["against"])}
+    data: dict[str, Any] = {"against": other}
     try:
         earlier = load_cell_vectors(base, cell_id)
     except FolderError as exc:
@@ -356,14 +362,14 @@ def _stability(body: dict, ctx: Ctx) -> tuple[int, int, str, dict]:
     both = [i for i in ids if i in ctx.vectors.index and i in earlier.index]
     lacking = [i for i in ids if i not in both]
     if earlier.dimension != ctx.vectors.dimension:
-        return len(ids), len(ids), (f"dimension {ctx.vectors.dimension} here, {earlier.dimension} in {body['against']}"), data
+        return len(ids), len(ids), (f"dimension {ctx.vectors.dimension} here, {earlier.dimension} in {other}"), data
     cos = M.rowwise_cosine(ctx.vectors.rows(both), earlier.rows(both)) if both else np.zeros(0)
     low = [(i, c) for i, c in zip(both, cos.tolist()) if not c >= need]  # NaN (non-finite vectors) fails
     failures = len(low) + len(lacking)
     data.update({"min_cosine": _f(cos.min()) if cos.size else None,
                  "median_cosine": _f(float(np.median(cos))) if cos.size else None,
                  "threshold": need, "compared": len(both)})
-    parts = [f"{len(both)} inputs compared with {body['against']}"]
+    parts = [f"{len(both)} inputs compared with {other}"]
     if cos.size:
         parts.append(f"cosine min {cos.min():.4f}, median {np.median(cos):.4f} (want ≥ {need:g})")
     if low:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import platform
+import shutil
 import socket
 import time
 from collections import Counter, deque
@@ -20,6 +21,7 @@ from typing import Any
 
 from harness import __version__, estimate
 from harness import manifest as manifest_mod
+from harness.checks import REPEAT_DIR
 from harness.errors import HarnessError
 from harness.evidence import StagedFolder, atomic_write, canonical_json, sha256_bytes, sha256_file
 from harness.payloads import render
@@ -295,7 +297,24 @@ def _execute(plan: Plan, folder: Path, cells: list[dict], execute_options: dict,
     values = {k: v for k, v in {**spec_exec, **{k: v for k, v in execute_options.items() if v is not None}}.items()
               if k in known}
     summary = execute_run(folder, cells, ExecuteOptions(**values), console)
-    return list(summary.checks), not summary.ok
+    results, failed = list(summary.checks), not summary.ok
+    repeat = _repeated_cells(plan.spec, cells)
+    if repeat:
+        # `stability: {repeat: true}`: the same payloads once more, past the cache, into repeat/
+        again = folder / REPEAT_DIR
+        for cell in repeat:
+            shutil.copytree(folder / "payloads" / cell["id"], again / "payloads" / cell["id"], copy_function=os.link)
+        second = execute_run(again, repeat, ExecuteOptions(**{**values, "use_cache": False}), console)
+        results += [dataclasses.replace(r, name=f"repeat:{r.name}") for r in second.checks]
+        failed = failed or not second.ok
+    return results, failed
+
+
+def _repeated_cells(spec: Spec, cells: list[dict]) -> list[dict]:
+    """The cells some `stability: {repeat: true}` check selects."""
+    from harness.checks import selects
+    bodies = [c["stability"] for c in spec.data.get("checks") or [] if (c.get("stability") or {}).get("repeat")]
+    return [cell for cell in cells if any(selects(b, cell) for b in bodies)]
 
 
 def run(spec_path: str | Path, *, base: Path, execute: bool = False, execute_options: dict | None = None,
