@@ -398,11 +398,27 @@ def _scan_inputs(spec: Spec, cells: list[Cell], problems: list[Problem], spool) 
     # identical rule breaks of many rows of one input set are reported once, with a count
     grouped: dict[tuple, list] = {}
     n = 0
-    for inp in iter_inputs(spec.data.get("inputs") or [], spec.base_dir, input_problems):
+    # Ids written in the spec are checked from the spec itself, so a duplicate is reported even
+    # when one of the two inputs fails for another reason (a missing image, say).
+    entries = spec.data.get("inputs") or []
+    declared: dict[str, str] = {}
+    for i, entry in enumerate(entries):
+        if isinstance(entry, dict) and "from" not in entry and isinstance(entry.get("id"), str):
+            if entry["id"] in declared:
+                problems.append(spec.problem(("inputs", i, "id"), f"duplicate input id {entry['id']!r} "
+                                             f"(first used by {declared[entry['id']]})",
+                                             "give each input its own `id:`", prefer_key=True))
+            else:
+                declared[entry["id"]] = f"input {entry['id']!r}"
+    for inp in iter_inputs(entries, spec.base_dir, input_problems):
         label = inp.row or f"input {inp.id!r}"
-        if inp.id in seen:
+        explicit = inp.row is None and isinstance(entries[inp.where[1]].get("id"), str)
+        if inp.id in seen or (not explicit and inp.id in declared):
+            if explicit:
+                continue          # reported above
+            first = seen.get(inp.id) or declared[inp.id]
             problems.append(spec.problem(inp.where + (("id",) if inp.row is None else ()),
-                                         f"duplicate input id {inp.id!r} ({label}; first used by {seen[inp.id]})",
+                                         f"duplicate input id {inp.id!r} ({label}; first used by {first})",
                                          "give each input its own `id:`", prefer_key=True))
             continue
         seen[inp.id] = label
