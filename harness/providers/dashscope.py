@@ -75,9 +75,7 @@ class DashScopeProvider:
         self.timeout = timeout
         self.key_source = key_source
         self._api_key = api_key
-        self._client = client
-        self._own_client = client is None
-        self._max_connections = max_connections
+        self._http = wire.ClientSlot(client, timeout, max_connections)
         self._headers = {
             "Authorization": f"Bearer {api_key}",
             "Content-Type": "application/json",
@@ -111,15 +109,8 @@ class DashScopeProvider:
                    client=getattr(options, "http_client", None),
                    max_connections=int(concurrency) if concurrency else None)
 
-    def _http(self) -> httpx.AsyncClient:
-        if self._client is None:
-            self._client = wire.own_client(self.timeout, self._max_connections)
-        return self._client
-
     async def aclose(self) -> None:
-        if self._client is not None and self._own_client:
-            await self._client.aclose()
-        self._client = None if self._own_client else self._client
+        await self._http.aclose()
 
     async def send(self, body: dict[str, Any], expected: int) -> Embedded:
         data = canonical_json(body)
@@ -127,7 +118,7 @@ class DashScopeProvider:
         if b'"oss://' in data:  # temporary OSS URLs are resolved only when asked to
             headers = {**headers, "X-DashScope-OssResourceResolve": "enable"}
         try:
-            resp = await self._http().post(self.endpoint, content=data, headers=headers,
+            resp = await self._http.get().post(self.endpoint, content=data, headers=headers,
                                            timeout=self.timeout)
         except httpx.TimeoutException:
             raise ProviderError(f"no answer within {self.timeout:g}s", code="Timeout",

@@ -53,9 +53,7 @@ class OpenAIProvider:
         self._shown = _display_url(endpoint)   # for messages: no user:password@, no query string
         self._api_key = api_key
         self._api_key_env = api_key_env
-        self._max_connections = max_connections
-        self._client = client            # the engine's shared client, when it passes one
-        self._own_client = client is None
+        self._http = wire.ClientSlot(client, self.timeout, max_connections)
 
     def __repr__(self) -> str:  # never the key, only whether there is one and where it came from
         key = f"from ${self._api_key_env}" if self._api_key else "none"
@@ -88,22 +86,15 @@ class OpenAIProvider:
             client=getattr(options, "http_client", None),
         )
 
-    def _http(self) -> httpx.AsyncClient:
-        if self._client is None:
-            self._client = wire.own_client(self.timeout, self._max_connections)
-        return self._client
-
     async def aclose(self) -> None:
-        if self._client is not None and self._own_client:
-            await self._client.aclose()
-            self._client = None
+        await self._http.aclose()
 
     async def send(self, body: dict[str, Any], expected: int) -> Embedded:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"
         try:
-            resp = await self._http().post(self.endpoint, content=canonical_json(body), headers=headers,
+            resp = await self._http.get().post(self.endpoint, content=canonical_json(body), headers=headers,
                                            timeout=self.timeout)
         except httpx.TimeoutException:
             raise ProviderError(f"no answer within {self.timeout:g}s from {self._shown}",

@@ -11,12 +11,30 @@ from typing import Any
 import httpx
 
 
-def own_client(timeout: float, max_connections: int | None) -> httpx.AsyncClient:
-    """A provider's own client, when it is used outside the engine (which passes its shared one).
-    Made lazily by the caller, so it binds to the event loop that sends; no proxies from the
-    environment and no redirects, so a request goes exactly where the manifest says."""
-    limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
-    return httpx.AsyncClient(timeout=httpx.Timeout(timeout), limits=limits, trust_env=False, follow_redirects=False)
+class ClientSlot:
+    """The client a provider sends with: the engine's shared one when it passes one (never closed
+    here), else one of the provider's own, made on first use so it binds to the event loop that
+    sends. No proxies from the environment and no redirects, so a request goes exactly where the
+    manifest says."""
+
+    def __init__(self, shared: Any, timeout: float, max_connections: int | None):
+        self._client = shared
+        self._own = shared is None
+        self._timeout = timeout
+        self._max_connections = max_connections
+
+    def get(self) -> Any:
+        if self._client is None:
+            limits = httpx.Limits(max_connections=self._max_connections,
+                                  max_keepalive_connections=self._max_connections)
+            self._client = httpx.AsyncClient(timeout=httpx.Timeout(self._timeout), limits=limits,
+                                             trust_env=False, follow_redirects=False)
+        return self._client
+
+    async def aclose(self) -> None:
+        if self._own and self._client is not None:
+            await self._client.aclose()
+            self._client = None
 
 
 def retry_after(headers: Any) -> float | None:
