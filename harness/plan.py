@@ -221,11 +221,11 @@ def input_rule_problems(inp: Input, model: ModelInfo) -> list[tuple[str, str | N
     if inp.modality == "multi_images" and model.max_multi_images and len(inp.parts) > model.max_multi_images:
         out.append((f"{model.name} takes at most {model.max_multi_images} images in one multi_images item "
                     f"(this one has {len(inp.parts)})", "split it", "error"))
-    if not alone(inp, _FakeCell(model)) or inp.modality == "fused":
-        for kind, cap in (("image", model.max_images), ("video", model.max_videos)):
-            if cap is not None and inp.count(kind) > cap:
-                out.append((f"{model.name} takes at most {cap} {kind}(s) per request (this input has {inp.count(kind)})",
-                            None, "error"))
+    # an input travels whole in one request, so it alone must fit the per-request caps
+    for kind, cap in (("image", model.max_images), ("video", model.max_videos)):
+        if cap is not None and inp.count(kind) > cap:
+            out.append((f"{model.name} takes at most {cap} {kind}(s) per request (this input has {inp.count(kind)})",
+                        None, "error"))
     for part in inp.parts:
         img = part.image
         if img is not None:
@@ -241,12 +241,6 @@ def input_rule_problems(inp: Input, model: ModelInfo) -> list[tuple[str, str | N
                 out.append((f"text of about {tokens:,} tokens exceeds {model.name}'s limit of {model.text_max_tokens:,}",
                             "the provider may truncate or reject it; shorten it", "warning"))
     return out
-
-
-@dataclass
-class _FakeCell:  # lets `alone` be asked about a model without a cell
-    model: ModelInfo
-    parameters: dict = field(default_factory=dict)
 
 
 # -- building the plan --------------------------------------------------------------------

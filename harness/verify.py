@@ -207,18 +207,7 @@ def derive(folder: Path, base: Path | None) -> tuple[dict[str, bytes], list[str]
     out: dict[str, bytes] = {}
     with build_plan(spec) as plan, tempfile.TemporaryDirectory(prefix="harness-verify-") as tmp:
         scratch = Path(tmp)
-        if hasattr(runner, "write_plan"):
-            runner.write_plan(plan, scratch)
-        else:  # the runner before its one-pass writer
-            (scratch / "inputs.jsonl").write_bytes(b"".join(canonical_json(i.ref()) + b"\n" for i in plan.inputs()))
-            for cell in plan.cells:
-                (scratch / "payloads" / cell.id).mkdir(parents=True)
-                index = []
-                for batch in plan.batches(cell):
-                    data = canonical_json(runner.render(cell, batch))
-                    (scratch / "payloads" / cell.id / batch.file).write_bytes(data)
-                    index.append(runner.index_line(batch, data))
-                (scratch / "payloads" / cell.id / "index.jsonl").write_bytes(b"".join(index))
+        runner.write_plan(plan, scratch)     # the very writer `harness run` used
         for path in sorted(scratch.rglob("*")):
             if path.is_file():
                 out[path.relative_to(scratch).as_posix()] = path.read_bytes()
