@@ -245,7 +245,7 @@ def _nearest(body: dict, ctx: Ctx) -> tuple[int, int, str, dict]:
     left_out = [f"{q}→{e}" for q, e in pairs.items() if not ctx.takes(q, e)]
     pairs = {q: e for q, e in pairs.items() if ctx.takes(q, e)}
     if not pairs:
-        return 0, 0, f"skipped: this cell does not take {_list(left_out)}", {SKIP: True}
+        return 0, 0, f"this cell does not take {_list(left_out)}", {SKIP: True}
     among_all = [c for c in (body.get("among") or ctx.vectors.ids) if ctx.takes(c)]
     failures, notes, per = 0, [], []
     for query, expect in pairs.items():
@@ -286,7 +286,7 @@ def _similarity(body: dict, ctx: Ctx) -> tuple[int, int, str, dict]:
     left_out = [f"{a}~{b}" for a, b in pairs if not ctx.takes(a, b)]
     pairs = [[a, b] for a, b in pairs if ctx.takes(a, b)]
     if not pairs:
-        return 0, 0, f"skipped: this cell does not take {_list(left_out)}", {SKIP: True}
+        return 0, 0, f"this cell does not take {_list(left_out)}", {SKIP: True}
     lo, hi = body.get("min"), body.get("max")
     failures, notes, per = 0, [], []
     bounds = " and ".join(b for b in [f"≥ {lo:g}" if lo is not None else "", f"≤ {hi:g}" if hi is not None else ""] if b)
@@ -315,7 +315,7 @@ def _retrieval(body: dict, ctx: Ctx) -> tuple[int, int, str, dict]:
     queries = {q: [r for r in rel if ctx.takes(r)] for q, rel in body["queries"].items() if ctx.takes(q)}
     queries = {q: rel for q, rel in queries.items() if rel}
     if not queries:
-        return 0, 0, "skipped: this cell takes none of the queries with their relevant inputs", {SKIP: True}
+        return 0, 0, "this cell takes none of the queries with their relevant inputs", {SKIP: True}
     thresholds: dict[str, float] = body.get("min") or {}
     names = M.metric_names(body.get("k") or DEFAULT_K, thresholds)
     among = [c for c in (body.get("among") or [i for i in ctx.vectors.ids if i not in body["queries"]]) if ctx.takes(c)]
@@ -407,8 +407,8 @@ def evaluate_checks(
     """Evaluate every check in every cell it selects, in spec order then cell order.
 
     `cells` are the manifest's cell entries. A selected cell that was not executed gives a
-    passing result marked `data["status"] == "skipped"` with the reason (JUnit shows it as
-    skipped); a check whose filters select no cell fails, so a typo never passes silently.
+    `skip` result with the reason (never a pass: reports count it as skipped); a check whose
+    filters select no cell fails, so a typo never passes silently.
     `spec_dir` resolves a stability check's relative `against` path (default: the cwd).
     `locate(path)` maps a path inside `checks:` (e.g. (0, "nearest")) to (line, col).
     """
@@ -459,10 +459,11 @@ def _evaluate_one(name: str, kind: str, body: dict, meta: dict, cell: dict, vec,
         return CheckResult(name, False, str(vec), cid, "check", {**meta, "status": "failed", "trials": 0, "failures": 0})
     if vec is None:
         reason = info.get("reason") or "cell not executed"
-        return CheckResult(name, True, f"skipped: {reason}", cid, "check", {**meta, "status": "skipped", "reason": reason})
+        return CheckResult.skip(name, f"cell not executed: {reason}", cid, "check",
+                                {**meta, "status": "skipped", "reason": reason})
     trials, failures, detail, data = EVALUATORS[kind](body, Ctx(folder, cell, vec, planned, spec_dir))
     if data.get(SKIP):
-        return CheckResult(name, True, detail, cid, "check", {**meta, "status": "skipped", "reason": detail})
+        return CheckResult.skip(name, detail, cid, "check", {**meta, "status": "skipped", "reason": detail})
     passed, rule = gate(trials, failures, body) if kind != "retrieval" else (failures == 0 and trials > 0, "")
     text = detail if not rule or trials == 1 else f"{detail} ({rule})"
     return CheckResult(name, passed, text, cid, "check", {

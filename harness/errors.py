@@ -19,6 +19,7 @@ class ExitCode(IntEnum):
     SPEC_INVALID = 3      # the spec or one of its inputs is invalid; nothing was written
     PROVIDER_ERROR = 4    # provider or infrastructure error: auth, network, retries exhausted
     VERIFY_MISMATCH = 5   # `harness verify` / `harness diff` found a difference
+    NOTHING_EXECUTED = 6  # `run --execute` but no cell executed (e.g. no API key): nothing to gate on
     INTERNAL = 70         # a bug in the harness (EX_SOFTWARE); please report it
     INTERRUPTED = 130     # Ctrl-C / SIGTERM; what was received is kept in the cache
 

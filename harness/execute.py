@@ -676,9 +676,12 @@ def _checks(cells: list[_Cell], summary: ExecutionSummary) -> list[CheckResult]:
         out = cell.outcome
         cid = out.id
         if not out.executed:
-            optional = "" if out.required else " (optional cell, so the run goes on)"
-            results.append(CheckResult("execution", not out.required, f"not executed: {out.reason}{optional}",
-                                       cell=cid, kind="execution", data={"executed": False}))
+            # A required cell that did not run fails; any other is a skip, never a pass.
+            data = {"executed": False, "reason": out.reason}
+            results.append(CheckResult("execution", not out.required, f"not executed: {out.reason}"
+                                       + (" (a required cell)" if out.required else ""),
+                                       cell=cid, kind="execution", data=data,
+                                       status="fail" if out.required else "skip"))
             continue
         data = {"requests": out.requests, "ok": out.ok, "failed": out.failed, "not_sent": out.not_sent,
                 "cache_hits": out.cache_hits, "retries": out.retries, "throttled": out.throttled}

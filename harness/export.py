@@ -718,11 +718,9 @@ def export_run(
                 _release_lite(target)
 
     for cid in skipped:
-        results.append(CheckResult(name="export", cell=cid, kind="export", passed=True,
-                                   detail=f"skipped: not executed ({run.not_executed[cid]})"))
+        results.append(CheckResult.skip("export", f"not executed ({run.not_executed[cid]})", cid, "export"))
     for cid in empty:
-        results.append(CheckResult(name="export", cell=cid, kind="export", passed=True,
-                                   detail="skipped: no vectors came back for this cell"))
+        results.append(CheckResult.skip("export", "no vectors came back for this cell", cid, "export"))
     atomic_write(folder / EXPORT_FILE, canonical_json({
         "export_version": EXPORT_VERSION,
         "target": {"uri": target.shown, "kind": target.kind},
@@ -737,7 +735,7 @@ def export_run(
 
 # --- folding the results into the folder's evidence (standalone `harness export`) -----------
 
-_EXPORT_LINE = re.compile(r"^(ok  |FAIL) export(:[^\s\[:]+)?( \[[^\]]*\])?(:|$)")
+_EXPORT_LINE = re.compile(r"^(ok  |FAIL|skip|warn) export(:[^\s\[:]+)?( \[[^\]]*\])?(:|$)")
 
 
 def merge_validate(existing: str, results: list[CheckResult]) -> tuple[bytes, bool]:

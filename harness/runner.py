@@ -249,13 +249,13 @@ def offline_results(plan: Plan) -> list[CheckResult]:
                     f"({', '.join(f'{k} {v}' for k, v in sorted(plan.modality_counts.items()))})"),
     ]
     for w in plan.warnings:
-        results.append(CheckResult("warning", True, w.render()))
+        results.append(CheckResult.warn("warning", w.render()))
     # Facts the sources dispute and that shape the payloads: a warning line per model, never a silent guess.
     for model in {c.model.name: c.model for c in plan.cells}.values():
         for d in model.disputes:
             if d.field in SHAPING_FACTS:
-                results.append(CheckResult("disputed-fact", True, f"warning: {model.name} {d.field}: {d.note} "
-                                           f"Chosen: {d.chosen}"))
+                results.append(CheckResult.warn("disputed-fact", f"{model.name} {d.field}: {d.note} "
+                                                f"Chosen: {d.chosen}"))
     return results
 
 
@@ -280,7 +280,7 @@ class RunOutcome:
     folder: Path
     manifest: dict[str, Any]
     results: list[CheckResult]
-    failed: set[str]                  # failure categories: "provider", "checks" (empty on PASS)
+    failed: set[str]                  # failure categories: "provider", "checks", "nothing-executed" (empty on PASS)
     stats: dict[str, CellStats]
 
     @property
@@ -317,10 +317,24 @@ def _repeated_cells(spec: Spec, cells: list[dict]) -> list[dict]:
     return [cell for cell in cells if any(selects(b, cell) for b in bodies)]
 
 
+def nothing_executed(results: list[CheckResult]) -> CheckResult | None:
+    """With --execute: the failed `executed` line when no cell produced vectors, naming why
+    (a run that executed nothing has nothing to gate on, so it must not PASS)."""
+    lines = [r for r in results if r.kind == "execution" and r.name == "execution"]
+    if any((r.data or {}).get("executed") is not False for r in lines):
+        return None
+    why: dict[str, list[str]] = {}
+    for r in lines:
+        why.setdefault((r.data or {}).get("reason") or "not executed", []).append(r.cell or "?")
+    text = "; ".join(f"{len(cells)} cell{'s' if len(cells) != 1 else ''}: {reason}" for reason, cells in why.items())
+    return CheckResult("executed", False, f"no cell executed ({text or 'the plan has no cells'})", kind="execution")
+
+
 def run(spec_path: str | Path, *, base: Path, execute: bool = False, execute_options: dict | None = None,
-        base_url: str | None = None, console=None) -> RunOutcome:
+        base_url: str | None = None, console=None, require_executed: bool = False) -> RunOutcome:
     """Validate, expand, write payloads and evidence (and execute when asked). Raises HarnessError
-    for an invalid spec, before anything is written."""
+    for an invalid spec, before anything is written. `require_executed` makes every cell required
+    (a cell that is not executed fails, as with the spec's `execution.required`)."""
     started = time.time()
     spec = read_spec(spec_path)
     with build_plan(spec, base_url=base_url) as plan:
@@ -332,11 +346,16 @@ def run(spec_path: str | Path, *, base: Path, execute: bool = False, execute_opt
             results = offline_results(plan) + payload_results
             body = manifest_body(plan, final, stats, inputs)
             provider_failed = False
+            empty = None
             if execute:
-                exec_results, provider_failed = _execute(plan, folder, body["cells"], execute_options or {}, console)
+                cells = [{**c, "required": True} for c in body["cells"]] if require_executed else body["cells"]
+                exec_results, provider_failed = _execute(plan, folder, cells, execute_options or {}, console)
                 results += exec_results
                 results += _spec_checks(spec, folder, body["cells"])
                 results += _spec_export(spec, folder, body)
+                empty = nothing_executed(exec_results)
+                if empty is not None:
+                    results.append(empty)
             atomic_write(folder / "validate.txt", render_validate_txt(results))
             write_markdown(folder, body, results)
             write_reports(folder, body, results)      # summary.json, junit.xml, report.html
@@ -346,8 +365,10 @@ def run(spec_path: str | Path, *, base: Path, execute: bool = False, execute_opt
     failed = set()
     if provider_failed:
         failed.add("provider")
-    if any(not r.passed for r in results if r.kind != "execution"):
+    if any(r.status == "fail" for r in results if r.kind != "execution"):
         failed.add("checks")
+    if empty is not None:
+        failed.add("nothing-executed")
     return RunOutcome(final, manifest, results, failed, stats)
 
 

@@ -281,7 +281,7 @@ def _check_verdict(folder: Path, manifest: dict, base: Path | None, report: Veri
                        "not here", mismatch=False)
             continue
         # Status, name and cell must match; the wording of the detail may differ between versions.
-        head = f"{'ok  ' if r.passed else 'FAIL'} {r.name}" + (f" [{r.cell}]" if r.cell else "")
+        head = r.head()
         if head not in present and not any(line.startswith(head + ": ") for line in lines):
             report.add("verdict", "validate.txt", f"re-evaluated from the vectors, the check gives "
                        f"{r.line()!r}, which validate.txt does not hold")

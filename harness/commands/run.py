@@ -16,10 +16,12 @@ HELP = "write payloads and evidence to output/<name>/ (and execute them with --e
 ORDER = 30
 
 # Which failure categories give a non-zero exit code; the most serious selected one wins.
-# validate.txt always says PASS or FAIL, whatever is chosen here.
+# validate.txt always says PASS or FAIL, whatever is chosen here. "nothing-executed" comes last:
+# a CI job may accept 6 (a fork's pull request has no key), so any real failure must outrank it.
 SEVERITY = [("provider", ExitCode.PROVIDER_ERROR), ("verify", ExitCode.VERIFY_MISMATCH),
-            ("checks", ExitCode.CHECKS_FAILED)]
+            ("checks", ExitCode.CHECKS_FAILED), ("nothing-executed", ExitCode.NOTHING_EXECUTED)]
 CATEGORIES = [name for name, _ in SEVERITY]
+DEFAULT_FAIL_ON = "checks,provider,nothing-executed"
 
 
 def fail_on(value: str) -> set[str]:
@@ -53,10 +55,15 @@ def add_parser(sub):
     g.add_argument("--refresh", action="store_true", help="ignore cached responses but store the new ones")
     g.add_argument("--workspace", help="DashScope workspace id (header X-DashScope-WorkSpace; "
                    "default $DASHSCOPE_WORKSPACE)")
-    p.add_argument("--fail-on", type=fail_on, default="checks,provider", metavar="WHAT",
+    g.add_argument("--require-executed", action="store_true",
+                   help="every cell must execute: one that does not (e.g. no API key) is a FAIL line and "
+                        "exit code 4, as with the spec's `execution.required`; without this flag it is a "
+                        "`skip` line, and a run in which no cell executed is FAIL with exit code 6")
+    p.add_argument("--fail-on", type=fail_on, default=DEFAULT_FAIL_ON, metavar="WHAT",
                    help="which failures give a non-zero exit code: a comma list of checks (1), provider (4), "
-                        "verify (5: re-verify the folder just written, which costs a second pass); "
-                        "or any (all three) or never. Default: checks,provider")
+                        "verify (5: re-verify the folder just written, which costs a second pass), "
+                        "nothing-executed (6: --execute but no cell executed); or any (all four) or never. "
+                        f"The most serious wins, in the order {', '.join(CATEGORIES)}. Default: {DEFAULT_FAIL_ON}")
     p.add_argument("--quiet", action="store_true", help="print only the verdict line")
     return p
 
@@ -68,15 +75,18 @@ def run(args) -> int:
                "use_cache": False if args.no_cache else None, "refresh": args.refresh or None,
                "workspace": args.workspace}
     outcome = run_pipeline(args.spec, base=output_base(args.output), execute=args.execute,
-                           execute_options=options, base_url=args.base_url, console=console)
+                           execute_options=options, base_url=args.base_url, console=console,
+                           require_executed=args.require_executed)
     m = outcome.manifest
     print_cells(console, m["cells"], f"{m['spec']['name']}: {m['inputs']['count']} inputs × {len(m['cells'])} cells")
     skipped: dict[str, list[str]] = {}
     for r in outcome.results:
-        if not r.passed:
+        if r.status == "fail":
             console.print(f"[red]{escape(r.line())}[/]", highlight=False)
-        elif r.kind == "execution" and r.detail.startswith("not executed"):
-            skipped.setdefault(r.detail.split(" (optional")[0], []).append(r.cell or "?")
+        elif r.status == "warn":
+            console.print(f"[yellow]{escape(r.line())}[/]", highlight=False)
+        elif r.status == "skip" and r.kind == "execution":
+            skipped.setdefault(r.detail, []).append(r.cell or "?")
     for reason, cells in skipped.items():
         console.print(f"[yellow]{escape(reason)}[/]: {len(cells)} cell(s) ({', '.join(cells)})", highlight=False)
     failed = set(outcome.failed)

@@ -7,7 +7,7 @@ from pathlib import Path
 import jinja2
 
 from harness.evidence import atomic_write
-from harness.verdict import CheckResult, verdict
+from harness.verdict import CheckResult, counts, verdict
 
 _ENV = jinja2.Environment(loader=jinja2.PackageLoader("harness", "report/templates"),
                           autoescape=False, trim_blocks=False, keep_trailing_newline=True,
@@ -20,7 +20,7 @@ def mix(counts: dict) -> str:
 
 def render_markdown(manifest: dict, results: list[CheckResult], description: str | None = None) -> str:
     return _ENV.get_template("report.md.j2").render(m=manifest, results=results, passed=verdict(results),
-                                                    mix=mix, description=description)
+                                                    counts=counts(results), mix=mix, description=description)
 
 
 def write_markdown(folder: Path, manifest: dict, results: list[CheckResult]) -> None:

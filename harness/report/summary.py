@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from harness.evidence import atomic_write, canonical_json
-from harness.verdict import CheckResult, verdict
+from harness.verdict import CheckResult, counts, verdict
 
 SUMMARY_VERSION = 1
 REPORT_FILES = ("summary.json", "junit.xml", "report.html")
@@ -35,13 +35,6 @@ def plain(value: Any) -> Any:
     if value is None or isinstance(value, (bool, int, str)):
         return value
     return str(value)
-
-
-def status_of(result: CheckResult) -> str:
-    status = (result.data or {}).get("status")
-    if status in ("passed", "failed", "skipped"):
-        return status
-    return "passed" if result.passed else "failed"
 
 
 def read_responses(folder: Path, cell_id: str) -> list[dict]:
@@ -114,10 +107,9 @@ def build_summary(folder: Path, manifest: dict, results: list[CheckResult]) -> d
 
     folder = Path(folder)
     execution = read_execution(folder)
-    statuses = [status_of(r) for r in results]
-    checks = [{"name": r.name, "kind": r.kind, "cell": r.cell, "passed": bool(r.passed), "status": s,
+    checks = [{"name": r.name, "kind": r.kind, "cell": r.cell, "passed": bool(r.passed), "status": r.word,
                "detail": r.detail, "line": r.line(), "data": plain(r.data or {})}
-              for r, s in zip(results, statuses)]
+              for r in results]
     quality = [{"check": r.name, "cell": r.cell, "model": r.data.get("model"), "dimension": r.data.get("dimension"),
                 "metrics": plain(r.data.get("metrics") or {}), "thresholds": plain(r.data.get("thresholds") or {})}
                for r in results if r.kind == "check" and (r.data or {}).get("check") == "retrieval"
@@ -128,8 +120,7 @@ def build_summary(folder: Path, manifest: dict, results: list[CheckResult]) -> d
         "spec": {"name": spec.get("name"), "sha256": spec.get("sha256")},
         "manifest_digest": manifest.get("digest"),
         "verdict": "PASS" if verdict(results) else "FAIL",
-        "counts": {"total": len(results), "passed": statuses.count("passed"),
-                   "failed": statuses.count("failed"), "skipped": statuses.count("skipped")},
+        "counts": counts(results),
         "cells": [cell_summary(folder, c, execution) for c in manifest.get("cells") or []],
         "checks": checks,
         "quality": quality,
