@@ -458,9 +458,9 @@ def _evaluate_one(name: str, kind: str, body: dict, meta: dict, cell: dict, vec,
     if isinstance(vec, FolderError):
         return CheckResult(name, False, str(vec), cid, "check", {**meta, "status": "failed", "trials": 0, "failures": 0})
     if vec is None:
-        reason = info.get("reason") or "cell not executed"
-        return CheckResult.skip(name, f"cell not executed: {reason}", cid, "check",
-                                {**meta, "status": "skipped", "reason": reason})
+        reason = info.get("reason")
+        return CheckResult.skip(name, f"cell not executed: {reason}" if reason else "cell not executed", cid,
+                                "check", {**meta, "status": "skipped", "reason": reason or "cell not executed"})
     trials, failures, detail, data = EVALUATORS[kind](body, Ctx(folder, cell, vec, planned, spec_dir))
     if data.get(SKIP):
         return CheckResult.skip(name, detail, cid, "check", {**meta, "status": "skipped", "reason": detail})

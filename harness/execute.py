@@ -679,7 +679,7 @@ def _checks(cells: list[_Cell], summary: ExecutionSummary) -> list[CheckResult]:
             # A required cell that did not run fails; any other is a skip, never a pass.
             data = {"executed": False, "reason": out.reason}
             results.append(CheckResult("execution", not out.required, f"not executed: {out.reason}"
-                                       + (" (a required cell)" if out.required else ""),
+                                       + ("" if out.required else " (optional cell, so the run goes on)"),
                                        cell=cid, kind="execution", data=data,
                                        status="fail" if out.required else "skip"))
             continue

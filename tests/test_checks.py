@@ -139,7 +139,8 @@ def test_filters_and_unexecuted_cells(tmp_path):
     check = {"similarity": {"a": "cat-caption", "b": "cat-photo", "min": 0.5}}
     results = evaluate_checks([check], folder, cells)
     assert [r.cell for r in results] == [CELL4, "tongyi-4"]
-    assert results[1].data["status"] == "skipped" and results[1].detail.startswith("skipped:")
+    assert results[1].status == "skip" and results[1].data["status"] == "skipped"
+    assert results[1].line() == "skip similarity:cat-caption~cat-photo [tongyi-4]: cell not executed"
     only = evaluate_checks([{"similarity": {**check["similarity"], "models": ["tongyi"]}}], folder, cells)
     assert [r.cell for r in only] == ["tongyi-4"]
     none = evaluate_checks([{"similarity": {**check["similarity"], "cells": ["typo-4"]}}], folder, cells)

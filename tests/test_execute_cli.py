@@ -127,9 +127,12 @@ def test_bad_key_exits_4_with_code_and_request_id_and_no_traceback(server, tmp_p
 def test_missing_key_reports_the_cell_not_executed_and_names_the_places(server, tmp_path):
     write_spec(tmp_path)
     proc = harness(["--quiet"], tmp_path, server, environ=env(tmp_path, key=None))
-    assert proc.returncode == 0 and len(server.log) == 0          # cells are optional unless the spec says so
+    # cells are optional unless the spec says so, but a run that executed no cell is not a PASS
+    assert proc.returncode == 6 and len(server.log) == 0
     validate = (tmp_path / "out" / "e2e" / "validate.txt").read_text()
-    assert f"ok   execution [{CID}]: not executed: no DashScope API key: set DASHSCOPE_API_KEY" in validate
+    assert f"skip execution [{CID}]: not executed: no DashScope API key: set DASHSCOPE_API_KEY" in validate
+    assert validate.splitlines()[-2:] == [validate.splitlines()[-2], "FAIL"]
+    assert validate.splitlines()[-2].startswith("FAIL executed: no cell executed (1 cell: no DashScope API key")
     assert ".alibabacloud/credentials" in validate and ".dashscope/api_key" in validate
     assert "optional cell" in validate
     spec = tmp_path / "spec.yaml"

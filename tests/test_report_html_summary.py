@@ -33,7 +33,7 @@ def test_summary_valid_and_carries_counts_cells_quality(tmp_path):
     s = json.loads((folder / "summary.json").read_text())
     assert list(Draft202012Validator(SCHEMA).iter_errors(s)) == []
     assert s["summary_version"] == SUMMARY_VERSION == 1
-    assert s["verdict"] == "PASS" and s["counts"] == {"total": 9, "passed": 9, "failed": 0, "skipped": 0}
+    assert s["verdict"] == "PASS" and s["counts"] == {"total": 9, "passed": 9, "failed": 0, "skipped": 0, "warnings": 0}
     assert [c["id"] for c in s["cells"]] == [c["id"] for c in manifest["cells"]]
     assert s["cells"][0]["latency_ms"]["p50"] == 120.0 and s["cells"][0]["usage"]["input_tokens"] == 30
     assert {(q["model"], q["dimension"]) for q in s["quality"]} == {
@@ -61,7 +61,7 @@ def test_summary_failed_and_skipped(tmp_path):
     write_reports(folder, manifest, results)
     s = json.loads((folder / "summary.json").read_text())
     assert s["verdict"] == "FAIL"
-    assert s["counts"] == {"total": 4, "passed": 0, "failed": 3, "skipped": 1}
+    assert s["counts"] == {"total": 4, "passed": 0, "failed": 3, "skipped": 1, "warnings": 0}
     skipped = next(c for c in s["cells"] if c["id"] == "tongyi-vision-8")
     assert skipped["executed"] is False and skipped["vectors"] == 0 and "no DashScope API key" in skipped["reason"]
     assert skipped["latency_ms"] is None and skipped["usage"] == {}

@@ -86,7 +86,7 @@ def run(args) -> int:
         elif r.status == "warn":
             console.print(f"[yellow]{escape(r.line())}[/]", highlight=False)
         elif r.status == "skip" and r.kind == "execution":
-            skipped.setdefault(r.detail, []).append(r.cell or "?")
+            skipped.setdefault(r.detail.split(" (optional")[0], []).append(r.cell or "?")
     for reason, cells in skipped.items():
         console.print(f"[yellow]{escape(reason)}[/]: {len(cells)} cell(s) ({', '.join(cells)})", highlight=False)
     failed = set(outcome.failed)
