@@ -155,6 +155,12 @@ def test_readme_quickstart_executes_with_no_key_and_no_network(tmp_path):
     validate = (out / "validate.txt").read_text()
     assert validate.rstrip().endswith("PASS")
     assert "ok   nearest:cat-caption [local--e5-small-384]: cat-caption → cat-paraphrase" in validate
-    assert "not executed: no DashScope API key" in validate
+    # the DashScope cells did not run: `skip` lines (never `ok`), and PASS because the local cell ran
+    for cid in ("qwen3-vl-embedding-1024", "qwen3-vl-embedding-256"):
+        assert f"skip execution [{cid}]: not executed: no DashScope API key" in validate
+        assert f"skip nearest:cat-caption [{cid}]: cell not executed: no DashScope API key" in validate
+        assert f"ok   execution [{cid}]" not in validate and f"ok   vectors [{cid}]" not in validate
+    assert "executed: no cell executed" not in validate
+    assert "ok   disputed-fact" not in validate and "warn disputed-fact: qwen3-vl-embedding" in validate
     v = np.load(out / "vectors" / "local--e5-small-384.npy")
     assert v.shape == (3, 384) and np.allclose(np.linalg.norm(v, axis=1), 1, atol=1e-3)
