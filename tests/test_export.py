@@ -248,7 +248,7 @@ def test_runner_style_export_before_manifest_exists_with_partial_cells(tmp_path)
     assert all(r.passed for r in results), lines
     assert "ok   export:search [local--e5-small-384]: 15/15 queries find themselves at rank 1 of top-5; " \
            "5 queries have no vector in this cell" in lines
-    assert "ok   export [other-model-64]: skipped: no vectors came back for this cell" in lines
+    assert "skip export [other-model-64]: no vectors came back for this cell" in lines
     report = json.loads((folder / "export.json").read_text())
     assert report["collections"][1]["queries_without_vector"] == [f"caption-{i:03d}" for i in range(5)]
     assert report["collections"][1]["vectors"] == 25
@@ -392,6 +392,9 @@ def test_merge_validate_replaces_old_export_lines_and_recomputes():
                                          "ok   export:search [a-1]: 1/1\nPASS\n")
     data, passed = merge_validate("FAIL nearest:cat: wrong\nFAIL\n", new)
     assert not passed and data.decode().splitlines()[-1] == "FAIL"
+    # an earlier `skip export` line (its cell had no vectors then) is replaced too, not kept beside the new one
+    data, _ = merge_validate("ok   schema: valid\nskip export [a-1]: no vectors came back for this cell\nPASS\n", new)
+    assert data.decode() == "ok   schema: valid\nok   export [a-1]: 3 vectors\nok   export:search [a-1]: 1/1\nPASS\n"
 
 
 # --- the standalone command -------------------------------------------------------------------
