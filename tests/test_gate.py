@@ -131,3 +131,13 @@ def test_without_execute_nothing_executed_is_not_a_failure(tmp_path):
     got = lines(tmp_path / "out" / "seed-models")
     assert got[-1] == "PASS" and not any(" executed:" in ln for ln in got)
     assert any(ln.startswith("warn disputed-fact: ") for ln in got)
+
+
+def test_diff_reports_a_skip_that_became_a_fail(seed_run, tmp_path):
+    _, skipped = seed_run
+    shutil.copytree(SPECS, tmp_path / "specs")
+    harness("run", "specs/seed-models.yaml", "--execute", "--require-executed", "--output", "out", cwd=tmp_path)
+    proc = harness("diff", str(skipped), str(tmp_path / "out" / "seed-models"), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "execution [qwen3-vl-embedding-1024]: skipped → failed" in proc.stdout
+    assert "vectors [qwen3-vl-embedding-1024]" not in proc.stdout  # skipped in both: no change
