@@ -318,8 +318,9 @@ def _repeated_cells(spec: Spec, cells: list[dict]) -> list[dict]:
 
 
 def nothing_executed(results: list[CheckResult]) -> CheckResult | None:
-    """With --execute: the failed `executed` line when no cell produced vectors, naming why
-    (a run that executed nothing has nothing to gate on, so it must not PASS)."""
+    """With --execute: the failed `executed` line when no cell was executed (no key, no provider),
+    naming why: a run that measured nothing has nothing to gate on, so it must not PASS. A cell
+    that was sent but failed counts as executed; its own FAIL line and exit code 4 say so."""
     lines = [r for r in results if r.kind == "execution" and r.name == "execution"]
     if any((r.data or {}).get("executed") is not False for r in lines):
         return None
