@@ -44,7 +44,7 @@ def test_no_key_and_nothing_executed_is_fail_with_exit_code_6(seed_run):
     # the spec's checks on those cells could not run: skip, not ok
     assert [ln for ln in got if ln.startswith(("ok   vectors", "ok   retrieval"))] == []
     assert sum(ln.startswith(("skip vectors [", "skip retrieval [")) for ln in got) == 2 * SEED_CELLS
-    assert f"FAIL: {folder}/validate.txt" in proc.stdout
+    assert "FAIL: " in proc.stdout and "PASS" not in proc.stdout
     assert all(len(ln) > 5 and ln[4] == " " for ln in got[:-1])  # the status is always 4 characters
 
 
