@@ -7,6 +7,7 @@ import argparse
 from rich.markup import escape
 
 
+from harness.commands import add_allow_path
 from harness.errors import ExitCode
 from harness.report.terminal import make_console, print_cells
 from harness.runner import output_base, run as run_pipeline
@@ -58,6 +59,7 @@ def add_parser(sub):
                         "verify (5: re-verify the folder just written, which costs a second pass); "
                         "or any (all three) or never. Default: checks,provider")
     p.add_argument("--quiet", action="store_true", help="print only the verdict line")
+    add_allow_path(p)
     return p
 
 
@@ -68,7 +70,8 @@ def run(args) -> int:
                "use_cache": False if args.no_cache else None, "refresh": args.refresh or None,
                "workspace": args.workspace}
     outcome = run_pipeline(args.spec, base=output_base(args.output), execute=args.execute,
-                           execute_options=options, base_url=args.base_url, console=console)
+                           execute_options=options, base_url=args.base_url, console=console,
+                           allow_paths=args.allow_paths)
     m = outcome.manifest
     print_cells(console, m["cells"], f"{m['spec']['name']}: {m['inputs']['count']} inputs × {len(m['cells'])} cells")
     skipped: dict[str, list[str]] = {}
@@ -82,7 +85,7 @@ def run(args) -> int:
     failed = set(outcome.failed)
     if "verify" in args.fail_on:
         from harness.verify import render_report, verify_folder
-        report = verify_folder(outcome.folder)
+        report = verify_folder(outcome.folder, allow_paths=args.allow_paths)
         if not report.ok:
             failed.add("verify")
             console.print(escape(render_report(report)), highlight=False)
