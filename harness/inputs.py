@@ -328,7 +328,7 @@ def _rows(entry: dict, files: InputFiles, where: tuple, errors: _RowErrors) -> t
                     continue
                 yield f"{source} row {n}", {"row": row, "index": n}
         except csv.Error as e:
-            raise InputProblem(where + ("from",), f"{source} row {n + 1} (line {reader.line_num}): {e}",
+            raise InputProblem(where + ("from",), f"{source} row {n + 1} (line {reader.line_num + 1}): {e}",
                                f"fields are limited to {CSV_FIELD_LIMIT:,} characters; check the quoting"
                                if "field limit" in str(e) else "check the quoting on that line", False) from None
 
@@ -378,6 +378,7 @@ def input_set(entry: dict, index: int, files: InputFiles, problems: list[InputPr
     tmpl_id = _compile(entry, "id", where)
     fast_value = _chunk_template(value_src, var)
     fast_id = _chunk_template(entry["id"], var) if tmpl_id is not None else None
+    value_where = where + ((kind,) if kind in entry else ("from",))   # an image folder needs no `image:`
     for chunk in _chunks(rows, CHUNK):
         values = _render_chunk(fast_value, chunk, var)
         ids = _render_chunk(fast_id, chunk, var) if fast_id is not None else None
@@ -411,28 +412,28 @@ def input_set(entry: dict, index: int, files: InputFiles, problems: list[InputPr
                 if errors.add(InputProblem(where + (key,), f"{label}: the `{key}` template fails: {what}", hint, False)):
                     return
                 continue
-            item = _row_input(input_id, value, kind, var, label, where, files, problems)
+            item = _row_input(input_id, value, kind, label, where, value_where, files, problems)
             if item is not None:
                 yield item
 
 
-def _row_input(input_id, value, kind, var, label, where, files, problems) -> Input | None:
+def _row_input(input_id, value, kind, label, where, value_where, files, problems) -> Input | None:
     if not ID_RE.match(input_id):
         problems.append(InputProblem(where + ("id",), f"{label}: id {input_id!r} is not a valid input id",
                                      "ids use letters, digits and . _ : @ - and start with a letter or digit"))
         return None
     bad = unicode_problem(value)
     if bad:
-        problems.append(InputProblem(where + (kind,), f"{label}: {bad}", "fix that row of the file", False))
+        problems.append(InputProblem(value_where, f"{label}: {bad}", "fix that row of the file", False))
         return None
     if kind == "text":
         if not value.strip():
-            problems.append(InputProblem(where + (kind,), f"{label}: the text is empty", "drop the row or fill it"))
+            problems.append(InputProblem(value_where, f"{label}: the text is empty", "drop the row or fill it"))
             return None
         part = Part("text", value)
     else:
         try:
-            part = _media_part(kind, value, files, where + (kind,))
+            part = _media_part(kind, value, files, value_where)
         except InputProblem as p:
             problems.append(InputProblem(p.where, f"{label}: {p.message}", p.hint, p.prefer_key))
             return None
