@@ -83,7 +83,10 @@ class InputFiles:
 
     def resolve(self, written: str, what: str, where: tuple) -> Path:
         """The real path of `written` (symlinks followed); InputProblem when it leaves every root."""
-        real = (self.base_dir / os.path.expanduser(written)).resolve()
+        try:
+            real = (self.base_dir / os.path.expanduser(written)).resolve()
+        except (OSError, ValueError) as e:     # a NUL byte, a name too long, a symlink loop
+            raise InputProblem(where, f"{what} {written!r} is not a usable path ({e})", None, False) from None
         if not any(real.is_relative_to(root) for root in self.roots):
             widened = f" and the --allow-path folders ({', '.join(map(str, self.roots[1:]))})" if self.roots[1:] else ""
             verb = "is" if str(real) == written.rstrip("/") else f"resolves to {real},"
@@ -313,7 +316,7 @@ def _rows(entry: dict, files: InputFiles, where: tuple, errors: _RowErrors) -> t
                            "paths are relative to the spec file", False)
 
     def csv_rows(f):
-        dialect = "excel-tab" if path.suffix.lower() == ".tsv" else "excel"
+        dialect = "excel-tab" if Path(source).suffix.lower() == ".tsv" else "excel"
         reader = csv.DictReader(f, dialect=dialect)
         n = 0
         try:

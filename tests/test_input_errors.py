@@ -145,3 +145,9 @@ def test_lone_surrogate_in_a_jsonl_file_is_an_error_naming_the_line(tmp_path):
     (tmp_path / "rows.jsonl").write_text('{"id": "a", "caption": "ok"}\n{"id": "b", "caption": "x\\udc00"}\n')
     write_spec(tmp_path, JSONL_SPEC)
     refused(tmp_path, r"spec.yaml:6:11: rows.jsonl line 2: the text holds a lone surrogate ('\udc00' at character 2)")
+
+
+def test_nul_byte_in_an_image_path_from_jsonl_is_an_error_naming_the_line(tmp_path):
+    (tmp_path / "rows.jsonl").write_text('{"id": "a", "photo": "x\\u0000.png"}\n')
+    write_spec(tmp_path, JSONL_SPEC.replace("text: \"{{ row.caption }}\"", "image: \"{{ row.photo }}\""))
+    refused(tmp_path, r"spec.yaml:6:12: rows.jsonl line 1: image 'x\x00.png' is not a usable path")
