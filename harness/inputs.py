@@ -2,6 +2,10 @@
 
 Texts and ids of input sets are Jinja2 templates rendered in a sandbox with strict undefined
 variables, so a typo in `{{ row.captoin }}` is an error naming the row, not an empty string.
+
+Every file an input reads must lie inside the spec's project (the git work tree holding the
+spec, else the spec's folder) or a folder widened with `--allow-path`: a CSV row must not be able
+to send any file on the machine as a data URI. Each file read is recorded for the manifest.
 """
 
 from __future__ import annotations
@@ -9,10 +13,12 @@ from __future__ import annotations
 import csv
 import functools
 import glob
+import hashlib
+import io
 import json
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
@@ -25,9 +31,80 @@ from harness.media import LocalImage, MediaError, inspect_local_image, is_data_u
 
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")
 MODALITY_KEYS = ("text", "image", "video", "multi_images", "fused")
-MAX_TEMPLATE_ERRORS = 20
+MAX_TEMPLATE_ERRORS = 20      # per input set: row errors reported before giving up on the set
+# Python's csv default (131,072 characters) refuses long texts and data URIs; this fits a 5 MB
+# image as base64 twice over and still stops a runaway unquoted field.
+CSV_FIELD_LIMIT = 16 * 1024 * 1024
+ALLOW_PATH_HINT = "move it into the project, or widen it with --allow-path DIR"
 
-_ENV = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False)
+csv.field_size_limit(CSV_FIELD_LIMIT)
+
+
+class NotText(jinja2.TemplateRuntimeError):
+    """A template printed a value that has no text form (null, a list, an object)."""
+
+
+_NOT_TEXT = {type(None): "null", list: "a list", dict: "an object"}
+
+
+def _finalize(value):
+    # Jinja would print None as "None" and lists/objects as their Python repr: never what was meant
+    what = _NOT_TEXT.get(type(value))
+    if what is not None:
+        shown = "" if value is None else " " + json.dumps(value, ensure_ascii=False, default=str)[:60]
+        raise NotText(f"the template prints {what}{shown}, not text")
+    return value
+
+
+_ENV = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False,
+                            finalize=_finalize)
+
+
+def project_root(folder: Path) -> Path:
+    """The git work tree holding `folder` (found by walking up for `.git`, once per spec), else `folder`."""
+    for d in (folder, *folder.parents):
+        if (d / ".git").exists():
+            return d
+    return folder
+
+
+@dataclass
+class InputFiles:
+    """Where the files of a spec's inputs may come from, and a record of every file read."""
+
+    base_dir: Path                          # relative paths start here (the spec's folder)
+    roots: tuple[Path, ...]                 # the project, then each --allow-path folder
+    read: dict[str, dict] = field(default_factory=dict)   # relative path → manifest record
+
+    @classmethod
+    def for_spec(cls, base_dir: Path, allow: tuple | list = ()) -> "InputFiles":
+        base_dir = Path(base_dir).resolve()
+        return cls(base_dir, (project_root(base_dir), *(Path(a).resolve() for a in allow)))
+
+    def resolve(self, written: str, what: str, where: tuple) -> Path:
+        """The real path of `written` (symlinks followed); InputProblem when it leaves every root."""
+        try:
+            real = (self.base_dir / os.path.expanduser(written)).resolve()
+        except (OSError, ValueError) as e:     # a NUL byte, a name too long, a symlink loop
+            raise InputProblem(where, f"{what} {written!r} is not a usable path ({e})", None, False) from None
+        if not any(real.is_relative_to(root) for root in self.roots):
+            widened = f" and the --allow-path folders ({', '.join(map(str, self.roots[1:]))})" if self.roots[1:] else ""
+            verb = "is" if str(real) == written.rstrip("/") else f"resolves to {real},"
+            raise InputProblem(where, f"{what} {written!r} {verb} outside the project {self.roots[0]}{widened}",
+                               ALLOW_PATH_HINT, False)
+        return real
+
+    def relative(self, written: str) -> str:
+        """`written` relative to the spec's folder, POSIX (how the manifest names it on any machine)."""
+        path = os.path.normpath(self.base_dir / os.path.expanduser(written))
+        return Path(os.path.relpath(path, self.base_dir)).as_posix()
+
+    def record(self, written: str, sha256: str, size: int, role: str, **extra) -> None:
+        rel = self.relative(written)
+        self.read.setdefault(rel, {"path": rel, "sha256": sha256, "size": size, "role": role, **extra})
+
+    def records(self) -> list[dict]:
+        return sorted(self.read.values(), key=lambda r: r["path"])
 
 
 @dataclass(frozen=True)
@@ -79,7 +156,7 @@ class InputProblem(Exception):
         self.where, self.message, self.hint, self.prefer_key = where, message, hint, prefer_key
 
 
-def _media_part(kind: str, value: str, base_dir: Path, where: tuple) -> Part:
+def _media_part(kind: str, value: str, files: InputFiles, where: tuple) -> Part:
     value = value.strip()
     if kind == "video":
         if not is_url(value):
@@ -94,9 +171,23 @@ def _media_part(kind: str, value: str, base_dir: Path, where: tuple) -> Part:
             raise InputProblem(where, "an inline image must be data:image/<format>;base64,...", None, False)
         return Part("image", value)
     try:
-        return Part("image", value, inspect_local_image(value, base_dir))
+        image = inspect_local_image(value, files.resolve(value, "image", where))
     except MediaError as e:
         raise InputProblem(where, e.message, e.hint, False) from None
+    files.record(value, image.sha256, image.size, "image", mime=image.mime)
+    return Part("image", value, image)
+
+
+def unicode_problem(text: str) -> str | None:
+    """Why `text` cannot be sent as UTF-8 (a lone surrogate, e.g. from "\\ud800"), or None."""
+    if text.isascii():
+        return None
+    try:
+        text.encode("utf-8")
+        return None
+    except UnicodeEncodeError as e:
+        return (f"the text holds a lone surrogate ({text[e.start]!r} at character {e.start + 1}), "
+                "which is not valid Unicode")
 
 
 def _default_id(modality: str, parts: tuple[Part, ...]) -> str:
@@ -104,25 +195,28 @@ def _default_id(modality: str, parts: tuple[Part, ...]) -> str:
     return f"{modality}-{digest[:12]}"
 
 
-def inline_input(entry: dict, index: int, base_dir: Path) -> Input:
+def inline_input(entry: dict, index: int, files: InputFiles) -> Input:
     where = ("inputs", index)
     key = next(k for k in MODALITY_KEYS if k in entry)
     value = entry[key]
     if key == "text":
+        bad = unicode_problem(value)
+        if bad:
+            raise InputProblem(where + (key,), bad, "write the character itself", False)
         parts: tuple[Part, ...] = (Part("text", value),)
     elif key in ("image", "video"):
-        parts = (_media_part(key, value, base_dir, where + (key,)),)
+        parts = (_media_part(key, value, files, where + (key,)),)
     elif key == "multi_images":
-        parts = tuple(_media_part("image", v, base_dir, where + (key, i)) for i, v in enumerate(value))
+        parts = tuple(_media_part("image", v, files, where + (key, i)) for i, v in enumerate(value))
     else:
         fused = []
         if "text" in value:
             fused.append(Part("text", value["text"]))
         images = value.get("image", [])
         for i, v in enumerate([images] if isinstance(images, str) else images):
-            fused.append(_media_part("image", v, base_dir, where + ("fused", "image") + ((i,) if not isinstance(images, str) else ())))
+            fused.append(_media_part("image", v, files, where + ("fused", "image") + ((i,) if not isinstance(images, str) else ())))
         if "video" in value:
-            fused.append(_media_part("video", value["video"], base_dir, where + ("fused", "video")))
+            fused.append(_media_part("video", value["video"], files, where + ("fused", "video")))
         if len(fused) < 2:
             raise InputProblem(where + ("fused",), "a fused input needs at least two parts (text, image(s), video)",
                                "for a single modality use text:, image: or video:")
@@ -146,10 +240,50 @@ def _compile(entry: dict, key: str, where: tuple) -> jinja2.Template | None:
                            "templates use Jinja2 syntax, e.g. \"{{ row.caption }}\"", False) from None
 
 
-def _rows(entry: dict, base_dir: Path, where: tuple) -> tuple[str, Iterator[tuple[str, dict]]]:
-    """(kind of row variable, iterator of (row label, variables))."""
+class _RowErrors:
+    """The row problems of one input set, reported up to MAX_TEMPLATE_ERRORS."""
+
+    def __init__(self, problems: list, where: tuple, source: str):
+        self.problems, self.where, self.source, self.count = problems, where, source, 0
+
+    def add(self, problem: "InputProblem") -> bool:
+        """Report `problem`; True when that was one too many and the set should stop."""
+        self.problems.append(problem)
+        self.count += 1
+        if self.count < MAX_TEMPLATE_ERRORS:
+            return False
+        self.problems.append(InputProblem(self.where, f"stopped after {MAX_TEMPLATE_ERRORS} errors in {self.source}"))
+        return True
+
+
+class _HashingReader(io.RawIOBase):
+    """Hashes the bytes as the CSV/JSONL reader pulls them, so the record is of what was read."""
+
+    def __init__(self, raw):
+        self.raw, self.sha, self.size = raw, hashlib.sha256(), 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        n = self.raw.readinto(b)
+        if n:
+            self.sha.update(memoryview(b)[:n])
+            self.size += n
+        return n
+
+
+def _glob_anchor(source: str) -> str:
+    """The folder a `from:` glob starts in: the part before its first wildcard, up to a '/'."""
+    head = re.split(r"[*?\[]", source, maxsplit=1)[0]
+    return head if head.endswith("/") else os.path.dirname(head) or "."
+
+
+def _rows(entry: dict, files: InputFiles, where: tuple, errors: _RowErrors) -> tuple[str, Iterator[tuple[str, dict]]]:
+    """(kind of row variable, iterator of (row label, variables)). Bad rows go to `errors`."""
     source = entry["from"]
     fmt = entry.get("format")
+    base_dir = files.base_dir
     path = base_dir / source
     has_glob = any(c in source for c in "*?[")
     if fmt is None:
@@ -163,40 +297,65 @@ def _rows(entry: dict, base_dir: Path, where: tuple) -> tuple[str, Iterator[tupl
             raise InputProblem(where + ("from",), f"cannot tell the format of {source!r}",
                                "name a .csv or .jsonl file or a folder of images, or set `format:`", False)
     if fmt == "images":
+        # the folder itself here; each file (a symlink may lead out) when its image is read
+        files.resolve(_glob_anchor(source) if has_glob else source, "folder", where + ("from",))
         pattern = str(path / "*") if path.is_dir() else str(path)
-        files = sorted(p for p in glob.glob(pattern, recursive=True) if os.path.isfile(p))
-        if not files:
+        found = sorted(p for p in glob.glob(pattern, recursive=True) if os.path.isfile(p))
+        if not found:
             raise InputProblem(where + ("from",), f"no files match {source!r}", "check the folder or glob", False)
 
         def image_rows():
-            for f in files:
+            for f in found:
                 rel = os.path.relpath(f, base_dir)
                 p = Path(rel)
                 yield f"{rel}", {"file": {"path": p.as_posix(), "name": p.name, "stem": p.stem}}
         return "file", image_rows()
+    path = files.resolve(source, "input file", where + ("from",))
     if not path.is_file():
         raise InputProblem(where + ("from",), f"input file {source!r} does not exist",
                            "paths are relative to the spec file", False)
 
+    def csv_rows(f):
+        dialect = "excel-tab" if Path(source).suffix.lower() == ".tsv" else "excel"
+        reader = csv.DictReader(f, dialect=dialect)
+        n = 0
+        try:
+            for n, row in enumerate(reader, start=1):
+                if None in row or None in row.values():   # more fields than the header, or fewer
+                    width = len(reader.fieldnames) + len(row.get(None, ())) - list(row.values()).count(None)
+                    if errors.add(InputProblem(where + ("from",), f"{source} row {n} (line {reader.line_num}) has "
+                                               f"{width} field{'s' if width != 1 else ''}, the header has {len(reader.fieldnames)}",
+                                               "give every row as many fields as the header; quote a field "
+                                               "that holds a comma", False)):
+                        return
+                    continue
+                yield f"{source} row {n}", {"row": row, "index": n}
+        except csv.Error as e:
+            raise InputProblem(where + ("from",), f"{source} row {n + 1} (line {reader.line_num + 1}): {e}",
+                               f"fields are limited to {CSV_FIELD_LIMIT:,} characters; check the quoting"
+                               if "field limit" in str(e) else "check the quoting on that line", False) from None
+
+    def jsonl_rows(f):
+        for n, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise InputProblem(where + ("from",), f"{source} line {n} is not valid JSON: {e.msg}",
+                                   "JSONL holds one JSON object per line", False) from None
+            if not isinstance(row, dict):
+                raise InputProblem(where + ("from",), f"{source} line {n} is not a JSON object", None, False)
+            yield f"{source} line {n}", {"row": row, "index": n}
+
     def file_rows():
         try:
-            with open(path, encoding="utf-8-sig", newline="") as f:
-                if fmt == "csv":
-                    dialect = "excel-tab" if path.suffix.lower() == ".tsv" else "excel"
-                    for n, row in enumerate(csv.DictReader(f, dialect=dialect), start=1):
-                        yield f"{source} row {n}", {"row": row, "index": n}
-                else:
-                    for n, line in enumerate(f, start=1):
-                        if not line.strip():
-                            continue
-                        try:
-                            row = json.loads(line)
-                        except json.JSONDecodeError as e:
-                            raise InputProblem(where + ("from",), f"{source} line {n} is not valid JSON: {e.msg}",
-                                               "JSONL holds one JSON object per line", False) from None
-                        if not isinstance(row, dict):
-                            raise InputProblem(where + ("from",), f"{source} line {n} is not a JSON object", None, False)
-                        yield f"{source} line {n}", {"row": row, "index": n}
+            with open(path, "rb") as raw:
+                hashed = _HashingReader(raw)
+                with io.TextIOWrapper(io.BufferedReader(hashed, 1 << 16), encoding="utf-8-sig", newline="") as f:
+                    yield from (csv_rows(f) if fmt == "csv" else jsonl_rows(f))
+                    f.read()      # hash to the end, whatever the reader left
+                files.record(source, hashed.sha.hexdigest(), hashed.size, "input-set", format=fmt)
         except UnicodeDecodeError:
             raise InputProblem(where + ("from",), f"{source} is not UTF-8 text", "save it as UTF-8", False) from None
         except OSError as e:
@@ -204,11 +363,13 @@ def _rows(entry: dict, base_dir: Path, where: tuple) -> tuple[str, Iterator[tupl
     return "row", file_rows()
 
 
-def input_set(entry: dict, index: int, base_dir: Path, problems: list[InputProblem]) -> Iterator[Input]:
-    """Yield the inputs of one `from:` entry; template errors are collected (up to a cap), not raised."""
+def input_set(entry: dict, index: int, files: InputFiles, problems: list[InputProblem]) -> Iterator[Input]:
+    """Yield the inputs of one `from:` entry; row errors are collected (up to a cap), not raised."""
     where = ("inputs", index)
     kinds = [k for k in ("text", "image", "video") if k in entry]
-    var, rows = _rows(entry, base_dir, where)
+    source = entry["from"]
+    errors = _RowErrors(problems, where, source)
+    var, rows = _rows(entry, files, where, errors)
     if var == "file" and not kinds:
         kinds = ["image"]
     if len(kinds) != 1:
@@ -220,14 +381,15 @@ def input_set(entry: dict, index: int, base_dir: Path, problems: list[InputProbl
     tmpl_id = _compile(entry, "id", where)
     fast_value = _chunk_template(value_src, var)
     fast_id = _chunk_template(entry["id"], var) if tmpl_id is not None else None
-    source = entry["from"]
-    errors = 0
+    value_where = where + ((kind,) if kind in entry else ("from",))   # an image folder needs no `image:`
     for chunk in _chunks(rows, CHUNK):
         values = _render_chunk(fast_value, chunk, var)
         ids = _render_chunk(fast_id, chunk, var) if fast_id is not None else None
         for n, (label, variables) in enumerate(chunk):
+            key = kind
             try:
                 value = values[n] if values is not None else tmpl_value.render(**variables)
+                key = "id"
                 if tmpl_id is not None:
                     input_id = (ids[n] if ids is not None else tmpl_id.render(**variables)).strip()
                 elif var == "file":
@@ -236,37 +398,45 @@ def input_set(entry: dict, index: int, base_dir: Path, problems: list[InputProbl
                     row = variables["row"]
                     input_id = str(row["id"]) if row.get("id") not in (None, "") else f"{Path(source).stem}-{variables['index']}"
             except jinja2.UndefinedError as e:
-                errors += 1
-                keys = ", ".join(sorted(variables.get("row", variables.get("file", {})).keys()))
-                problems.append(InputProblem(where, f"{label}: {e.message}", f"fields available: {keys}"))
-                if errors >= MAX_TEMPLATE_ERRORS:
-                    problems.append(InputProblem(where, f"stopped after {MAX_TEMPLATE_ERRORS} template errors in {source}"))
+                fields = ", ".join(sorted(variables.get("row", variables.get("file", {})).keys()))
+                if errors.add(InputProblem(where, f"{label}: {e.message}", f"fields available: {fields}")):
                     return
                 continue
-            except jinja2.TemplateError as e:
-                errors += 1
-                problems.append(InputProblem(where, f"{label}: template error: {e}"))
-                if errors >= MAX_TEMPLATE_ERRORS:
+            except NotText as e:
+                if errors.add(InputProblem(where + (key,), f"{label}: {e} (in `{key}`)",
+                                           "give the row a string there, or pick one value, e.g. "
+                                           "{{ row.tags | join(' ') }}", False)):
                     return
                 continue
-            item = _row_input(input_id, value, kind, var, label, where, base_dir, problems)
+            except Exception as e:   # a template may fail any way Python can: 1/0, "1" + 1, ...
+                what = str(e) if isinstance(e, jinja2.TemplateError) else f"{type(e).__name__}: {e}"
+                hint = ("CSV fields are text: convert with | int or | float before arithmetic"
+                        if isinstance(e, TypeError) else "fix the expression for this row's values")
+                if errors.add(InputProblem(where + (key,), f"{label}: the `{key}` template fails: {what}", hint, False)):
+                    return
+                continue
+            item = _row_input(input_id, value, kind, label, where, value_where, files, problems)
             if item is not None:
                 yield item
 
 
-def _row_input(input_id, value, kind, var, label, where, base_dir, problems) -> Input | None:
+def _row_input(input_id, value, kind, label, where, value_where, files, problems) -> Input | None:
     if not ID_RE.match(input_id):
         problems.append(InputProblem(where + ("id",), f"{label}: id {input_id!r} is not a valid input id",
                                      "ids use letters, digits and . _ : @ - and start with a letter or digit"))
         return None
+    bad = unicode_problem(value)
+    if bad:
+        problems.append(InputProblem(value_where, f"{label}: {bad}", "fix that row of the file", False))
+        return None
     if kind == "text":
         if not value.strip():
-            problems.append(InputProblem(where + (kind,), f"{label}: the text is empty", "drop the row or fill it"))
+            problems.append(InputProblem(value_where, f"{label}: the text is empty", "drop the row or fill it"))
             return None
         part = Part("text", value)
     else:
         try:
-            part = _media_part(kind, value, base_dir, where + (kind,))
+            part = _media_part(kind, value, files, value_where)
         except InputProblem as p:
             problems.append(InputProblem(p.where, f"{label}: {p.message}", p.hint, p.prefer_key))
             return None
@@ -307,21 +477,21 @@ def _render_chunk(template: jinja2.Template | None, chunk: list, var: str) -> li
     rows = [(v["row"], v["index"]) for _, v in chunk] if var == "row" else [v["file"] for _, v in chunk]
     try:
         parts = template.render(rows=rows).split(_SEP)
-    except jinja2.TemplateError:
+    except Exception:   # any failure: the row-by-row pass names the row
         return None
     return parts[:-1] if len(parts) == len(chunk) + 1 else None
 
 
-def iter_inputs(entries: list[dict], base_dir: Path, problems: list[InputProblem]) -> Iterator[Input]:
+def iter_inputs(entries: list[dict], files: InputFiles, problems: list[InputProblem]) -> Iterator[Input]:
     """Every input of the spec in order. Problems are appended to `problems`; bad inputs are skipped."""
     for index, entry in enumerate(entries):
         if not isinstance(entry, dict):
             continue
         try:
             if "from" in entry:
-                yield from input_set(entry, index, base_dir, problems)
+                yield from input_set(entry, index, files, problems)
             elif any(k in entry for k in MODALITY_KEYS):
-                yield inline_input(entry, index, base_dir)
+                yield inline_input(entry, index, files)
         except InputProblem as p:
             problems.append(p)
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,9 +70,9 @@ class MediaError(Exception):
         self.message, self.hint = message, hint
 
 
-def inspect_local_image(shown: str, base_dir: Path) -> LocalImage:
-    """Open a local image, check it is one, and record what evidence needs. Raises MediaError."""
-    path = (base_dir / os.path.expanduser(shown)).resolve()
+def inspect_local_image(shown: str, path: Path) -> LocalImage:
+    """Open the local image `shown` (found at the resolved `path`), check it is one, and record
+    what evidence needs. Raises MediaError."""
     if not path.exists():
         raise MediaError(f"image file {shown!r} does not exist (looked in {path.parent})",
                          "paths are relative to the spec file; or give an http(s):// URL")

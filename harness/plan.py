@@ -18,7 +18,7 @@ from typing import Iterator
 from harness import estimate
 from harness.catalog import Catalog, ModelInfo, load_catalog
 from harness.errors import ExitCode, HarnessError, Problem
-from harness.inputs import Input, InputProblem, iter_inputs
+from harness.inputs import Input, InputFiles, InputProblem, iter_inputs
 from harness.spec import Spec, read_spec
 
 DEFAULT_BATCH = 20          # when the catalog documents no per-request cap (undated tongyi, local)
@@ -75,6 +75,7 @@ class Plan:
     warnings: list[Problem]
     max_contents: int | None
     _spool: Path | None = field(default=None, repr=False)
+    input_files: list[dict] = field(default_factory=list)   # every file the inputs read (manifest inputs.files)
 
     def inputs(self) -> Iterator[Input]:
         """Stream the resolved inputs back from the spool (memory stays flat in their number)."""
@@ -382,7 +383,8 @@ def _add_cell(cells, model, d, params, endpoint, entry, where, required_all) -> 
                       modalities=frozenset(entry["modalities"]) if entry.get("modalities") else None))
 
 
-def _scan_inputs(spec: Spec, cells: list[Cell], problems: list[Problem], spool) -> tuple[int, Counter, set[str]]:
+def _scan_inputs(spec: Spec, cells: list[Cell], problems: list[Problem], spool,
+                 files: InputFiles) -> tuple[int, Counter, set[str]]:
     """One pass over every input: ids and catalog rules per model; each input is spooled so the
     writing pass streams them back instead of resolving (and rendering) them again."""
     input_problems: list[InputProblem] = []
@@ -404,7 +406,7 @@ def _scan_inputs(spec: Spec, cells: list[Cell], problems: list[Problem], spool) 
                                              "give each input its own `id:`", prefer_key=True))
             else:
                 declared[entry["id"]] = f"input {entry['id']!r}"
-    for inp in iter_inputs(entries, spec.base_dir, input_problems):
+    for inp in iter_inputs(entries, files, input_problems):
         label = inp.row or f"input {inp.id!r}"
         explicit = inp.row is None and isinstance(entries[inp.where[1]].get("id"), str)
         if inp.id in seen or (not explicit and inp.id in declared):
@@ -450,9 +452,12 @@ def _check_refs(spec: Spec, ids: set[str], cells: list[Cell], problems: list[Pro
                                         models=sorted({c.model.name for c in cells})))
 
 
-def build_plan(spec: Spec, *, base_url: str | None = None, catalog: Catalog | None = None) -> Plan:
-    """Check every rule and expand the spec; raise HarnessError with all errors, in file order."""
+def build_plan(spec: Spec, *, base_url: str | None = None, catalog: Catalog | None = None,
+               allow_paths: tuple | list = ()) -> Plan:
+    """Check every rule and expand the spec; raise HarnessError with all errors, in file order.
+    Input files must lie in the spec's project or one of `allow_paths` (`--allow-path`)."""
     catalog = catalog or load_catalog()
+    files = InputFiles.for_spec(spec.base_dir, allow_paths)
     problems: list[Problem] = list(spec.problems)
     schema_ok = not spec.problems
     cells: list[Cell] = []
@@ -463,7 +468,7 @@ def build_plan(spec: Spec, *, base_url: str | None = None, catalog: Catalog | No
         try:
             with os.fdopen(fd, "wb") as f:
                 cells = build_cells(spec, catalog, problems, base_url)
-                n, counts, ids = _scan_inputs(spec, cells, problems, f)
+                n, counts, ids = _scan_inputs(spec, cells, problems, f, files)
             if schema_ok:
                 _check_refs(spec, ids, cells, problems)
         except HarnessError:
@@ -478,8 +483,9 @@ def build_plan(spec: Spec, *, base_url: str | None = None, catalog: Catalog | No
         spool_path.unlink(missing_ok=True)
         raise
     max_contents = (spec.data.get("batching") or {}).get("max_contents")
-    return Plan(spec, catalog, cells, n, dict(counts), sorted(problems, key=Problem.sort_key), max_contents, spool_path)
+    return Plan(spec, catalog, cells, n, dict(counts), sorted(problems, key=Problem.sort_key), max_contents, spool_path,
+                files.records())
 
 
-def load_plan(path: str | Path, *, base_url: str | None = None) -> Plan:
-    return build_plan(read_spec(path), base_url=base_url)
+def load_plan(path: str | Path, *, base_url: str | None = None, allow_paths: tuple | list = ()) -> Plan:
+    return build_plan(read_spec(path), base_url=base_url, allow_paths=allow_paths)

@@ -218,23 +218,20 @@ def write_plan(plan: Plan, folder: Path) -> tuple[dict, dict[str, CellStats], li
 
 def _write_plan(plan: Plan, folder: Path, sink: FileSink):
     writers = [CellWriter(cell, plan.max_contents, folder, sink) for cell in plan.cells]
-    files: dict[str, dict] = {}
     urls: dict[str, dict] = {}
     with open(folder / "inputs.jsonl", "wb") as f:
         for inp in plan.inputs():
             ref = inp.ref()
             f.write(canonical_json(ref) + b"\n")
             for part in ref["parts"]:
-                if "path" in part:
-                    files.setdefault(part["path"], {k: part[k] for k in ("path", "sha256", "size", "mime")})
-                elif "url" in part and part["url"] != "data:…":
+                if "url" in part and part["url"] != "data:…":
                     urls.setdefault(part["url"], {"url": part["url"], "kind": part["kind"]})
             for w in writers:
                 w.add(inp)
     stats = {w.cell.id: w.close() for w in writers}
     inputs = {"count": plan.input_count, "sha256": sha256_file(folder / "inputs.jsonl"),
               "modality_counts": dict(sorted(plan.modality_counts.items())),
-              "files": sorted(files.values(), key=lambda r: r["path"]),
+              "files": plan.input_files,     # input sets and images, as the plan read them
               "urls": sorted(urls.values(), key=lambda r: r["url"])}
     known = {k: v for w in writers for k, v in w.hashes.items()}
     return inputs, stats, [w.result() for w in writers], known
@@ -332,13 +329,14 @@ def nothing_executed(results: list[CheckResult]) -> CheckResult | None:
 
 
 def run(spec_path: str | Path, *, base: Path, execute: bool = False, execute_options: dict | None = None,
-        base_url: str | None = None, console=None, require_executed: bool = False) -> RunOutcome:
+        base_url: str | None = None, console=None, require_executed: bool = False,
+        allow_paths: tuple | list = ()) -> RunOutcome:
     """Validate, expand, write payloads and evidence (and execute when asked). Raises HarnessError
     for an invalid spec, before anything is written. `require_executed` makes every cell required
     (a cell that is not executed fails, as with the spec's `execution.required`)."""
     started = time.time()
     spec = read_spec(spec_path)
-    with build_plan(spec, base_url=base_url) as plan:
+    with build_plan(spec, base_url=base_url, allow_paths=allow_paths) as plan:
         final = output_folder(base, spec)
         with StagedFolder(final) as stage:
             folder = stage.path

@@ -187,7 +187,7 @@ def _check_local_inputs(manifest: dict, base: Path | None, report: VerifyReport)
     return complete
 
 
-def derive(folder: Path, base: Path | None) -> tuple[dict[str, bytes], list[str], dict]:
+def derive(folder: Path, base: Path | None, allow_paths: tuple | list = ()) -> tuple[dict[str, bytes], list[str], dict]:
     """Re-derive payload files, index files and inputs.jsonl from the spec copy, through the
     runner's own writer (into a scratch folder), so verify and run can never drift apart.
 
@@ -205,7 +205,7 @@ def derive(folder: Path, base: Path | None) -> tuple[dict[str, bytes], list[str]
     if spec.problems:
         raise HarnessError(spec.problems)
     out: dict[str, bytes] = {}
-    with build_plan(spec) as plan, tempfile.TemporaryDirectory(prefix="harness-verify-") as tmp:
+    with build_plan(spec, allow_paths=allow_paths) as plan, tempfile.TemporaryDirectory(prefix="harness-verify-") as tmp:
         scratch = Path(tmp)
         runner.write_plan(plan, scratch)     # the very writer `harness run` used
         for path in sorted(scratch.rglob("*")):
@@ -215,9 +215,9 @@ def derive(folder: Path, base: Path | None) -> tuple[dict[str, bytes], list[str]
 
 
 def _check_derived(folder: Path, manifest: dict, base: Path | None, inputs_complete: bool,
-                   report: VerifyReport) -> None:
+                   report: VerifyReport, allow_paths: tuple | list = ()) -> None:
     try:
-        derived, cell_ids, catalog = derive(folder, base)
+        derived, cell_ids, catalog = derive(folder, base, allow_paths)
     except HarnessError as exc:
         why = "; ".join(p.render() for p in exc.problems[:3])
         report.add("not-derived", "payloads/", f"cannot re-derive the payloads here: {why}",
@@ -246,6 +246,9 @@ def _check_derived(folder: Path, manifest: dict, base: Path | None, inputs_compl
     for rel in sorted(recorded):
         if rel.startswith("payloads/") and rel not in derived:
             report.add("payload", rel, "recorded in the run but the spec no longer produces it")
+    changed = [f.path for f in report.findings if f.kind == "input"]
+    if differs and changed:
+        report.notes.append(f"the payloads differ because local inputs changed since the run: {', '.join(changed)}")
     old = manifest.get("catalog") or {}
     if differs and old.get("sha256") and old.get("sha256") != catalog["sha256"]:
         report.notes.append(f"the model catalog changed since the run ({old.get('version')} → {catalog['version']}), "
@@ -289,9 +292,10 @@ def _check_verdict(folder: Path, manifest: dict, base: Path | None, report: Veri
             report.rechecked += 1
 
 
-def verify_folder(folder: str | Path, *, spec_dir: str | Path | None = None, strict: bool = False) -> VerifyReport:
+def verify_folder(folder: str | Path, *, spec_dir: str | Path | None = None, strict: bool = False,
+                  allow_paths: tuple | list = ()) -> VerifyReport:
     """Verify an output folder; see the module docstring. Never raises for a damaged folder:
-    every problem is a finding."""
+    every problem is a finding. `allow_paths`: the `--allow-path` folders the run was given."""
     folder = Path(folder)
     report = VerifyReport(folder=folder, strict=strict)
     manifest = _read_manifest(folder, report)
@@ -301,7 +305,7 @@ def verify_folder(folder: str | Path, *, spec_dir: str | Path | None = None, str
     base = _locate_spec(folder, manifest, Path(spec_dir) if spec_dir else None, report)
     complete = _check_local_inputs(manifest, base, report)
     if (folder / "spec.yaml").is_file():
-        _check_derived(folder, manifest, base, complete, report)
+        _check_derived(folder, manifest, base, complete, report, allow_paths)
         _check_verdict(folder, manifest, base, report)
     return report
 

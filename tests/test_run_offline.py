@@ -40,7 +40,7 @@ def test_quickstart_writes_exact_bodies_and_evidence(tmp_path):
     m = read_json(out / "manifest.json")
     files = {f["path"]: f for f in m["inputs"]["files"]}
     assert files["images/cat.png"] == {"path": "images/cat.png", "sha256": hashlib.sha256(cat).hexdigest(),
-                                       "size": len(cat), "mime": "image/png"}
+                                       "size": len(cat), "mime": "image/png", "role": "image"}
     cells = {c["id"]: c for c in m["cells"]}
     assert cells["qwen3-vl-embedding-1024"]["modality_mix"] == {"image": 2, "text": 3}
     assert cells["qwen3-vl-embedding-1024"]["dimension_sent"] == 1024

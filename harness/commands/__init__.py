@@ -1,1 +1,22 @@
 """Sub-commands, discovered by harness.cli: one module each."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def _folder(value: str) -> Path:
+    path = Path(value).expanduser()
+    if not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{value!r} is not a folder")
+    return path.resolve()
+
+
+def add_allow_path(parser) -> None:
+    """`--allow-path DIR` (repeatable): the commands that read a spec's input files share it."""
+    parser.add_argument("--allow-path", action="append", default=[], type=_folder, metavar="DIR",
+                        dest="allow_paths",
+                        help="also read input files (images, CSV/JSONL sets) from DIR; by default they must lie "
+                             "in the spec's project: the git work tree holding the spec, else the spec's folder "
+                             "(repeatable)")

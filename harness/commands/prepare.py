@@ -12,6 +12,7 @@ import json
 import os
 from pathlib import Path
 
+from harness.commands import add_allow_path
 from harness.errors import ExitCode, HarnessError, Problem
 from harness.evidence import atomic_write, canonical_json
 from harness.payloads import render
@@ -36,6 +37,7 @@ def add_parser(sub):
     p.add_argument("--fps", type=float, help="share of video frames sampled, 0-1")
     p.add_argument("--res-level", type=int, choices=range(4), help="image resolution tier (2026-03-06 snapshots)")
     p.add_argument("--max-video-frames", type=int, help="frames per video (2026-03-06 snapshots)")
+    add_allow_path(p)
     p.add_argument("--output", help=f"request file (default $OUTPUT_DIR/{DEFAULT_FOLDER}/request.json, "
                    f"OUTPUT_DIR defaulting to ./output)")
     return p
@@ -56,7 +58,7 @@ def run(args) -> int:
     if parameters:
         data["parameters"] = parameters
     spec = spec_from_data(data, base_dir=Path.cwd(), display="prepare")
-    with build_plan(spec) as plan:
+    with build_plan(spec, allow_paths=args.allow_paths) as plan:
         cell = plan.cells[0]
         if cell.protocol != "dashscope":
             raise HarnessError(Problem(f"--model {args.model}: prepare writes DashScope request bodies only"))

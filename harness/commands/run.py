@@ -7,6 +7,7 @@ import argparse
 from rich.markup import escape
 
 
+from harness.commands import add_allow_path
 from harness.errors import ExitCode
 from harness.report.terminal import make_console, print_cells
 from harness.runner import output_base, run as run_pipeline
@@ -65,6 +66,7 @@ def add_parser(sub):
                         "nothing-executed (6: --execute but no cell executed); or any (all four) or never. "
                         f"The most serious wins, in the order {', '.join(CATEGORIES)}. Default: {DEFAULT_FAIL_ON}")
     p.add_argument("--quiet", action="store_true", help="print only the verdict line")
+    add_allow_path(p)
     return p
 
 
@@ -76,7 +78,7 @@ def run(args) -> int:
                "workspace": args.workspace}
     outcome = run_pipeline(args.spec, base=output_base(args.output), execute=args.execute,
                            execute_options=options, base_url=args.base_url, console=console,
-                           require_executed=args.require_executed)
+                           require_executed=args.require_executed, allow_paths=args.allow_paths)
     m = outcome.manifest
     print_cells(console, m["cells"], f"{m['spec']['name']}: {m['inputs']['count']} inputs × {len(m['cells'])} cells")
     skipped: dict[str, list[str]] = {}
@@ -92,7 +94,7 @@ def run(args) -> int:
     failed = set(outcome.failed)
     if "verify" in args.fail_on:
         from harness.verify import render_report, verify_folder
-        report = verify_folder(outcome.folder)
+        report = verify_folder(outcome.folder, allow_paths=args.allow_paths)
         if not report.ok:
             failed.add("verify")
             console.print(escape(render_report(report)), highlight=False)
