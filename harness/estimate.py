@@ -29,6 +29,31 @@ def video_tokens(model: ModelInfo, parameters: dict) -> int:
     return model.video_tokens_estimate
 
 
+def body_tokens(body: dict, model: ModelInfo | None) -> dict[str, int]:
+    """Estimated input tokens of one request body, by modality (either wire shape: DashScope's
+    `input.contents` or an embeddings `input` list). Without a catalog row: 1000 per image, 8000
+    per video."""
+    raw = body.get("input") or []
+    contents = raw.get("contents") or [] if isinstance(raw, dict) else raw
+    params = body.get("parameters") or {}
+    if isinstance(contents, str):
+        contents = [contents]
+    per_image = image_tokens(model, params) if model else 1000
+    per_video = video_tokens(model, params) if model else 8000
+    out = {"text": 0, "image": 0, "video": 0}
+    for item in contents if isinstance(contents, list) else []:
+        if isinstance(item, str):
+            out["text"] += text_tokens(item)
+            continue
+        if not isinstance(item, dict):
+            continue
+        if isinstance(item.get("text"), str):
+            out["text"] += text_tokens(item["text"])
+        out["image"] += per_image * (("image" in item) + len(item.get("multi_images") or []))
+        out["video"] += per_video * ("video" in item)
+    return out
+
+
 def cost(model: ModelInfo, tokens: dict[str, int]) -> float:
     """Estimated cost in the catalog's currency for tokens by modality."""
     return sum(tokens.get(k, 0) / 1000.0 * model.prices.get(k, 0.0) for k in ("text", "image", "video"))

@@ -264,31 +264,8 @@ class ClientPool:
 
 def estimate_body_tokens(body: dict[str, Any], info: Any) -> int:
     """Input tokens one body will likely cost, for the TPM limiter (corrected by actual usage)."""
-    raw = body.get("input") or []
-    contents = raw.get("contents") or [] if isinstance(raw, dict) else raw   # DashScope vs embeddings shape
-    params = body.get("parameters") or {}
-    if isinstance(contents, str):
-        contents = [contents]
-    try:
-        from harness import estimate
-        per_image = estimate.image_tokens(info, params) if info else 1000
-        per_video = estimate.video_tokens(info, params) if info else 8000
-        text_tokens = estimate.text_tokens
-    except ImportError:  # pragma: no cover - estimate.py ships with the package
-        per_image, per_video = 1000, 8000
-        text_tokens = lambda s: max(1, len(s) // 3)  # noqa: E731
-    total = 0
-    for item in contents if isinstance(contents, list) else []:
-        if isinstance(item, str):
-            total += text_tokens(item)
-            continue
-        if not isinstance(item, dict):
-            continue
-        if isinstance(item.get("text"), str):
-            total += text_tokens(item["text"])
-        total += per_image * (("image" in item) + len(item.get("multi_images") or []))
-        total += per_video * ("video" in item)
-    return max(1, total)
+    from harness import estimate
+    return max(1, sum(estimate.body_tokens(body, info).values()))
 
 
 def usage_tokens(usage: dict[str, Any]) -> dict[str, int]:

@@ -17,7 +17,8 @@ from harness.evidence import atomic_write, canonical_json, hash_tree, sha256_byt
 
 MANIFEST = "manifest.json"
 RUN = "run.json"
-UNHASHED = frozenset({MANIFEST, RUN})
+SIGNATURE = "manifest.sig"   # made after the manifest, over its digest (harness.signing)
+UNHASHED = frozenset({MANIFEST, RUN, SIGNATURE})
 PACKAGES = ("mm-embed-harness", "pyyaml", "jsonschema", "jinja2", "httpx", "rich", "numpy")
 
 

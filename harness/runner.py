@@ -279,6 +279,7 @@ class RunOutcome:
     results: list[CheckResult]
     failed: set[str]                  # failure categories: "provider", "checks", "nothing-executed" (empty on PASS)
     stats: dict[str, CellStats]
+    signed_by: str | None = None      # the signing key's fingerprint (`run --sign`)
 
     @property
     def passed(self) -> bool:
@@ -330,7 +331,7 @@ def nothing_executed(results: list[CheckResult]) -> CheckResult | None:
 
 def run(spec_path: str | Path, *, base: Path, execute: bool = False, execute_options: dict | None = None,
         base_url: str | None = None, console=None, require_executed: bool = False,
-        allow_paths: tuple | list = ()) -> RunOutcome:
+        allow_paths: tuple | list = (), sign_key: str | None = None) -> RunOutcome:
     """Validate, expand, write payloads and evidence (and execute when asked). Raises HarnessError
     for an invalid spec, before anything is written. `require_executed` makes every cell required
     (a cell that is not executed fails, as with the spec's `execution.required`)."""
@@ -360,6 +361,7 @@ def run(spec_path: str | Path, *, base: Path, execute: bool = False, execute_opt
             write_reports(folder, body, results)      # summary.json, junit.xml, report.html
             manifest = manifest_mod.finish(folder, body, known)
             atomic_write(folder / manifest_mod.RUN, canonical_json(run_facts(started, execute), pretty=True))
+            signed_by = _sign(folder, sign_key) if sign_key else None
             stage.commit()
     failed = set()
     if provider_failed:
@@ -368,7 +370,13 @@ def run(spec_path: str | Path, *, base: Path, execute: bool = False, execute_opt
         failed.add("checks")
     if empty is not None:
         failed.add("nothing-executed")
-    return RunOutcome(final, manifest, results, failed, stats)
+    return RunOutcome(final, manifest, results, failed, stats, signed_by)
+
+
+def _sign(folder: Path, key: str) -> str:
+    """`run --sign`: inside the staging folder, so a key that cannot sign leaves no unsigned run behind."""
+    from harness.signing import sign
+    return sign(folder, key)
 
 
 def _spec_checks(spec: Spec, folder: Path, cells: list[dict]) -> list[CheckResult]:

@@ -29,7 +29,8 @@ from harness.errors import HarnessError
 from harness.evidence import canonical_json, hash_tree, sha256_bytes, sha256_file
 
 # Finding kinds, in the order a report lists them.
-KINDS = ("manifest", "missing", "extra", "changed", "spec", "input", "payload", "cells", "verdict", "not-derived")
+KINDS = ("manifest", "missing", "extra", "changed", "spec", "input", "payload", "cells", "verdict", "signature",
+         "reexecute", "not-reexecuted", "not-derived")
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,8 @@ class VerifyReport:
     spec_source: str | None = None  # where the original spec was found, if it was
     notes: list[str] = field(default_factory=list)
     strict: bool = False
+    proved: list[str] = field(default_factory=list)   # what the signature and re-execution established
+    sections: dict[str, Any] = field(default_factory=dict)   # their details, for --json
 
     @property
     def ok(self) -> bool:
@@ -68,6 +71,7 @@ class VerifyReport:
     def as_dict(self) -> dict[str, Any]:
         return {"folder": str(self.folder), "verified": self.ok, "hashed": self.hashed, "derived": self.derived,
                 "inputs_checked": self.inputs_checked, "rechecked": self.rechecked, "spec_source": self.spec_source, "notes": self.notes,
+                "proved": self.proved, **self.sections,
                 "findings": [dataclasses.asdict(f) for f in self.sorted_findings()]}
 
 
@@ -275,17 +279,30 @@ def _check_verdict(folder: Path, manifest: dict, base: Path | None, report: Veri
     checks = data.get("checks") if isinstance(data, dict) else None
     if not checks or not (folder / "vectors").is_dir():
         return
+    from harness import __version__
     from harness.checks import evaluate_checks
     present = set(lines)
+    same_version = (manifest.get("harness") or {}).get("version") == __version__
+    if not same_version:
+        report.notes.append(f"check details not compared word for word: the folder was written by harness "
+                            f"{(manifest.get('harness') or {}).get('version')}, this is {__version__}")
     spec_dir = base if base is not None else folder
     for r in evaluate_checks(checks, folder, manifest.get("cells") or [], spec_dir=spec_dir):
         if r.data.get("check") == "stability" and "cannot compare with" in r.detail:
             report.add("not-derived", "validate.txt", f"{r.name} [{r.cell}]: the earlier run it compares with is "
                        "not here", mismatch=False)
             continue
-        # Status, name and cell must match; the wording of the detail may differ between versions.
+        # The whole line, detail included (an `ok` over a detail that says "expected X at rank 2"
+        # is a forgery); a folder of another harness version may word details differently, so
+        # there only status, name and cell must match.
         head = r.head()
-        if head not in present and not any(line.startswith(head + ": ") for line in lines):
+        if same_version and r.line() in present:
+            report.rechecked += 1
+        elif same_version:
+            held = next((line for line in lines if line == head or line.startswith(head + ": ")), None)
+            report.add("verdict", "validate.txt", f"re-evaluated from the vectors, the check gives {r.line()!r}, "
+                       + (f"but validate.txt says {held!r}" if held else "which validate.txt does not hold"))
+        elif head not in present and not any(line.startswith(head + ": ") for line in lines):
             report.add("verdict", "validate.txt", f"re-evaluated from the vectors, the check gives "
                        f"{r.line()!r}, which validate.txt does not hold")
         else:
@@ -325,6 +342,7 @@ def render_report(report: VerifyReport) -> str:
     else:
         n = sum(1 for f in report.findings if f.mismatch or report.strict)
         lines.append(f"MISMATCH: {report.folder}: {n} finding{'s' if n != 1 else ''}")
+    lines.extend(f"  {line}" for line in report.proved)
     for f in report.sorted_findings():
         lines.append(("  " if f.mismatch or report.strict else "  note: ") + f.line())
     for note in report.notes:

@@ -65,12 +65,17 @@ def add_parser(sub):
                         "verify (5: re-verify the folder just written, which costs a second pass), "
                         "nothing-executed (6: --execute but no cell executed); or any (all four) or never. "
                         f"The most serious wins, in the order {', '.join(CATEGORIES)}. Default: {DEFAULT_FAIL_ON}")
+    p.add_argument("--sign", metavar="KEY", help="sign the manifest digest with this SSH key (ssh-keygen -Y sign) "
+                   "into manifest.sig; `harness verify --allowed-signers FILE` checks it")
     p.add_argument("--quiet", action="store_true", help="print only the verdict line")
     add_allow_path(p)
     return p
 
 
 def run(args) -> int:
+    if args.sign:
+        from harness.signing import check_key
+        check_key(args.sign)          # before anything is spent
     console = make_console(quiet=args.quiet)
     options = {"concurrency": args.concurrency, "rpm": args.rpm, "tpm": args.tpm, "timeout": args.timeout,
                "max_attempts": args.max_attempts, "quiet": args.quiet or None,
@@ -78,7 +83,8 @@ def run(args) -> int:
                "workspace": args.workspace}
     outcome = run_pipeline(args.spec, base=output_base(args.output), execute=args.execute,
                            execute_options=options, base_url=args.base_url, console=console,
-                           require_executed=args.require_executed, allow_paths=args.allow_paths)
+                           require_executed=args.require_executed, allow_paths=args.allow_paths,
+                           sign_key=args.sign)
     m = outcome.manifest
     print_cells(console, m["cells"], f"{m['spec']['name']}: {m['inputs']['count']} inputs × {len(m['cells'])} cells")
     skipped: dict[str, list[str]] = {}
@@ -98,6 +104,8 @@ def run(args) -> int:
         if not report.ok:
             failed.add("verify")
             console.print(escape(render_report(report)), highlight=False)
+    if outcome.signed_by:
+        console.print(f"signed: {escape(str(outcome.folder))}/manifest.sig ({escape(outcome.signed_by)})", highlight=False)
     verdict = "PASS" if outcome.passed and not failed else "FAIL"
     line = f"{verdict}: {outcome.folder}/validate.txt"
     if args.quiet:

@@ -1,7 +1,9 @@
-"""harness verify OUTPUT_DIR: re-hash the evidence and re-derive the payloads from the spec."""
+"""harness verify OUTPUT_DIR: re-hash the evidence and re-derive the payloads from the spec; with
+--allowed-signers, check who signed it; with --reexecute, send a sample again and compare vectors."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -14,11 +16,54 @@ HELP = "re-derive every payload and re-hash every file of an output folder; exit
 ORDER = 60
 
 
+def _count(text: str) -> int | str:
+    if text in ("all", "default"):    # "default": --reexecute without N (argparse passes its const here)
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a number of requests per cell, or all") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value}: at least 1 request per cell")
+    return value
+
+
+def _tolerance(text: str):
+    from harness.reexecute import Tolerance
+    try:
+        return Tolerance.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _money(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an amount") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text}: give an amount ≥ 0")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if not 0 <= value < 2 ** 32:
+        raise argparse.ArgumentTypeError(f"{value} is outside 0..{2 ** 32 - 1}")
+    return value
+
+
 def add_parser(sub):
     p = sub.add_parser(NAME, help=HELP, description=HELP + ". Names each file that is missing, extra or "
                        "changed, and a spec or local input that changed since the run. Works on a copy moved "
-                       "to another path or machine.",
-                       epilog="exit codes: 0 verified · 5 mismatch (VERIFY_MISMATCH) · 2 no such folder")
+                       "to another path or machine. Hashes stop accidents, not forgers: --reexecute proves "
+                       "the vectors come from the model, --allowed-signers who vouches for the folder.",
+                       epilog="exit codes: 0 verified · 5 mismatch (VERIFY_MISMATCH), a vector the model does not "
+                              "give, or a signature that does not hold · 4 re-execution failed (provider, key, "
+                              "network) · 2 no such folder, or the estimate is above --max-cost (nothing sent)")
     p.add_argument("folder", metavar="OUTPUT_DIR", help="an output folder written by `harness run`")
     p.add_argument("--spec-dir", metavar="DIR", help="folder the spec's relative input paths start from, when the "
                    "output folder was moved away from the spec (default: found via the manifest)")
@@ -26,6 +71,25 @@ def add_parser(sub):
                    "(e.g. a local input image is not available)")
     p.add_argument("--json", action="store_true", help="print the findings as JSON")
     add_allow_path(p)   # the same folders the run was given: the manifest records no host paths
+    a = p.add_argument_group("audit")
+    a.add_argument("--allowed-signers", metavar="FILE", help="check manifest.sig (made by `harness run --sign` or "
+                   "`harness sign`) against these keys (OpenSSH allowed-signers format, as git uses) and say who "
+                   "signed; an unsigned folder fails")
+    a.add_argument("--reexecute", nargs="?", const="default", type=_count, metavar="N",
+                   help="send N requests per cell again, past the cache, and compare each vector with the stored "
+                        "one by input id (default: every request of a local model, 5 per cell of a paid one; "
+                        "`all`: every request). Re-evaluates every check line, detail included. Costs money "
+                        "on a paid provider: the estimate is printed first")
+    a.add_argument("--tolerance", type=_tolerance, metavar="X",
+                   help="with --reexecute: `exact` (identical float32 bytes) or a cosine distance (cosine ≥ 1 − X), "
+                        "as for `harness diff`. Default per provider: local exact, DashScope and OpenAI-compatible 0.001")
+    a.add_argument("--max-cost", type=_money, metavar="AMOUNT",
+                   help="with --reexecute: refuse to send anything when the estimated cost (catalog currency, "
+                        "CNY) is above AMOUNT (exit 2)")
+    a.add_argument("--seed", type=_seed, metavar="S", help="with --reexecute: the sample's seed (default: random, "
+                   "and printed, so the audited party cannot know which requests are checked)")
+    a.add_argument("--base-url", help="with --reexecute: DashScope native API base URL, as for `harness run` "
+                   "(overrides the spec, $DASHSCOPE_HTTP_BASE_URL and the region)")
     return p
 
 
@@ -36,10 +100,53 @@ def run(args) -> int:
     if not folder.is_dir():
         raise HarnessError(Problem(f"no such folder: {folder}", hint="give the output folder of a run, "
                                    "e.g. output/<spec name>"), ExitCode.USAGE)
+    for flag in ("tolerance", "max_cost", "seed", "base_url"):
+        if getattr(args, flag) is not None and args.reexecute is None:
+            raise HarnessError(Problem(f"--{flag.replace('_', '-')} applies to --reexecute, which was not given"),
+                               ExitCode.USAGE)
     report = verify_folder(folder, spec_dir=args.spec_dir, strict=args.strict,
                            allow_paths=args.allow_paths)
+    if args.allowed_signers:
+        _check_signature(report, args.allowed_signers)
+    elif (folder / "manifest.sig").is_file():
+        report.notes.append("the folder is signed (manifest.sig); pass --allowed-signers FILE to check who signed")
+    if args.reexecute is not None:
+        _reexecute(report, args)
     if args.json:
         sys.stdout.write(json.dumps(report.as_dict(), indent=2, ensure_ascii=False) + "\n")
     else:
         print(render_report(report))
-    return int(ExitCode.OK if report.ok else ExitCode.VERIFY_MISMATCH)
+    if report.ok:
+        return int(ExitCode.OK)
+    failing = {f.kind for f in report.findings if f.mismatch or report.strict}
+    # A re-execution that could not run (no key, network) proves nothing either way: a provider error.
+    return int(ExitCode.PROVIDER_ERROR if failing == {"not-reexecuted"} else ExitCode.VERIFY_MISMATCH)
+
+
+def _check_signature(report, allowed_signers: str) -> None:
+    from harness import signing
+
+    result = signing.check(report.folder, allowed_signers)
+    report.sections["signature"] = {"signed": result.signed, "ok": result.ok, "signer": result.signer,
+                                    "key": result.key, "message": result.message}
+    if result.ok:
+        report.proved.append(result.message)
+    else:
+        report.add("signature", signing.SIGNATURE, result.message)
+
+
+def _reexecute(report, args) -> None:
+    from harness import manifest as manifest_mod
+    from harness.reexecute import audit
+
+    try:
+        manifest = manifest_mod.read(report.folder)
+    except (OSError, ValueError):
+        manifest = None    # reported by verify already
+    base = Path(report.spec_source).parent if report.spec_source and not args.spec_dir else \
+        (Path(args.spec_dir).resolve() if args.spec_dir else None)
+    announce = (lambda text: print(text, file=sys.stderr, flush=True)) if args.json else \
+        (lambda text: print(text, flush=True))
+    audit(report, manifest if isinstance(manifest, dict) else None, per_cell=None if args.reexecute == "default"
+          else args.reexecute, seed=args.seed, tolerance=args.tolerance, max_cost=args.max_cost, base=base,
+          base_url=args.base_url, announce=announce)

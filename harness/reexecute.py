@@ -1,0 +1,417 @@
+"""`harness verify --reexecute`: send a sample of a run's requests again and compare the vectors.
+
+Hashes prove a folder did not change by accident; they cannot prove its vectors came from the model,
+because whoever edits a vector can rehash the manifest too. Re-execution can: the folder's own
+payload files (already re-derived from the spec and inputs by `verify`) go to the model once more,
+past the response cache (never read, never written), and every vector that comes back is compared
+with the stored one of the same input id.
+
+- Sample: every request of a local model (free, and bit-for-bit reproducible); for a paid provider
+  `DEFAULT_SAMPLE` requests per cell, or N with `--reexecute N` (`all` for every one). The sample
+  is drawn from a seed that is random unless `--seed` is given, and printed, so the auditee cannot
+  know which requests will be checked, and the auditor can repeat the very sample.
+- Tolerance: an input agrees when the stored float32 bytes are identical to the new ones, or, for a
+  cosine-distance tolerance X, when their cosine is ≥ 1 − X. Defaults per provider in `TOLERANCE`:
+  the embedded model must match bit for bit; a network service runs on GPUs whose batching and
+  kernels move the last digits, so it gets cosine ≥ 0.999 (a vector of another input, as in swapped
+  ids or a copied row, lands far below unless the two inputs are near duplicates). A one-ulp edit
+  hides inside any cosine tolerance: use `--tolerance exact` against a deterministic service.
+- Cost: estimated from the sampled bodies and this machine's catalog before anything is sent;
+  `--max-cost` refuses to start above it.
+- Credentials: the cells are re-planned from the spec copy exactly as `harness run` plans them (the
+  same `--base-url` and rules for where a key may go), never taken from the manifest's endpoints.
+
+The execution itself is the run's engine (`execute_run`) over a scratch folder holding only the
+sampled payload files, so retries, quotas, answer checks and key handling are the run's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+import secrets
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from harness import estimate
+from harness.errors import ExitCode, HarnessError, Problem
+from harness.evidence import canonical_json
+
+DEFAULT_SAMPLE = 5                      # requests per cell of a paid provider
+TOLERANCE: dict[str, float | None] = {   # provider → cosine distance allowed; None: bit for bit
+    "local": None,
+    "dashscope": 0.001,
+    "openai": 0.001,
+}
+FALLBACK_TOLERANCE = 0.001
+SHOWN = 5                               # disagreeing inputs named per cell
+
+
+# --------------------------------------------------------------------------- tolerance
+
+@dataclass(frozen=True)
+class Tolerance:
+    distance: float | None      # cosine distance allowed; None: identical float32 bytes only
+
+    @classmethod
+    def parse(cls, text: str) -> "Tolerance":
+        """`exact`, or a cosine distance in 0..2 as for `harness diff --tolerance`. ValueError else."""
+        if text.strip().lower() == "exact":
+            return cls(None)
+        try:
+            value = float(text)
+        except ValueError:
+            raise ValueError(f"{text!r} is neither `exact` nor a number") from None
+        if not 0 <= value <= 2:
+            raise ValueError(f"{value} is outside 0..2 (a cosine distance: 0.001 means cosine ≥ 0.999)")
+        return cls(value)
+
+    @classmethod
+    def default(cls, provider: str | None) -> "Tolerance":
+        return cls(TOLERANCE.get(provider or "", FALLBACK_TOLERANCE))
+
+    def admits(self, identical: bool, cosine: float) -> bool:
+        return identical or (self.distance is not None and cosine >= 1.0 - self.distance)
+
+    def describe(self) -> str:
+        return "bit for bit" if self.distance is None else f"cosine ≥ {1.0 - self.distance:g}"
+
+
+# --------------------------------------------------------------------------- the sample
+
+@dataclass
+class CellSample:
+    cell: dict[str, Any]              # the cell as re-planned from the spec (what execute_run takes)
+    entries: list[dict[str, Any]]     # the chosen lines of payloads/<cell>/index.jsonl
+    total: int                        # requests the cell has
+    tokens: dict[str, int]
+    cost: float
+
+    @property
+    def id(self) -> str:
+        return self.cell["id"]
+
+    @property
+    def inputs(self) -> list[str]:
+        return [str(i) for e in self.entries for i in e.get("inputs") or []]
+
+
+@dataclass
+class Sample:
+    seed: int
+    cells: list[CellSample]
+    skipped: dict[str, str] = field(default_factory=dict)     # cell id → why it is not re-executed
+    unusable: dict[str, str] = field(default_factory=dict)    # cell id → why it cannot be (a finding)
+    currency: str = "CNY"
+
+    @property
+    def requests(self) -> int:
+        return sum(len(c.entries) for c in self.cells)
+
+    @property
+    def cost(self) -> float:
+        return sum(c.cost for c in self.cells)
+
+    def describe(self) -> str:
+        """The `harness plan`-style estimate printed before anything is sent."""
+        lines = [f"re-execution: {self.requests} requests in {len(self.cells)} cells (seed {self.seed}; "
+                 f"--seed {self.seed} repeats this sample), estimated cost {self.cost:.4f} {self.currency}"]
+        for c in self.cells:
+            tokens = sum(c.tokens.values())
+            lines.append(f"  {c.id}: {len(c.entries)} of {c.total} requests, {len(c.inputs)} inputs, "
+                         f"~{tokens:,} tokens, {c.cost:.4f} {self.currency}")
+        for cid, why in self.skipped.items():
+            lines.append(f"  {cid}: not re-executed ({why})")
+        return "\n".join(lines)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"seed": self.seed, "requests": self.requests,
+                "estimated_cost": {"amount": round(self.cost, 6), "currency": self.currency},
+                "cells": [{"id": c.id, "requests": len(c.entries), "of": c.total,
+                           "files": [e["file"] for e in c.entries], "estimated_tokens": c.tokens,
+                           "estimated_cost": round(c.cost, 6)} for c in self.cells],
+                "skipped": self.skipped}
+
+
+def plan_cells(folder: Path, base: Path | None, base_url: str | None) -> dict[str, dict[str, Any]]:
+    """The cells as `harness run` plans them from the spec copy (endpoint, key rules and all)."""
+    from harness.catalog import load_catalog
+    from harness.plan import build_cells
+    from harness.spec import read_spec
+
+    spec = read_spec(folder / "spec.yaml")
+    spec = dataclasses.replace(spec, base_dir=base if base is not None else folder.resolve())
+    problems = list(spec.problems)
+    cells = build_cells(spec, load_catalog(), problems, base_url)
+    errors = [p for p in problems if p.is_error]
+    if errors:
+        raise HarnessError(errors, ExitCode.SPEC_INVALID)
+    return {c.id: {**c.manifest_entry(), "required": True} for c in cells}
+
+
+def choose(folder: Path, manifest: dict, planned: dict[str, dict], per_cell: int | str | None,
+           seed: int | None) -> Sample:
+    """Pick the requests to send again. `per_cell`: None for the default, "all", or a count."""
+    from harness.catalog import load_catalog
+
+    catalog = load_catalog()
+    seed = secrets.randbelow(2 ** 32) if seed is None else seed
+    sample = Sample(seed=seed, cells=[], currency=getattr(catalog, "currency", "CNY") or "CNY")
+    recorded = manifest.get("files") or {}
+    for entry in manifest.get("cells") or []:
+        cid = entry.get("id") if isinstance(entry, dict) else None
+        if not isinstance(cid, str):
+            continue
+        if not (folder / "vectors" / f"{cid}.npy").is_file():
+            sample.skipped[cid] = "the run has no vectors for it: it was not executed"
+            continue
+        cell = planned.get(cid)
+        if cell is None:
+            sample.unusable[cid] = "the spec copy no longer plans this cell"
+            continue
+        try:
+            entries = _index(folder, cid, recorded)
+        except ValueError as exc:
+            sample.unusable[cid] = str(exc)
+            continue
+        if per_cell == "all":
+            n = len(entries)
+        elif per_cell is None:
+            n = len(entries) if cell.get("provider") == "local" else DEFAULT_SAMPLE
+        else:
+            n = int(per_cell)
+        rng = random.Random(f"{seed}:{cid}")    # per cell: adding a cell does not move another's sample
+        chosen = [entries[i] for i in sorted(rng.sample(range(len(entries)), min(n, len(entries))))]
+        info = catalog.get(cell.get("model")) if cell.get("model") else None
+        tokens = {"text": 0, "image": 0, "video": 0}
+        try:
+            for e in chosen:
+                body = json.loads((folder / "payloads" / cid / e["file"]).read_bytes())
+                for k, v in estimate.body_tokens(body if isinstance(body, dict) else {}, info).items():
+                    tokens[k] += v
+        except (OSError, ValueError) as exc:
+            sample.unusable[cid] = f"cannot read a payload file of it ({exc})"
+            continue
+        cost = estimate.cost(info, tokens) if info is not None and getattr(info, "prices", None) else 0.0
+        sample.cells.append(CellSample(cell, chosen, len(entries), tokens, cost))
+    return sample
+
+
+def _index(folder: Path, cid: str, recorded: dict[str, str]) -> list[dict[str, Any]]:
+    """The payload index of a cell; every file it names must be a payload file the manifest records
+    (a plain name inside payloads/<cell>/), so a doctored index sends nothing from elsewhere."""
+    rel = f"payloads/{cid}/index.jsonl"
+    try:
+        lines = (folder / rel).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"cannot read {rel} ({exc})") from None
+    out = []
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            e = json.loads(line)
+            name = e["file"]
+        except (ValueError, KeyError, TypeError):
+            raise ValueError(f"{rel} line {n} is not a payload entry") from None
+        if not isinstance(name, str) or "/" in name or "\\" in name or name in (".", "..") \
+                or f"payloads/{cid}/{name}" not in recorded:
+            raise ValueError(f"{rel} line {n} names {name!r}, which is not a payload file of the manifest")
+        if not isinstance(e.get("inputs"), list):
+            raise ValueError(f"{rel} line {n} has no inputs list")
+        out.append(e)
+    if not out:
+        raise ValueError(f"{rel} lists no requests")
+    return out
+
+
+# --------------------------------------------------------------------------- sending and comparing
+
+@dataclass
+class Agreement:
+    """One cell's re-execution against its stored vectors."""
+
+    cell: str
+    tolerance: Tolerance
+    requests: int
+    total: int
+    endpoint: str | None = None
+    compared: int = 0
+    identical: int = 0
+    min_cosine: float | None = None
+    mean_cosine: float | None = None
+    disagree: list[dict[str, Any]] = field(default_factory=list)   # {"id", "cosine", "identical"}
+    missing: list[str] = field(default_factory=list)       # answered by the model, no stored vector
+    extra: list[str] = field(default_factory=list)         # stored, but no request carries it
+    failed: str | None = None                              # why no comparison was possible
+
+    @property
+    def ok(self) -> bool:
+        return self.failed is None and not self.disagree and not self.missing and not self.extra
+
+    def line(self) -> str:
+        head = f"re-executed {self.cell}: {self.requests} of {self.total} requests"
+        if self.failed:
+            return f"{head}: not compared ({self.failed})"
+        stats = (f", {self.compared} vectors, cosine min {self.min_cosine:.6f} mean {self.mean_cosine:.6f}, "
+                 f"{self.identical} bit-identical" if self.compared else ", no vectors compared")
+        return f"{head}{stats}; tolerance {self.tolerance.describe()}: {'agree' if self.ok else 'DISAGREE'}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"cell": self.cell, "ok": self.ok, "requests": self.requests, "of": self.total,
+                "endpoint": self.endpoint, "tolerance": self.tolerance.describe(), "compared": self.compared,
+                "identical": self.identical, "min_cosine": self.min_cosine, "mean_cosine": self.mean_cosine,
+                "disagree": self.disagree, "missing": self.missing, "extra": self.extra, "failed": self.failed}
+
+
+def run_sample(folder: Path, sample: Sample, tolerance: Tolerance | None, spec_execution: dict | None = None,
+               console: Any = None) -> list[Agreement]:
+    """Send the sampled requests through the run's engine and compare; nothing in `folder` changes."""
+    from harness.execute import ExecuteOptions, execute_run
+
+    if not sample.cells:
+        return []
+    known = {f.name for f in dataclasses.fields(ExecuteOptions)}
+    values = {k: v for k, v in (spec_execution or {}).items() if k in known}
+    options = ExecuteOptions(**{**values, "use_cache": False, "refresh": False, "quiet": console is None})
+    with tempfile.TemporaryDirectory(prefix="harness-reexecute-") as tmp:
+        scratch = Path(tmp)
+        for c in sample.cells:
+            where = scratch / "payloads" / c.id
+            where.mkdir(parents=True)
+            (where / "index.jsonl").write_bytes(b"".join(canonical_json(e) + b"\n" for e in c.entries))
+            for e in c.entries:
+                shutil.copyfile(folder / "payloads" / c.id / e["file"], where / e["file"])
+        summary = execute_run(scratch, [c.cell for c in sample.cells], options, console)
+        outcomes = {o.id: o for o in summary.cells}
+        return [_compare(folder, scratch, c, outcomes.get(c.id), tolerance) for c in sample.cells]
+
+
+def _vectors(folder: Path, cid: str):
+    from harness.checks import FolderError, load_cell_vectors
+    try:
+        return load_cell_vectors(folder, cid)
+    except FolderError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _compare(folder: Path, scratch: Path, c: CellSample, outcome: Any, tolerance: Tolerance | None) -> Agreement:
+    tol = tolerance or Tolerance.default(c.cell.get("provider"))
+    a = Agreement(c.id, tol, len(c.entries), c.total, endpoint=c.cell.get("endpoint"))
+    if outcome is not None and not outcome.executed:
+        a.failed = f"not executed: {outcome.reason}"
+        return a
+    if outcome is not None and outcome.failed + outcome.not_sent:
+        first = (outcome.failures or [{}])[0]
+        what = ": ".join(str(x) for x in (first.get("code"), first.get("message")) if x)
+        a.failed = f"{outcome.failed + outcome.not_sent} of {outcome.requests} requests failed ({what})"
+        return a
+    try:
+        stored, fresh = _vectors(folder, c.id), _vectors(scratch, c.id)
+    except ValueError as exc:
+        a.failed = str(exc)
+        return a
+    if fresh is None or stored is None:
+        a.failed = "no vectors came back" if fresh is None else "the folder has no vectors for it"
+        return a
+    if stored.dimension != fresh.dimension:
+        a.failed = f"the stored vectors have {stored.dimension} floats, the model gives {fresh.dimension}"
+        return a
+    cosines = []
+    for i in c.inputs:
+        if i not in fresh.index:
+            continue
+        if i not in stored.index:
+            a.missing.append(i)
+            continue
+        s, f = stored.matrix[stored.index[i]], fresh.matrix[fresh.index[i]]
+        same = np.asarray(s, dtype="<f4").tobytes() == np.asarray(f, dtype="<f4").tobytes()
+        cos = _cosine(s, f)
+        cosines.append(cos)
+        a.compared += 1
+        a.identical += same
+        if not tol.admits(same, cos):
+            a.disagree.append({"id": i, "cosine": round(cos, 9), "identical": same})
+    if len(c.entries) == c.total:       # every request was sent: no stored vector may be left over
+        sent = set(c.inputs)
+        a.extra = [i for i in stored.ids if i not in sent]
+    if cosines:
+        a.min_cosine, a.mean_cosine = float(min(cosines)), float(np.mean(cosines))
+    return a
+
+
+def _cosine(a: np.ndarray, b: np.ndarray) -> float:
+    a64, b64 = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    n = float(np.linalg.norm(a64) * np.linalg.norm(b64))
+    return float(a64 @ b64 / n) if n else (1.0 if not a64.any() and not b64.any() else 0.0)
+
+
+# --------------------------------------------------------------------------- into the verify report
+
+def audit(report: Any, manifest: dict | None, *, per_cell: int | str | None, seed: int | None,
+          tolerance: Tolerance | None, max_cost: float | None, base: Path | None, base_url: str | None,
+          announce: Callable[[str], None], console: Any = None) -> Sample | None:
+    """`verify --reexecute`: estimate, refuse above `max_cost` (exit 2, nothing sent), re-execute,
+    and add the outcome to the verify report (findings `reexecute`, `not-reexecuted`)."""
+    folder = Path(report.folder)
+    if manifest is None or not (folder / "spec.yaml").is_file():
+        report.add("not-reexecuted", "spec.yaml", "nothing to re-execute without the manifest and the spec copy")
+        return None
+    try:
+        planned = plan_cells(folder, base, base_url)
+    except HarnessError as exc:
+        why = "; ".join(p.render() for p in exc.problems[:3])
+        report.add("not-reexecuted", "spec.yaml", f"cannot plan the cells from the spec copy: {why}")
+        return None
+    sample = choose(folder, manifest, planned, per_cell, seed)
+    announce(sample.describe())
+    if max_cost is not None and sample.cost > max_cost:
+        raise HarnessError(Problem(f"re-execution would cost about {sample.cost:.4f} {sample.currency}, above "
+                                   f"--max-cost {max_cost:g}; nothing was sent",
+                                   hint="sample fewer requests per cell (--reexecute N) or raise --max-cost"),
+                           ExitCode.USAGE)
+    for cid, why in sample.unusable.items():
+        report.add("not-reexecuted", cid, why)
+    try:
+        spec_execution = (_spec_data(folder).get("execution") or {})
+    except (OSError, ValueError):
+        spec_execution = {}
+    agreements = run_sample(folder, sample, tolerance, spec_execution, console)
+    for a in agreements:
+        report.proved.append(a.line())
+        recorded = next((c.get("endpoint") for c in manifest.get("cells") or [] if c.get("id") == a.cell), None)
+        if a.endpoint and recorded and a.endpoint != recorded and not a.failed:
+            report.notes.append(f"{a.cell} was re-executed at {a.endpoint}; the run recorded {recorded}")
+        if a.failed:
+            report.add("not-reexecuted", a.cell, a.failed)
+            continue
+        npy = f"vectors/{a.cell}.npy"
+        for d in a.disagree[:SHOWN]:
+            why = ("not bit-identical to the model's vector" if a.tolerance.distance is None
+                   else f"needs {a.tolerance.describe()}")
+            report.add("reexecute", npy, f"input {d['id']}: the model gives another vector (cosine "
+                       f"{d['cosine']:.6f}; {why})")
+        if len(a.disagree) > SHOWN:
+            report.add("reexecute", npy, f"and {len(a.disagree) - SHOWN} more inputs disagree")
+        if a.missing:
+            report.add("reexecute", npy, f"the model answers {_ids(a.missing)}, for which the folder has no vector")
+        if a.extra:
+            report.add("reexecute", npy, f"vectors for {_ids(a.extra)}, which no request of the run carries")
+    report.sections["reexecution"] = {**sample.as_dict(), "agreement": [a.as_dict() for a in agreements]}
+    return sample
+
+
+def _spec_data(folder: Path) -> dict:
+    from harness import yamlpos
+    data, _ = yamlpos.load((folder / "spec.yaml").read_text(encoding="utf-8"))
+    return data if isinstance(data, dict) else {}
+
+
+def _ids(ids: list[str], limit: int = SHOWN) -> str:
+    return ", ".join(ids[:limit]) + (f" and {len(ids) - limit} more" if len(ids) > limit else "")

@@ -1,0 +1,183 @@
+"""Signed evidence: who vouches for an output folder, through OpenSSH's `ssh-keygen -Y` (the scheme
+git uses to sign commits), so any SSH key (ed25519, RSA, a hardware key) signs and nothing new is
+installed.
+
+What is signed is a short statement, rebuilt from manifest.json whenever it is checked:
+
+    mm-embed-harness manifest
+    spec: <spec name>
+    digest: <the manifest's roll-up digest>
+
+The digest covers the spec, the inputs, the cells and the sha256 of every file, so any change to the
+folder that is not undone changes the digest and the signature no longer holds. The signature goes
+to `manifest.sig` inside the folder; the manifest does not hash it (it is made after the manifest),
+so signing changes no recorded byte and a folder can be signed later (`harness sign`).
+
+The namespace `mm-embed-harness` is fixed: a signature made for git commits or for another tool
+cannot be replayed as one of these, and vice versa.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness import manifest as manifest_mod
+from harness.errors import ExitCode, HarnessError, Problem
+from harness.evidence import atomic_write
+
+NAMESPACE = "mm-embed-harness"
+SIGNATURE = manifest_mod.SIGNATURE
+MANIFEST = manifest_mod.MANIFEST
+TIMEOUT = 60.0
+INSTALL_HINT = "install OpenSSH's client tools (Debian/Ubuntu: apt-get install openssh-client; macOS ships them)"
+
+
+def statement(manifest: dict) -> bytes:
+    """The bytes that are signed: the spec name and the manifest's roll-up digest, recomputed from
+    the manifest (never the recorded one), so the signature alone proves the manifest's content."""
+    spec = (manifest.get("spec") or {}).get("name")
+    return f"{NAMESPACE} manifest\nspec: {spec}\ndigest: {manifest_mod.digest(manifest)}\n".encode("utf-8")
+
+
+def _ssh_keygen() -> str:
+    path = shutil.which("ssh-keygen")
+    if path is None:
+        raise HarnessError(Problem("ssh-keygen was not found on PATH; signatures are made and checked with it",
+                                   hint=INSTALL_HINT), ExitCode.USAGE)
+    return path
+
+
+def _run(args: list[str], data: bytes | None = None) -> subprocess.CompletedProcess:
+    try:
+        return subprocess.run([_ssh_keygen(), *args], input=data, capture_output=True, timeout=TIMEOUT,
+                              stdin=None if data is not None else subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        # A passphrase-protected key without an agent waits for a terminal that is not there.
+        raise HarnessError(Problem(f"ssh-keygen did not finish in {TIMEOUT:.0f} s",
+                                   hint="a key with a passphrase needs ssh-agent (ssh-add KEY) first"),
+                           ExitCode.USAGE) from None
+
+
+def _said(proc: subprocess.CompletedProcess) -> str:
+    text = (proc.stderr or b"").decode("utf-8", "replace").strip() or (proc.stdout or b"").decode("utf-8", "replace").strip()
+    return text.splitlines()[-1] if text else f"exit status {proc.returncode}"
+
+
+def check_key(key: str | os.PathLike) -> Path:
+    """Refuse a key that cannot sign before a run spends anything; returns its path."""
+    path = Path(key).expanduser()
+    if not path.is_file():
+        raise HarnessError(Problem(f"--sign/--key {key}: no such file",
+                                   hint="give an SSH private key, e.g. ~/.ssh/id_ed25519 (or its .pub when the "
+                                        "private key is in ssh-agent)"), ExitCode.USAGE)
+    _ssh_keygen()
+    return path
+
+
+def sign(folder: str | os.PathLike, key: str | os.PathLike) -> str:
+    """Sign `folder`'s manifest digest with the SSH key `key` into manifest.sig; returns the key's
+    fingerprint line as ssh-keygen reports it. Raises HarnessError (exit 2) when it cannot."""
+    folder = Path(folder)
+    key_path = check_key(key)
+    manifest = _manifest(folder)
+    if manifest.get("digest") != manifest_mod.digest(manifest):
+        raise HarnessError(Problem(f"{folder / MANIFEST}: the recorded digest is not the manifest's; it was "
+                                   "edited after the run, so it is not signed", hint="run `harness verify` on the "
+                                   "folder"), ExitCode.VERIFY_MISMATCH)
+    # `-Y sign` reads the data from stdin and writes the signature to stdout when no file is given.
+    proc = _run(["-Y", "sign", "-q", "-f", str(key_path), "-n", NAMESPACE], statement(manifest))
+    sig = proc.stdout or b""
+    if proc.returncode != 0 or b"BEGIN SSH SIGNATURE" not in sig:
+        raise HarnessError(Problem(f"ssh-keygen could not sign with {key_path}: {_said(proc)}",
+                                   hint="give an SSH private key (a key with a passphrase needs ssh-agent)"),
+                           ExitCode.USAGE)
+    atomic_write(folder / SIGNATURE, sig)
+    return fingerprint(folder / SIGNATURE) or str(key_path)
+
+
+def fingerprint(signature: Path) -> str | None:
+    """The signing key's fingerprint, read from the signature itself (no trust implied)."""
+    # check-novalidate proves the signature matches the data for *some* key; we only want its key.
+    # The public key sits in the SSHSIG blob: decode it rather than guessing from ssh-keygen's text.
+    import base64
+    import hashlib
+    import struct
+
+    try:
+        text = signature.read_text(encoding="ascii")
+        body = "".join(line for line in text.splitlines() if line and not line.startswith("-----"))
+        blob = base64.b64decode(body)
+        if blob[:6] != b"SSHSIG":
+            return None
+        (n,) = struct.unpack(">I", blob[10:14])
+        key = blob[14:14 + n]
+        (t,) = struct.unpack(">I", key[:4])
+        kind = key[4:4 + t].decode("ascii")
+    except (OSError, ValueError, UnicodeDecodeError, struct.error):
+        return None
+    digest = base64.b64encode(hashlib.sha256(key).digest()).decode("ascii").rstrip("=")
+    return f"{kind} SHA256:{digest}"
+
+
+@dataclass
+class SignatureCheck:
+    signed: bool          # manifest.sig exists
+    ok: bool              # the signature is valid and its key is in the allowed-signers file
+    signer: str | None    # the principal the allowed-signers file names for the key
+    key: str | None       # the key's fingerprint
+    message: str
+
+
+def check(folder: str | os.PathLike, allowed_signers: str | os.PathLike) -> SignatureCheck:
+    """Check manifest.sig against the statement rebuilt from manifest.json, trusting only the keys
+    in `allowed_signers` (OpenSSH's format, as for git's gpg.ssh.allowedSignersFile)."""
+    folder = Path(folder)
+    allowed = Path(allowed_signers).expanduser()
+    if not allowed.is_file():
+        raise HarnessError(Problem(f"--allowed-signers {allowed_signers}: no such file",
+                                   hint="one line per signer: `PRINCIPAL namespaces=\"mm-embed-harness\" "
+                                        "ssh-ed25519 AAAA…`"), ExitCode.USAGE)
+    sig = folder / SIGNATURE
+    if not sig.is_file():
+        return SignatureCheck(False, False, None, None, f"the folder is not signed (no {SIGNATURE}); sign it with "
+                              "`harness sign DIR --key KEY` or `harness run --sign KEY`")
+    key = fingerprint(sig)
+    try:
+        manifest = _manifest(folder)
+    except HarnessError as exc:
+        return SignatureCheck(True, False, None, key, f"cannot rebuild what was signed: {exc.problems[0].message}")
+    data = statement(manifest)
+    proc = _run(["-Y", "find-principals", "-s", str(sig), "-f", str(allowed)])
+    principals = [p for p in (proc.stdout or b"").decode("utf-8", "replace").split() if p] \
+        if proc.returncode == 0 else []
+    if not principals:
+        return SignatureCheck(True, False, None, key, f"signed by {key or 'an unreadable key'}, which is not in "
+                              f"{allowed_signers} (for namespace {NAMESPACE})")
+    said = ""
+    for principal in principals:
+        proc = _run(["-Y", "verify", "-f", str(allowed), "-I", principal, "-n", NAMESPACE, "-s", str(sig)], data)
+        if proc.returncode == 0:
+            return SignatureCheck(True, True, principal, key, f"signed by {principal} ({key})")
+        said = _said(proc)
+    return SignatureCheck(True, False, principals[0], key,
+                          f"the signature by {', '.join(principals)} ({key}) does not hold for this manifest "
+                          f"digest: the folder changed after it was signed ({said})")
+
+
+def _manifest(folder: Path) -> dict:
+    try:
+        data = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise HarnessError(Problem(f"{folder} has no {MANIFEST}", hint="give the output folder of `harness run`"),
+                           ExitCode.USAGE) from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise HarnessError(Problem(f"{folder / MANIFEST} is not valid JSON ({exc})",
+                                   hint="check it with `harness verify`"), ExitCode.VERIFY_MISMATCH) from None
+    if not isinstance(data, dict):
+        raise HarnessError(Problem(f"{folder / MANIFEST} is not a manifest"), ExitCode.VERIFY_MISMATCH)
+    return data
