@@ -178,7 +178,9 @@ class FileSink:
     def _write(path: Path, data: bytes) -> None:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)   # the umask decides, as for any file
         try:
-            os.write(fd, data)
+            view = memoryview(data)
+            while view:     # a write may take only part (a file size limit): the next one says why
+                view = view[os.write(fd, view):]
         finally:
             os.close(fd)
 
