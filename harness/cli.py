@@ -55,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _interrupt)
+    COMMITTED.clear()          # one command's record (main may run more than once in a process)
     try:
         return int(args.func(args))
     except HarnessError as e:
