@@ -82,6 +82,8 @@ def test_a_run_replaces_only_an_earlier_run_of_the_harness(tmp_path):
     r = harness("run", spec.name, "--output", "afile", cwd=tmp_path)
     assert r.returncode == 2 and f"output folder {(tmp_path / 'afile').resolve()} is a file" in r.stderr, r.stderr
     assert (tmp_path / "afile").read_text() == "x"
+    r = harness("run", spec.name, "--output", "afile/sub", cwd=tmp_path)
+    assert r.returncode == 2 and "Not a directory" in r.stderr and "give --output a folder" in r.stderr, r.stderr
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "data").write_text("a file")
     r = harness("run", spec.name, "--output", "out", cwd=tmp_path)
