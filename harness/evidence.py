@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 import threading
@@ -100,11 +101,15 @@ def hash_tree(root: str | os.PathLike, exclude: frozenset[str] = frozenset(),
 
 
 # --- who owns a temporary name ------------------------------------------------------------
-# Staging folders, a swap's previous folder and input spools carry their process's id and start
-# time, so a later run can tell the debris of a killed process (removed) from the work of a live
-# one (kept), even once the PID is reused by another process.
+# Staging folders, a swap's previous folder and input spools carry their process's id, start
+# time and host, so a later run can tell the debris of a killed process (removed) from the work of
+# a live one (kept), even once the PID is reused; another host's (a shared disk) is never judged.
 
-OWNER = r"(?P<owner>\d+-\d+)"
+OWNER = r"(?P<owner>\d+-\d+-[0-9a-f]{8})"
+
+
+def _host() -> str:
+    return hashlib.sha256(socket.gethostname().encode("utf-8")).hexdigest()[:8]
 
 
 def _start_time(pid: int) -> str | None:
@@ -119,13 +124,15 @@ def _start_time(pid: int) -> str | None:
 
 
 def owner() -> str:
-    """`PID-STARTTIME` of this process (STARTTIME 0 where there is no /proc)."""
+    """`PID-STARTTIME-HOST` of this process (STARTTIME 0 where there is no /proc)."""
     pid = os.getpid()
-    return f"{pid}-{_start_time(pid) or 0}"
+    return f"{pid}-{_start_time(pid) or 0}-{_host()}"
 
 
 def owner_alive(tag: str) -> bool:
-    pid, _, start = tag.partition("-")
+    pid, start, host = tag.split("-")
+    if host != _host():
+        return True
     if os.path.isdir("/proc/self"):
         return _start_time(int(pid)) == start
     try:  # no /proc: the PID alone, erring on the side of keeping

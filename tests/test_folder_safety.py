@@ -206,15 +206,19 @@ def test_a_previous_run_left_moved_aside_by_a_killed_swap_is_restored(tmp_path):
     os.rename(out / "demo", out / f".demo.old-{dead}")        # killed between the two renames
     live = out / f".demo.old-{evidence.owner()}"              # a swap in progress in a live process
     live.mkdir()
+    pid, start, host = dead.split("-")
+    other_host = ("1" if host[0] == "0" else "0") + host[1:]
+    foreign = out / f".demo.staging-{pid}-{start}-{other_host}-abc"
+    foreign.mkdir()                                            # another host's, on a shared disk: not ours to judge
 
     assert harness("run", str(spec_file(tmp_path, "other")), "--output", "out", cwd=tmp_path).returncode == 0
     assert tree(out / "demo") == before, "the previous run is back under its name"
-    assert staging(out) == [live.name]
+    assert staging(out) == sorted([live.name, foreign.name])
 
     # the new run had landed: what was moved aside is only debris
     (out / f".demo.old-{dead}").mkdir()
     assert harness("run", str(spec_file(tmp_path, "other")), "--output", "out", cwd=tmp_path).returncode == 0
-    assert tree(out / "demo") == before and staging(out) == [live.name]
+    assert tree(out / "demo") == before and staging(out) == sorted([live.name, foreign.name])
 
 
 # --- case 4: modes follow the umask -------------------------------------------------------------
