@@ -6,6 +6,7 @@ so an invalid spec, an interrupted run or a crash leaves no new or half-written 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import errno
 import json
@@ -19,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from harness import __version__, estimate
 from harness import manifest as manifest_mod
@@ -103,11 +104,19 @@ WRITE_ERRORS = {
 }
 
 
-def write_failed(e: OSError, final: Path) -> HarnessError:
-    code, hint = WRITE_ERRORS.get(e.errno, (ExitCode.PROVIDER_ERROR, None))
-    where = e.filename or final
-    return HarnessError(Problem(f"cannot write the run to {final}: {e.strerror or e} ({where}); "
-                                f"nothing was changed there", hint=hint), code)
+@contextlib.contextmanager
+def _write_errors(spec: Spec, final: Path) -> Iterator[None]:
+    """A user's or the machine's mistake found while the run is written is an error with its exit
+    code, never a crash; the staging folder is gone by then (StagedFolder removes it)."""
+    try:
+        yield
+    except MediaError as e:   # an image edited or removed after planning: the plan no longer holds
+        raise HarnessError(Problem(e.message, file=spec.display, hint=e.hint), ExitCode.SPEC_INVALID) from None
+    except OSError as e:
+        code, hint = WRITE_ERRORS.get(e.errno, (ExitCode.PROVIDER_ERROR, None))
+        where = f" ({e.filename})" if e.filename else ""
+        raise HarnessError(Problem(f"cannot write the run to {final}: {e.strerror or e}{where}; "
+                                   "nothing was changed there", hint=hint), code) from None
 
 
 @dataclass
@@ -387,30 +396,24 @@ def run(spec_path: str | Path, *, base: Path, execute: bool = False, execute_opt
     spec = read_spec(spec_path)
     with build_plan(spec, base_url=base_url) as plan:
         final = output_folder(base, spec)
-        try:
-            with StagedFolder(final, guard=check_replaceable) as stage:
-                folder = stage.path
-                (folder / "spec.yaml").write_bytes(spec.raw)
-                inputs, stats, payload_results, known = write_plan(plan, folder)
-                results = offline_results(plan) + payload_results
-                body = manifest_body(plan, final, stats, inputs)
-                provider_failed = False
-                if execute:
-                    exec_results, provider_failed = _execute(plan, folder, body["cells"], execute_options or {},
-                                                             console)
-                    results += exec_results
-                    results += _spec_checks(spec, folder, body["cells"])
-                    results += _spec_export(spec, folder, body)
-                atomic_write(folder / "validate.txt", render_validate_txt(results))
-                write_markdown(folder, body, results)
-                write_reports(folder, body, results)      # summary.json, junit.xml, report.html
-                manifest = manifest_mod.finish(folder, body, known)
-                atomic_write(folder / manifest_mod.RUN, canonical_json(run_facts(started, execute), pretty=True))
-                stage.commit()
-        except MediaError as e:   # an image edited or removed after planning: the plan no longer holds
-            raise HarnessError(Problem(e.message, file=spec.display, hint=e.hint), ExitCode.SPEC_INVALID) from None
-        except OSError as e:
-            raise write_failed(e, final) from None
+        with _write_errors(spec, final), StagedFolder(final, guard=check_replaceable) as stage:
+            folder = stage.path
+            (folder / "spec.yaml").write_bytes(spec.raw)
+            inputs, stats, payload_results, known = write_plan(plan, folder)
+            results = offline_results(plan) + payload_results
+            body = manifest_body(plan, final, stats, inputs)
+            provider_failed = False
+            if execute:
+                exec_results, provider_failed = _execute(plan, folder, body["cells"], execute_options or {}, console)
+                results += exec_results
+                results += _spec_checks(spec, folder, body["cells"])
+                results += _spec_export(spec, folder, body)
+            atomic_write(folder / "validate.txt", render_validate_txt(results))
+            write_markdown(folder, body, results)
+            write_reports(folder, body, results)      # summary.json, junit.xml, report.html
+            manifest = manifest_mod.finish(folder, body, known)
+            atomic_write(folder / manifest_mod.RUN, canonical_json(run_facts(started, execute), pretty=True))
+            stage.commit()
     failed = set()
     if provider_failed:
         failed.add("provider")
