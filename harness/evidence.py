@@ -244,9 +244,14 @@ class StagedFolder:
                 elif _exchange(self.path, self.final):
                     trash = self.path                  # the previous run, now under the staging name
                 else:
-                    trash = self.final.with_name(f".{self.final.name}.old-{owner()}")
-                    os.rename(self.final, trash)
-                    os.rename(self.path, self.final)
+                    aside = self.final.with_name(f".{self.final.name}.old-{owner()}")
+                    os.rename(self.final, aside)
+                    try:
+                        os.rename(self.path, self.final)
+                    except BaseException:
+                        os.rename(aside, self.final)   # the new run could not land: the previous one goes back
+                        raise
+                    trash = aside
                 COMMITTED.append((self.final, trash is not None))
         finally:
             if trash is not None:
