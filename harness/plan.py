@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
@@ -18,9 +19,11 @@ from typing import Iterator
 from harness import estimate
 from harness.catalog import Catalog, ModelInfo, load_catalog
 from harness.errors import ExitCode, HarnessError, Problem
+from harness.evidence import OWNER, dead_owners, owner
 from harness.inputs import Input, InputFiles, InputProblem, iter_inputs
 from harness.spec import Spec, read_spec
 
+SPOOL = re.compile(r"^harness-inputs-" + OWNER + r"-\w+\.spool$")   # temp file of one process's inputs
 DEFAULT_BATCH = 20          # when the catalog documents no per-request cap (undated tongyi, local)
 DASHSCOPE_BASE_ENV = "DASHSCOPE_HTTP_BASE_URL"   # the official SDK's name, so setups carry over
 
@@ -462,7 +465,9 @@ def build_plan(spec: Spec, *, base_url: str | None = None, catalog: Catalog | No
     schema_ok = not spec.problems
     cells: list[Cell] = []
     n, counts = 0, Counter()
-    fd, name = tempfile.mkstemp(prefix="harness-inputs-", suffix=".spool")
+    for debris, _ in dead_owners(Path(tempfile.gettempdir()), SPOOL):   # left by killed runs
+        debris.unlink(missing_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f"harness-inputs-{owner()}-", suffix=".spool")
     spool_path = Path(name)
     try:
         try:

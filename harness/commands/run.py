@@ -42,7 +42,7 @@ def add_parser(sub):
                        "and no API key is needed.")
     p.add_argument("spec", metavar="SPEC")
     p.add_argument("--output", metavar="DIR", help="base output folder (default: $OUTPUT_DIR or ./output); "
-                   "the run goes to DIR/<spec name>/")
+                   "the run goes to DIR/<spec name>/, which it replaces only if that holds an earlier run (else exit 2)")
     p.add_argument("--execute", action="store_true", help="send the requests and record the vectors")
     p.add_argument("--base-url", help="DashScope native API base URL (overrides the spec, "
                    "$DASHSCOPE_HTTP_BASE_URL and the region), e.g. http://127.0.0.1:8000/api/v1")
