@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -211,6 +212,18 @@ def _usable(value: Any, path: tuple, refused: set[tuple]) -> Any:
     return value
 
 
+def _non_finite(value: Any, path: tuple = ()):
+    """Paths of YAML's .nan/.inf: JSON (so the schema, the payloads and the evidence) has no such number."""
+    if isinstance(value, float) and not math.isfinite(value):
+        yield path, value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from _non_finite(v, path + (k,))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _non_finite(v, path + (i,))
+
+
 def check_against_schema(spec: Spec, document: dict) -> None:
     """Set `spec.problems` (every schema mistake, each explained once) and `spec.data` (the
     document without what the schema refused)."""
@@ -218,10 +231,15 @@ def check_against_schema(spec: Spec, document: dict) -> None:
     validator = jsonschema.Draft202012Validator(schema, registry=registry)
     problems: dict[Problem, None] = {}
     refused: set[tuple] = set()
+    found = [(path, spec.problem(path, f"{format_path(path)} is {value}, which is not a finite number",
+                                 "write a number such as 0.5"))
+             for path, value in _non_finite(document)]
+    odd = {path for path, _ in found}
     for error in validator.iter_errors(document):
-        for path, problem in _explain(error, spec):
-            problems.setdefault(problem)
-            refused.add(_scope(path))
+        found.extend(f for f in _explain(error, spec) if f[0] not in odd)   # .inf is not also "too large"
+    for path, problem in found:
+        problems.setdefault(problem)
+        refused.add(_scope(path))
     data = _usable(document, (), refused)
     spec.document = document
     spec.data = data if isinstance(data, dict) else {}
