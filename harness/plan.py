@@ -454,13 +454,19 @@ def _scan_inputs(spec: Spec, cells: list[Cell], problems: list[Problem], spool) 
     return n, counts, set(seen)
 
 
+def _written_inputs(spec: Spec) -> list:
+    """The input entries as written, including those the schema refused."""
+    entries = spec.document.get("inputs")
+    return entries if isinstance(entries, list) else []
+
+
 def _starved_models(spec: Spec, cells: list[Cell], problems: list[Problem]) -> None:
     """A model whose `modalities:` filter matches none of the spec's inputs would be sent nothing.
 
     Judged from the input entries as written (an entry that failed for another reason still
     says what it would have given), so it never follows from another mistake."""
     offered: set[str] = set()
-    for entry in spec.document.get("inputs") or []:
+    for entry in _written_inputs(spec):
         if not isinstance(entry, dict):
             continue
         if "from" in entry:
@@ -494,13 +500,17 @@ def _check_refs(spec: Spec, ids: set[str], cells: list[Cell], problems: list[Pro
         from harness.checks import validate_check_refs
     except ImportError:
         return
-    written = {e["id"] for e in spec.document.get("inputs") or []
+    written = {e["id"] for e in _written_inputs(spec)
                if isinstance(e, dict) and "from" not in e and isinstance(e.get("id"), str)}
+    # a refused model or matrix entry leaves the pools of model names and cell ids incomplete
+    entries = (spec.data.get("models") or []) + ((spec.data.get("matrix") or {}).get("include") or [])
+    names_known = None not in entries and ("models" in spec.data or spec.intact(("models",)))
     models = {c.model.name for c in cells} | {e["name"] for e, _, _ in _model_entries(spec)}
+    cells_known = matrix_ok and all(spec.intact((key,)) for key in ("models", "dimensions", "matrix"))
     problems.extend(validate_check_refs(checks, ids | written, lambda path: spec.positions.of(("checks",) + tuple(path)),
                                         file=spec.display if spec.path else None,
-                                        cell_ids=[c.id for c in cells] if matrix_ok else None,
-                                        models=sorted(models) if spec.intact(("models",)) else None))
+                                        cell_ids=[c.id for c in cells] if cells_known else None,
+                                        models=sorted(models) if names_known else None))
 
 
 def build_plan(spec: Spec, *, base_url: str | None = None, catalog: Catalog | None = None) -> Plan:
