@@ -28,6 +28,7 @@ OUT_OF_RANGE = [
     ("prepare", "--max-video-frames", "0", "1 to 64"),
     ("export", "--top-k", "0", "1 to 100"),
     ("diff", "--tolerance", "-0.1", "0 to 2"),
+    ("diff", "--metric-tolerance", "1.5", "0 to 1"),
 ]
 POSITIONAL = {"run": ["spec.yaml", "--execute"], "prepare": [], "export": ["output/t", "--to", "v.db"],
               "diff": ["output/t", "output/t"]}

@@ -30,10 +30,10 @@ def add_parser(sub):
     p.add_argument("a", metavar="RUN_A", help="output folder of the reference run")
     p.add_argument("b", metavar="RUN_B", help="output folder of the run to compare")
     p.add_argument("--tolerance", type=flags.cosine_distance, metavar="X",
-                   help="gate: every input's cosine between the runs must be ≥ 1 − X, with the same dimension "
-                        "and inputs, e.g. 0.001")
-    p.add_argument("--metric-tolerance", type=flags.cosine_distance, metavar="Y",
-                   help="gate: every retrieval metric may move by at most Y, e.g. 0.02")
+                   help="gate: every input's cosine between the runs must be ≥ 1 − X (X from 0 to 2), with the "
+                        "same dimension and inputs, e.g. 0.001")
+    p.add_argument("--metric-tolerance", type=flags.metric_change, metavar="Y",
+                   help="gate: every retrieval metric may move by at most Y (0 to 1), e.g. 0.02")
     p.add_argument("--pair", type=_pair, action="append", metavar="CELL_A:CELL_B",
                    help="compare these two cells (repeatable); by default equal cell ids pair, then unambiguous leftovers")
     p.add_argument("--json", action="store_true", help="print the comparison as JSON")

@@ -74,4 +74,6 @@ EXECUTION = "#/properties/execution/properties/"
 PARAMETERS = "#/$defs/parameters/properties/"
 DIMENSION = "#/$defs/dimension"
 TOP_K = "#/properties/export/properties/top_k"
-cosine_distance = number(float, minimum=0, maximum=2)      # `harness diff` tolerances
+# `harness diff` tolerances: a cosine distance, and a change of a metric that lies in 0..1
+cosine_distance = number(float, minimum=0, maximum=2)
+metric_change = number(float, minimum=0, maximum=1)
