@@ -88,6 +88,27 @@ def test_a_schema_error_hides_neither_input_problems_nor_unknown_check_ids(tmp_p
     assert len(got) == 5, got
 
 
+def test_a_refused_input_entry_hides_no_problem_of_the_others(tmp_path):
+    r = validate(tmp_path, """\
+        version: 1
+        name: t
+        inputs:
+          - id: 5
+            text: hello
+          - id: b
+            image: missing.png
+          - id: b
+            text: again
+        """)
+    assert r.returncode == 3
+    got = located(r)
+    assert_once_in_file_order(got)
+    assert got[0].startswith("spec.yaml:4:9: inputs[0].id must be a string, not integer 5")
+    assert got[1].startswith("spec.yaml:7:12: image file 'missing.png' does not exist")
+    assert got[2].startswith("spec.yaml:8:5: duplicate input id 'b'")
+    assert len(got) == 3, got
+
+
 def test_every_dimension_mistake_of_a_model_is_reported_once(tmp_path):
     r = validate(tmp_path, """\
         version: 1
