@@ -7,7 +7,7 @@ import argparse
 from rich.markup import escape
 
 
-from harness.commands import add_allow_path
+from harness.commands import add_allow_path, flags
 from harness.errors import ExitCode
 from harness.report.terminal import make_console, print_cells
 from harness.runner import output_base, run as run_pipeline
@@ -47,11 +47,15 @@ def add_parser(sub):
     p.add_argument("--base-url", help="DashScope native API base URL (overrides the spec, "
                    "$DASHSCOPE_HTTP_BASE_URL and the region), e.g. http://127.0.0.1:8000/api/v1")
     g = p.add_argument_group("execution (with --execute; override the spec's `execution:`)")
-    g.add_argument("--concurrency", type=int, help="requests in flight at once (default 8)")
-    g.add_argument("--rpm", type=int, help="requests per minute per model (default: the model's quota)")
-    g.add_argument("--tpm", type=int, help="input tokens per minute per model (default: the model's quota)")
-    g.add_argument("--timeout", type=float, help="seconds to wait for one response (default 60)")
-    g.add_argument("--max-attempts", type=int, help="attempts per request, retries included (default 5)")
+    for flag, key, text in (
+            ("--concurrency", "concurrency", "requests in flight at once (%s; default 8)"),
+            ("--rpm", "rpm", "requests per minute per model (%s; default: the model's quota)"),
+            ("--tpm", "tpm", "input tokens per minute per model (%s; default: the model's quota)"),
+            ("--timeout", "timeout", "seconds to wait for one response (%s; default 60)"),
+            ("--max-attempts", "max_attempts", "attempts per request, retries included (%s; default 5)")):
+        pointer = flags.EXECUTION + key
+        g.add_argument(flag, type=flags.setting(pointer), metavar="N",
+                       help=text % flags.range_of(pointer).replace("%", "%%"))
     g.add_argument("--no-cache", action="store_true", help="neither read nor write the response cache")
     g.add_argument("--refresh", action="store_true", help="ignore cached responses but store the new ones")
     g.add_argument("--workspace", help="DashScope workspace id (header X-DashScope-WorkSpace; "
