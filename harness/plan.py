@@ -17,12 +17,13 @@ from typing import Iterator
 
 from harness import estimate
 from harness.catalog import Catalog, ModelInfo, load_catalog
+from harness.credentials import BASE_URL_ENV, AllowedHosts, allowed_hosts
 from harness.errors import ExitCode, HarnessError, Problem
 from harness.inputs import Input, InputProblem, iter_inputs
 from harness.spec import Spec, read_spec
 
 DEFAULT_BATCH = 20          # when the catalog documents no per-request cap (undated tongyi, local)
-DASHSCOPE_BASE_ENV = "DASHSCOPE_HTTP_BASE_URL"   # the official SDK's name, so setups carry over
+DASHSCOPE_BASE_ENV = BASE_URL_ENV
 
 
 @dataclass
@@ -274,7 +275,9 @@ def _dims_for(model: ModelInfo, dims, dims_path: tuple, spec: Spec, problems: li
 
 
 def _endpoint(model: ModelInfo, entry: dict, where: tuple, spec: Spec, catalog: Catalog, base_url: str | None,
-              problems: list[Problem]) -> str:
+              problems: list[Problem], allowed: AllowedHosts | None = None) -> str:
+    """The URL a cell's requests go to. A URL the spec chose may receive a credential (the DashScope
+    key, or the variable an openai/* model names in api_key_env) only on an allowed host."""
     if model.provider == "local":
         return f"local://{model.wire_model}"
     if model.provider == "openai":
@@ -284,9 +287,19 @@ def _endpoint(model: ModelInfo, entry: dict, where: tuple, spec: Spec, catalog: 
                                          "e.g. - {name: %s, base_url: http://127.0.0.1:8000/v1}" % model.name,
                                          prefer_key=True))
             return ""
+        if entry.get("api_key_env"):   # no key, nothing to leak: a self-hosted server may be anywhere
+            _refuse_unless_allowed(base, f"${entry['api_key_env']} (the api_key_env of {model.name})",
+                                   where + ("base_url",), spec, allowed, problems)
         return base.rstrip("/") + "/embeddings"
     region = spec.data.get("region", "cn-beijing")
-    base = base_url or entry.get("base_url") or spec.data.get("endpoint") or os.environ.get(DASHSCOPE_BASE_ENV)
+    base = base_url
+    if not base:   # --base-url is the user's own choice; what the spec names must be allowed
+        base = entry.get("base_url") or spec.data.get("endpoint")
+        if base:
+            _refuse_unless_allowed(base, "the DashScope API key",
+                                   where + ("base_url",) if entry.get("base_url") else ("endpoint",),
+                                   spec, allowed, problems)
+    base = base or os.environ.get(DASHSCOPE_BASE_ENV)
     if not base:
         if model.regions and region not in model.regions:
             problems.append(spec.problem(("region",) if "region" in spec.data else where,
@@ -296,7 +309,25 @@ def _endpoint(model: ModelInfo, entry: dict, where: tuple, spec: Spec, catalog: 
     return base.rstrip("/") + catalog.embedding_path
 
 
-def build_cells(spec: Spec, catalog: Catalog, problems: list[Problem], base_url: str | None = None) -> list[Cell]:
+def _refuse_unless_allowed(url: str, what: str, path: tuple, spec: Spec, allowed: AllowedHosts | None,
+                           problems: list[Problem]) -> None:
+    if allowed is not None and not allowed.admits(url):
+        problem = spec.problem(path, *allowed.refusal(what, url))
+        if problem not in problems:   # one spec `endpoint:` serves every DashScope model
+            problems.append(problem)
+
+
+def _check_export_host(spec: Spec, allowed: AllowedHosts | None, problems: list[Problem]) -> None:
+    """`export:` with a token_env sends that variable to the Milvus server at `to`: the same rule."""
+    export = spec.data.get("export")
+    if isinstance(export, dict) and export.get("token_env") and isinstance(export.get("to"), str) \
+            and "://" in export["to"]:
+        _refuse_unless_allowed(export["to"], f"${export['token_env']} (the export's token_env)",
+                               ("export", "to"), spec, allowed, problems)
+
+
+def build_cells(spec: Spec, catalog: Catalog, problems: list[Problem], base_url: str | None = None,
+                allowed: AllowedHosts | None = None) -> list[Cell]:
     data = spec.data
     matrix = data.get("matrix") or {}
     excludes = matrix.get("exclude") or []
@@ -348,7 +379,7 @@ def build_cells(spec: Spec, catalog: Catalog, problems: list[Problem], base_url:
             dims = []
         else:
             dims = _dims_for(model, dims_spec, dims_path, spec, problems, excluded)
-        endpoint = _endpoint(model, entry, where, spec, catalog, base_url, problems)
+        endpoint = _endpoint(model, entry, where, spec, catalog, base_url, problems, allowed)
         for d in dims:
             if excluded(name, d):
                 continue
@@ -450,9 +481,16 @@ def _check_refs(spec: Spec, ids: set[str], cells: list[Cell], problems: list[Pro
                                         models=sorted({c.model.name for c in cells})))
 
 
-def build_plan(spec: Spec, *, base_url: str | None = None, catalog: Catalog | None = None) -> Plan:
-    """Check every rule and expand the spec; raise HarnessError with all errors, in file order."""
+def build_plan(spec: Spec, *, base_url: str | None = None, catalog: Catalog | None = None,
+               allow_hosts: tuple[str, ...] | list[str] | None = ()) -> Plan:
+    """Check every rule and expand the spec; raise HarnessError with all errors, in file order.
+
+    `allow_hosts` are the `--allow-host` values: with the official hosts, `base_url` and the
+    environment's, the only hosts the spec may route a credential to. None skips that rule, for
+    callers that never send (verify re-rendering a recorded run's payloads)."""
     catalog = catalog or load_catalog()
+    allowed = None if allow_hosts is None else allowed_hosts(catalog.regions.values(), extra=allow_hosts,
+                                                             base_url=base_url)
     problems: list[Problem] = list(spec.problems)
     schema_ok = not spec.problems
     cells: list[Cell] = []
@@ -462,7 +500,8 @@ def build_plan(spec: Spec, *, base_url: str | None = None, catalog: Catalog | No
     try:
         try:
             with os.fdopen(fd, "wb") as f:
-                cells = build_cells(spec, catalog, problems, base_url)
+                cells = build_cells(spec, catalog, problems, base_url, allowed)
+                _check_export_host(spec, allowed, problems)
                 n, counts, ids = _scan_inputs(spec, cells, problems, f)
             if schema_ok:
                 _check_refs(spec, ids, cells, problems)
@@ -481,5 +520,5 @@ def build_plan(spec: Spec, *, base_url: str | None = None, catalog: Catalog | No
     return Plan(spec, catalog, cells, n, dict(counts), sorted(problems, key=Problem.sort_key), max_contents, spool_path)
 
 
-def load_plan(path: str | Path, *, base_url: str | None = None) -> Plan:
-    return build_plan(read_spec(path), base_url=base_url)
+def load_plan(path: str | Path, *, base_url: str | None = None, allow_hosts: tuple[str, ...] | list[str] = ()) -> Plan:
+    return build_plan(read_spec(path), base_url=base_url, allow_hosts=allow_hosts)

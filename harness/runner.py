@@ -318,12 +318,12 @@ def _repeated_cells(spec: Spec, cells: list[dict]) -> list[dict]:
 
 
 def run(spec_path: str | Path, *, base: Path, execute: bool = False, execute_options: dict | None = None,
-        base_url: str | None = None, console=None) -> RunOutcome:
+        base_url: str | None = None, allow_hosts: tuple[str, ...] | list[str] = (), console=None) -> RunOutcome:
     """Validate, expand, write payloads and evidence (and execute when asked). Raises HarnessError
     for an invalid spec, before anything is written."""
     started = time.time()
     spec = read_spec(spec_path)
-    with build_plan(spec, base_url=base_url) as plan:
+    with build_plan(spec, base_url=base_url, allow_hosts=allow_hosts) as plan:
         final = output_folder(base, spec)
         with StagedFolder(final) as stage:
             folder = stage.path

@@ -7,6 +7,7 @@ import argparse
 from rich.markup import escape
 
 
+from harness.commands import add_allow_host
 from harness.errors import ExitCode
 from harness.report.terminal import make_console, print_cells
 from harness.runner import output_base, run as run_pipeline
@@ -43,6 +44,7 @@ def add_parser(sub):
     p.add_argument("--execute", action="store_true", help="send the requests and record the vectors")
     p.add_argument("--base-url", help="DashScope native API base URL (overrides the spec, "
                    "$DASHSCOPE_HTTP_BASE_URL and the region), e.g. http://127.0.0.1:8000/api/v1")
+    add_allow_host(p)
     g = p.add_argument_group("execution (with --execute; override the spec's `execution:`)")
     g.add_argument("--concurrency", type=int, help="requests in flight at once (default 8)")
     g.add_argument("--rpm", type=int, help="requests per minute per model (default: the model's quota)")
@@ -68,7 +70,8 @@ def run(args) -> int:
                "use_cache": False if args.no_cache else None, "refresh": args.refresh or None,
                "workspace": args.workspace}
     outcome = run_pipeline(args.spec, base=output_base(args.output), execute=args.execute,
-                           execute_options=options, base_url=args.base_url, console=console)
+                           execute_options=options, base_url=args.base_url, allow_hosts=args.allow_host,
+                           console=console)
     m = outcome.manifest
     print_cells(console, m["cells"], f"{m['spec']['name']}: {m['inputs']['count']} inputs × {len(m['cells'])} cells")
     skipped: dict[str, list[str]] = {}

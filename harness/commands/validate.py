@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+from harness.commands import add_allow_host
 from harness.errors import ExitCode, HarnessError
 from harness.plan import load_plan
 
@@ -16,6 +17,7 @@ def add_parser(sub):
     p = sub.add_parser(NAME, help=HELP, description=HELP + ". Every error is reported as file:line:col: message (hint).")
     p.add_argument("specs", nargs="+", metavar="SPEC", help="spec files (YAML)")
     p.add_argument("--base-url", help="DashScope native API base URL to check against (as `run` would use)")
+    add_allow_host(p)
     return p
 
 
@@ -23,7 +25,7 @@ def run(args) -> int:
     worst = ExitCode.OK
     for path in args.specs:
         try:
-            with load_plan(path, base_url=args.base_url) as plan:
+            with load_plan(path, base_url=args.base_url, allow_hosts=args.allow_host) as plan:
                 for w in plan.warnings:
                     print(w.render(), file=sys.stderr)
                 print(f"{path}: ok ({len(plan.cells)} cells, {plan.input_count} inputs)")
