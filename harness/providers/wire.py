@@ -159,5 +159,5 @@ def first_non_number(values: list) -> str | None:
 def redirect_hint(headers: Any) -> str:
     """Why a 30x is not followed: the key would go along to wherever it points."""
     where = headers.get("location") or "elsewhere"
-    return (f"the server redirects to {where}; redirects are not followed, so no key goes anywhere the spec "
-            "and the command line did not name: use the final address as the base URL")
+    return (f"the server redirects to {where}; redirects are not followed (the key would go along): "
+            "use the final address as the base URL")
