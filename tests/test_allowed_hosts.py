@@ -153,3 +153,21 @@ def test_a_redirect_from_an_allowed_host_does_not_carry_the_key_along(server, tm
     validate = (tmp_path / "out" / "hosts" / "validate.txt").read_text()
     assert "HTTP 307: HTTP307: " in validate and f"redirects to {elsewhere.url}; redirects are not followed" in validate
     assert len(server.log) == 1                      # fatal: the first redirect stops the run
+
+
+@pytest.mark.parametrize("url, shown", [
+    ("https://dashscope.aliyuncs.com@evil.example/api/v1", "evil.example:443"),         # userinfo, not the host
+    ("https://dashscope.aliyuncs.com.evil.example/api/v1", "dashscope.aliyuncs.com.evil.example:443"),
+    ("https://dashscope.aliyuncs.com:8443/api/v1", "dashscope.aliyuncs.com:8443"),
+])
+def test_look_alike_official_urls_are_other_hosts(server, tmp_path, url, shown):
+    spec = f"version: 1\nname: hosts\nendpoint: {url}\nmodels: [qwen3-vl-embedding]\ndimensions: [256]\n{INPUTS}"
+    proc = harness(tmp_path, "validate", spec)
+    assert proc.returncode == 3 and f"to {shown}, which is not an allowed host" in proc.stderr, proc.stderr
+
+
+def test_a_spec_endpoint_overridden_by_base_url_is_never_used_so_never_refused(server, tmp_path):
+    spec = endpoint_spec(server).replace(server.base_url, "http://10.9.8.7:8000/api/v1")
+    proc = harness(tmp_path, "run", spec, "--base-url", server.base_url)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert len(server.log) == 1
