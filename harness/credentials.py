@@ -17,6 +17,7 @@ the hosts allowed outside the spec (`DASHSCOPE_HTTP_BASE_URL`, `--base-url`, `--
 from __future__ import annotations
 
 import configparser
+import json
 import os
 import re
 from dataclasses import dataclass
@@ -219,4 +220,13 @@ def allowed_hosts(official_urls: Iterable[str], *, extra: Iterable[str] = (), ba
 
 
 def scrub(text: str, secret: str | None) -> str:
-    return text.replace(secret, "***") if secret and secret in text else text
+    """`text` without `secret`: as is, JSON- or repr-escaped, or its first 6+ characters (a body
+    snippet cut short may end inside it)."""
+    if not secret:
+        return text
+    for form in dict.fromkeys((secret, json.dumps(secret)[1:-1], repr(secret)[1:-1])):
+        text = text.replace(form, "***")
+    for n in range(len(secret) - 1, 5, -1):
+        if secret[:n] in text:
+            text = text.replace(secret[:n], "***")
+    return text

@@ -23,7 +23,6 @@ from harness.inputs import Input, InputProblem, iter_inputs
 from harness.spec import Spec, read_spec
 
 DEFAULT_BATCH = 20          # when the catalog documents no per-request cap (undated tongyi, local)
-DASHSCOPE_BASE_ENV = BASE_URL_ENV
 
 
 @dataclass
@@ -299,7 +298,7 @@ def _endpoint(model: ModelInfo, entry: dict, where: tuple, spec: Spec, catalog: 
             _refuse_unless_allowed(base, "the DashScope API key",
                                    where + ("base_url",) if entry.get("base_url") else ("endpoint",),
                                    spec, allowed, problems)
-    base = base or os.environ.get(DASHSCOPE_BASE_ENV)
+    base = base or os.environ.get(BASE_URL_ENV)
     if not base:
         if model.regions and region not in model.regions:
             problems.append(spec.problem(("region",) if "region" in spec.data else where,

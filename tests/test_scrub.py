@@ -18,7 +18,8 @@ from dashscope_server import serve  # noqa: E402
 
 KEY = "sk-echoed-Zq81xkY3VbT0"
 ROOT = Path(__file__).resolve().parents[1]
-TEXTS = ["a good one", "echo the key in a good answer", "echo the key in an error", "another good one"]
+TEXTS = ["a good one", "echo the key in a good answer", "echo the key in an error", "another good one",
+         "echo the key where the snippet ends"]
 
 
 def run(tmp_path: Path, spec: str, *args: str, **env: str) -> subprocess.CompletedProcess:
@@ -53,16 +54,19 @@ def test_dashscope_server_echoing_the_key_in_every_field_gets_it_written_nowhere
     with serve(api_key=KEY) as server:
         server.add_fault("echo-key", match=TEXTS[1])
         server.add_fault("echo-key-error", match=TEXTS[2])
+        server.add_fault("echo-key-cut", match=TEXTS[4])
         models = "  - qwen3-vl-embedding\n"
         first = run(tmp_path, spec(models) + "dimensions: [256]\n", "--base-url", server.base_url,
                     DASHSCOPE_API_KEY=KEY)
         assert first.returncode == 4, first.stdout + first.stderr
-        assert len(server.log) == 4
+        assert len(server.log) == 5
         files = assert_key_nowhere(tmp_path, first)
+        assert_key_nowhere(tmp_path, first, KEY[:6])      # not even the start of it, where a snippet cut it
         assert {"validate.txt", "junit.xml", "report.html", "summary.json", "execution.json"} <= \
             {p.name for p in files}
         assert any("cache" in p.parts and p.suffix == ".json" for p in files)
-        echoed, error = responses(tmp_path, "qwen3-vl-embedding-256")[1:3]
+        echoed, error, _, cut = responses(tmp_path, "qwen3-vl-embedding-256")[1:5]
+        assert cut["error"]["message"].endswith("x***…'")
         assert echoed["error"] is None and echoed["request_id"] == "***"
         assert echoed["usage"]["***"] == 1 and echoed["usage"]["echo"] == "billed to ***"
         assert error["error"] == {"status": 400, "code": "***", "message": "Bad key *** in request",

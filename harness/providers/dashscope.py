@@ -10,10 +10,11 @@ error all the same.
 Every answer is checked before it is believed: one vector per expected input, indexes 0..n-1 each
 once, length equal to the cell's dimension, finite JSON numbers (not `true`, not "0.5", none beyond a
 float's range; JSON nested too deep to read is no answer either). A violation is a failed request
-with the reason, never a crash of the run. Error classes (data below, not `if` chains): 429 → retryable and throttled (honouring
-Retry-After); 408/5xx, timeouts, dropped connections and truncated bodies → retryable; a bad key,
-a denied account, an unknown model, a wrong URL or a redirect fail every request alike → fatal, so the engine
-stops at once instead of paying for (or waiting out) the rest.
+with the reason, never a crash of the run. Error classes (data below, not `if` chains): 429 →
+retryable and throttled (honouring Retry-After); 408/5xx, timeouts, dropped connections and
+truncated bodies → retryable; a bad key, a denied account, an unknown model, a wrong URL or a
+redirect fail every request alike → fatal, so the engine stops at once instead of paying for (or
+waiting out) the rest.
 
 The key is resolved by `harness.credentials`, lives in this object only, is never in its repr,
 and is scrubbed from every field kept of an answer (message, code, request_id, usage), in case a

@@ -8,8 +8,8 @@ engine treats every provider alike:
 - 429 → retryable and throttled, honouring `Retry-After`; 5xx, timeouts and dropped
   connections → retryable.
 - 401/403 (bad or missing key), 404 (wrong base URL, unknown model) and a redirect (never
-  followed: the key would go along) fail every request the same way → fatal, the engine stops early. A 400 that names an unknown model is fatal too;
-  any other 4xx fails only its own request.
+  followed: the key would go along) fail every request the same way → fatal, the engine stops
+  early. A 400 that names an unknown model is fatal too; any other 4xx fails only its own request.
 - A 200 whose body is not JSON is retryable (a body cut short is as transient as a dropped
   connection, and the DashScope provider treats it the same way). A 200 that carries an
   `error`, lacks an index, repeats one, has too many vectors, or a vector of the wrong length

@@ -11,7 +11,8 @@ Faults are injected per request (`add_fault`), optionally only for bodies contai
 wrong vector length, a missing index, a NaN, an HTTP 200 with an error body, 401, 400; answers
 that are JSON but not numbers (a 400-digit integer, `true`, a numeric string, 200k nested
 brackets; `bad-usage`: good vectors with usage numbers a float cannot hold); a server echoing the caller's key into every field (`echo-key`: request_id and usage
-of a good answer; `echo-key-error`: code, message and request_id of a 400); a 307 redirect to
+of a good answer; `echo-key-error`: code, message and request_id of a 400; `echo-key-cut`: a 400
+whose HTML body holds the key where a 120-character snippet ends); a 307 redirect to
 `location`.
 `rpm=N, window=W` rejects requests beyond N per sliding window of W seconds with 429
 Throttling.RateQuota, as the service does.
@@ -76,7 +77,7 @@ ERROR_FAULTS: dict[str, tuple[int, str, str]] = {
 }
 BODY_FAULTS = ("slow", "drop", "malformed", "wrong-length", "missing-index", "nan",
                "huge-int", "true-number", "string-number", "deep-nesting", "echo-key", "echo-key-error", "redirect",
-               "bad-usage")
+               "bad-usage", "echo-key-cut")
 FAULT_KINDS = tuple(ERROR_FAULTS) + BODY_FAULTS
 
 
@@ -268,6 +269,9 @@ class FakeDashScope:
             record(400, "echo-key-error")
             return await _respond(send, 400, json.dumps({"code": key, "message": f"Bad key {key} in request",
                                                          "request_id": key}).encode())
+        if fault is not None and fault.kind == "echo-key-cut":   # not JSON: the client's snippet cuts the key short
+            record(400, "echo-key-cut")
+            return await _respond(send, 400, b"<html>" + b"x" * 108 + key.encode() + b"</html>")
         if fault is not None and fault.kind == "deep-nesting":
             record(200, "deep-nesting")
             return await _respond(send, 200, b'{"output": {"embeddings": ' + b"[" * 200_000 + b"]" * 200_000 + b"}}")
