@@ -30,7 +30,6 @@ def server():
 @pytest.fixture(autouse=True)
 def fresh(server):
     server.reset()
-    server.counts.clear()
     yield
 
 
