@@ -18,6 +18,7 @@ from typing import Iterator
 
 from harness import estimate
 from harness.catalog import Catalog, ModelInfo, load_catalog
+from harness.credentials import BASE_URL_ENV, AllowedHosts, allowed_hosts
 from harness.errors import ExitCode, HarnessError, Problem
 from harness.evidence import OWNER, dead_owners, owner
 from harness.inputs import MODALITY_KEYS, Input, InputFiles, InputProblem, iter_inputs
@@ -25,7 +26,6 @@ from harness.spec import Spec, read_spec
 
 SPOOL = re.compile(r"^harness-inputs-" + OWNER + r"-\w+\.spool$")   # temp file of one process's inputs
 DEFAULT_BATCH = 20          # when the catalog documents no per-request cap (undated tongyi, local)
-DASHSCOPE_BASE_ENV = "DASHSCOPE_HTTP_BASE_URL"   # the official SDK's name, so setups carry over
 
 
 @dataclass
@@ -284,7 +284,9 @@ def _dims_for(model: ModelInfo, dims, dims_path: tuple, spec: Spec, problems: li
 
 
 def _endpoint(model: ModelInfo, entry: dict, where: tuple, spec: Spec, catalog: Catalog, base_url: str | None,
-              problems: list[Problem]) -> str:
+              problems: list[Problem], allowed: AllowedHosts | None = None) -> str:
+    """The URL a cell's requests go to. A URL the spec chose may receive a credential (the DashScope
+    key, or the variable an openai/* model names in api_key_env) only on an allowed host."""
     if model.provider == "local":
         return f"local://{model.wire_model}"
     if model.provider == "openai":
@@ -294,9 +296,19 @@ def _endpoint(model: ModelInfo, entry: dict, where: tuple, spec: Spec, catalog: 
                                          "e.g. - {name: %s, base_url: http://127.0.0.1:8000/v1}" % model.name,
                                          prefer_key=True))
             return ""
+        if entry.get("api_key_env"):   # no key, nothing to leak: a self-hosted server may be anywhere
+            _refuse_unless_allowed(base, f"${entry['api_key_env']} (the api_key_env of {model.name})",
+                                   where + ("base_url",), spec, allowed, problems)
         return base.rstrip("/") + "/embeddings"
     region = spec.data.get("region", "cn-beijing")
-    base = base_url or entry.get("base_url") or spec.data.get("endpoint") or os.environ.get(DASHSCOPE_BASE_ENV)
+    base = base_url
+    if not base:   # --base-url is the user's own choice; what the spec names must be allowed
+        base = entry.get("base_url") or spec.data.get("endpoint")
+        if base:
+            _refuse_unless_allowed(base, "the DashScope API key",
+                                   where + ("base_url",) if entry.get("base_url") else ("endpoint",),
+                                   spec, allowed, problems)
+    base = base or os.environ.get(BASE_URL_ENV)
     if not base:
         if model.regions and region not in model.regions:
             problems.append(spec.problem(("region",) if "region" in spec.data else where,
@@ -306,7 +318,25 @@ def _endpoint(model: ModelInfo, entry: dict, where: tuple, spec: Spec, catalog: 
     return base.rstrip("/") + catalog.embedding_path
 
 
-def build_cells(spec: Spec, catalog: Catalog, problems: list[Problem], base_url: str | None = None) -> list[Cell]:
+def _refuse_unless_allowed(url: str, what: str, path: tuple, spec: Spec, allowed: AllowedHosts | None,
+                           problems: list[Problem]) -> None:
+    if allowed is not None and not allowed.admits(url):
+        problem = spec.problem(path, *allowed.refusal(what, url))
+        if problem not in problems:   # one spec `endpoint:` serves every DashScope model
+            problems.append(problem)
+
+
+def _check_export_host(spec: Spec, allowed: AllowedHosts | None, problems: list[Problem]) -> None:
+    """`export:` with a token_env sends that variable to the Milvus server at `to`: the same rule."""
+    export = spec.data.get("export")
+    if isinstance(export, dict) and export.get("token_env") and isinstance(export.get("to"), str) \
+            and "://" in export["to"]:
+        _refuse_unless_allowed(export["to"], f"${export['token_env']} (the export's token_env)",
+                               ("export", "to"), spec, allowed, problems)
+
+
+def build_cells(spec: Spec, catalog: Catalog, problems: list[Problem], base_url: str | None = None,
+                allowed: AllowedHosts | None = None) -> list[Cell]:
     data = spec.data
     matrix = data.get("matrix") or {}
     # matrix entries the schema refused are None here: left out, reported by the schema
@@ -360,7 +390,7 @@ def build_cells(spec: Spec, catalog: Catalog, problems: list[Problem], base_url:
             dims = []
         else:
             dims = _dims_for(model, dims_spec, dims_path, spec, problems, excluded)
-        endpoint = _endpoint(model, entry, where, spec, catalog, base_url, problems)
+        endpoint = _endpoint(model, entry, where, spec, catalog, base_url, problems, allowed)
         modalities = _modalities(spec, entry, where)
         for d in dims:
             if excluded(name, d):
@@ -519,14 +549,19 @@ def _check_refs(spec: Spec, ids: set[str], cells: list[Cell], problems: list[Pro
 
 
 def build_plan(spec: Spec, *, base_url: str | None = None, catalog: Catalog | None = None,
-               allow_paths: tuple | list = ()) -> Plan:
+               allow_paths: tuple | list = (), allow_hosts: tuple[str, ...] | list[str] | None = ()) -> Plan:
     """Check every rule and expand the spec; raise HarnessError with all errors, in file order.
 
     Each stage runs on what the schema accepted, so a mistake in one part of the spec never
     hides the mistakes in another; each problem is reported once. Input files must lie in the
-    spec's project or one of `allow_paths` (`--allow-path`)."""
+    spec's project or one of `allow_paths` (`--allow-path`). `allow_hosts` are the `--allow-host`
+    values: with the official hosts, `base_url` and the environment's, the only hosts the spec may
+    route a credential to. None skips that rule, for callers that never send (verify re-rendering
+    a recorded run's payloads)."""
     catalog = catalog or load_catalog()
     files = InputFiles.for_spec(spec.base_dir, allow_paths)
+    allowed = None if allow_hosts is None else allowed_hosts(catalog.regions.values(), extra=allow_hosts,
+                                                             base_url=base_url)
     problems: list[Problem] = list(spec.problems)
     schema_ok = not spec.problems
     cells: list[Cell] = []
@@ -539,8 +574,9 @@ def build_plan(spec: Spec, *, base_url: str | None = None, catalog: Catalog | No
         try:
             with os.fdopen(fd, "wb") as f:
                 before = sum(p.is_error for p in problems)
-                cells = build_cells(spec, catalog, problems, base_url)
+                cells = build_cells(spec, catalog, problems, base_url, allowed)
                 matrix_ok = sum(p.is_error for p in problems) == before
+                _check_export_host(spec, allowed, problems)
                 n, counts, ids = _scan_inputs(spec, cells, problems, f, files)
             _starved_models(spec, cells, problems)
             _check_refs(spec, ids, cells, problems, matrix_ok)
@@ -561,5 +597,6 @@ def build_plan(spec: Spec, *, base_url: str | None = None, catalog: Catalog | No
     return Plan(spec, catalog, cells, n, dict(counts), problems, max_contents, spool_path, files.records())
 
 
-def load_plan(path: str | Path, *, base_url: str | None = None, allow_paths: tuple | list = ()) -> Plan:
-    return build_plan(read_spec(path), base_url=base_url, allow_paths=allow_paths)
+def load_plan(path: str | Path, *, base_url: str | None = None, allow_paths: tuple | list = (),
+              allow_hosts: tuple[str, ...] | list[str] = ()) -> Plan:
+    return build_plan(read_spec(path), base_url=base_url, allow_paths=allow_paths, allow_hosts=allow_hosts)

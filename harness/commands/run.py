@@ -7,7 +7,7 @@ import argparse
 from rich.markup import escape
 
 
-from harness.commands import add_allow_path, flags
+from harness.commands import add_allow_host, add_allow_path, flags
 from harness.errors import ExitCode
 from harness.report.terminal import make_console, print_cells
 from harness.runner import output_base, run as run_pipeline
@@ -46,6 +46,7 @@ def add_parser(sub):
     p.add_argument("--execute", action="store_true", help="send the requests and record the vectors")
     p.add_argument("--base-url", help="DashScope native API base URL (overrides the spec, "
                    "$DASHSCOPE_HTTP_BASE_URL and the region), e.g. http://127.0.0.1:8000/api/v1")
+    add_allow_host(p)
     g = p.add_argument_group("execution (with --execute; override the spec's `execution:`)")
     for flag, key, text in (
             ("--concurrency", "concurrency", "requests in flight at once (%s; default 8)"),
@@ -81,8 +82,8 @@ def run(args) -> int:
                "use_cache": False if args.no_cache else None, "refresh": args.refresh or None,
                "workspace": args.workspace}
     outcome = run_pipeline(args.spec, base=output_base(args.output), execute=args.execute,
-                           execute_options=options, base_url=args.base_url, console=console,
-                           require_executed=args.require_executed, allow_paths=args.allow_paths)
+                           execute_options=options, base_url=args.base_url, allow_hosts=args.allow_host,
+                           console=console, require_executed=args.require_executed, allow_paths=args.allow_paths)
     m = outcome.manifest
     print_cells(console, m["cells"], f"{m['spec']['name']}: {m['inputs']['count']} inputs × {len(m['cells'])} cells")
     skipped: dict[str, list[str]] = {}
