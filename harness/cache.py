@@ -9,12 +9,16 @@ Entries are written as each response arrives: temp file + rename, so a reader (o
 with -9) sees a whole entry or none. There is no fsync per entry (it would cap throughput at the
 disk's sync rate); a kill does not lose page-cache data, and an entry torn by a power loss fails
 to parse or to match its key and is simply a miss that is sent again.
+
+A cache that cannot be written (a full disk, a read-only folder) costs only re-sending later:
+the run warns once and goes on without storing answers.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +49,7 @@ class ResponseCache:
         self.root = Path(root)
         self.enabled = enabled
         self.refresh = refresh
+        self.storing = enabled          # False after a write failed: warned once, not retried
 
     def path(self, key: str) -> Path:
         return self.root / "responses" / key[:2] / f"{key}.json"
@@ -64,11 +69,17 @@ class ResponseCache:
         """Store `entry` (a JSON object: vectors, usage, request_id, status, ...) under `key`, atomically.
 
         The entry carries its key, so a file copied or renamed under another key is a miss."""
-        if not self.enabled:
+        if not self.storing:
             return
         record = {"v": CACHE_VERSION, "key": key, **entry}
         data = json.dumps(record, separators=(",", ":"), allow_nan=False).encode("utf-8")
-        atomic_write(self.path(key), data, fsync=False)
+        try:
+            atomic_write(self.path(key), data, fsync=False)
+        except OSError as e:
+            self.storing = False
+            print(f"warning: cannot write the response cache in {self.root} ({e.strerror or e}); going on "
+                  f"without it, so this run's answers are not cached (free some space, or point ${CACHE_ENV} "
+                  "at a writable folder)", file=sys.stderr)
 
     def __len__(self) -> int:
         base = self.root / "responses"

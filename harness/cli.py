@@ -12,6 +12,7 @@ import sys
 
 from harness import __version__, commands
 from harness.errors import ExitCode, HarnessError
+from harness.evidence import COMMITTED
 
 EPILOG = """exit codes: 0 ok/PASS · 1 checks failed (validate.txt FAIL) · 2 bad command line ·
 3 spec or input invalid (nothing written) · 4 provider/infrastructure error · 5 verify/diff mismatch ·
@@ -41,10 +42,21 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
+def interrupted_message() -> str:
+    """What the interrupt left behind, truthfully: a run folder swapped in before it counts."""
+    if not COMMITTED:
+        return ("interrupted: no output folder was changed; responses already received are in the cache, "
+                "so running the same command again finishes the job")
+    done = "; ".join(f"{path} was written in full{' (replacing the earlier run there)' if replaced else ''}"
+                     for path, replaced in COMMITTED)
+    return f"interrupted after the run was complete: {done}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _interrupt)
+    COMMITTED.clear()          # one command's record (main may run more than once in a process)
     try:
         return int(args.func(args))
     except HarnessError as e:
@@ -55,8 +67,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{errors} errors", file=sys.stderr)
         return int(e.exit_code)
     except KeyboardInterrupt:
-        print("interrupted: no output folder was changed; responses already received are in the cache, "
-              "so running the same command again finishes the job", file=sys.stderr)
+        print(interrupted_message(), file=sys.stderr)
         return int(ExitCode.INTERRUPTED)
     except BrokenPipeError:
         return int(ExitCode.OK)

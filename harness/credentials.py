@@ -6,19 +6,32 @@
 3. `~/.dashscope/api_key`, the file `dashscope.save_api_key` writes.
 
 The key is returned to the caller only; `KeySource` says where it came from without holding it,
-so the place can be shown and logged while the key itself never is.
+so the place can be shown and logged while the key itself never is. A key an HTTP header cannot
+carry (a line break, a non-ASCII letter) is refused here, naming the place but never the key.
+
+Where credentials may go (`AllowedHosts`): the official DashScope hosts (the catalog's regions) and
+the hosts allowed outside the spec (`DASHSCOPE_HTTP_BASE_URL`, `--base-url`, `--allow-host`,
+`HARNESS_ALLOW_HOSTS`). A spec from someone else decides nothing about where a key is sent.
 """
 
 from __future__ import annotations
 
 import configparser
+import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import Iterable, Mapping
+
+import httpx
+
+from harness.errors import ExitCode, HarnessError, Problem
 
 ENV_VAR = "DASHSCOPE_API_KEY"
 INI_KEY = "dashscope_api_key"
+BASE_URL_ENV = "DASHSCOPE_HTTP_BASE_URL"   # the official SDK's name, so setups carry over
+ALLOW_ENV = "HARNESS_ALLOW_HOSTS"
 
 
 @dataclass(frozen=True)
@@ -54,7 +67,7 @@ def find_api_key(env: Mapping[str, str] = os.environ) -> tuple[str, KeySource] |
     """
     value = (env.get(ENV_VAR) or "").strip()
     if value:
-        return value, KeySource("env", f"${ENV_VAR}")
+        return checked_key(value, f"${ENV_VAR}"), KeySource("env", f"${ENV_VAR}")
 
     path, section = ini_path(env), profile(env)
     parser = configparser.ConfigParser(interpolation=None)
@@ -62,7 +75,8 @@ def find_api_key(env: Mapping[str, str] = os.environ) -> tuple[str, KeySource] |
         if parser.read(path, encoding="utf-8") and parser.has_section(section):
             value = (parser.get(section, INI_KEY, fallback="") or "").strip()
             if value:
-                return value, KeySource("ini", f"{path} [{section}]")
+                where = f"{path} [{section}]"
+                return checked_key(value, where), KeySource("ini", where)
     except (configparser.Error, OSError, UnicodeDecodeError):
         pass
 
@@ -72,8 +86,23 @@ def find_api_key(env: Mapping[str, str] = os.environ) -> tuple[str, KeySource] |
     except (OSError, UnicodeDecodeError):
         value = ""
     if value:
-        return value, KeySource("file", str(path))
+        return checked_key(value, str(path)), KeySource("file", str(path))
     return None
+
+
+def checked_key(value: str, where: str) -> str:
+    """`value` when an HTTP header can carry it; else exit 4 naming the place and the position of
+    the first bad character, never the key (httpx would quote it in its error, or crash on it)."""
+    for i, ch in enumerate(value, 1):
+        if "!" <= ch <= "~":
+            continue
+        what = ("a line break" if ch in "\r\n" else "a tab" if ch == "\t" else "a space" if ch == " "
+                else "a non-ASCII character" if ord(ch) > 127 else "a control character")
+        raise HarnessError(Problem(
+            f"the API key in {where} holds {what} at character {i}, which an HTTP header "
+            "cannot carry; nothing was sent",
+            hint="copy the key again: a key is one line of printable ASCII, like sk-..."), ExitCode.PROVIDER_ERROR)
+    return value
 
 
 def _shown(path: Path) -> str:
@@ -90,3 +119,114 @@ def missing_key_message(env: Mapping[str, str] = os.environ) -> str:
     return (f"no DashScope API key: set {ENV_VAR}, or put `{INI_KEY} = sk-...` in section "
             f"[{profile(env)}] of {_shown(ini_path(env))} (ALIBABA_CLOUD_CREDENTIALS_FILE / ALIBABA_CLOUD_PROFILE "
             f"choose the file and section), or write the key to {_shown(key_file_path(env))}")
+
+
+# -- where credentials may be sent ---------------------------------------------------------
+
+_HOST_PORT = re.compile(r"(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?)(?::(?P<port>\d{1,5}))?")
+
+
+@dataclass(frozen=True)
+class Destination:
+    """Where a URL's request goes, as httpx (which sends it) parses the URL."""
+
+    scheme: str
+    host: str
+    port: int
+
+    @classmethod
+    def of(cls, url: str) -> "Destination | None":
+        try:
+            parsed = httpx.URL(url)
+        except (httpx.InvalidURL, TypeError, ValueError):
+            return None
+        if parsed.scheme not in ("http", "https") or not parsed.raw_host:
+            return None
+        port = parsed.port or (443 if parsed.scheme == "https" else 80)
+        return cls(parsed.scheme, parsed.raw_host.decode("ascii").lower(), port)
+
+    @property
+    def shown(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class _Allowed:
+    host: str
+    port: int | None      # None: any port
+    scheme: str | None    # None: any scheme; a URL allowed as a whole keeps its scheme (no https → http)
+
+    def admits(self, d: Destination) -> bool:
+        return (d.host == self.host and self.port in (None, d.port)
+                and self.scheme in (None, d.scheme))
+
+
+def parse_host(value: str) -> tuple[str, int | None]:
+    """`HOST` or `HOST:PORT` (IPv6 as `[::1]:8000`) → (host, port); ValueError saying what is wrong."""
+    m = _HOST_PORT.fullmatch(value.strip())
+    port = int(m["port"]) if m and m["port"] else None
+    if not m or (port is not None and not 0 < port < 65536):
+        raise ValueError(f"{value!r} is not HOST or HOST:PORT (e.g. 127.0.0.1:8000, embed.example.com, "
+                         "[::1]:8000; no scheme and no path)")
+    return m["host"].strip("[]").lower(), port
+
+
+@dataclass(frozen=True)
+class AllowedHosts:
+    """The hosts a credential may be sent to; everything else is refused before anything is sent."""
+
+    entries: tuple[_Allowed, ...]
+    official: tuple[str, ...]     # shown in messages
+
+    def admits(self, url: str) -> bool:
+        d = Destination.of(url)
+        return d is not None and any(a.admits(d) for a in self.entries)
+
+    def refusal(self, what: str, url: str) -> tuple[str, str]:
+        """(message, hint) for a spec that would send `what` to `url`."""
+        d = Destination.of(url)
+        where = d.shown if d else repr(url)
+        message = f"this would send {what} to {where}, which is not an allowed host"
+        hint = (f"credentials go only to {', '.join(self.official)} and to hosts allowed outside the spec: "
+                f"pass --allow-host {where}, or add it to ${ALLOW_ENV} (comma-separated list)")
+        return message, hint
+
+
+def allowed_hosts(official_urls: Iterable[str], *, extra: Iterable[str] = (), base_url: str | None = None,
+                  env: Mapping[str, str] = os.environ) -> AllowedHosts:
+    """Official hosts (the catalog's region URLs, scheme and port included), `--base-url` and
+    `DASHSCOPE_HTTP_BASE_URL` (likewise), `--allow-host` values and `HARNESS_ALLOW_HOSTS` (any port
+    unless one is given). A malformed `HARNESS_ALLOW_HOSTS` entry is a usage error (exit 2)."""
+    entries: list[_Allowed] = []
+    official: list[str] = []
+    for url in official_urls:
+        d = Destination.of(url)
+        if d is not None:
+            entries.append(_Allowed(d.host, d.port, d.scheme))
+            official.append(d.host)
+    for url in (base_url, env.get(BASE_URL_ENV)):
+        d = Destination.of(url) if url else None
+        if d is not None:
+            entries.append(_Allowed(d.host, d.port, d.scheme))
+    listed = [(v, "--allow-host") for v in extra]
+    listed += [(v, f"${ALLOW_ENV}") for v in re.split(r"[,\s]+", env.get(ALLOW_ENV) or "") if v]
+    for value, origin in listed:
+        try:
+            host, port = parse_host(value)
+        except ValueError as exc:
+            raise HarnessError(Problem(f"{origin}: {exc}"), ExitCode.USAGE) from None
+        entries.append(_Allowed(host, port, None))
+    return AllowedHosts(tuple(entries), tuple(dict.fromkeys(official)))
+
+
+def scrub(text: str, secret: str | None) -> str:
+    """`text` without `secret`: as is, JSON- or repr-escaped, or its first 6+ characters (a body
+    snippet cut short may end inside it)."""
+    if not secret:
+        return text
+    for form in dict.fromkeys((secret, json.dumps(secret)[1:-1], repr(secret)[1:-1])):
+        text = text.replace(form, "***")
+    for n in range(len(secret) - 1, 5, -1):
+        if secret[:n] in text:
+            text = text.replace(secret[:n], "***")
+    return text

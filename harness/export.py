@@ -2,8 +2,10 @@
 
 The harness knows which model and output dimension made every vector, so it can refuse the most
 common retrieval mistake — mixing models or dimensions in one index — and make re-exports
-idempotent: the primary key is a hash of input id + model + dimension, so an upsert replaces
-instead of duplicating. One collection per cell (model × dimension).
+idempotent: the primary key is a hash of spec name + input id + model + dimension, so an upsert
+replaces instead of duplicating. One collection per cell (model × dimension); runs of different
+specs keep their own rows in it (each row carries its spec name and run digest), and a run
+replaces only the rows of an earlier run of its own spec, saying how many.
 
 A file path (``vectors.db``) means embedded Milvus Lite; ``http(s)://host:port`` a Milvus
 standalone server or cluster. The same pymilvus code serves both; only the URI changes.
@@ -30,7 +32,7 @@ import numpy as np
 
 from harness import __version__
 from harness.errors import ExitCode, HarnessError, Problem
-from harness.evidence import atomic_write, canonical_json, sha256_file
+from harness.evidence import atomic_write, canonical_json, sha256_bytes, sha256_file
 from harness.verdict import CheckResult
 
 EXPORT_FILE = "export.json"
@@ -47,7 +49,8 @@ LITE_EF = 128                     # HNSW ef for Milvus Lite's smoke search (its 
 MIN_SELF_SCORE = 0.999            # cosine of a vector with its own stored copy
 
 # Collection properties that record where the vectors came from. Model and dimension are the
-# collection's identity and never change; the others describe the latest export into it.
+# collection's identity and never change; `runs` names every spec whose rows it holds (with its
+# run digest); the others describe the latest export into it.
 PROP_MODEL = "harness.model"
 PROP_DIMENSION = "harness.dimension"
 PROP_PROVIDER = "harness.provider"
@@ -56,8 +59,10 @@ PROP_SPEC_NAME = "harness.spec_name"
 PROP_SPEC_SHA = "harness.spec_sha256"
 PROP_VECTORS_SHA = "harness.vectors_sha256"
 PROP_VERSION = "harness.version"
+PROP_RUNS = "harness.runs"
 
-FIELDS = ("pk", "input_id", "modality", "vector")
+FIELDS = ("pk", "spec_name", "run_digest", "input_id", "modality", "vector")
+MAX_SPEC_NAME = 256
 
 HINT_RUN = "run `harness run SPEC --execute` first; `harness export` loads the vectors an executed run wrote"
 
@@ -272,10 +277,33 @@ def collection_name(cell_id: str, template: str | None = None, *, several: bool 
     return name[:255]
 
 
-def primary_key(input_id: str, model: str, dimension: int) -> int:
-    """63-bit key from input id + model + dimension: the same input re-exported lands on the same row."""
-    digest = hashlib.sha256(f"{model}\x00{dimension}\x00{input_id}".encode("utf-8")).digest()
+def primary_key(input_id: str, model: str, dimension: int, *, spec: str) -> int:
+    """63-bit key from spec name + input id + model + dimension: the same input of the same spec
+    re-exported lands on the same row; another spec's input of that id gets a row of its own."""
+    digest = hashlib.sha256(f"{spec}\x00{model}\x00{dimension}\x00{input_id}".encode("utf-8")).digest()
     return int.from_bytes(digest[:8], "big") & ((1 << 63) - 1)
+
+
+@dataclass(frozen=True)
+class RunIdentity:
+    """Which run rows come from: the spec's name, and a digest of the spec and inputs it ran."""
+
+    spec: str
+    digest: str
+
+    @property
+    def rows(self) -> str:
+        """Milvus filter: the rows of this spec."""
+        return f"spec_name == {json.dumps(self.spec)}"
+
+
+def run_identity(run: RunFolder) -> RunIdentity:
+    spec = run.manifest.get("spec") or {}
+    inputs = (run.manifest.get("inputs") or {}).get("sha256")
+    if not inputs and (run.path / "inputs.jsonl").is_file():
+        inputs = sha256_file(run.path / "inputs.jsonl")
+    name = str(spec.get("name") or run.path.name)[:MAX_SPEC_NAME]
+    return RunIdentity(name, sha256_bytes(canonical_json({"spec": spec.get("sha256"), "inputs": inputs})))
 
 
 @dataclass(frozen=True)
@@ -481,9 +509,11 @@ def _check_compatible(name: str, desc: dict[str, Any], cv: CellVectors) -> None:
             hint="export into another collection (--collection NAME)"), ExitCode.USAGE)
 
 
-def _properties(cv: CellVectors, run: RunFolder) -> dict[str, str]:
+def _properties(cv: CellVectors, run: RunFolder, runs: dict[str, str]) -> dict[str, str]:
     spec = run.manifest.get("spec") or {}
+    me = run_identity(run)
     return {
+        PROP_RUNS: canonical_json(dict(sorted({**runs, me.spec: me.digest}.items()))).decode("utf-8"),
         PROP_MODEL: cv.model,
         PROP_DIMENSION: str(cv.dimension),
         PROP_PROVIDER: cv.provider,
@@ -495,15 +525,28 @@ def _properties(cv: CellVectors, run: RunFolder) -> dict[str, str]:
     }
 
 
+def _runs(desc: dict[str, Any]) -> dict[str, str]:
+    """The collection's `harness.runs`: spec name -> run digest of every run whose rows it holds."""
+    try:
+        runs = json.loads((desc.get("properties") or {}).get(PROP_RUNS) or "{}")
+    except ValueError:
+        return {}
+    return runs if isinstance(runs, dict) else {}
+
+
 def _create(client, name: str, cv: CellVectors, run: RunFolder) -> None:
     from pymilvus import DataType, MilvusClient
 
-    props = _properties(cv, run)
+    props = _properties(cv, run, {})
     description = (f"{cv.model} vectors at dimension {cv.dimension} from harness {props[PROP_VERSION]}, "
                    f"spec {props[PROP_SPEC_NAME]} sha256 {props[PROP_SPEC_SHA][:16]}")
     schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False, description=description)
     schema.add_field("pk", DataType.INT64, is_primary=True,
-                     description="sha256(model, dimension, input id), first 63 bits")
+                     description="sha256(spec name, model, dimension, input id), first 63 bits")
+    schema.add_field("spec_name", DataType.VARCHAR, max_length=MAX_SPEC_NAME,
+                     description="the spec whose run made this vector")
+    schema.add_field("run_digest", DataType.VARCHAR, max_length=64,
+                     description="sha256 of that run's spec and inputs")
     schema.add_field("input_id", DataType.VARCHAR, max_length=MAX_ID_LENGTH)
     schema.add_field("modality", DataType.VARCHAR, max_length=64)
     schema.add_field("vector", DataType.FLOAT_VECTOR, dim=cv.dimension)
@@ -512,20 +555,28 @@ def _create(client, name: str, cv: CellVectors, run: RunFolder) -> None:
     client.create_collection(name, schema=schema, index_params=index, properties=props, consistency_level="Strong")
 
 
-def _upsert(client, name: str, cv: CellVectors, *, new: bool) -> None:
+def _upsert(client, name: str, cv: CellVectors, me: RunIdentity, *, new: bool) -> int:
     """Upsert (insert into a collection this export just created: nothing to replace there, and
-    Milvus Lite inserts about 2.5x faster), then flush."""
+    Milvus Lite inserts about 2.5x faster), drop what is left of an earlier run of the same spec,
+    then flush. Returns how many rows of that earlier run were replaced; other specs' rows are
+    never touched."""
     write = client.insert if new else client.upsert
-    keys = [primary_key(i, cv.model, cv.dimension) for i in cv.ids]
+    earlier = f"{me.rows} and run_digest != {json.dumps(me.digest)}"
+    replaced = 0 if new else _count(client, name, earlier)
+    keys = [primary_key(i, cv.model, cv.dimension, spec=me.spec) for i in cv.ids]
     batch = max(1, MAX_BATCH_BYTES // (cv.dimension * 4 + 64))
     for start in range(0, len(cv.ids), batch):
         stop = min(start + batch, len(cv.ids))
         rows = cv.vectors[start:stop].tolist()
         write(name, [
-            {"pk": keys[i], "input_id": cv.ids[i], "modality": cv.modalities[i], "vector": rows[i - start]}
+            {"pk": keys[i], "spec_name": me.spec, "run_digest": me.digest, "input_id": cv.ids[i],
+             "modality": cv.modalities[i], "vector": rows[i - start]}
             for i in range(start, stop)
         ])
+    if replaced:
+        client.delete(name, filter=earlier)   # its inputs that this run no longer has
     client.flush(name)  # without it Milvus Lite searches unsealed segments, ~30x slower
+    return replaced
 
 
 def _count(client, name: str, filter: str = "") -> int:
@@ -534,12 +585,12 @@ def _count(client, name: str, filter: str = "") -> int:
     return int(res[0]["count(*)"]) if res else 0
 
 
-def _present(client, name: str, cv: CellVectors, total: int, new: bool) -> int:
+def _present(client, name: str, cv: CellVectors, me: RunIdentity, total: int, new: bool) -> int:
     """How many of this cell's rows the collection holds. A collection created by this export
     holds exactly ours, so its count(*) answers; otherwise every key is looked up."""
     if new and total == len(cv.ids):
         return total
-    keys = [primary_key(i, cv.model, cv.dimension) for i in cv.ids]
+    keys = [primary_key(i, cv.model, cv.dimension, spec=me.spec) for i in cv.ids]
     found = 0
     for start in range(0, len(keys), PK_BATCH):
         found += len(client.get(name, ids=keys[start:start + PK_BATCH], output_fields=["pk"],
@@ -548,8 +599,9 @@ def _present(client, name: str, cv: CellVectors, total: int, new: bool) -> int:
 
 
 def _smoke_search(client, name: str, cv: CellVectors, queries: list[str], top_k: int,
-                  lite: bool) -> list[dict[str, Any]]:
-    """Search each query input's own vector; it should come back first (its twin may tie).
+                  lite: bool, me: RunIdentity | None = None) -> list[dict[str, Any]]:
+    """Search each query input's own vector among this spec's rows; it should come back first
+    (its twin may tie). Other specs' rows may reuse the input ids, so they are left out.
 
     On Milvus Lite the HNSW `ef` is raised (random 1024-d vectors: 98% self-recall at its default
     64, 100% at 128); a server's AUTOINDEX takes other knobs, so it keeps its own defaults."""
@@ -560,7 +612,7 @@ def _smoke_search(client, name: str, cv: CellVectors, queries: list[str], top_k:
     params: dict[str, Any] = {"metric_type": "COSINE"}
     if lite:
         params["params"] = {"ef": max(LITE_EF, top_k)}
-    hits = client.search(name, data=data, limit=top_k, output_fields=["input_id"],
+    hits = client.search(name, data=data, limit=top_k, output_fields=["input_id"], filter=me.rows if me else "",
                          search_params=params, consistency_level="Strong")
     out = []
     for q, found in zip(queries, hits):
@@ -657,13 +709,17 @@ def export_run(
 
     client, started_here = _connect(target, token)
     try:
+        me = run_identity(run)
         existing: dict[str, bool] = {}
+        runs: dict[str, dict[str, str]] = {}
         with _milvus_errors("reading collections", target, token):
             for cv in loaded:  # every refusal happens before the first write
                 name = names[cv.cell]
                 existing[cv.cell] = client.has_collection(name)
                 if existing[cv.cell]:
-                    _check_compatible(name, client.describe_collection(name), cv)
+                    desc = client.describe_collection(name)
+                    _check_compatible(name, desc, cv)
+                    runs[cv.cell] = _runs(desc)
 
         report: list[dict[str, Any]] = []
         results: list[CheckResult] = []
@@ -674,23 +730,26 @@ def export_run(
                     state = client.get_load_state(name).get("state")
                     if getattr(state, "name", str(state)) != "Loaded":
                         client.load_collection(name)  # a reopened collection starts released
-                    client.alter_collection_properties(name, properties=_properties(cv, run))
+                    client.alter_collection_properties(name, properties=_properties(cv, run, runs[cv.cell]))
                 else:
                     _create(client, name, cv, run)
-                _upsert(client, name, cv, new=not existing[cv.cell])
+                replaced = _upsert(client, name, cv, me, new=not existing[cv.cell])
                 total = _count(client, name)
-                present = _present(client, name, cv, total, new=not existing[cv.cell])
+                present = _present(client, name, cv, me, total, new=not existing[cv.cell])
                 present_ids = set(cv.ids)
                 searched = _smoke_search(client, name, cv, [q for q in picked if q in present_ids], top_k,
-                                         lite=target.kind == "milvus-lite")
+                                         lite=target.kind == "milvus-lite", me=me)
             n = len(cv.ids)
             good = sum(1 for s in searched if s["ok"])
             report.append({
                 "cell": cv.cell, "collection": name, "created": not existing[cv.cell],
                 "model": cv.model, "dimension": cv.dimension, "vectors": n, "present": present,
                 "collection_count": total, "vectors_sha256": cv.sha256, "searches": searched,
+                "spec_name": me.spec, "run_digest": me.digest, "replaced_earlier_run": replaced,
             })
             others = f"; the collection holds {total} in all" if total != n else ""
+            if replaced:
+                others += f"; replaced {replaced} rows of an earlier run of spec {me.spec}"
             results.append(CheckResult(
                 name="export", cell=cv.cell, kind="export", passed=present == n,
                 detail=(f"{n} vectors in collection {name} (model {cv.model}, dimension {cv.dimension})"
@@ -766,6 +825,6 @@ def finish_export(folder: Path, results: list[CheckResult]) -> bool:
 
 __all__ = [
     "CellVectors", "EXPORT_FILE", "RunFolder", "Target", "collection_name", "export_run", "finish_export",
-    "load_cell", "merge_validate", "primary_key", "read_run", "resolve_target",
+    "load_cell", "merge_validate", "primary_key", "read_run", "resolve_target", "run_identity",
     "token_from_env",
 ]

@@ -29,7 +29,7 @@ from harness.estimate import text_tokens
 from harness.evidence import canonical_json, sha256_bytes
 from harness.media import LocalImage, MediaError, inspect_local_image, is_data_uri, is_url
 
-ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")
+ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}\Z")   # \Z: "$" would let a trailing newline in
 MODALITY_KEYS = ("text", "image", "video", "multi_images", "fused")
 MAX_TEMPLATE_ERRORS = 20      # per input set: row errors reported before giving up on the set
 # Python's csv default (131,072 characters) refuses long texts and data URIs; this fits a 5 MB

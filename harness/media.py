@@ -57,9 +57,14 @@ class LocalImage:
         return {"kind": "image", "path": self.shown, "sha256": self.sha256, "size": self.size, "mime": self.mime}
 
     def data_uri(self) -> str:
-        data = self.path.read_bytes()
+        try:
+            data = self.path.read_bytes()
+        except OSError as e:
+            raise MediaError(f"cannot read image {self.shown!r} any more ({e.strerror}): it changed while the run "
+                             "was being written", "run again; do not edit inputs during a run") from None
         if hashlib.sha256(data).hexdigest() != self.sha256:
-            raise MediaError(f"{self.shown} changed while the run was being written",
+            raise MediaError(f"image {self.shown!r} changed while the run was being written (its sha256 is not "
+                             "the one checked when the spec was planned)",
                              "run again; do not edit inputs during a run")
         return f"data:{self.mime};base64,{base64.b64encode(data).decode('ascii')}"
 

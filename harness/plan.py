@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
@@ -17,12 +18,14 @@ from typing import Iterator
 
 from harness import estimate
 from harness.catalog import Catalog, ModelInfo, load_catalog
+from harness.credentials import BASE_URL_ENV, AllowedHosts, allowed_hosts
 from harness.errors import ExitCode, HarnessError, Problem
-from harness.inputs import Input, InputFiles, InputProblem, iter_inputs
+from harness.evidence import OWNER, dead_owners, owner
+from harness.inputs import MODALITY_KEYS, Input, InputFiles, InputProblem, iter_inputs
 from harness.spec import Spec, read_spec
 
+SPOOL = re.compile(r"^harness-inputs-" + OWNER + r"-\w+\.spool$")   # temp file of one process's inputs
 DEFAULT_BATCH = 20          # when the catalog documents no per-request cap (undated tongyi, local)
-DASHSCOPE_BASE_ENV = "DASHSCOPE_HTTP_BASE_URL"   # the official SDK's name, so setups carry over
 
 
 @dataclass
@@ -247,9 +250,13 @@ def input_rule_problems(inp: Input, model: ModelInfo) -> list[tuple[str, str | N
 # -- building the plan --------------------------------------------------------------------
 
 def _model_entries(spec: Spec) -> list[tuple[dict, tuple, tuple]]:
-    """(entry, path of the entry, path of its name) for each model of the spec."""
+    """(entry, path of the entry, path of its name) for each model of the spec the schema accepted."""
+    if not spec.intact(("models",)) and "models" not in spec.data:
+        return []                 # `models:` itself was refused: no default model stands in for it
     out = []
     for i, m in enumerate(spec.data.get("models") or ["qwen3-vl-embedding"]):
+        if m is None:
+            continue              # an entry the schema refused
         entry = {"name": m} if isinstance(m, str) else dict(m)
         out.append((entry, ("models", i), ("models", i) if isinstance(m, str) else ("models", i, "name")))
     return out
@@ -263,6 +270,8 @@ def _dims_for(model: ModelInfo, dims, dims_path: tuple, spec: Spec, problems: li
         return list(model.dimensions)
     out = []
     for j, d in enumerate(dims):
+        if d is None:
+            continue              # refused by the schema (not an integer in range), reported there
         if d in model.dimensions:
             out.append(d)
         elif not excluded(model.name, d):
@@ -275,7 +284,9 @@ def _dims_for(model: ModelInfo, dims, dims_path: tuple, spec: Spec, problems: li
 
 
 def _endpoint(model: ModelInfo, entry: dict, where: tuple, spec: Spec, catalog: Catalog, base_url: str | None,
-              problems: list[Problem]) -> str:
+              problems: list[Problem], allowed: AllowedHosts | None = None) -> str:
+    """The URL a cell's requests go to. A URL the spec chose may receive a credential (the DashScope
+    key, or the variable an openai/* model names in api_key_env) only on an allowed host."""
     if model.provider == "local":
         return f"local://{model.wire_model}"
     if model.provider == "openai":
@@ -285,9 +296,19 @@ def _endpoint(model: ModelInfo, entry: dict, where: tuple, spec: Spec, catalog: 
                                          "e.g. - {name: %s, base_url: http://127.0.0.1:8000/v1}" % model.name,
                                          prefer_key=True))
             return ""
+        if entry.get("api_key_env"):   # no key, nothing to leak: a self-hosted server may be anywhere
+            _refuse_unless_allowed(base, f"${entry['api_key_env']} (the api_key_env of {model.name})",
+                                   where + ("base_url",), spec, allowed, problems)
         return base.rstrip("/") + "/embeddings"
     region = spec.data.get("region", "cn-beijing")
-    base = base_url or entry.get("base_url") or spec.data.get("endpoint") or os.environ.get(DASHSCOPE_BASE_ENV)
+    base = base_url
+    if not base:   # --base-url is the user's own choice; what the spec names must be allowed
+        base = entry.get("base_url") or spec.data.get("endpoint")
+        if base:
+            _refuse_unless_allowed(base, "the DashScope API key",
+                                   where + ("base_url",) if entry.get("base_url") else ("endpoint",),
+                                   spec, allowed, problems)
+    base = base or os.environ.get(BASE_URL_ENV)
     if not base:
         if model.regions and region not in model.regions:
             problems.append(spec.problem(("region",) if "region" in spec.data else where,
@@ -297,23 +318,43 @@ def _endpoint(model: ModelInfo, entry: dict, where: tuple, spec: Spec, catalog: 
     return base.rstrip("/") + catalog.embedding_path
 
 
-def build_cells(spec: Spec, catalog: Catalog, problems: list[Problem], base_url: str | None = None) -> list[Cell]:
+def _refuse_unless_allowed(url: str, what: str, path: tuple, spec: Spec, allowed: AllowedHosts | None,
+                           problems: list[Problem]) -> None:
+    if allowed is not None and not allowed.admits(url):
+        problem = spec.problem(path, *allowed.refusal(what, url))
+        if problem not in problems:   # one spec `endpoint:` serves every DashScope model
+            problems.append(problem)
+
+
+def _check_export_host(spec: Spec, allowed: AllowedHosts | None, problems: list[Problem]) -> None:
+    """`export:` with a token_env sends that variable to the Milvus server at `to`: the same rule."""
+    export = spec.data.get("export")
+    if isinstance(export, dict) and export.get("token_env") and isinstance(export.get("to"), str) \
+            and "://" in export["to"]:
+        _refuse_unless_allowed(export["to"], f"${export['token_env']} (the export's token_env)",
+                               ("export", "to"), spec, allowed, problems)
+
+
+def build_cells(spec: Spec, catalog: Catalog, problems: list[Problem], base_url: str | None = None,
+                allowed: AllowedHosts | None = None) -> list[Cell]:
     data = spec.data
     matrix = data.get("matrix") or {}
-    excludes = matrix.get("exclude") or []
-    used_excludes = [False] * len(excludes)
+    # matrix entries the schema refused are None here: left out, reported by the schema
+    excludes = [(k, ex) for k, ex in enumerate(matrix.get("exclude") or []) if ex is not None]
+    used_excludes = dict.fromkeys((k for k, _ in excludes), False)
 
     def excluded(model: str, dim: int | None) -> bool:
         hit = False
-        for k, ex in enumerate(excludes):
+        for k, ex in excludes:
             if ex.get("model", model) == model and (dim is None and "dimension" not in ex or ex.get("dimension", dim) == dim):
                 used_excludes[k] = hit = True
         return hit
 
     global_params = data.get("parameters") or {}
     required_all = bool((data.get("execution") or {}).get("required", False))
+    includes = [(k, inc) for k, inc in enumerate(matrix.get("include") or []) if inc is not None]
     entries = _model_entries(spec)
-    for k, inc in enumerate(matrix.get("include") or []):
+    for k, inc in includes:
         if not any(e["name"] == inc["model"] for e, _, _ in entries):
             entries.append(({"name": inc["model"]}, ("matrix", "include", k), ("matrix", "include", k, "model")))
 
@@ -349,12 +390,13 @@ def build_cells(spec: Spec, catalog: Catalog, problems: list[Problem], base_url:
             dims = []
         else:
             dims = _dims_for(model, dims_spec, dims_path, spec, problems, excluded)
-        endpoint = _endpoint(model, entry, where, spec, catalog, base_url, problems)
+        endpoint = _endpoint(model, entry, where, spec, catalog, base_url, problems, allowed)
+        modalities = _modalities(spec, entry, where)
         for d in dims:
             if excluded(name, d):
                 continue
-            _add_cell(cells, model, d, params, endpoint, entry, where, required_all)
-        for k, inc in enumerate(matrix.get("include") or []):
+            _add_cell(cells, model, d, params, endpoint, entry, where, required_all, modalities)
+        for k, inc in includes:
             if inc["model"] != name:
                 continue
             if inc["dimension"] not in model.dimensions:
@@ -362,8 +404,8 @@ def build_cells(spec: Spec, catalog: Catalog, problems: list[Problem], base_url:
                                              f"{model.name} does not support output dimension {inc['dimension']} "
                                              f"(it supports: {', '.join(map(str, model.dimensions))})"))
             elif not any(c.model.name == name and c.dimension == inc["dimension"] for c in cells):
-                _add_cell(cells, model, inc["dimension"], params, endpoint, entry, where, required_all)
-    for k, used in enumerate(used_excludes):
+                _add_cell(cells, model, inc["dimension"], params, endpoint, entry, where, required_all, modalities)
+    for k, used in used_excludes.items():
         if not used:
             problems.append(spec.problem(("matrix", "exclude", k), "this exclude matches no cell",
                                          "check the model name and dimension", severity="warning"))
@@ -372,7 +414,16 @@ def build_cells(spec: Spec, catalog: Catalog, problems: list[Problem], base_url:
     return cells
 
 
-def _add_cell(cells, model, d, params, endpoint, entry, where, required_all) -> None:
+def _modalities(spec: Spec, entry: dict, where: tuple) -> frozenset[str] | None:
+    """The model's input filter (None: every input). When the schema refused part of it, only
+    the valid names count, and never "all": a typo must not send the model what it was spared."""
+    names = entry.get("modalities")
+    if spec.intact(where + ("modalities",)):
+        return frozenset(names) if names else None
+    return frozenset(m for m in names or () if m is not None)
+
+
+def _add_cell(cells, model, d, params, endpoint, entry, where, required_all, modalities) -> None:
     sent = d if model.dimension_param else None
     wire_params = dict(params)
     if model.provider == "dashscope" and sent is not None:
@@ -380,7 +431,7 @@ def _add_cell(cells, model, d, params, endpoint, entry, where, required_all) -> 
     cells.append(Cell(id=f"{slug(model.name)}-{d}", model=model, dimension=d, dimension_sent=sent,
                       parameters=wire_params, endpoint=endpoint, api_key_env=entry.get("api_key_env"),
                       required=bool(entry.get("required", required_all)), where=where,
-                      modalities=frozenset(entry["modalities"]) if entry.get("modalities") else None))
+                      modalities=modalities))
 
 
 def _scan_inputs(spec: Spec, cells: list[Cell], problems: list[Problem], spool,
@@ -438,8 +489,45 @@ def _scan_inputs(spec: Spec, cells: list[Cell], problems: list[Problem], spool,
     return n, counts, set(seen)
 
 
-def _check_refs(spec: Spec, ids: set[str], cells: list[Cell], problems: list[Problem]) -> None:
-    """Checks name input ids; let the checks module point at unknown ones before anything runs."""
+def _written_inputs(spec: Spec) -> list:
+    """The input entries as written, including those the schema refused."""
+    entries = spec.document.get("inputs")
+    return entries if isinstance(entries, list) else []
+
+
+def _starved_models(spec: Spec, cells: list[Cell], problems: list[Problem]) -> None:
+    """A model whose `modalities:` filter matches none of the spec's inputs would be sent nothing.
+
+    Judged from the input entries as written (an entry that failed for another reason still
+    says what it would have given), so it never follows from another mistake."""
+    offered: set[str] = set()
+    for entry in _written_inputs(spec):
+        if not isinstance(entry, dict):
+            continue
+        if "from" in entry:
+            offered.update([k for k in ("text", "image", "video") if k in entry] or ["image"])
+        else:
+            offered.update(k for k in MODALITY_KEYS if k in entry)
+    if not offered:
+        return                    # no inputs at all: reported on its own
+    seen: set[str] = set()
+    for cell in cells:
+        if cell.model.name in seen or cell.modalities is None or not spec.intact(cell.where + ("modalities",)):
+            continue
+        seen.add(cell.model.name)
+        if not cell.modalities & offered:
+            problems.append(spec.problem(
+                cell.where + ("modalities",),
+                f"{cell.model.name} would get no inputs: its modalities [{', '.join(sorted(cell.modalities))}] "
+                f"match none of this spec's inputs ({', '.join(sorted(offered))})",
+                "widen `modalities:`, add inputs of those modalities, or remove the model", prefer_key=True))
+
+
+def _check_refs(spec: Spec, ids: set[str], cells: list[Cell], problems: list[Problem], matrix_ok: bool) -> None:
+    """Checks name input ids; let the checks module point at unknown ones before anything runs.
+
+    An id written in the spec counts as known even when its input failed (that failure is
+    reported already); cell ids are judged only when every model entry gave its cells."""
     checks = spec.data.get("checks")
     if not checks:
         return
@@ -447,45 +535,68 @@ def _check_refs(spec: Spec, ids: set[str], cells: list[Cell], problems: list[Pro
         from harness.checks import validate_check_refs
     except ImportError:
         return
-    problems.extend(validate_check_refs(checks, ids, lambda path: spec.positions.of(("checks",) + tuple(path)),
-                                        file=spec.display if spec.path else None, cell_ids=[c.id for c in cells],
-                                        models=sorted({c.model.name for c in cells})))
+    written = {e["id"] for e in _written_inputs(spec)
+               if isinstance(e, dict) and "from" not in e and isinstance(e.get("id"), str)}
+    # a refused model or matrix entry leaves the pools of model names and cell ids incomplete
+    entries = (spec.data.get("models") or []) + ((spec.data.get("matrix") or {}).get("include") or [])
+    names_known = None not in entries and ("models" in spec.data or spec.intact(("models",)))
+    models = {c.model.name for c in cells} | {e["name"] for e, _, _ in _model_entries(spec)}
+    cells_known = matrix_ok and all(spec.intact((key,)) for key in ("models", "dimensions", "matrix"))
+    problems.extend(validate_check_refs(checks, ids | written, lambda path: spec.positions.of(("checks",) + tuple(path)),
+                                        file=spec.display if spec.path else None,
+                                        cell_ids=[c.id for c in cells] if cells_known else None,
+                                        models=sorted(models) if names_known else None))
 
 
 def build_plan(spec: Spec, *, base_url: str | None = None, catalog: Catalog | None = None,
-               allow_paths: tuple | list = ()) -> Plan:
+               allow_paths: tuple | list = (), allow_hosts: tuple[str, ...] | list[str] | None = ()) -> Plan:
     """Check every rule and expand the spec; raise HarnessError with all errors, in file order.
-    Input files must lie in the spec's project or one of `allow_paths` (`--allow-path`)."""
+
+    Each stage runs on what the schema accepted, so a mistake in one part of the spec never
+    hides the mistakes in another; each problem is reported once. Input files must lie in the
+    spec's project or one of `allow_paths` (`--allow-path`). `allow_hosts` are the `--allow-host`
+    values: with the official hosts, `base_url` and the environment's, the only hosts the spec may
+    route a credential to. None skips that rule, for callers that never send (verify re-rendering
+    a recorded run's payloads)."""
     catalog = catalog or load_catalog()
     files = InputFiles.for_spec(spec.base_dir, allow_paths)
+    allowed = None if allow_hosts is None else allowed_hosts(catalog.regions.values(), extra=allow_hosts,
+                                                             base_url=base_url)
     problems: list[Problem] = list(spec.problems)
     schema_ok = not spec.problems
     cells: list[Cell] = []
     n, counts = 0, Counter()
-    fd, name = tempfile.mkstemp(prefix="harness-inputs-", suffix=".spool")
+    for debris, _ in dead_owners(Path(tempfile.gettempdir()), SPOOL):   # left by killed runs
+        debris.unlink(missing_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f"harness-inputs-{owner()}-", suffix=".spool")
     spool_path = Path(name)
     try:
         try:
             with os.fdopen(fd, "wb") as f:
-                cells = build_cells(spec, catalog, problems, base_url)
+                before = sum(p.is_error for p in problems)
+                cells = build_cells(spec, catalog, problems, base_url, allowed)
+                matrix_ok = sum(p.is_error for p in problems) == before
+                _check_export_host(spec, allowed, problems)
                 n, counts, ids = _scan_inputs(spec, cells, problems, f, files)
-            if schema_ok:
-                _check_refs(spec, ids, cells, problems)
+            _starved_models(spec, cells, problems)
+            _check_refs(spec, ids, cells, problems, matrix_ok)
         except HarnessError:
             raise
         except Exception:
-            # A spec that broke the schema can break these checks too; its schema errors say why.
+            # Stages run on the valid part of the spec only; should one still trip over a refused
+            # part, the schema's errors say why (a clean spec's crash is a bug and surfaces).
             if schema_ok:
                 raise
+        problems = list(dict.fromkeys(sorted(problems, key=Problem.sort_key)))
         if any(p.is_error for p in problems):
-            raise HarnessError(sorted(problems, key=Problem.sort_key), ExitCode.SPEC_INVALID)
+            raise HarnessError(problems, ExitCode.SPEC_INVALID)
     except BaseException:
         spool_path.unlink(missing_ok=True)
         raise
     max_contents = (spec.data.get("batching") or {}).get("max_contents")
-    return Plan(spec, catalog, cells, n, dict(counts), sorted(problems, key=Problem.sort_key), max_contents, spool_path,
-                files.records())
+    return Plan(spec, catalog, cells, n, dict(counts), problems, max_contents, spool_path, files.records())
 
 
-def load_plan(path: str | Path, *, base_url: str | None = None, allow_paths: tuple | list = ()) -> Plan:
-    return build_plan(read_spec(path), base_url=base_url, allow_paths=allow_paths)
+def load_plan(path: str | Path, *, base_url: str | None = None, allow_paths: tuple | list = (),
+              allow_hosts: tuple[str, ...] | list[str] = ()) -> Plan:
+    return build_plan(read_spec(path), base_url=base_url, allow_paths=allow_paths, allow_hosts=allow_hosts)

@@ -139,16 +139,22 @@ class Sample:
                 "skipped": self.skipped}
 
 
-def plan_cells(folder: Path, base: Path | None, base_url: str | None) -> dict[str, dict[str, Any]]:
-    """The cells as `harness run` plans them from the spec copy (endpoint, key rules and all)."""
+def plan_cells(folder: Path, base: Path | None, base_url: str | None,
+               allow_hosts: tuple | list = ()) -> dict[str, dict[str, Any]]:
+    """The cells as `harness run` plans them from the spec copy: the same endpoints for the same
+    `--base-url`, and a credential only to the hosts `harness run` would send it to (the official
+    ones, `--base-url`, $DASHSCOPE_HTTP_BASE_URL, `--allow-host`, $HARNESS_ALLOW_HOSTS)."""
     from harness.catalog import load_catalog
+    from harness.credentials import allowed_hosts
     from harness.plan import build_cells
     from harness.spec import read_spec
 
     spec = read_spec(folder / "spec.yaml")
     spec = dataclasses.replace(spec, base_dir=base if base is not None else folder.resolve())
     problems = list(spec.problems)
-    cells = build_cells(spec, load_catalog(), problems, base_url)
+    catalog = load_catalog()
+    allowed = allowed_hosts(catalog.regions.values(), extra=allow_hosts, base_url=base_url)
+    cells = build_cells(spec, catalog, problems, base_url, allowed)
     errors = [p for p in problems if p.is_error]
     if errors:
         raise HarnessError(errors, ExitCode.SPEC_INVALID)
@@ -356,7 +362,8 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> float:
 
 def audit(report: Any, manifest: dict | None, *, per_cell: int | str | None, seed: int | None,
           tolerance: Tolerance | None, max_cost: float | None, base: Path | None, base_url: str | None,
-          announce: Callable[[str], None], console: Any = None) -> Sample | None:
+          allow_hosts: tuple | list = (), announce: Callable[[str], None] = print,
+          console: Any = None) -> Sample | None:
     """`verify --reexecute`: estimate, refuse above `max_cost` (exit 2, nothing sent), re-execute,
     and add the outcome to the verify report (findings `reexecute`, `not-reexecuted`)."""
     folder = Path(report.folder)
@@ -364,10 +371,12 @@ def audit(report: Any, manifest: dict | None, *, per_cell: int | str | None, see
         report.add("not-reexecuted", "spec.yaml", "nothing to re-execute without the manifest and the spec copy")
         return None
     try:
-        planned = plan_cells(folder, base, base_url)
+        planned = plan_cells(folder, base, base_url, allow_hosts)
     except HarnessError as exc:
+        if exc.exit_code == ExitCode.USAGE:      # a malformed $HARNESS_ALLOW_HOSTS
+            raise
         why = "; ".join(p.render() for p in exc.problems[:3])
-        report.add("not-reexecuted", "spec.yaml", f"cannot plan the cells from the spec copy: {why}")
+        report.add("not-reexecuted", "spec.yaml", f"nothing sent: the cells cannot be planned from the spec copy: {why}")
         return None
     sample = choose(folder, manifest, planned, per_cell, seed)
     announce(sample.describe())

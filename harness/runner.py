@@ -6,7 +6,10 @@ so an invalid spec, an interrupted run or a crash leaves no new or half-written 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import errno
+import json
 import os
 import platform
 import shutil
@@ -17,13 +20,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from harness import __version__, estimate
 from harness import manifest as manifest_mod
 from harness.checks import REPEAT_DIR
-from harness.errors import HarnessError
+from harness.errors import ExitCode, HarnessError, Problem
 from harness.evidence import StagedFolder, atomic_write, canonical_json, sha256_bytes, sha256_file
+from harness.media import MediaError
 from harness.payloads import render
 from harness.plan import Batcher, Cell, Plan, build_plan
 from harness.report.markdown import write_markdown
@@ -43,11 +47,76 @@ def output_base(cli_value: str | None = None) -> Path:
 def output_folder(base: Path, spec: Spec) -> Path:
     """output/<spec name>; the schema's name pattern already forbids '/', '..' and friends —
     this re-checks, because writing outside the output folder must be impossible."""
+    if (base / spec.name).is_symlink():
+        raise _refused(base / spec.name, "is a symbolic link")
     final = (base / spec.name).resolve()
     if final.parent != base.resolve():
         raise HarnessError(spec.problem(("name",), f"name {spec.name!r} would write outside {base}",
                                         "use letters, digits, '.', '_' and '-'"))
     return final
+
+
+def _refused(path: Path, what: str) -> HarnessError:
+    return HarnessError(Problem(f"{path} {what}, not an earlier run of the harness; nothing was changed",
+                                hint="move it away, or choose another --output or spec name: a run replaces "
+                                     "only an earlier run (a folder with its manifest.json) or an empty folder"),
+                        ExitCode.USAGE)
+
+
+def check_replaceable(final: Path) -> None:
+    """What sits at output/<name> may be replaced only if it is an earlier run of the harness
+    (recognised by its manifest.json) or an empty folder; anything else is the user's."""
+    base = final.parent
+    if base.exists() and not base.is_dir():
+        raise HarnessError(Problem(f"output folder {base} is a file", hint="give --output (or $OUTPUT_DIR) a folder; "
+                                   "it is created if missing"), ExitCode.USAGE)
+    if not os.path.lexists(final):
+        return
+    if final.is_symlink():
+        raise _refused(final, "is a symbolic link")
+    if not final.is_dir():
+        raise _refused(final, "is a file")
+    if not any(final.iterdir()):
+        return
+    try:
+        m = json.loads((final / manifest_mod.MANIFEST).read_bytes())
+    except FileNotFoundError:
+        raise _refused(final, "exists (a folder without manifest.json)") from None
+    except (OSError, ValueError):
+        raise _refused(final, "exists (its manifest.json is not readable JSON)") from None
+    if not (isinstance(m, dict) and isinstance(m.get("manifest_version"), int)
+            and isinstance(m.get("digest"), str) and isinstance(m.get("files"), dict)):
+        raise _refused(final, "exists (its manifest.json is not a harness manifest)")
+
+
+# errno of a failed write → exit code and what to do. The machine's limits are infrastructure (4);
+# a place that cannot hold the run is the command line's (2). Anything else counts as the machine's.
+WRITE_ERRORS = {
+    errno.ENOSPC: (ExitCode.PROVIDER_ERROR, "free space on that disk, or give --output another disk"),
+    errno.EDQUOT: (ExitCode.PROVIDER_ERROR, "the disk quota is used up; free space or give --output another disk"),
+    errno.EFBIG: (ExitCode.PROVIDER_ERROR, "a file size limit (ulimit -f) stopped the write; raise it"),
+    errno.EIO: (ExitCode.PROVIDER_ERROR, "the disk reported an I/O error"),
+    errno.EACCES: (ExitCode.USAGE, "give --output a folder you can write to"),
+    errno.EPERM: (ExitCode.USAGE, "give --output a folder you can write to"),
+    errno.EROFS: (ExitCode.USAGE, "give --output a folder on a writable disk"),
+    errno.ENOTDIR: (ExitCode.USAGE, "a part of the --output path is a file; give --output a folder"),
+    errno.ENAMETOOLONG: (ExitCode.USAGE, "give --output a shorter path"),
+}
+
+
+@contextlib.contextmanager
+def _write_errors(spec: Spec, final: Path) -> Iterator[None]:
+    """A user's or the machine's mistake found while the run is written is an error with its exit
+    code, never a crash; the staging folder is gone by then (StagedFolder removes it)."""
+    try:
+        yield
+    except MediaError as e:   # an image edited or removed after planning: the plan no longer holds
+        raise HarnessError(Problem(e.message, file=spec.display, hint=e.hint), ExitCode.SPEC_INVALID) from None
+    except OSError as e:
+        code, hint = WRITE_ERRORS.get(e.errno, (ExitCode.PROVIDER_ERROR, None))
+        where = f" ({e.filename})" if e.filename else ""
+        raise HarnessError(Problem(f"cannot write the run to {final}: {e.strerror or e}{where}; "
+                                   "nothing was changed there", hint=hint), code) from None
 
 
 @dataclass
@@ -116,9 +185,11 @@ class FileSink:
 
     @staticmethod
     def _write(path: Path, data: bytes) -> None:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)   # the umask decides, as for any file
         try:
-            os.write(fd, data)
+            view = memoryview(data)
+            while view:     # a write may take only part (a file size limit): the next one says why
+                view = view[os.write(fd, view):]
         finally:
             os.close(fd)
 
@@ -330,16 +401,16 @@ def nothing_executed(results: list[CheckResult]) -> CheckResult | None:
 
 
 def run(spec_path: str | Path, *, base: Path, execute: bool = False, execute_options: dict | None = None,
-        base_url: str | None = None, console=None, require_executed: bool = False,
-        allow_paths: tuple | list = (), sign_key: str | None = None) -> RunOutcome:
+        base_url: str | None = None, allow_hosts: tuple[str, ...] | list[str] = (), console=None,
+        require_executed: bool = False, allow_paths: tuple | list = (), sign_key: str | None = None) -> RunOutcome:
     """Validate, expand, write payloads and evidence (and execute when asked). Raises HarnessError
     for an invalid spec, before anything is written. `require_executed` makes every cell required
     (a cell that is not executed fails, as with the spec's `execution.required`)."""
     started = time.time()
     spec = read_spec(spec_path)
-    with build_plan(spec, base_url=base_url, allow_paths=allow_paths) as plan:
+    with build_plan(spec, base_url=base_url, allow_paths=allow_paths, allow_hosts=allow_hosts) as plan:
         final = output_folder(base, spec)
-        with StagedFolder(final) as stage:
+        with _write_errors(spec, final), StagedFolder(final, guard=check_replaceable) as stage:
             folder = stage.path
             (folder / "spec.yaml").write_bytes(spec.raw)
             inputs, stats, payload_results, known = write_plan(plan, folder)

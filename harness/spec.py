@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -48,8 +49,9 @@ def schema_info() -> dict[str, str]:
 
 @dataclass
 class Spec:
-    """A spec that passed the schema. `data` is plain Python values; `positions` maps paths to
-    line/col so later stages (catalog rules, inputs) can point at the right place."""
+    """A parsed spec. `data` holds the parts that passed the schema (all of it when `problems` is
+    empty), so later stages (catalog rules, inputs, checks) run on what is valid and report their
+    own mistakes alongside the schema's; `positions` maps paths to line/col for those reports."""
 
     data: dict[str, Any]
     display: str                      # how the file is named in messages
@@ -58,6 +60,13 @@ class Spec:
     raw: bytes = b""
     positions: yamlpos.Positions = field(default_factory=yamlpos.Positions)
     problems: list[Problem] = field(default_factory=list)   # schema problems, reported with later ones
+    refused: frozenset[tuple] = frozenset()                  # paths the schema refused (gone from `data`)
+    document: dict[str, Any] = field(default_factory=dict, repr=False)   # the mapping as written
+
+    def intact(self, path: tuple) -> bool:
+        """Did the schema accept everything at, above and below `path`?"""
+        path = tuple(path)
+        return not any(r[:len(path)] == path or path[:len(r)] == r for r in self.refused)
 
     @property
     def name(self) -> str:
@@ -101,17 +110,31 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _leaf(error: ValidationError) -> ValidationError:
-    """For anyOf/oneOf without a custom message, the sub-error that explains most."""
-    while error.validator in ("anyOf", "oneOf") and error.context and "errorMessage" not in error.schema:
-        # a branch that failed only on its type (a string where a mapping was given) explains nothing
-        fitting = [e for e in error.context if not (e.validator == "type" and not e.relative_path)]
-        error = best_match(fitting or error.context)
-    return error
+def _leaves(error: ValidationError) -> list[ValidationError]:
+    """For anyOf/oneOf without a custom message, the sub-errors that explain it: every error of
+    the one branch that fits the value's kind (so each bad item of a list is reported), else the
+    single sub-error that explains most."""
+    if error.validator not in ("anyOf", "oneOf") or not error.context or "errorMessage" in error.schema:
+        return [error]
+    branches: dict[Any, list[ValidationError]] = {}
+    for e in error.context:
+        branches.setdefault(e.relative_schema_path[0], []).append(e)
+    # a branch refused for the value's kind itself (a list where a keyword was expected) does not fit
+    fitting = [errs for errs in branches.values()
+               if not any(e.validator in ("type", "enum", "const") and not e.relative_path for e in errs)]
+    if len(fitting) == 1:
+        return [leaf for e in fitting[0] for leaf in _leaves(e)]
+    # a branch that failed only on its type (a string where a mapping was given) explains nothing
+    plausible = [e for e in error.context if not (e.validator == "type" and not e.relative_path)]
+    return _leaves(best_match(plausible or error.context))
 
 
-def _explain(error: ValidationError, spec: Spec) -> list[Problem]:
-    error = _leaf(error)
+def _explain(error: ValidationError, spec: Spec) -> list[tuple[tuple, Problem]]:
+    """(refused path, problem) for each mistake behind `error`."""
+    return [found for leaf in _leaves(error) for found in _explain_leaf(leaf, spec)]
+
+
+def _explain_leaf(error: ValidationError, spec: Spec) -> list[tuple[tuple, Problem]]:
     path = tuple(error.absolute_path)
     where = format_path(path)
     schema = error.schema if isinstance(error.schema, dict) else {}
@@ -124,39 +147,104 @@ def _explain(error: ValidationError, spec: Spec) -> list[Problem]:
         for key in extras:
             hint = _did_you_mean(key, allowed) or f"allowed keys here: {', '.join(allowed)}"
             place = f" in {where}" if path else ""
-            out.append(spec.problem(path + (key,), f"unknown key {key!r}{place}", hint, prefer_key=True))
+            out.append((path + (key,), spec.problem(path + (key,), f"unknown key {key!r}{place}", hint, prefer_key=True)))
         return out
     if custom and v in ("oneOf", "anyOf", "not", "if", "then", "else"):
-        return [spec.problem(path, f"{where}: {custom}", prefer_key=True)]
+        return [(path, spec.problem(path, f"{where}: {custom}", prefer_key=True))]
     if v == "required":
         missing = re.findall(r"'([^']+)' is a required property", error.message)
         key = missing[0] if missing else "?"
         desc = ((schema.get("properties") or {}).get(key) or {}).get("description")
-        return [spec.problem(path, f"{where} is missing the required key {key!r}", desc, prefer_key=True)]
+        # an entry missing a required key is unusable as a whole; the spec itself only lacks that key
+        return [(path + (key,) if not path else path,
+                 spec.problem(path, f"{where} is missing the required key {key!r}", desc, prefer_key=True))]
     if v == "type":
         want = error.validator_value
         wants = " or ".join(_TYPE_NAMES.get(t, t) for t in (want if isinstance(want, list) else [want]))
-        return [spec.problem(path, f"{where} must be {wants}, not {_type_of(error.instance)} {_short(error.instance)}",
-                             schema.get("description"))]
+        return [(path, spec.problem(path, f"{where} must be {wants}, not {_type_of(error.instance)} "
+                                          f"{_short(error.instance)}", schema.get("description")))]
     if v in ("enum", "const"):
         options = error.validator_value if v == "enum" else [error.validator_value]
         hint = _did_you_mean(error.instance, options) or f"use one of: {', '.join(map(str, options))}"
-        return [spec.problem(path, f"{where} is {_short(error.instance)}, which is not allowed", hint)]
+        return [(path, spec.problem(path, f"{where} is {_short(error.instance)}, which is not allowed", hint))]
     if v == "minItems" and error.validator_value == 1:
-        return [spec.problem(path, f"{where} is empty", f"add at least one entry; {schema.get('description', '')}".strip("; "),
-                             prefer_key=True)]
+        return [(path, spec.problem(path, f"{where} is empty",
+                                    f"add at least one entry; {schema.get('description', '')}".strip("; "),
+                                    prefer_key=True))]
     if v == "pattern":
-        return [spec.problem(path, f"{where} {_short(error.instance)} is not allowed here", schema.get("description"))]
-    return [spec.problem(path, f"{where}: {error.message}", schema.get("description"))]
+        return [(path, spec.problem(path, f"{where} {_short(error.instance)} is not allowed here",
+                                    schema.get("description")))]
+    return [(path, spec.problem(path, f"{where}: {error.message}", schema.get("description")))]
 
 
-def schema_problems(data: Any, spec: Spec) -> list[Problem]:
+def _scope(path: tuple) -> tuple:
+    """How much of the spec a refused value takes out of the later stages. Inputs, checks and
+    matrix entries are used whole, so a mistake anywhere in one drops that entry; a model entry
+    keeps its valid parts (its name is still checked when one of its dimensions is refused)
+    unless the name itself is refused."""
+    if path[:1] in (("inputs",), ("checks",)):
+        return path[:2]
+    if path[:1] == ("matrix",):
+        return path[:3]
+    if path[:1] == ("models",) and path[2:3] == ("name",):
+        return path[:2]
+    return path
+
+
+_GONE = object()
+
+
+def _usable(value: Any, path: tuple, refused: set[tuple]) -> Any:
+    """`value` without what the schema refused: refused keys are dropped and refused list items
+    become None (indexes, and so positions, stay right); a list left with nothing usable is
+    refused as a whole."""
+    if path in refused:
+        return _GONE
+    if isinstance(value, dict):
+        out = {k: _usable(v, path + (k,), refused) for k, v in value.items()}
+        return {k: v for k, v in out.items() if v is not _GONE}
+    if isinstance(value, list):
+        items = [_usable(v, path + (i,), refused) for i, v in enumerate(value)]
+        if items and all(v is _GONE for v in items):
+            refused.add(path)
+            return _GONE
+        return [None if v is _GONE else v for v in items]
+    return value
+
+
+def _non_finite(value: Any, path: tuple = ()):
+    """Paths of YAML's .nan/.inf: JSON (so the schema, the payloads and the evidence) has no such number."""
+    if isinstance(value, float) and not math.isfinite(value):
+        yield path, value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from _non_finite(v, path + (k,))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _non_finite(v, path + (i,))
+
+
+def check_against_schema(spec: Spec, document: dict) -> None:
+    """Set `spec.problems` (every schema mistake, each explained once) and `spec.data` (the
+    document without what the schema refused)."""
     schema, registry = load_schemas()
     validator = jsonschema.Draft202012Validator(schema, registry=registry)
-    problems: list[Problem] = []
-    for error in validator.iter_errors(data):
-        problems.extend(_explain(error, spec))
-    return problems
+    problems: dict[Problem, None] = {}
+    refused: set[tuple] = set()
+    found = [(path, spec.problem(path, f"{format_path(path)} is {value}, which is not a finite number",
+                                 "write a number such as 0.5"))
+             for path, value in _non_finite(document)]
+    odd = {path for path, _ in found}
+    for error in validator.iter_errors(document):
+        found.extend(f for f in _explain(error, spec) if f[0] not in odd)   # .inf is not also "too large"
+    for path, problem in found:
+        problems.setdefault(problem)
+        refused.add(_scope(path))
+    data = _usable(document, (), refused)
+    spec.document = document
+    spec.data = data if isinstance(data, dict) else {}
+    spec.problems = list(problems)
+    spec.refused = frozenset(refused)
 
 
 def read_spec(path: str | Path) -> Spec:
@@ -188,7 +276,7 @@ def read_spec(path: str | Path) -> Spec:
     if not isinstance(data, dict):
         raise HarnessError(Problem("a spec is a YAML mapping (version, name, models, inputs, ...)", display, 1, 1,
                                    "`harness init` writes a starter spec"))
-    spec.problems = schema_problems(data, spec)
+    check_against_schema(spec, data)
     return spec
 
 
@@ -196,5 +284,5 @@ def spec_from_data(data: dict, base_dir: Path, display: str = "<command line>") 
     """A spec built in memory (e.g. by `harness prepare`); validated against the same schema."""
     raw = json.dumps(data, sort_keys=True, ensure_ascii=False).encode("utf-8")
     spec = Spec(data=data, display=display, base_dir=base_dir, path=None, raw=raw)
-    spec.problems = schema_problems(data, spec)
+    check_against_schema(spec, data)
     return spec

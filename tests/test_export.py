@@ -153,7 +153,7 @@ def test_export_loads_counts_and_smoke_searches(tmp_path):
                             output_fields=["pk", "input_id", "vector"])
         assert sorted(r["input_id"] for r in rows) == [f"photo-{i:03d}" for i in range(6)]
         row = next(r for r in rows if r["input_id"] == "photo-002")
-        assert row["pk"] == primary_key("photo-002", "qwen3-vl-embedding", 256)
+        assert row["pk"] == primary_key("photo-002", "qwen3-vl-embedding", 256, spec="cat-retrieval")
         stored = np.load(folder / "vectors" / "qwen3-vl-embedding-256.npy")[24 + 2]
         np.testing.assert_allclose(np.asarray(row["vector"], dtype=np.float32), stored, rtol=0, atol=1e-6)
 
@@ -294,20 +294,22 @@ def test_duplicate_inputs_tie_at_rank_one(tmp_path):
 def test_smoke_search_notices_vectors_that_do_not_match_the_run(tmp_path):
     """If the stored vectors are not the run's (overwritten behind the harness's back), the
     query does not find itself first and the search says so."""
-    from harness.export import _smoke_search, load_cell, read_run
+    from harness.export import _smoke_search, load_cell, read_run, run_identity
 
     folder = make_run(tmp_path, cells=(QWEN,))
     db = tmp_path / "v.db"
     export_run(folder, to=str(db))
     cv = load_cell(read_run(folder), "qwen3-vl-embedding-256")
+    me = run_identity(read_run(folder))
     noise = np.random.default_rng(99).standard_normal((5, 256)).astype(np.float32)
     with lite(db) as client:
         client.load_collection("qwen3_vl_embedding_256")
         client.upsert("qwen3_vl_embedding_256", [
-            {"pk": primary_key(cv.ids[i], cv.model, 256), "input_id": cv.ids[i], "modality": "text",
+            {"pk": primary_key(cv.ids[i], cv.model, 256, spec=me.spec), "spec_name": me.spec,
+             "run_digest": me.digest, "input_id": cv.ids[i], "modality": "text",
              "vector": noise[i].tolist()} for i in range(5)])
         client.flush("qwen3_vl_embedding_256")
-        found = _smoke_search(client, "qwen3_vl_embedding_256", cv, cv.ids[:10], 3, lite=True)
+        found = _smoke_search(client, "qwen3_vl_embedding_256", cv, cv.ids[:10], 3, lite=True, me=me)
     assert [f["ok"] for f in found] == [False] * 5 + [True] * 5
     assert all(f["self_score"] is None or f["self_score"] < 0.5 for f in found[:5])
 
@@ -377,10 +379,11 @@ def test_collection_names_and_keys():
     assert collection_name("local--e5-small-384") == "local_e5_small_384"
     assert collection_name("2x-model-64") == "c_2x_model_64"
     assert collection_name("local--e5-small-384", "proj-{cell}") == "proj_local_e5_small_384"
-    k = primary_key("cat-caption", "qwen3-vl-embedding", 1024)
-    assert k == primary_key("cat-caption", "qwen3-vl-embedding", 1024) and 0 <= k < 2 ** 63
-    assert k != primary_key("cat-caption", "qwen3-vl-embedding", 256)
-    assert k != primary_key("cat-caption", "qwen2.5-vl-embedding", 1024)
+    k = primary_key("cat-caption", "qwen3-vl-embedding", 1024, spec="a")
+    assert k == primary_key("cat-caption", "qwen3-vl-embedding", 1024, spec="a") and 0 <= k < 2 ** 63
+    assert k != primary_key("cat-caption", "qwen3-vl-embedding", 256, spec="a")
+    assert k != primary_key("cat-caption", "qwen2.5-vl-embedding", 1024, spec="a")
+    assert k != primary_key("cat-caption", "qwen3-vl-embedding", 1024, spec="b")
 
 
 def test_merge_validate_replaces_old_export_lines_and_recomputes():

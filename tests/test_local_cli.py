@@ -54,10 +54,12 @@ def run_cli(tmp_path: Path, spec_text: str, *args: str) -> tuple[subprocess.Comp
     spec.write_text(spec_text, encoding="utf-8")
     home = tmp_path / "home"          # no ~/.alibabacloud or ~/.dashscope key can be found
     home.mkdir(exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DASHSCOPE", "ALIBABA_CLOUD"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DASHSCOPE", "ALIBABA_CLOUD", "HARNESS_"))}
     env.update(HOME=str(home), HF_HUB_OFFLINE="1", SELF_HOSTED_KEY=KEY,
                HARNESS_CACHE_DIR=str(tmp_path / "cache"), NO_COLOR="1")
-    proc = subprocess.run([HARNESS, "run", str(spec), "--execute", "--output", str(tmp_path / "out"), *args],
+    # the spec sends $SELF_HOSTED_KEY to its base_url on 127.0.0.1, which only the command line can allow
+    proc = subprocess.run([HARNESS, "run", str(spec), "--execute", "--output", str(tmp_path / "out"),
+                           "--allow-host", "127.0.0.1", *args],
                           capture_output=True, text=True, env=env, timeout=300)
     return proc, tmp_path / "out" / "offline"
 
@@ -143,7 +145,7 @@ def test_readme_quickstart_executes_with_no_key_and_no_network(tmp_path):
     shutil.copytree(repo / "specs", tmp_path / "specs")
     home = tmp_path / "home"
     home.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DASHSCOPE", "ALIBABA_CLOUD"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DASHSCOPE", "ALIBABA_CLOUD", "HARNESS_"))}
     env.update(HOME=str(home), HF_HUB_OFFLINE="1", HARNESS_CACHE_DIR=str(tmp_path / "cache"), NO_COLOR="1")
     cmd = [HARNESS, "run", "specs/quickstart.yaml", "--execute", "--output", "out"]
     unshare = shutil.which("unshare")

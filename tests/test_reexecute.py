@@ -238,3 +238,20 @@ def test_audit_flags_need_reexecute(tmp_path):
     assert proc.returncode == 2 and "--max-cost applies to --reexecute" in proc.stderr
     proc = cli(tmp_path, "verify", str(tmp_path), "--reexecute", "--tolerance", "close")
     assert proc.returncode == 2 and "neither `exact` nor a number" in proc.stderr
+
+
+def test_reexecution_sends_a_key_only_where_the_run_would(server, tmp_path):
+    """The credentials rules are the run's: a spec copy that names its own endpoint gets the key only
+    when that host is allowed (--allow-host), never because the folder's manifest or spec says so."""
+    host = server.base_url.split("//")[1].split("/")[0]
+    folder = executed_run(tmp_path, "routed", "qwen3-vl-embedding", "--allow-host", host,
+                          extra=f"dimensions: [256]\nendpoint: {server.base_url}\n")
+    sent = len(server.served())
+    proc = cli(tmp_path, "verify", str(folder), "--reexecute")
+    assert proc.returncode == 4, proc.stdout + proc.stderr
+    assert "not-reexecuted spec.yaml: nothing sent" in proc.stdout
+    assert "which is not an allowed host" in proc.stdout and "--allow-host" in proc.stdout
+    assert len(server.served()) == sent
+    proc = cli(tmp_path, "verify", str(folder), "--reexecute", "--allow-host", host)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert len(server.served()) == sent + 1

@@ -20,3 +20,20 @@ def add_allow_path(parser) -> None:
                         help="also read input files (images, CSV/JSONL sets) from DIR; by default they must lie "
                              "in the spec's project: the git work tree holding the spec, else the spec's folder "
                              "(repeatable)")
+
+
+def add_allow_host(parser: argparse.ArgumentParser) -> None:
+    """`--allow-host HOST[:PORT]`, shared by the commands that check a spec's endpoints."""
+    from harness.credentials import ALLOW_ENV, parse_host
+
+    def host(value: str) -> str:
+        try:
+            parse_host(value)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        return value
+
+    parser.add_argument("--allow-host", action="append", default=[], type=host, metavar="HOST[:PORT]",
+                        help="a host the spec's endpoint/base_url may send a credential to (repeatable; also "
+                             f"${ALLOW_ENV}, comma-separated). Without it keys go only to the official "
+                             "DashScope hosts, --base-url and $DASHSCOPE_HTTP_BASE_URL")

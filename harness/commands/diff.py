@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 
+from harness.commands import flags
 from harness.errors import ExitCode
 
 NAME = "diff"
@@ -20,16 +21,6 @@ def _pair(text: str) -> tuple[str, str]:
     return a, b
 
 
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 <= value <= 2:
-        raise argparse.ArgumentTypeError(f"{value} is outside 0..2 (a cosine distance)")
-    return value
-
-
 def add_parser(sub):
     p = sub.add_parser(NAME, help=HELP, description=HELP + ". Vectors are matched by input id, so runs of "
                        "different providers or models over the same inputs compare. Without a tolerance the "
@@ -38,11 +29,11 @@ def add_parser(sub):
                               "(VERIFY_MISMATCH) · 2 a folder is not a run")
     p.add_argument("a", metavar="RUN_A", help="output folder of the reference run")
     p.add_argument("b", metavar="RUN_B", help="output folder of the run to compare")
-    p.add_argument("--tolerance", type=_fraction, metavar="X",
-                   help="gate: every input's cosine between the runs must be ≥ 1 − X, with the same dimension "
-                        "and inputs, e.g. 0.001")
-    p.add_argument("--metric-tolerance", type=_fraction, metavar="Y",
-                   help="gate: every retrieval metric may move by at most Y, e.g. 0.02")
+    p.add_argument("--tolerance", type=flags.cosine_distance, metavar="X",
+                   help="gate: every input's cosine between the runs must be ≥ 1 − X (X from 0 to 2), with the "
+                        "same dimension and inputs, e.g. 0.001")
+    p.add_argument("--metric-tolerance", type=flags.metric_change, metavar="Y",
+                   help="gate: every retrieval metric may move by at most Y (0 to 1), e.g. 0.02")
     p.add_argument("--pair", type=_pair, action="append", metavar="CELL_A:CELL_B",
                    help="compare these two cells (repeatable); by default equal cell ids pair, then unambiguous leftovers")
     p.add_argument("--json", action="store_true", help="print the comparison as JSON")

@@ -11,6 +11,7 @@ import argparse
 import sys
 import time
 
+from harness.commands import flags
 from harness.errors import ExitCode, HarnessError
 
 NAME = "export"
@@ -60,7 +61,8 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
                      help="environment variable holding the Milvus token (user:password or API key)")
     tok.add_argument("--token", metavar="T",
                      help="the Milvus token itself (visible in the process list; prefer --token-env)")
-    p.add_argument("--top-k", type=int, default=5, metavar="K", help="hits per smoke-search query (default 5)")
+    p.add_argument("--top-k", type=flags.setting(flags.TOP_K), default=5, metavar="K",
+                   help=f"hits per smoke-search query ({flags.range_of(flags.TOP_K)}; default 5)")
     p.add_argument("--cell", action="append", metavar="CELL_ID", dest="cells",
                    help="export only this cell (repeatable; default: every executed cell)")
     p.add_argument("--query", action="append", metavar="INPUT_ID", dest="queries",

@@ -7,7 +7,7 @@ import sys
 
 from rich.markup import escape
 
-from harness.commands import add_allow_path
+from harness.commands import add_allow_host, add_allow_path
 from harness.plan import load_plan
 from harness.report.terminal import make_console, print_cells
 from harness.runner import plan_stats
@@ -21,13 +21,15 @@ def add_parser(sub):
     p = sub.add_parser(NAME, help=HELP, description=HELP + ".")
     p.add_argument("spec", metavar="SPEC")
     p.add_argument("--base-url", help="DashScope native API base URL (default: the spec's region)")
+    add_allow_host(p)
     p.add_argument("--json", action="store_true", help="print the plan as JSON instead of a table")
     add_allow_path(p)
     return p
 
 
 def run(args) -> int:
-    with load_plan(args.spec, base_url=args.base_url, allow_paths=args.allow_paths) as plan:
+    with load_plan(args.spec, base_url=args.base_url, allow_paths=args.allow_paths,
+                   allow_hosts=args.allow_host) as plan:
         stats = plan_stats(plan)
         cells = [{**cell.manifest_entry(), **stats[cell.id].as_dict()} for cell in plan.cells]
         if args.json:

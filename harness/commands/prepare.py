@@ -12,7 +12,7 @@ import json
 import os
 from pathlib import Path
 
-from harness.commands import add_allow_path
+from harness.commands import add_allow_path, flags
 from harness.errors import ExitCode, HarnessError, Problem
 from harness.evidence import atomic_write, canonical_json
 from harness.payloads import render
@@ -32,11 +32,14 @@ def add_parser(sub):
     p.add_argument("--image", action="append", default=[], help="an image URL or local file (repeatable)")
     p.add_argument("--video", action="append", default=[], help="a video URL (repeatable)")
     p.add_argument("--model", default="qwen3-vl-embedding", help="model name (default qwen3-vl-embedding)")
-    p.add_argument("--dimension", type=int, help="output dimension (default: the model's default, sent explicitly)")
+    p.add_argument("--dimension", type=flags.setting(flags.DIMENSION), metavar="N",
+                   help="output dimension (default: the model's default, sent explicitly)")
     p.add_argument("--instruct", help="custom task instruction")
-    p.add_argument("--fps", type=float, help="share of video frames sampled, 0-1")
-    p.add_argument("--res-level", type=int, choices=range(4), help="image resolution tier (2026-03-06 snapshots)")
-    p.add_argument("--max-video-frames", type=int, help="frames per video (2026-03-06 snapshots)")
+    for flag, key, text in (("--fps", "fps", "share of video frames sampled (%s)"),
+                            ("--res-level", "res_level", "image resolution tier (%s; 2026-03-06 snapshots)"),
+                            ("--max-video-frames", "max_video_frames", "frames per video (%s; 2026-03-06 snapshots)")):
+        pointer = flags.PARAMETERS + key
+        p.add_argument(flag, type=flags.setting(pointer), metavar="N", help=text % flags.range_of(pointer))
     add_allow_path(p)
     p.add_argument("--output", help=f"request file (default $OUTPUT_DIR/{DEFAULT_FOLDER}/request.json, "
                    f"OUTPUT_DIR defaulting to ./output)")

@@ -7,7 +7,7 @@ import argparse
 from rich.markup import escape
 
 
-from harness.commands import add_allow_path
+from harness.commands import add_allow_host, add_allow_path, flags
 from harness.errors import ExitCode
 from harness.report.terminal import make_console, print_cells
 from harness.runner import output_base, run as run_pipeline
@@ -42,16 +42,21 @@ def add_parser(sub):
                        "and no API key is needed.")
     p.add_argument("spec", metavar="SPEC")
     p.add_argument("--output", metavar="DIR", help="base output folder (default: $OUTPUT_DIR or ./output); "
-                   "the run goes to DIR/<spec name>/")
+                   "the run goes to DIR/<spec name>/, which it replaces only if that holds an earlier run (else exit 2)")
     p.add_argument("--execute", action="store_true", help="send the requests and record the vectors")
     p.add_argument("--base-url", help="DashScope native API base URL (overrides the spec, "
                    "$DASHSCOPE_HTTP_BASE_URL and the region), e.g. http://127.0.0.1:8000/api/v1")
+    add_allow_host(p)
     g = p.add_argument_group("execution (with --execute; override the spec's `execution:`)")
-    g.add_argument("--concurrency", type=int, help="requests in flight at once (default 8)")
-    g.add_argument("--rpm", type=int, help="requests per minute per model (default: the model's quota)")
-    g.add_argument("--tpm", type=int, help="input tokens per minute per model (default: the model's quota)")
-    g.add_argument("--timeout", type=float, help="seconds to wait for one response (default 60)")
-    g.add_argument("--max-attempts", type=int, help="attempts per request, retries included (default 5)")
+    for flag, key, text in (
+            ("--concurrency", "concurrency", "requests in flight at once (%s; default 8)"),
+            ("--rpm", "rpm", "requests per minute per model (%s; default: the model's quota)"),
+            ("--tpm", "tpm", "input tokens per minute per model (%s; default: the model's quota)"),
+            ("--timeout", "timeout", "seconds to wait for one response (%s; default 60)"),
+            ("--max-attempts", "max_attempts", "attempts per request, retries included (%s; default 5)")):
+        pointer = flags.EXECUTION + key
+        g.add_argument(flag, type=flags.setting(pointer), metavar="N",
+                       help=text % flags.range_of(pointer).replace("%", "%%"))
     g.add_argument("--no-cache", action="store_true", help="neither read nor write the response cache")
     g.add_argument("--refresh", action="store_true", help="ignore cached responses but store the new ones")
     g.add_argument("--workspace", help="DashScope workspace id (header X-DashScope-WorkSpace; "
@@ -82,8 +87,8 @@ def run(args) -> int:
                "use_cache": False if args.no_cache else None, "refresh": args.refresh or None,
                "workspace": args.workspace}
     outcome = run_pipeline(args.spec, base=output_base(args.output), execute=args.execute,
-                           execute_options=options, base_url=args.base_url, console=console,
-                           require_executed=args.require_executed, allow_paths=args.allow_paths,
+                           execute_options=options, base_url=args.base_url, allow_hosts=args.allow_host,
+                           console=console, require_executed=args.require_executed, allow_paths=args.allow_paths,
                            sign_key=args.sign)
     m = outcome.manifest
     print_cells(console, m["cells"], f"{m['spec']['name']}: {m['inputs']['count']} inputs × {len(m['cells'])} cells")

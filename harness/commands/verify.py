@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from harness.commands import add_allow_path
+from harness.commands import add_allow_host, add_allow_path
 from harness.errors import ExitCode, HarnessError, Problem
 
 NAME = "verify"
@@ -90,6 +90,7 @@ def add_parser(sub):
                    "and printed, so the audited party cannot know which requests are checked)")
     a.add_argument("--base-url", help="with --reexecute: DashScope native API base URL, as for `harness run` "
                    "(overrides the spec, $DASHSCOPE_HTTP_BASE_URL and the region)")
+    add_allow_host(a)   # with --reexecute: where a key may go, exactly as for `harness run`
     return p
 
 
@@ -100,8 +101,8 @@ def run(args) -> int:
     if not folder.is_dir():
         raise HarnessError(Problem(f"no such folder: {folder}", hint="give the output folder of a run, "
                                    "e.g. output/<spec name>"), ExitCode.USAGE)
-    for flag in ("tolerance", "max_cost", "seed", "base_url"):
-        if getattr(args, flag) is not None and args.reexecute is None:
+    for flag in ("tolerance", "max_cost", "seed", "base_url", "allow_host"):
+        if getattr(args, flag) not in (None, []) and args.reexecute is None:
             raise HarnessError(Problem(f"--{flag.replace('_', '-')} applies to --reexecute, which was not given"),
                                ExitCode.USAGE)
     report = verify_folder(folder, spec_dir=args.spec_dir, strict=args.strict,
@@ -149,4 +150,4 @@ def _reexecute(report, args) -> None:
         (lambda text: print(text, flush=True))
     audit(report, manifest if isinstance(manifest, dict) else None, per_cell=None if args.reexecute == "default"
           else args.reexecute, seed=args.seed, tolerance=args.tolerance, max_cost=args.max_cost, base=base,
-          base_url=args.base_url, announce=announce)
+          base_url=args.base_url, allow_hosts=args.allow_host, announce=announce)

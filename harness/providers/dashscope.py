@@ -8,14 +8,18 @@ and `X-DashScope-WorkSpace` when a workspace is set. The answer is
 error all the same.
 
 Every answer is checked before it is believed: one vector per expected input, indexes 0..n-1 each
-once, length equal to the cell's dimension, finite numbers. A violation is a failed request with the
-reason. Error classes (data below, not `if` chains): 429 → retryable and throttled (honouring
-Retry-After); 408/5xx, timeouts, dropped connections and truncated bodies → retryable; a bad key,
-a denied account, an unknown model or a wrong URL fail every request alike → fatal, so the engine
-stops at once instead of paying for (or waiting out) the rest.
+once, length equal to the cell's dimension, finite JSON numbers (not `true`, not "0.5", none beyond a
+float's range; JSON nested too deep to read is no answer either). A violation is a failed request
+with the reason, never a crash of the run. Error classes (data below, not `if` chains): 429 →
+retryable and throttled (honouring Retry-After); 408/5xx, timeouts, dropped connections and
+truncated bodies → retryable; a bad key, a denied account, an unknown model, a wrong URL or a
+redirect fail every request alike → fatal, so the engine stops at once instead of paying for (or
+waiting out) the rest.
 
 The key is resolved by `harness.credentials`, lives in this object only, is never in its repr,
-and is scrubbed from any message a server might echo it in.
+and is scrubbed from every field kept of an answer (message, code, request_id, usage), in case a
+server echoes it. A redirect is not followed (the key would go along); the message says where it
+pointed. Which hosts may receive the key at all is decided before this (`harness.plan`).
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ DEFAULT_TIMEOUT = 60.0
 WORKSPACE_ENV = "DASHSCOPE_WORKSPACE"
 
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
-FATAL_STATUS = frozenset({401, 403, 404})
+FATAL_STATUS = frozenset({301, 302, 303, 307, 308, 401, 403, 404})   # a redirect: wrong base URL
 # Codes that fail every request of the run the same way, whatever the HTTP status.
 FATAL_CODES = frozenset({
     "InvalidApiKey", "AccessDenied", "AccessDenied.Unpurchased", "Arrearage",
@@ -113,6 +117,13 @@ class DashScopeProvider:
         await self._http.aclose()
 
     async def send(self, body: dict[str, Any], expected: int) -> Embedded:
+        try:
+            got = await self._send(body, expected)
+        except ProviderError as exc:
+            raise wire.kept_error(exc, self._api_key) from None
+        return wire.kept_answer(got, self._api_key)
+
+    async def _send(self, body: dict[str, Any], expected: int) -> Embedded:
         data = canonical_json(body)
         headers = self._headers
         if b'"oss://' in data:  # temporary OSS URLs are resolved only when asked to
@@ -125,7 +136,7 @@ class DashScopeProvider:
                                 retryable=True) from None
         except httpx.TransportError as exc:
             raise ProviderError(f"connection failed or dropped ({type(exc).__name__}: "
-                                f"{self._scrub(str(exc)) or 'closed without a complete answer'})",
+                                f"{str(exc) or 'closed without a complete answer'})",
                                 code="ConnectionError", retryable=True) from None
         try:
             return parse_response(resp.status_code, resp.content, resp.headers, expected, self.dimension)
@@ -133,12 +144,8 @@ class DashScopeProvider:
             if exc.status in (401, 403) or exc.code == "InvalidApiKey":
                 where = self.key_source.where if self.key_source else "the caller"
                 exc.message = f"{exc.message} ({HINTS['auth' if exc.status == 401 else 'denied'].format(where=where)})"
-            exc.message = self._scrub(exc.message)
-            exc.args = (exc.message,)
+                exc.args = (exc.message,)
             raise
-
-    def _scrub(self, text: str) -> str:
-        return text.replace(self._api_key, "***") if self._api_key and self._api_key in text else text
 
 
 def parse_response(status: int, content: bytes, headers: Any, expected: int,
@@ -151,6 +158,11 @@ def parse_response(status: int, content: bytes, headers: Any, expected: int,
         if status == 200:  # a body cut short is as transient as a dropped connection
             raise ProviderError(f"HTTP 200 with a body that is not JSON ({wire.snippet(content)})", status=status,
                                 code="MalformedResponse", retryable=True) from None
+    except RecursionError:
+        doc = None
+        if status == 200:  # the same bytes again would nest as deep: not retried
+            raise ProviderError(f"HTTP 200 with JSON nested too deeply to read ({wire.snippet(content)})",
+                                status=status, code="MalformedResponse") from None
     request_id = doc.get("request_id") if isinstance(doc, dict) else None
     request_id = request_id or headers.get("x-request-id") or headers.get("x-dashscope-request-id")
     if status != 200 or (isinstance(doc, dict) and doc.get("code")):
@@ -182,11 +194,17 @@ def parse_response(status: int, content: bytes, headers: Any, expected: int,
         vec = item.get("embedding")
         if not isinstance(vec, list):
             raise bad("MalformedResponse", f"embedding {index} is not a list of numbers")
+        other = wire.first_non_number(vec)
+        if other:
+            raise bad("MalformedResponse", f"embedding {index} holds {other} where a number belongs")
         if dimension and len(vec) != dimension:
             raise bad("WrongDimension", f"embedding {index} has {len(vec)} numbers, expected {dimension}")
         rows[index] = vec
     try:
         matrix = np.array(rows, dtype=np.float64)
+    except OverflowError:
+        row = next(i for i, v in enumerate(rows) if any(abs(x) > 1e308 for x in v))
+        raise bad("MalformedResponse", f"embedding {row} holds a number too large for a float") from None
     except (TypeError, ValueError):
         raise bad("MalformedResponse", "an embedding holds something other than numbers") from None
     if matrix.ndim != 2:
@@ -212,6 +230,8 @@ def _error(status: int, doc: Any, content: bytes, headers: Any, request_id: str 
     hint = None
     if model_unknown:
         hint = HINTS["model"]
+    elif 300 <= status < 400:
+        hint = wire.redirect_hint(headers)
     elif status == 404:
         hint = HINTS["url"]
     elif code == "Arrearage":

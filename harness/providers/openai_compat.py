@@ -7,9 +7,9 @@ engine treats every provider alike:
 
 - 429 → retryable and throttled, honouring `Retry-After`; 5xx, timeouts and dropped
   connections → retryable.
-- 401/403 (bad or missing key) and 404 (wrong base URL, unknown model) fail every request the
-  same way → fatal, the engine stops early. A 400 that names an unknown model is fatal too;
-  any other 4xx fails only its own request.
+- 401/403 (bad or missing key), 404 (wrong base URL, unknown model) and a redirect (never
+  followed: the key would go along) fail every request the same way → fatal, the engine stops
+  early. A 400 that names an unknown model is fatal too; any other 4xx fails only its own request.
 - A 200 whose body is not JSON is retryable (a body cut short is as transient as a dropped
   connection, and the DashScope provider treats it the same way). A 200 that carries an
   `error`, lacks an index, repeats one, has too many vectors, or a vector of the wrong length
@@ -18,7 +18,9 @@ engine treats every provider alike:
 
 The key comes from the environment variable the spec names (`api_key_env`, optional: most
 self-hosted servers need none). It lives in this object only, is sent as a Bearer header, and
-never appears in a repr, an error message or anything written.
+never appears in a repr, an error message or anything written: every field kept of an answer
+(message, code, request_id, usage) is scrubbed of it. A key an HTTP header cannot carry is refused
+(exit 4). The plan has already refused a base_url that would take the key to a host not allowed.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from urllib.parse import urlsplit
 import httpx
 import numpy as np
 
+from harness.credentials import checked_key
 from harness.evidence import canonical_json
 from harness.providers.base import Embedded, NotExecutable, ProviderError
 from harness.providers import wire
@@ -70,11 +73,12 @@ class OpenAIProvider:
         key_env = cell.get("api_key_env")
         key = None
         if key_env:
-            key = os.environ.get(key_env) or None
+            key = (os.environ.get(key_env) or "").strip() or None
             if key is None:
                 raise NotExecutable(
                     f"{cell.get('model')}: the spec takes its API key from ${key_env}, which is not set "
                     f"(export {key_env}=..., or drop api_key_env if the server needs no key)")
+            checked_key(key, f"${key_env}")
         concurrency = getattr(options, "concurrency", None)
         return cls(
             endpoint,
@@ -90,6 +94,14 @@ class OpenAIProvider:
         await self._http.aclose()
 
     async def send(self, body: dict[str, Any], expected: int) -> Embedded:
+        # A server may echo the key back ("Incorrect API key provided: sk-..."); it stops here.
+        try:
+            got = await self._send(body, expected)
+        except ProviderError as exc:
+            raise wire.kept_error(exc, self._api_key) from None
+        return wire.kept_answer(got, self._api_key)
+
+    async def _send(self, body: dict[str, Any], expected: int) -> Embedded:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"
@@ -103,14 +115,7 @@ class OpenAIProvider:
             raise ProviderError(f"connection to {self._shown} failed ({type(exc).__name__}: "
                                 f"{exc or 'closed without an answer'})",
                                 code="ConnectionError", retryable=True) from None
-        try:
-            return _parse(resp, expected, self.dimension, self._api_key_env if self._api_key else None)
-        except ProviderError as exc:
-            # A server may echo the key back ("Incorrect API key provided: sk-..."); it stops here.
-            if self._api_key and self._api_key in exc.message:
-                exc.message = exc.message.replace(self._api_key, "***")
-                exc.args = (exc.message,)
-            raise
+        return _parse(resp, expected, self.dimension, self._api_key_env if self._api_key else None)
 
 
 def _display_url(url: str) -> str:
@@ -132,6 +137,12 @@ def _parse(resp: httpx.Response, expected: int, dimension: int | None, key_env: 
             raise ProviderError(f"the server answered 200 with a body that is not JSON "
                                 f"({wire.snippet(resp.content)})", status=status, code="MalformedResponse",
                                 request_id=request_id, retryable=True)
+    except RecursionError:
+        doc = None
+        if status == 200:  # the same bytes again would nest as deep: not retried
+            raise ProviderError(f"the server answered 200 with JSON nested too deeply to read "
+                                f"({wire.snippet(resp.content)})", status=status, code="MalformedResponse",
+                                request_id=request_id) from None
     if isinstance(doc, dict) and isinstance(doc.get("id"), str) and request_id is None:
         request_id = doc["id"]
 
@@ -174,8 +185,15 @@ def _vector(raw: Any, index: int, dimension: int | None, status: int, request_id
         except ValueError:
             raise ProviderError(f"embedding {index} is neither a list of numbers nor base64 float32",
                                 status=status, code="MalformedResponse", request_id=request_id) from None
-    elif isinstance(raw, list) and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in raw):
-        vec = [float(x) for x in raw]
+    elif isinstance(raw, list) and not wire.first_non_number(raw):
+        try:
+            vec = [float(x) for x in raw]
+        except OverflowError:
+            raise ProviderError(f"embedding {index} holds a number too large for a float", status=status,
+                                code="MalformedResponse", request_id=request_id) from None
+    elif isinstance(raw, list):
+        raise ProviderError(f"embedding {index} holds {wire.first_non_number(raw)} where a number belongs",
+                            status=status, code="MalformedResponse", request_id=request_id)
     else:
         raise ProviderError(f"embedding {index} is not a list of numbers", status=status,
                             code="MalformedResponse", request_id=request_id)
@@ -201,6 +219,8 @@ def _http_error(resp: httpx.Response, doc: Any, request_id: str | None, key_env:
     if status in (401, 403):
         hint = (f"the server refused the key from ${key_env} (the model's api_key_env)" if key_env else
                 "the server wants a key: name the environment variable holding it in the model's api_key_env")
+    elif 300 <= status < 400:
+        hint = wire.redirect_hint(resp.headers)
     elif status == 404:
         hint = "check the model's base_url (it should end where /embeddings is served, often /v1)"
     elif model_unknown:
@@ -213,7 +233,7 @@ def _http_error(resp: httpx.Response, doc: Any, request_id: str | None, key_env:
     if status >= 500 or status in (408, 409):
         return ProviderError(message, status=status, code=code or f"HTTP{status}", request_id=request_id,
                              retryable=True, retry_after=retry_after)
-    fatal = status in (401, 403, 404) or model_unknown
+    fatal = status in (401, 403, 404) or 300 <= status < 400 or model_unknown
     return ProviderError(message, status=status, code=code or f"HTTP{status}", request_id=request_id,
                          fatal=fatal)
 

@@ -1,14 +1,23 @@
 """Small pieces every HTTP provider needs: its own client when outside the engine, Retry-After,
-a body snippet for messages, compact index ranges."""
+a body snippet for messages, compact index ranges, and what may be kept of an answer."""
 
 from __future__ import annotations
 
 import email.utils
 import math
+import re
 import time
 from typing import Any
 
 import httpx
+
+from harness.credentials import scrub
+from harness.providers.base import Embedded, ProviderError
+
+MAX_KEPT_TEXT = 1000      # characters of one string kept from an answer (a message, a code, an id)
+MAX_KEPT_DEPTH = 4        # nesting kept of a usage object (input_tokens_details is one level)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")   # a line break in a message could forge a line of validate.txt
+_DROP = object()
 
 
 class ClientSlot:
@@ -75,3 +84,80 @@ def ranges(ints: list[int]) -> str:
         else:
             out.append(str(i))
     return ", ".join(out)
+
+
+# -- what is kept of an answer ---------------------------------------------------------------
+# Everything a server says ends up in responses/*.jsonl, execution.json, validate.txt, the reports
+# and the cache; a server that echoes the key must not get it written anywhere, in any field.
+
+def kept_text(text: str, secret: str | None) -> str:
+    text = _CONTROL.sub(" ", scrub(text, secret))
+    return text if len(text) <= MAX_KEPT_TEXT else text[:MAX_KEPT_TEXT] + "…"
+
+
+def kept_id(value: Any, secret: str | None) -> str | None:
+    """A request id as a short clean string; anything that is not a string or an integer is dropped."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) < 10**30:
+        value = str(value)
+    return kept_text(value, secret)[:200] if isinstance(value, str) else None
+
+
+def kept_usage(value: Any, secret: str | None, depth: int = 0) -> Any:
+    """A JSON-safe copy: strings cleaned, numbers a float can hold, bounded nesting; the rest dropped."""
+    if depth > MAX_KEPT_DEPTH:
+        return _DROP
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            v = kept_usage(v, secret, depth + 1)
+            if v is not _DROP:
+                out[kept_text(str(k), secret)] = v
+        return out
+    if isinstance(value, list):
+        return [x for x in (kept_usage(v, secret, depth + 1) for v in value) if x is not _DROP]
+    if isinstance(value, str):
+        return kept_text(value, secret)
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return value if abs(value) < 2**63 else _DROP
+    if isinstance(value, float):
+        return value if math.isfinite(value) else _DROP
+    return _DROP
+
+
+def kept_answer(got: Embedded, secret: str | None) -> Embedded:
+    usage = kept_usage(got.usage, secret) if isinstance(got.usage, dict) else {}
+    got.usage = usage if isinstance(usage, dict) else {}
+    got.request_id = kept_id(got.request_id, secret)
+    return got
+
+
+def kept_error(exc: ProviderError, secret: str | None) -> ProviderError:
+    exc.message = kept_text(str(exc.message), secret)
+    exc.args = (exc.message,)
+    exc.code = kept_text(str(exc.code), secret)[:200] if exc.code is not None else None
+    exc.request_id = kept_id(exc.request_id, secret)
+    return exc
+
+
+# -- numbers --------------------------------------------------------------------------------
+
+def first_non_number(values: list) -> str | None:
+    """None when every item is a JSON number; else what the first other item is, and where.
+    JSON `true` and "0.5" are not numbers, though Python and numpy would take them for 1.0 and 0.5."""
+    if set(map(type, values)) <= {int, float}:
+        return None
+    for i, x in enumerate(values):
+        if type(x) not in (int, float):
+            kind = ("true" if x is True else "false" if x is False else "null" if x is None
+                    else "a string" if isinstance(x, str) else "a list" if isinstance(x, list) else "an object")
+            return f"{kind} at position {i}"
+    return None  # pragma: no cover - the set said otherwise
+
+
+def redirect_hint(headers: Any) -> str:
+    """Why a 30x is not followed: the key would go along to wherever it points."""
+    where = headers.get("location") or "elsewhere"
+    return (f"the server redirects to {where}; redirects are not followed (the key would go along): "
+            "use the final address as the base URL")

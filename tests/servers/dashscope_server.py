@@ -8,7 +8,12 @@ the sha256 of the content item and the dimension, L2-normalised, so a test can r
 
 Faults are injected per request (`add_fault`), optionally only for bodies containing a marker:
 429 with and without Retry-After, 500/503, slow answers, dropped connections, malformed JSON,
-wrong vector length, a missing index, a NaN, an HTTP 200 with an error body, 401, 400.
+wrong vector length, a missing index, a NaN, an HTTP 200 with an error body, 401, 400; answers
+that are JSON but not numbers (a 400-digit integer, `true`, a numeric string, 200k nested
+brackets; `bad-usage`: good vectors with usage numbers a float cannot hold); a server echoing the caller's key into every field (`echo-key`: request_id and usage
+of a good answer; `echo-key-error`: code, message and request_id of a 400; `echo-key-cut`: a 400
+whose HTML body holds the key where a 120-character snippet ends); a 307 redirect to
+`location`.
 `rpm=N, window=W` rejects requests beyond N per sliding window of W seconds with 429
 Throttling.RateQuota, as the service does.
 
@@ -70,7 +75,9 @@ ERROR_FAULTS: dict[str, tuple[int, str, str]] = {
     "400": (400, "InvalidParameter", "url error, please check url!"),
     "error-200": (200, "InternalError.Algo", "An algorithm error occurred."),
 }
-BODY_FAULTS = ("slow", "drop", "malformed", "wrong-length", "missing-index", "nan")
+BODY_FAULTS = ("slow", "drop", "malformed", "wrong-length", "missing-index", "nan",
+               "huge-int", "true-number", "string-number", "deep-nesting", "echo-key", "echo-key-error", "redirect",
+               "bad-usage", "echo-key-cut")
 FAULT_KINDS = tuple(ERROR_FAULTS) + BODY_FAULTS
 
 
@@ -98,6 +105,7 @@ class Fault:
     match: str | None = None       # only bodies containing this text
     retry_after: float | None = None
     delay: float = 5.0             # for "slow"
+    location: str | None = None    # for "redirect"
 
 
 @dataclass
@@ -133,11 +141,11 @@ class FakeDashScope:
 
     # ---- control -------------------------------------------------------------------
     def add_fault(self, kind: str, times: int = 1, *, match: str | None = None,
-                  retry_after: float | None = None, delay: float = 5.0) -> None:
+                  retry_after: float | None = None, delay: float = 5.0, location: str | None = None) -> None:
         if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault {kind!r}; one of {', '.join(FAULT_KINDS)}")
         with self._lock:
-            self.faults.append(Fault(kind, times, match, retry_after, delay))
+            self.faults.append(Fault(kind, times, match, retry_after, delay, location))
 
     def reset(self) -> None:
         with self._lock:
@@ -254,12 +262,25 @@ class FakeDashScope:
                 extra.append((b"retry-after", str(fault.retry_after if fault.retry_after is not None else 1).encode()))
             record(status, fault.kind)
             return await _respond(send, status, _err(code, message), extra)
+        if fault is not None and fault.kind == "redirect":
+            record(307, "redirect")
+            return await _respond(send, 307, b"", [(b"location", (fault.location or "http://127.0.0.1:9/").encode())])
+        if fault is not None and fault.kind == "echo-key-error":
+            record(400, "echo-key-error")
+            return await _respond(send, 400, json.dumps({"code": key, "message": f"Bad key {key} in request",
+                                                         "request_id": key}).encode())
+        if fault is not None and fault.kind == "echo-key-cut":   # not JSON: the client's snippet cuts the key short
+            record(400, "echo-key-cut")
+            return await _respond(send, 400, b"<html>" + b"x" * 108 + key.encode() + b"</html>")
+        if fault is not None and fault.kind == "deep-nesting":
+            record(200, "deep-nesting")
+            return await _respond(send, 200, b'{"output": {"embeddings": ' + b"[" * 200_000 + b"]" * 200_000 + b"}}")
         if self.latency:
             await asyncio.sleep(self.latency)
         if fault is not None and fault.kind == "slow":
             await asyncio.sleep(fault.delay)
         try:
-            answer, n = self._embed(body, fault.kind if fault else None)
+            answer, n = self._embed(body, fault.kind if fault else None, key)
         except _BadRequest as exc:
             record(exc.status, None)
             return await _respond(send, exc.status, _err(exc.code, exc.message))
@@ -279,7 +300,7 @@ class FakeDashScope:
         self.counts[str(status)] += 1
         await _respond(send, status, _err(code, message))
 
-    def _embed(self, body: Any, fault: str | None) -> tuple[bytes, int]:
+    def _embed(self, body: Any, fault: str | None, caller_key: str = "") -> tuple[bytes, int]:
         if not isinstance(body, dict):
             raise _BadRequest(400, "InvalidParameter", "The request body is not valid JSON.")
         model = body.get("model")
@@ -317,12 +338,22 @@ class FakeDashScope:
                 text = _vector_json(key, dim - 1)
             elif fault == "nan" and index == 0:
                 text = "[NaN" + text[text.index(","):]
+            elif fault in ("huge-int", "true-number", "string-number") and index == 0:
+                first = {"huge-int": "9" * 400, "true-number": "true", "string-number": '"0.5"'}[fault]
+                text = "[" + first + text[text.index(","):]
             parts.append('{"index":%d,"embedding":%s,"type":"%s"}' % (index, text, kind))
         if fault == "missing-index":
             parts = parts[:-1] if len(parts) > 1 else ['{"embedding":%s,"type":"text"}' % text]
         usage = _usage(info, items, len(groups))
-        answer = ('{"output":{"embeddings":[' + ",".join(parts) + ']},"usage":' + json.dumps(usage)
-                  + ',"request_id":"' + str(uuid.uuid4()) + '"}')
+        request_id = str(uuid.uuid4())
+        if fault == "echo-key":
+            usage = {**usage, caller_key: 1, "echo": f"billed to {caller_key}", "details": {"key": caller_key}}
+            request_id = caller_key
+        usage_json = json.dumps(usage)
+        if fault == "bad-usage":   # good vectors, usage numbers no float holds: Infinity, 400 digits
+            usage_json = '{"input_tokens": Infinity, "image_tokens": %s, "total_tokens": 7}' % ("9" * 400)
+        answer = ('{"output":{"embeddings":[' + ",".join(parts) + ']},"usage":' + usage_json
+                  + ',"request_id":' + json.dumps(request_id) + '}')
         return answer.encode(), len(groups)
 
 

