@@ -120,7 +120,7 @@ class Sample:
 
     def describe(self) -> str:
         """The `harness plan`-style estimate printed before anything is sent."""
-        lines = [f"re-execution: {self.requests} requests in {len(self.cells)} cells (seed {self.seed}; "
+        lines = [f"re-execution: {_n(self.requests, 'request')} in {_n(len(self.cells), 'cell')} (seed {self.seed}; "
                  f"--seed {self.seed} repeats this sample), estimated cost {self.cost:.4f} {self.currency}"]
         for c in self.cells:
             tokens = sum(c.tokens.values())
@@ -162,8 +162,9 @@ def plan_cells(folder: Path, base: Path | None, base_url: str | None,
 
 
 def choose(folder: Path, manifest: dict, planned: dict[str, dict], per_cell: int | str | None,
-           seed: int | None) -> Sample:
-    """Pick the requests to send again. `per_cell`: None for the default, "all", or a count."""
+           seed: int | None, untrusted: set[str] = frozenset()) -> Sample:
+    """Pick the requests to send again. `per_cell`: None for the default, "all", or a count.
+    `untrusted`: cells whose payload files verify found changed (sending them would prove nothing)."""
     from harness.catalog import load_catalog
 
     catalog = load_catalog()
@@ -176,6 +177,9 @@ def choose(folder: Path, manifest: dict, planned: dict[str, dict], per_cell: int
             continue
         if not (folder / "vectors" / f"{cid}.npy").is_file():
             sample.skipped[cid] = "the run has no vectors for it: it was not executed"
+            continue
+        if cid in untrusted:
+            sample.unusable[cid] = "its payload files do not verify (see above); re-executing them would prove nothing"
             continue
         cell = planned.get(cid)
         if cell is None:
@@ -329,12 +333,14 @@ def _compare(folder: Path, scratch: Path, c: CellSample, outcome: Any, tolerance
     if stored.dimension != fresh.dimension:
         a.failed = f"the stored vectors have {stored.dimension} floats, the model gives {fresh.dimension}"
         return a
+    failed_in_run = _failed_requests(folder, c.id)
     cosines = []
+    for e in c.entries:
+        for i in map(str, e.get("inputs") or []):
+            if i in fresh.index and i not in stored.index and e["file"] not in failed_in_run:
+                a.missing.append(i)     # the run says this request succeeded: its vector was removed
     for i in c.inputs:
-        if i not in fresh.index:
-            continue
-        if i not in stored.index:
-            a.missing.append(i)
+        if i not in fresh.index or i not in stored.index:
             continue
         s, f = stored.matrix[stored.index[i]], fresh.matrix[fresh.index[i]]
         same = np.asarray(s, dtype="<f4").tobytes() == np.asarray(f, dtype="<f4").tobytes()
@@ -350,6 +356,24 @@ def _compare(folder: Path, scratch: Path, c: CellSample, outcome: Any, tolerance
     if cosines:
         a.min_cosine, a.mean_cosine = float(min(cosines)), float(np.mean(cosines))
     return a
+
+
+def _failed_requests(folder: Path, cid: str) -> set[str]:
+    """Payload files whose request failed in the run (responses/<cell>.jsonl): their inputs have no
+    stored vector by design."""
+    try:
+        lines = (folder / "responses" / f"{cid}.jsonl").read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return set()
+    out = set()
+    for line in lines:
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(row, dict) and row.get("error") and isinstance(row.get("file"), str):
+            out.add(row["file"])
+    return out
 
 
 def _cosine(a: np.ndarray, b: np.ndarray) -> float:
@@ -378,7 +402,10 @@ def audit(report: Any, manifest: dict | None, *, per_cell: int | str | None, see
         why = "; ".join(p.render() for p in exc.problems[:3])
         report.add("not-reexecuted", "spec.yaml", f"nothing sent: the cells cannot be planned from the spec copy: {why}")
         return None
-    sample = choose(folder, manifest, planned, per_cell, seed)
+    untrusted = {f.path.split("/")[1] for f in report.findings
+                 if f.mismatch and f.kind in ("payload", "changed", "missing") and f.path.startswith("payloads/")
+                 and f.path.count("/") >= 2}
+    sample = choose(folder, manifest, planned, per_cell, seed, untrusted)
     announce(sample.describe())
     if max_cost is not None and sample.cost > max_cost:
         raise HarnessError(Problem(f"re-execution would cost about {sample.cost:.4f} {sample.currency}, above "
@@ -420,6 +447,10 @@ def _spec_data(folder: Path) -> dict:
     from harness import yamlpos
     data, _ = yamlpos.load((folder / "spec.yaml").read_text(encoding="utf-8"))
     return data if isinstance(data, dict) else {}
+
+
+def _n(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
 
 
 def _ids(ids: list[str], limit: int = SHOWN) -> str:

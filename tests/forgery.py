@@ -85,3 +85,11 @@ def copy_row(folder: Path, cell: str, source: str, target: str, spec_dir: Path) 
     matrix[ids.index(target)] = matrix[ids.index(source)]
     save(folder, cell, matrix, ids)
     finish(folder, recheck(folder, spec_dir))
+
+
+def drop_row(folder: Path, cell: str, target: str, spec_dir: Path) -> None:
+    """Remove one input's vector (row and id), as if its request had never answered."""
+    matrix, ids = load(folder, cell)
+    keep = [n for n, i in enumerate(ids) if i != target]
+    save(folder, cell, matrix[keep], [ids[n] for n in keep])
+    finish(folder, recheck(folder, spec_dir))

@@ -102,7 +102,7 @@ def test_untouched_local_run_reexecutes_bit_for_bit(local_run):
     proc = cli(tmp, "verify", str(folder), "--reexecute")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     # the estimate comes first, then the verdict and the agreement per cell
-    assert proc.stdout.index("re-execution: 1 requests in 1 cells") < proc.stdout.index("verified:")
+    assert proc.stdout.index("re-execution: 1 request in 1 cell") < proc.stdout.index("verified:")
     assert (f"re-executed {LOCAL_CELL}: 1 of 1 requests, 4 vectors, cosine min 1.000000 mean 1.000000, "
             "4 bit-identical; tolerance bit for bit: agree") in proc.stdout
 
@@ -119,6 +119,13 @@ def test_local_forgeries_pass_the_hashes_but_not_reexecution(local_run):
             assert f"reexecute   vectors/{LOCAL_CELL}.npy: input {input_id}: the model gives another vector" \
                 in proc.stdout, (name, proc.stdout)
         assert "DISAGREE" in proc.stdout
+    # a removed row: the run says its request succeeded, so the missing vector is named
+    dropped = copy(forged["ulp"].parent / "audit", "audit-drop")
+    forgery.drop_row(dropped, LOCAL_CELL, "dog", tmp)
+    assert cli(tmp, "verify", str(dropped)).returncode == 0
+    proc = cli(tmp, "verify", str(dropped), "--reexecute")
+    assert proc.returncode == 5, proc.stdout + proc.stderr
+    assert f"vectors/{LOCAL_CELL}.npy: the model answers dog, for which the folder has no vector" in proc.stdout
     # the one-ulp edit: a cosine of 1 to six places, but not the model's bytes
     proc = cli(tmp, "verify", str(forged["ulp"]), "--reexecute", "--json")
     agreement = json.loads(proc.stdout)["reexecution"]["agreement"][0]
@@ -209,7 +216,7 @@ def test_paid_sample_is_seeded_recorded_and_priced(server, tmp_path):
         proc = cli(tmp_path, "verify", str(folder), "--reexecute", "2", "--seed", "7", "--json",
                    "--base-url", server.base_url)
         assert proc.returncode == 0, proc.stdout + proc.stderr
-        assert "re-execution: 2 requests in 1 cells (seed 7" in proc.stderr      # the estimate, before the JSON
+        assert "re-execution: 2 requests in 1 cell (seed 7" in proc.stderr      # the estimate, before the JSON
         runs.append(json.loads(proc.stdout)["reexecution"])
     assert runs[0]["seed"] == 7 and runs[0]["cells"] == runs[1]["cells"]
     assert runs[0]["cells"][0]["requests"] == 2 and runs[0]["cells"][0]["of"] == 4
@@ -220,7 +227,7 @@ def test_paid_sample_is_seeded_recorded_and_priced(server, tmp_path):
     # --max-cost below the estimate: refused before anything is sent
     proc = cli(tmp_path, "verify", str(folder), "--reexecute", "all", "--max-cost", "0", "--base-url", server.base_url)
     assert proc.returncode == 2, proc.stdout + proc.stderr
-    assert "re-execution: 4 requests in 1 cells" in proc.stdout
+    assert "re-execution: 4 requests in 1 cell" in proc.stdout
     assert "above --max-cost 0; nothing was sent" in proc.stderr
     assert len(server.served()) == sent + 4
 
