@@ -154,7 +154,7 @@ def plan_cells(folder: Path, base: Path | None, base_url: str | None,
     problems = list(spec.problems)
     catalog = load_catalog()
     allowed = allowed_hosts(catalog.regions.values(), extra=allow_hosts, base_url=base_url)
-    cells = build_cells(spec, catalog, problems, base_url, allowed)
+    cells = build_cells(spec, catalog, problems, base_url=base_url, allowed=allowed)
     errors = [p for p in problems if p.is_error]
     if errors:
         raise HarnessError(errors, ExitCode.SPEC_INVALID)
