@@ -274,7 +274,7 @@ def _dims_for(model: ModelInfo, dims, dims_path: tuple, spec: Spec, problems: li
 
 
 def _endpoint(model: ModelInfo, entry: dict, where: tuple, spec: Spec, catalog: Catalog, base_url: str | None,
-              problems: list[Problem]) -> str:
+              problems: list[Problem], endpoints: dict[str, str] | None = None) -> str:
     if model.provider == "local":
         return f"local://{model.wire_model}"
     if model.provider == "openai":
@@ -285,6 +285,8 @@ def _endpoint(model: ModelInfo, entry: dict, where: tuple, spec: Spec, catalog: 
                                          prefer_key=True))
             return ""
         return base.rstrip("/") + "/embeddings"
+    if endpoints and endpoints.get(model.name):
+        return endpoints[model.name]  # re-planning a run (verify): where it was actually sent
     region = spec.data.get("region", "cn-beijing")
     base = base_url or entry.get("base_url") or spec.data.get("endpoint") or os.environ.get(DASHSCOPE_BASE_ENV)
     if not base:
@@ -296,7 +298,8 @@ def _endpoint(model: ModelInfo, entry: dict, where: tuple, spec: Spec, catalog: 
     return base.rstrip("/") + catalog.embedding_path
 
 
-def build_cells(spec: Spec, catalog: Catalog, problems: list[Problem], base_url: str | None = None) -> list[Cell]:
+def build_cells(spec: Spec, catalog: Catalog, problems: list[Problem], base_url: str | None = None,
+                endpoints: dict[str, str] | None = None) -> list[Cell]:
     data = spec.data
     matrix = data.get("matrix") or {}
     excludes = matrix.get("exclude") or []
@@ -348,7 +351,7 @@ def build_cells(spec: Spec, catalog: Catalog, problems: list[Problem], base_url:
             dims = []
         else:
             dims = _dims_for(model, dims_spec, dims_path, spec, problems, excluded)
-        endpoint = _endpoint(model, entry, where, spec, catalog, base_url, problems)
+        endpoint = _endpoint(model, entry, where, spec, catalog, base_url, problems, endpoints)
         for d in dims:
             if excluded(name, d):
                 continue
@@ -450,8 +453,11 @@ def _check_refs(spec: Spec, ids: set[str], cells: list[Cell], problems: list[Pro
                                         models=sorted({c.model.name for c in cells})))
 
 
-def build_plan(spec: Spec, *, base_url: str | None = None, catalog: Catalog | None = None) -> Plan:
-    """Check every rule and expand the spec; raise HarnessError with all errors, in file order."""
+def build_plan(spec: Spec, *, base_url: str | None = None, catalog: Catalog | None = None,
+               endpoints: dict[str, str] | None = None) -> Plan:
+    """Check every rule and expand the spec; raise HarnessError with all errors, in file order.
+    `endpoints` (model name → endpoint, as a run's manifest recorded them) win over every other
+    source of a DashScope endpoint, so `verify` re-plans a run sent to `--base-url` as it ran."""
     catalog = catalog or load_catalog()
     problems: list[Problem] = list(spec.problems)
     schema_ok = not spec.problems
@@ -462,7 +468,7 @@ def build_plan(spec: Spec, *, base_url: str | None = None, catalog: Catalog | No
     try:
         try:
             with os.fdopen(fd, "wb") as f:
-                cells = build_cells(spec, catalog, problems, base_url)
+                cells = build_cells(spec, catalog, problems, base_url, endpoints)
                 n, counts, ids = _scan_inputs(spec, cells, problems, f)
             if schema_ok:
                 _check_refs(spec, ids, cells, problems)

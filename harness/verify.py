@@ -187,9 +187,12 @@ def _check_local_inputs(manifest: dict, base: Path | None, report: VerifyReport)
     return complete
 
 
-def derive(folder: Path, base: Path | None) -> tuple[dict[str, bytes], list[str], dict]:
+def derive(folder: Path, base: Path | None, endpoints: dict[str, str] | None = None
+           ) -> tuple[dict[str, bytes], list[str], dict]:
     """Re-derive payload files, index files and inputs.jsonl from the spec copy, through the
     runner's own writer (into a scratch folder), so verify and run can never drift apart.
+    `endpoints` are the ones the run recorded (it may have been sent to `--base-url` or
+    $DASHSCOPE_HTTP_BASE_URL, which this machine need not have).
 
     Returns ({relative path: bytes}, cell ids, catalog facts). Raises HarnessError when the spec
     or an input cannot be read or planned here.
@@ -205,7 +208,7 @@ def derive(folder: Path, base: Path | None) -> tuple[dict[str, bytes], list[str]
     if spec.problems:
         raise HarnessError(spec.problems)
     out: dict[str, bytes] = {}
-    with build_plan(spec) as plan, tempfile.TemporaryDirectory(prefix="harness-verify-") as tmp:
+    with build_plan(spec, endpoints=endpoints) as plan, tempfile.TemporaryDirectory(prefix="harness-verify-") as tmp:
         scratch = Path(tmp)
         runner.write_plan(plan, scratch)     # the very writer `harness run` used
         for path in sorted(scratch.rglob("*")):
@@ -214,10 +217,16 @@ def derive(folder: Path, base: Path | None) -> tuple[dict[str, bytes], list[str]
         return out, [c.id for c in plan.cells], {"version": plan.catalog.version, "sha256": plan.catalog.sha256}
 
 
+def recorded_endpoints(manifest: dict) -> dict[str, str]:
+    """Model name → the endpoint its cells were sent to, from the manifest."""
+    return {c["model"]: c["endpoint"] for c in manifest.get("cells") or []
+            if isinstance(c, dict) and isinstance(c.get("model"), str) and isinstance(c.get("endpoint"), str)}
+
+
 def _check_derived(folder: Path, manifest: dict, base: Path | None, inputs_complete: bool,
                    report: VerifyReport) -> None:
     try:
-        derived, cell_ids, catalog = derive(folder, base)
+        derived, cell_ids, catalog = derive(folder, base, recorded_endpoints(manifest))
     except HarnessError as exc:
         why = "; ".join(p.render() for p in exc.problems[:3])
         report.add("not-derived", "payloads/", f"cannot re-derive the payloads here: {why}",
