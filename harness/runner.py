@@ -21,15 +21,13 @@ from typing import Any
 
 from harness import __version__, estimate
 from harness import manifest as manifest_mod
-from harness.checks import REPEAT_DIR
 from harness.errors import HarnessError
-from harness.evidence import StagedFolder, atomic_write, canonical_json, sha256_bytes, sha256_file
+from harness.evidence import StagedFolder, canonical_json, sha256_bytes, sha256_file
+from harness.folder import MANIFEST_VERSION, Manifest, RunWriter, finalize, layout
 from harness.payloads import render
 from harness.plan import Batcher, Cell, Plan, build_plan
-from harness.report.markdown import write_markdown
-from harness.report.summary import write_reports
 from harness.spec import Spec, read_spec, schema_info
-from harness.verdict import CheckResult, render_validate_txt, verdict
+from harness.verdict import CheckResult, verdict
 
 DEFAULT_OUTPUT = "output"
 SHAPING_FACTS = ("dimensions", "default_dimension", "dimension_param", "fusion", "max_images", "max_contents",
@@ -259,20 +257,21 @@ def offline_results(plan: Plan) -> list[CheckResult]:
     return results
 
 
-def manifest_body(plan: Plan, folder: Path, stats: dict[str, CellStats], inputs: dict) -> dict[str, Any]:
+def manifest_body(plan: Plan, folder: Path, stats: dict[str, CellStats], inputs: dict) -> Manifest:
+    """What the run planned; `finalize` adds the file table and the digest."""
     spec = plan.spec
     spec_path = os.path.relpath(spec.path.resolve(), folder.resolve()) if spec.path else None
-    return {
-        "manifest_version": 1,
-        "harness": {"version": __version__},
-        "schema": schema_info(),
-        "catalog": {"version": plan.catalog.version, "sha256": plan.catalog.sha256},
-        "spec": {"name": spec.name, "path": spec_path, "copy": "spec.yaml", "sha256": spec.sha256},
-        "environment": manifest_mod.environment(spec.path.resolve().parent if spec.path else None),
-        "inputs": inputs,
-        "cells": [{**c.manifest_entry(), **stats[c.id].as_dict(), "index": f"payloads/{c.id}/index.jsonl"}
-                  for c in plan.cells],
-    }
+    return Manifest(
+        manifest_version=MANIFEST_VERSION,
+        harness={"version": __version__},
+        schema=schema_info(),
+        catalog={"version": plan.catalog.version, "sha256": plan.catalog.sha256},
+        spec={"name": spec.name, "path": spec_path, "copy": layout.SPEC_COPY, "sha256": spec.sha256},
+        environment=manifest_mod.environment(spec.path.resolve().parent if spec.path else None),
+        inputs=inputs,
+        cells=[{**c.manifest_entry(), **stats[c.id].as_dict(), "index": layout.payload_index(c.id)}
+               for c in plan.cells],
+    )
 
 
 @dataclass
@@ -301,7 +300,7 @@ def _execute(plan: Plan, folder: Path, cells: list[dict], execute_options: dict,
     repeat = _repeated_cells(plan.spec, cells)
     if repeat:
         # `stability: {repeat: true}`: the same payloads once more, past the cache, into repeat/
-        again = folder / REPEAT_DIR
+        again = folder / layout.REPEAT_DIR
         for cell in repeat:
             shutil.copytree(folder / "payloads" / cell["id"], again / "payloads" / cell["id"], copy_function=os.link)
         second = execute_run(again, repeat, ExecuteOptions(**{**values, "use_cache": False}), console)
@@ -327,21 +326,18 @@ def run(spec_path: str | Path, *, base: Path, execute: bool = False, execute_opt
         final = output_folder(base, spec)
         with StagedFolder(final) as stage:
             folder = stage.path
-            (folder / "spec.yaml").write_bytes(spec.raw)
+            (folder / layout.SPEC_COPY).write_bytes(spec.raw)
             inputs, stats, payload_results, known = write_plan(plan, folder)
             results = offline_results(plan) + payload_results
             body = manifest_body(plan, final, stats, inputs)
             provider_failed = False
             if execute:
-                exec_results, provider_failed = _execute(plan, folder, body["cells"], execute_options or {}, console)
+                exec_results, provider_failed = _execute(plan, folder, body.cells, execute_options or {}, console)
                 results += exec_results
-                results += _spec_checks(spec, folder, body["cells"])
+                results += _spec_checks(spec, folder, body.cells)
                 results += _spec_export(spec, folder, body)
-            atomic_write(folder / "validate.txt", render_validate_txt(results))
-            write_markdown(folder, body, results)
-            write_reports(folder, body, results)      # summary.json, junit.xml, report.html
-            manifest = manifest_mod.finish(folder, body, known)
-            atomic_write(folder / manifest_mod.RUN, canonical_json(run_facts(started, execute), pretty=True))
+            manifest = finalize(folder, body, results, known).to_json()
+            RunWriter(folder).run_facts(run_facts(started, execute))
             stage.commit()
     failed = set()
     if provider_failed:
@@ -360,7 +356,7 @@ def _spec_checks(spec: Spec, folder: Path, cells: list[dict]) -> list[CheckResul
                                 spec_dir=spec.base_dir))
 
 
-def _spec_export(spec: Spec, folder: Path, manifest: dict) -> list[CheckResult]:
+def _spec_export(spec: Spec, folder: Path, manifest: Manifest) -> list[CheckResult]:
     """The spec's `export:` as the last step; a refused or failed export is a FAIL line, never a
     reason to throw away the executed run."""
     export = spec.data.get("export")
