@@ -24,7 +24,7 @@ from pymilvus import MilvusClient  # noqa: E402
 
 from harness import manifest as manifest_mod  # noqa: E402
 from harness.errors import ExitCode, HarnessError  # noqa: E402
-from harness.evidence import canonical_json, hash_tree, sha256_bytes, sha256_file  # noqa: E402
+from harness.evidence import hash_tree, sha256_file  # noqa: E402
 from harness.export import (  # noqa: E402
     collection_name,
     export_run,
@@ -36,7 +36,6 @@ from harness.folder import (  # noqa: E402
     CellExecution,
     CellVectors,
     Execution,
-    Manifest,
     RunReader,
     RunWriter,
     finalize,
@@ -274,13 +273,11 @@ def test_cell_and_queries_select(tmp_path):
 def test_duplicate_inputs_tie_at_rank_one(tmp_path):
     """Two inputs with the same content get the same vector; either may come back first."""
     folder = make_run(tmp_path, cells=(QWEN,))
-    path = folder / "vectors" / "qwen3-vl-embedding-256.npy"
-    v = np.load(path)
-    v[1] = v[0]
-    np.save(path, v)
-    manifest = json.loads((folder / "manifest.json").read_text())
-    manifest["files"]["vectors/qwen3-vl-embedding-256.npy"] = sha256_file(path)
-    (folder / "manifest.json").write_bytes(canonical_json(manifest, pretty=True))
+    reader = RunReader(folder)
+    v = reader.vectors("qwen3-vl-embedding-256")
+    v.matrix[1] = v.matrix[0]
+    RunWriter(folder).vectors("qwen3-vl-embedding-256", v)
+    finalize(folder, reader.manifest(), reader.results())
     results = export_run(folder, to=str(tmp_path / "v.db"), queries=["caption-000", "caption-001"])
     assert all(r.passed for r in results), [r.line() for r in results]
 

@@ -33,6 +33,8 @@ class RunReader:
             lines = (self.path / rel).read_text(encoding="utf-8").splitlines()
         except UnicodeDecodeError as exc:
             raise FolderError(f"{rel} is not UTF-8 ({exc})") from None
+        except OSError as exc:
+            raise FolderError(f"cannot read {rel}: {exc.strerror or exc}") from None
         out = []
         for n, line in enumerate(lines, 1):
             if line.strip():
