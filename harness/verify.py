@@ -205,7 +205,7 @@ def derive(folder: Path, base: Path | None, endpoints: dict[str, str] | None = N
     """
     import tempfile
 
-    from harness import runner
+    from harness.payloads_writer import write_plan
     from harness.plan import build_plan
     from harness.spec import read_spec
 
@@ -216,7 +216,7 @@ def derive(folder: Path, base: Path | None, endpoints: dict[str, str] | None = N
     out: dict[str, bytes] = {}
     with build_plan(spec, endpoints=endpoints) as plan, tempfile.TemporaryDirectory(prefix="harness-verify-") as tmp:
         scratch = Path(tmp)
-        runner.write_plan(plan, scratch)     # the very writer `harness run` used
+        write_plan(plan, scratch)     # the very writer `harness run` used
         for path in sorted(scratch.rglob("*")):
             if path.is_file():
                 out[path.relative_to(scratch).as_posix()] = path.read_bytes()
