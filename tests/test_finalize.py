@@ -101,3 +101,17 @@ def test_export_refuses_a_folder_that_does_not_verify(run, tmp_path):
     assert not (tmp_path / "vectors.db").exists()
     r = harness("verify", str(run), cwd=tmp_path)
     assert r.returncode == 5 and "changed     report.md" in r.stdout
+
+
+def test_records_read_what_a_real_run_writes(run):
+    """The folder's typed records round-trip the files the real pipeline wrote, key for key."""
+    from harness.folder import Execution, Manifest, RunReader
+
+    manifest = json.loads((run / "manifest.json").read_text())
+    execution = json.loads((run / "execution.json").read_text())
+    assert Manifest.from_json(manifest).to_json() == manifest
+    assert Execution.from_json(execution).to_json() == execution
+    reader = RunReader(run)
+    vectors = reader.vectors("local--e5-small-384")
+    assert vectors.ids == reader.input_ids() == reader.planned_ids("local--e5-small-384")
+    assert [r.line() for r in reader.results()] == reader.validate_lines()[:-1]
