@@ -306,6 +306,11 @@ def _check_verdict(folder: Path, manifest: dict, base: Path | None, report: Veri
 
 def _check_reports(folder: Path, manifest: dict, report: VerifyReport) -> None:
     reader = RunReader(folder)
+    if int(manifest.get("manifest_version") or 1) >= 2:
+        # The digest leaves the reports' hashes out, so their entries must be there to be checked.
+        for name in layout.REPORTS:
+            if name not in (manifest.get("files") or {}):
+                report.add("reports", name, "not in the manifest's file table, which records every report")
     if not reader.has(layout.SUMMARY):
         return  # older runs wrote no summary; one the manifest records is reported missing already
     try:

@@ -115,3 +115,15 @@ def test_records_read_what_a_real_run_writes(run):
     vectors = reader.vectors("local--e5-small-384")
     assert vectors.ids == reader.input_ids() == reader.planned_ids("local--e5-small-384")
     assert [r.line() for r in reader.results()] == reader.validate_lines()[:-1]
+
+
+def test_verify_catches_a_report_removed_with_its_manifest_entry(run, tmp_path):
+    """The digest does not cover the reports' hashes, so dropping a report and its entry would
+    keep the digest; verify requires every report in the file table."""
+    (run / "junit.xml").unlink()
+    manifest = json.loads((run / "manifest.json").read_text())
+    del manifest["files"]["junit.xml"]
+    (run / "manifest.json").write_bytes(canonical_json(manifest, pretty=True))
+    r = harness("verify", str(run), cwd=tmp_path)
+    assert r.returncode == 5, r.stdout + r.stderr
+    assert "reports     junit.xml: not in the manifest's file table" in r.stdout
