@@ -16,8 +16,8 @@ ORDER = 60
 
 def add_parser(sub):
     p = sub.add_parser(NAME, help=HELP, description=HELP + ". Names each file that is missing, extra or "
-                       "changed, and a spec or local input that changed since the run. Works on a copy moved "
-                       "to another path or machine.",
+                       "changed, a spec or local input that changed since the run, and a report that disagrees "
+                       "with validate.txt or the manifest digest. Works on a copy moved to another path or machine.",
                        epilog="exit codes: 0 verified · 5 mismatch (VERIFY_MISMATCH) · 2 no such folder")
     p.add_argument("folder", metavar="OUTPUT_DIR", help="an output folder written by `harness run`")
     p.add_argument("--spec-dir", metavar="DIR", help="folder the spec's relative input paths start from, when the "
