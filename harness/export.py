@@ -22,6 +22,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
