@@ -1,7 +1,7 @@
 """The spec's `checks:` evaluated over an output folder: one `CheckResult` per check per cell.
 
 A check reads only what the folder holds (vectors/<cell>.npy rows in input order, their ids,
-inputs.jsonl), so a run can be re-checked later without a network. Each check counts
+inputs.jsonl), through `harness.folder.RunReader`, so a run can be re-checked later without a network. Each check counts
 trials (inputs, pairs or queries) and failures; its threshold is a pass rate or a failure
 count, never a silent "nothing to assert": a check that matches no cell fails.
 """
@@ -9,9 +9,7 @@ count, never a silent "nothing to assert": a check that matches no cell fails.
 from __future__ import annotations
 
 import difflib
-import json
 import math
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -19,6 +17,8 @@ import numpy as np
 
 from harness import metrics as M
 from harness.errors import Problem
+from harness.folder import CellExecution, CellVectors, FolderError, RunReader
+from harness.folder.layout import REPEAT_DIR
 from harness.verdict import CheckResult
 
 KINDS = ("vectors", "nearest", "similarity", "retrieval", "stability")
@@ -26,102 +26,6 @@ DEFAULT_K = (1, 5, 10)
 DEFAULT_MIN_COSINE = 0.99
 
 Locate = Callable[[tuple], "tuple[int, int] | None"]
-
-
-# --------------------------------------------------------------------------- reading a folder
-
-@dataclass
-class CellVectors:
-    """One cell's vectors with a lookup by input id."""
-
-    ids: list[str]
-    matrix: np.ndarray  # float32, (n, dimension)
-
-    def __post_init__(self) -> None:
-        self.index = {i: n for n, i in enumerate(self.ids)}
-
-    def has(self, *ids: str) -> bool:
-        return all(i in self.index for i in ids)
-
-    def rows(self, ids: Iterable[str]) -> np.ndarray:
-        return self.matrix[[self.index[i] for i in ids]]
-
-    @property
-    def dimension(self) -> int:
-        return int(self.matrix.shape[1]) if self.matrix.ndim == 2 else 0
-
-
-class FolderError(Exception):
-    """A file in the output folder is unreadable or contradicts the contract."""
-
-
-def load_cell_vectors(folder: Path, cell_id: str, *, mmap: bool = False) -> CellVectors | None:
-    """vectors/<cell>.npy and .ids.json, or None when the cell was not executed.
-    `mmap` maps the file instead of reading it (for counting rows of large runs)."""
-    npy = Path(folder) / "vectors" / f"{cell_id}.npy"
-    ids_file = Path(folder) / "vectors" / f"{cell_id}.ids.json"
-    if not npy.is_file():
-        return None
-    try:
-        matrix = np.load(npy, allow_pickle=False, mmap_mode="r" if mmap else None)
-    except Exception as exc:  # a truncated or foreign file
-        raise FolderError(f"vectors/{cell_id}.npy is not a readable .npy file ({exc})") from None
-    try:
-        ids = json.loads(ids_file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise FolderError(f"vectors/{cell_id}.ids.json is missing beside vectors/{cell_id}.npy") from None
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise FolderError(f"vectors/{cell_id}.ids.json is not JSON ({exc})") from None
-    if matrix.ndim == 1 and matrix.size == 0:
-        matrix = matrix.reshape(0, 0)
-    if matrix.ndim != 2 or not isinstance(ids, list) or len(ids) != matrix.shape[0]:
-        raise FolderError(
-            f"vectors/{cell_id}: {len(ids) if isinstance(ids, list) else '?'} ids for "
-            f"{matrix.shape[0] if matrix.ndim else '?'} rows (shape {tuple(matrix.shape)})")
-    return CellVectors([str(i) for i in ids], matrix)
-
-
-def read_input_ids(folder: Path) -> list[str]:
-    """Input ids in order, from inputs.jsonl; empty when the file is absent."""
-    path = Path(folder) / "inputs.jsonl"
-    if not path.is_file():
-        return []
-    out = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            out.append(str(json.loads(line)["id"]))
-    return out
-
-
-def planned_ids(folder: Path, cell_id: str) -> list[str] | None:
-    """The inputs the plan sent to a cell (from payloads/<cell>/index.jsonl), in order; a cell
-    may take fewer than all inputs (e.g. a text-only model). None when the index is absent."""
-    path = Path(folder) / "payloads" / cell_id / "index.jsonl"
-    if not path.is_file():
-        return None
-    out: list[str] = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            try:
-                out.extend(str(i) for i in json.loads(line).get("inputs") or [])
-            except (ValueError, AttributeError):
-                continue
-    return out
-
-
-def read_execution(folder: Path) -> dict[str, dict]:
-    """execution.json as {cell id: entry}; accepts a top-level map or {"cells": map|list}."""
-    path = Path(folder) / "execution.json"
-    if not path.is_file():
-        return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError:
-        return {}
-    cells = data.get("cells", data) if isinstance(data, dict) else data
-    if isinstance(cells, list):
-        return {c.get("id") or c.get("cell"): c for c in cells if isinstance(c, dict)}
-    return {k: v for k, v in cells.items() if isinstance(v, dict)} if isinstance(cells, dict) else {}
 
 
 # --------------------------------------------------------------------------- naming and gating
@@ -339,9 +243,6 @@ def _retrieval(body: dict, ctx: Ctx) -> tuple[int, int, str, dict]:
     return max(len(thresholds), 1), len(below), detail, data
 
 
-REPEAT_DIR = "repeat"   # where `stability: {repeat: true}` puts the second execution of a run
-
-
 def _stability(body: dict, ctx: Ctx) -> tuple[int, int, str, dict]:
     if body.get("repeat"):
         base, other = ctx.folder / REPEAT_DIR, "a second execution in this run"
@@ -351,7 +252,7 @@ def _stability(body: dict, ctx: Ctx) -> tuple[int, int, str, dict]:
     cell_id = ctx.cell["id"]
     data: dict[str, Any] = {"against": other}
     try:
-        earlier = load_cell_vectors(base, cell_id)
+        earlier = RunReader(base).vectors(cell_id)
     except FolderError as exc:
         return 1, 1, f"earlier run {base}: {exc}", data
     if earlier is None:
@@ -414,8 +315,15 @@ def evaluate_checks(
     """
     folder = Path(folder)
     spec_dir = Path(spec_dir) if spec_dir is not None else Path.cwd()
-    execution = read_execution(folder)
-    input_ids = read_input_ids(folder)
+    run = RunReader(folder)
+    try:
+        execution = run.execution()
+    except FolderError:
+        execution = None  # a reason for a missing cell is only a courtesy; the vectors decide
+    try:
+        input_ids = run.input_ids()
+    except FolderError:
+        input_ids = []
     prepared = []
     for index, (check, name) in enumerate(zip(checks, check_names(checks))):
         kind = check_kind(check)
@@ -430,12 +338,12 @@ def evaluate_checks(
         if not mine:
             continue
         cid = cell["id"]
-        info = execution.get(cid) or {}
+        info = execution.get(cid) if execution is not None else None
         try:
-            vec = None if info.get("executed") is False else load_cell_vectors(folder, cid)
+            vec = None if info is not None and not info.executed else run.vectors(cid)
+            planned = run.planned_ids(cid)
         except FolderError as exc:
-            vec = exc
-        planned = planned_ids(folder, cid)
+            vec, planned = exc, None
         for index, name, kind, body, base in mine:
             by_slot[(index, position)] = _evaluate_one(
                 name, kind, body, {**base, "model": cell.get("model"), "dimension": cell.get("dimension")},
@@ -452,13 +360,13 @@ def evaluate_checks(
     return results
 
 
-def _evaluate_one(name: str, kind: str, body: dict, meta: dict, cell: dict, vec, info: dict, folder: Path,
-                  planned: list[str], spec_dir: Path) -> CheckResult:
+def _evaluate_one(name: str, kind: str, body: dict, meta: dict, cell: dict, vec, info: CellExecution | None,
+                  folder: Path, planned: list[str], spec_dir: Path) -> CheckResult:
     cid = cell["id"]
     if isinstance(vec, FolderError):
         return CheckResult(name, False, str(vec), cid, "check", {**meta, "status": "failed", "trials": 0, "failures": 0})
     if vec is None:
-        reason = info.get("reason")
+        reason = info.reason if info is not None else None
         return CheckResult.skip(name, f"cell not executed: {reason}" if reason else "cell not executed", cid,
                                 "check", {**meta, "status": "skipped", "reason": reason or "cell not executed"})
     trials, failures, detail, data = EVALUATORS[kind](body, Ctx(folder, cell, vec, planned, spec_dir))

@@ -8,7 +8,6 @@ the user says (`pairs`). Without a tolerance the diff only informs; with one it 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,8 +15,8 @@ from typing import Any
 import numpy as np
 
 from harness import metrics as M
-from harness.checks import FolderError, load_cell_vectors
 from harness.errors import ExitCode, HarnessError, Problem
+from harness.folder import FolderError, Manifest, RunReader, layout
 
 WORST_SHOWN = 5
 
@@ -25,51 +24,48 @@ WORST_SHOWN = 5
 @dataclass
 class Run:
     folder: Path
-    manifest: dict
+    manifest: Manifest
     summary: dict | None
 
     @property
     def cells(self) -> list[str]:
-        return [c["id"] for c in self.manifest.get("cells") or []]
+        return self.manifest.cell_ids
 
     def cell(self, cid: str) -> dict:
-        return next((c for c in self.manifest.get("cells") or [] if c["id"] == cid), {})
+        return self.manifest.cell(cid)
 
 
 def load_run(folder: str | Path) -> Run:
     folder = Path(folder)
-    path = folder / "manifest.json"
     if not folder.is_dir():
         raise HarnessError(Problem(f"no such folder: {folder}", hint="give two output folders of `harness run`"),
                            ExitCode.USAGE)
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    reader = RunReader(folder)
+    if not reader.has(layout.MANIFEST):
         raise HarnessError(Problem(f"{folder} has no manifest.json", hint="give the output folder of a run, "
-                                   "e.g. output/<spec name>"), ExitCode.USAGE) from None
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise HarnessError(Problem(f"{path} is not valid JSON ({exc})", hint="check it with `harness verify`"),
+                                   "e.g. output/<spec name>"), ExitCode.USAGE)
+    try:
+        manifest = reader.manifest()
+    except FolderError as exc:
+        raise HarnessError(Problem(f"{folder}: {exc}", hint="check it with `harness verify`"),
                            ExitCode.VERIFY_MISMATCH) from None
-    summary = None
-    if (folder / "summary.json").is_file():
-        try:
-            summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
-        except ValueError:
-            summary = None
+    try:
+        summary = reader.summary()
+    except FolderError:
+        summary = None
     return Run(folder, manifest, summary)
 
 
 def _inputs(folder: Path) -> dict[str, dict]:
-    path = folder / "inputs.jsonl"
-    if not path.is_file():
+    try:
+        return {r["id"]: r for r in RunReader(folder).inputs()}
+    except FolderError:
         return {}
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return {r["id"]: r for r in rows}
 
 
 def _vectors(run: Run, cid: str):
     try:
-        v = load_cell_vectors(run.folder, cid)
+        v = RunReader(run.folder).vectors(cid)
     except FolderError:
         return None
     return v if v is not None and len(v.ids) else None
@@ -183,7 +179,7 @@ def diff_runs(a: str | Path | Run, b: str | Path | Run, *, pairs: list[tuple[str
                 raise HarnessError(Problem(f"run {name} ({run.folder}) has no cell {cid!r}",
                                            hint=f"its cells: {', '.join(run.cells)}"), ExitCode.USAGE)
     r = DiffReport(a.folder, b.folder, tolerance=tolerance, metric_tolerance=metric_tolerance)
-    sa, sb = (a.manifest.get("spec") or {}), (b.manifest.get("spec") or {})
+    sa, sb = a.manifest.spec, b.manifest.spec
     r.spec = {"same": sa.get("sha256") == sb.get("sha256"), "a": sa.get("sha256"), "b": sb.get("sha256"),
               "name_a": sa.get("name"), "name_b": sb.get("name")}
     ia, ib = _inputs(a.folder), _inputs(b.folder)
@@ -192,7 +188,7 @@ def diff_runs(a: str | Path | Run, b: str | Path | Run, *, pairs: list[tuple[str
                 "changed": [i for i in ia if i in ib and ia[i] != ib[i]]}
     r.cells = {"both": [c for c in a.cells if c in b.cells], "only_a": [c for c in a.cells if c not in b.cells],
                "only_b": [c for c in b.cells if c not in a.cells]}
-    fa, fb = a.manifest.get("files") or {}, b.manifest.get("files") or {}
+    fa, fb = a.manifest.files, b.manifest.files
     for cid in r.cells["both"]:
         prefix = f"payloads/{cid}/"
         pa = {k[len(prefix):]: v for k, v in fa.items() if k.startswith(prefix)}

@@ -14,7 +14,7 @@ It knows no wire protocol: a provider (`harness.providers`) turns a body into ve
   interrupted run (Ctrl-C, SIGTERM, kill -9) loses nothing received and a re-run sends only what
   is missing;
 - the evidence of the output-folder contract: `vectors/<cell>.npy` + `.ids.json`,
-  `responses/<cell>.jsonl` and `execution.json`, each written atomically.
+  `responses/<cell>.jsonl` and `execution.json`, written through `harness.folder.RunWriter`.
 
 Vectors are kept for the inputs that came back: when a request failed, its inputs have no row and
 `ids.json` lists only the inputs that do (row i ↔ ids[i] always holds), and `execution.json` and
@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import collections
-import io
 import json
 import random
 import signal
@@ -41,12 +40,12 @@ import httpx
 import numpy as np
 
 from harness.cache import ResponseCache, cache_key, default_cache_dir
-from harness.evidence import atomic_write, canonical_json, sha256_bytes
+from harness.evidence import sha256_bytes
+from harness.folder import CellExecution, CellVectors, Execution, FolderError, RunReader, RunWriter, layout
 from harness.progress import RunProgress
 from harness.providers.base import NotExecutable, ProviderError
 from harness.verdict import CheckResult
 
-EXECUTION_VERSION = 1
 MAX_RETRY_AFTER = 300.0   # a Retry-After longer than this is a misconfigured server, not advice
 SHOWN_FAILURES = 5        # failures listed per cell in execution.json and the checks
 
@@ -74,7 +73,7 @@ class ExecuteOptions:
 
 @dataclass
 class CellOutcome:
-    """What happened to one cell; `to_json()` is its entry in execution.json."""
+    """What happened to one cell; `to_record()` is its entry in execution.json."""
 
     id: str
     model: str | None
@@ -99,18 +98,17 @@ class CellOutcome:
     estimated_cost: dict[str, Any] | None = None
     failures: list[dict[str, Any]] = field(default_factory=list)
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id, "model": self.model, "provider": self.provider, "required": self.required,
-            "executed": self.executed, "reason": self.reason,
-            "requests": {"total": self.requests, "ok": self.ok, "failed": self.failed,
-                         "not_sent": self.not_sent, "cache_hits": self.cache_hits,
-                         "http_attempts": self.attempts, "retries": self.retries,
-                         "throttled": self.throttled},
-            "vectors": self.vectors, "expected_vectors": self.expected_vectors,
-            "dimension": self.dimension, "norms": self.norms, "usage": self.usage,
-            "estimated_cost": self.estimated_cost, "failures": self.failures[:SHOWN_FAILURES],
-        }
+    def to_record(self) -> CellExecution:
+        return CellExecution(
+            id=self.id, model=self.model, provider=self.provider, required=self.required,
+            executed=self.executed, reason=self.reason,
+            requests={"total": self.requests, "ok": self.ok, "failed": self.failed,
+                      "not_sent": self.not_sent, "cache_hits": self.cache_hits,
+                      "http_attempts": self.attempts, "retries": self.retries,
+                      "throttled": self.throttled},
+            vectors=self.vectors, expected_vectors=self.expected_vectors,
+            dimension=self.dimension, norms=self.norms, usage=self.usage,
+            estimated_cost=self.estimated_cost, failures=self.failures[:SHOWN_FAILURES])
 
 
 @dataclass
@@ -349,10 +347,8 @@ def execute_run(folder: Path, cells: list[dict], options: ExecuteOptions | None 
     summary = ExecutionSummary(cells=[c.outcome for c in run_cells], checks=[], fatal=state["fatal"],
                                fatal_cell=state["fatal_cell"], elapsed=time.monotonic() - started)
     summary.checks = _checks(run_cells, summary)
-    doc = {"execution_version": EXECUTION_VERSION,
-           "fatal": _error_json(summary.fatal) if summary.fatal else None,
-           "cells": [c.outcome.to_json() for c in run_cells]}
-    atomic_write(folder / "execution.json", canonical_json(doc, pretty=True))
+    RunWriter(folder).execution(Execution(cells=[c.outcome.to_record() for c in run_cells],
+                                          fatal=_error_json(summary.fatal) if summary.fatal else None))
     return summary
 
 
@@ -371,27 +367,18 @@ def _load_cell(folder: Path, spec: dict[str, Any], catalog: Any) -> _Cell:
                           dimension=spec.get("dimension"))
     cell = _Cell(spec=spec, outcome=outcome)
     cell.info = catalog.get(spec.get("model")) if catalog is not None and spec.get("model") else None
-    index = folder / "payloads" / cid / "index.jsonl"
+    reader = RunReader(folder)
+    if not reader.has(layout.payload_index(cid)):
+        outcome.executed, outcome.reason = False, f"no payload index at {layout.payload_index(cid)}"
+        return cell
     try:
-        lines = index.read_text(encoding="utf-8").splitlines()
-    except OSError:
-        outcome.executed, outcome.reason = False, f"no payload index at payloads/{cid}/index.jsonl"
+        entries = reader.payload_index(cid)
+    except FolderError as exc:
+        outcome.executed, outcome.reason = False, f"{exc}; run the plan again"
         return cell
     row = 0
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            entry = json.loads(line)
-            entry["file"]
-        except (ValueError, KeyError, TypeError):
-            outcome.executed = False
-            outcome.reason = f"payloads/{cid}/index.jsonl line {number} is not a payload entry; run the plan again"
-            cell.requests.clear()
-            return cell
-        path = folder / "payloads" / cid / entry["file"]
-        if not path.exists() and (folder / entry["file"]).exists():
-            path = folder / entry["file"]
+    for entry in entries:
+        path = folder / layout.payload_dir(cid) / entry["file"]
         inputs = list(entry.get("inputs") or [])
         cell.requests.append(_Request(cell, entry["file"], path, entry.get("sha256"), inputs, row))
         row += len(inputs)
@@ -620,9 +607,8 @@ def _finish_cell(folder: Path, cell: _Cell, catalog: Any) -> None:
     if not out.executed:
         return
     cid = cell.spec["id"]
-    lines = [json.dumps(r.record, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-             for r in cell.requests]
-    atomic_write(folder / "responses" / f"{cid}.jsonl", ("\n".join(lines) + "\n").encode("utf-8") if lines else b"")
+    writer = RunWriter(folder)
+    writer.responses(cid, [r.record for r in cell.requests])
     ids = [i for r in cell.requests for i in r.inputs]
     if cell.matrix is None or cell.received is None:
         return
@@ -634,11 +620,7 @@ def _finish_cell(folder: Path, cell: _Cell, catalog: Any) -> None:
         norms = np.linalg.norm(matrix.astype(np.float64), axis=1)
         out.norms = {"min": round(float(norms.min()), 6), "mean": round(float(norms.mean()), 6),
                      "max": round(float(norms.max()), 6)}
-    buf = io.BytesIO()
-    np.save(buf, np.ascontiguousarray(matrix, dtype=np.float32), allow_pickle=False)
-    atomic_write(folder / "vectors" / f"{cid}.npy", buf.getvalue())
-    atomic_write(folder / "vectors" / f"{cid}.ids.json",
-                 canonical_json([i for i, k in zip(ids, keep) if k], pretty=True))
+    writer.vectors(cid, CellVectors([i for i, k in zip(ids, keep) if k], matrix))
     if cell.info is not None and getattr(cell.info, "prices", None):
         from harness import estimate
         amount = estimate.cost(cell.info, cell.tokens)

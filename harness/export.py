@@ -11,17 +11,18 @@ A file path (``vectors.db``) means embedded Milvus Lite; ``http(s)://host:port``
 standalone server or cluster. The same pymilvus code serves both; only the URI changes.
 
 `export_run` writes ``export.json`` into the output folder and returns `CheckResult`s; it leaves
-``validate.txt`` and ``manifest.json`` to its caller (the runner, or `finish_export` for the
-standalone command), so that exactly one place writes each of them.
+``validate.txt``, the reports and ``manifest.json`` to `harness.folder.finalize`, called by the
+runner or, for the standalone command, by `export_folder`, which first refuses a folder that does
+not verify (finalising re-hashes the folder, which would bless edits made to it).
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import logging
 import os
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,9 +34,10 @@ import numpy as np
 from harness import __version__
 from harness.errors import ExitCode, HarnessError, Problem
 from harness.evidence import atomic_write, canonical_json, sha256_bytes, sha256_file
+from harness.folder import FolderError, Manifest, RunReader, finalize, layout
 from harness.verdict import CheckResult
 
-EXPORT_FILE = "export.json"
+EXPORT_FILE = layout.EXPORT
 EXPORT_VERSION = 1
 DEFAULT_TOP_K = 5
 MAX_TOP_K = 16384                 # Milvus' own limit on `limit`
@@ -71,8 +73,9 @@ HINT_RUN = "run `harness run SPEC --execute` first; `harness export` loads the v
 
 
 @dataclass(frozen=True)
-class CellVectors:
-    """One cell's vectors as the run wrote them, rows in input order."""
+class ExportCell:
+    """One cell's vectors as the run wrote them (rows in input order), with what the collection
+    records about them: model, provider, each input's modality, the file's sha256."""
 
     cell: str
     model: str
@@ -89,147 +92,91 @@ class RunFolder:
     """What `export` needs from an output folder, checked before anything is loaded anywhere."""
 
     path: Path
-    manifest: dict[str, Any]
-    cells: list[dict[str, Any]]                  # manifest["cells"], in manifest order
+    manifest: Manifest
     modality: dict[str, str]                     # input id -> modality
     input_order: list[str]
     not_executed: dict[str, str] = field(default_factory=dict)  # cell id -> reason
 
     @property
+    def cells(self) -> list[dict[str, Any]]:
+        return self.manifest.cells
+
+    @property
     def cell_ids(self) -> list[str]:
-        return [c["id"] for c in self.cells]
+        return self.manifest.cell_ids
 
     @property
     def executed_cells(self) -> list[str]:
         return [c for c in self.cell_ids if c not in self.not_executed]
 
 
-def _read_json(path: Path, folder: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise HarnessError(
-            Problem(f"cannot read {path.name}: {e}", file=str(path),
-                    hint="the output folder is damaged; run `harness verify` on it or run the spec again"),
-            ExitCode.VERIFY_MISMATCH,
-        ) from None
+def _damaged(exc: FolderError, folder: Path) -> HarnessError:
+    return HarnessError(Problem(f"{folder}: {exc}", hint="the output folder is damaged; run `harness verify` on it "
+                                "or run the spec again"), ExitCode.VERIFY_MISMATCH)
 
 
-def read_run(folder: str | os.PathLike, manifest: dict[str, Any] | None = None) -> RunFolder:
+def read_run(folder: str | os.PathLike, manifest: Manifest | None = None) -> RunFolder:
     """Open an output folder and find which cells were executed; no vectors are read yet.
 
     `manifest` stands in for manifest.json while the runner is still building the folder
-    (it exports before it writes the manifest)."""
+    (it exports before `finalize` writes the manifest)."""
     path = Path(folder)
     if not path.exists():
         raise HarnessError(Problem(f"output folder {path} does not exist", hint=HINT_RUN), ExitCode.USAGE)
     if not path.is_dir():
         raise HarnessError(Problem(f"{path} is not a folder", hint="pass the run's output folder, e.g. output/<spec name>"),
                            ExitCode.USAGE)
-    mpath = path / "manifest.json"
-    if manifest is None and not mpath.is_file():
-        manifest = _staged_manifest(path)
-    if manifest is None and not mpath.is_file():
+    reader = RunReader(path)
+    if manifest is None and not reader.has(layout.MANIFEST):
         raise HarnessError(
             Problem(f"{path} is not a harness output folder (no manifest.json)",
                     hint="pass the folder `harness run` wrote, e.g. output/<spec name>"),
             ExitCode.USAGE,
         )
-    if manifest is None:
-        manifest = _read_json(mpath, path)
-    cells = manifest.get("cells") if isinstance(manifest, dict) else None
-    if not isinstance(cells, list) or not all(isinstance(c, dict) and "id" in c for c in cells):
-        raise HarnessError(Problem("manifest.json has no usable \"cells\" list", file=str(mpath),
-                                   hint="the output folder is damaged; run the spec again"), ExitCode.VERIFY_MISMATCH)
-
-    modality: dict[str, str] = {}
-    order: list[str] = []
-    ipath = path / "inputs.jsonl"
-    if ipath.is_file():
-        for n, line in enumerate(ipath.read_text(encoding="utf-8").splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                modality[row["id"]] = str(row.get("modality") or "unknown")
-                order.append(row["id"])
-            except (json.JSONDecodeError, KeyError, TypeError):
-                raise HarnessError(Problem("not an input line", file=str(ipath), line=n,
-                                           hint="the output folder is damaged; run the spec again"),
-                                   ExitCode.VERIFY_MISMATCH) from None
-
-    reasons = _execution_reasons(path / "execution.json", path)
+    try:
+        manifest = manifest or reader.manifest()
+        inputs = reader.inputs()
+        execution = reader.execution()
+    except FolderError as exc:
+        raise _damaged(exc, path) from None
+    modality = {row["id"]: str(row.get("modality") or "unknown") for row in inputs}
+    reasons = {c.id: c.reason or "not executed" for c in (execution.cells if execution else []) if not c.executed}
     not_executed = {}
-    for c in cells:
-        cid = c["id"]
-        if not (path / "vectors" / f"{cid}.npy").is_file() or not (path / "vectors" / f"{cid}.ids.json").is_file():
-            not_executed[cid] = reasons.get(cid) or "no vectors file"
+    for cid in manifest.cell_ids:
+        if not reader.has(layout.vectors_file(cid)) or not reader.has(layout.ids_file(cid)):
+            not_executed[cid] = reasons.get(cid) or ("no vectors file" if execution else
+                                                     "not executed: the run had no --execute")
         elif cid in reasons:
             not_executed[cid] = reasons[cid]
-    return RunFolder(path=path, manifest=manifest, cells=cells, modality=modality, input_order=order,
+    return RunFolder(path=path, manifest=manifest, modality=modality, input_order=[row["id"] for row in inputs],
                      not_executed=not_executed)
 
 
 _STAGED = re.compile(r"^\.(.+)\.staging-")  # evidence.StagedFolder's naming
 
 
-def _staged_manifest(path: Path) -> dict[str, Any] | None:
-    """Inside the runner's staging folder manifest.json comes last; execution.json already names
-    each cell's model, provider and dimension, and spec.yaml is the spec as run."""
-    staged = _STAGED.match(path.name)
-    epath = path / "execution.json"
-    if not staged or not epath.is_file():
-        return None
-    data = _read_json(epath, path)
-    cells = [{"id": c["id"], "model": c.get("model"), "provider": c.get("provider"), "dimension": c.get("dimension")}
-             for c in (data.get("cells") or []) if isinstance(c, dict) and "id" in c]
-    spec = path / "spec.yaml"
-    return {"harness": {"version": __version__}, "cells": cells,
-            "spec": {"name": staged.group(1), "sha256": sha256_file(spec) if spec.is_file() else ""}}
-
-
-def _execution_reasons(path: Path, folder: Path) -> dict[str, str]:
-    """Why a cell has no vectors, from execution.json (read loosely: a reason is only a courtesy)."""
-    if not path.is_file():
-        return {}
-    data = _read_json(path, folder)
-    per_cell = data.get("cells", data) if isinstance(data, dict) else data
-    items: list[tuple[str, Any]] = []
-    if isinstance(per_cell, dict):
-        items = list(per_cell.items())
-    elif isinstance(per_cell, list):
-        items = [(c.get("id"), c) for c in per_cell if isinstance(c, dict)]
-    out = {}
-    for cid, info in items:
-        if isinstance(info, dict) and not info.get("executed", True):
-            out[str(cid)] = str(info.get("reason") or "not executed")
-    return out
-
-
-def load_cell(run: RunFolder, cell_id: str) -> CellVectors:
+def load_cell(run: RunFolder, cell_id: str) -> ExportCell:
     """Read one cell's vectors and ids, checked against the manifest (shape, dimension, hashes)."""
-    cell = next(c for c in run.cells if c["id"] == cell_id)
-    vpath = run.path / "vectors" / f"{cell_id}.npy"
-    ipath = run.path / "vectors" / f"{cell_id}.ids.json"
+    cell = run.manifest.cell(cell_id)
+    vpath = run.path / layout.vectors_file(cell_id)
+    ipath = run.path / layout.ids_file(cell_id)
 
     def damaged(message: str, file: Path, hint: str = "run `harness verify` on the folder, or run the spec again"):
         return HarnessError(Problem(message, file=str(file), hint=hint), ExitCode.VERIFY_MISMATCH)
 
-    recorded = run.manifest.get("files") or {}
+    recorded = run.manifest.files
     for p in (vpath, ipath):
         rel = p.relative_to(run.path).as_posix()
         if rel in recorded and recorded[rel] != sha256_file(p):
             raise damaged(f"{rel} changed since the run (its sha256 differs from manifest.json)", p)
     try:
-        vectors = np.load(vpath, allow_pickle=False)
-    except (OSError, ValueError) as e:
-        raise damaged(f"cannot read vectors: {e}", vpath) from None
-    ids = _read_json(ipath, run.path)
-    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
-        raise damaged("expected a JSON list of input ids", ipath)
+        loaded = RunReader(run.path).vectors(cell_id)
+    except FolderError as e:
+        raise damaged(str(e), vpath) from None
+    if loaded is None:
+        raise damaged("no vectors file", vpath)
+    ids, vectors = loaded.ids, loaded.matrix
     dimension = int(cell.get("dimension") or 0)
-    if vectors.ndim != 2 or vectors.shape[0] != len(ids):
-        raise damaged(f"vectors have shape {vectors.shape} but {ipath.name} lists {len(ids)} ids", vpath)
     if dimension and vectors.shape[1] != dimension:
         raise damaged(f"vectors have {vectors.shape[1]} dimensions but manifest.json says cell {cell_id} has {dimension}",
                       vpath)
@@ -245,7 +192,7 @@ def load_cell(run: RunFolder, cell_id: str) -> CellVectors:
             raise damaged(f"input id {unknown[0]!r} is not in inputs.jsonl", ipath)
     if not np.all(np.isfinite(vectors)):
         raise damaged("vectors contain NaN or infinity", vpath)
-    return CellVectors(
+    return ExportCell(
         cell=cell_id,
         model=str(cell.get("model") or cell_id),
         provider=str(cell.get("provider") or ""),
@@ -298,8 +245,8 @@ class RunIdentity:
 
 
 def run_identity(run: RunFolder) -> RunIdentity:
-    spec = run.manifest.get("spec") or {}
-    inputs = (run.manifest.get("inputs") or {}).get("sha256")
+    spec = run.manifest.spec or {}
+    inputs = (run.manifest.inputs or {}).get("sha256")
     if not inputs and (run.path / "inputs.jsonl").is_file():
         inputs = sha256_file(run.path / "inputs.jsonl")
     name = str(spec.get("name") or run.path.name)[:MAX_SPEC_NAME]
@@ -478,7 +425,7 @@ def _vector_dim(desc: dict[str, Any]) -> int | None:
     return None
 
 
-def _check_compatible(name: str, desc: dict[str, Any], cv: CellVectors) -> None:
+def _check_compatible(name: str, desc: dict[str, Any], cv: ExportCell) -> None:
     """Refuse to mix models or dimensions in one collection (the provider's own guidance)."""
     props = desc.get("properties") or {}
     have_model, have_dim = props.get(PROP_MODEL), props.get(PROP_DIMENSION)
@@ -509,8 +456,8 @@ def _check_compatible(name: str, desc: dict[str, Any], cv: CellVectors) -> None:
             hint="export into another collection (--collection NAME)"), ExitCode.USAGE)
 
 
-def _properties(cv: CellVectors, run: RunFolder, runs: dict[str, str]) -> dict[str, str]:
-    spec = run.manifest.get("spec") or {}
+def _properties(cv: ExportCell, run: RunFolder, runs: dict[str, str]) -> dict[str, str]:
+    spec = run.manifest.spec
     me = run_identity(run)
     return {
         PROP_RUNS: canonical_json(dict(sorted({**runs, me.spec: me.digest}.items()))).decode("utf-8"),
@@ -521,7 +468,7 @@ def _properties(cv: CellVectors, run: RunFolder, runs: dict[str, str]) -> dict[s
         PROP_SPEC_NAME: str(spec.get("name") or ""),
         PROP_SPEC_SHA: str(spec.get("sha256") or ""),
         PROP_VECTORS_SHA: cv.sha256,
-        PROP_VERSION: str((run.manifest.get("harness") or {}).get("version") or __version__),
+        PROP_VERSION: str(run.manifest.harness.get("version") or __version__),
     }
 
 
@@ -534,7 +481,7 @@ def _runs(desc: dict[str, Any]) -> dict[str, str]:
     return runs if isinstance(runs, dict) else {}
 
 
-def _create(client, name: str, cv: CellVectors, run: RunFolder) -> None:
+def _create(client, name: str, cv: ExportCell, run: RunFolder) -> None:
     from pymilvus import DataType, MilvusClient
 
     props = _properties(cv, run, {})
@@ -555,7 +502,7 @@ def _create(client, name: str, cv: CellVectors, run: RunFolder) -> None:
     client.create_collection(name, schema=schema, index_params=index, properties=props, consistency_level="Strong")
 
 
-def _upsert(client, name: str, cv: CellVectors, me: RunIdentity, *, new: bool) -> int:
+def _upsert(client, name: str, cv: ExportCell, me: RunIdentity, *, new: bool) -> int:
     """Upsert (insert into a collection this export just created: nothing to replace there, and
     Milvus Lite inserts about 2.5x faster), drop what is left of an earlier run of the same spec,
     then flush. Returns how many rows of that earlier run were replaced; other specs' rows are
@@ -585,7 +532,7 @@ def _count(client, name: str, filter: str = "") -> int:
     return int(res[0]["count(*)"]) if res else 0
 
 
-def _present(client, name: str, cv: CellVectors, me: RunIdentity, total: int, new: bool) -> int:
+def _present(client, name: str, cv: ExportCell, me: RunIdentity, total: int, new: bool) -> int:
     """How many of this cell's rows the collection holds. A collection created by this export
     holds exactly ours, so its count(*) answers; otherwise every key is looked up."""
     if new and total == len(cv.ids):
@@ -598,7 +545,7 @@ def _present(client, name: str, cv: CellVectors, me: RunIdentity, total: int, ne
     return found
 
 
-def _smoke_search(client, name: str, cv: CellVectors, queries: list[str], top_k: int,
+def _smoke_search(client, name: str, cv: ExportCell, queries: list[str], top_k: int,
                   lite: bool, me: RunIdentity | None = None) -> list[dict[str, Any]]:
     """Search each query input's own vector among this spec's rows; it should come back first
     (its twin may tie). Other specs' rows may reuse the input ids, so they are left out.
@@ -648,7 +595,7 @@ def _select_cells(run: RunFolder, cells: list[str] | None) -> tuple[list[str], l
     return chosen, [c for c in run.cell_ids if c in run.not_executed]
 
 
-def _select_queries(run: RunFolder, loaded: list[CellVectors], queries: list[str] | None) -> list[str]:
+def _select_queries(run: RunFolder, loaded: list[ExportCell], queries: list[str] | None) -> list[str]:
     """Explicit queries must be inputs of the run; the default is its text inputs, capped."""
     order = run.input_order or list(dict.fromkeys(i for cv in loaded for i in cv.ids))
     if queries:
@@ -673,7 +620,7 @@ def export_run(
     top_k: int = DEFAULT_TOP_K,
     queries: list[str] | None = None,
     cells: list[str] | None = None,
-    manifest: dict[str, Any] | None = None,
+    manifest: Manifest | None = None,
 ) -> list[CheckResult]:
     """Upsert every executed cell's vectors into its own collection, count, smoke-search.
 
@@ -682,7 +629,7 @@ def export_run(
     anywhere for a folder that was not executed, a bad target, or a collection that holds
     another model or dimension (exit 2); for Milvus failing midway (exit 4) already loaded
     cells stay, and exporting again upserts the same rows. `manifest` lets the runner export
-    before manifest.json exists (without it, a staging folder's execution.json serves).
+    before manifest.json exists.
     """
     folder = Path(folder)
     if not isinstance(top_k, int) or not 1 <= top_k <= MAX_TOP_K:
@@ -792,39 +739,47 @@ def export_run(
     return results
 
 
-# --- folding the results into the folder's evidence (standalone `harness export`) -----------
-
-_EXPORT_LINE = re.compile(r"^(ok  |FAIL|skip|warn) export(:[^\s\[:]+)?( \[[^\]]*\])?(:|$)")
+# --- the standalone `harness export`: verify, export, finalize ------------------------------
 
 
-def merge_validate(existing: str, results: list[CheckResult]) -> tuple[bytes, bool]:
-    """validate.txt with earlier export lines replaced by `results`, inserted before the final
-    PASS/FAIL line, and the verdict recomputed over every line."""
-    lines = [ln for ln in existing.splitlines() if ln.strip()]
-    if lines and lines[-1].strip() in ("PASS", "FAIL"):
-        lines = lines[:-1]
-    kept = [ln for ln in lines if not _EXPORT_LINE.match(ln)]
-    body = kept + [r.line() for r in results]
-    passed = all(not ln.startswith("FAIL") for ln in body)
-    return ("\n".join(body + ["PASS" if passed else "FAIL"]) + "\n").encode("utf-8"), passed
+def check_verifies(folder: Path) -> None:
+    """Refuse a folder that does not verify: finalising it would hash its edits into evidence."""
+    from harness.verify import verify_folder
+
+    report = verify_folder(folder)
+    if not report.ok:
+        problems = [Problem(f"{folder} does not verify, so it is not exported: {f.path}: {f.message}",
+                            hint="run `harness verify` on it, then run the spec again")
+                    for f in report.sorted_findings() if f.mismatch or report.strict]
+        raise HarnessError(problems, ExitCode.VERIFY_MISMATCH)
 
 
-def finish_export(folder: Path, results: list[CheckResult]) -> bool:
-    """What the standalone command does after `export_run`: rewrite validate.txt, refresh the
-    manifest. Returns the folder's verdict."""
+def finish_export(folder: Path, results: list[CheckResult]) -> list[CheckResult]:
+    """Fold export results into the folder's evidence: earlier export results are replaced, then
+    `finalize` writes validate.txt, every report and the manifest from the whole list. Returns it."""
     folder = Path(folder)
-    vpath = folder / "validate.txt"
-    existing = vpath.read_text(encoding="utf-8") if vpath.is_file() else ""
-    data, passed = merge_validate(existing, results)
-    atomic_write(vpath, data)
-    from harness.manifest import rehash
+    reader = RunReader(folder)
+    try:
+        manifest, earlier = reader.manifest(), reader.results()
+    except FolderError as exc:
+        raise _damaged(exc, folder) from None
+    every = [r for r in earlier if r.kind != "export"] + list(results)
+    finalize(folder, manifest, every)
+    return every
 
-    rehash(folder)  # export.json and validate.txt changed: refresh "files" and "digest"
-    return passed
+
+def export_folder(folder: Path, **options: Any) -> tuple[list[CheckResult], list[CheckResult]]:
+    """`harness export`: verify the folder, export it (`export_run` options), finalize it.
+    Returns (the export's results, every result of the folder now)."""
+    folder = Path(folder)
+    read_run(folder)  # a missing or foreign folder is a usage error, before the verification
+    check_verifies(folder)
+    results = export_run(folder, **options)
+    return results, finish_export(folder, results)
 
 
 __all__ = [
-    "CellVectors", "EXPORT_FILE", "RunFolder", "Target", "collection_name", "export_run", "finish_export",
-    "load_cell", "merge_validate", "primary_key", "read_run", "resolve_target", "run_identity",
+    "EXPORT_FILE", "ExportCell", "RunFolder", "Target", "check_verifies", "collection_name", "export_folder",
+    "export_run", "finish_export", "load_cell", "primary_key", "read_run", "resolve_target", "run_identity",
     "token_from_env",
 ]

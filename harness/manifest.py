@@ -1,24 +1,21 @@
-"""manifest.json: what was planned and produced, the sha256 of every file, one roll-up digest.
+"""manifest.json's facts: the environment it captures and its roll-up digest.
 
 The digest covers everything but `environment` (Python and package versions, git state), so the
 same spec and inputs give the same digest on any machine; times and host facts live in run.json.
+The manifest is written by `harness.folder.finalize`, its record is `harness.folder.Manifest`.
 """
 
 from __future__ import annotations
 
-import json
 import platform
 import subprocess
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from harness.evidence import atomic_write, canonical_json, hash_tree, sha256_bytes
+from harness.evidence import canonical_json, sha256_bytes
+from harness.folder.layout import REPORTS
 
-MANIFEST = "manifest.json"
-RUN = "run.json"
-SIGNATURE = "manifest.sig"   # made after the manifest, over its digest (harness.signing)
-UNHASHED = frozenset({MANIFEST, RUN, SIGNATURE})
 PACKAGES = ("mm-embed-harness", "pyyaml", "jsonschema", "jinja2", "httpx", "rich", "numpy")
 
 
@@ -52,23 +49,14 @@ def environment(spec_dir: Path | None) -> dict[str, Any]:
 
 
 def digest(manifest: dict[str, Any]) -> str:
+    """The roll-up digest: sha256 of the canonical manifest without `environment` and `digest`.
+
+    From manifest_version 2 the file table inside it leaves out the reports (summary.json,
+    junit.xml, report.md, report.html): they show this digest, so it cannot depend on their
+    bytes. They are still hashed in `files`, and `verify` checks they agree with the digest.
+    Version 1 manifests (older runs) covered every file.
+    """
     body = {k: v for k, v in manifest.items() if k not in ("environment", "digest")}
+    if int(manifest.get("manifest_version") or 1) >= 2 and isinstance(body.get("files"), dict):
+        body["files"] = {p: h for p, h in body["files"].items() if p not in REPORTS}
     return sha256_bytes(canonical_json(body))
-
-
-def finish(folder: Path, manifest: dict[str, Any], known: dict[str, str] | None = None) -> dict[str, Any]:
-    """Hash every file in `folder`, add the roll-up digest and write manifest.json."""
-    manifest = dict(manifest)
-    manifest["files"] = hash_tree(folder, exclude=UNHASHED, known=known)
-    manifest["digest"] = digest(manifest)
-    atomic_write(folder / MANIFEST, canonical_json(manifest, pretty=True))
-    return manifest
-
-
-def read(folder: Path) -> dict[str, Any]:
-    return json.loads((Path(folder) / MANIFEST).read_text(encoding="utf-8"))
-
-
-def rehash(folder: Path) -> dict[str, Any]:
-    """After a later step adds files (e.g. `harness export`), bring the file hashes and digest up to date."""
-    return finish(Path(folder), read(folder))

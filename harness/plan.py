@@ -284,7 +284,8 @@ def _dims_for(model: ModelInfo, dims, dims_path: tuple, spec: Spec, problems: li
 
 
 def _endpoint(model: ModelInfo, entry: dict, where: tuple, spec: Spec, catalog: Catalog, base_url: str | None,
-              problems: list[Problem], allowed: AllowedHosts | None = None) -> str:
+              problems: list[Problem], allowed: AllowedHosts | None = None,
+              endpoints: dict[str, str] | None = None) -> str:
     """The URL a cell's requests go to. A URL the spec chose may receive a credential (the DashScope
     key, or the variable an openai/* model names in api_key_env) only on an allowed host."""
     if model.provider == "local":
@@ -300,6 +301,8 @@ def _endpoint(model: ModelInfo, entry: dict, where: tuple, spec: Spec, catalog: 
             _refuse_unless_allowed(base, f"${entry['api_key_env']} (the api_key_env of {model.name})",
                                    where + ("base_url",), spec, allowed, problems)
         return base.rstrip("/") + "/embeddings"
+    if endpoints and endpoints.get(model.name):
+        return endpoints[model.name]  # re-planning a run (verify): where it was actually sent
     region = spec.data.get("region", "cn-beijing")
     base = base_url
     if not base:   # --base-url is the user's own choice; what the spec names must be allowed
@@ -336,7 +339,7 @@ def _check_export_host(spec: Spec, allowed: AllowedHosts | None, problems: list[
 
 
 def build_cells(spec: Spec, catalog: Catalog, problems: list[Problem], base_url: str | None = None,
-                allowed: AllowedHosts | None = None) -> list[Cell]:
+                allowed: AllowedHosts | None = None, endpoints: dict[str, str] | None = None) -> list[Cell]:
     data = spec.data
     matrix = data.get("matrix") or {}
     # matrix entries the schema refused are None here: left out, reported by the schema
@@ -390,7 +393,7 @@ def build_cells(spec: Spec, catalog: Catalog, problems: list[Problem], base_url:
             dims = []
         else:
             dims = _dims_for(model, dims_spec, dims_path, spec, problems, excluded)
-        endpoint = _endpoint(model, entry, where, spec, catalog, base_url, problems, allowed)
+        endpoint = _endpoint(model, entry, where, spec, catalog, base_url, problems, allowed, endpoints)
         modalities = _modalities(spec, entry, where)
         for d in dims:
             if excluded(name, d):
@@ -549,7 +552,8 @@ def _check_refs(spec: Spec, ids: set[str], cells: list[Cell], problems: list[Pro
 
 
 def build_plan(spec: Spec, *, base_url: str | None = None, catalog: Catalog | None = None,
-               allow_paths: tuple | list = (), allow_hosts: tuple[str, ...] | list[str] | None = ()) -> Plan:
+               allow_paths: tuple | list = (), allow_hosts: tuple[str, ...] | list[str] | None = (),
+               endpoints: dict[str, str] | None = None) -> Plan:
     """Check every rule and expand the spec; raise HarnessError with all errors, in file order.
 
     Each stage runs on what the schema accepted, so a mistake in one part of the spec never
@@ -557,7 +561,9 @@ def build_plan(spec: Spec, *, base_url: str | None = None, catalog: Catalog | No
     spec's project or one of `allow_paths` (`--allow-path`). `allow_hosts` are the `--allow-host`
     values: with the official hosts, `base_url` and the environment's, the only hosts the spec may
     route a credential to. None skips that rule, for callers that never send (verify re-rendering
-    a recorded run's payloads)."""
+    a recorded run's payloads). `endpoints` (model name → endpoint, as a run's manifest recorded
+    them) win over every other source of a DashScope endpoint, so `verify` re-plans a run sent to
+    `--base-url` as it ran."""
     catalog = catalog or load_catalog()
     files = InputFiles.for_spec(spec.base_dir, allow_paths)
     allowed = None if allow_hosts is None else allowed_hosts(catalog.regions.values(), extra=allow_hosts,
@@ -574,7 +580,7 @@ def build_plan(spec: Spec, *, base_url: str | None = None, catalog: Catalog | No
         try:
             with os.fdopen(fd, "wb") as f:
                 before = sum(p.is_error for p in problems)
-                cells = build_cells(spec, catalog, problems, base_url, allowed)
+                cells = build_cells(spec, catalog, problems, base_url, allowed, endpoints)
                 matrix_ok = sum(p.is_error for p in problems) == before
                 _check_export_host(spec, allowed, problems)
                 n, counts, ids = _scan_inputs(spec, cells, problems, f, files)

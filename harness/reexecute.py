@@ -42,6 +42,7 @@ import numpy as np
 from harness import estimate
 from harness.errors import ExitCode, HarnessError, Problem
 from harness.evidence import canonical_json
+from harness.folder import FolderError, RunReader, layout
 
 DEFAULT_SAMPLE = 5                      # requests per cell of a paid provider
 TOLERANCE: dict[str, float | None] = {   # provider → cosine distance allowed; None: bit for bit
@@ -149,7 +150,7 @@ def plan_cells(folder: Path, base: Path | None, base_url: str | None,
     from harness.plan import build_cells
     from harness.spec import read_spec
 
-    spec = read_spec(folder / "spec.yaml")
+    spec = read_spec(folder / layout.SPEC_COPY)
     spec = dataclasses.replace(spec, base_dir=base if base is not None else folder.resolve())
     problems = list(spec.problems)
     catalog = load_catalog()
@@ -175,7 +176,7 @@ def choose(folder: Path, manifest: dict, planned: dict[str, dict], per_cell: int
         cid = entry.get("id") if isinstance(entry, dict) else None
         if not isinstance(cid, str):
             continue
-        if not (folder / "vectors" / f"{cid}.npy").is_file():
+        if not (folder / layout.vectors_file(cid)).is_file():
             sample.skipped[cid] = "the run has no vectors for it: it was not executed"
             continue
         if cid in untrusted:
@@ -202,7 +203,7 @@ def choose(folder: Path, manifest: dict, planned: dict[str, dict], per_cell: int
         tokens = {"text": 0, "image": 0, "video": 0}
         try:
             for e in chosen:
-                body = json.loads((folder / "payloads" / cid / e["file"]).read_bytes())
+                body = json.loads((folder / layout.payload_dir(cid) / e["file"]).read_bytes())
                 for k, v in estimate.body_tokens(body if isinstance(body, dict) else {}, info).items():
                     tokens[k] += v
         except (OSError, ValueError) as exc:
@@ -216,29 +217,20 @@ def choose(folder: Path, manifest: dict, planned: dict[str, dict], per_cell: int
 def _index(folder: Path, cid: str, recorded: dict[str, str]) -> list[dict[str, Any]]:
     """The payload index of a cell; every file it names must be a payload file the manifest records
     (a plain name inside payloads/<cell>/), so a doctored index sends nothing from elsewhere."""
-    rel = f"payloads/{cid}/index.jsonl"
+    rel = layout.payload_index(cid)
     try:
-        lines = (folder / rel).read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ValueError(f"cannot read {rel} ({exc})") from None
-    out = []
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            e = json.loads(line)
-            name = e["file"]
-        except (ValueError, KeyError, TypeError):
-            raise ValueError(f"{rel} line {n} is not a payload entry") from None
-        if not isinstance(name, str) or "/" in name or "\\" in name or name in (".", "..") \
-                or f"payloads/{cid}/{name}" not in recorded:
-            raise ValueError(f"{rel} line {n} names {name!r}, which is not a payload file of the manifest")
+        entries = RunReader(folder).payload_index(cid)
+    except FolderError as exc:
+        raise ValueError(str(exc)) from None
+    for n, e in enumerate(entries, 1):
+        name = e["file"]
+        if "/" in name or "\\" in name or name in (".", "..") or f"{layout.payload_dir(cid)}/{name}" not in recorded:
+            raise ValueError(f"{rel} entry {n} names {name!r}, which is not a payload file of the manifest")
         if not isinstance(e.get("inputs"), list):
-            raise ValueError(f"{rel} line {n} has no inputs list")
-        out.append(e)
-    if not out:
+            raise ValueError(f"{rel} entry {n} has no inputs list")
+    if not entries:
         raise ValueError(f"{rel} lists no requests")
-    return out
+    return entries
 
 
 # --------------------------------------------------------------------------- sending and comparing
@@ -293,20 +285,19 @@ def run_sample(folder: Path, sample: Sample, tolerance: Tolerance | None, spec_e
     with tempfile.TemporaryDirectory(prefix="harness-reexecute-") as tmp:
         scratch = Path(tmp)
         for c in sample.cells:
-            where = scratch / "payloads" / c.id
+            where = scratch / layout.payload_dir(c.id)
             where.mkdir(parents=True)
-            (where / "index.jsonl").write_bytes(b"".join(canonical_json(e) + b"\n" for e in c.entries))
+            (scratch / layout.payload_index(c.id)).write_bytes(b"".join(canonical_json(e) + b"\n" for e in c.entries))
             for e in c.entries:
-                shutil.copyfile(folder / "payloads" / c.id / e["file"], where / e["file"])
+                shutil.copyfile(folder / layout.payload_dir(c.id) / e["file"], where / e["file"])
         summary = execute_run(scratch, [c.cell for c in sample.cells], options, console)
         outcomes = {o.id: o for o in summary.cells}
         return [_compare(folder, scratch, c, outcomes.get(c.id), tolerance) for c in sample.cells]
 
 
 def _vectors(folder: Path, cid: str):
-    from harness.checks import FolderError, load_cell_vectors
     try:
-        return load_cell_vectors(folder, cid)
+        return RunReader(folder).vectors(cid)
     except FolderError as exc:
         raise ValueError(str(exc)) from None
 
@@ -362,18 +353,10 @@ def _failed_requests(folder: Path, cid: str) -> set[str]:
     """Payload files whose request failed in the run (responses/<cell>.jsonl): their inputs have no
     stored vector by design."""
     try:
-        lines = (folder / "responses" / f"{cid}.jsonl").read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError):
+        rows = RunReader(folder).responses(cid)
+    except FolderError:
         return set()
-    out = set()
-    for line in lines:
-        try:
-            row = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(row, dict) and row.get("error") and isinstance(row.get("file"), str):
-            out.add(row["file"])
-    return out
+    return {r["file"] for r in rows if r.get("error") and isinstance(r.get("file"), str)}
 
 
 def _cosine(a: np.ndarray, b: np.ndarray) -> float:
@@ -391,8 +374,8 @@ def audit(report: Any, manifest: dict | None, *, per_cell: int | str | None, see
     """`verify --reexecute`: estimate, refuse above `max_cost` (exit 2, nothing sent), re-execute,
     and add the outcome to the verify report (findings `reexecute`, `not-reexecuted`)."""
     folder = Path(report.folder)
-    if manifest is None or not (folder / "spec.yaml").is_file():
-        report.add("not-reexecuted", "spec.yaml", "nothing to re-execute without the manifest and the spec copy")
+    if manifest is None or not (folder / layout.SPEC_COPY).is_file():
+        report.add("not-reexecuted", layout.SPEC_COPY, "nothing to re-execute without the manifest and the spec copy")
         return None
     try:
         planned = plan_cells(folder, base, base_url, allow_hosts)
@@ -400,7 +383,7 @@ def audit(report: Any, manifest: dict | None, *, per_cell: int | str | None, see
         if exc.exit_code == ExitCode.USAGE:      # a malformed $HARNESS_ALLOW_HOSTS
             raise
         why = "; ".join(p.render() for p in exc.problems[:3])
-        report.add("not-reexecuted", "spec.yaml", f"nothing sent: the cells cannot be planned from the spec copy: {why}")
+        report.add("not-reexecuted", layout.SPEC_COPY, f"nothing sent: the cells cannot be planned from the spec copy: {why}")
         return None
     untrusted = {f.path.split("/")[1] for f in report.findings
                  if f.mismatch and f.kind in ("payload", "changed", "missing") and f.path.startswith("payloads/")
@@ -427,7 +410,7 @@ def audit(report: Any, manifest: dict | None, *, per_cell: int | str | None, see
         if a.failed:
             report.add("not-reexecuted", a.cell, a.failed)
             continue
-        npy = f"vectors/{a.cell}.npy"
+        npy = layout.vectors_file(a.cell)
         for d in a.disagree[:SHOWN]:
             why = ("not bit-identical to the model's vector" if a.tolerance.distance is None
                    else f"needs {a.tolerance.describe()}")
@@ -445,7 +428,7 @@ def audit(report: Any, manifest: dict | None, *, per_cell: int | str | None, see
 
 def _spec_data(folder: Path) -> dict:
     from harness import yamlpos
-    data, _ = yamlpos.load((folder / "spec.yaml").read_text(encoding="utf-8"))
+    data, _ = yamlpos.load((folder / layout.SPEC_COPY).read_text(encoding="utf-8"))
     return data if isinstance(data, dict) else {}
 
 

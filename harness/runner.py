@@ -1,4 +1,5 @@
-"""The `run` pipeline: stage a folder, write payloads and evidence, optionally execute, commit.
+"""The `run` pipeline: stage a folder, write the plan (`payloads_writer`), optionally execute, check
+and export, `finalize` the evidence, commit. It orchestrates; each step is another module's job.
 
 Everything is written into a staging folder beside `output/<name>/` and swapped in at the end,
 so an invalid spec, an interrupted run or a crash leaves no new or half-written output.
@@ -15,25 +16,21 @@ import platform
 import shutil
 import socket
 import time
-from collections import Counter, deque
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
-from harness import __version__, estimate
+from harness import __version__
 from harness import manifest as manifest_mod
-from harness.checks import REPEAT_DIR
 from harness.errors import ExitCode, HarnessError, Problem
-from harness.evidence import StagedFolder, atomic_write, canonical_json, sha256_bytes, sha256_file
+from harness.evidence import StagedFolder
+from harness.folder import MANIFEST_VERSION, Manifest, RunWriter, finalize, layout
 from harness.media import MediaError
-from harness.payloads import render
-from harness.plan import Batcher, Cell, Plan, build_plan
-from harness.report.markdown import write_markdown
-from harness.report.summary import write_reports
+from harness.payloads_writer import CellStats, write_plan
+from harness.plan import Plan, build_plan
 from harness.spec import Spec, read_spec, schema_info
-from harness.verdict import CheckResult, render_validate_txt, verdict
+from harness.verdict import CheckResult, verdict
 
 DEFAULT_OUTPUT = "output"
 SHAPING_FACTS = ("dimensions", "default_dimension", "dimension_param", "fusion", "max_images", "max_contents",
@@ -79,7 +76,7 @@ def check_replaceable(final: Path) -> None:
     if not any(final.iterdir()):
         return
     try:
-        m = json.loads((final / manifest_mod.MANIFEST).read_bytes())
+        m = json.loads((final / layout.MANIFEST).read_bytes())
     except FileNotFoundError:
         raise _refused(final, "exists (a folder without manifest.json)") from None
     except (OSError, ValueError):
@@ -119,195 +116,6 @@ def _write_errors(spec: Spec, final: Path) -> Iterator[None]:
                                    "nothing was changed there", hint=hint), code) from None
 
 
-@dataclass
-class CellStats:
-    requests: int = 0
-    contents: int = 0
-    inputs: int = 0
-    modality_mix: Counter = field(default_factory=Counter)
-    tokens: Counter = field(default_factory=Counter)
-    cost: float = 0.0
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"requests": self.requests, "contents": self.contents, "inputs": self.inputs,
-                "modality_mix": dict(sorted(self.modality_mix.items())),
-                "estimated_tokens": {**dict(sorted(self.tokens.items())), "total": sum(self.tokens.values())},
-                "estimated_cost": {"amount": round(self.cost, 6), "currency": "CNY"}}
-
-
-def _tokens(cell: Cell, inputs, t: Counter) -> None:
-    """Add the estimated tokens of `inputs` in this cell to `t`, by modality."""
-    for inp in inputs:
-        if inp.modality == "text":
-            t["text"] += inp.text_tokens
-            continue
-        for p in inp.parts:
-            if p.kind == "text":
-                t["text"] += estimate.text_tokens(p.value)
-            elif p.kind == "image":
-                t["image"] += estimate.image_tokens(cell.model, cell.parameters)
-            else:
-                t["video"] += estimate.video_tokens(cell.model, cell.parameters)
-
-
-def body_problems(cell: Cell, body: dict) -> list[str]:
-    """What the request body itself must show: the right model, and the dimension inside `parameters`."""
-    out = []
-    if cell.protocol == "dashscope":
-        if "dimension" in body:
-            out.append("`dimension` at the top level of the body (the API reads it only inside `parameters`)")
-        if body.get("parameters", {}).get("dimension") != cell.dimension_sent:
-            out.append(f"parameters.dimension is {body.get('parameters', {}).get('dimension')}, expected {cell.dimension_sent}")
-    elif body.get("dimensions") != cell.dimension_sent:
-        out.append(f"dimensions is {body.get('dimensions')}, expected {cell.dimension_sent}")
-    if body.get("model") != cell.model.wire_model:
-        out.append(f"model is {body.get('model')!r}, expected {cell.model.wire_model!r}")
-    return out
-
-
-def index_line(batch, data: bytes, sha: str | None = None) -> bytes:
-    """One line of payloads/<cell>/index.jsonl: which inputs a request file carries, in order."""
-    return canonical_json({"file": batch.file, "sha256": sha or sha256_bytes(data),
-                           "inputs": [i.id for i in batch.inputs], "contents": batch.contents}) + b"\n"
-
-
-class FileSink:
-    """Writes payload files on a thread of its own while the main thread renders the next bodies.
-
-    Creating a file costs more in the kernel than rendering its body costs in Python, and the
-    GIL is released meanwhile. Files inside the staging folder need no per-file rename: the
-    folder swap is the commit. At most `window` writes are pending, so memory stays flat."""
-
-    def __init__(self, threads: int = 1, window: int = 512):
-        self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="payload-writer")
-        self.pending: deque = deque()
-        self.window = window
-
-    @staticmethod
-    def _write(path: Path, data: bytes) -> None:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)   # the umask decides, as for any file
-        try:
-            view = memoryview(data)
-            while view:     # a write may take only part (a file size limit): the next one says why
-                view = view[os.write(fd, view):]
-        finally:
-            os.close(fd)
-
-    def write(self, path: Path, data: bytes) -> None:
-        self.pending.append(self.pool.submit(self._write, path, data))
-        while len(self.pending) > self.window:
-            self.pending.popleft().result()
-
-    def close(self) -> None:
-        try:
-            while self.pending:
-                self.pending.popleft().result()
-        finally:
-            self.pool.shutdown(wait=True, cancel_futures=True)
-
-
-class CellWriter:
-    """Counts (and, given a folder, writes) one cell's requests as its batches complete."""
-
-    def __init__(self, cell: Cell, max_contents: int | None, folder: Path | None = None,
-                 sink: "FileSink | None" = None):
-        self.cell = cell
-        self.sink = sink
-        self.batcher = Batcher(cell, max_contents)
-        self.stats = CellStats()
-        self.wrong: list[str] = []
-        self.dir = self.index = None
-        self.hashes: dict[str, str] = {}      # payload path → sha256 of the bytes written
-        if folder is not None:
-            self.dir = folder / "payloads" / cell.id
-            self.dir.mkdir(parents=True)
-            self.index = open(self.dir / "index.jsonl", "wb")
-
-    def add(self, inp) -> None:
-        if self.cell.takes(inp):
-            for batch in self.batcher.add(inp):
-                self._take(batch)
-
-    def close(self) -> CellStats:
-        for batch in self.batcher.close():
-            self._take(batch)
-        if self.index is not None:
-            self.index.close()
-        self.stats.cost = estimate.cost(self.cell.model, self.stats.tokens)
-        return self.stats
-
-    def _take(self, batch) -> None:
-        s = self.stats
-        s.requests += 1
-        s.contents += batch.contents
-        s.inputs += len(batch.inputs)
-        for inp in batch.inputs:
-            s.modality_mix[inp.modality] += 1
-        _tokens(self.cell, batch.inputs, s.tokens)
-        if self.dir is None:
-            return
-        body = render(self.cell, batch)
-        data = canonical_json(body)
-        self.sink.write(self.dir / batch.file, data)
-        sha = sha256_bytes(data)
-        self.index.write(index_line(batch, data, sha))
-        self.hashes[f"payloads/{self.cell.id}/{batch.file}"] = sha
-        if not self.wrong:
-            self.wrong.extend(f"{batch.file}: {w}" for w in body_problems(self.cell, body))
-
-    def result(self) -> CheckResult:
-        cell, s = self.cell, self.stats
-        if cell.dimension_sent is None:
-            where = f"fixed dimension {cell.dimension}"
-        elif cell.protocol == "dashscope":
-            where = f"parameters.dimension={cell.dimension_sent}"
-        else:
-            where = f"dimensions={cell.dimension_sent}"
-        return CheckResult("payloads", not self.wrong,
-                           self.wrong[0] if self.wrong else
-                           f"{s.requests} requests, {s.contents} contents, model {cell.model.wire_model}, {where}",
-                           cell=cell.id, data=s.as_dict())
-
-
-def plan_stats(plan: Plan) -> dict[str, CellStats]:
-    """Requests, contents, modality mix and estimates per cell, without writing anything."""
-    writers = [CellWriter(cell, plan.max_contents) for cell in plan.cells]
-    for inp in plan.inputs():
-        for w in writers:
-            w.add(inp)
-    return {w.cell.id: w.close() for w in writers}
-
-
-def write_plan(plan: Plan, folder: Path) -> tuple[dict, dict[str, CellStats], list[CheckResult], dict[str, str]]:
-    """One pass over the inputs writes inputs.jsonl and every cell's payload files."""
-    sink = FileSink()
-    try:
-        return _write_plan(plan, folder, sink)
-    finally:
-        sink.close()
-
-
-def _write_plan(plan: Plan, folder: Path, sink: FileSink):
-    writers = [CellWriter(cell, plan.max_contents, folder, sink) for cell in plan.cells]
-    urls: dict[str, dict] = {}
-    with open(folder / "inputs.jsonl", "wb") as f:
-        for inp in plan.inputs():
-            ref = inp.ref()
-            f.write(canonical_json(ref) + b"\n")
-            for part in ref["parts"]:
-                if "url" in part and part["url"] != "data:…":
-                    urls.setdefault(part["url"], {"url": part["url"], "kind": part["kind"]})
-            for w in writers:
-                w.add(inp)
-    stats = {w.cell.id: w.close() for w in writers}
-    inputs = {"count": plan.input_count, "sha256": sha256_file(folder / "inputs.jsonl"),
-              "modality_counts": dict(sorted(plan.modality_counts.items())),
-              "files": plan.input_files,     # input sets and images, as the plan read them
-              "urls": sorted(urls.values(), key=lambda r: r["url"])}
-    known = {k: v for w in writers for k, v in w.hashes.items()}
-    return inputs, stats, [w.result() for w in writers], known
-
-
 def offline_results(plan: Plan) -> list[CheckResult]:
     info = schema_info()
     results = [
@@ -327,20 +135,21 @@ def offline_results(plan: Plan) -> list[CheckResult]:
     return results
 
 
-def manifest_body(plan: Plan, folder: Path, stats: dict[str, CellStats], inputs: dict) -> dict[str, Any]:
+def manifest_body(plan: Plan, folder: Path, stats: dict[str, CellStats], inputs: dict) -> Manifest:
+    """What the run planned; `finalize` adds the file table and the digest."""
     spec = plan.spec
     spec_path = os.path.relpath(spec.path.resolve(), folder.resolve()) if spec.path else None
-    return {
-        "manifest_version": 1,
-        "harness": {"version": __version__},
-        "schema": schema_info(),
-        "catalog": {"version": plan.catalog.version, "sha256": plan.catalog.sha256},
-        "spec": {"name": spec.name, "path": spec_path, "copy": "spec.yaml", "sha256": spec.sha256},
-        "environment": manifest_mod.environment(spec.path.resolve().parent if spec.path else None),
-        "inputs": inputs,
-        "cells": [{**c.manifest_entry(), **stats[c.id].as_dict(), "index": f"payloads/{c.id}/index.jsonl"}
-                  for c in plan.cells],
-    }
+    return Manifest(
+        manifest_version=MANIFEST_VERSION,
+        harness={"version": __version__},
+        schema=schema_info(),
+        catalog={"version": plan.catalog.version, "sha256": plan.catalog.sha256},
+        spec={"name": spec.name, "path": spec_path, "copy": layout.SPEC_COPY, "sha256": spec.sha256},
+        environment=manifest_mod.environment(spec.path.resolve().parent if spec.path else None),
+        inputs=inputs,
+        cells=[{**c.manifest_entry(), **stats[c.id].as_dict(), "index": layout.payload_index(c.id)}
+               for c in plan.cells],
+    )
 
 
 @dataclass
@@ -370,7 +179,7 @@ def _execute(plan: Plan, folder: Path, cells: list[dict], execute_options: dict,
     repeat = _repeated_cells(plan.spec, cells)
     if repeat:
         # `stability: {repeat: true}`: the same payloads once more, past the cache, into repeat/
-        again = folder / REPEAT_DIR
+        again = folder / layout.REPEAT_DIR
         for cell in repeat:
             shutil.copytree(folder / "payloads" / cell["id"], again / "payloads" / cell["id"], copy_function=os.link)
         second = execute_run(again, repeat, ExecuteOptions(**{**values, "use_cache": False}), console)
@@ -412,26 +221,23 @@ def run(spec_path: str | Path, *, base: Path, execute: bool = False, execute_opt
         final = output_folder(base, spec)
         with _write_errors(spec, final), StagedFolder(final, guard=check_replaceable) as stage:
             folder = stage.path
-            (folder / "spec.yaml").write_bytes(spec.raw)
+            (folder / layout.SPEC_COPY).write_bytes(spec.raw)
             inputs, stats, payload_results, known = write_plan(plan, folder)
             results = offline_results(plan) + payload_results
             body = manifest_body(plan, final, stats, inputs)
             provider_failed = False
             empty = None
             if execute:
-                cells = [{**c, "required": True} for c in body["cells"]] if require_executed else body["cells"]
+                cells = [{**c, "required": True} for c in body.cells] if require_executed else body.cells
                 exec_results, provider_failed = _execute(plan, folder, cells, execute_options or {}, console)
                 results += exec_results
-                results += _spec_checks(spec, folder, body["cells"])
+                results += _spec_checks(spec, folder, body.cells)
                 results += _spec_export(spec, folder, body)
                 empty = nothing_executed(exec_results)
                 if empty is not None:
                     results.append(empty)
-            atomic_write(folder / "validate.txt", render_validate_txt(results))
-            write_markdown(folder, body, results)
-            write_reports(folder, body, results)      # summary.json, junit.xml, report.html
-            manifest = manifest_mod.finish(folder, body, known)
-            atomic_write(folder / manifest_mod.RUN, canonical_json(run_facts(started, execute), pretty=True))
+            manifest = finalize(folder, body, results, known).to_json()
+            RunWriter(folder).run_facts(run_facts(started, execute))
             signed_by = _sign(folder, sign_key) if sign_key else None
             stage.commit()
     failed = set()
@@ -459,7 +265,7 @@ def _spec_checks(spec: Spec, folder: Path, cells: list[dict]) -> list[CheckResul
                                 spec_dir=spec.base_dir))
 
 
-def _spec_export(spec: Spec, folder: Path, manifest: dict) -> list[CheckResult]:
+def _spec_export(spec: Spec, folder: Path, manifest: Manifest) -> list[CheckResult]:
     """The spec's `export:` as the last step; a refused or failed export is a FAIL line, never a
     reason to throw away the executed run."""
     export = spec.data.get("export")

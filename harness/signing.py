@@ -29,10 +29,11 @@ from pathlib import Path
 from harness import manifest as manifest_mod
 from harness.errors import ExitCode, HarnessError, Problem
 from harness.evidence import atomic_write
+from harness.folder import layout
 
 NAMESPACE = "mm-embed-harness"
-SIGNATURE = manifest_mod.SIGNATURE
-MANIFEST = manifest_mod.MANIFEST
+SIGNATURE = layout.SIGNATURE
+MANIFEST = layout.MANIFEST
 TIMEOUT = 60.0
 INSTALL_HINT = "install OpenSSH's client tools (Debian/Ubuntu: apt-get install openssh-client; macOS ships them)"
 

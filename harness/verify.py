@@ -8,7 +8,10 @@ Three independent lines of evidence, each named when it breaks:
    with the hashes recorded at run time ("changed since the run");
 4. the verdict: the spec's checks re-evaluated over the folder's vectors must give the very
    lines validate.txt holds, and its last line must follow from them (so an edited verdict is
-   caught even when someone also rewrote the manifest's hashes).
+   caught even when someone also rewrote the manifest's hashes);
+5. the reports: summary.json carries the manifest's digest and validate.txt's lines and verdict,
+   and (for a folder of this harness version) summary.json, junit.xml, report.md and report.html
+   are exactly what the folder and summary.json render to, so every report tells one story.
 
 A folder moved elsewhere still verifies (1) and (2) completely; (3) needs the local inputs,
 found beside the original spec (via the relative path the manifest recorded) or in `spec_dir`.
@@ -24,13 +27,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness import __version__
 from harness import manifest as manifest_mod
 from harness.errors import HarnessError
 from harness.evidence import canonical_json, hash_tree, sha256_bytes, sha256_file
+from harness.folder import FolderError, Manifest, RunReader, layout
 
 # Finding kinds, in the order a report lists them.
-KINDS = ("manifest", "missing", "extra", "changed", "spec", "input", "payload", "cells", "verdict", "signature",
-         "reexecute", "not-reexecuted", "not-derived")
+KINDS = ("manifest", "missing", "extra", "changed", "spec", "input", "payload", "cells", "verdict", "reports",
+         "signature", "reexecute", "not-reexecuted", "not-derived")
 
 
 @dataclass(frozen=True)
@@ -80,37 +85,37 @@ def _short(h: str | None) -> str:
 
 
 def _read_manifest(folder: Path, report: VerifyReport) -> dict | None:
-    path = folder / manifest_mod.MANIFEST
+    path = folder / layout.MANIFEST
     if not path.is_file():
-        report.add("missing", manifest_mod.MANIFEST, "no manifest.json: this is not a harness output folder, "
+        report.add("missing", layout.MANIFEST, "no manifest.json: this is not a harness output folder, "
                    "or its manifest was deleted")
         return None
     raw = path.read_bytes()
     try:
         manifest = json.loads(raw.decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
-        report.add("manifest", manifest_mod.MANIFEST, f"is not valid JSON ({exc}); it was damaged or edited")
+        report.add("manifest", layout.MANIFEST, f"is not valid JSON ({exc}); it was damaged or edited")
         return None
     if not isinstance(manifest, dict) or "files" not in manifest:
-        report.add("manifest", manifest_mod.MANIFEST, "has no `files` table; it was damaged or edited")
+        report.add("manifest", layout.MANIFEST, "has no `files` table; it was damaged or edited")
         return None
     try:
         canonical = canonical_json(manifest, pretty=True)
     except ValueError:
         canonical = b""
     if raw != canonical:
-        report.add("manifest", manifest_mod.MANIFEST, "bytes differ from its canonical form: it was edited after "
+        report.add("manifest", layout.MANIFEST, "bytes differ from its canonical form: it was edited after "
                    "the run")
     recomputed = manifest_mod.digest(manifest)
     if recomputed != manifest.get("digest"):
-        report.add("manifest", manifest_mod.MANIFEST, f"digest mismatch: recorded {_short(manifest.get('digest'))}, "
+        report.add("manifest", layout.MANIFEST, f"digest mismatch: recorded {_short(manifest.get('digest'))}, "
                    f"recomputed {_short(recomputed)}; a recorded field was changed")
     return manifest
 
 
 def _check_files(folder: Path, manifest: dict, report: VerifyReport) -> dict[str, str]:
     recorded: dict[str, str] = manifest.get("files") or {}
-    actual = hash_tree(folder, exclude=manifest_mod.UNHASHED)
+    actual = hash_tree(folder, exclude=layout.UNHASHED)
     for path in sorted(set(recorded) - set(actual)):
         report.add("missing", path, "recorded in the manifest but not in the folder")
     for path in sorted(set(actual) - set(recorded)):
@@ -191,16 +196,19 @@ def _check_local_inputs(manifest: dict, base: Path | None, report: VerifyReport)
     return complete
 
 
-def derive(folder: Path, base: Path | None, allow_paths: tuple | list = ()) -> tuple[dict[str, bytes], list[str], dict]:
+def derive(folder: Path, base: Path | None, endpoints: dict[str, str] | None = None,
+           allow_paths: tuple | list = ()) -> tuple[dict[str, bytes], list[str], dict]:
     """Re-derive payload files, index files and inputs.jsonl from the spec copy, through the
     runner's own writer (into a scratch folder), so verify and run can never drift apart.
+    `endpoints` are the ones the run recorded (it may have been sent to `--base-url` or
+    $DASHSCOPE_HTTP_BASE_URL, which this machine need not have).
 
     Returns ({relative path: bytes}, cell ids, catalog facts). Raises HarnessError when the spec
     or an input cannot be read or planned here.
     """
     import tempfile
 
-    from harness import runner
+    from harness.payloads_writer import write_plan
     from harness.plan import build_plan
     from harness.spec import read_spec
 
@@ -210,20 +218,26 @@ def derive(folder: Path, base: Path | None, allow_paths: tuple | list = ()) -> t
         raise HarnessError(spec.problems)
     out: dict[str, bytes] = {}
     # re-rendering sends nothing, so where the run was allowed to send keys is not checked again
-    with build_plan(spec, allow_paths=allow_paths, allow_hosts=None) as plan, \
+    with build_plan(spec, allow_paths=allow_paths, allow_hosts=None, endpoints=endpoints) as plan, \
             tempfile.TemporaryDirectory(prefix="harness-verify-") as tmp:
         scratch = Path(tmp)
-        runner.write_plan(plan, scratch)     # the very writer `harness run` used
+        write_plan(plan, scratch)     # the very writer `harness run` used
         for path in sorted(scratch.rglob("*")):
             if path.is_file():
                 out[path.relative_to(scratch).as_posix()] = path.read_bytes()
         return out, [c.id for c in plan.cells], {"version": plan.catalog.version, "sha256": plan.catalog.sha256}
 
 
+def recorded_endpoints(manifest: dict) -> dict[str, str]:
+    """Model name → the endpoint its cells were sent to, from the manifest."""
+    return {c["model"]: c["endpoint"] for c in manifest.get("cells") or []
+            if isinstance(c, dict) and isinstance(c.get("model"), str) and isinstance(c.get("endpoint"), str)}
+
+
 def _check_derived(folder: Path, manifest: dict, base: Path | None, inputs_complete: bool,
                    report: VerifyReport, allow_paths: tuple | list = ()) -> None:
     try:
-        derived, cell_ids, catalog = derive(folder, base, allow_paths)
+        derived, cell_ids, catalog = derive(folder, base, recorded_endpoints(manifest), allow_paths)
     except HarnessError as exc:
         why = "; ".join(p.render() for p in exc.problems[:3])
         report.add("not-derived", "payloads/", f"cannot re-derive the payloads here: {why}",
@@ -281,7 +295,6 @@ def _check_verdict(folder: Path, manifest: dict, base: Path | None, report: Veri
     checks = data.get("checks") if isinstance(data, dict) else None
     if not checks or not (folder / "vectors").is_dir():
         return
-    from harness import __version__
     from harness.checks import evaluate_checks
     present = set(lines)
     same_version = (manifest.get("harness") or {}).get("version") == __version__
@@ -311,6 +324,51 @@ def _check_verdict(folder: Path, manifest: dict, base: Path | None, report: Veri
             report.rechecked += 1
 
 
+def _check_reports(folder: Path, manifest: dict, report: VerifyReport) -> None:
+    reader = RunReader(folder)
+    if int(manifest.get("manifest_version") or 1) >= 2:
+        # The digest leaves the reports' hashes out, so their entries must be there to be checked.
+        for name in layout.REPORTS:
+            if name not in (manifest.get("files") or {}):
+                report.add("reports", name, "not in the manifest's file table, which records every report")
+    if not reader.has(layout.SUMMARY):
+        return  # older runs wrote no summary; one the manifest records is reported missing already
+    try:
+        summary, results = reader.summary(), reader.results()
+        record = Manifest.from_json(manifest)
+    except FolderError as exc:
+        report.add("reports", layout.SUMMARY, str(exc))
+        return
+    if record.manifest_version >= 2 and summary.get("manifest_digest") != record.digest:
+        report.add("reports", layout.SUMMARY, f"manifest_digest {_short(summary.get('manifest_digest'))} is not the "
+                   f"manifest's digest {_short(record.digest)}: it reports another state of the folder")
+    lines = reader.validate_lines()
+    if lines and ([c.get("line") for c in summary.get("checks") or []] != lines[:-1]
+                  or summary.get("verdict") != lines[-1]):
+        report.add("reports", layout.SUMMARY, f"its checks or verdict ({summary.get('verdict')}) differ from "
+                   f"validate.txt ({lines[-1]})")
+    if any(f.kind in ("missing", "extra", "changed") for f in report.findings):
+        return  # the files differ from the manifest already; re-rendering would only echo that
+    version = record.harness.get("version")
+    if version != __version__:
+        report.notes.append(f"reports not re-rendered: written by harness {version}, this is {__version__}")
+        return
+    from harness.report.html import render_html
+    from harness.report.junit import render_junit
+    from harness.report.markdown import render_markdown
+    from harness.report.summary import build_summary, render_summary
+
+    expected = {layout.SUMMARY: lambda: render_summary(build_summary(folder, record, results)),
+                layout.JUNIT: lambda: render_junit(summary),
+                layout.REPORT_MD: lambda: render_markdown(record, results).encode("utf-8"),
+                layout.REPORT_HTML: lambda: render_html(summary, folder)}
+    for name, render in expected.items():
+        path = folder / name
+        if path.is_file() and path.read_bytes() != render():
+            report.add("reports", name, "differs from what the folder and summary.json render to: "
+                       "it tells another story than the other reports")
+
+
 def verify_folder(folder: str | Path, *, spec_dir: str | Path | None = None, strict: bool = False,
                   allow_paths: tuple | list = ()) -> VerifyReport:
     """Verify an output folder; see the module docstring. Never raises for a damaged folder:
@@ -326,6 +384,7 @@ def verify_folder(folder: str | Path, *, spec_dir: str | Path | None = None, str
     if (folder / "spec.yaml").is_file():
         _check_derived(folder, manifest, base, complete, report, allow_paths)
         _check_verdict(folder, manifest, base, report)
+    _check_reports(folder, manifest, report)
     return report
 
 

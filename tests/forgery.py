@@ -4,57 +4,42 @@ writers, and rehash the manifest, so hashes, re-derivation and the verdict check
 
 from __future__ import annotations
 
-import io
-import json
 from pathlib import Path
 
 import numpy as np
 
-from harness import manifest as manifest_mod
 from harness.checks import evaluate_checks
-from harness.evidence import atomic_write, canonical_json
-from harness.report.markdown import write_markdown
-from harness.report.summary import write_reports
-from harness.verdict import CheckResult, render_validate_txt
+from harness.folder import CellVectors, RunReader, RunWriter, finalize
+from harness.verdict import CheckResult
 
 
 def load(folder: Path, cell: str) -> tuple[np.ndarray, list[str]]:
-    matrix = np.load(folder / "vectors" / f"{cell}.npy", allow_pickle=False)
-    ids = json.loads((folder / "vectors" / f"{cell}.ids.json").read_text(encoding="utf-8"))
-    return matrix, ids
+    v = RunReader(folder).vectors(cell)
+    return v.matrix.copy(), list(v.ids)
 
 
 def save(folder: Path, cell: str, matrix: np.ndarray, ids: list[str]) -> None:
-    buf = io.BytesIO()
-    np.save(buf, np.ascontiguousarray(matrix, dtype=np.float32), allow_pickle=False)
-    atomic_write(folder / "vectors" / f"{cell}.npy", buf.getvalue())
-    atomic_write(folder / "vectors" / f"{cell}.ids.json", canonical_json(ids, pretty=True))
+    RunWriter(folder).vectors(cell, CellVectors(ids, matrix))
 
 
 def results(folder: Path) -> list[CheckResult]:
     """The run's check results as summary.json recorded them."""
-    checks = json.loads((folder / "summary.json").read_text(encoding="utf-8"))["checks"]
-    return [CheckResult(c["name"], bool(c["passed"]), c.get("detail") or "", c.get("cell"), c.get("kind") or "offline",
-                        c.get("data") or {}, status={"passed": "pass", "failed": "fail", "skipped": "skip",
-                                                     "warning": "warn"}.get(c.get("status"), "")) for c in checks]
+    return RunReader(folder).results()
 
 
 def recheck(folder: Path, spec_dir: Path) -> list[CheckResult]:
     """The run's results with the spec's checks re-evaluated over the (forged) vectors."""
     import yaml
     spec = yaml.safe_load((folder / "spec.yaml").read_text(encoding="utf-8"))
-    cells = manifest_mod.read(folder)["cells"]
+    cells = RunReader(folder).manifest().cells
     return [r for r in results(folder) if r.kind != "check"] + \
         evaluate_checks(spec["checks"], folder, cells, spec_dir=spec_dir)
 
 
 def finish(folder: Path, new_results: list[CheckResult]) -> None:
-    """Rewrite validate.txt and the reports from `new_results`, then the manifest's hashes and digest."""
-    body = {k: v for k, v in manifest_mod.read(folder).items() if k not in ("files", "digest")}
-    atomic_write(folder / "validate.txt", render_validate_txt(new_results))
-    write_markdown(folder, body, new_results)
-    write_reports(folder, body, new_results)
-    manifest_mod.finish(folder, body)
+    """Rewrite validate.txt, the reports and the manifest (hashes, digest) from `new_results`,
+    through the one end of every run."""
+    finalize(folder, RunReader(folder).manifest(), new_results)
 
 
 # --- the three forgeries of issue 11 -------------------------------------------------------------

@@ -19,7 +19,7 @@ CELL4 = "qwen3-vl-embedding-4"
 def run(tmp_path):
     folder = tmp_path / "out"
     manifest = make_run(folder)
-    return folder, manifest["cells"]
+    return folder, manifest.cells
 
 
 def by_name(results):
@@ -70,7 +70,7 @@ def test_vectors_sanity_dimension_and_norms(tmp_path):
     vecs = {k: pad(v, 4) for k, v in VECTORS.items()}
     vecs["dog-photo"] = [x * 3 for x in vecs["dog-photo"]]  # norm 3
     folder = tmp_path / "out"
-    cells = make_run(folder, {CELL4: vecs})["cells"]
+    cells = make_run(folder, {CELL4: vecs}).cells
     [r] = evaluate_checks([{"vectors": {"norm_min": 0.99, "norm_max": 1.01}}], folder, cells)
     assert not r.passed and "dog-photo (3.0000)" in r.detail and r.data["failures"] == 1
     [r] = evaluate_checks([{"vectors": {"norm_min": 0.99, "norm_max": 1.01, "max_failures": 1}}], folder, cells)
@@ -80,13 +80,13 @@ def test_vectors_sanity_dimension_and_norms(tmp_path):
 def test_vectors_wrong_dimension_and_nan(tmp_path):
     folder = tmp_path / "out"
     vecs = {k: pad(v, 4) for k, v in VECTORS.items()}
-    cells = make_run(folder, {CELL4: vecs})["cells"]
+    cells = make_run(folder, {CELL4: vecs}).cells
     cells[0]["dimension"] = 8  # the cell asked for 8, the provider returned 4
     [r] = evaluate_checks([{"vectors": {}}], folder, cells)
     assert not r.passed and "dimension 4, asked for 8" in r.detail
     vecs["cat-photo"][0] = float("nan")
     folder2 = tmp_path / "out2"
-    cells = make_run(folder2, {CELL4: vecs})["cells"]
+    cells = make_run(folder2, {CELL4: vecs}).cells
     [r] = evaluate_checks([{"vectors": {}}], folder2, cells)
     assert not r.passed and "non-finite values in cat-photo" in r.detail
 
@@ -117,7 +117,7 @@ def test_stability_against_earlier_run(tmp_path):
     drifted = {k: pad(v, 4) for k, v in VECTORS.items()}
     drifted["dog-photo"] = unit([0.1, 0.9, 0.0, 0.5])  # moved
     now = tmp_path / "now"
-    cells = make_run(now, {CELL4: drifted})["cells"]
+    cells = make_run(now, {CELL4: drifted}).cells
     [r] = evaluate_checks([{"stability": {"against": "baseline", "min_cosine": 0.99}}], now, cells, spec_dir=tmp_path)
     assert not r.passed and "below: dog-photo" in r.detail
     assert r.data["compared"] == 4 and r.data["min_cosine"] < 0.99 and r.data["median_cosine"] > 0.99
@@ -134,7 +134,7 @@ def test_stability_missing_baseline_fails_with_hint(run, tmp_path):
 def test_filters_and_unexecuted_cells(tmp_path):
     folder = tmp_path / "out"
     vecs = {k: pad(v, 4) for k, v in VECTORS.items()}
-    cells = make_run(folder, {CELL4: vecs, "tongyi-4": vecs})["cells"]
+    cells = make_run(folder, {CELL4: vecs, "tongyi-4": vecs}).cells
     (folder / "vectors" / "tongyi-4.npy").unlink()
     check = {"similarity": {"a": "cat-caption", "b": "cat-photo", "min": 0.5}}
     results = evaluate_checks([check], folder, cells)
@@ -239,7 +239,7 @@ def test_stability_fails_on_non_finite_vectors(tmp_path):
     make_run(tmp_path / "baseline")
     broken = {k: pad(v, 4) for k, v in VECTORS.items()}
     broken["cat-photo"] = [float("nan")] * 4
-    cells = make_run(tmp_path / "now", {CELL4: broken})["cells"]
+    cells = make_run(tmp_path / "now", {CELL4: broken}).cells
     [r] = evaluate_checks([{"stability": {"against": "baseline"}}], tmp_path / "now", cells, spec_dir=tmp_path)
     assert not r.passed and "below: cat-photo" in r.detail
 
@@ -249,7 +249,7 @@ def test_text_only_cell_skips_inputs_it_never_takes(tmp_path):
     folder = tmp_path / "out"
     texts = {k: pad(v, 4) for k, v in VECTORS.items() if "caption" in k}
     cells = make_run(folder, {CELL4: {k: pad(v, 4) for k, v in VECTORS.items()}, "local--e5-small-4": texts},
-                     models={"local--e5-small-4": ("local/e5-small", 4)})["cells"]
+                     models={"local--e5-small-4": ("local/e5-small", 4)}).cells
     index = folder / "payloads" / "local--e5-small-4" / "index.jsonl"
     index.write_text(json.dumps({"file": "00000.json", "inputs": list(texts), "contents": 2}) + "\n")
     checks = [{"vectors": {"norm_min": 0.99, "norm_max": 1.01}},
@@ -267,7 +267,7 @@ def test_text_only_cell_skips_inputs_it_never_takes(tmp_path):
 def test_planned_input_without_a_vector_fails(tmp_path):
     folder = tmp_path / "out"
     some = {k: pad(v, 4) for k, v in VECTORS.items() if k != "dog-photo"}  # index still plans dog-photo
-    cells = make_run(folder, {CELL4: some})["cells"]
+    cells = make_run(folder, {CELL4: some}).cells
     index = folder / "payloads" / CELL4 / "index.jsonl"
     index.write_text(json.dumps({"file": "00000.json", "inputs": list(VECTORS), "contents": 4}) + "\n")
     [r] = evaluate_checks([{"vectors": {}}], folder, cells)

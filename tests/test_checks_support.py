@@ -1,4 +1,4 @@
-"""Build output folders by hand, per the OUTPUT-FOLDER CONTRACT in docs/architecture.md.
+"""Output folders with chosen vectors, written through the folder writer (harness.folder).
 
 Shared by the checks, report, verify and diff tests (imported as `tests.test_checks_support`).
 """
@@ -10,7 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.evidence import canonical_json, hash_tree, sha256_bytes
+from harness import __version__
+from harness.evidence import canonical_json, sha256_bytes
+from harness.folder import MANIFEST_VERSION, CellExecution, CellVectors, Execution, Manifest, RunWriter, finalize
 
 # Four inputs on a plane: captions sit near their photos.
 VECTORS = {
@@ -23,10 +25,12 @@ VECTORS = {
 
 def cell_entry(model: str, dimension: int, provider: str = "dashscope") -> dict:
     slug = model.replace("/", "--")
-    return {"id": f"{slug}-{dimension}", "model": model, "provider": provider,
-            "endpoint": "https://dashscope.example/api", "dimension": dimension, "dimension_sent": True,
-            "parameters": {}, "modality_mix": {"text": 2, "image": 2}, "requests": 1, "contents": 4,
-            "estimated_tokens": 40, "estimated_cost": {"amount": 0.0001, "currency": "CNY"}}
+    return {"id": f"{slug}-{dimension}", "model": model, "wire_model": model, "provider": provider,
+            "endpoint": "https://dashscope.example/api", "dimension": dimension, "dimension_sent": dimension,
+            "parameters": {}, "required": False, "modalities": None,
+            "modality_mix": {"text": 4}, "requests": 1, "contents": 4, "inputs": 4,
+            "estimated_tokens": {"text": 40, "total": 40}, "estimated_cost": {"amount": 0.0001, "currency": "CNY"},
+            "index": f"payloads/{slug}-{dimension}/index.jsonl"}
 
 
 def unit(v) -> list[float]:
@@ -41,11 +45,13 @@ def pad(v, dimension: int) -> list[float]:
 
 def make_run(folder: Path, cells: dict[str, dict[str, list[float]]] | None = None, *,
              models: dict[str, tuple[str, int]] | None = None, executed: bool = True, skip: tuple = (),
-             latency: float = 120.0, name: str = "cat-retrieval") -> dict:
-    """Write a complete executed run; `cells` maps cell id -> {input id: vector}; cells in
-    `skip` are planned but not executed (no API key).
+             latency: float = 120.0, name: str = "cat-retrieval") -> Manifest:
+    """An executed run with chosen vectors; `cells` maps cell id -> {input id: vector}; cells in
+    `skip` are planned but not executed (no API key). Vectors, responses and execution.json go
+    through the folder writer, the manifest and reports through `finalize`, as in a real run;
+    only the plan's files (spec, inputs.jsonl, payloads) are written here.
 
-    Returns the manifest (also written as manifest.json, with every file hashed).
+    Returns the manifest record (also written as manifest.json, with every file hashed).
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -58,47 +64,46 @@ def make_run(folder: Path, cells: dict[str, dict[str, list[float]]] | None = Non
     inputs = b"".join(canonical_json({"id": i, "modality": "text", "parts": [
         {"kind": "text", "sha256": sha256_bytes(i.encode()), "chars": len(i)}]}) + b"\n" for i in ids)
     (folder / "inputs.jsonl").write_bytes(inputs)
-    entries, execution = [], {}
+    writer = RunWriter(folder)
+    entries, execution = [], []
     for cid, vecs in cells.items():
         model, dim = models.get(cid) or (cid.rsplit("-", 1)[0], int(cid.rsplit("-", 1)[1]))
         entry = cell_entry(model, dim)
-        entry["id"] = cid
+        entry.update(id=cid, index=f"payloads/{cid}/index.jsonl")
         entries.append(entry)
         body = canonical_json({"model": model, "input": {"contents": [{"text": i} for i in ids]},
                                "parameters": {"dimension": dim}})
         (folder / "payloads" / cid).mkdir(parents=True, exist_ok=True)
-        (folder / "payloads" / cid / "00000.json").write_bytes(body)
+        (folder / "payloads" / cid / "00001.json").write_bytes(body)
         (folder / "payloads" / cid / "index.jsonl").write_bytes(canonical_json(
-            {"file": "00000.json", "sha256": sha256_bytes(body), "inputs": ids, "contents": len(ids)}) + b"\n")
+            {"file": "00001.json", "sha256": sha256_bytes(body), "inputs": ids, "contents": len(ids)}) + b"\n")
         if executed and cid not in skip:
-            (folder / "vectors").mkdir(exist_ok=True)
             order = list(vecs)
-            np.save(folder / "vectors" / f"{cid}.npy", np.asarray([vecs[i] for i in order], dtype=np.float32))
-            (folder / "vectors" / f"{cid}.ids.json").write_bytes(canonical_json(order))
-            (folder / "responses").mkdir(exist_ok=True)
-            (folder / "responses" / f"{cid}.jsonl").write_bytes(canonical_json({
-                "file": "00000.json", "request_id": "req-1", "status": 200, "attempts": 1,
-                "latency_ms": latency, "cache_hit": False, "usage": {"input_tokens": 30, "image_count": 2},
-                "error": None}) + b"\n")
-            execution[cid] = {"executed": True, "reason": None, "vectors": len(order), "dimension": dim,
-                              "usage": {"input_tokens": 30, "image_count": 2}}
+            writer.vectors(cid, CellVectors(order, np.asarray([vecs[i] for i in order], dtype=np.float32)))
+            usage = {"input_tokens": 30, "image_count": 2}
+            writer.responses(cid, [{"file": "00001.json", "request_id": "req-1", "status": 200, "attempts": 1,
+                                    "latency_ms": latency, "cache_hit": False, "usage": usage, "error": None}])
+            execution.append(CellExecution(cid, model, "dashscope", requests={"total": 1, "ok": 1},
+                                           vectors=len(order), expected_vectors=len(ids), dimension=dim,
+                                           usage=usage))
         else:
-            execution[cid] = {"executed": False, "reason": "no DashScope API key: set DASHSCOPE_API_KEY"}
-    (folder / "execution.json").write_bytes(canonical_json({"cells": execution}, pretty=True))
-    manifest = {
-        "manifest_version": 1, "harness": {"version": "0.1.0"},
-        "spec": {"name": name, "path": "spec.yaml", "sha256": sha256_bytes(spec)},
-        "inputs": {"count": len(ids), "sha256": sha256_bytes(inputs), "files": [], "urls": []},
-        "cells": entries,
-    }
-    manifest["files"] = hash_tree(folder, exclude=frozenset({"manifest.json", "run.json"}))
-    manifest["digest"] = sha256_bytes(canonical_json(manifest))
-    (folder / "manifest.json").write_bytes(canonical_json(manifest, pretty=True))
-    return manifest
+            execution.append(CellExecution(cid, model, "dashscope", executed=False,
+                                           reason="no DashScope API key: set DASHSCOPE_API_KEY"))
+    if executed:
+        writer.execution(Execution(execution))
+    manifest = Manifest(
+        manifest_version=MANIFEST_VERSION, harness={"version": __version__},
+        schema={"id": "test", "sha256": "0" * 64}, catalog={"version": "test", "sha256": "0" * 64},
+        spec={"name": name, "path": "spec.yaml", "copy": "spec.yaml", "sha256": sha256_bytes(spec)},
+        environment={"python": "3.11"},
+        inputs={"count": len(ids), "sha256": sha256_bytes(inputs), "modality_counts": {"text": len(ids)},
+                "files": [], "urls": []},
+        cells=entries)
+    return finalize(folder, manifest, [])
 
 
 def test_make_run_writes_the_contract(tmp_path):
     m = make_run(tmp_path / "run")
     assert (tmp_path / "run" / "vectors" / "qwen3-vl-embedding-4.npy").is_file()
     assert np.load(tmp_path / "run" / "vectors" / "qwen3-vl-embedding-4.npy").shape == (4, 4)
-    assert json.loads((tmp_path / "run" / "manifest.json").read_text())["cells"][0]["id"] == m["cells"][0]["id"]
+    assert json.loads((tmp_path / "run" / "manifest.json").read_text())["cells"][0]["id"] == m.cells[0]["id"]

@@ -10,7 +10,7 @@ from harness.checks import evaluate_checks
 from harness.cli import main
 from harness.diff import diff_runs
 from harness.errors import ExitCode
-from harness.report.summary import write_reports
+from harness.folder import finalize
 from tests.test_checks_support import VECTORS, make_run, pad, unit
 
 CELL = "qwen3-vl-embedding-4"
@@ -26,7 +26,7 @@ def vectors(dim=4, **override):
 
 def build(folder, cells, checks=RETRIEVAL):
     manifest = make_run(folder, cells)
-    write_reports(folder, manifest, evaluate_checks(checks, folder, manifest["cells"]))
+    finalize(folder, manifest, evaluate_checks(checks, folder, manifest.cells))
     return folder
 
 
@@ -100,9 +100,9 @@ def test_metric_deltas_and_metric_gate(tmp_path, capsys):
 def test_payload_and_input_changes_are_named(tmp_path, capsys):
     a = build(tmp_path / "a", {CELL: vectors()})
     b = build(tmp_path / "b", {CELL: vectors()})
-    (b / "payloads" / CELL / "00000.json").write_bytes(b'{"changed":1}')
+    (b / "payloads" / CELL / "00001.json").write_bytes(b'{"changed":1}')
     manifest = json.loads((b / "manifest.json").read_text())
-    manifest["files"][f"payloads/{CELL}/00000.json"] = "0" * 64
+    manifest["files"][f"payloads/{CELL}/00001.json"] = "0" * 64
     (b / "manifest.json").write_text(json.dumps(manifest))
     lines = (b / "inputs.jsonl").read_text().splitlines()
     row = json.loads(lines[0])
@@ -111,7 +111,7 @@ def test_payload_and_input_changes_are_named(tmp_path, capsys):
     (b / "inputs.jsonl").write_text("\n".join(lines) + "\n")
     code, out = diff(capsys, a, b, "--json")
     data = json.loads(out)
-    assert data["payloads"] == [{"cell": CELL, "differ": ["00000.json"], "only_in_one": [], "files": 2}]
+    assert data["payloads"] == [{"cell": CELL, "differ": ["00001.json"], "only_in_one": [], "files": 2}]
     assert data["inputs"]["changed"] == ["cat-caption"]
 
 

@@ -3,7 +3,7 @@
 import xml.etree.ElementTree as ET
 
 from harness.checks import evaluate_checks
-from harness.report.summary import write_reports
+from harness.folder import finalize
 from harness.verdict import CheckResult
 from tests.test_checks_support import VECTORS, make_run, pad
 
@@ -15,8 +15,8 @@ def test_junit_one_testcase_per_check_per_cell(tmp_path):
     checks = [{"nearest": {"query": "cat-caption", "among": ["cat-photo", "dog-photo"], "expect": "cat-photo"}},
               {"nearest": {"query": "dog-caption", "among": ["cat-photo", "dog-photo"], "expect": "cat-photo"}}]
     results = [CheckResult("schema", True, "spec matches the schema")] + evaluate_checks(
-        checks, folder, manifest["cells"], locate=lambda p: (20 + p[0], 3))
-    write_reports(folder, manifest, results)
+        checks, folder, manifest.cells, locate=lambda p: (20 + p[0], 3))
+    finalize(folder, manifest, results)
     root = ET.parse(folder / "junit.xml").getroot()
     assert root.tag == "testsuites"
     assert (root.get("tests"), root.get("failures"), root.get("skipped")) == ("5", "1", "2")
@@ -36,7 +36,7 @@ def test_junit_one_testcase_per_check_per_cell(tmp_path):
 def test_junit_escapes_markup_in_details(tmp_path):
     folder = tmp_path / "run"
     manifest = make_run(folder)
-    write_reports(folder, manifest, [CheckResult("weird<&>", False, 'a "quoted" <tag> & more')])
+    finalize(folder, manifest, [CheckResult("weird<&>", False, 'a "quoted" <tag> & more')])
     root = ET.parse(folder / "junit.xml").getroot()  # parses: markup was escaped
     case = root.find("testsuite/testcase")
     assert case.get("name") == "weird<&>"

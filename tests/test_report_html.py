@@ -15,7 +15,8 @@ import pytest
 
 from harness.checks import evaluate_checks
 from harness.report.html import RAMP, heatmaps, quality_charts
-from harness.report.summary import build_summary, write_reports
+from harness.folder import finalize
+from harness.report.summary import build_summary
 from tests.test_checks_support import VECTORS, make_run, pad, unit
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -42,8 +43,8 @@ def report(tmp_path):
             cells[f"{m}-{d}"] = vecs
     folder = tmp_path / "run"
     manifest = make_run(folder, cells)
-    results = evaluate_checks(CHECKS, folder, manifest["cells"])
-    write_reports(folder, manifest, results)
+    results = evaluate_checks(CHECKS, folder, manifest.cells)
+    finalize(folder, manifest, results)
     return folder, manifest, results
 
 
@@ -145,7 +146,7 @@ def test_report_renders_cells_checks_and_plots_in_chromium(report, tmp_path):
     url = (folder / "report.html").resolve().as_uri()
     dom = _chromium(["--dump-dom", url], tmp_path).stdout
     assert "<svg" in dom, "Chromium returned no DOM"
-    for cell in manifest["cells"]:
+    for cell in manifest.cells:
         assert f'data-cell="{cell["id"]}"' in dom
     for r in results:
         assert r.name in dom

@@ -6,7 +6,8 @@ from pathlib import Path
 from jsonschema import Draft202012Validator
 
 from harness.checks import evaluate_checks
-from harness.report.summary import SUMMARY_VERSION, write_reports
+from harness.folder import finalize
+from harness.report.summary import SUMMARY_VERSION
 from harness.verdict import CheckResult
 from tests.test_checks_support import VECTORS, make_run, pad
 
@@ -21,32 +22,32 @@ def _run(tmp_path, name="run"):
     checks = [{"vectors": {"norm_min": 0.99, "norm_max": 1.01}},
               {"retrieval": {"queries": {"cat-caption": ["cat-photo"], "dog-caption": ["dog-photo"]},
                              "k": [1], "min": {"recall@1": 0.9}}}]
-    results = [CheckResult("schema", True, "ok")] + evaluate_checks(checks, folder, manifest["cells"])
+    results = [CheckResult("schema", True, "ok")] + evaluate_checks(checks, folder, manifest.cells)
     return folder, manifest, results
 
 
 def test_summary_valid_and_carries_counts_cells_quality(tmp_path):
     folder, manifest, results = _run(tmp_path)
-    written = write_reports(folder, manifest, results)
-    assert written == ["summary.json", "junit.xml", "report.html"]
-    assert all((folder / p).is_file() for p in written)
+    written = finalize(folder, manifest, results)
+    assert {"summary.json", "junit.xml", "report.md", "report.html"} <= set(written.files)
+    assert all((folder / p).is_file() for p in written.files)
     s = json.loads((folder / "summary.json").read_text())
     assert list(Draft202012Validator(SCHEMA).iter_errors(s)) == []
     assert s["summary_version"] == SUMMARY_VERSION == 1
     assert s["verdict"] == "PASS" and s["counts"] == {"total": 9, "passed": 9, "failed": 0, "skipped": 0, "warnings": 0}
-    assert [c["id"] for c in s["cells"]] == [c["id"] for c in manifest["cells"]]
+    assert [c["id"] for c in s["cells"]] == [c["id"] for c in manifest.cells]
     assert s["cells"][0]["latency_ms"]["p50"] == 120.0 and s["cells"][0]["usage"]["input_tokens"] == 30
     assert {(q["model"], q["dimension"]) for q in s["quality"]} == {
         ("qwen3-vl-embedding", 4), ("qwen3-vl-embedding", 8), ("tongyi-vision", 4), ("tongyi-vision", 8)}
     assert s["quality"][0]["metrics"]["recall@1"] == 1.0 and s["quality"][0]["thresholds"] == {"recall@1": 0.9}
-    assert s["manifest_digest"] == manifest["digest"]
+    assert s["manifest_digest"] == written.digest
 
 
 def test_summary_is_byte_identical_for_the_same_folder(tmp_path):
     folder, manifest, results = _run(tmp_path)
-    write_reports(folder, manifest, results)
+    finalize(folder, manifest, results)
     first = {p: (folder / p).read_bytes() for p in ("summary.json", "junit.xml", "report.html")}
-    write_reports(folder, manifest, results)
+    finalize(folder, manifest, results)
     assert first == {p: (folder / p).read_bytes() for p in first}
     assert str(tmp_path) not in first["summary.json"].decode()  # no absolute paths
 
@@ -57,8 +58,8 @@ def test_summary_failed_and_skipped(tmp_path):
              for m in ("qwen3-vl-embedding", "tongyi-vision") for d in (4, 8)}
     manifest = make_run(folder, cells, skip=("tongyi-vision-8",))
     results = evaluate_checks([{"similarity": {"a": "cat-caption", "b": "dog-photo", "min": 0.9}}],
-                              folder, manifest["cells"])
-    write_reports(folder, manifest, results)
+                              folder, manifest.cells)
+    finalize(folder, manifest, results)
     s = json.loads((folder / "summary.json").read_text())
     assert s["verdict"] == "FAIL"
     assert s["counts"] == {"total": 4, "passed": 0, "failed": 3, "skipped": 1, "warnings": 0}
@@ -72,6 +73,6 @@ def test_non_finite_and_numpy_data_do_not_break_canonical_json(tmp_path):
     import numpy as np
     folder, manifest, _ = _run(tmp_path)
     odd = CheckResult("odd", True, "x", data={"v": np.float32(0.5), "nan": float("nan"), "t": (1, 2), "p": Path("/x")})
-    write_reports(folder, manifest, [odd])
+    finalize(folder, manifest, [odd])
     s = json.loads((folder / "summary.json").read_text())
     assert s["checks"][0]["data"] == {"v": 0.5, "nan": None, "t": [1, 2], "p": "/x"}

@@ -112,9 +112,10 @@ def test_signature_of_another_namespace_does_not_count(setup):
     """A signature alice made for git (namespace `git`) over the same bytes is not one of ours."""
     tmp, folder, alice, _, allowed = setup
     other = copy(folder, "git-namespace")
-    from harness import manifest as manifest_mod
+    import json
+
     from harness.signing import statement
-    data = statement(manifest_mod.read(other))
+    data = statement(json.loads((other / "manifest.json").read_text(encoding="utf-8")))
     sig = subprocess.run(["ssh-keygen", "-Y", "sign", "-q", "-f", str(alice), "-n", "git"], input=data,
                          capture_output=True, check=True).stdout
     (other / "manifest.sig").write_bytes(sig)

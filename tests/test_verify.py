@@ -10,11 +10,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from harness import manifest as manifest_mod
 from harness.cli import main
 from harness.errors import ExitCode
-from harness.evidence import canonical_json
+from harness.checks import evaluate_checks
+from harness.evidence import canonical_json, hash_tree
+from harness.folder import CellVectors, RunReader, RunWriter, finalize
 from harness.verify import verify_folder
 
 SPEC = """\
@@ -44,21 +47,29 @@ def png(rgb: tuple[int, int, int]) -> bytes:
             + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
 
 
-@pytest.fixture
-def run(tmp_path, capsys) -> Path:
-    """An offline `harness run`, then vectors added as execution would (and the manifest rehashed,
-    as `harness export` does), so vector files are under the manifest too."""
+def make_run(tmp_path: Path, checks: str = "") -> Path:
+    """An offline `harness run`, then vectors recorded as execution does (folder writer, the
+    spec's checks over them, `finalize`), so vector files are under the manifest too."""
     project = tmp_path / "project"
     (project / "images").mkdir(parents=True)
     (project / "images" / "cat.png").write_bytes(png((200, 30, 30)))
-    (project / "spec.yaml").write_text(SPEC)
+    (project / "spec.yaml").write_text(SPEC + checks)
     assert main(["run", str(project / "spec.yaml"), "--output", str(tmp_path / "out"), "--quiet"]) == 0
     folder = tmp_path / "out" / "tamper"
-    (folder / "vectors").mkdir()
     rng = np.random.default_rng(1)
-    np.save(folder / "vectors" / f"{CELL}.npy", rng.normal(size=(3, 256)).astype(np.float32))
-    (folder / "vectors" / f"{CELL}.ids.json").write_bytes(canonical_json(["cat-caption", "dog-caption", "cat-photo"]))
-    manifest_mod.rehash(folder)
+    RunWriter(folder).vectors(CELL, CellVectors(["cat-caption", "dog-caption", "cat-photo"],
+                                                rng.normal(size=(3, 256)).astype(np.float32)))
+    reader = RunReader(folder)
+    manifest, results = reader.manifest(), reader.results()
+    if checks:
+        results += evaluate_checks(yaml.safe_load(checks)["checks"], folder, manifest.cells)
+    finalize(folder, manifest, results)
+    return folder
+
+
+@pytest.fixture
+def run(tmp_path, capsys) -> Path:
+    folder = make_run(tmp_path)
     capsys.readouterr()
     return folder
 
@@ -219,34 +230,22 @@ def test_api_reports_findings_as_values(run):
     assert [(f.kind, f.path) for f in report.findings] == [("changed", f"vectors/{CELL}.ids.json")]
 
 
-def _with_checks(run: Path, checks: str) -> None:
-    """Give the run's spec copy checks and a validate.txt as the runner would have written them."""
-    import hashlib
-
-    import yaml
-
-    from harness.checks import evaluate_checks
-    from harness.verdict import render_validate_txt
-
-    spec = run / "spec.yaml"
-    spec.write_text(spec.read_text() + checks)
-    shutil.copyfile(spec, run.parent.parent / "project" / "spec.yaml")
-    manifest = json.loads((run / "manifest.json").read_text())
-    manifest["spec"]["sha256"] = hashlib.sha256(spec.read_bytes()).hexdigest()
-    (run / "manifest.json").write_bytes(canonical_json(manifest, pretty=True))
-    results = evaluate_checks(yaml.safe_load(checks)["checks"], run, manifest["cells"])
-    (run / "validate.txt").write_bytes(render_validate_txt(results))
-    manifest_mod.rehash(run)
+def forge_hashes(folder: Path) -> None:
+    """What a forger does after editing files: rewrite the manifest's hashes and its digest."""
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["files"] = hash_tree(folder, exclude=frozenset({"manifest.json", "run.json"}))
+    manifest["digest"] = manifest_mod.digest(manifest)
+    (folder / "manifest.json").write_bytes(canonical_json(manifest, pretty=True))
 
 
-def test_edited_verdict_is_caught_even_with_a_rewritten_manifest(run, capsys):
-    _with_checks(run, "checks:\n  - vectors: {norm_min: 0.99, norm_max: 1.01}\n")
+def test_edited_verdict_is_caught_even_with_a_rewritten_manifest(tmp_path, capsys):
+    run = make_run(tmp_path, "checks:\n  - vectors: {norm_min: 0.99, norm_max: 1.01}\n")
     code, out = verify(run, capsys)
     assert code == ExitCode.OK and "2 check lines re-evaluated" in out, out
     text = (run / "validate.txt").read_text()
     assert text.endswith("FAIL\n")  # random vectors are not unit length
     (run / "validate.txt").write_text(text.replace("FAIL vectors", "ok   vectors").replace("FAIL\n", "PASS\n"))
-    manifest_mod.rehash(run)  # a forger rewrites the hashes too
+    forge_hashes(run)  # a forger rewrites the hashes too
     code, out = verify(run, capsys)
     assert code == ExitCode.VERIFY_MISMATCH
     assert f"verdict     validate.txt: re-evaluated from the vectors, the check gives 'FAIL vectors [{CELL}]" in out

@@ -144,3 +144,38 @@ def _plan_passes_the_spec_file() -> bool:
 def test_unknown_input_id_in_a_check_is_reported_at_file_line_col(tmp_path):
     proc, line = _bad_spec_run(tmp_path)
     assert f"bad.yaml:{line}:" in proc.stderr
+
+
+REGION_SPEC = """\
+version: 1
+name: {name}
+region: ap-southeast-1
+models: [qwen3-vl-embedding]
+dimensions: [256]
+inputs:
+  - {{id: cat, text: photo of a cat}}
+  - {{id: dog, text: photo of a dog}}
+"""
+
+
+@pytest.mark.parametrize("how", ["--base-url", "DASHSCOPE_HTTP_BASE_URL"])
+def test_run_at_a_base_url_outside_the_spec_region_verifies(server, tmp_path, how):
+    """qwen3-vl-embedding is not offered in ap-southeast-1; a run sent to an explicit base URL is
+    still valid, and verify re-plans it at the endpoint the run recorded (issue 9, case 6)."""
+    spec = tmp_path / "region.yaml"
+    spec.write_text(REGION_SPEC.format(name="region"))
+    args = ["run", str(spec), "--output", str(tmp_path / "out"), "--execute", "--quiet"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DASHSCOPE_", "ALIBABA_CLOUD_"))}
+    env.update(HOME=str(tmp_path / "home"), HARNESS_CACHE_DIR=str(tmp_path / "cache"), DASHSCOPE_API_KEY=KEY)
+    if how == "--base-url":
+        args += ["--base-url", server.base_url]
+    else:
+        env["DASHSCOPE_HTTP_BASE_URL"] = server.base_url
+    proc = subprocess.run([sys.executable, "-m", "harness", *args], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    env.pop("DASHSCOPE_HTTP_BASE_URL", None)  # verify runs elsewhere, without the variable
+    proc = subprocess.run([sys.executable, "-m", "harness", "verify", str(tmp_path / "out" / "region")],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.startswith("verified:") and "re-derived byte for byte" in proc.stdout

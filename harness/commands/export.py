@@ -1,8 +1,8 @@
 """`harness export`: load an executed run's vectors into Milvus Lite (a .db path) or a Milvus server.
 
-Parsing and exit codes only; the work is `harness.export`. After loading, the command folds the
-export checks into the folder's evidence: export.json, validate.txt (export lines before the final
-PASS/FAIL) and manifest.json's file hashes and digest.
+Parsing and exit codes only; the work is `harness.export`. The folder must verify first; after
+loading, the export checks join the folder's evidence: export.json, validate.txt (export lines
+before the final PASS/FAIL), every report and manifest.json (`harness.folder.finalize`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,9 @@ HELP = "load an executed run's vectors into Milvus Lite (a .db file) or a Milvus
 DESCRIPTION = """\
 Load the vectors of an executed run into Milvus, one collection per model and dimension, then
 count them and run a smoke search (each query input should find itself at rank 1). The results
-go into the output folder: export.json, new lines in validate.txt, refreshed manifest.json.
+go into the output folder: export.json, new lines in validate.txt, refreshed reports (summary.json,
+junit.xml, report.md, report.html) and manifest.json. A folder that does not pass `harness verify`
+is refused (exit 5) before anything is loaded or written.
 
 --to PATH.db           embedded Milvus Lite (no server; a folder is created at PATH.db)
 --to http://host:19530 a Milvus standalone server or cluster (with --token-env or --token)
@@ -33,8 +35,8 @@ input id + model + dimension).
 EPILOG = """\
 exit codes: 0 exported and validate.txt ends in PASS; 1 exported but validate.txt ends in FAIL
 (an export check or an earlier check failed); 2 bad arguments, a folder that was not executed,
-or a refused collection; 4 Milvus unreachable or failing; 5 the folder's files disagree with
-its manifest.
+or a refused collection; 4 Milvus unreachable or failing; 5 the folder does not verify (its
+files disagree with its manifest or with what its spec re-derives).
 examples:
   harness export output/cat-retrieval --to vectors.db
   harness export output/cat-retrieval --to http://127.0.0.1:19530 --token-env MILVUS_TOKEN \\
@@ -78,10 +80,10 @@ def run(args: argparse.Namespace) -> int:
         token = export.token_from_env(args.token_env) if args.token_env else args.token
         folder = Path(args.output_dir)
         started = time.perf_counter()
-        results = export.export_run(folder, to=args.to, collection=args.collection, token=token,
-                                    top_k=args.top_k, queries=args.queries, cells=args.cells)
+        results, every = export.export_folder(folder, to=args.to, collection=args.collection, token=token,
+                                              top_k=args.top_k, queries=args.queries, cells=args.cells)
         elapsed = time.perf_counter() - started
-        passed = export.finish_export(folder, results)
+        passed = all(r.passed for r in every)
     except HarnessError as e:
         for problem in e.problems:
             print(problem.render(), file=sys.stderr)

@@ -10,7 +10,7 @@ from rich.markup import escape
 from harness.commands import add_allow_host, add_allow_path
 from harness.plan import load_plan
 from harness.report.terminal import make_console, print_cells
-from harness.runner import plan_stats
+from harness.payloads_writer import plan_stats
 
 NAME = "plan"
 HELP = "print the cells, requests, contents, modality mix and estimated tokens/cost; writes nothing"

@@ -58,9 +58,10 @@ def _seed(text: str) -> int:
 
 def add_parser(sub):
     p = sub.add_parser(NAME, help=HELP, description=HELP + ". Names each file that is missing, extra or "
-                       "changed, and a spec or local input that changed since the run. Works on a copy moved "
-                       "to another path or machine. Hashes stop accidents, not forgers: --reexecute proves "
-                       "the vectors come from the model, --allowed-signers who vouches for the folder.",
+                       "changed, a spec or local input that changed since the run, and a report that disagrees "
+                       "with validate.txt or the manifest digest. Works on a copy moved to another path or machine. "
+                       "Hashes stop accidents, not forgers: --reexecute proves the vectors come from the model, "
+                       "--allowed-signers who vouches for the folder.",
                        epilog="exit codes: 0 verified · 5 mismatch (VERIFY_MISMATCH), a vector the model does not "
                               "give, or a signature that does not hold · 4 re-execution failed (provider, key, "
                               "network) · 2 no such folder, or the estimate is above --max-cost (nothing sent)")
@@ -137,11 +138,11 @@ def _check_signature(report, allowed_signers: str) -> None:
 
 
 def _reexecute(report, args) -> None:
-    from harness import manifest as manifest_mod
+    from harness.folder import layout
     from harness.reexecute import audit
 
     try:
-        manifest = manifest_mod.read(report.folder)
+        manifest = json.loads((report.folder / layout.MANIFEST).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         manifest = None    # reported by verify already
     base = Path(report.spec_source).parent if report.spec_source and not args.spec_dir else \

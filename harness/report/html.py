@@ -88,15 +88,16 @@ def quality_charts(summary: dict) -> list[dict]:
 
 def heatmaps(summary: dict, folder: Path) -> list[dict]:
     """Cosine between every pair of inputs, per executed cell, for small input sets."""
-    from harness.checks import FolderError, load_cell_vectors
+    from harness.folder import FolderError, RunReader
 
+    run = RunReader(folder)
     out = []
     h = HEATMAP
     for cell in summary.get("cells") or []:
         if len(out) >= h["max_cells"] or not cell.get("executed"):
             continue
         try:
-            vec = load_cell_vectors(folder, cell["id"])
+            vec = run.vectors(cell["id"])
         except FolderError:
             continue
         if vec is None or not 1 < len(vec.ids) <= h["max_inputs"] or not np.isfinite(vec.matrix).all():

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import jinja2
 
-from harness.evidence import atomic_write
 from harness.verdict import CheckResult, counts, verdict
 
 _ENV = jinja2.Environment(loader=jinja2.PackageLoader("harness", "report/templates"),
@@ -18,10 +15,6 @@ def mix(counts: dict) -> str:
     return ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "—"
 
 
-def render_markdown(manifest: dict, results: list[CheckResult], description: str | None = None) -> str:
+def render_markdown(manifest, results: list[CheckResult], description: str | None = None) -> str:
     return _ENV.get_template("report.md.j2").render(m=manifest, results=results, passed=verdict(results),
                                                     counts=counts(results), mix=mix, description=description)
-
-
-def write_markdown(folder: Path, manifest: dict, results: list[CheckResult]) -> None:
-    atomic_write(folder / "report.md", render_markdown(manifest, results).encode("utf-8"))

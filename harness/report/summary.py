@@ -2,23 +2,23 @@
 
 `summary.json` is versioned (`summary_version`, schemas/summary.schema.json) so CI scripts can
 rely on its shape. It holds no timestamps or absolute paths: the same folder gives the same
-bytes, which keeps the manifest reproducible.
+bytes, which keeps the manifest reproducible. It is written by `harness.folder.finalize`,
+after the manifest digest it carries (`manifest_digest`) exists.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from harness.evidence import atomic_write, canonical_json
+from harness.evidence import canonical_json
+from harness.folder import Execution, FolderError, Manifest, RunReader
 from harness.verdict import CheckResult, counts, verdict
 
 SUMMARY_VERSION = 1
-REPORT_FILES = ("summary.json", "junit.xml", "report.html")
 
 
 def plain(value: Any) -> Any:
@@ -37,19 +37,6 @@ def plain(value: Any) -> Any:
     return str(value)
 
 
-def read_responses(folder: Path, cell_id: str) -> list[dict]:
-    path = Path(folder) / "responses" / f"{cell_id}.jsonl"
-    if not path.is_file():
-        return []
-    out = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            row = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(row, dict):
-            out.append(row)
-    return out
 
 
 def _num(x: Any) -> bool:
@@ -76,22 +63,23 @@ def usage_totals(rows: list[dict]) -> dict[str, float]:
     return {k: totals[k] for k in sorted(totals)}
 
 
-def cell_summary(folder: Path, cell: dict, execution: dict[str, dict]) -> dict:
-    from harness.checks import FolderError, load_cell_vectors
-
+def cell_summary(run: RunReader, cell: dict, execution: Execution | None) -> dict:
     cid = cell["id"]
-    rows = read_responses(folder, cid)
     try:
-        vec = load_cell_vectors(folder, cid, mmap=True)
+        rows = run.responses(cid)
+    except FolderError:
+        rows = []
+    try:
+        vec = run.vectors(cid, mmap=True)
     except FolderError:
         vec = None
-    info = execution.get(cid) or {}
+    info = execution.get(cid) if execution is not None else None
     executed = vec is not None
     return {
         "id": cid, "model": cell.get("model"), "provider": cell.get("provider"),
         "dimension": cell.get("dimension"), "requests": cell.get("requests"),
         "executed": executed,
-        "reason": None if executed else (info.get("reason") or "not executed"),
+        "reason": None if executed else ((info.reason if info else None) or "not executed"),
         "vectors": len(vec.ids) if vec is not None else 0,
         "latency_ms": latency_stats(rows),
         "usage": usage_totals(rows),
@@ -101,12 +89,13 @@ def cell_summary(folder: Path, cell: dict, execution: dict[str, dict]) -> dict:
     }
 
 
-def build_summary(folder: Path, manifest: dict, results: list[CheckResult]) -> dict:
+def build_summary(folder: Path, manifest: Manifest, results: list[CheckResult]) -> dict:
     """Everything the reports show, from the folder, its manifest and the check results."""
-    from harness.checks import read_execution
-
-    folder = Path(folder)
-    execution = read_execution(folder)
+    run = RunReader(folder)
+    try:
+        execution = run.execution()
+    except FolderError:
+        execution = None
     checks = [{"name": r.name, "kind": r.kind, "cell": r.cell, "passed": bool(r.passed), "status": r.word,
                "detail": r.detail, "line": r.line(), "data": plain(r.data or {})}
               for r in results]
@@ -114,14 +103,14 @@ def build_summary(folder: Path, manifest: dict, results: list[CheckResult]) -> d
                 "metrics": plain(r.data.get("metrics") or {}), "thresholds": plain(r.data.get("thresholds") or {})}
                for r in results if r.kind == "check" and (r.data or {}).get("check") == "retrieval"
                and r.data.get("metrics")]
-    spec = manifest.get("spec") or {}
+    spec = manifest.spec
     return {
         "summary_version": SUMMARY_VERSION,
         "spec": {"name": spec.get("name"), "sha256": spec.get("sha256")},
-        "manifest_digest": manifest.get("digest"),
+        "manifest_digest": manifest.digest,
         "verdict": "PASS" if verdict(results) else "FAIL",
         "counts": counts(results),
-        "cells": [cell_summary(folder, c, execution) for c in manifest.get("cells") or []],
+        "cells": [cell_summary(run, c, execution) for c in manifest.cells],
         "checks": checks,
         "quality": quality,
     }
@@ -129,19 +118,3 @@ def build_summary(folder: Path, manifest: dict, results: list[CheckResult]) -> d
 
 def render_summary(summary: dict) -> bytes:
     return canonical_json(summary, pretty=True)
-
-
-def write_reports(folder: Path, manifest: dict, results: list[CheckResult]) -> list[str]:
-    """Write summary.json, junit.xml and report.html into `folder`; return their relative paths.
-
-    The runner calls this before it hashes the folder, so the reports are in the manifest.
-    """
-    from harness.report.html import render_html
-    from harness.report.junit import render_junit
-
-    folder = Path(folder)
-    summary = build_summary(folder, manifest, results)
-    atomic_write(folder / "summary.json", render_summary(summary))
-    atomic_write(folder / "junit.xml", render_junit(summary))
-    atomic_write(folder / "report.html", render_html(summary, folder))
-    return list(REPORT_FILES)

@@ -1,0 +1,21 @@
+"""The output folder's one owner: its layout, typed records, one reader, one writer, `finalize`.
+
+Execute, checks, reports, verify, diff and export read and write a run through this package;
+the contract itself is documented in docs/architecture.md ("The output folder").
+"""
+
+from harness.folder import layout
+from harness.folder.reader import RunReader
+from harness.folder.records import (
+    EXECUTION_VERSION,
+    MANIFEST_VERSION,
+    CellExecution,
+    CellVectors,
+    Execution,
+    FolderError,
+    Manifest,
+)
+from harness.folder.writer import RunWriter, finalize
+
+__all__ = ["EXECUTION_VERSION", "MANIFEST_VERSION", "CellExecution", "CellVectors", "Execution", "FolderError",
+           "Manifest", "RunReader", "RunWriter", "finalize", "layout"]

@@ -1,0 +1,45 @@
+"""Where each file of an output folder lives (docs/architecture.md, "The output folder").
+
+Every module that names a file of the folder takes its name from here.
+"""
+
+from __future__ import annotations
+
+MANIFEST = "manifest.json"
+RUN = "run.json"                    # times and host facts: not evidence, never hashed
+VALIDATE = "validate.txt"
+SPEC_COPY = "spec.yaml"
+INPUTS = "inputs.jsonl"
+EXECUTION = "execution.json"
+EXPORT = "export.json"
+SUMMARY = "summary.json"
+JUNIT = "junit.xml"
+REPORT_MD = "report.md"
+REPORT_HTML = "report.html"
+REPEAT_DIR = "repeat"               # `stability: {repeat: true}`: the second execution of a run
+SIGNATURE = "manifest.sig"          # `run --sign`, `harness sign`: made after the manifest, over its digest
+
+# The reports show the manifest digest, so the digest cannot cover their bytes (see manifest.py);
+# the manifest's file table still hashes them.
+REPORTS = (SUMMARY, JUNIT, REPORT_MD, REPORT_HTML)
+UNHASHED = frozenset({MANIFEST, RUN, SIGNATURE})
+
+
+def payload_dir(cell_id: str) -> str:
+    return f"payloads/{cell_id}"
+
+
+def payload_index(cell_id: str) -> str:
+    return f"payloads/{cell_id}/index.jsonl"
+
+
+def vectors_file(cell_id: str) -> str:
+    return f"vectors/{cell_id}.npy"
+
+
+def ids_file(cell_id: str) -> str:
+    return f"vectors/{cell_id}.ids.json"
+
+
+def responses_file(cell_id: str) -> str:
+    return f"responses/{cell_id}.jsonl"

@@ -1,0 +1,139 @@
+"""The one reader of an output folder: every module that reads a run reads it through here."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.folder import layout
+from harness.folder.records import CellVectors, Execution, FolderError, Manifest
+from harness.verdict import WORD, CheckResult
+
+STATUS = {word: status for status, word in WORD.items()}   # summary.json's word → CheckResult status
+
+
+class RunReader:
+    """Read the files of the output folder at `path`; a file that breaks the contract raises
+    `FolderError` naming it."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    def _json(self, rel: str) -> Any:
+        try:
+            return json.loads((self.path / rel).read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise FolderError(f"{rel} is not JSON ({exc})") from None
+        except OSError as exc:
+            raise FolderError(f"cannot read {rel}: {exc.strerror or exc}") from None
+
+    def _jsonl(self, rel: str) -> list[Any]:
+        try:
+            lines = (self.path / rel).read_text(encoding="utf-8").splitlines()
+        except UnicodeDecodeError as exc:
+            raise FolderError(f"{rel} is not UTF-8 ({exc})") from None
+        except OSError as exc:
+            raise FolderError(f"cannot read {rel}: {exc.strerror or exc}") from None
+        out = []
+        for n, line in enumerate(lines, 1):
+            if line.strip():
+                try:
+                    out.append(json.loads(line))
+                except ValueError:
+                    raise FolderError(f"{rel} line {n} is not JSON") from None
+        return out
+
+    def has(self, rel: str) -> bool:
+        return (self.path / rel).is_file()
+
+    # --- the records
+
+    def manifest(self) -> Manifest:
+        return Manifest.from_json(self._json(layout.MANIFEST))
+
+    def execution(self) -> Execution | None:
+        """execution.json, or None for a run that was not executed."""
+        if not self.has(layout.EXECUTION):
+            return None
+        return Execution.from_json(self._json(layout.EXECUTION))
+
+    def vectors(self, cell_id: str, *, mmap: bool = False) -> CellVectors | None:
+        """vectors/<cell>.npy and .ids.json, or None when the cell has no vectors file.
+        `mmap` maps the file instead of reading it (for counting rows of large runs)."""
+        npy, ids_rel = layout.vectors_file(cell_id), layout.ids_file(cell_id)
+        if not self.has(npy):
+            return None
+        try:
+            matrix = np.load(self.path / npy, allow_pickle=False, mmap_mode="r" if mmap else None)
+        except Exception as exc:  # a truncated or foreign file
+            raise FolderError(f"{npy} is not a readable .npy file ({exc})") from None
+        if not self.has(ids_rel):
+            raise FolderError(f"{ids_rel} is missing beside {npy}")
+        ids = self._json(ids_rel)
+        if matrix.ndim == 1 and matrix.size == 0:
+            matrix = matrix.reshape(0, 0)
+        if matrix.ndim != 2 or not isinstance(ids, list) or len(ids) != matrix.shape[0]:
+            raise FolderError(
+                f"vectors/{cell_id}: {len(ids) if isinstance(ids, list) else '?'} ids for "
+                f"{matrix.shape[0] if matrix.ndim else '?'} rows (shape {tuple(matrix.shape)})")
+        return CellVectors([str(i) for i in ids], matrix)
+
+    def inputs(self) -> list[dict[str, Any]]:
+        """inputs.jsonl rows in order; empty when the file is absent."""
+        if not self.has(layout.INPUTS):
+            return []
+        rows = self._jsonl(layout.INPUTS)
+        for n, row in enumerate(rows, 1):
+            if not isinstance(row, dict) or not isinstance(row.get("id"), str):
+                raise FolderError(f"{layout.INPUTS} line {n} is not an input (no \"id\")")
+        return rows
+
+    def input_ids(self) -> list[str]:
+        return [r["id"] for r in self.inputs()]
+
+    def planned_ids(self, cell_id: str) -> list[str] | None:
+        """The inputs the plan sent to a cell (payloads/<cell>/index.jsonl), in order; a cell may
+        take fewer than all inputs (a text-only model). None when the index is absent."""
+        rel = layout.payload_index(cell_id)
+        if not self.has(rel):
+            return None
+        return [str(i) for row in self.payload_index(cell_id) for i in row.get("inputs") or []]
+
+    def payload_index(self, cell_id: str) -> list[dict[str, Any]]:
+        rel = layout.payload_index(cell_id)
+        rows = self._jsonl(rel)
+        for n, row in enumerate(rows, 1):
+            if not isinstance(row, dict) or not isinstance(row.get("file"), str):
+                raise FolderError(f"{rel} line {n} is not a payload entry")
+        return rows
+
+    def responses(self, cell_id: str) -> list[dict[str, Any]]:
+        """responses/<cell>.jsonl rows; empty when the cell was not executed."""
+        rel = layout.responses_file(cell_id)
+        return [r for r in self._jsonl(rel) if isinstance(r, dict)] if self.has(rel) else []
+
+    def summary(self) -> dict[str, Any] | None:
+        return self._json(layout.SUMMARY) if self.has(layout.SUMMARY) else None
+
+    def results(self) -> list[CheckResult]:
+        """The run's check results, as summary.json recorded them (the reports' one source)."""
+        summary = self.summary()
+        if summary is None:
+            raise FolderError(f"no {layout.SUMMARY}: the folder was written by an older harness; run the spec again")
+        checks = summary.get("checks") if isinstance(summary, dict) else None
+        if not isinstance(checks, list):
+            raise FolderError(f"{layout.SUMMARY} has no \"checks\" list")
+        try:
+            return [CheckResult(c["name"], bool(c["passed"]), c.get("detail") or "", c.get("cell"),
+                                c.get("kind") or "offline", c.get("data") or {}, status=STATUS.get(c.get("status"), ""))
+                    for c in checks]
+        except (KeyError, TypeError):
+            raise FolderError(f"{layout.SUMMARY}: a check has no name or passed flag") from None
+
+    def validate_lines(self) -> list[str]:
+        if not self.has(layout.VALIDATE):
+            return []
+        return (self.path / layout.VALIDATE).read_text(encoding="utf-8", errors="replace").splitlines()

@@ -1,0 +1,212 @@
+"""Writing a plan into an output folder: inputs.jsonl, every cell's payload files and index.jsonl.
+
+One pass over the inputs feeds every cell's `CellWriter` (the `Batcher` packs, `payloads.render`
+gives the body, a `FileSink` thread writes the file); the counts and estimates come out as
+`CellStats`. `harness run` and `harness verify` (which re-derives the payloads) use the very same
+`write_plan`, `harness plan` the same counting without a folder (`plan_stats`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter, deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness import estimate
+from harness.evidence import canonical_json, sha256_bytes, sha256_file
+from harness.folder import layout
+from harness.payloads import render
+from harness.plan import Batcher, Cell, Plan
+from harness.verdict import CheckResult
+
+
+@dataclass
+class CellStats:
+    requests: int = 0
+    contents: int = 0
+    inputs: int = 0
+    modality_mix: Counter = field(default_factory=Counter)
+    tokens: Counter = field(default_factory=Counter)
+    cost: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"requests": self.requests, "contents": self.contents, "inputs": self.inputs,
+                "modality_mix": dict(sorted(self.modality_mix.items())),
+                "estimated_tokens": {**dict(sorted(self.tokens.items())), "total": sum(self.tokens.values())},
+                "estimated_cost": {"amount": round(self.cost, 6), "currency": "CNY"}}
+
+
+def _tokens(cell: Cell, inputs, t: Counter) -> None:
+    """Add the estimated tokens of `inputs` in this cell to `t`, by modality."""
+    for inp in inputs:
+        if inp.modality == "text":
+            t["text"] += inp.text_tokens
+            continue
+        for p in inp.parts:
+            if p.kind == "text":
+                t["text"] += estimate.text_tokens(p.value)
+            elif p.kind == "image":
+                t["image"] += estimate.image_tokens(cell.model, cell.parameters)
+            else:
+                t["video"] += estimate.video_tokens(cell.model, cell.parameters)
+
+
+def body_problems(cell: Cell, body: dict) -> list[str]:
+    """What the request body itself must show: the right model, and the dimension inside `parameters`."""
+    out = []
+    if cell.protocol == "dashscope":
+        if "dimension" in body:
+            out.append("`dimension` at the top level of the body (the API reads it only inside `parameters`)")
+        if body.get("parameters", {}).get("dimension") != cell.dimension_sent:
+            out.append(f"parameters.dimension is {body.get('parameters', {}).get('dimension')}, expected {cell.dimension_sent}")
+    elif body.get("dimensions") != cell.dimension_sent:
+        out.append(f"dimensions is {body.get('dimensions')}, expected {cell.dimension_sent}")
+    if body.get("model") != cell.model.wire_model:
+        out.append(f"model is {body.get('model')!r}, expected {cell.model.wire_model!r}")
+    return out
+
+
+def index_line(batch, data: bytes, sha: str | None = None) -> bytes:
+    """One line of payloads/<cell>/index.jsonl: which inputs a request file carries, in order."""
+    return canonical_json({"file": batch.file, "sha256": sha or sha256_bytes(data),
+                           "inputs": [i.id for i in batch.inputs], "contents": batch.contents}) + b"\n"
+
+
+class FileSink:
+    """Writes payload files on a thread of its own while the main thread renders the next bodies.
+
+    Creating a file costs more in the kernel than rendering its body costs in Python, and the
+    GIL is released meanwhile. Files inside the staging folder need no per-file rename: the
+    folder swap is the commit. At most `window` writes are pending, so memory stays flat."""
+
+    def __init__(self, threads: int = 1, window: int = 512):
+        self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="payload-writer")
+        self.pending: deque = deque()
+        self.window = window
+
+    @staticmethod
+    def _write(path: Path, data: bytes) -> None:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)   # the umask decides, as for any file
+        try:
+            view = memoryview(data)
+            while view:     # a write may take only part (a file size limit): the next one says why
+                view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
+
+    def write(self, path: Path, data: bytes) -> None:
+        self.pending.append(self.pool.submit(self._write, path, data))
+        while len(self.pending) > self.window:
+            self.pending.popleft().result()
+
+    def close(self) -> None:
+        try:
+            while self.pending:
+                self.pending.popleft().result()
+        finally:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+class CellWriter:
+    """Counts (and, given a folder, writes) one cell's requests as its batches complete."""
+
+    def __init__(self, cell: Cell, max_contents: int | None, folder: Path | None = None,
+                 sink: "FileSink | None" = None):
+        self.cell = cell
+        self.sink = sink
+        self.batcher = Batcher(cell, max_contents)
+        self.stats = CellStats()
+        self.wrong: list[str] = []
+        self.dir = self.index = None
+        self.hashes: dict[str, str] = {}      # payload path → sha256 of the bytes written
+        if folder is not None:
+            self.dir = folder / layout.payload_dir(cell.id)
+            self.dir.mkdir(parents=True)
+            self.index = open(self.dir / "index.jsonl", "wb")
+
+    def add(self, inp) -> None:
+        if self.cell.takes(inp):
+            for batch in self.batcher.add(inp):
+                self._take(batch)
+
+    def close(self) -> CellStats:
+        for batch in self.batcher.close():
+            self._take(batch)
+        if self.index is not None:
+            self.index.close()
+        self.stats.cost = estimate.cost(self.cell.model, self.stats.tokens)
+        return self.stats
+
+    def _take(self, batch) -> None:
+        s = self.stats
+        s.requests += 1
+        s.contents += batch.contents
+        s.inputs += len(batch.inputs)
+        for inp in batch.inputs:
+            s.modality_mix[inp.modality] += 1
+        _tokens(self.cell, batch.inputs, s.tokens)
+        if self.dir is None:
+            return
+        body = render(self.cell, batch)
+        data = canonical_json(body)
+        self.sink.write(self.dir / batch.file, data)
+        sha = sha256_bytes(data)
+        self.index.write(index_line(batch, data, sha))
+        self.hashes[f"{layout.payload_dir(self.cell.id)}/{batch.file}"] = sha
+        if not self.wrong:
+            self.wrong.extend(f"{batch.file}: {w}" for w in body_problems(self.cell, body))
+
+    def result(self) -> CheckResult:
+        cell, s = self.cell, self.stats
+        if cell.dimension_sent is None:
+            where = f"fixed dimension {cell.dimension}"
+        elif cell.protocol == "dashscope":
+            where = f"parameters.dimension={cell.dimension_sent}"
+        else:
+            where = f"dimensions={cell.dimension_sent}"
+        return CheckResult("payloads", not self.wrong,
+                           self.wrong[0] if self.wrong else
+                           f"{s.requests} requests, {s.contents} contents, model {cell.model.wire_model}, {where}",
+                           cell=cell.id, data=s.as_dict())
+
+
+def plan_stats(plan: Plan) -> dict[str, CellStats]:
+    """Requests, contents, modality mix and estimates per cell, without writing anything."""
+    writers = [CellWriter(cell, plan.max_contents) for cell in plan.cells]
+    for inp in plan.inputs():
+        for w in writers:
+            w.add(inp)
+    return {w.cell.id: w.close() for w in writers}
+
+
+def write_plan(plan: Plan, folder: Path) -> tuple[dict, dict[str, CellStats], list[CheckResult], dict[str, str]]:
+    """One pass over the inputs writes inputs.jsonl and every cell's payload files."""
+    sink = FileSink()
+    try:
+        return _write_plan(plan, folder, sink)
+    finally:
+        sink.close()
+
+
+def _write_plan(plan: Plan, folder: Path, sink: FileSink):
+    writers = [CellWriter(cell, plan.max_contents, folder, sink) for cell in plan.cells]
+    urls: dict[str, dict] = {}
+    with open(folder / layout.INPUTS, "wb") as f:
+        for inp in plan.inputs():
+            ref = inp.ref()
+            f.write(canonical_json(ref) + b"\n")
+            for part in ref["parts"]:
+                if "url" in part and part["url"] != "data:…":
+                    urls.setdefault(part["url"], {"url": part["url"], "kind": part["kind"]})
+            for w in writers:
+                w.add(inp)
+    stats = {w.cell.id: w.close() for w in writers}
+    inputs = {"count": plan.input_count, "sha256": sha256_file(folder / layout.INPUTS),
+              "modality_counts": dict(sorted(plan.modality_counts.items())),
+              "files": plan.input_files,     # input sets and images, as the plan read them
+              "urls": sorted(urls.values(), key=lambda r: r["url"])}
+    known = {k: v for w in writers for k, v in w.hashes.items()}
+    return inputs, stats, [w.result() for w in writers], known
