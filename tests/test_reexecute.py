@@ -262,3 +262,15 @@ def test_reexecution_sends_a_key_only_where_the_run_would(server, tmp_path):
     proc = cli(tmp_path, "verify", str(folder), "--reexecute", "--allow-host", host)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert len(server.served()) == sent + 1
+
+
+def test_payloads_that_do_not_verify_are_not_resent(local_run):
+    """Sending edited payload files again would prove nothing about the run: the cell is refused."""
+    tmp, folder, _ = local_run
+    edited = copy(folder, "audit-payload")
+    body = edited / "payloads" / LOCAL_CELL / "00001.json"
+    body.write_bytes(body.read_bytes().replace(b"red chair", b"blue chair"))
+    proc = cli(tmp, "verify", str(edited), "--reexecute")
+    assert proc.returncode == 5, proc.stdout + proc.stderr
+    assert f"not-reexecuted {LOCAL_CELL}: its payload files do not verify" in proc.stdout
+    assert "re-executed " not in proc.stdout

@@ -31,9 +31,10 @@ checks:
 """
 
 
-def cli(tmp: Path, *args: str) -> subprocess.CompletedProcess:
+def cli(tmp: Path, *args: str, **extra_env: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DASHSCOPE_", "ALIBABA_CLOUD", "SSH_AUTH"))}
-    env.update(HOME=str(tmp), HARNESS_CACHE_DIR=str(tmp / "cache"), HF_HUB_OFFLINE="1", NO_COLOR="1", COLUMNS="200")
+    env.update(HOME=str(tmp), HARNESS_CACHE_DIR=str(tmp / "cache"), HF_HUB_OFFLINE="1", NO_COLOR="1", COLUMNS="200",
+               **extra_env)
     return subprocess.run([sys.executable, "-m", "harness", *args], cwd=tmp, env=env, capture_output=True,
                           text=True, timeout=300)
 
@@ -149,3 +150,14 @@ def test_run_with_an_unusable_key_writes_nothing(tmp_path):
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "ssh-keygen could not sign with" in proc.stderr
     assert not (tmp_path / "out" / "signed").exists()
+
+
+def test_missing_ssh_keygen_is_a_clear_usage_error(setup):
+    tmp, folder, alice, _, allowed = setup
+    empty = tmp / "empty-path"
+    empty.mkdir(exist_ok=True)
+    proc = cli(tmp, "sign", str(folder), "--key", str(alice), PATH=str(empty))
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "ssh-keygen was not found on PATH" in proc.stderr and "openssh-client" in proc.stderr
+    proc = cli(tmp, "verify", str(folder), "--allowed-signers", str(allowed), PATH=str(empty))
+    assert proc.returncode == 2 and "ssh-keygen was not found" in proc.stderr and "Traceback" not in proc.stderr
