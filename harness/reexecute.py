@@ -251,16 +251,19 @@ class Agreement:
     disagree: list[dict[str, Any]] = field(default_factory=list)   # {"id", "cosine", "identical"}
     missing: list[str] = field(default_factory=list)       # answered by the model, no stored vector
     extra: list[str] = field(default_factory=list)         # stored, but no request carries it
-    failed: str | None = None                              # why no comparison was possible
+    failed: str | None = None                              # why no comparison was possible (sending)
+    conflict: str | None = None                            # the stored vectors cannot be the model's at all
+
 
     @property
     def ok(self) -> bool:
-        return self.failed is None and not self.disagree and not self.missing and not self.extra
+        return (self.failed is None and self.conflict is None and not self.disagree and not self.missing
+                and not self.extra)
 
     def line(self) -> str:
         head = f"re-executed {self.cell}: {self.requests} of {self.total} requests"
-        if self.failed:
-            return f"{head}: not compared ({self.failed})"
+        if self.failed or self.conflict:
+            return f"{head}: not compared ({self.failed or self.conflict})"
         stats = (f", {self.compared} vectors, cosine min {self.min_cosine:.6f} mean {self.mean_cosine:.6f}, "
                  f"{self.identical} bit-identical" if self.compared else ", no vectors compared")
         return f"{head}{stats}; tolerance {self.tolerance.describe()}: {'agree' if self.ok else 'DISAGREE'}"
@@ -269,7 +272,8 @@ class Agreement:
         return {"cell": self.cell, "ok": self.ok, "requests": self.requests, "of": self.total,
                 "endpoint": self.endpoint, "tolerance": self.tolerance.describe(), "compared": self.compared,
                 "identical": self.identical, "min_cosine": self.min_cosine, "mean_cosine": self.mean_cosine,
-                "disagree": self.disagree, "missing": self.missing, "extra": self.extra, "failed": self.failed}
+                "disagree": self.disagree, "missing": self.missing, "extra": self.extra, "failed": self.failed,
+                "conflict": self.conflict}
 
 
 def run_sample(folder: Path, sample: Sample, tolerance: Tolerance | None, spec_execution: dict | None = None,
@@ -296,6 +300,7 @@ def run_sample(folder: Path, sample: Sample, tolerance: Tolerance | None, spec_e
 
 
 def _vectors(folder: Path, cid: str):
+    """A cell's vectors (None without a vectors file); ValueError for a file that breaks the contract."""
     try:
         return RunReader(folder).vectors(cid)
     except FolderError as exc:
@@ -313,16 +318,18 @@ def _compare(folder: Path, scratch: Path, c: CellSample, outcome: Any, tolerance
         what = ": ".join(str(x) for x in (first.get("code"), first.get("message")) if x)
         a.failed = f"{outcome.failed + outcome.not_sent} of {outcome.requests} requests failed ({what})"
         return a
+    fresh = _vectors(scratch, c.id)      # written by the engine just now
+    if fresh is None:
+        a.failed = "no vectors came back"
+        return a
     try:
-        stored, fresh = _vectors(folder, c.id), _vectors(scratch, c.id)
+        stored = _vectors(folder, c.id)
     except ValueError as exc:
-        a.failed = str(exc)
+        a.conflict = str(exc)
         return a
-    if fresh is None or stored is None:
-        a.failed = "no vectors came back" if fresh is None else "the folder has no vectors for it"
-        return a
-    if stored.dimension != fresh.dimension:
-        a.failed = f"the stored vectors have {stored.dimension} floats, the model gives {fresh.dimension}"
+    if stored is None or stored.dimension != fresh.dimension:
+        a.conflict = (f"the stored vectors have {stored.dimension} floats, the model gives {fresh.dimension}"
+                      if stored is not None else "the folder has no vectors for it")
         return a
     failed_in_run = _failed_requests(folder, c.id)
     cosines = []
@@ -407,10 +414,13 @@ def audit(report: Any, manifest: dict | None, *, per_cell: int | str | None, see
         recorded = next((c.get("endpoint") for c in manifest.get("cells") or [] if c.get("id") == a.cell), None)
         if a.endpoint and recorded and a.endpoint != recorded and not a.failed:
             report.notes.append(f"{a.cell} was re-executed at {a.endpoint}; the run recorded {recorded}")
+        npy = layout.vectors_file(a.cell)
         if a.failed:
             report.add("not-reexecuted", a.cell, a.failed)
             continue
-        npy = layout.vectors_file(a.cell)
+        if a.conflict:
+            report.add("reexecute", npy, a.conflict)
+            continue
         for d in a.disagree[:SHOWN]:
             why = ("not bit-identical to the model's vector" if a.tolerance.distance is None
                    else f"needs {a.tolerance.describe()}")

@@ -65,8 +65,9 @@ def _run(args: list[str], data: bytes | None = None) -> subprocess.CompletedProc
 
 
 def _said(proc: subprocess.CompletedProcess) -> str:
+    """What ssh-keygen said, on one line (its first line carries the reason)."""
     text = (proc.stderr or b"").decode("utf-8", "replace").strip() or (proc.stdout or b"").decode("utf-8", "replace").strip()
-    return text.splitlines()[-1] if text else f"exit status {proc.returncode}"
+    return "; ".join(line.strip() for line in text.splitlines() if line.strip()) or f"exit status {proc.returncode}"
 
 
 def check_key(key: str | os.PathLike) -> Path:
@@ -165,9 +166,11 @@ def check(folder: str | os.PathLike, allowed_signers: str | os.PathLike) -> Sign
         if proc.returncode == 0:
             return SignatureCheck(True, True, principal, key, f"signed by {principal} ({key})")
         said = _said(proc)
+    why = (f"it was made for another namespace than {NAMESPACE}" if "namespace" in said
+           else "the folder changed after it was signed")
     return SignatureCheck(True, False, principals[0], key,
                           f"the signature by {', '.join(principals)} ({key}) does not hold for this manifest "
-                          f"digest: the folder changed after it was signed ({said})")
+                          f"digest: {why} (ssh-keygen: {said})")
 
 
 def _manifest(folder: Path) -> dict:
