@@ -19,9 +19,12 @@ cannot be replayed as one of these, and vice versa.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
 import shutil
+import struct
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,8 +44,14 @@ INSTALL_HINT = "install OpenSSH's client tools (Debian/Ubuntu: apt-get install o
 def statement(manifest: dict) -> bytes:
     """The bytes that are signed: the spec name and the manifest's roll-up digest, recomputed from
     the manifest (never the recorded one), so the signature alone proves the manifest's content."""
-    spec = (manifest.get("spec") or {}).get("name")
-    return f"{NAMESPACE} manifest\nspec: {spec}\ndigest: {manifest_mod.digest(manifest)}\n".encode("utf-8")
+    spec = manifest.get("spec")
+    name = spec.get("name") if isinstance(spec, dict) else None
+    try:
+        digest = manifest_mod.digest(manifest)
+    except (ValueError, TypeError) as exc:    # NaN or a value canonical JSON refuses: not our manifest
+        raise HarnessError(Problem(f"manifest.json cannot be digested ({exc})", hint="check it with `harness verify`"),
+                           ExitCode.VERIFY_MISMATCH) from None
+    return f"{NAMESPACE} manifest\nspec: {name}\ndigest: {digest}\n".encode("utf-8")
 
 
 def _ssh_keygen() -> str:
@@ -57,6 +66,9 @@ def _run(args: list[str], data: bytes | None = None) -> subprocess.CompletedProc
     try:
         return subprocess.run([_ssh_keygen(), *args], input=data, capture_output=True, timeout=TIMEOUT,
                               stdin=None if data is not None else subprocess.DEVNULL)
+    except OSError as exc:
+        raise HarnessError(Problem(f"cannot run ssh-keygen: {exc.strerror or exc}", hint=INSTALL_HINT),
+                           ExitCode.USAGE) from None
     except subprocess.TimeoutExpired:
         # A passphrase-protected key without an agent waits for a terminal that is not there.
         raise HarnessError(Problem(f"ssh-keygen did not finish in {TIMEOUT:.0f} s",
@@ -87,12 +99,13 @@ def sign(folder: str | os.PathLike, key: str | os.PathLike) -> str:
     folder = Path(folder)
     key_path = check_key(key)
     manifest = _manifest(folder)
+    data = statement(manifest)
     if manifest.get("digest") != manifest_mod.digest(manifest):
         raise HarnessError(Problem(f"{folder / MANIFEST}: the recorded digest is not the manifest's; it was "
                                    "edited after the run, so it is not signed", hint="run `harness verify` on the "
                                    "folder"), ExitCode.VERIFY_MISMATCH)
     # `-Y sign` reads the data from stdin and writes the signature to stdout when no file is given.
-    proc = _run(["-Y", "sign", "-q", "-f", str(key_path), "-n", NAMESPACE], statement(manifest))
+    proc = _run(["-Y", "sign", "-q", "-f", str(key_path), "-n", NAMESPACE], data)
     sig = proc.stdout or b""
     if proc.returncode != 0 or b"BEGIN SSH SIGNATURE" not in sig:
         raise HarnessError(Problem(f"ssh-keygen could not sign with {key_path}: {_said(proc)}",
@@ -103,13 +116,8 @@ def sign(folder: str | os.PathLike, key: str | os.PathLike) -> str:
 
 
 def fingerprint(signature: Path) -> str | None:
-    """The signing key's fingerprint, read from the signature itself (no trust implied)."""
-    # check-novalidate proves the signature matches the data for *some* key; we only want its key.
-    # The public key sits in the SSHSIG blob: decode it rather than guessing from ssh-keygen's text.
-    import base64
-    import hashlib
-    import struct
-
+    """The signing key's fingerprint as ssh-keygen -l shows it, read from the SSHSIG blob (magic,
+    version, then the public key); it names the key, it proves nothing."""
     try:
         text = signature.read_text(encoding="ascii")
         body = "".join(line for line in text.splitlines() if line and not line.startswith("-----"))
@@ -150,10 +158,11 @@ def check(folder: str | os.PathLike, allowed_signers: str | os.PathLike) -> Sign
                               "`harness sign DIR --key KEY` or `harness run --sign KEY`")
     key = fingerprint(sig)
     try:
-        manifest = _manifest(folder)
+        data = statement(_manifest(folder))
     except HarnessError as exc:
+        if exc.exit_code == ExitCode.USAGE:
+            raise
         return SignatureCheck(True, False, None, key, f"cannot rebuild what was signed: {exc.problems[0].message}")
-    data = statement(manifest)
     proc = _run(["-Y", "find-principals", "-s", str(sig), "-f", str(allowed)])
     principals = [p for p in (proc.stdout or b"").decode("utf-8", "replace").split() if p] \
         if proc.returncode == 0 else []
