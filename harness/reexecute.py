@@ -382,7 +382,8 @@ def audit(report: Any, manifest: dict | None, *, per_cell: int | str | None, see
     and add the outcome to the verify report (findings `reexecute`, `not-reexecuted`)."""
     folder = Path(report.folder)
     if manifest is None or not (folder / layout.SPEC_COPY).is_file():
-        report.add("not-reexecuted", layout.SPEC_COPY, "nothing to re-execute without the manifest and the spec copy")
+        report.add("not-reexecuted", layout.MANIFEST if manifest is None else layout.SPEC_COPY,
+                   "nothing to re-execute without a readable manifest and the spec copy")
         return None
     try:
         planned = plan_cells(folder, base, base_url, allow_hosts)

@@ -100,13 +100,21 @@ def _read_manifest(folder: Path, report: VerifyReport) -> dict | None:
         report.add("manifest", layout.MANIFEST, "has no `files` table; it was damaged or edited")
         return None
     try:
+        Manifest.from_json(manifest)    # the record's shape (a cells list of objects with ids, ...)
+    except FolderError as exc:
+        report.add("manifest", layout.MANIFEST, f"{exc}; it was damaged or edited")
+        return None
+    try:
         canonical = canonical_json(manifest, pretty=True)
     except ValueError:
         canonical = b""
     if raw != canonical:
         report.add("manifest", layout.MANIFEST, "bytes differ from its canonical form: it was edited after "
                    "the run")
-    recomputed = manifest_mod.digest(manifest)
+    try:
+        recomputed = manifest_mod.digest(manifest)
+    except ValueError:                  # NaN or Infinity, which canonical JSON refuses
+        recomputed = None
     if recomputed != manifest.get("digest"):
         report.add("manifest", layout.MANIFEST, f"digest mismatch: recorded {_short(manifest.get('digest'))}, "
                    f"recomputed {_short(recomputed)}; a recorded field was changed")

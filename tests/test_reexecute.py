@@ -274,3 +274,17 @@ def test_payloads_that_do_not_verify_are_not_resent(local_run):
     assert proc.returncode == 5, proc.stdout + proc.stderr
     assert f"not-reexecuted {LOCAL_CELL}: its payload files do not verify" in proc.stdout
     assert "re-executed " not in proc.stdout
+
+
+def test_a_damaged_manifest_is_a_finding_not_a_crash(local_run):
+    tmp, folder, _ = local_run
+    damaged = copy(folder, "audit-damaged")
+    manifest = json.loads((damaged / "manifest.json").read_text())
+    manifest["cells"] = 5
+    (damaged / "manifest.json").write_text(json.dumps(manifest))
+    for args in ((), ("--reexecute",)):
+        proc = cli(tmp, "verify", str(damaged), *args)
+        assert proc.returncode == 5, proc.stdout + proc.stderr
+        assert 'manifest    manifest.json: manifest.json has no usable "cells" list' in proc.stdout
+        assert "Traceback" not in proc.stderr and "internal error" not in proc.stderr
+    assert "not-reexecuted manifest.json: nothing to re-execute without a readable manifest" in proc.stdout

@@ -138,17 +138,17 @@ def _check_signature(report, allowed_signers: str) -> None:
 
 
 def _reexecute(report, args) -> None:
-    from harness.folder import layout
+    from harness.folder import FolderError, RunReader
     from harness.reexecute import audit
 
     try:
-        manifest = json.loads((report.folder / layout.MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        manifest = RunReader(report.folder).manifest().to_json()
+    except FolderError:
         manifest = None    # reported by verify already
     base = Path(report.spec_source).parent if report.spec_source and not args.spec_dir else \
         (Path(args.spec_dir).resolve() if args.spec_dir else None)
     announce = (lambda text: print(text, file=sys.stderr, flush=True)) if args.json else \
         (lambda text: print(text, flush=True))
-    audit(report, manifest if isinstance(manifest, dict) else None, per_cell=None if args.reexecute == "default"
+    audit(report, manifest, per_cell=None if args.reexecute == "default"
           else args.reexecute, seed=args.seed, tolerance=args.tolerance, max_cost=args.max_cost, base=base,
           base_url=args.base_url, allow_hosts=args.allow_host, announce=announce)
