@@ -6,7 +6,7 @@ payload files (already re-derived from the spec and inputs by `verify`) go to th
 past the response cache (never read, never written), and every vector that comes back is compared
 with the stored one of the same input id.
 
-- Sample: every request of a local model (free, and bit-for-bit reproducible); for a paid provider
+- Sample: every request of a local model (free, and bit-for-bit reproducible); for a network provider (paid, or slow)
   `DEFAULT_SAMPLE` requests per cell, or N with `--reexecute N` (`all` for every one). The sample
   is drawn from a seed that is random unless `--seed` is given, and printed, so the auditee cannot
   know which requests will be checked, and the auditor can repeat the very sample.
@@ -44,7 +44,7 @@ from harness.errors import ExitCode, HarnessError, Problem
 from harness.evidence import canonical_json
 from harness.folder import FolderError, RunReader, layout
 
-DEFAULT_SAMPLE = 5                      # requests per cell of a paid provider
+DEFAULT_SAMPLE = 5                      # requests per cell of a network provider (DashScope, OpenAI-compatible)
 TOLERANCE: dict[str, float | None] = {   # provider → cosine distance allowed; None: bit for bit
     "local": None,
     "dashscope": 0.001,

@@ -78,7 +78,7 @@ def add_parser(sub):
                    "signed; an unsigned folder fails")
     a.add_argument("--reexecute", nargs="?", const="default", type=_count, metavar="N",
                    help="send N requests per cell again, past the cache, and compare each vector with the stored "
-                        "one by input id (default: every request of a local model, 5 per cell of a paid one; "
+                        "one by input id (default: every request of a local model, 5 per cell of a network provider; "
                         "`all`: every request). Re-evaluates every check line, detail included. Costs money "
                         "on a paid provider: the estimate is printed first")
     a.add_argument("--tolerance", type=_tolerance, metavar="X",
