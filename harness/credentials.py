@@ -17,6 +17,7 @@ the hosts allowed outside the spec (`DASHSCOPE_HTTP_BASE_URL`, `--base-url`, `--
 from __future__ import annotations
 
 import configparser
+import functools
 import json
 import os
 import re
@@ -24,7 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Mapping
 
-import httpx
 
 from harness.errors import ExitCode, HarnessError, Problem
 
@@ -136,6 +136,8 @@ class Destination:
 
     @classmethod
     def of(cls, url: str) -> "Destination | None":
+        import httpx   # here, not at the top: `validate` of a spec naming no URL need not load it
+
         try:
             parsed = httpx.URL(url)
         except (httpx.InvalidURL, TypeError, ValueError):
@@ -173,10 +175,22 @@ def parse_host(value: str) -> tuple[str, int | None]:
 
 @dataclass(frozen=True)
 class AllowedHosts:
-    """The hosts a credential may be sent to; everything else is refused before anything is sent."""
+    """The hosts a credential may be sent to; everything else is refused before anything is sent.
+    URLs (official, --base-url, the environment's) are parsed on the first question, so a spec that
+    names no URL of its own never loads the HTTP client."""
 
-    entries: tuple[_Allowed, ...]
-    official: tuple[str, ...]     # shown in messages
+    urls: tuple[str, ...]                 # allowed with their scheme and port
+    official_urls: tuple[str, ...]        # the catalog's regions, shown in messages
+    hosts: tuple[_Allowed, ...]           # --allow-host and HARNESS_ALLOW_HOSTS
+
+    @functools.cached_property
+    def entries(self) -> tuple[_Allowed, ...]:
+        parsed = [Destination.of(u) for u in self.official_urls + self.urls]
+        return tuple(_Allowed(d.host, d.port, d.scheme) for d in parsed if d is not None) + self.hosts
+
+    @property
+    def official(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(d.host for d in map(Destination.of, self.official_urls) if d is not None))
 
     def admits(self, url: str) -> bool:
         d = Destination.of(url)
@@ -197,17 +211,7 @@ def allowed_hosts(official_urls: Iterable[str], *, extra: Iterable[str] = (), ba
     """Official hosts (the catalog's region URLs, scheme and port included), `--base-url` and
     `DASHSCOPE_HTTP_BASE_URL` (likewise), `--allow-host` values and `HARNESS_ALLOW_HOSTS` (any port
     unless one is given). A malformed `HARNESS_ALLOW_HOSTS` entry is a usage error (exit 2)."""
-    entries: list[_Allowed] = []
-    official: list[str] = []
-    for url in official_urls:
-        d = Destination.of(url)
-        if d is not None:
-            entries.append(_Allowed(d.host, d.port, d.scheme))
-            official.append(d.host)
-    for url in (base_url, env.get(BASE_URL_ENV)):
-        d = Destination.of(url) if url else None
-        if d is not None:
-            entries.append(_Allowed(d.host, d.port, d.scheme))
+    hosts: list[_Allowed] = []
     listed = [(v, "--allow-host") for v in extra]
     listed += [(v, f"${ALLOW_ENV}") for v in re.split(r"[,\s]+", env.get(ALLOW_ENV) or "") if v]
     for value, origin in listed:
@@ -215,8 +219,9 @@ def allowed_hosts(official_urls: Iterable[str], *, extra: Iterable[str] = (), ba
             host, port = parse_host(value)
         except ValueError as exc:
             raise HarnessError(Problem(f"{origin}: {exc}"), ExitCode.USAGE) from None
-        entries.append(_Allowed(host, port, None))
-    return AllowedHosts(tuple(entries), tuple(dict.fromkeys(official)))
+        hosts.append(_Allowed(host, port, None))
+    urls = tuple(u for u in (base_url, env.get(BASE_URL_ENV)) if u)
+    return AllowedHosts(urls, tuple(official_urls), tuple(hosts))
 
 
 def scrub(text: str, secret: str | None) -> str:

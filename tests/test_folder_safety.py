@@ -5,7 +5,6 @@ user's umask, and turns a failed write or an input edited mid-run into an error 
 from __future__ import annotations
 
 import os
-import resource
 import signal
 import subprocess
 import sys
@@ -234,9 +233,12 @@ def test_evidence_modes_follow_the_umask(tmp_path, umask, file_mode, dir_mode):
         inputs:
           - {id: cat, text: A cat on a chair}
         """)
-    r = subprocess.run([sys.executable, "-m", "harness", "run", str(spec), "--output", str(tmp_path / "out"),
-                        "--execute"], cwd=REPO, env={**_env(tmp_path), "HF_HUB_OFFLINE": "1"},
-                       capture_output=True, text=True, timeout=300, preexec_fn=lambda: os.umask(umask))
+    # the umask is set by a shell, not preexec_fn: a fork in this (threaded, grpc-loaded) test
+    # process may not run Python code before exec
+    r = subprocess.run(["sh", "-c", f'umask {umask:03o} && exec "$@"', "sh", sys.executable, "-m", "harness", "run",
+                        str(spec), "--output", str(tmp_path / "out"), "--execute"],
+                       cwd=REPO, env={**_env(tmp_path), "HF_HUB_OFFLINE": "1"},
+                       capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
     folder = tmp_path / "out" / "modes"
     assert (folder / "vectors" / "local--e5-small-384.npy").is_file()
@@ -263,11 +265,12 @@ def test_a_write_the_disk_refuses_is_exit_4_naming_the_path_and_changes_nothing(
     before = tree(out / "big")
     limit = 100_000    # the spool and small files fit; the payload (the image as base64) does not
 
-    def small_disk():
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-
-    r = subprocess.run([sys.executable, "-m", "harness", "run", str(spec), "--output", str(out)], cwd=REPO,
-                       env=_env(tmp_path), capture_output=True, text=True, timeout=120, preexec_fn=small_disk)
+    # the limit is set in a small launcher that then execs the CLI, not in preexec_fn: a fork in this
+    # (threaded, grpc-loaded) test process may not run Python code before exec
+    launch = (f"import os, resource, sys; resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit})); "
+              "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])")
+    r = subprocess.run([sys.executable, "-c", launch, "-m", "harness", "run", str(spec), "--output", str(out)],
+                       cwd=REPO, env=_env(tmp_path), capture_output=True, text=True, timeout=120)
     assert r.returncode == 4, r.stdout + r.stderr
     assert f"cannot write the run to {(out / 'big').resolve()}: File too large" in r.stderr
     assert "nothing was changed there" in r.stderr and "ulimit -f" in r.stderr

@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
 from harness.folder import layout
 from harness.folder.records import CellVectors, Execution, FolderError, Manifest
@@ -67,6 +66,7 @@ class RunReader:
         if not self.has(npy):
             return None
         try:
+            import numpy as np   # here: commands that read no vectors need not load it
             matrix = np.load(self.path / npy, allow_pickle=False, mmap_mode="r" if mmap else None)
         except Exception as exc:  # a truncated or foreign file
             raise FolderError(f"{npy} is not a readable .npy file ({exc})") from None

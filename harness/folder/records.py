@@ -7,9 +7,10 @@ not have it is a `FolderError`, never a guess.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
-import numpy as np
+if TYPE_CHECKING:   # numpy loads only where vectors are read or written
+    import numpy as np
 
 
 class FolderError(Exception):

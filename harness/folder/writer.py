@@ -9,7 +9,6 @@ import json
 from pathlib import Path
 from typing import Any, Iterable
 
-import numpy as np
 
 from harness import manifest as manifest_mod
 from harness.evidence import atomic_write, canonical_json, hash_tree, sha256_bytes
@@ -32,6 +31,7 @@ class RunWriter:
 
     def vectors(self, cell_id: str, vectors: CellVectors) -> None:
         buf = io.BytesIO()
+        import numpy as np   # here: commands that read no vectors need not load it
         np.save(buf, np.ascontiguousarray(vectors.matrix, dtype=np.float32), allow_pickle=False)
         self._write(layout.vectors_file(cell_id), buf.getvalue())
         self._write(layout.ids_file(cell_id), canonical_json(list(vectors.ids), pretty=True))
