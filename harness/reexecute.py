@@ -140,8 +140,7 @@ class Sample:
                 "skipped": self.skipped}
 
 
-def plan_cells(folder: Path, base: Path | None, base_url: str | None,
-               allow_hosts: tuple | list = ()) -> dict[str, dict[str, Any]]:
+def plan_cells(folder: Path, base_url: str | None, allow_hosts: tuple | list = ()) -> dict[str, dict[str, Any]]:
     """The cells as `harness run` plans them from the spec copy: the same endpoints for the same
     `--base-url`, and a credential only to the hosts `harness run` would send it to (the official
     ones, `--base-url`, $DASHSCOPE_HTTP_BASE_URL, `--allow-host`, $HARNESS_ALLOW_HOSTS)."""
@@ -150,8 +149,7 @@ def plan_cells(folder: Path, base: Path | None, base_url: str | None,
     from harness.plan import build_cells
     from harness.spec import read_spec
 
-    spec = read_spec(folder / layout.SPEC_COPY)
-    spec = dataclasses.replace(spec, base_dir=base if base is not None else folder.resolve())
+    spec = read_spec(folder / layout.SPEC_COPY)     # cells need no input file, so no base folder
     problems = list(spec.problems)
     catalog = load_catalog()
     allowed = allowed_hosts(catalog.regions.values(), extra=allow_hosts, base_url=base_url)
@@ -375,7 +373,7 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> float:
 # --------------------------------------------------------------------------- into the verify report
 
 def audit(report: Any, manifest: dict | None, *, per_cell: int | str | None, seed: int | None,
-          tolerance: Tolerance | None, max_cost: float | None, base: Path | None, base_url: str | None,
+          tolerance: Tolerance | None, max_cost: float | None, base_url: str | None,
           allow_hosts: tuple | list = (), announce: Callable[[str], None] = print,
           console: Any = None) -> Sample | None:
     """`verify --reexecute`: estimate, refuse above `max_cost` (exit 2, nothing sent), re-execute,
@@ -386,7 +384,7 @@ def audit(report: Any, manifest: dict | None, *, per_cell: int | str | None, see
                    "nothing to re-execute without a readable manifest and the spec copy")
         return None
     try:
-        planned = plan_cells(folder, base, base_url, allow_hosts)
+        planned = plan_cells(folder, base_url, allow_hosts)
     except HarnessError as exc:
         if exc.exit_code == ExitCode.USAGE:      # a malformed $HARNESS_ALLOW_HOSTS
             raise

@@ -145,10 +145,8 @@ def _reexecute(report, args) -> None:
         manifest = RunReader(report.folder).manifest().to_json()
     except FolderError:
         manifest = None    # reported by verify already
-    base = Path(report.spec_source).parent if report.spec_source and not args.spec_dir else \
-        (Path(args.spec_dir).resolve() if args.spec_dir else None)
     announce = (lambda text: print(text, file=sys.stderr, flush=True)) if args.json else \
         (lambda text: print(text, flush=True))
     audit(report, manifest, per_cell=None if args.reexecute == "default"
-          else args.reexecute, seed=args.seed, tolerance=args.tolerance, max_cost=args.max_cost, base=base,
+          else args.reexecute, seed=args.seed, tolerance=args.tolerance, max_cost=args.max_cost,
           base_url=args.base_url, allow_hosts=args.allow_host, announce=announce)
