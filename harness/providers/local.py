@@ -32,7 +32,9 @@ import asyncio
 import threading
 from typing import Any
 
+from harness.providers import wire
 from harness.providers.base import Embedded, NotExecutable, ProviderError
+from harness.providers.tokens import estimate_tokens
 
 INSTALL_HINT = "pip install 'mm-embed-harness[local]'"
 
@@ -91,6 +93,12 @@ class LocalProvider:
 
     async def aclose(self) -> None:
         """Nothing to close: the model stays loaded for the rest of the process."""
+
+    def tokens(self, body: dict[str, Any], info: Any) -> int:
+        return estimate_tokens(body.get("input") or [], {}, info)
+
+    def clean(self, got: Embedded) -> Embedded:
+        return wire.kept_answer(got, None)   # no key, but a cache entry is bounded like an answer
 
     async def send(self, body: dict[str, Any], expected: int) -> Embedded:
         texts, is_query = self._read(body, expected)

@@ -39,6 +39,7 @@ from harness.credentials import checked_key
 from harness.evidence import canonical_json
 from harness.providers.base import Embedded, NotExecutable, ProviderError
 from harness.providers import wire
+from harness.providers.tokens import estimate_tokens
 
 DEFAULT_TIMEOUT = 60.0
 _REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-amzn-requestid", "cf-ray")
@@ -92,6 +93,12 @@ class OpenAIProvider:
 
     async def aclose(self) -> None:
         await self._http.aclose()
+
+    def tokens(self, body: dict[str, Any], info: Any) -> int:
+        return estimate_tokens(body.get("input") or [], {}, info)
+
+    def clean(self, got: Embedded) -> Embedded:
+        return wire.kept_answer(got, self._api_key)
 
     async def send(self, body: dict[str, Any], expected: int) -> Embedded:
         # A server may echo the key back ("Incorrect API key provided: sk-..."); it stops here.

@@ -1,33 +1,27 @@
 """Send a staged run's payload files and collect what comes back: the only step on the network.
 
 It knows no wire protocol: a provider (`harness.providers`) turns a body into vectors or a typed
-`ProviderError`. This module owns everything around that call:
+`ProviderError`, estimates a body's input tokens (`tokens`) and cleans what it answered (`clean`).
+This module owns everything around that call:
 
 - bounded concurrency (one worker per slot, one shared client: `ClientPool`, httpx underneath);
-- a client-side limiter per model for requests and input tokens per minute, defaulting to the
-  catalog's quota, that spaces requests evenly (the service also enforces RPM/60 per second, so
-  bursts get throttled even under the minute's quota);
+- a client-side limiter per model (`RateLimiter`) for requests and input tokens per minute,
+  defaulting to the catalog's quota;
 - retries with exponential backoff and jitter, honouring Retry-After, a bounded number of
   attempts; a throttle pauses the whole model, not only the worker that saw it;
 - an early stop when an error will fail every request (bad key, unknown model, wrong URL);
 - a content-addressed response cache (`harness.cache`), written as each answer arrives, so an
   interrupted run (Ctrl-C, SIGTERM, kill -9) loses nothing received and a re-run sends only what
-  is missing;
-- the evidence of the output-folder contract: `vectors/<cell>.npy` + `.ids.json`,
-  `responses/<cell>.jsonl` and `execution.json`, written through `harness.folder.RunWriter`.
-
-Vectors are kept for the inputs that came back: when a request failed, its inputs have no row and
-`ids.json` lists only the inputs that do (row i ↔ ids[i] always holds), and `execution.json` and
-the checks say how many are missing. Nothing is padded, so no file looks whole when it is not.
+  is missing. An answer read back from the cache is cleaned by the provider like a fresh one: an
+  entry written before answers were scrubbed, or by someone else, may hold an echoed key;
+- the evidence of the output-folder contract (`harness.execute.results`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import collections
 import json
-import random
 import signal
 import threading
 import time
@@ -36,18 +30,17 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
 
 from harness.cache import ResponseCache, cache_key, default_cache_dir
 from harness.evidence import sha256_bytes
-from harness.folder import CellExecution, CellVectors, Execution, FolderError, RunReader, RunWriter, layout
+from harness.execute.clients import ClientPool
+from harness.execute.limiter import RateLimiter, backoff_delay
+from harness.execute.results import (CellOutcome, ExecutionSummary, add_usage, execution_checks,
+                                     usage_tokens, write_cell_evidence)
+from harness.folder import Execution, FolderError, RunReader, RunWriter, layout
 from harness.progress import RunProgress
-from harness.providers.base import NotExecutable, ProviderError
-from harness.verdict import CheckResult
-
-MAX_RETRY_AFTER = 300.0   # a Retry-After longer than this is a misconfigured server, not advice
-SHOWN_FAILURES = 5        # failures listed per cell in execution.json and the checks
+from harness.providers.base import Embedded, NotExecutable, ProviderError
 
 
 @dataclass
@@ -69,226 +62,6 @@ class ExecuteOptions:
     quota_window: float = 60.0       # seconds the rpm/tpm quota is counted over (tests scale it down)
     quota_headroom: float = 0.98     # share of the quota the limiter aims at
     http_client: Any = field(default=None, repr=False, compare=False)  # set by execute_run
-
-
-@dataclass
-class CellOutcome:
-    """What happened to one cell; `to_record()` is its entry in execution.json."""
-
-    id: str
-    model: str | None
-    provider: str | None
-    required: bool
-    executed: bool
-    reason: str | None = None
-    requests: int = 0
-    ok: int = 0
-    failed: int = 0
-    not_sent: int = 0
-    cache_hits: int = 0
-    attempts: int = 0            # HTTP requests made, retries included
-    retries: int = 0
-    throttled: int = 0
-    expected_vectors: int = 0
-    vectors: int = 0
-    dimension: int | None = None
-    wrong_dimension: int = 0     # requests refused because a vector had the wrong length
-    norms: dict[str, float] | None = None
-    usage: dict[str, Any] = field(default_factory=dict)
-    estimated_cost: dict[str, Any] | None = None
-    failures: list[dict[str, Any]] = field(default_factory=list)
-
-    def to_record(self) -> CellExecution:
-        return CellExecution(
-            id=self.id, model=self.model, provider=self.provider, required=self.required,
-            executed=self.executed, reason=self.reason,
-            requests={"total": self.requests, "ok": self.ok, "failed": self.failed,
-                      "not_sent": self.not_sent, "cache_hits": self.cache_hits,
-                      "http_attempts": self.attempts, "retries": self.retries,
-                      "throttled": self.throttled},
-            vectors=self.vectors, expected_vectors=self.expected_vectors,
-            dimension=self.dimension, norms=self.norms, usage=self.usage,
-            estimated_cost=self.estimated_cost, failures=self.failures[:SHOWN_FAILURES])
-
-
-@dataclass
-class ExecutionSummary:
-    cells: list[CellOutcome]
-    checks: list[CheckResult]
-    fatal: ProviderError | None = None
-    fatal_cell: str | None = None
-    elapsed: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        return self.fatal is None and all(c.passed for c in self.checks)
-
-    @property
-    def attempts(self) -> int:
-        return sum(c.attempts for c in self.cells)
-
-    @property
-    def cache_hits(self) -> int:
-        return sum(c.cache_hits for c in self.cells)
-
-    @property
-    def retries(self) -> int:
-        return sum(c.retries for c in self.cells)
-
-    @property
-    def throttled(self) -> int:
-        return sum(c.throttled for c in self.cells)
-
-
-# ---- rate limiting -------------------------------------------------------------------------
-
-class RateLimiter:
-    """Requests and input tokens per window, spaced evenly, never more than the quota in any window.
-
-    Two rules, both needed:
-    - even spacing (GCRA) at `headroom` × the quota: no bursts, which the service punishes even
-      under the minute's quota (it also enforces RPM/60 per second);
-    - a sliding-window guard: request k+N (N = the quota) goes out only after request k was
-      *answered* plus one window. The server counted k before it answered, so no window it can
-      count holds more than N, however late a busy machine sends or the network delivers.
-    Tokens are charged on the estimate and corrected with the usage the provider reports.
-    A throttle answer pushes every later slot back (`hold`).
-    """
-
-    def __init__(self, rpm: int | None, tpm: int | None, window: float = 60.0, headroom: float = 0.98):
-        self.rpm = rpm or 0
-        self.window = window
-        self.interval = window / (rpm * headroom) if rpm else 0.0
-        self.token_rate = tpm * headroom / window if tpm else 0.0    # tokens per second
-        self._next = 0.0           # monotonic time of the next request slot
-        self._tokens_free = 0.0    # monotonic time at which the token debt is paid off
-        self._sent: collections.deque[_Slot] = collections.deque()
-
-    async def acquire(self, tokens: int = 0) -> "_Slot":
-        """Wait for a slot; `release` the returned slot when the answer (or error) is in."""
-        now = time.monotonic()
-        at = max(now, self._next, self._tokens_free)
-        self._next = at + self.interval
-        if self.token_rate:
-            self._tokens_free = at + tokens / self.token_rate
-        slot = _Slot()
-        earlier = None
-        if self.rpm:
-            if len(self._sent) >= self.rpm:
-                earlier = self._sent[-self.rpm]
-            self._sent.append(slot)
-            while len(self._sent) > self.rpm and self._sent[0].done_at is not None:
-                self._sent.popleft()
-        try:
-            if at > now:
-                await asyncio.sleep(at - now)
-            if earlier is not None:
-                if earlier.done_at is None:
-                    await earlier.done.wait()
-                wait = earlier.done_at + self.window - time.monotonic()
-                if wait > 0:
-                    await asyncio.sleep(wait)
-        except BaseException:
-            self.release(slot)
-            raise
-        return slot
-
-    @staticmethod
-    def release(slot: "_Slot") -> None:
-        if slot.done_at is None:
-            slot.done_at = time.monotonic()
-            slot.done.set()
-
-    def correct(self, delta_tokens: int) -> None:
-        if self.token_rate and delta_tokens:
-            self._tokens_free += delta_tokens / self.token_rate
-
-    def hold(self, seconds: float) -> None:
-        until = time.monotonic() + seconds
-        self._next = max(self._next, until)
-
-
-class _Slot:
-    __slots__ = ("done", "done_at")
-
-    def __init__(self) -> None:
-        self.done = asyncio.Event()
-        self.done_at: float | None = None
-
-
-def backoff_delay(attempt: int, options: ExecuteOptions, retry_after: float | None) -> float:
-    """Retry-After when given; else base·2^(attempt-1), capped, with jitter in [½, 1]."""
-    if retry_after is not None:
-        return min(retry_after, MAX_RETRY_AFTER)
-    delay = min(options.backoff_max, options.backoff_base * 2 ** (attempt - 1))
-    return delay * random.uniform(0.5, 1.0)
-
-
-class ClientPool:
-    """The run's shared HTTP client: httpx clients of at most `shard` connections each, used as one.
-
-    httpcore's connection pool does work in proportion to its size on every request; one pool of
-    32 connections cost about twice the CPU per request of four pools of 8 (bench/README.md).
-    Each request goes to the least busy shard, so connections stay warm and reused. Providers
-    call `post` exactly as on an `httpx.AsyncClient`.
-    """
-
-    def __init__(self, concurrency: int, timeout: float, shard: int = 8):
-        concurrency = max(1, concurrency)
-        n = -(-concurrency // shard)
-        size = -(-concurrency // n)
-        limits = httpx.Limits(max_connections=size, max_keepalive_connections=size)
-        self.clients = [httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(timeout), follow_redirects=False)
-                        for _ in range(n)]
-        self.busy = [0] * n
-
-    async def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        i = min(range(len(self.clients)), key=self.busy.__getitem__)
-        self.busy[i] += 1
-        try:
-            return await self.clients[i].request(method, url, **kwargs)
-        finally:
-            self.busy[i] -= 1
-
-    async def post(self, url: str, **kwargs: Any) -> httpx.Response:
-        return await self.request("POST", url, **kwargs)
-
-    async def aclose(self) -> None:
-        for c in self.clients:
-            await c.aclose()
-
-
-# ---- tokens and cost -----------------------------------------------------------------------
-
-def estimate_body_tokens(body: dict[str, Any], info: Any) -> int:
-    """Input tokens one body will likely cost, for the TPM limiter (corrected by actual usage)."""
-    from harness import estimate
-    return max(1, sum(estimate.body_tokens(body, info).values()))
-
-
-def usage_tokens(usage: dict[str, Any]) -> dict[str, int]:
-    """Input tokens by modality from a usage object, whichever shape the model reports."""
-    def num(x: Any) -> int:
-        return int(x) if isinstance(x, (int, float)) and not isinstance(x, bool) else 0
-    details = usage.get("input_tokens_details")
-    if isinstance(details, dict):
-        image = num(details.get("image_tokens")) + num(details.get("video_tokens"))
-        text = num(details.get("text_tokens")) or max(0, num(usage.get("input_tokens")) - image)
-    else:
-        text = num(usage.get("input_tokens")) or num(usage.get("prompt_tokens"))
-        image = num(usage.get("image_tokens")) + num(usage.get("video_tokens"))
-    return {"text": text, "image": image}
-
-
-def _add_usage(total: dict[str, Any], usage: dict[str, Any]) -> None:
-    """Sum every numeric field, nested ones too (`input_tokens_details`)."""
-    for k, v in usage.items():
-        if isinstance(v, bool):
-            continue
-        if isinstance(v, (int, float)):
-            total[k] = total.get(k, 0) + v
-        elif isinstance(v, dict):
-            _add_usage(total.setdefault(k, {}), v)
 
 
 # ---- the run -------------------------------------------------------------------------------
@@ -343,10 +116,10 @@ def execute_run(folder: Path, cells: list[dict], options: ExecuteOptions | None 
         progress.stop()
 
     for cell in run_cells:
-        _finish_cell(folder, cell, catalog)
+        write_cell_evidence(folder, cell, catalog)
     summary = ExecutionSummary(cells=[c.outcome for c in run_cells], checks=[], fatal=state["fatal"],
                                fatal_cell=state["fatal_cell"], elapsed=time.monotonic() - started)
-    summary.checks = _checks(run_cells, summary)
+    summary.checks = execution_checks(run_cells, summary)
     RunWriter(folder).execution(Execution(cells=[c.outcome.to_record() for c in run_cells],
                                           fatal=_error_json(summary.fatal) if summary.fatal else None))
     return summary
@@ -496,14 +269,16 @@ async def _process(request: _Request, options: ExecuteOptions, cache: ResponseCa
     if hit is not None:
         vectors = _decode(hit)
         if vectors is not None and vectors.shape[0] == expected and _dim_ok(cell, vectors):
-            _accept(request, vectors, hit.get("usage") or {})
+            kept = cell.provider.clean(Embedded(vectors=[], usage=hit.get("usage") or {},
+                                                request_id=hit.get("request_id"), status=hit.get("status")))
+            _accept(request, vectors, kept.usage)
             out.cache_hits += 1
-            request.record = _record(request, request_id=hit.get("request_id"), status=hit.get("status"),
-                                     cache_hit=True, usage=hit.get("usage"))
+            request.record = _record(request, request_id=kept.request_id, status=hit.get("status"),
+                                     cache_hit=True, usage=kept.usage if hit.get("usage") is not None else None)
             progress.advance(cached=True)
             return
 
-    tokens = estimate_body_tokens(body, cell.info) if cell.limiter.token_rate else 0
+    tokens = cell.provider.tokens(body, cell.info) if cell.limiter.token_rate else 0
     attempt = 0
     while True:
         attempt += 1
@@ -586,7 +361,7 @@ def _accept(request: _Request, vectors: np.ndarray, usage: dict[str, Any]) -> No
     cell.matrix[rows] = vectors
     cell.received[rows] = True
     out.ok += 1
-    _add_usage(out.usage, usage)
+    add_usage(out.usage, usage)
     for k, v in usage_tokens(usage).items():
         cell.tokens[k] += v
 
@@ -600,82 +375,3 @@ def _fail(request: _Request, progress: RunProgress, error: dict[str, Any], **fie
     progress.advance(failed=True)
 
 
-# ---- evidence and checks -------------------------------------------------------------------
-
-def _finish_cell(folder: Path, cell: _Cell, catalog: Any) -> None:
-    out = cell.outcome
-    if not out.executed:
-        return
-    cid = cell.spec["id"]
-    writer = RunWriter(folder)
-    writer.responses(cid, [r.record for r in cell.requests])
-    ids = [i for r in cell.requests for i in r.inputs]
-    if cell.matrix is None or cell.received is None:
-        return
-    keep = cell.received
-    matrix = cell.matrix[keep]
-    out.vectors = int(matrix.shape[0])
-    out.dimension = int(cell.matrix.shape[1])
-    if out.vectors:
-        norms = np.linalg.norm(matrix.astype(np.float64), axis=1)
-        out.norms = {"min": round(float(norms.min()), 6), "mean": round(float(norms.mean()), 6),
-                     "max": round(float(norms.max()), 6)}
-    writer.vectors(cid, CellVectors([i for i, k in zip(ids, keep) if k], matrix))
-    if cell.info is not None and getattr(cell.info, "prices", None):
-        from harness import estimate
-        amount = estimate.cost(cell.info, cell.tokens)
-        out.estimated_cost = {"amount": round(amount, 6), "currency": getattr(catalog, "currency", "CNY"),
-                              "tokens": dict(cell.tokens), "basis": "usage returned × catalog prices"}
-
-
-def _checks(cells: list[_Cell], summary: ExecutionSummary) -> list[CheckResult]:
-    results: list[CheckResult] = []
-    fatal = summary.fatal
-    for cell in cells:
-        out = cell.outcome
-        cid = out.id
-        if not out.executed:
-            # A required cell that did not run fails; any other is a skip, never a pass.
-            data = {"executed": False, "reason": out.reason}
-            results.append(CheckResult("execution", not out.required, f"not executed: {out.reason}"
-                                       + ("" if out.required else " (optional cell, so the run goes on)"),
-                                       cell=cid, kind="execution", data=data,
-                                       status="fail" if out.required else "skip"))
-            continue
-        data = {"requests": out.requests, "ok": out.ok, "failed": out.failed, "not_sent": out.not_sent,
-                "cache_hits": out.cache_hits, "retries": out.retries, "throttled": out.throttled}
-        notes = []
-        if out.cache_hits:
-            notes.append(f"{out.cache_hits} from cache")
-        if out.retries:
-            notes.append(f"{out.retries} retries, {out.throttled} throttled")
-        note = f" ({', '.join(notes)})" if notes else ""
-        if out.ok == out.requests:
-            results.append(CheckResult("execution", True, f"all {out.requests} requests succeeded{note}",
-                                       cell=cid, kind="execution", data=data))
-        else:
-            bits = []
-            if out.failed:
-                first = out.failures[0]
-                what = ": ".join(str(x) for x in (f"HTTP {first['status']}" if first.get("status") else None,
-                                                  first.get("code"), first.get("message")) if x)
-                rid = f" request_id={first['request_id']}" if first.get("request_id") else ""
-                bits.append(f"{out.failed} of {out.requests} requests failed (first: {first['file']}: {what}{rid})")
-            if out.not_sent:
-                why = f"stopped early: {fatal.describe()}" if fatal else "stopped early"
-                bits.append(f"{out.not_sent} not sent ({why})")
-            results.append(CheckResult("execution", False, "; ".join(bits) + note, cell=cid, kind="execution",
-                                       data=data))
-        dim = out.dimension
-        if out.wrong_dimension:
-            results.append(CheckResult("dimensions", False, f"{out.wrong_dimension} requests answered with "
-                                       f"vectors that are not {dim} long", cell=cid, kind="execution"))
-        elif out.vectors == 0:
-            results.append(CheckResult("dimensions", False, "no vectors came back", cell=cid, kind="execution"))
-        else:
-            missing = out.expected_vectors - out.vectors
-            extra = f"; {missing} inputs have none" if missing else ""
-            results.append(CheckResult("dimensions", True, f"{out.vectors} vectors of {dim} floats, as "
-                                       f"requested{extra}", cell=cid, kind="execution",
-                                       data={"vectors": out.vectors, "dimension": dim, "norms": out.norms}))
-    return results
