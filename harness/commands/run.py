@@ -8,6 +8,7 @@ from rich.markup import escape
 
 
 from harness.commands import add_allow_host, add_allow_path, flags
+from harness.credentials import unsendable
 from harness.errors import ExitCode, HarnessError, Problem
 from harness.report.terminal import make_console, print_cells
 from harness.runner import output_base, run as run_pipeline
@@ -80,6 +81,10 @@ def run(args) -> int:
         raise HarnessError(Problem("--require-executed needs --execute: without it no cell is executed, "
                                    "so there is nothing to require",
                                    hint="add --execute, or drop --require-executed"), ExitCode.USAGE)
+    bad = unsendable(args.workspace) if args.workspace else None
+    if bad:
+        raise HarnessError(Problem(f"--workspace holds {bad}, which an HTTP header cannot carry",
+                                   hint="give the workspace id (printable ASCII)"), ExitCode.USAGE)
     console = make_console(quiet=args.quiet)
     options = {"concurrency": args.concurrency, "rpm": args.rpm, "tpm": args.tpm, "timeout": args.timeout,
                "max_attempts": args.max_attempts, "quiet": args.quiet or None,
