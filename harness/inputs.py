@@ -38,10 +38,23 @@ CSV_FIELD_LIMIT = 16 * 1024 * 1024
 ALLOW_PATH_HINT = "move it into the project, or widen it with --allow-path DIR"
 
 csv.field_size_limit(CSV_FIELD_LIMIT)
+# A template may repeat a row's fields (`{{ row.a }}: {{ row.a }}`), not multiply them: what it prints
+# for a row is bounded by its own length, this many times the row's characters, and a little slack.
+# Without it `{{ row.t * 1000000 }}` over a long CSV is an alias bomb by another path (GBs of payloads).
+TEMPLATE_GROWTH, TEMPLATE_SLACK = 8, 4096
+
+
+def _template_budget(template: str, variables: dict) -> int:
+    fields = variables.get("row", variables.get("file", {}))
+    return len(template) + TEMPLATE_GROWTH * sum(len(str(v)) for v in fields.values()) + TEMPLATE_SLACK
 
 
 class NotText(jinja2.TemplateRuntimeError):
     """A template printed a value that has no text form (null, a list, an object)."""
+
+
+class Amplified(Exception):
+    """A template printed far more than its row holds."""
 
 
 _NOT_TEXT = {type(None): "null", list: "a list", dict: "an object"}
@@ -397,9 +410,19 @@ def input_set(entry: dict, index: int, files: InputFiles, problems: list[InputPr
                 else:
                     row = variables["row"]
                     input_id = str(row["id"]) if row.get("id") not in (None, "") else f"{Path(source).stem}-{variables['index']}"
+                for key, text, src in ((kind, value, value_src), ("id", input_id, entry.get("id", ""))):
+                    if len(text) > _template_budget(src, variables):
+                        raise Amplified(f"the `{key}` template prints {len(text):,} characters for a row of "
+                                        f"{sum(len(str(v)) for v in variables.get('row', variables.get('file', {})).values()):,}")
             except jinja2.UndefinedError as e:
                 fields = ", ".join(sorted(variables.get("row", variables.get("file", {})).keys()))
                 if errors.add(InputProblem(where, f"{label}: {e.message}", f"fields available: {fields}")):
+                    return
+                continue
+            except Amplified as e:
+                if errors.add(InputProblem(where + (key,), f"{label}: {e}",
+                                           "a template may repeat a row's fields, not multiply them: it may print at most "
+                                           f"{TEMPLATE_GROWTH}× the row's characters", False)):
                     return
                 continue
             except NotText as e:

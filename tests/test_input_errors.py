@@ -66,6 +66,22 @@ def test_alias_expanding_to_many_megabytes_is_refused_at_the_alias(tmp_path):
     refused(tmp_path, "spec.yaml:46:11: the aliases of this document expand to more than 40 MB of text")
 
 
+def test_a_template_multiplying_a_field_is_refused_like_an_alias_bomb(tmp_path):
+    # the alias bomb by another path: 200 short rows × a 1 MB text each wrote 200 MB of payloads
+    (tmp_path / "rows.csv").write_text("id,caption\n" + "".join(f"{i},a cat\n" for i in range(200)))
+    write_spec(tmp_path, CSV_SPEC.replace("{{ row.caption }}", "{{ row.caption * 200000 }}"))
+    refused(tmp_path, "spec.yaml:6:11: rows.csv row 1: the `text` template prints 1,000,000 characters for a row "
+            "of 6", "not multiply them")
+
+
+def test_a_template_repeating_fields_with_its_own_text_is_fine(tmp_path):
+    (tmp_path / "rows.csv").write_text("id,caption\n1,a cat\n")
+    write_spec(tmp_path, CSV_SPEC.replace("{{ row.caption }}", "Represent this caption for retrieval: "
+                                          "{{ row.caption }} ({{ row.caption | upper }}, {{ row.id }})"))
+    r = harness("validate", "spec.yaml", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+
+
 def test_ordinary_aliases_still_work(tmp_path):
     lines = ["version: 1", "name: t", "models: [qwen3-vl-embedding]", "inputs:", f"  - {{id: i0, text: &t {'y' * 1000}}}"]
     lines += [f"  - {{id: i{n}, text: *t}}" for n in range(1, 1000)]
