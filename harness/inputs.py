@@ -330,10 +330,18 @@ def _rows(entry: dict, files: InputFiles, where: tuple, errors: _RowErrors) -> t
 
     def csv_rows(f):
         dialect = "excel-tab" if Path(source).suffix.lower() == ".tsv" else "excel"
-        reader = csv.DictReader(f, dialect=dialect)
-        n = 0
+        # strict: a quote never closed is an error, not a field that swallows every later row
+        reader = csv.DictReader(f, dialect=dialect, strict=True)
+        n, start = 0, 1
         try:
+            header = reader.fieldnames or []
+            twice = sorted({name for name in header if header.count(name) > 1})
+            if twice:   # DictReader would keep the last column of each name and drop the others unseen
+                raise InputProblem(where + ("from",), f"{source} header names the column{'s' if len(twice) > 1 else ''} "
+                                   f"{', '.join(map(repr, twice))} more than once", "give every column its own name", False)
+            start = reader.line_num + 1
             for n, row in enumerate(reader, start=1):
+                start = reader.line_num + 1
                 if None in row or None in row.values():   # more fields than the header, or fewer
                     width = len(reader.fieldnames) + len(row.get(None, ())) - list(row.values()).count(None)
                     if errors.add(InputProblem(where + ("from",), f"{source} row {n} (line {reader.line_num}) has "
@@ -344,7 +352,8 @@ def _rows(entry: dict, files: InputFiles, where: tuple, errors: _RowErrors) -> t
                     continue
                 yield f"{source} row {n}", {"row": row, "index": n}
         except csv.Error as e:
-            raise InputProblem(where + ("from",), f"{source} row {n + 1} (line {reader.line_num + 1}): {e}",
+            what = "a quoted field that is never closed" if "end of data" in str(e) else str(e)
+            raise InputProblem(where + ("from",), f"{source} row {n + 1} (line {start}): {what}",
                                f"fields are limited to {CSV_FIELD_LIMIT:,} characters; check the quoting"
                                if "field limit" in str(e) else "check the quoting on that line", False) from None
 

@@ -167,3 +167,17 @@ def test_nul_byte_in_an_image_path_from_jsonl_is_an_error_naming_the_line(tmp_pa
     (tmp_path / "rows.jsonl").write_text('{"id": "a", "photo": "x\\u0000.png"}\n')
     write_spec(tmp_path, JSONL_SPEC.replace("text: \"{{ row.caption }}\"", "image: \"{{ row.photo }}\""))
     refused(tmp_path, r"spec.yaml:6:12: rows.jsonl line 1: image 'x\x00.png' is not a usable path")
+
+
+def test_a_quote_never_closed_is_an_error_not_a_field_swallowing_the_rest(tmp_path):
+    # Python's csv (non-strict) read rows 2 and 3 into row 1's caption, silently: 1 input instead of 3
+    (tmp_path / "rows.csv").write_text('id,caption\n1,a cat\n2,"a dog\n3,a bird\n')
+    write_spec(tmp_path, CSV_SPEC)
+    refused(tmp_path, "spec.yaml:5:11: rows.csv row 2 (line 3): a quoted field that is never closed")
+
+
+def test_a_header_naming_a_column_twice_is_an_error(tmp_path):
+    # DictReader kept the last `caption` column and dropped the first, silently
+    (tmp_path / "rows.csv").write_text("id,caption,caption\n1,a cat,a dog\n")
+    write_spec(tmp_path, CSV_SPEC)
+    refused(tmp_path, "spec.yaml:5:11: rows.csv header names the column 'caption' more than once")
