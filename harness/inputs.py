@@ -53,6 +53,10 @@ class NotText(jinja2.TemplateRuntimeError):
     """A template printed a value that has no text form (null, a list, an object)."""
 
 
+def _not_json(name: str):
+    raise ValueError(f"{name} is not a JSON number")
+
+
 class Amplified(Exception):
     """A template printed far more than its row holds."""
 
@@ -362,10 +366,15 @@ def _rows(entry: dict, files: InputFiles, where: tuple, errors: _RowErrors) -> t
             if not line.strip():
                 continue
             try:
-                row = json.loads(line)
+                row = json.loads(line, parse_constant=_not_json)
             except json.JSONDecodeError as e:
                 raise InputProblem(where + ("from",), f"{source} line {n} is not valid JSON: {e.msg}",
                                    "JSONL holds one JSON object per line", False) from None
+            except (ValueError, RecursionError) as e:   # NaN, a 5,000-digit number, 200k nested brackets
+                what = ("nesting too deep to read" if isinstance(e, RecursionError) else
+                        str(e) if "not a JSON number" in str(e) else "a number too long to read")
+                raise InputProblem(where + ("from",), f"{source} line {n} is not usable JSON: {what}",
+                                   "JSONL holds one JSON object per line, of ordinary numbers and strings", False) from None
             if not isinstance(row, dict):
                 raise InputProblem(where + ("from",), f"{source} line {n} is not a JSON object", None, False)
             yield f"{source} line {n}", {"row": row, "index": n}

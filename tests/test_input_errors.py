@@ -181,3 +181,13 @@ def test_a_header_naming_a_column_twice_is_an_error(tmp_path):
     (tmp_path / "rows.csv").write_text("id,caption,caption\n1,a cat,a dog\n")
     write_spec(tmp_path, CSV_SPEC)
     refused(tmp_path, "spec.yaml:5:11: rows.csv header names the column 'caption' more than once")
+
+
+@pytest.mark.parametrize("value, what", [("9" * 5000, "a number too long to read"),
+                                         ("[" * 200_000 + "]" * 200_000, "nesting too deep to read"),
+                                         ("NaN", "NaN is not a JSON number")])
+def test_a_jsonl_line_python_cannot_read_is_an_error_naming_the_line(tmp_path, value, what):
+    # a 5,000-digit number (ValueError) and deep nesting (RecursionError) were exit 70; NaN became "nan"
+    (tmp_path / "rows.jsonl").write_text('{"id": "a", "caption": "a cat"}\n{"id": "b", "caption": "x", "n": %s}\n' % value)
+    write_spec(tmp_path, JSONL_SPEC)
+    refused(tmp_path, f"spec.yaml:5:11: rows.jsonl line 2 is not usable JSON: {what}")
