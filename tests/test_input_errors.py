@@ -191,3 +191,13 @@ def test_a_jsonl_line_python_cannot_read_is_an_error_naming_the_line(tmp_path, v
     (tmp_path / "rows.jsonl").write_text('{"id": "a", "caption": "a cat"}\n{"id": "b", "caption": "x", "n": %s}\n' % value)
     write_spec(tmp_path, JSONL_SPEC)
     refused(tmp_path, f"spec.yaml:5:11: rows.jsonl line 2 is not usable JSON: {what}")
+
+
+@pytest.mark.parametrize("text, where, what", [
+    ("dimensions: [%s]\n" % ("9" * 5000), "spec.yaml:4:14:", "this number has 5,000 characters, too long to read"),
+    ("x: %s\n" % ("[" * 100_000 + "]" * 100_000), "spec.yaml:1:1:", "the document is nested too deeply")])
+def test_a_spec_python_cannot_read_is_an_error_not_a_crash(tmp_path, text, where, what):
+    # a 5,000-digit integer (ValueError) and deep nesting while composing (RecursionError) were exit 70
+    (tmp_path / "spec.yaml").write_text("version: 1\nname: t\nmodels: [qwen3-vl-embedding]\n" + text
+                                        + "inputs:\n  - {id: a, text: hi}\n")
+    refused(tmp_path, f"{where} {what}")
