@@ -338,6 +338,18 @@ def _check_export_host(spec: Spec, allowed: AllowedHosts | None, problems: list[
                                ("export", "to"), spec, allowed, problems)
 
 
+def _check_export_path(spec: Spec, files: InputFiles, problems: list[Problem]) -> None:
+    """A Milvus Lite `export.to` is a folder the run writes: it stays in the project (or an
+    --allow-path folder), as input files do, so a spec cannot write elsewhere on the machine."""
+    export = spec.data.get("export")
+    to = export.get("to") if isinstance(export, dict) else None
+    if isinstance(to, str) and to.strip() and "://" not in to:
+        try:
+            files.resolve(to, "the export database", ("export", "to"))
+        except InputProblem as p:
+            problems.append(spec.problem(p.where, p.message, p.hint, prefer_key=False))
+
+
 def build_cells(spec: Spec, catalog: Catalog, problems: list[Problem], base_url: str | None = None,
                 allowed: AllowedHosts | None = None, endpoints: dict[str, str] | None = None) -> list[Cell]:
     data = spec.data
@@ -583,6 +595,7 @@ def build_plan(spec: Spec, *, base_url: str | None = None, catalog: Catalog | No
                 cells = build_cells(spec, catalog, problems, base_url, allowed, endpoints)
                 matrix_ok = sum(p.is_error for p in problems) == before
                 _check_export_host(spec, allowed, problems)
+                _check_export_path(spec, files, problems)
                 n, counts, ids = _scan_inputs(spec, cells, problems, f, files)
             _starved_models(spec, cells, problems)
             _check_refs(spec, ids, cells, problems, matrix_ok)

@@ -266,7 +266,7 @@ def _spec_export(spec: Spec, folder: Path, manifest: Manifest) -> list[CheckResu
     from harness.export import export_run, token_from_env
     to = export["to"]
     if "://" not in to and not os.path.isabs(to):
-        to = str((spec.base_dir / to).resolve())
+        to = str((spec.base_dir / os.path.expanduser(to)).resolve())   # as validate resolved it
     try:
         token = token_from_env(export["token_env"]) if export.get("token_env") else None
         return list(export_run(folder, to=to, collection=export.get("collection"), token=token,

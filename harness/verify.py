@@ -90,7 +90,7 @@ def _read_manifest(folder: Path, report: VerifyReport) -> dict | None:
     raw = path.read_bytes()
     try:
         manifest = json.loads(raw.decode("utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:   # RecursionError: nesting too deep
         report.add("manifest", layout.MANIFEST, f"is not valid JSON ({exc}); it was damaged or edited")
         return None
     if not isinstance(manifest, dict) or "files" not in manifest:

@@ -8,7 +8,8 @@ from rich.markup import escape
 
 
 from harness.commands import add_allow_host, add_allow_path, flags
-from harness.errors import ExitCode
+from harness.credentials import unsendable
+from harness.errors import ExitCode, HarnessError, Problem
 from harness.report.terminal import make_console, print_cells
 from harness.runner import output_base, run as run_pipeline
 
@@ -62,7 +63,7 @@ def add_parser(sub):
     g.add_argument("--workspace", help="DashScope workspace id (header X-DashScope-WorkSpace; "
                    "default $DASHSCOPE_WORKSPACE)")
     g.add_argument("--require-executed", action="store_true",
-                   help="every cell must execute: one that does not (e.g. no API key) is a FAIL line and "
+                   help="with --execute (else exit 2), every cell must execute: one that does not (e.g. no API key) is a FAIL line and "
                         "exit code 4, as with the spec's `execution.required`; without this flag it is a "
                         "`skip` line, and a run in which no cell executed is FAIL with exit code 6")
     p.add_argument("--fail-on", type=fail_on, default=DEFAULT_FAIL_ON, metavar="WHAT",
@@ -76,6 +77,14 @@ def add_parser(sub):
 
 
 def run(args) -> int:
+    if args.require_executed and not args.execute:   # a gate that silently gates nothing
+        raise HarnessError(Problem("--require-executed needs --execute: without it no cell is executed, "
+                                   "so there is nothing to require",
+                                   hint="add --execute, or drop --require-executed"), ExitCode.USAGE)
+    bad = unsendable(args.workspace) if args.workspace else None
+    if bad:
+        raise HarnessError(Problem(f"--workspace holds {bad}, which an HTTP header cannot carry",
+                                   hint="give the workspace id (printable ASCII)"), ExitCode.USAGE)
     console = make_console(quiet=args.quiet)
     options = {"concurrency": args.concurrency, "rpm": args.rpm, "tpm": args.tpm, "timeout": args.timeout,
                "max_attempts": args.max_attempts, "quiet": args.quiet or None,

@@ -14,7 +14,9 @@ ORDER = 10
 
 
 def add_parser(sub):
-    p = sub.add_parser(NAME, help=HELP, description=HELP + ". Every error is reported as file:line:col: message (hint).")
+    p = sub.add_parser(NAME, help=HELP, description=HELP + ". Reports every mistake of each spec at once "
+                       "(a YAML syntax error: the first only), each as file:line:col: message (hint), in file order; "
+                       "exit 3 if any spec is invalid.")
     p.add_argument("specs", nargs="+", metavar="SPEC", help="spec files (YAML)")
     p.add_argument("--base-url", help="DashScope native API base URL to check against (as `run` would use)")
     add_allow_path(p)

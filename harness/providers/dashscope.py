@@ -33,7 +33,8 @@ import httpx
 import numpy as np
 
 from harness import __version__
-from harness.credentials import KeySource, find_api_key, missing_key_message
+from harness.credentials import KeySource, find_api_key, missing_key_message, unsendable
+from harness.errors import ExitCode, HarnessError, Problem
 from harness.evidence import canonical_json
 from harness.providers.base import Embedded, NotExecutable, ProviderError
 from harness.providers import wire
@@ -107,6 +108,11 @@ class DashScopeProvider:
             raise NotExecutable(missing_key_message())
         key, source = found
         workspace = getattr(options, "workspace", None) or os.environ.get(WORKSPACE_ENV) or None
+        bad = unsendable(workspace) if workspace else None
+        if bad:   # `run --workspace` refuses it as a usage error first; this is the environment's
+            raise HarnessError(Problem(f"${WORKSPACE_ENV} holds {bad}, which an HTTP header cannot carry; "
+                                       "nothing was sent", hint="set it to the workspace id (printable ASCII)"),
+                               ExitCode.PROVIDER_ERROR)
         concurrency = getattr(options, "concurrency", None)
         return cls(endpoint, api_key=key, key_source=source, dimension=cell.get("dimension"),
                    model=cell.get("model"), workspace=workspace,
