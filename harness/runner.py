@@ -210,13 +210,14 @@ def nothing_executed(results: list[CheckResult]) -> CheckResult | None:
 
 def run(spec_path: str | Path, *, base: Path, execute: bool = False, execute_options: dict | None = None,
         base_url: str | None = None, allow_hosts: tuple[str, ...] | list[str] = (), console=None,
-        require_executed: bool = False, allow_paths: tuple | list = ()) -> RunOutcome:
+        require_executed: bool = False, allow_paths: tuple | list = (), max_payload: int | None = None) -> RunOutcome:
     """Validate, expand, write payloads and evidence (and execute when asked). Raises HarnessError
     for an invalid spec, before anything is written. `require_executed` makes every cell required
     (a cell that is not executed fails, as with the spec's `execution.required`)."""
     started = time.time()
     spec = read_spec(spec_path)
-    with build_plan(spec, base_url=base_url, allow_paths=allow_paths, allow_hosts=allow_hosts) as plan:
+    with build_plan(spec, base_url=base_url, allow_paths=allow_paths, allow_hosts=allow_hosts,
+                    max_payload=max_payload) as plan:
         final = output_folder(base, spec)
         with _write_errors(spec, final), StagedFolder(final, guard=check_replaceable) as stage:
             folder = stage.path

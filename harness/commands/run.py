@@ -7,7 +7,7 @@ import argparse
 from rich.markup import escape
 
 
-from harness.commands import add_allow_host, add_allow_path, flags
+from harness.commands import add_allow_host, add_allow_path, add_max_payload, flags
 from harness.credentials import unsendable
 from harness.errors import ExitCode, HarnessError, Problem
 from harness.report.terminal import make_console, print_cells
@@ -73,6 +73,7 @@ def add_parser(sub):
                         f"The most serious wins, in the order {', '.join(CATEGORIES)}. Default: {DEFAULT_FAIL_ON}")
     p.add_argument("--quiet", action="store_true", help="print only the verdict line")
     add_allow_path(p)
+    add_max_payload(p)
     return p
 
 
@@ -92,7 +93,8 @@ def run(args) -> int:
                "workspace": args.workspace}
     outcome = run_pipeline(args.spec, base=output_base(args.output), execute=args.execute,
                            execute_options=options, base_url=args.base_url, allow_hosts=args.allow_host,
-                           console=console, require_executed=args.require_executed, allow_paths=args.allow_paths)
+                           console=console, require_executed=args.require_executed, allow_paths=args.allow_paths,
+                           max_payload=args.max_payload)
     m = outcome.manifest
     print_cells(console, m["cells"], f"{m['spec']['name']}: {m['inputs']['count']} inputs × {len(m['cells'])} cells")
     skipped: dict[str, list[str]] = {}
@@ -108,7 +110,7 @@ def run(args) -> int:
     failed = set(outcome.failed)
     if "verify" in args.fail_on:
         from harness.verify import render_report, verify_folder
-        report = verify_folder(outcome.folder, allow_paths=args.allow_paths)
+        report = verify_folder(outcome.folder, allow_paths=args.allow_paths, max_payload=args.max_payload)
         if not report.ok:
             failed.add("verify")
             console.print(escape(render_report(report)), highlight=False)

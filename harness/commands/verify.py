@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from harness.commands import add_allow_path
+from harness.commands import add_allow_path, add_max_payload
 from harness.errors import ExitCode, HarnessError, Problem
 
 NAME = "verify"
@@ -25,6 +25,7 @@ def add_parser(sub):
     p.add_argument("--strict", action="store_true", help="also fail when something cannot be re-derived here "
                    "(e.g. a local input image is not available)")
     p.add_argument("--json", action="store_true", help="print the findings as JSON")
+    add_max_payload(p)
     add_allow_path(p)   # the same folders the run was given: the manifest records no host paths
     return p
 
@@ -37,7 +38,7 @@ def run(args) -> int:
         raise HarnessError(Problem(f"no such folder: {folder}", hint="give the output folder of a run, "
                                    "e.g. output/<spec name>"), ExitCode.USAGE)
     report = verify_folder(folder, spec_dir=args.spec_dir, strict=args.strict,
-                           allow_paths=args.allow_paths)
+                           allow_paths=args.allow_paths, max_payload=args.max_payload)
     if args.json:
         sys.stdout.write(json.dumps(report.as_dict(), indent=2, ensure_ascii=False) + "\n")
     else:
