@@ -67,7 +67,7 @@ HINTS: dict[str, str] = {
 }
 
 
-class DashScopeProvider:
+class DashScopeProvider(wire.KeptAnswers):
     protocol = "dashscope"
 
     def __init__(self, endpoint: str, *, api_key: str, dimension: int | None, model: str | None = None,
@@ -127,16 +127,6 @@ class DashScopeProvider:
         raw = body.get("input") or []
         return estimate_tokens(raw.get("contents") or [] if isinstance(raw, dict) else raw,
                                body.get("parameters") or {}, info)
-
-    def clean(self, got: Embedded) -> Embedded:
-        return wire.kept_answer(got, self._api_key)
-
-    async def send(self, body: dict[str, Any], expected: int) -> Embedded:
-        try:
-            got = await self._send(body, expected)
-        except ProviderError as exc:
-            raise wire.kept_error(exc, self._api_key) from None
-        return wire.kept_answer(got, self._api_key)
 
     async def _send(self, body: dict[str, Any], expected: int) -> Embedded:
         data = canonical_json(body)
