@@ -90,17 +90,24 @@ def find_api_key(env: Mapping[str, str] = os.environ) -> tuple[str, KeySource] |
     return None
 
 
-def checked_key(value: str, where: str) -> str:
-    """`value` when an HTTP header can carry it; else exit 4 naming the place and the position of
-    the first bad character, never the key (httpx would quote it in its error, or crash on it)."""
+def unsendable(value: str) -> str | None:
+    """What in `value` an HTTP header cannot carry ("a line break at character 3"), or None."""
     for i, ch in enumerate(value, 1):
         if "!" <= ch <= "~":
             continue
         what = ("a line break" if ch in "\r\n" else "a tab" if ch == "\t" else "a space" if ch == " "
                 else "a non-ASCII character" if ord(ch) > 127 else "a control character")
+        return f"{what} at character {i}"
+    return None
+
+
+def checked_key(value: str, where: str) -> str:
+    """`value` when an HTTP header can carry it; else exit 4 naming the place and the position of
+    the first bad character, never the key (httpx would quote it in its error, or crash on it)."""
+    bad = unsendable(value)
+    if bad:
         raise HarnessError(Problem(
-            f"the API key in {where} holds {what} at character {i}, which an HTTP header "
-            "cannot carry; nothing was sent",
+            f"the API key in {where} holds {bad}, which an HTTP header cannot carry; nothing was sent",
             hint="copy the key again: a key is one line of printable ASCII, like sk-..."), ExitCode.PROVIDER_ERROR)
     return value
 

@@ -33,7 +33,7 @@ import numpy as np
 
 from harness import __version__
 from harness.errors import ExitCode, HarnessError, Problem
-from harness.evidence import atomic_write, canonical_json, sha256_bytes, sha256_file
+from harness.evidence import COMMITTED, atomic_write, canonical_json, sha256_bytes, sha256_file, signals_held
 from harness.folder import FolderError, Manifest, RunReader, finalize, layout
 from harness.verdict import CheckResult
 
@@ -611,7 +611,7 @@ def _select_queries(run: RunFolder, loaded: list[ExportCell], queries: list[str]
     return (texts or order)[:MAX_DEFAULT_QUERIES]
 
 
-def export_run(
+def _export(
     folder: Path,
     *,
     to: str,
@@ -621,10 +621,11 @@ def export_run(
     queries: list[str] | None = None,
     cells: list[str] | None = None,
     manifest: Manifest | None = None,
-) -> list[CheckResult]:
+) -> tuple[list[CheckResult], dict]:
     """Upsert every executed cell's vectors into its own collection, count, smoke-search.
+    Returns the results and the record for `export.json` (written by the caller).
 
-    Writes `export.json` into `folder`; does not touch `validate.txt` or `manifest.json` (the
+    Does not touch `validate.txt` or `manifest.json` (the
     caller folds the returned results in). Raises `HarnessError` before anything is written
     anywhere for a folder that was not executed, a bad target, or a collection that holds
     another model or dimension (exit 2); for Milvus failing midway (exit 4) already loaded
@@ -727,7 +728,7 @@ def export_run(
         results.append(CheckResult.skip("export", f"not executed ({run.not_executed[cid]})", cid, "export"))
     for cid in empty:
         results.append(CheckResult.skip("export", "no vectors came back for this cell", cid, "export"))
-    atomic_write(folder / EXPORT_FILE, canonical_json({
+    return results, {
         "export_version": EXPORT_VERSION,
         "target": {"uri": target.shown, "kind": target.kind},
         "top_k": top_k,
@@ -735,7 +736,14 @@ def export_run(
         "collections": report,
         "skipped": {**{cid: run.not_executed[cid] for cid in skipped},
                     **{cid: "no vectors came back" for cid in empty}},
-    }, pretty=True))
+    }
+
+
+def export_run(folder: Path, **options: Any) -> list[CheckResult]:
+    """Export `folder`'s executed cells (see `_export` for the options) and write `export.json`
+    into it; validate.txt and manifest.json are the caller's (the runner's `finalize`)."""
+    results, record = _export(folder, **options)
+    atomic_write(Path(folder) / EXPORT_FILE, canonical_json(record, pretty=True))
     return results
 
 
@@ -774,8 +782,14 @@ def export_folder(folder: Path, **options: Any) -> tuple[list[CheckResult], list
     folder = Path(folder)
     read_run(folder)  # a missing or foreign folder is a usage error, before the verification
     check_verifies(folder)
-    results = export_run(folder, **options)
-    return results, finish_export(folder, results)
+    results, record = _export(folder, **options)
+    # The folder is rewritten in place: SIGINT/SIGTERM wait until export.json, validate.txt, the reports
+    # and the manifest all tell the new story (else it would no longer verify), then act.
+    with signals_held():
+        atomic_write(folder / EXPORT_FILE, canonical_json(record, pretty=True))
+        every = finish_export(folder, results)
+        COMMITTED.append((folder, True))
+    return results, every
 
 
 __all__ = [

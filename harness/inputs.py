@@ -38,10 +38,27 @@ CSV_FIELD_LIMIT = 16 * 1024 * 1024
 ALLOW_PATH_HINT = "move it into the project, or widen it with --allow-path DIR"
 
 csv.field_size_limit(CSV_FIELD_LIMIT)
+# A template may repeat a row's fields (`{{ row.a }}: {{ row.a }}`), not multiply them: what it prints
+# for a row is bounded by its own length, this many times the row's characters, and a little slack.
+# Without it `{{ row.t * 1000000 }}` over a long CSV is an alias bomb by another path (GBs of payloads).
+TEMPLATE_GROWTH, TEMPLATE_SLACK = 8, 4096
+
+
+def _template_budget(template: str, variables: dict) -> int:
+    fields = variables.get("row", variables.get("file", {}))
+    return len(template) + TEMPLATE_GROWTH * sum(len(str(v)) for v in fields.values()) + TEMPLATE_SLACK
 
 
 class NotText(jinja2.TemplateRuntimeError):
     """A template printed a value that has no text form (null, a list, an object)."""
+
+
+def _not_json(name: str):
+    raise ValueError(f"{name} is not a JSON number")
+
+
+class Amplified(Exception):
+    """A template printed far more than its row holds."""
 
 
 _NOT_TEXT = {type(None): "null", list: "a list", dict: "an object"}
@@ -317,10 +334,18 @@ def _rows(entry: dict, files: InputFiles, where: tuple, errors: _RowErrors) -> t
 
     def csv_rows(f):
         dialect = "excel-tab" if Path(source).suffix.lower() == ".tsv" else "excel"
-        reader = csv.DictReader(f, dialect=dialect)
-        n = 0
+        # strict: a quote never closed is an error, not a field that swallows every later row
+        reader = csv.DictReader(f, dialect=dialect, strict=True)
+        n, start = 0, 1
         try:
+            header = reader.fieldnames or []
+            twice = sorted({name for name in header if header.count(name) > 1})
+            if twice:   # DictReader would keep the last column of each name and drop the others unseen
+                raise InputProblem(where + ("from",), f"{source} header names the column{'s' if len(twice) > 1 else ''} "
+                                   f"{', '.join(map(repr, twice))} more than once", "give every column its own name", False)
+            start = reader.line_num + 1
             for n, row in enumerate(reader, start=1):
+                start = reader.line_num + 1
                 if None in row or None in row.values():   # more fields than the header, or fewer
                     width = len(reader.fieldnames) + len(row.get(None, ())) - list(row.values()).count(None)
                     if errors.add(InputProblem(where + ("from",), f"{source} row {n} (line {reader.line_num}) has "
@@ -331,7 +356,8 @@ def _rows(entry: dict, files: InputFiles, where: tuple, errors: _RowErrors) -> t
                     continue
                 yield f"{source} row {n}", {"row": row, "index": n}
         except csv.Error as e:
-            raise InputProblem(where + ("from",), f"{source} row {n + 1} (line {reader.line_num + 1}): {e}",
+            what = "a quoted field that is never closed" if "end of data" in str(e) else str(e)
+            raise InputProblem(where + ("from",), f"{source} row {n + 1} (line {start}): {what}",
                                f"fields are limited to {CSV_FIELD_LIMIT:,} characters; check the quoting"
                                if "field limit" in str(e) else "check the quoting on that line", False) from None
 
@@ -340,10 +366,15 @@ def _rows(entry: dict, files: InputFiles, where: tuple, errors: _RowErrors) -> t
             if not line.strip():
                 continue
             try:
-                row = json.loads(line)
+                row = json.loads(line, parse_constant=_not_json)
             except json.JSONDecodeError as e:
                 raise InputProblem(where + ("from",), f"{source} line {n} is not valid JSON: {e.msg}",
                                    "JSONL holds one JSON object per line", False) from None
+            except (ValueError, RecursionError) as e:   # NaN, a 5,000-digit number, 200k nested brackets
+                what = ("nesting too deep to read" if isinstance(e, RecursionError) else
+                        str(e) if "not a JSON number" in str(e) else "a number too long to read")
+                raise InputProblem(where + ("from",), f"{source} line {n} is not usable JSON: {what}",
+                                   "JSONL holds one JSON object per line, of ordinary numbers and strings", False) from None
             if not isinstance(row, dict):
                 raise InputProblem(where + ("from",), f"{source} line {n} is not a JSON object", None, False)
             yield f"{source} line {n}", {"row": row, "index": n}
@@ -397,9 +428,19 @@ def input_set(entry: dict, index: int, files: InputFiles, problems: list[InputPr
                 else:
                     row = variables["row"]
                     input_id = str(row["id"]) if row.get("id") not in (None, "") else f"{Path(source).stem}-{variables['index']}"
+                for key, text, src in ((kind, value, value_src), ("id", input_id, entry.get("id", ""))):
+                    if len(text) > _template_budget(src, variables):
+                        raise Amplified(f"the `{key}` template prints {len(text):,} characters for a row of "
+                                        f"{sum(len(str(v)) for v in variables.get('row', variables.get('file', {})).values()):,}")
             except jinja2.UndefinedError as e:
                 fields = ", ".join(sorted(variables.get("row", variables.get("file", {})).keys()))
                 if errors.add(InputProblem(where, f"{label}: {e.message}", f"fields available: {fields}")):
+                    return
+                continue
+            except Amplified as e:
+                if errors.add(InputProblem(where + (key,), f"{label}: {e}",
+                                           "a template may repeat a row's fields, not multiply them: it may print at most "
+                                           f"{TEMPLATE_GROWTH}× the row's characters", False)):
                     return
                 continue
             except NotText as e:

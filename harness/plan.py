@@ -25,6 +25,8 @@ from harness.inputs import MODALITY_KEYS, Input, InputFiles, InputProblem, iter_
 from harness.spec import Spec, read_spec
 
 SPOOL = re.compile(r"^harness-inputs-" + OWNER + r"-\w+\.spool$")   # temp file of one process's inputs
+MAX_PAYLOAD_ENV = "HARNESS_MAX_PAYLOAD_BYTES"
+DEFAULT_MAX_PAYLOAD = 4 << 30   # 4 GiB of request bodies per run unless the person running it says more
 DEFAULT_BATCH = 20          # when the catalog documents no per-request cap (undated tongyi, local)
 
 
@@ -338,6 +340,18 @@ def _check_export_host(spec: Spec, allowed: AllowedHosts | None, problems: list[
                                ("export", "to"), spec, allowed, problems)
 
 
+def _check_export_path(spec: Spec, files: InputFiles, problems: list[Problem]) -> None:
+    """A Milvus Lite `export.to` is a folder the run writes: it stays in the project (or an
+    --allow-path folder), as input files do, so a spec cannot write elsewhere on the machine."""
+    export = spec.data.get("export")
+    to = export.get("to") if isinstance(export, dict) else None
+    if isinstance(to, str) and to.strip() and "://" not in to:
+        try:
+            files.resolve(to, "the export database", ("export", "to"))
+        except InputProblem as p:
+            problems.append(spec.problem(p.where, p.message, p.hint, prefer_key=False))
+
+
 def build_cells(spec: Spec, catalog: Catalog, problems: list[Problem], base_url: str | None = None,
                 allowed: AllowedHosts | None = None, endpoints: dict[str, str] | None = None) -> list[Cell]:
     data = spec.data
@@ -437,8 +451,43 @@ def _add_cell(cells, model, d, params, endpoint, entry, where, required_all, mod
                       modalities=modalities))
 
 
+def wire_bytes(inp: Input) -> int:
+    """About how many bytes an input adds to a request body (a local image travels as base64)."""
+    total = 0
+    for p in inp.parts:
+        if p.image is not None:
+            total += 4 * -(-p.image.size // 3) + len(p.image.mime) + 13
+        else:
+            total += len(p.value.encode("utf-8", "surrogatepass"))
+    return total
+
+
+def max_payload_bytes(value: int | None = None, env=os.environ) -> int:
+    """The run's budget for request bodies: `--max-payload-bytes`, else $HARNESS_MAX_PAYLOAD_BYTES,
+    else 4 GiB. Never from the spec: a spec from a pull request must not raise its own bound."""
+    if value is not None:
+        return value
+    raw = env.get(MAX_PAYLOAD_ENV)
+    if raw:
+        try:
+            if int(raw) > 0:
+                return int(raw)
+        except ValueError:
+            pass
+        raise HarnessError(Problem(f"${MAX_PAYLOAD_ENV}={raw[:40]!r} is not a positive number of bytes"), ExitCode.USAGE)
+    return DEFAULT_MAX_PAYLOAD
+
+
+def _payload_problem(spec: Spec, planned: int, budget: int, cells: list[Cell]) -> Problem:
+    return spec.problem(("inputs",), f"the requests would carry about {planned / 1e6:,.0f} MB "
+                        f"({len(cells)} cells), over the budget of {budget / 1e6:,.0f} MB: an input repeated "
+                        "many times (or a huge text) multiplies what is written and sent",
+                        f"if this is meant, raise it with --max-payload-bytes or ${MAX_PAYLOAD_ENV}",
+                        prefer_key=True)
+
+
 def _scan_inputs(spec: Spec, cells: list[Cell], problems: list[Problem], spool,
-                 files: InputFiles) -> tuple[int, Counter, set[str]]:
+                 files: InputFiles, budget: int = DEFAULT_MAX_PAYLOAD) -> tuple[int, Counter, set[str]]:
     """One pass over every input: ids and catalog rules per model; each input is spooled so the
     writing pass streams them back instead of resolving (and rendering) them again."""
     input_problems: list[InputProblem] = []
@@ -447,7 +496,7 @@ def _scan_inputs(spec: Spec, cells: list[Cell], problems: list[Problem], spool,
     models = {c.model.name: c for c in cells}   # one representative cell per model: rules are per model
     # identical rule breaks of many rows of one input set are reported once, with a count
     grouped: dict[tuple, list] = {}
-    n = 0
+    n = planned = 0
     # Ids written in the spec are checked from the spec itself, so a duplicate is reported even
     # when one of the two inputs fails for another reason (a missing image, say).
     entries = spec.data.get("inputs") or []
@@ -472,6 +521,11 @@ def _scan_inputs(spec: Spec, cells: list[Cell], problems: list[Problem], spool,
                                          "give each input its own `id:`", prefer_key=True))
             continue
         seen[inp.id] = label
+        # Bytes, not values, are what a hostile spec multiplies: stop before any is written.
+        planned += wire_bytes(inp) * sum(1 for c in cells if c.takes(inp))
+        if planned > budget:
+            problems.append(_payload_problem(spec, planned, budget, cells))
+            break
         for cell in models.values():
             if not cell.takes(inp):
                 continue
@@ -553,7 +607,7 @@ def _check_refs(spec: Spec, ids: set[str], cells: list[Cell], problems: list[Pro
 
 def build_plan(spec: Spec, *, base_url: str | None = None, catalog: Catalog | None = None,
                allow_paths: tuple | list = (), allow_hosts: tuple[str, ...] | list[str] | None = (),
-               endpoints: dict[str, str] | None = None) -> Plan:
+               endpoints: dict[str, str] | None = None, max_payload: int | None = None) -> Plan:
     """Check every rule and expand the spec; raise HarnessError with all errors, in file order.
 
     Each stage runs on what the schema accepted, so a mistake in one part of the spec never
@@ -563,7 +617,9 @@ def build_plan(spec: Spec, *, base_url: str | None = None, catalog: Catalog | No
     route a credential to. None skips that rule, for callers that never send (verify re-rendering
     a recorded run's payloads). `endpoints` (model name → endpoint, as a run's manifest recorded
     them) win over every other source of a DashScope endpoint, so `verify` re-plans a run sent to
-    `--base-url` as it ran."""
+    `--base-url` as it ran. `max_payload` bounds the bytes of all request bodies
+    (`--max-payload-bytes`; see `max_payload_bytes`)."""
+    budget = max_payload_bytes(max_payload)
     catalog = catalog or load_catalog()
     files = InputFiles.for_spec(spec.base_dir, allow_paths)
     allowed = None if allow_hosts is None else allowed_hosts(catalog.regions.values(), extra=allow_hosts,
@@ -583,7 +639,8 @@ def build_plan(spec: Spec, *, base_url: str | None = None, catalog: Catalog | No
                 cells = build_cells(spec, catalog, problems, base_url, allowed, endpoints)
                 matrix_ok = sum(p.is_error for p in problems) == before
                 _check_export_host(spec, allowed, problems)
-                n, counts, ids = _scan_inputs(spec, cells, problems, f, files)
+                _check_export_path(spec, files, problems)
+                n, counts, ids = _scan_inputs(spec, cells, problems, f, files, budget)
             _starved_models(spec, cells, problems)
             _check_refs(spec, ids, cells, problems, matrix_ok)
         except HarnessError:
@@ -604,5 +661,6 @@ def build_plan(spec: Spec, *, base_url: str | None = None, catalog: Catalog | No
 
 
 def load_plan(path: str | Path, *, base_url: str | None = None, allow_paths: tuple | list = (),
-              allow_hosts: tuple[str, ...] | list[str] = ()) -> Plan:
-    return build_plan(read_spec(path), base_url=base_url, allow_paths=allow_paths, allow_hosts=allow_hosts)
+              allow_hosts: tuple[str, ...] | list[str] = (), max_payload: int | None = None) -> Plan:
+    return build_plan(read_spec(path), base_url=base_url, allow_paths=allow_paths, allow_hosts=allow_hosts,
+                      max_payload=max_payload)

@@ -211,13 +211,15 @@ def nothing_executed(results: list[CheckResult]) -> CheckResult | None:
 
 def run(spec_path: str | Path, *, base: Path, execute: bool = False, execute_options: dict | None = None,
         base_url: str | None = None, allow_hosts: tuple[str, ...] | list[str] = (), console=None,
-        require_executed: bool = False, allow_paths: tuple | list = (), sign_key: str | None = None) -> RunOutcome:
+        require_executed: bool = False, allow_paths: tuple | list = (), max_payload: int | None = None,
+        sign_key: str | None = None) -> RunOutcome:
     """Validate, expand, write payloads and evidence (and execute when asked). Raises HarnessError
     for an invalid spec, before anything is written. `require_executed` makes every cell required
     (a cell that is not executed fails, as with the spec's `execution.required`)."""
     started = time.time()
     spec = read_spec(spec_path)
-    with build_plan(spec, base_url=base_url, allow_paths=allow_paths, allow_hosts=allow_hosts) as plan:
+    with build_plan(spec, base_url=base_url, allow_paths=allow_paths, allow_hosts=allow_hosts,
+                    max_payload=max_payload) as plan:
         final = output_folder(base, spec)
         with _write_errors(spec, final), StagedFolder(final, guard=check_replaceable) as stage:
             folder = stage.path
@@ -274,7 +276,7 @@ def _spec_export(spec: Spec, folder: Path, manifest: Manifest) -> list[CheckResu
     from harness.export import export_run, token_from_env
     to = export["to"]
     if "://" not in to and not os.path.isabs(to):
-        to = str((spec.base_dir / to).resolve())
+        to = str((spec.base_dir / os.path.expanduser(to)).resolve())   # as validate resolved it
     try:
         token = token_from_env(export["token_env"]) if export.get("token_env") else None
         return list(export_run(folder, to=to, collection=export.get("collection"), token=token,

@@ -93,7 +93,7 @@ def _read_manifest(folder: Path, report: VerifyReport) -> dict | None:
     raw = path.read_bytes()
     try:
         manifest = json.loads(raw.decode("utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:   # RecursionError: nesting too deep
         report.add("manifest", layout.MANIFEST, f"is not valid JSON ({exc}); it was damaged or edited")
         return None
     if not isinstance(manifest, dict) or "files" not in manifest:
@@ -205,7 +205,7 @@ def _check_local_inputs(manifest: dict, base: Path | None, report: VerifyReport)
 
 
 def derive(folder: Path, base: Path | None, endpoints: dict[str, str] | None = None,
-           allow_paths: tuple | list = ()) -> tuple[dict[str, bytes], list[str], dict]:
+           allow_paths: tuple | list = (), max_payload: int | None = None) -> tuple[dict[str, bytes], list[str], dict]:
     """Re-derive payload files, index files and inputs.jsonl from the spec copy, through the
     runner's own writer (into a scratch folder), so verify and run can never drift apart.
     `endpoints` are the ones the run recorded (it may have been sent to `--base-url` or
@@ -226,7 +226,8 @@ def derive(folder: Path, base: Path | None, endpoints: dict[str, str] | None = N
         raise HarnessError(spec.problems)
     out: dict[str, bytes] = {}
     # re-rendering sends nothing, so where the run was allowed to send keys is not checked again
-    with build_plan(spec, allow_paths=allow_paths, allow_hosts=None, endpoints=endpoints) as plan, \
+    with build_plan(spec, allow_paths=allow_paths, allow_hosts=None, endpoints=endpoints,
+                    max_payload=max_payload) as plan, \
             tempfile.TemporaryDirectory(prefix="harness-verify-") as tmp:
         scratch = Path(tmp)
         write_plan(plan, scratch)     # the very writer `harness run` used
@@ -243,9 +244,9 @@ def recorded_endpoints(manifest: dict) -> dict[str, str]:
 
 
 def _check_derived(folder: Path, manifest: dict, base: Path | None, inputs_complete: bool,
-                   report: VerifyReport, allow_paths: tuple | list = ()) -> None:
+                   report: VerifyReport, allow_paths: tuple | list = (), max_payload: int | None = None) -> None:
     try:
-        derived, cell_ids, catalog = derive(folder, base, recorded_endpoints(manifest), allow_paths)
+        derived, cell_ids, catalog = derive(folder, base, recorded_endpoints(manifest), allow_paths, max_payload)
     except HarnessError as exc:
         why = "; ".join(p.render() for p in exc.problems[:3])
         report.add("not-derived", "payloads/", f"cannot re-derive the payloads here: {why}",
@@ -378,7 +379,7 @@ def _check_reports(folder: Path, manifest: dict, report: VerifyReport) -> None:
 
 
 def verify_folder(folder: str | Path, *, spec_dir: str | Path | None = None, strict: bool = False,
-                  allow_paths: tuple | list = ()) -> VerifyReport:
+                  allow_paths: tuple | list = (), max_payload: int | None = None) -> VerifyReport:
     """Verify an output folder; see the module docstring. Never raises for a damaged folder:
     every problem is a finding. `allow_paths`: the `--allow-path` folders the run was given."""
     folder = Path(folder)
@@ -390,7 +391,7 @@ def verify_folder(folder: str | Path, *, spec_dir: str | Path | None = None, str
     base = _locate_spec(folder, manifest, Path(spec_dir) if spec_dir else None, report)
     complete = _check_local_inputs(manifest, base, report)
     if (folder / "spec.yaml").is_file():
-        _check_derived(folder, manifest, base, complete, report, allow_paths)
+        _check_derived(folder, manifest, base, complete, report, allow_paths, max_payload)
         _check_verdict(folder, manifest, base, report)
     _check_reports(folder, manifest, report)
     return report

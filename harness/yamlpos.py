@@ -122,7 +122,11 @@ class _Builder:
                                   "of text", *_mark(self.aliases[0]),
                                   "YAML aliases repeated this much look like an alias bomb; write the values out, "
                                   "or put long texts in a CSV or JSONL file and use `from:`")
-        value = self.loader.construct_object(node)
+        try:
+            value = self.loader.construct_object(node)
+        except ValueError:   # an integer of more than 4,300 digits: Python refuses to read it
+            raise YamlProblem(f"this number has {len(node.value):,} characters, too long to read", *_mark(node),
+                              "write an ordinary number, or quote it to make it text") from None
         if isinstance(value, str) and not value.isascii():
             value = _unicode(value, node)
         return value
@@ -183,6 +187,8 @@ def load(text: str) -> tuple[Any, Positions]:
     try:
         try:
             node = loader.get_single_node()
+        except RecursionError:
+            raise YamlProblem("the document is nested too deeply", 1, 1, "flatten it") from None
         except yaml.MarkedYAMLError as e:
             mark = e.problem_mark or e.context_mark
             line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)

@@ -141,3 +141,22 @@ def test_allow_path_must_be_a_folder(layout):
     write_spec(proj, "version: 1\nname: t\nmodels: [qwen3-vl-embedding]\ninputs: [{text: a}]\n")
     r = harness("validate", "spec.yaml", "--allow-path", "nowhere", cwd=proj)
     assert r.returncode == 2 and "--allow-path: 'nowhere' is not a folder" in r.stderr
+
+
+@pytest.mark.parametrize("to", ["../outside/vectors.db", "{outside}/abs.db", "link/vectors.db"])
+def test_a_spec_cannot_write_its_milvus_lite_database_outside_the_project(layout, to):
+    # `export.to` is a folder the run creates: a spec from a pull request must not write elsewhere on disk
+    outside, proj = layout
+    (proj / "link").symlink_to(outside)
+    write_spec(proj, f"""
+        version: 1
+        name: leak
+        models: [local/e5-small]
+        inputs:
+          - {{id: a, text: hi}}
+        export:
+          to: {to.format(outside=outside)}
+        """)
+    _refused(harness("run", "spec.yaml", "--execute", cwd=proj), "spec.yaml:7:7: the export database", proj)
+    assert sorted(p.name for p in outside.iterdir()) == ["secret.png"]
+    assert harness("validate", "spec.yaml", "--allow-path", str(outside), cwd=proj).returncode == 0

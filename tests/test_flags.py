@@ -21,8 +21,11 @@ OUT_OF_RANGE = [
     ("run", "--max-attempts", "0", "1 to 20"),
     ("run", "--timeout", "-1", "more than 0, at most 3600"),
     ("run", "--timeout", "nan", "more than 0, at most 3600"),
-    ("run", "--rpm", "-5", "at least 1"),
-    ("run", "--tpm", "0", "at least 1"),
+    ("run", "--rpm", "-5", "1 to 1000000"),
+    ("run", "--tpm", "0", "1 to 1000000000"),
+    # a 400-digit integer: math.isfinite() raised OverflowError (a traceback, exit 1); the limiter would too
+    ("run", "--rpm", "9" * 400, "1 to 1000000"),
+    ("run", "--concurrency", "9" * 400, "1 to 256"),
     ("prepare", "--dimension", "0", "1 to 65536"),
     ("prepare", "--fps", "1.5", "0 to 1"),
     ("prepare", "--max-video-frames", "0", "1 to 64"),
@@ -94,3 +97,19 @@ def test_a_yaml_nan_or_infinity_is_refused_where_it_is_written(tmp_path):
     assert got[1].startswith("spec.yaml:4:22: execution.timeout is inf, which is not a finite number")
     assert len(got) == 2, got
     assert not (tmp_path / "output").exists()
+
+
+def test_a_huge_rate_in_the_spec_is_out_of_range_not_a_crash(tmp_path):
+    # execution: {rpm: <400 digits>} validated, then `run --execute` died in the limiter with exit 70
+    write_spec(tmp_path, """\
+        version: 1
+        name: t
+        models: [qwen3-vl-embedding]
+        inputs:
+          - {id: a, text: hello}
+        execution:
+          rpm: %s
+        """ % ("9" * 400))
+    r = harness("run", "spec.yaml", "--execute", cwd=tmp_path, env={"DASHSCOPE_API_KEY": "sk-test-1234567"})
+    assert r.returncode == 3, r.stderr
+    assert "spec.yaml:7:8: execution.rpm:" in r.stderr and "maximum of 1000000" in r.stderr

@@ -141,3 +141,11 @@ def test_diff_reports_a_skip_that_became_a_fail(seed_run, tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "execution [qwen3-vl-embedding-1024]: skipped → failed" in proc.stdout
     assert "vectors [qwen3-vl-embedding-1024]" not in proc.stdout  # skipped in both: no change
+
+
+def test_require_executed_without_execute_is_a_usage_error(tmp_path):
+    shutil.copytree(SPECS, tmp_path / "specs")
+    proc = harness("run", "specs/seed-models.yaml", "--require-executed", "--output", "out", cwd=tmp_path)
+    assert proc.returncode == ExitCode.USAGE, proc.stdout + proc.stderr
+    assert "--require-executed needs --execute" in proc.stderr
+    assert not (tmp_path / "out").exists()

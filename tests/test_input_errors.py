@@ -66,6 +66,22 @@ def test_alias_expanding_to_many_megabytes_is_refused_at_the_alias(tmp_path):
     refused(tmp_path, "spec.yaml:46:11: the aliases of this document expand to more than 40 MB of text")
 
 
+def test_a_template_multiplying_a_field_is_refused_like_an_alias_bomb(tmp_path):
+    # the alias bomb by another path: 200 short rows × a 1 MB text each wrote 200 MB of payloads
+    (tmp_path / "rows.csv").write_text("id,caption\n" + "".join(f"{i},a cat\n" for i in range(200)))
+    write_spec(tmp_path, CSV_SPEC.replace("{{ row.caption }}", "{{ row.caption * 200000 }}"))
+    refused(tmp_path, "spec.yaml:6:11: rows.csv row 1: the `text` template prints 1,000,000 characters for a row "
+            "of 6", "not multiply them")
+
+
+def test_a_template_repeating_fields_with_its_own_text_is_fine(tmp_path):
+    (tmp_path / "rows.csv").write_text("id,caption\n1,a cat\n")
+    write_spec(tmp_path, CSV_SPEC.replace("{{ row.caption }}", "Represent this caption for retrieval: "
+                                          "{{ row.caption }} ({{ row.caption | upper }}, {{ row.id }})"))
+    r = harness("validate", "spec.yaml", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+
+
 def test_ordinary_aliases_still_work(tmp_path):
     lines = ["version: 1", "name: t", "models: [qwen3-vl-embedding]", "inputs:", f"  - {{id: i0, text: &t {'y' * 1000}}}"]
     lines += [f"  - {{id: i{n}, text: *t}}" for n in range(1, 1000)]
@@ -151,3 +167,37 @@ def test_nul_byte_in_an_image_path_from_jsonl_is_an_error_naming_the_line(tmp_pa
     (tmp_path / "rows.jsonl").write_text('{"id": "a", "photo": "x\\u0000.png"}\n')
     write_spec(tmp_path, JSONL_SPEC.replace("text: \"{{ row.caption }}\"", "image: \"{{ row.photo }}\""))
     refused(tmp_path, r"spec.yaml:6:12: rows.jsonl line 1: image 'x\x00.png' is not a usable path")
+
+
+def test_a_quote_never_closed_is_an_error_not_a_field_swallowing_the_rest(tmp_path):
+    # Python's csv (non-strict) read rows 2 and 3 into row 1's caption, silently: 1 input instead of 3
+    (tmp_path / "rows.csv").write_text('id,caption\n1,a cat\n2,"a dog\n3,a bird\n')
+    write_spec(tmp_path, CSV_SPEC)
+    refused(tmp_path, "spec.yaml:5:11: rows.csv row 2 (line 3): a quoted field that is never closed")
+
+
+def test_a_header_naming_a_column_twice_is_an_error(tmp_path):
+    # DictReader kept the last `caption` column and dropped the first, silently
+    (tmp_path / "rows.csv").write_text("id,caption,caption\n1,a cat,a dog\n")
+    write_spec(tmp_path, CSV_SPEC)
+    refused(tmp_path, "spec.yaml:5:11: rows.csv header names the column 'caption' more than once")
+
+
+@pytest.mark.parametrize("value, what", [("9" * 5000, "a number too long to read"),
+                                         ("[" * 200_000 + "]" * 200_000, "nesting too deep to read"),
+                                         ("NaN", "NaN is not a JSON number")])
+def test_a_jsonl_line_python_cannot_read_is_an_error_naming_the_line(tmp_path, value, what):
+    # a 5,000-digit number (ValueError) and deep nesting (RecursionError) were exit 70; NaN became "nan"
+    (tmp_path / "rows.jsonl").write_text('{"id": "a", "caption": "a cat"}\n{"id": "b", "caption": "x", "n": %s}\n' % value)
+    write_spec(tmp_path, JSONL_SPEC)
+    refused(tmp_path, f"spec.yaml:5:11: rows.jsonl line 2 is not usable JSON: {what}")
+
+
+@pytest.mark.parametrize("text, where, what", [
+    ("dimensions: [%s]\n" % ("9" * 5000), "spec.yaml:4:14:", "this number has 5,000 characters, too long to read"),
+    ("x: %s\n" % ("[" * 100_000 + "]" * 100_000), "spec.yaml:1:1:", "the document is nested too deeply")])
+def test_a_spec_python_cannot_read_is_an_error_not_a_crash(tmp_path, text, where, what):
+    # a 5,000-digit integer (ValueError) and deep nesting while composing (RecursionError) were exit 70
+    (tmp_path / "spec.yaml").write_text("version: 1\nname: t\nmodels: [qwen3-vl-embedding]\n" + text
+                                        + "inputs:\n  - {id: a, text: hi}\n")
+    refused(tmp_path, f"{where} {what}")

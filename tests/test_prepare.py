@@ -42,3 +42,11 @@ def test_prepare_checks_the_models_rules(tmp_path):
     r = harness("prepare", "--video", "clip.mp4", cwd=tmp_path)
     assert r.returncode == 3 and "not a URL" in r.stderr
     assert not (tmp_path / "output").exists()
+
+
+def test_prepare_refuses_a_text_that_is_not_utf8(tmp_path):
+    # b"a\xff" on the command line reaches Python as "a\udcff" (surrogateescape): no request can carry it
+    r = harness("prepare", "--text", "ok", "--text", "a\udcff", cwd=tmp_path)
+    assert r.returncode == 3, r.stderr
+    assert "--text #2 is not valid UTF-8 text: the byte 0xff at character 2" in r.stderr
+    assert "internal error" not in r.stderr and not (tmp_path / "output").exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -50,3 +51,42 @@ def test_a_failed_export_is_a_fail_line_not_a_lost_run(tmp_path):
     assert lines[-1] == "FAIL"
     assert any(l.startswith("FAIL export") for l in lines), lines
     assert (tmp_path / "output/exp/vectors/local--e5-small-384.npy").exists(), "the executed run is kept"
+
+
+def test_an_interrupt_during_a_standalone_export_leaves_a_folder_that_verifies(tmp_path, monkeypatch, capsys):
+    """SIGINT while export rewrites the folder (after junit.xml, before the manifest) waits for the
+    rewrite to finish: the folder verifies, every report has the export, and the message says so."""
+    import os
+    import signal
+
+    from harness import cli, evidence
+
+    spec = write_spec(tmp_path, SPEC.split("export:")[0])
+    r = harness("run", spec.name, "--execute", cwd=tmp_path, env={"HF_HUB_OFFLINE": "1"})
+    assert r.returncode == 0, r.stdout + r.stderr
+    out = tmp_path / "output/exp"
+    sent = []
+    real = os.replace
+
+    def replace(src, dst, *args, **kwargs):
+        real(src, dst, *args, **kwargs)
+        if Path(dst) == out / "junit.xml" and not sent:
+            sent.append(dst)
+            os.kill(os.getpid(), signal.SIGINT)
+
+    previous = signal.getsignal(signal.SIGTERM)
+    monkeypatch.setattr(os, "replace", replace)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    try:
+        code = cli.main(["export", str(out), "--to", str(tmp_path / "v.db")])
+    finally:
+        monkeypatch.undo()
+        signal.signal(signal.SIGTERM, previous)
+        evidence.COMMITTED.clear()
+    assert sent and code == 130
+    err = capsys.readouterr().err
+    assert f"interrupted after the export was complete: {out} was rewritten in full" in err, err
+    assert "not changed" not in err
+    v = harness("verify", str(out), cwd=tmp_path)
+    assert v.returncode == 0, v.stdout + v.stderr
+    assert "export" in (out / "junit.xml").read_text() and "export" in (out / "summary.json").read_text()

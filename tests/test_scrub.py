@@ -162,3 +162,18 @@ def test_an_api_key_env_a_header_cannot_carry_is_refused(tmp_path):
     assert proc.returncode == 4, proc.stdout + proc.stderr
     assert "the API key in $EMBED_KEY holds a non-ASCII character at character 4" in proc.stderr
     assert "secret-77" not in proc.stdout + proc.stderr
+
+
+def test_a_workspace_a_header_cannot_carry_is_refused_before_anything_is_sent(tmp_path):
+    # the X-DashScope-WorkSpace header: `--workspace café` crashed with exit 70 (UnicodeEncodeError)
+    with serve(api_key=KEY) as server:
+        body = spec("  - qwen3-vl-embedding\n") + "dimensions: [256]\n"
+        flag = run(tmp_path, body, "--base-url", server.base_url, "--workspace", "caf\u00e9", DASHSCOPE_API_KEY=KEY)
+        env = run(tmp_path, body, "--base-url", server.base_url, DASHSCOPE_API_KEY=KEY, DASHSCOPE_WORKSPACE="ws\n1")
+        assert not server.log
+    assert flag.returncode == 2, flag.stdout + flag.stderr
+    assert "--workspace holds a non-ASCII character at character 4" in flag.stderr
+    assert env.returncode == 4, env.stdout + env.stderr
+    assert "$DASHSCOPE_WORKSPACE holds a line break at character 3" in env.stderr and "nothing was sent" in env.stderr
+    assert "internal error" not in flag.stderr + env.stderr
+    assert not (tmp_path / "out" / "echo").exists()

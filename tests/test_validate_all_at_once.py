@@ -192,3 +192,8 @@ def test_a_modalities_filter_that_matches_an_input_which_failed_is_not_blamed(tm
     assert r.returncode == 3
     got = located(r)
     assert len(got) == 1 and "gone.png' does not exist" in got[0], got
+
+
+def test_validate_help_says_it_reports_every_mistake_at_once(tmp_path):
+    out = " ".join(harness("validate", "--help", cwd=tmp_path).stdout.split())
+    assert "every mistake of each spec at once" in out and "exit 3" in out

@@ -250,3 +250,12 @@ def test_edited_verdict_is_caught_even_with_a_rewritten_manifest(tmp_path, capsy
     assert code == ExitCode.VERIFY_MISMATCH
     assert f"verdict     validate.txt: re-evaluated from the vectors, the check gives 'FAIL vectors [{CELL}]" in out
     assert "changed     " not in out  # the hashes alone would not have caught it
+
+
+@pytest.mark.parametrize("name", ["manifest.json", "summary.json"])
+def test_a_file_nested_too_deeply_to_read_is_a_finding_not_a_crash(run, capsys, name):
+    # json.loads raises RecursionError (not ValueError) on 100k nested brackets: verify exited 70
+    (run / name).write_text("[" * 100_000 + "]" * 100_000)
+    code, out = verify(run, capsys)
+    assert code == ExitCode.VERIFY_MISMATCH, out
+    assert name in out and "internal error" not in out + capsys.readouterr().err

@@ -37,3 +37,13 @@ def add_allow_host(parser: argparse.ArgumentParser) -> None:
                         help="a host the spec's endpoint/base_url may send a credential to (repeatable; also "
                              f"${ALLOW_ENV}, comma-separated). Without it keys go only to the official "
                              "DashScope hosts, --base-url and $DASHSCOPE_HTTP_BASE_URL")
+
+
+def add_max_payload(parser) -> None:
+    """`--max-payload-bytes N`: the bound on all request bodies of a run, set outside the spec."""
+    from harness.commands.flags import number
+    from harness.plan import DEFAULT_MAX_PAYLOAD, MAX_PAYLOAD_ENV
+
+    parser.add_argument("--max-payload-bytes", type=number(int, minimum=1), metavar="N", dest="max_payload",
+                        help=f"refuse a spec whose request bodies would take more than N bytes in all (default "
+                             f"${MAX_PAYLOAD_ENV}, else {DEFAULT_MAX_PAYLOAD >> 30} GiB); a spec cannot raise it")

@@ -13,6 +13,7 @@ import time
 
 from harness.commands import flags
 from harness.errors import ExitCode, HarnessError
+from harness.evidence import COMMITTED
 
 NAME = "export"
 HELP = "load an executed run's vectors into Milvus Lite (a .db file) or a Milvus server"
@@ -22,7 +23,8 @@ Load the vectors of an executed run into Milvus, one collection per model and di
 count them and run a smoke search (each query input should find itself at rank 1). The results
 go into the output folder: export.json, new lines in validate.txt, refreshed reports (summary.json,
 junit.xml, report.md, report.html) and manifest.json. A folder that does not pass `harness verify`
-is refused (exit 5) before anything is loaded or written.
+is refused (exit 5) before anything is loaded or written. Ctrl-C while the folder is being
+rewritten waits until every file is (so the folder still verifies), then exits 130.
 
 --to PATH.db           embedded Milvus Lite (no server; a folder is created at PATH.db)
 --to http://host:19530 a Milvus standalone server or cluster (with --token-env or --token)
@@ -76,9 +78,9 @@ def run(args: argparse.Namespace) -> int:
 
     from harness import export
 
+    folder = Path(args.output_dir)
     try:
         token = export.token_from_env(args.token_env) if args.token_env else args.token
-        folder = Path(args.output_dir)
         started = time.perf_counter()
         results, every = export.export_folder(folder, to=args.to, collection=args.collection, token=token,
                                               top_k=args.top_k, queries=args.queries, cells=args.cells)
@@ -88,8 +90,10 @@ def run(args: argparse.Namespace) -> int:
         for problem in e.problems:
             print(problem.render(), file=sys.stderr)
         return int(e.exit_code)
-    except KeyboardInterrupt:
-        print("interrupted: the output folder was not changed; exporting again upserts the same rows",
+    except KeyboardInterrupt:   # the folder is rewritten with signals held: in full, or not at all
+        done = any(path == folder for path, _ in COMMITTED)
+        print(f"interrupted after the export was complete: {folder} was rewritten in full" if done else
+              "interrupted: the output folder was not changed; exporting again upserts the same rows",
               file=sys.stderr)
         return int(ExitCode.INTERRUPTED)
 

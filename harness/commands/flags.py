@@ -25,7 +25,7 @@ def number(kind: type, *, minimum: float | None = None, maximum: float | None = 
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not {name} ({allowed})") from None
-        if not math.isfinite(value) or (minimum is not None and value < minimum) \
+        if (kind is float and not math.isfinite(value)) or (minimum is not None and value < minimum) \
                 or (maximum is not None and value > maximum) or (above is not None and value <= above):
             raise argparse.ArgumentTypeError(f"{text} is out of range ({allowed})")
         return value

@@ -7,7 +7,7 @@ import sys
 
 from rich.markup import escape
 
-from harness.commands import add_allow_host, add_allow_path
+from harness.commands import add_allow_host, add_allow_path, add_max_payload
 from harness.plan import load_plan
 from harness.report.terminal import make_console, print_cells
 from harness.payloads_writer import plan_stats
@@ -24,11 +24,12 @@ def add_parser(sub):
     add_allow_host(p)
     p.add_argument("--json", action="store_true", help="print the plan as JSON instead of a table")
     add_allow_path(p)
+    add_max_payload(p)
     return p
 
 
 def run(args) -> int:
-    with load_plan(args.spec, base_url=args.base_url, allow_paths=args.allow_paths,
+    with load_plan(args.spec, base_url=args.base_url, allow_paths=args.allow_paths, max_payload=args.max_payload,
                    allow_hosts=args.allow_host) as plan:
         stats = plan_stats(plan)
         cells = [{**cell.manifest_entry(), **stats[cell.id].as_dict()} for cell in plan.cells]

@@ -46,7 +46,27 @@ def add_parser(sub):
     return p
 
 
+def _check_utf8(args) -> None:
+    """A flag's bytes that are not UTF-8 reach Python as lone surrogates, which no request can carry:
+    exit 3 naming the flag, before anything is built."""
+    flagged = [("--text", args.text), ("--image", args.image), ("--video", args.video),
+               ("--model", [args.model]), ("--instruct", [args.instruct or ""])]
+    for flag, values in flagged:
+        for n, value in enumerate(values, 1):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError as e:
+                which = f"{flag} #{n}" if len(values) > 1 else flag
+                shown = value[e.start].encode("utf-8", "surrogateescape").hex() if "\udc80" <= value[e.start] <= "\udcff" else None
+                what = f"the byte 0x{shown}" if shown else f"{value[e.start]!r}"
+                raise HarnessError(Problem(
+                    f"{which} is not valid UTF-8 text: {what} at character {e.start + 1}",
+                    hint="pass the text in UTF-8 (check the terminal's or the script's encoding)"),
+                    ExitCode.SPEC_INVALID) from None
+
+
 def run(args) -> int:
+    _check_utf8(args)
     inputs = ([{"id": f"text-{i}", "text": t} for i, t in enumerate(args.text, 1)]
               + [{"id": f"image-{i}", "image": v} for i, v in enumerate(args.image, 1)]
               + [{"id": f"video-{i}", "video": v} for i, v in enumerate(args.video, 1)])

@@ -7,8 +7,9 @@ import argparse
 from rich.markup import escape
 
 
-from harness.commands import add_allow_host, add_allow_path, flags
-from harness.errors import ExitCode
+from harness.commands import add_allow_host, add_allow_path, add_max_payload, flags
+from harness.credentials import unsendable
+from harness.errors import ExitCode, HarnessError, Problem
 from harness.report.terminal import make_console, print_cells
 from harness.runner import output_base, run as run_pipeline
 
@@ -62,7 +63,7 @@ def add_parser(sub):
     g.add_argument("--workspace", help="DashScope workspace id (header X-DashScope-WorkSpace; "
                    "default $DASHSCOPE_WORKSPACE)")
     g.add_argument("--require-executed", action="store_true",
-                   help="every cell must execute: one that does not (e.g. no API key) is a FAIL line and "
+                   help="with --execute (else exit 2), every cell must execute: one that does not (e.g. no API key) is a FAIL line and "
                         "exit code 4, as with the spec's `execution.required`; without this flag it is a "
                         "`skip` line, and a run in which no cell executed is FAIL with exit code 6")
     p.add_argument("--fail-on", type=fail_on, default=DEFAULT_FAIL_ON, metavar="WHAT",
@@ -74,10 +75,19 @@ def add_parser(sub):
                    "into manifest.sig; `harness verify --allowed-signers FILE` checks it")
     p.add_argument("--quiet", action="store_true", help="print only the verdict line")
     add_allow_path(p)
+    add_max_payload(p)
     return p
 
 
 def run(args) -> int:
+    if args.require_executed and not args.execute:   # a gate that silently gates nothing
+        raise HarnessError(Problem("--require-executed needs --execute: without it no cell is executed, "
+                                   "so there is nothing to require",
+                                   hint="add --execute, or drop --require-executed"), ExitCode.USAGE)
+    bad = unsendable(args.workspace) if args.workspace else None
+    if bad:
+        raise HarnessError(Problem(f"--workspace holds {bad}, which an HTTP header cannot carry",
+                                   hint="give the workspace id (printable ASCII)"), ExitCode.USAGE)
     if args.sign:
         from harness.signing import check_key
         check_key(args.sign)          # before anything is spent
@@ -89,7 +99,7 @@ def run(args) -> int:
     outcome = run_pipeline(args.spec, base=output_base(args.output), execute=args.execute,
                            execute_options=options, base_url=args.base_url, allow_hosts=args.allow_host,
                            console=console, require_executed=args.require_executed, allow_paths=args.allow_paths,
-                           sign_key=args.sign)
+                           max_payload=args.max_payload, sign_key=args.sign)
     m = outcome.manifest
     print_cells(console, m["cells"], f"{m['spec']['name']}: {m['inputs']['count']} inputs × {len(m['cells'])} cells")
     skipped: dict[str, list[str]] = {}
@@ -105,7 +115,7 @@ def run(args) -> int:
     failed = set(outcome.failed)
     if "verify" in args.fail_on:
         from harness.verify import render_report, verify_folder
-        report = verify_folder(outcome.folder, allow_paths=args.allow_paths)
+        report = verify_folder(outcome.folder, allow_paths=args.allow_paths, max_payload=args.max_payload)
         if not report.ok:
             failed.add("verify")
             console.print(escape(render_report(report)), highlight=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from harness.commands import add_allow_host, add_allow_path
+from harness.commands import add_allow_host, add_allow_path, add_max_payload
 from harness.errors import ExitCode, HarnessError
 from harness.plan import load_plan
 
@@ -14,10 +14,13 @@ ORDER = 10
 
 
 def add_parser(sub):
-    p = sub.add_parser(NAME, help=HELP, description=HELP + ". Every error is reported as file:line:col: message (hint).")
+    p = sub.add_parser(NAME, help=HELP, description=HELP + ". Reports every mistake of each spec at once "
+                       "(a YAML syntax error: the first only), each as file:line:col: message (hint), in file order; "
+                       "exit 3 if any spec is invalid.")
     p.add_argument("specs", nargs="+", metavar="SPEC", help="spec files (YAML)")
     p.add_argument("--base-url", help="DashScope native API base URL to check against (as `run` would use)")
     add_allow_path(p)
+    add_max_payload(p)
     add_allow_host(p)
     return p
 
@@ -26,7 +29,7 @@ def run(args) -> int:
     worst = ExitCode.OK
     for path in args.specs:
         try:
-            with load_plan(path, base_url=args.base_url, allow_paths=args.allow_paths,
+            with load_plan(path, base_url=args.base_url, allow_paths=args.allow_paths, max_payload=args.max_payload,
                            allow_hosts=args.allow_host) as plan:
                 for w in plan.warnings:
                     print(w.render(), file=sys.stderr)

@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from harness.commands import add_allow_host, add_allow_path
+from harness.commands import add_allow_host, add_allow_path, add_max_payload
 from harness.errors import ExitCode, HarnessError, Problem
 
 NAME = "verify"
@@ -71,6 +71,7 @@ def add_parser(sub):
     p.add_argument("--strict", action="store_true", help="also fail when something cannot be re-derived here "
                    "(e.g. a local input image is not available)")
     p.add_argument("--json", action="store_true", help="print the findings as JSON")
+    add_max_payload(p)
     add_allow_path(p)   # the same folders the run was given: the manifest records no host paths
     a = p.add_argument_group("audit")
     a.add_argument("--allowed-signers", metavar="FILE", help="check manifest.sig (made by `harness run --sign` or "
@@ -107,7 +108,7 @@ def run(args) -> int:
             raise HarnessError(Problem(f"--{flag.replace('_', '-')} applies to --reexecute, which was not given"),
                                ExitCode.USAGE)
     report = verify_folder(folder, spec_dir=args.spec_dir, strict=args.strict,
-                           allow_paths=args.allow_paths)
+                           allow_paths=args.allow_paths, max_payload=args.max_payload)
     if args.allowed_signers:
         _check_signature(report, args.allowed_signers)
     elif (folder / "manifest.sig").is_file():

@@ -24,7 +24,7 @@ class RunReader:
     def _json(self, rel: str) -> Any:
         try:
             return json.loads((self.path / rel).read_text(encoding="utf-8"))
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:   # RecursionError: nesting too deep
             raise FolderError(f"{rel} is not JSON ({exc})") from None
         except OSError as exc:
             raise FolderError(f"cannot read {rel}: {exc.strerror or exc}") from None
@@ -41,7 +41,7 @@ class RunReader:
             if line.strip():
                 try:
                     out.append(json.loads(line))
-                except ValueError:
+                except (ValueError, RecursionError):
                     raise FolderError(f"{rel} line {n} is not JSON") from None
         return out
 

@@ -33,7 +33,8 @@ import httpx
 import numpy as np
 
 from harness import __version__
-from harness.credentials import KeySource, find_api_key, missing_key_message
+from harness.credentials import KeySource, find_api_key, missing_key_message, unsendable
+from harness.errors import ExitCode, HarnessError, Problem
 from harness.evidence import canonical_json
 from harness.providers.base import Embedded, NotExecutable, ProviderError
 from harness.providers import wire
@@ -66,7 +67,7 @@ HINTS: dict[str, str] = {
 }
 
 
-class DashScopeProvider:
+class DashScopeProvider(wire.KeptAnswers):
     protocol = "dashscope"
 
     def __init__(self, endpoint: str, *, api_key: str, dimension: int | None, model: str | None = None,
@@ -107,6 +108,11 @@ class DashScopeProvider:
             raise NotExecutable(missing_key_message())
         key, source = found
         workspace = getattr(options, "workspace", None) or os.environ.get(WORKSPACE_ENV) or None
+        bad = unsendable(workspace) if workspace else None
+        if bad:   # `run --workspace` refuses it as a usage error first; this is the environment's
+            raise HarnessError(Problem(f"${WORKSPACE_ENV} holds {bad}, which an HTTP header cannot carry; "
+                                       "nothing was sent", hint="set it to the workspace id (printable ASCII)"),
+                               ExitCode.PROVIDER_ERROR)
         concurrency = getattr(options, "concurrency", None)
         return cls(endpoint, api_key=key, key_source=source, dimension=cell.get("dimension"),
                    model=cell.get("model"), workspace=workspace,
@@ -121,16 +127,6 @@ class DashScopeProvider:
         raw = body.get("input") or []
         return estimate_tokens(raw.get("contents") or [] if isinstance(raw, dict) else raw,
                                body.get("parameters") or {}, info)
-
-    def clean(self, got: Embedded) -> Embedded:
-        return wire.kept_answer(got, self._api_key)
-
-    async def send(self, body: dict[str, Any], expected: int) -> Embedded:
-        try:
-            got = await self._send(body, expected)
-        except ProviderError as exc:
-            raise wire.kept_error(exc, self._api_key) from None
-        return wire.kept_answer(got, self._api_key)
 
     async def _send(self, body: dict[str, Any], expected: int) -> Embedded:
         data = canonical_json(body)

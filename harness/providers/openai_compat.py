@@ -45,7 +45,7 @@ DEFAULT_TIMEOUT = 60.0
 _REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-amzn-requestid", "cf-ray")
 
 
-class OpenAIProvider:
+class OpenAIProvider(wire.KeptAnswers):
     protocol = "openai"
 
     def __init__(self, endpoint: str, *, dimension: int | None = None, api_key: str | None = None,
@@ -96,17 +96,6 @@ class OpenAIProvider:
 
     def tokens(self, body: dict[str, Any], info: Any) -> int:
         return estimate_tokens(body.get("input") or [], {}, info)
-
-    def clean(self, got: Embedded) -> Embedded:
-        return wire.kept_answer(got, self._api_key)
-
-    async def send(self, body: dict[str, Any], expected: int) -> Embedded:
-        # A server may echo the key back ("Incorrect API key provided: sk-..."); it stops here.
-        try:
-            got = await self._send(body, expected)
-        except ProviderError as exc:
-            raise wire.kept_error(exc, self._api_key) from None
-        return wire.kept_answer(got, self._api_key)
 
     async def _send(self, body: dict[str, Any], expected: int) -> Embedded:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}

@@ -161,3 +161,24 @@ def redirect_hint(headers: Any) -> str:
     where = headers.get("location") or "elsewhere"
     return (f"the server redirects to {where}; redirects are not followed (the key would go along): "
             "use the final address as the base URL")
+
+
+class KeptAnswers:
+    """Mixin of the providers that hold a key: everything `send` returns or raises, and every
+    cached answer reused (`clean`), is scrubbed of it; a subclass implements `_send`."""
+
+    _api_key: str | None
+
+    def clean(self, got: Embedded) -> Embedded:
+        return kept_answer(got, self._api_key)
+
+    async def send(self, body: dict[str, Any], expected: int) -> Embedded:
+        # A server may echo the key back ("Incorrect API key provided: sk-..."); it stops here.
+        try:
+            got = await self._send(body, expected)
+        except ProviderError as exc:
+            raise kept_error(exc, self._api_key) from None
+        return kept_answer(got, self._api_key)
+
+    async def _send(self, body: dict[str, Any], expected: int) -> Embedded:
+        raise NotImplementedError
