@@ -14,7 +14,8 @@ from harness.spec import SCHEMA_DIR, SPEC_SCHEMA
 SCHEMA_FILES = (SPEC_SCHEMA, "checks.schema.json")
 
 NAME = "init"
-HELP = "write a starter spec (with the yaml-language-server schema line for editors)"
+HELP = ("write a starter spec (with the yaml-language-server schema line for editors, linked to the "
+        "project's schemas/ or to a copy written beside the spec)")
 ORDER = 5
 
 STARTER = """\
