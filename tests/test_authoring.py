@@ -80,6 +80,15 @@ def test_init_links_the_editor_to_schemas_that_survive_a_reinstall(tmp_path):
     assert check_jsonschema(project / "schemas" / "spec.schema.json", project / "specs" / "x.yaml",
                             cwd=project).returncode == 0
 
+    # Another tool's schemas/ beside the spec is never overwritten.
+    other = tmp_path / "other"
+    (other / "schemas").mkdir(parents=True)
+    (other / "schemas" / "spec.schema.json").write_text('{"title": "someone else"}')
+    r = harness("init", "s.yaml", cwd=other)
+    assert r.returncode == 2 and "schemas/spec.schema.json exists and is not the harness's schema" in r.stderr, r.stderr
+    assert (other / "schemas" / "spec.schema.json").read_text() == '{"title": "someone else"}'
+    assert not (other / "s.yaml").exists() and not (other / "schemas" / "checks.schema.json").exists()
+
 
 def test_validate_json_reports_every_problem_and_the_verdict(tmp_path):
     shutil.copy(SPECS / "quickstart.yaml", tmp_path / "good.yaml")

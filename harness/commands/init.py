@@ -6,7 +6,7 @@ import json
 import os
 from pathlib import Path
 
-from harness.errors import HarnessError, Problem
+from harness.errors import ExitCode, HarnessError, Problem
 from harness.evidence import atomic_write
 from harness.spec import SCHEMA_DIR, SPEC_SCHEMA
 
@@ -56,6 +56,10 @@ def run(args) -> int:
     if schemas is None:   # not in a project that has them: write them beside the spec
         schemas = path.resolve().parent / "schemas"
         for name in SCHEMA_FILES:
+            if (schemas / name).exists() and _title(schemas / name) != _title(SCHEMA_DIR / name):
+                raise HarnessError(Problem(f"{os.path.relpath(schemas / name)} exists and is not the harness's schema",
+                                           hint="write the spec in another folder; nothing was written"), ExitCode.USAGE)
+        for name in SCHEMA_FILES:
             atomic_write(schemas / name, (SCHEMA_DIR / name).read_bytes())
         wrote = f" and the schema to {os.path.relpath(schemas)}{os.sep}"
     schema = Path(os.path.relpath(schemas / SPEC_SCHEMA, path.resolve().parent)).as_posix()
@@ -68,13 +72,16 @@ def project_schemas(start: Path) -> Path | None:
     """The nearest `schemas/` folder at or above `start` that holds the harness's spec schema (this
     repository's, or one `init` wrote): linking there, never into the installed package, keeps the
     editor's link alive when the harness is reinstalled."""
-    title = json.loads((SCHEMA_DIR / SPEC_SCHEMA).read_text(encoding="utf-8")).get("title")
     for folder in (start, *start.parents):
         candidate = folder / "schemas"
-        try:
-            if all((candidate / name).is_file() for name in SCHEMA_FILES) and \
-                    json.loads((candidate / SPEC_SCHEMA).read_text(encoding="utf-8")).get("title") == title:
-                return candidate
-        except (OSError, ValueError):   # unreadable or not JSON: someone else's schemas/
-            continue
+        if all(_title(candidate / name) == _title(SCHEMA_DIR / name) for name in SCHEMA_FILES):
+            return candidate
     return None
+
+
+def _title(path: Path) -> str | None:
+    """A schema file's title (what tells the harness's schemas from another project's); None if absent or unreadable."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8")).get("title") if path.is_file() else None
+    except (OSError, ValueError, AttributeError):
+        return None
