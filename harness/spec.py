@@ -25,6 +25,9 @@ from harness.evidence import sha256_bytes
 
 SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
 SPEC_SCHEMA = "spec.schema.json"
+# The schema files carry no `$id`, so standard validators (check-jsonschema, yaml-language-server)
+# resolve their relative `$ref`s beside the file, offline; the harness names them under this base.
+SCHEMA_BASE = "https://mm-embed-harness.github.io/schemas/"
 
 
 @lru_cache(maxsize=1)
@@ -33,7 +36,7 @@ def load_schemas() -> tuple[dict, Registry]:
     registry = Registry()
     main = None
     for path in sorted(SCHEMA_DIR.glob("*.schema.json")):
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        doc = {"$id": SCHEMA_BASE + path.name, **json.loads(path.read_text(encoding="utf-8"))}
         registry = registry.with_resource(doc["$id"], Resource.from_contents(doc))
         if path.name == SPEC_SCHEMA:
             main = doc

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
-from harness.errors import HarnessError, Problem
+from harness.errors import ExitCode, HarnessError, Problem
 from harness.evidence import atomic_write
 from harness.spec import SCHEMA_DIR, SPEC_SCHEMA
 
+# What the spec schema `$ref`s, copied with it so an editor resolves it offline.
+SCHEMA_FILES = (SPEC_SCHEMA, "checks.schema.json")
+
 NAME = "init"
-HELP = "write a starter spec (with the yaml-language-server schema line for editors)"
+HELP = ("write a starter spec (with the yaml-language-server schema line for editors, linked to the "
+        "project's schemas/ or to a copy written beside the spec)")
 ORDER = 5
 
 STARTER = """\
@@ -46,7 +51,37 @@ def run(args) -> int:
     if path.exists() and not args.force:
         raise HarnessError(Problem(f"{path} already exists", hint="choose another path or pass --force"))
     stem = "".join(c if c.isalnum() or c in "._-" else "-" for c in path.stem).strip(".-_") or "experiment"
-    schema = os.path.relpath((SCHEMA_DIR / SPEC_SCHEMA).resolve(), path.resolve().parent)
+    schemas = project_schemas(path.resolve().parent)
+    wrote = ""
+    if schemas is None:   # not in a project that has them: write them beside the spec
+        schemas = path.resolve().parent / "schemas"
+        for name in SCHEMA_FILES:
+            if (schemas / name).exists() and _title(schemas / name) != _title(SCHEMA_DIR / name):
+                raise HarnessError(Problem(f"{os.path.relpath(schemas / name)} exists and is not the harness's schema",
+                                           hint="write the spec in another folder; nothing was written"), ExitCode.USAGE)
+        for name in SCHEMA_FILES:
+            atomic_write(schemas / name, (SCHEMA_DIR / name).read_bytes())
+        wrote = f" and the schema to {os.path.relpath(schemas)}{os.sep}"
+    schema = Path(os.path.relpath(schemas / SPEC_SCHEMA, path.resolve().parent)).as_posix()
     atomic_write(path, STARTER.format(schema=schema, name=path, stem=stem).encode("utf-8"))
-    print(f"wrote {path}; next: harness validate {path}")
+    print(f"wrote {path}{wrote}; next: harness validate {path}")
     return 0
+
+
+def project_schemas(start: Path) -> Path | None:
+    """The nearest `schemas/` folder at or above `start` that holds the harness's spec schema (this
+    repository's, or one `init` wrote): linking there, never into the installed package, keeps the
+    editor's link alive when the harness is reinstalled."""
+    for folder in (start, *start.parents):
+        candidate = folder / "schemas"
+        if all(_title(candidate / name) == _title(SCHEMA_DIR / name) for name in SCHEMA_FILES):
+            return candidate
+    return None
+
+
+def _title(path: Path) -> str | None:
+    """A schema file's title (what tells the harness's schemas from another project's); None if absent or unreadable."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8")).get("title") if path.is_file() else None
+    except (OSError, ValueError, AttributeError):
+        return None

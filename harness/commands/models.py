@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+import sys
+
 from rich.console import Console
 from rich.table import Table
 
 from harness.catalog import load_catalog
+from harness.evidence import canonical_json
 
 NAME = "models"
 HELP = "list the model catalog: modalities, dimensions, fusion, limits, quotas"
@@ -13,11 +17,32 @@ ORDER = 70
 
 
 def add_parser(sub):
-    return sub.add_parser(NAME, help=HELP, description=HELP + ". Disputed facts are marked with *.")
+    p = sub.add_parser(NAME, help=HELP, description=HELP + ". Disputed facts are marked with *.")
+    p.add_argument("--json", action="store_true",
+                   help="print the catalog as one JSON document (every field of every model) instead of a table")
+    return p
+
+
+def _plain(value):
+    """Catalog values as JSON data: sets sorted, tuples and mappings as lists and objects."""
+    if dataclasses.is_dataclass(value):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, (set, frozenset)):
+        return sorted(_plain(v) for v in value)
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if hasattr(value, "items"):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return str(value) if not isinstance(value, (str, int, float, bool, type(None))) else value
 
 
 def run(args) -> int:
     cat = load_catalog()
+    if args.json:
+        doc = {"version": cat.version, "path": str(cat.path), "currency": cat.currency,
+               "models": [_plain(cat.get(name)) for name in cat.names()]}
+        sys.stdout.buffer.write(canonical_json(doc, pretty=True))
+        return 0
     table = Table(title=f"model catalog {cat.version} ({cat.path})", title_justify="left")
     for col in ("model", "provider", "modalities", "dimensions (default)", "fusion", "per request", "RPM/TPM"):
         table.add_column(col)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 
 from harness.commands import add_allow_host, add_allow_path, add_max_payload
 from harness.errors import ExitCode, HarnessError
+from harness.evidence import canonical_json
 from harness.plan import load_plan
 
 NAME = "validate"
@@ -22,20 +24,34 @@ def add_parser(sub):
     add_allow_path(p)
     add_max_payload(p)
     add_allow_host(p)
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON document on stdout instead: per spec its problems (file, line, col, "
+                        "message, hint, severity) and verdict; the exit code is the same")
     return p
 
 
 def run(args) -> int:
     worst = ExitCode.OK
+    report = []   # for --json: one entry per spec
     for path in args.specs:
+        entry = {"spec": path, "valid": True}
         try:
             with load_plan(path, base_url=args.base_url, allow_paths=args.allow_paths, max_payload=args.max_payload,
                            allow_hosts=args.allow_host) as plan:
-                for w in plan.warnings:
-                    print(w.render(), file=sys.stderr)
-                print(f"{path}: ok ({len(plan.cells)} cells, {plan.input_count} inputs)")
+                entry.update(cells=len(plan.cells), inputs=plan.input_count, problems=plan.warnings)
+                if not args.json:
+                    for w in plan.warnings:
+                        print(w.render(), file=sys.stderr)
+                    print(f"{path}: ok ({len(plan.cells)} cells, {plan.input_count} inputs)")
         except HarnessError as e:
-            for problem in e.problems:
-                print(problem.render(), file=sys.stderr)
+            entry.update(valid=False, exit_code=int(e.exit_code), problems=e.problems)
+            if not args.json:
+                for problem in e.problems:
+                    print(problem.render(), file=sys.stderr)
             worst = max(worst, e.exit_code)
+        entry["problems"] = [dataclasses.asdict(p) for p in entry["problems"]]
+        report.append(entry)
+    if args.json:
+        sys.stdout.buffer.write(canonical_json({"valid": worst == ExitCode.OK, "exit_code": int(worst),
+                                                "specs": report}, pretty=True))
     return int(worst)
