@@ -28,7 +28,7 @@ from harness.evidence import StagedFolder
 from harness.folder import MANIFEST_VERSION, Manifest, RunWriter, finalize, layout
 from harness.media import MediaError
 from harness.payloads_writer import CellStats, write_plan
-from harness.plan import Plan, build_plan
+from harness.plan import CellFilter, Plan, build_plan
 from harness.spec import Spec, read_spec, schema_info
 from harness.verdict import CheckResult, verdict
 
@@ -212,14 +212,15 @@ def nothing_executed(results: list[CheckResult]) -> CheckResult | None:
 def run(spec_path: str | Path, *, base: Path, execute: bool = False, execute_options: dict | None = None,
         base_url: str | None = None, allow_hosts: tuple[str, ...] | list[str] = (), console=None,
         require_executed: bool = False, allow_paths: tuple | list = (), max_payload: int | None = None,
-        sign_key: str | None = None) -> RunOutcome:
+        sign_key: str | None = None, cell_filter: CellFilter | None = None) -> RunOutcome:
     """Validate, expand, write payloads and evidence (and execute when asked). Raises HarnessError
     for an invalid spec, before anything is written. `require_executed` makes every cell required
-    (a cell that is not executed fails, as with the spec's `execution.required`)."""
+    (a cell that is not executed fails, as with the spec's `execution.required`). `cell_filter`
+    (`--model`/`--dimension`/`--cell`) runs a slice; the manifest records it as `filter`."""
     started = time.time()
     spec = read_spec(spec_path)
     with build_plan(spec, base_url=base_url, allow_paths=allow_paths, allow_hosts=allow_hosts,
-                    max_payload=max_payload) as plan:
+                    max_payload=max_payload, cell_filter=cell_filter) as plan:
         final = output_folder(base, spec)
         with _write_errors(spec, final), StagedFolder(final, guard=check_replaceable) as stage:
             folder = stage.path
@@ -227,6 +228,8 @@ def run(spec_path: str | Path, *, base: Path, execute: bool = False, execute_opt
             inputs, stats, payload_results, known = write_plan(plan, folder)
             results = offline_results(plan) + payload_results
             body = manifest_body(plan, final, stats, inputs)
+            if cell_filter:
+                body.extra["filter"] = cell_filter.as_dict()
             provider_failed = False
             empty = None
             if execute:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from harness.commands import add_allow_host, add_allow_path, add_max_payload
+from harness.commands import add_allow_host, add_allow_path, add_filters, add_max_payload, cell_filter
 from harness.errors import ExitCode, HarnessError
 from harness.plan import load_plan
 
@@ -21,6 +21,7 @@ def add_parser(sub):
     p.add_argument("--base-url", help="DashScope native API base URL to check against (as `run` would use)")
     add_allow_path(p)
     add_max_payload(p)
+    add_filters(p, "check")
     add_allow_host(p)
     return p
 
@@ -30,7 +31,7 @@ def run(args) -> int:
     for path in args.specs:
         try:
             with load_plan(path, base_url=args.base_url, allow_paths=args.allow_paths, max_payload=args.max_payload,
-                           allow_hosts=args.allow_host) as plan:
+                           allow_hosts=args.allow_host, cell_filter=cell_filter(args)) as plan:
                 for w in plan.warnings:
                     print(w.render(), file=sys.stderr)
                 print(f"{path}: ok ({len(plan.cells)} cells, {plan.input_count} inputs)")
