@@ -304,12 +304,14 @@ def evaluate_checks(
     locate: Locate | None = None,
     *,
     spec_dir: Path | None = None,
+    sliced: str | None = None,
 ) -> list[CheckResult]:
     """Evaluate every check in every cell it selects, in spec order then cell order.
 
     `cells` are the manifest's cell entries. A selected cell that was not executed gives a
     `skip` result with the reason (never a pass: reports count it as skipped); a check whose
-    filters select no cell fails, so a typo never passes silently.
+    filters select no cell fails, so a typo never passes silently, unless the run was `sliced`
+    (`run --model/--dimension/--cell`, described by this text): then it is a `skip`.
     `spec_dir` resolves a stability check's relative `against` path (default: the cwd).
     `locate(path)` maps a path inside `checks:` (e.g. (0, "nearest")) to (line, col).
     """
@@ -351,6 +353,9 @@ def evaluate_checks(
     results: list[CheckResult] = []
     for index, name, kind, body, base in prepared:
         mine = [by_slot[k] for k in sorted(k for k in by_slot if k[0] == index)]
+        if not mine and sliced:
+            mine = [CheckResult.skip(name, f"selects no cell of this run, which was limited to {sliced}", None,
+                                     "check", {**base, "status": "skipped", "reason": "left out by the run's filter"})]
         if not mine:
             wanted = "; ".join(f"{k}: {', '.join(body[k])}" for k in ("cells", "models") if body.get(k))
             mine = [CheckResult(

@@ -11,6 +11,7 @@ to send any file on the machine as a data URI. Each file read is recorded for th
 from __future__ import annotations
 
 import csv
+import dataclasses
 import functools
 import glob
 import hashlib
@@ -151,6 +152,7 @@ class Input:
     parts: tuple[Part, ...]                 # multi_images: several image parts
     where: tuple                            # path of the spec entry that produced it
     row: str | None = None                  # "data/captions.csv row 3" for input sets
+    models: frozenset[str] | None = None    # the entry's `models:`: only these models take it (None: all)
 
     @functools.cached_property
     def text_tokens(self) -> int:
@@ -528,11 +530,16 @@ def iter_inputs(entries: list[dict], files: InputFiles, problems: list[InputProb
     for index, entry in enumerate(entries):
         if not isinstance(entry, dict):
             continue
+        only = frozenset(entry["models"]) if isinstance(entry.get("models"), list) else None
         try:
             if "from" in entry:
-                yield from input_set(entry, index, files, problems)
+                found = input_set(entry, index, files, problems)
             elif any(k in entry for k in MODALITY_KEYS):
-                yield inline_input(entry, index, files)
+                found = iter([inline_input(entry, index, files)])
+            else:
+                continue
+            for inp in found:
+                yield inp if only is None else dataclasses.replace(inp, models=only)
         except InputProblem as p:
             problems.append(p)
 

@@ -7,6 +7,7 @@ caused it and naming what the model accepts. Order and ids are deterministic.
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import pickle
 import re
@@ -44,7 +45,8 @@ class Cell:
     modalities: frozenset[str] | None = None   # only inputs of these modalities (None: all)
 
     def takes(self, inp: Input) -> bool:
-        return self.modalities is None or inp.modality in self.modalities
+        return ((self.modalities is None or inp.modality in self.modalities)
+                and (inp.models is None or self.model.name in inp.models))
 
     @property
     def protocol(self) -> str:
@@ -56,6 +58,47 @@ class Cell:
                 "dimension_sent": self.dimension_sent, "parameters": self.parameters,
                 "api_key_env": self.api_key_env, "required": self.required,
                 "modalities": sorted(self.modalities) if self.modalities else None}
+
+
+@dataclass(frozen=True)
+class CellFilter:
+    """`--model`, `--dimension`, `--cell` (fnmatch globs, each repeatable): a slice of the plan's
+    cells, chosen after the whole spec is checked. A cell is kept when it matches every kind given."""
+    model: tuple[str, ...] = ()
+    dimension: tuple[str, ...] = ()
+    cell: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.model or self.dimension or self.cell)
+
+    def admits(self, cell: dict) -> bool:
+        """`cell`: a manifest cell entry (the plan's, or one a run recorded)."""
+        values = {"model": str(cell.get("model")), "dimension": str(cell.get("dimension")), "cell": str(cell.get("id"))}
+        return all(not globs or any(fnmatch.fnmatchcase(values[kind], g) for g in globs)
+                   for kind, globs in self.as_dict().items())
+
+    def describe(self) -> str:
+        return "; ".join(f"--{k} {' '.join(v)}" for k, v in self.as_dict().items())
+
+    def as_dict(self) -> dict[str, list[str]]:
+        """What the manifest records (`filter`), so `verify` re-derives the same cells."""
+        return {k: list(getattr(self, k)) for k in ("model", "dimension", "cell") if getattr(self, k)}
+
+    @classmethod
+    def from_dict(cls, data) -> "CellFilter":
+        data = data if isinstance(data, dict) else {}
+        return cls(**{k: tuple(str(g) for g in data.get(k) or ()) for k in ("model", "dimension", "cell")})
+
+    def select(self, cells: list[Cell]) -> list[Cell]:
+        """The cells this filter keeps; none is a usage error that names what there is."""
+        kept = [c for c in cells if self.admits(c.manifest_entry())]
+        if cells and not kept:
+            raise HarnessError(Problem(
+                f"no cell matches {self.describe()}",
+                hint=f"models: {', '.join(dict.fromkeys(c.model.name for c in cells))}; dimensions: "
+                     f"{', '.join(dict.fromkeys(str(c.dimension) for c in cells))}; cells: "
+                     f"{', '.join(c.id for c in cells)}"), ExitCode.USAGE)
+        return kept
 
 
 @dataclass
@@ -580,6 +623,19 @@ def _starved_models(spec: Spec, cells: list[Cell], problems: list[Problem]) -> N
                 "widen `modalities:`, add inputs of those modalities, or remove the model", prefer_key=True))
 
 
+def _check_input_models(spec: Spec, cells: list[Cell], problems: list[Problem]) -> None:
+    """An input's `models:` names models of this spec; one it names that the spec lacks is a typo."""
+    known = {c.model.name for c in cells} | {e["name"] for e, _, _ in _model_entries(spec)}
+    if not known or (not spec.intact(("models",)) and "models" in spec.document):
+        return                    # the models themselves were refused: reported on their own
+    for i, entry in enumerate(spec.data.get("inputs") or []):
+        names = entry.get("models") if isinstance(entry, dict) else None
+        for j, name in enumerate(names if isinstance(names, list) else []):
+            if isinstance(name, str) and name not in known:
+                problems.append(spec.problem(("inputs", i, "models", j), f"{name!r} is not a model of this spec",
+                                             f"name one of: {', '.join(sorted(known))}"))
+
+
 def _check_refs(spec: Spec, ids: set[str], cells: list[Cell], problems: list[Problem], matrix_ok: bool) -> None:
     """Checks name input ids; let the checks module point at unknown ones before anything runs.
 
@@ -607,7 +663,8 @@ def _check_refs(spec: Spec, ids: set[str], cells: list[Cell], problems: list[Pro
 
 def build_plan(spec: Spec, *, base_url: str | None = None, catalog: Catalog | None = None,
                allow_paths: tuple | list = (), allow_hosts: tuple[str, ...] | list[str] | None = (),
-               endpoints: dict[str, str] | None = None, max_payload: int | None = None) -> Plan:
+               endpoints: dict[str, str] | None = None, max_payload: int | None = None,
+               cell_filter: CellFilter | None = None) -> Plan:
     """Check every rule and expand the spec; raise HarnessError with all errors, in file order.
 
     Each stage runs on what the schema accepted, so a mistake in one part of the spec never
@@ -618,7 +675,8 @@ def build_plan(spec: Spec, *, base_url: str | None = None, catalog: Catalog | No
     a recorded run's payloads). `endpoints` (model name → endpoint, as a run's manifest recorded
     them) win over every other source of a DashScope endpoint, so `verify` re-plans a run sent to
     `--base-url` as it ran. `max_payload` bounds the bytes of all request bodies
-    (`--max-payload-bytes`; see `max_payload_bytes`)."""
+    (`--max-payload-bytes`; see `max_payload_bytes`). `cell_filter` keeps a slice of the cells,
+    after every rule is checked on the whole spec."""
     budget = max_payload_bytes(max_payload)
     catalog = catalog or load_catalog()
     files = InputFiles.for_spec(spec.base_dir, allow_paths)
@@ -642,6 +700,7 @@ def build_plan(spec: Spec, *, base_url: str | None = None, catalog: Catalog | No
                 _check_export_path(spec, files, problems)
                 n, counts, ids = _scan_inputs(spec, cells, problems, f, files, budget)
             _starved_models(spec, cells, problems)
+            _check_input_models(spec, cells, problems)
             _check_refs(spec, ids, cells, problems, matrix_ok)
         except HarnessError:
             raise
@@ -653,6 +712,8 @@ def build_plan(spec: Spec, *, base_url: str | None = None, catalog: Catalog | No
         problems = list(dict.fromkeys(sorted(problems, key=Problem.sort_key)))
         if any(p.is_error for p in problems):
             raise HarnessError(problems, ExitCode.SPEC_INVALID)
+        if cell_filter:
+            cells = cell_filter.select(cells)
     except BaseException:
         spool_path.unlink(missing_ok=True)
         raise
@@ -661,6 +722,7 @@ def build_plan(spec: Spec, *, base_url: str | None = None, catalog: Catalog | No
 
 
 def load_plan(path: str | Path, *, base_url: str | None = None, allow_paths: tuple | list = (),
-              allow_hosts: tuple[str, ...] | list[str] = (), max_payload: int | None = None) -> Plan:
+              allow_hosts: tuple[str, ...] | list[str] = (), max_payload: int | None = None,
+              cell_filter: CellFilter | None = None) -> Plan:
     return build_plan(read_spec(path), base_url=base_url, allow_paths=allow_paths, allow_hosts=allow_hosts,
-                      max_payload=max_payload)
+                      max_payload=max_payload, cell_filter=cell_filter)

@@ -161,17 +161,26 @@ def plan_cells(folder: Path, base_url: str | None, allow_hosts: tuple | list = (
 
 
 def choose(folder: Path, manifest: dict, planned: dict[str, dict], per_cell: int | str | None,
-           seed: int | None, untrusted: set[str] = frozenset()) -> Sample:
+           seed: int | None, untrusted: set[str] = frozenset(), cell_filter: Any = None) -> Sample:
     """Pick the requests to send again. `per_cell`: None for the default, "all", or a count.
-    `untrusted`: cells whose payload files verify found changed (sending them would prove nothing)."""
+    `untrusted`: cells whose payload files verify found changed (sending them would prove nothing).
+    `cell_filter` (`--model/--dimension/--cell`): only the run's cells it admits are re-executed."""
     from harness.catalog import load_catalog
 
     catalog = load_catalog()
     seed = secrets.randbelow(2 ** 32) if seed is None else seed
     sample = Sample(seed=seed, cells=[], currency=getattr(catalog, "currency", "CNY") or "CNY")
     recorded = manifest.get("files") or {}
-    for entry in manifest.get("cells") or []:
-        cid = entry.get("id") if isinstance(entry, dict) else None
+    entries = [e for e in manifest.get("cells") or [] if isinstance(e, dict)]
+    if cell_filter:
+        entries = [e for e in entries if cell_filter.admits(e)]
+        if not entries:
+            cells = [c for c in manifest.get("cells") or [] if isinstance(c, dict)]
+            raise HarnessError(Problem(f"no cell of the run matches {cell_filter.describe()}; nothing was sent",
+                                       hint=f"the run's cells: {', '.join(str(c.get('id')) for c in cells)}"),
+                               ExitCode.USAGE)
+    for entry in entries:
+        cid = entry.get("id")
         if not isinstance(cid, str):
             continue
         if not (folder / layout.vectors_file(cid)).is_file():
@@ -375,9 +384,10 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> float:
 def audit(report: Any, manifest: dict | None, *, per_cell: int | str | None, seed: int | None,
           tolerance: Tolerance | None, max_cost: float | None, base_url: str | None,
           allow_hosts: tuple | list = (), announce: Callable[[str], None] = print,
-          console: Any = None) -> Sample | None:
+          console: Any = None, cell_filter: Any = None) -> Sample | None:
     """`verify --reexecute`: estimate, refuse above `max_cost` (exit 2, nothing sent), re-execute,
-    and add the outcome to the verify report (findings `reexecute`, `not-reexecuted`)."""
+    and add the outcome to the verify report (findings `reexecute`, `not-reexecuted`).
+    `cell_filter` limits which of the run's cells are re-executed."""
     folder = Path(report.folder)
     if manifest is None or not (folder / layout.SPEC_COPY).is_file():
         report.add("not-reexecuted", layout.MANIFEST if manifest is None else layout.SPEC_COPY,
@@ -394,7 +404,7 @@ def audit(report: Any, manifest: dict | None, *, per_cell: int | str | None, see
     untrusted = {f.path.split("/")[1] for f in report.findings
                  if f.mismatch and f.kind in ("payload", "changed", "missing") and f.path.startswith("payloads/")
                  and f.path.count("/") >= 2}
-    sample = choose(folder, manifest, planned, per_cell, seed, untrusted)
+    sample = choose(folder, manifest, planned, per_cell, seed, untrusted, cell_filter)
     announce(sample.describe())
     if max_cost is not None and sample.cost > max_cost:
         raise HarnessError(Problem(f"re-execution would cost about {sample.cost:.4f} {sample.currency}, above "

@@ -28,7 +28,7 @@ from harness.evidence import StagedFolder
 from harness.folder import MANIFEST_VERSION, Manifest, RunWriter, finalize, layout
 from harness.media import MediaError
 from harness.payloads_writer import CellStats, write_plan
-from harness.plan import Plan, build_plan
+from harness.plan import CellFilter, Plan, build_plan
 from harness.spec import Spec, read_spec, schema_info
 from harness.verdict import CheckResult, verdict
 
@@ -212,14 +212,15 @@ def nothing_executed(results: list[CheckResult]) -> CheckResult | None:
 def run(spec_path: str | Path, *, base: Path, execute: bool = False, execute_options: dict | None = None,
         base_url: str | None = None, allow_hosts: tuple[str, ...] | list[str] = (), console=None,
         require_executed: bool = False, allow_paths: tuple | list = (), max_payload: int | None = None,
-        sign_key: str | None = None) -> RunOutcome:
+        sign_key: str | None = None, cell_filter: CellFilter | None = None) -> RunOutcome:
     """Validate, expand, write payloads and evidence (and execute when asked). Raises HarnessError
     for an invalid spec, before anything is written. `require_executed` makes every cell required
-    (a cell that is not executed fails, as with the spec's `execution.required`)."""
+    (a cell that is not executed fails, as with the spec's `execution.required`). `cell_filter`
+    (`--model`/`--dimension`/`--cell`) runs a slice; the manifest records it as `filter`."""
     started = time.time()
     spec = read_spec(spec_path)
     with build_plan(spec, base_url=base_url, allow_paths=allow_paths, allow_hosts=allow_hosts,
-                    max_payload=max_payload) as plan:
+                    max_payload=max_payload, cell_filter=cell_filter) as plan:
         final = output_folder(base, spec)
         with _write_errors(spec, final), StagedFolder(final, guard=check_replaceable) as stage:
             folder = stage.path
@@ -227,13 +228,15 @@ def run(spec_path: str | Path, *, base: Path, execute: bool = False, execute_opt
             inputs, stats, payload_results, known = write_plan(plan, folder)
             results = offline_results(plan) + payload_results
             body = manifest_body(plan, final, stats, inputs)
+            if cell_filter:
+                body.extra["filter"] = cell_filter.as_dict()
             provider_failed = False
             empty = None
             if execute:
                 cells = [{**c, "required": True} for c in body.cells] if require_executed else body.cells
                 exec_results, provider_failed = _execute(plan, folder, cells, execute_options or {}, console)
                 results += exec_results
-                results += _spec_checks(spec, folder, body.cells)
+                results += _spec_checks(spec, folder, body.cells, cell_filter)
                 results += _spec_export(spec, folder, body)
                 empty = nothing_executed(exec_results)
                 if empty is not None:
@@ -258,13 +261,13 @@ def _sign(folder: Path, key: str) -> str:
     return sign(folder, key)
 
 
-def _spec_checks(spec: Spec, folder: Path, cells: list[dict]) -> list[CheckResult]:
+def _spec_checks(spec: Spec, folder: Path, cells: list[dict], cell_filter: CellFilter | None = None) -> list[CheckResult]:
     checks = spec.data.get("checks")
     if not checks:
         return []
     from harness.checks import evaluate_checks
     return list(evaluate_checks(checks, folder, cells, lambda p: spec.positions.of(("checks",) + tuple(p)),
-                                spec_dir=spec.base_dir))
+                                spec_dir=spec.base_dir, sliced=cell_filter.describe() if cell_filter else None))
 
 
 def _spec_export(spec: Spec, folder: Path, manifest: Manifest) -> list[CheckResult]:

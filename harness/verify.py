@@ -205,11 +205,13 @@ def _check_local_inputs(manifest: dict, base: Path | None, report: VerifyReport)
 
 
 def derive(folder: Path, base: Path | None, endpoints: dict[str, str] | None = None,
-           allow_paths: tuple | list = (), max_payload: int | None = None) -> tuple[dict[str, bytes], list[str], dict]:
+           allow_paths: tuple | list = (), max_payload: int | None = None,
+           recorded_filter: dict | None = None) -> tuple[dict[str, bytes], list[str], dict]:
     """Re-derive payload files, index files and inputs.jsonl from the spec copy, through the
     runner's own writer (into a scratch folder), so verify and run can never drift apart.
     `endpoints` are the ones the run recorded (it may have been sent to `--base-url` or
-    $DASHSCOPE_HTTP_BASE_URL, which this machine need not have).
+    $DASHSCOPE_HTTP_BASE_URL, which this machine need not have). `recorded_filter` is the
+    manifest's `filter` (`run --model/--dimension/--cell`): the same slice of cells is re-derived.
 
     Returns ({relative path: bytes}, cell ids, catalog facts). Raises HarnessError when the spec
     or an input cannot be read or planned here.
@@ -217,7 +219,7 @@ def derive(folder: Path, base: Path | None, endpoints: dict[str, str] | None = N
     import tempfile
 
     from harness.payloads_writer import write_plan
-    from harness.plan import build_plan
+    from harness.plan import CellFilter, build_plan
     from harness.spec import read_spec
 
     spec = read_spec(folder / "spec.yaml")
@@ -227,7 +229,7 @@ def derive(folder: Path, base: Path | None, endpoints: dict[str, str] | None = N
     out: dict[str, bytes] = {}
     # re-rendering sends nothing, so where the run was allowed to send keys is not checked again
     with build_plan(spec, allow_paths=allow_paths, allow_hosts=None, endpoints=endpoints,
-                    max_payload=max_payload) as plan, \
+                    max_payload=max_payload, cell_filter=CellFilter.from_dict(recorded_filter)) as plan, \
             tempfile.TemporaryDirectory(prefix="harness-verify-") as tmp:
         scratch = Path(tmp)
         write_plan(plan, scratch)     # the very writer `harness run` used
@@ -246,7 +248,8 @@ def recorded_endpoints(manifest: dict) -> dict[str, str]:
 def _check_derived(folder: Path, manifest: dict, base: Path | None, inputs_complete: bool,
                    report: VerifyReport, allow_paths: tuple | list = (), max_payload: int | None = None) -> None:
     try:
-        derived, cell_ids, catalog = derive(folder, base, recorded_endpoints(manifest), allow_paths, max_payload)
+        derived, cell_ids, catalog = derive(folder, base, recorded_endpoints(manifest), allow_paths, max_payload,
+                                            manifest.get("filter"))
     except HarnessError as exc:
         why = "; ".join(p.render() for p in exc.problems[:3])
         report.add("not-derived", "payloads/", f"cannot re-derive the payloads here: {why}",
@@ -311,7 +314,9 @@ def _check_verdict(folder: Path, manifest: dict, base: Path | None, report: Veri
         report.notes.append(f"check details not compared word for word: the folder was written by harness "
                             f"{(manifest.get('harness') or {}).get('version')}, this is {__version__}")
     spec_dir = base if base is not None else folder
-    for r in evaluate_checks(checks, folder, manifest.get("cells") or [], spec_dir=spec_dir):
+    from harness.plan import CellFilter
+    sliced = CellFilter.from_dict(manifest.get("filter")).describe() or None
+    for r in evaluate_checks(checks, folder, manifest.get("cells") or [], spec_dir=spec_dir, sliced=sliced):
         if r.data.get("check") == "stability" and "cannot compare with" in r.detail:
             report.add("not-derived", "validate.txt", f"{r.name} [{r.cell}]: the earlier run it compares with is "
                        "not here", mismatch=False)

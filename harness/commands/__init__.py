@@ -47,3 +47,18 @@ def add_max_payload(parser) -> None:
     parser.add_argument("--max-payload-bytes", type=number(int, minimum=1), metavar="N", dest="max_payload",
                         help=f"refuse a spec whose request bodies would take more than N bytes in all (default "
                              f"${MAX_PAYLOAD_ENV}, else {DEFAULT_MAX_PAYLOAD >> 30} GiB); a spec cannot raise it")
+
+
+def add_filters(parser, verb: str = "plan") -> None:
+    """`--model`, `--dimension`, `--cell` (repeatable globs): a slice of the spec's cells, without editing it."""
+    for flag, what in (("model", "model name"), ("dimension", "dimension"), ("cell", "cell id")):
+        parser.add_argument(f"--{flag}", action="append", default=[], metavar="GLOB", dest=f"filter_{flag}",
+                            help=f"{verb} only the cells whose {what} matches GLOB (shell-style: *, ?, [..]; "
+                                 "repeatable: any may match; all flags given must match; none matching: exit 2)")
+
+
+def cell_filter(args):
+    """The CellFilter of `add_filters`' flags (empty when none is given)."""
+    from harness.plan import CellFilter
+
+    return CellFilter(tuple(args.filter_model), tuple(args.filter_dimension), tuple(args.filter_cell))

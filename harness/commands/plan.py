@@ -7,7 +7,7 @@ import sys
 
 from rich.markup import escape
 
-from harness.commands import add_allow_host, add_allow_path, add_max_payload
+from harness.commands import add_allow_host, add_allow_path, add_filters, add_max_payload, cell_filter
 from harness.plan import load_plan
 from harness.report.terminal import make_console, print_cells
 from harness.payloads_writer import plan_stats
@@ -25,12 +25,13 @@ def add_parser(sub):
     p.add_argument("--json", action="store_true", help="print the plan as JSON instead of a table")
     add_allow_path(p)
     add_max_payload(p)
+    add_filters(p, "print")
     return p
 
 
 def run(args) -> int:
     with load_plan(args.spec, base_url=args.base_url, allow_paths=args.allow_paths, max_payload=args.max_payload,
-                   allow_hosts=args.allow_host) as plan:
+                   allow_hosts=args.allow_host, cell_filter=cell_filter(args)) as plan:
         stats = plan_stats(plan)
         cells = [{**cell.manifest_entry(), **stats[cell.id].as_dict()} for cell in plan.cells]
         if args.json:

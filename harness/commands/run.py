@@ -7,7 +7,7 @@ import argparse
 from rich.markup import escape
 
 
-from harness.commands import add_allow_host, add_allow_path, add_max_payload, flags
+from harness.commands import add_allow_host, add_allow_path, add_filters, add_max_payload, cell_filter, flags
 from harness.credentials import unsendable
 from harness.errors import ExitCode, HarnessError, Problem
 from harness.report.terminal import make_console, print_cells
@@ -76,6 +76,7 @@ def add_parser(sub):
     p.add_argument("--quiet", action="store_true", help="print only the verdict line")
     add_allow_path(p)
     add_max_payload(p)
+    add_filters(p, "write and run")
     return p
 
 
@@ -99,7 +100,8 @@ def run(args) -> int:
     outcome = run_pipeline(args.spec, base=output_base(args.output), execute=args.execute,
                            execute_options=options, base_url=args.base_url, allow_hosts=args.allow_host,
                            console=console, require_executed=args.require_executed, allow_paths=args.allow_paths,
-                           max_payload=args.max_payload, sign_key=args.sign)
+                           max_payload=args.max_payload, sign_key=args.sign,
+                           cell_filter=cell_filter(args))
     m = outcome.manifest
     print_cells(console, m["cells"], f"{m['spec']['name']}: {m['inputs']['count']} inputs × {len(m['cells'])} cells")
     skipped: dict[str, list[str]] = {}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 
-from harness.commands import add_allow_host, add_allow_path, add_max_payload
+from harness.commands import add_allow_host, add_allow_path, add_filters, add_max_payload, cell_filter
 from harness.errors import ExitCode, HarnessError
 from harness.evidence import canonical_json
 from harness.plan import load_plan
@@ -23,6 +23,7 @@ def add_parser(sub):
     p.add_argument("--base-url", help="DashScope native API base URL to check against (as `run` would use)")
     add_allow_path(p)
     add_max_payload(p)
+    add_filters(p, "check")
     add_allow_host(p)
     p.add_argument("--json", action="store_true",
                    help="print one JSON document on stdout instead: per spec its problems (file, line, col, "
@@ -37,7 +38,7 @@ def run(args) -> int:
         entry = {"spec": path, "valid": True}
         try:
             with load_plan(path, base_url=args.base_url, allow_paths=args.allow_paths, max_payload=args.max_payload,
-                           allow_hosts=args.allow_host) as plan:
+                           allow_hosts=args.allow_host, cell_filter=cell_filter(args)) as plan:
                 entry.update(cells=len(plan.cells), inputs=plan.input_count, problems=plan.warnings)
                 if not args.json:
                     for w in plan.warnings:

@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from harness.commands import add_allow_host, add_allow_path, add_max_payload
+from harness.commands import add_allow_host, add_allow_path, add_filters, add_max_payload, cell_filter
 from harness.errors import ExitCode, HarnessError, Problem
 
 NAME = "verify"
@@ -93,6 +93,7 @@ def add_parser(sub):
     a.add_argument("--base-url", help="with --reexecute: DashScope native API base URL, as for `harness run` "
                    "(overrides the spec, $DASHSCOPE_HTTP_BASE_URL and the region)")
     add_allow_host(a)   # with --reexecute: where a key may go, exactly as for `harness run`
+    add_filters(a, "with --reexecute: re-execute")
     return p
 
 
@@ -103,9 +104,11 @@ def run(args) -> int:
     if not folder.is_dir():
         raise HarnessError(Problem(f"no such folder: {folder}", hint="give the output folder of a run, "
                                    "e.g. output/<spec name>"), ExitCode.USAGE)
-    for flag in ("tolerance", "max_cost", "seed", "base_url", "allow_host"):
+    for flag in ("tolerance", "max_cost", "seed", "base_url", "allow_host", "filter_model", "filter_dimension",
+                 "filter_cell"):
         if getattr(args, flag) not in (None, []) and args.reexecute is None:
-            raise HarnessError(Problem(f"--{flag.replace('_', '-')} applies to --reexecute, which was not given"),
+            raise HarnessError(Problem(f"--{flag.removeprefix('filter_').replace('_', '-')} applies to --reexecute, "
+                                       "which was not given"),
                                ExitCode.USAGE)
     report = verify_folder(folder, spec_dir=args.spec_dir, strict=args.strict,
                            allow_paths=args.allow_paths, max_payload=args.max_payload)
@@ -150,4 +153,4 @@ def _reexecute(report, args) -> None:
         (lambda text: print(text, flush=True))
     audit(report, manifest, per_cell=None if args.reexecute == "default"
           else args.reexecute, seed=args.seed, tolerance=args.tolerance, max_cost=args.max_cost,
-          base_url=args.base_url, allow_hosts=args.allow_host, announce=announce)
+          base_url=args.base_url, allow_hosts=args.allow_host, announce=announce, cell_filter=cell_filter(args))
