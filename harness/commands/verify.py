@@ -103,6 +103,10 @@ def run(args) -> int:
     if not folder.is_dir():
         raise HarnessError(Problem(f"no such folder: {folder}", hint="give the output folder of a run, "
                                    "e.g. output/<spec name>"), ExitCode.USAGE)
+    for flag in ("tolerance", "max_cost", "seed", "base_url", "allow_host"):
+        if getattr(args, flag) not in (None, []) and args.reexecute is None:
+            raise HarnessError(Problem(f"--{flag.replace('_', '-')} applies to --reexecute, which was not given"),
+                               ExitCode.USAGE)
     from harness.folder import layout
     if not any((folder / name).exists() for name in (layout.MANIFEST, layout.VALIDATE, layout.SPEC_COPY,
                                                       layout.INPUTS, "payloads", *layout.REPORTS)):
@@ -110,10 +114,6 @@ def run(args) -> int:
         raise HarnessError(Problem(f"not a harness output folder: {folder} (no manifest.json, validate.txt "
                                    "or payloads)", hint="give the output folder of a run, e.g. output/<spec name>"),
                            ExitCode.USAGE)
-    for flag in ("tolerance", "max_cost", "seed", "base_url", "allow_host"):
-        if getattr(args, flag) not in (None, []) and args.reexecute is None:
-            raise HarnessError(Problem(f"--{flag.replace('_', '-')} applies to --reexecute, which was not given"),
-                               ExitCode.USAGE)
     report = verify_folder(folder, spec_dir=args.spec_dir, strict=args.strict,
                            allow_paths=args.allow_paths, max_payload=args.max_payload)
     if args.allowed_signers:
