@@ -119,7 +119,8 @@ def _write_errors(spec: Spec, final: Path) -> Iterator[None]:
 def offline_results(plan: Plan) -> list[CheckResult]:
     info = schema_info()
     results = [
-        CheckResult("spec", True, f"{plan.spec.display} is valid against {info['id']}"),
+        CheckResult("spec", True, f"{plan.spec.display} is valid against {info['id']}",
+                    data={"path": plan.spec.display}),      # JUnit's file=: the spec as given, not the copy
         CheckResult("catalog", True, f"{len(plan.cells)} cells within the rules of model catalog {plan.catalog.version}"),
         CheckResult("inputs", True, f"{plan.input_count} inputs with unique ids "
                     f"({', '.join(f'{k} {v}' for k, v in sorted(plan.modality_counts.items()))})"),

@@ -5,6 +5,7 @@ import xml.etree.ElementTree as ET
 from harness.checks import evaluate_checks
 from harness.folder import finalize
 from harness.verdict import CheckResult
+from tests.helpers import harness
 from tests.test_checks_support import VECTORS, make_run, pad
 
 
@@ -41,3 +42,43 @@ def test_junit_escapes_markup_in_details(tmp_path):
     case = root.find("testsuite/testcase")
     assert case.get("name") == "weird<&>"
     assert case.find("failure").get("message") == 'a "quoted" <tag> & more'
+
+
+SPEC = """\
+version: 1
+name: x
+models: [local/e5-small]
+inputs:
+  - id: a
+    text: a cat
+  - id: b
+    text: a dog
+checks:
+  - vectors: {name: execution, norm_min: 0.99, norm_max: 1.01}
+  - vectors: {name: payloads, norm_min: 2}
+"""
+
+
+def test_junit_as_a_ci_consumer_reads_it(tmp_path):
+    """Read through junitparser (what CI plugins do): annotations point at the spec the run was given,
+    every case has its own classname+name, times are set, and the folder still verifies (re-rendered)."""
+    from junitparser import Failure, JUnitXml
+    (tmp_path / "specs").mkdir()
+    (tmp_path / "specs" / "x.yaml").write_text(SPEC)
+    env = {"HARNESS_CACHE_DIR": str(tmp_path / "cache")}       # a fresh cache: the requests are timed
+    r = harness("run", "specs/x.yaml", "--execute", cwd=tmp_path, env=env)
+    assert r.returncode == 1, r.stderr                        # `norm_min: 2` fails
+    xml = JUnitXml.fromfile(str(tmp_path / "output" / "x" / "junit.xml"))
+    cases = [(suite, case) for suite in xml for case in suite]
+    keys = [(case.classname, case.name) for _, case in cases]
+    assert len(keys) == len(set(keys)) == 8
+    assert ("x.local--e5-small-384", "execution#2") in keys and ("x.local--e5-small-384", "payloads#2") in keys
+    located = [case for _, case in cases if case._elem.get("line")]
+    assert {case._elem.get("file") for case in located} == {"specs/x.yaml"}          # not the folder's copy
+    [failed] = [case for _, case in cases if any(isinstance(res, Failure) for res in case.result)]
+    assert failed.name == "payloads#2" and failed._elem.get("line") == "11"
+    cell = next(suite for suite in xml if suite.name == "x.local--e5-small-384")
+    executed = next(case for case in cell if case.name == "execution")
+    assert cell.time > 0 and executed.time == cell.time and xml.time == cell.time
+    assert all(case.time == 0 for _, case in cases if (case.classname, case.name) != (cell.name, "execution"))
+    assert harness("verify", "output/x", cwd=tmp_path).returncode == 0

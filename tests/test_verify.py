@@ -219,7 +219,10 @@ def test_json_output_and_bad_folder(run, capsys, tmp_path):
     assert main(["verify", str(tmp_path / "nope")]) == ExitCode.USAGE
     assert "no such folder" in capsys.readouterr().err
     (tmp_path / "empty").mkdir()
-    code, out = verify(tmp_path / "empty", capsys)
+    assert main(["verify", str(tmp_path / "empty")]) == ExitCode.USAGE   # not a run: a wrong path
+    assert "not a harness output folder" in capsys.readouterr().err
+    (run / "manifest.json").unlink()                                      # a run without its manifest
+    code, out = verify(run, capsys)
     assert code == ExitCode.VERIFY_MISMATCH and "no manifest.json" in out
 
 

@@ -64,7 +64,7 @@ def add_parser(sub):
                        "--allowed-signers who vouches for the folder.",
                        epilog="exit codes: 0 verified · 5 mismatch (VERIFY_MISMATCH), a vector the model does not "
                               "give, or a signature that does not hold · 4 re-execution failed (provider, key, "
-                              "network) · 2 no such folder, or the estimate is above --max-cost (nothing sent)")
+                              "network) · 2 no such folder or not a run folder, or the estimate is above --max-cost (nothing sent)")
     p.add_argument("folder", metavar="OUTPUT_DIR", help="an output folder written by `harness run`")
     p.add_argument("--spec-dir", metavar="DIR", help="folder the spec's relative input paths start from, when the "
                    "output folder was moved away from the spec (default: found via the manifest)")
@@ -110,6 +110,13 @@ def run(args) -> int:
             raise HarnessError(Problem(f"--{flag.removeprefix('filter_').replace('_', '-')} applies to --reexecute, "
                                        "which was not given"),
                                ExitCode.USAGE)
+    from harness.folder import layout
+    if not any((folder / name).exists() for name in (layout.MANIFEST, layout.VALIDATE, layout.SPEC_COPY,
+                                                      layout.INPUTS, "payloads", *layout.REPORTS)):
+        # none of a run's files: a wrong path (2); a run whose manifest alone is gone stays a mismatch (5)
+        raise HarnessError(Problem(f"not a harness output folder: {folder} (no manifest.json, validate.txt "
+                                   "or payloads)", hint="give the output folder of a run, e.g. output/<spec name>"),
+                           ExitCode.USAGE)
     report = verify_folder(folder, spec_dir=args.spec_dir, strict=args.strict,
                            allow_paths=args.allow_paths, max_payload=args.max_payload)
     if args.allowed_signers:

@@ -4,6 +4,11 @@ CI systems (GitHub, GitLab, Jenkins) show these natively. Test suites group by c
 that are not per cell sit in the suite "run"), so a failing dimension stands out. A `skip` line
 is a `<skipped/>` case. A `warn` line is no test at all (JUnit has no "warning" outcome, and a
 passing case would hide it): it goes to its suite's `<system-err>`, one line each.
+
+`file=` is the spec path the run was given (the `spec` line records it), so CI annotations land on
+the spec in the repository, not on the copy in the folder. `time=` is what the folder records: a
+cell's summed request latency (0 when nothing was sent). There is no `timestamp=`: the reports are
+hashed and must come out byte for byte the same for the same spec, and a wall-clock time would not.
 """
 
 from __future__ import annotations
@@ -29,14 +34,27 @@ def render_junit(summary: dict) -> bytes:
                 "errors": "0",
                 "skipped": str(sum(c["status"] == "skipped" for c in checks))}
 
-    root = ET.Element("testsuites", {"name": f"harness: {name}", **counts([c for cs in suites.values() for c in cs])})
+    spec_file = next((c["data"]["path"] for c in summary.get("checks") or []
+                      if c.get("name") == "spec" and not c.get("cell") and (c.get("data") or {}).get("path")),
+                     "spec.yaml")    # a folder written before the spec line recorded its path
+    seconds = {c["id"]: _latency_sum(c.get("latency_ms")) / 1000 for c in summary.get("cells") or [] if c.get("id")}
+
+    root = ET.Element("testsuites", {"name": f"harness: {name}", **counts([c for cs in suites.values() for c in cs]),
+                                     "time": _seconds(sum(seconds.values()))})
     for suite_name, checks in suites.items():
-        suite = ET.SubElement(root, "testsuite", {"name": f"{name}.{suite_name}", **counts(checks)})
+        suite = ET.SubElement(root, "testsuite", {"name": f"{name}.{suite_name}", **counts(checks),
+                                                  "time": _seconds(seconds.get(suite_name, 0))})
+        seen: dict[str, int] = {}
         for check in checks:
-            attrs = {"classname": f"{name}.{suite_name}", "name": check["name"], "time": "0"}
+            # CI tools key results by classname + name: a repeated name (a spec check named like one of
+            # the harness's own lines) would merge or hide one, so it gets #2, #3 as spec checks do.
+            seen[check["name"]] = seen.get(check["name"], 0) + 1
+            case_name = check["name"] if seen[check["name"]] == 1 else f"{check['name']}#{seen[check['name']]}"
+            took = seconds.get(suite_name, 0) if (check.get("kind"), check["name"]) == ("execution", "execution") else 0
+            attrs = {"classname": f"{name}.{suite_name}", "name": case_name, "time": _seconds(took)}
             line = (check.get("data") or {}).get("line")
             if line:
-                attrs.update({"file": "spec.yaml", "line": str(line)})
+                attrs.update({"file": spec_file, "line": str(line)})
             case = ET.SubElement(suite, "testcase", attrs)
             detail = check.get("detail") or ""
             if check["status"] == "failed":
@@ -50,3 +68,12 @@ def render_junit(summary: dict) -> bytes:
             ET.SubElement(suite, "system-err").text = "\n".join(warnings[suite_name])
     ET.indent(root)
     return b'<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="utf-8") + b"\n"
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.3f}"
+
+
+def _latency_sum(stats: dict | None) -> float:
+    """The cell's summed request latency in ms, from summary.json's count and mean (none: cache hits only)."""
+    return stats["count"] * stats["mean"] if isinstance(stats, dict) and stats.get("count") else 0.0
