@@ -110,7 +110,7 @@ def run(args) -> int:
             console.print(f"[yellow]{escape(r.line())}[/]", highlight=False)
     execution = RunReader(outcome.folder).execution() if args.execute else None
     if execution is not None:
-        print_table(console, "results (tokens and cost: actual where the provider reported usage, est. otherwise)",
+        print_table(console, "results (tokens and cost: actual where usage was reported, else est.)",
                     RESULT_COLUMNS, result_rows(m["cells"], execution, outcome.results))
         # Why cells were skipped, each reason in full once (the table gives it briefly).
         skipped: dict[str, list[str]] = {}

@@ -34,12 +34,12 @@ def print_table(console: Console, title: str, columns: list[tuple[str, bool]], r
     if natural <= console.width:
         console.print(table)
         return
-    console.print(title, highlight=False, soft_wrap=True)
+    console.print(title, highlight=False)
     label = max(len(h) for h, _ in columns[1:]) if len(columns) > 1 else 0
     for row in rows:
-        console.print(f"- {columns[0][0]}: {row[0]}", highlight=False, soft_wrap=True)
+        console.print(f"- {columns[0][0]}: {row[0]}", highlight=False)
         for (header, _), value in zip(columns[1:], row[1:]):
-            console.print(f"  {header + ':':<{label + 1}} {value}", highlight=False, soft_wrap=True)
+            console.print(f"  {header + ':':<{label + 1}} {value}", highlight=False)
 
 
 def plan_rows(cells: list[dict]) -> list[list[str]]:
