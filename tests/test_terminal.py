@@ -10,11 +10,12 @@ import sys
 import time
 from pathlib import Path
 
-from harness.report.terminal import PLAN_COLUMNS, RESULT_COLUMNS
 from tests.helpers import SPECS, harness
 from tests.test_execute_cli import ROOT, env, server, write_spec  # noqa: F401 (server is a fixture)
 
 NARROW = {"COLUMNS": "80", "NO_COLOR": "1"}
+PLAN_HEADERS = ["cell", "model", "dim", "modality mix", "requests", "contents", "est. tokens", "est. cost CNY"]
+RESULT_HEADERS = ["cell", "executed", "vectors", "checks pass/fail/skip", "tokens", "cost CNY"]
 HINT = "ALIBABA_CLOUD_PROFILE"          # a word only the full credential hint holds
 
 
@@ -36,7 +37,7 @@ def assert_readable(text: str, headers: list[str]) -> None:
 def test_plan_at_80_columns_piped_shows_every_value(tmp_path):
     proc = harness("plan", str(quickstart(tmp_path)), cwd=tmp_path, env=NARROW)
     assert proc.returncode == 0, proc.stderr
-    assert_readable(proc.stdout, [h for h, _ in PLAN_COLUMNS])
+    assert_readable(proc.stdout, PLAN_HEADERS)
     for value in ("qwen3-vl-embedding-1024", "local--e5-small-384", "384 fixed", "image 2, text 3", "0.0045"):
         assert value in proc.stdout
 
@@ -49,11 +50,11 @@ def test_models_piped_shows_full_names_and_the_default_in_words(tmp_path):
     assert "2560 (default), 2048" in proc.stdout and "2048, 1024 (default), 768" in proc.stdout
 
 
-def test_run_prints_a_result_per_cell_and_the_key_hint_once(tmp_path):
+def test_run_prints_a_result_per_cell(tmp_path):
     spec = quickstart(tmp_path)
     proc = harness("run", str(spec), "--execute", "--output", "out", cwd=tmp_path, env=NARROW)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert_readable(proc.stdout, [h for h, _ in RESULT_COLUMNS])
+    assert_readable(proc.stdout, RESULT_HEADERS)
     results = proc.stdout[proc.stdout.index("results ("):]
     assert "results (tokens and cost: actual where usage was reported, else est.)" in proc.stdout
     blocks = {b.splitlines()[0].removeprefix("cell: "): b for b in results.split("\n- ")[1:]}
@@ -66,6 +67,11 @@ def test_run_prints_a_result_per_cell_and_the_key_hint_once(tmp_path):
     assert "checks pass/fail/skip: 5/0/0" in local
     assert " actual" in local.split("tokens:")[1].splitlines()[0]       # the local model reports its usage
     assert proc.stdout.count(HINT) == 1
+
+
+def test_the_key_hint_is_said_once_per_run_and_verify_agrees(tmp_path):
+    proc = harness("run", str(quickstart(tmp_path)), "--execute", "--output", "out", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
     folder = tmp_path / "out" / "quickstart"
     validate = (folder / "validate.txt").read_text()
     assert validate.count(HINT) == 1 and (folder / "report.html").read_text().count(HINT) == 1
