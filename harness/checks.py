@@ -19,6 +19,7 @@ from harness import metrics as M
 from harness.errors import Problem
 from harness.folder import CellExecution, CellVectors, FolderError, RunReader
 from harness.folder.layout import REPEAT_DIR
+from harness.execute.results import brief_reason
 from harness.verdict import CheckResult
 
 KINDS = ("vectors", "nearest", "similarity", "retrieval", "stability")
@@ -372,7 +373,8 @@ def _evaluate_one(name: str, kind: str, body: dict, meta: dict, cell: dict, vec,
         return CheckResult(name, False, str(vec), cid, "check", {**meta, "status": "failed", "trials": 0, "failures": 0})
     if vec is None:
         reason = info.reason if info is not None else None
-        return CheckResult.skip(name, f"cell not executed: {reason}" if reason else "cell not executed", cid,
+        # The brief reason: its execution line (or the first such line) gives the hint in full.
+        return CheckResult.skip(name, f"cell not executed: {brief_reason(reason)}" if reason else "cell not executed", cid,
                                 "check", {**meta, "status": "skipped", "reason": reason or "cell not executed"})
     trials, failures, detail, data = EVALUATORS[kind](body, Ctx(folder, cell, vec, planned, spec_dir))
     if data.get(SKIP):

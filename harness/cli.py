@@ -42,9 +42,13 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
-def interrupted_message() -> str:
-    """What the interrupt left behind, truthfully: a run folder swapped in before it counts."""
+def interrupted_message(cached: bool = True) -> str:
+    """What the interrupt left behind, truthfully: a run folder swapped in before it counts, and
+    the cache only when the command kept one (not under --no-cache)."""
     if not COMMITTED:
+        if not cached:
+            return ("interrupted: no output folder was changed; with --no-cache no response was kept, "
+                    "so running the same command again sends every request again")
         return ("interrupted: no output folder was changed; responses already received are in the cache, "
                 "so running the same command again finishes the job")
     done = "; ".join(f"{path} was written in full{' (replacing the earlier run there)' if replaced else ''}"
@@ -67,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{errors} errors", file=sys.stderr)
         return int(e.exit_code)
     except KeyboardInterrupt:
-        print(interrupted_message(), file=sys.stderr)
+        print(interrupted_message(cached=not getattr(args, "no_cache", False)), file=sys.stderr)
         return int(ExitCode.INTERRUPTED)
     except BrokenPipeError:
         return int(ExitCode.OK)

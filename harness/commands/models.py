@@ -5,15 +5,15 @@ from __future__ import annotations
 import dataclasses
 import sys
 
-from rich.console import Console
-from rich.table import Table
-
 from harness.catalog import load_catalog
 from harness.evidence import canonical_json
+from harness.report.terminal import make_console, print_table
 
 NAME = "models"
 HELP = "list the model catalog: modalities, dimensions, fusion, limits, quotas"
 ORDER = 70
+COLUMNS = [(h, False) for h in ("model", "provider", "modalities", "dimensions", "fusion", "per request",
+                                  "RPM/TPM")]
 
 
 def add_parser(sub):
@@ -43,15 +43,14 @@ def run(args) -> int:
                "models": [_plain(cat.get(name)) for name in cat.names()]}
         sys.stdout.buffer.write(canonical_json(doc, pretty=True))
         return 0
-    table = Table(title=f"model catalog {cat.version} ({cat.path})", title_justify="left")
-    for col in ("model", "provider", "modalities", "dimensions (default)", "fusion", "per request", "RPM/TPM"):
-        table.add_column(col)
+    rows = []
     for name in cat.names():
         m = cat.get(name)
         star = " *" if m.disputes else ""
-        dims = ", ".join(str(d) if d != m.default_dimension else f"[b]{d}[/]" for d in m.dimensions)
+        # The default in words, not only in bold: it must survive a pipe and a colourless terminal.
+        dims = ", ".join(f"{d} (default)" if d == m.default_dimension else str(d) for d in m.dimensions)
         limits = f"{m.max_contents or '-'} items, {m.max_images or '-'} img, {m.max_videos or '-'} vid"
         quota = f"{m.rpm or '-'}/{m.tpm or '-'}"
-        table.add_row(name + star, m.provider, ", ".join(sorted(m.modalities)), dims, m.fusion, limits, quota)
-    Console().print(table)
+        rows.append([name + star, m.provider, ", ".join(sorted(m.modalities)), dims, m.fusion, limits, quota])
+    print_table(make_console(), f"model catalog {cat.version} ({cat.path})", COLUMNS, rows)
     return 0

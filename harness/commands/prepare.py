@@ -46,6 +46,33 @@ def add_parser(sub):
     return p
 
 
+# A problem found in the spec that prepare builds from the flags names that spec's keys; the user
+# gave flags, so say the flag, and a fix in flags.
+FLAG_OF = [("models[0].dimensions", "--dimension", "give one of the dimensions listed, or leave --dimension out "
+            "for the model's default"),
+           ("models[0]", "--model", "`harness models` lists the models and what each takes"),
+           *((f"parameters.{key}", flag, f"leave {flag} out, or choose a --model that takes it")
+             for key, flag in (("instruct", "--instruct"), ("fps", "--fps"), ("res_level", "--res-level"),
+                               ("max_video_frames", "--max-video-frames")))]
+INPUT_HINT = "give a path relative to the current folder, or an http(s):// URL"
+
+
+def _in_flags(problem: Problem, content_flags: list[str]) -> Problem:
+    """The problem with its spec location ("models[0].dimensions[0]: ...") replaced by the flag."""
+    where, sep, text = problem.message.partition(": ")
+    if not sep:
+        return problem
+    for prefix, flag, hint in FLAG_OF:
+        if where.startswith(prefix):
+            return Problem(f"{flag}: {text}", hint=hint or problem.hint, severity=problem.severity)
+    if where.startswith("inputs[") and where[7:].split("]", 1)[0].isdigit():
+        index = int(where[7:].split("]", 1)[0])
+        if index < len(content_flags):
+            hint = INPUT_HINT if problem.hint and "spec" in problem.hint else problem.hint
+            return Problem(f"{content_flags[index]}: {text}", hint=hint, severity=problem.severity)
+    return problem
+
+
 def _check_utf8(args) -> None:
     """A flag's bytes that are not UTF-8 reach Python as lone surrogates, which no request can carry:
     exit 3 naming the flag, before anything is built."""
@@ -80,8 +107,15 @@ def run(args) -> int:
     data = {"version": 1, "name": "prepare", "models": [model], "inputs": inputs}
     if parameters:
         data["parameters"] = parameters
-    spec = spec_from_data(data, base_dir=Path.cwd(), display="prepare")
-    with build_plan(spec, allow_paths=args.allow_paths) as plan:
+    content_flags = ([f"--text #{i}" for i in range(1, len(args.text) + 1)]
+                     + [f"--image #{i}" for i in range(1, len(args.image) + 1)]
+                     + [f"--video #{i}" for i in range(1, len(args.video) + 1)])
+    try:
+        spec = spec_from_data(data, base_dir=Path.cwd(), display="prepare")
+        plan_context = build_plan(spec, allow_paths=args.allow_paths)
+    except HarnessError as e:
+        raise HarnessError([_in_flags(p, content_flags) for p in e.problems], e.exit_code) from None
+    with plan_context as plan:
         cell = plan.cells[0]
         if cell.protocol != "dashscope":
             raise HarnessError(Problem(f"--model {args.model}: prepare writes DashScope request bodies only"))

@@ -10,7 +10,8 @@ from rich.markup import escape
 from harness.commands import add_allow_host, add_allow_path, add_filters, add_max_payload, cell_filter, flags
 from harness.credentials import unsendable
 from harness.errors import ExitCode, HarnessError, Problem
-from harness.report.terminal import make_console, print_cells
+from harness.folder import RunReader
+from harness.report.terminal import RESULT_COLUMNS, make_console, print_cells, print_table, result_rows
 from harness.runner import output_base, run as run_pipeline
 
 NAME = "run"
@@ -104,16 +105,23 @@ def run(args) -> int:
                            cell_filter=cell_filter(args))
     m = outcome.manifest
     print_cells(console, m["cells"], f"{m['spec']['name']}: {m['inputs']['count']} inputs × {len(m['cells'])} cells")
-    skipped: dict[str, list[str]] = {}
     for r in outcome.results:
         if r.status == "fail":
             console.print(f"[red]{escape(r.line())}[/]", highlight=False)
         elif r.status == "warn":
             console.print(f"[yellow]{escape(r.line())}[/]", highlight=False)
-        elif r.status == "skip" and r.kind == "execution":
-            skipped.setdefault(r.detail.split(" (optional")[0], []).append(r.cell or "?")
-    for reason, cells in skipped.items():
-        console.print(f"[yellow]{escape(reason)}[/]: {len(cells)} cell(s) ({', '.join(cells)})", highlight=False)
+    execution = RunReader(outcome.folder).execution() if args.execute else None
+    if execution is not None:
+        print_table(console, "results (tokens and cost: actual where usage was reported, else est.)",
+                    RESULT_COLUMNS, result_rows(m["cells"], execution, outcome.results))
+        # Why cells were skipped, each reason in full once (the table gives it briefly).
+        skipped: dict[str, list[str]] = {}
+        for r in outcome.results:
+            if r.status == "skip" and r.kind == "execution":
+                skipped.setdefault((r.data or {}).get("reason") or "not executed", []).append(r.cell or "?")
+        for reason, cells in skipped.items():
+            console.print(f"[yellow]not executed: {escape(reason)}[/]: {len(cells)} cell(s) ({', '.join(cells)})",
+                          highlight=False)
     failed = set(outcome.failed)
     if "verify" in args.fail_on:
         from harness.verify import render_report, verify_folder

@@ -23,6 +23,12 @@ if TYPE_CHECKING:
 SHOWN_FAILURES = 5        # failures listed per cell in execution.json and the checks
 
 
+def brief_reason(reason: str | None) -> str:
+    """Why a cell was not executed, without its how-to-fix (the part after the first ": "), so a
+    long hint such as where to put the API key is said once per run, not on every line."""
+    return (reason or "not executed").split(": ", 1)[0]
+
+
 @dataclass
 class CellOutcome:
     """What happened to one cell; `to_record()` is its entry in execution.json."""
@@ -152,13 +158,16 @@ def execution_checks(cells: list["_Cell"], summary: ExecutionSummary) -> list[Ch
     """Per cell: did every request succeed, and did vectors of the right length come back."""
     results: list[CheckResult] = []
     fatal = summary.fatal
+    first_with: dict[str, str] = {}     # reason -> the cell whose line says it in full
     for cell in cells:
         out = cell.outcome
         cid = out.id
         if not out.executed:
             # A required cell that did not run fails; any other is a skip, never a pass.
             data = {"executed": False, "reason": out.reason}
-            results.append(CheckResult("execution", not out.required, f"not executed: {out.reason}"
+            said = first_with.setdefault(out.reason or "", cid)
+            why = out.reason if said == cid else f"{brief_reason(out.reason)} (as for {said} above)"
+            results.append(CheckResult("execution", not out.required, f"not executed: {why}"
                                        + ("" if out.required else " (optional cell, so the run goes on)"),
                                        cell=cid, kind="execution", data=data,
                                        status="fail" if out.required else "skip"))

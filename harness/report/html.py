@@ -13,6 +13,7 @@ import jinja2
 import numpy as np
 
 from harness import metrics as M
+from harness.execute.results import brief_reason
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -31,6 +32,7 @@ def _env() -> jinja2.Environment:
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
                              keep_trailing_newline=True)
     env.filters["num"] = lambda x, digits=3: "–" if x is None else (f"{x:.{digits}f}" if isinstance(x, float) else str(x))
+    env.filters["brief"] = brief_reason     # the full reason is on the first execution line
     env.filters["money"] = lambda x: "–" if x is None else (f"{x:.6f}".rstrip("0").rstrip(".") or "0")
     return env
 

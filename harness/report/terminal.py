@@ -1,32 +1,85 @@
-"""The terminal report: one rich table of cells, then the verdict."""
+"""The terminal report: tables of cells (planned, then their results) and the verdict.
+
+Every table is printed whole or not at all: when its columns do not fit the console's width
+it is stacked instead, one block per row of `column: value` lines, so no value is ever cut to
+"…" and nothing depends on colour (a piped log reads the same).
+"""
 
 from __future__ import annotations
 
+import os
 import sys
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from harness.report.markdown import mix
 
+# (header, right-aligned?) of the plan's table, in order.
+PLAN_COLUMNS = [("cell", False), ("model", False), ("dim", True), ("modality mix", False), ("requests", True),
+                ("contents", True), ("est. tokens", True), ("est. cost CNY", True)]
+RESULT_COLUMNS = [("cell", False), ("executed", False), ("vectors", True), ("checks pass/fail/skip", True),
+                  ("tokens", True), ("cost CNY", True)]
 
-def cells_table(cells: list[dict], title: str) -> Table:
-    table = Table(title=title, title_justify="left")
-    for name, justify in (("cell", "left"), ("model", "left"), ("dim", "right"), ("modality mix", "left"),
-                          ("requests", "right"), ("contents", "right"), ("est. tokens", "right"),
-                          ("est. cost CNY", "right")):
-        table.add_column(name, justify=justify, no_wrap=name in ("cell", "model"))
+
+def print_table(console: Console, title: str, columns: list[tuple[str, bool]], rows: list[list[str]]) -> None:
+    """`rows` of plain text (no markup): a table when it fits, else stacked."""
+    table = Table(title=escape(title), title_justify="left")
+    for header, right in columns:
+        table.add_column(header, justify="right" if right else "left", no_wrap=True)
+    for row in rows:
+        table.add_row(*(escape(v) for v in row))
+    natural = console.measure(table, options=console.options.update_width(10_000)).maximum
+    if natural <= console.width:
+        console.print(table)
+        return
+    console.print(title, highlight=False)
+    label = max(len(h) for h, _ in columns[1:]) if len(columns) > 1 else 0
+    for row in rows:
+        console.print(f"- {columns[0][0]}: {row[0]}", highlight=False)
+        for (header, _), value in zip(columns[1:], row[1:]):
+            console.print(f"  {header + ':':<{label + 1}} {value}", highlight=False)
+
+
+def plan_rows(cells: list[dict]) -> list[list[str]]:
+    rows = []
     for c in cells:
         dim = f"{c['dimension']}" + (" fixed" if c.get("dimension_sent") is None else "")
-        table.add_row(c["id"], c["model"], dim, mix(c["modality_mix"]), f"{c['requests']:,}", f"{c['contents']:,}",
-                      f"{c['estimated_tokens']['total']:,}", f"{c['estimated_cost']['amount']:.4f}")
-    return table
+        rows.append([c["id"], c["model"], dim, mix(c["modality_mix"]), f"{c['requests']:,}", f"{c['contents']:,}",
+                     f"{c['estimated_tokens']['total']:,}", f"{c['estimated_cost']['amount']:.4f}"])
+    return rows
 
 
 def print_cells(console: Console, cells: list[dict], title: str) -> None:
-    console.print(cells_table(cells, title))
+    print_table(console, title, PLAN_COLUMNS, plan_rows(cells))
+
+
+def result_rows(cells: list[dict], execution, results) -> list[list[str]]:
+    """Per cell after a run: executed or why not, vectors, its check lines by status, and tokens and
+    cost: `actual` from the usage the provider reported, `est.` from the plan's estimate otherwise."""
+    from harness.execute.results import brief_reason, usage_tokens
+    rows = []
+    for c in cells:
+        cid = c["id"]
+        info = execution.get(cid) if execution is not None else None
+        mine = [r for r in results if r.cell == cid]
+        counts = "/".join(str(sum(1 for r in mine if r.status == s)) for s in ("pass", "fail", "skip"))
+        tokens = sum(usage_tokens(info.usage).values()) if info is not None and info.usage else 0
+        executed = "yes" if info is not None and info.executed else f"no: {brief_reason(info and info.reason)}"
+        if executed != "yes":
+            spent = ["-", "-"]           # nothing was sent, nothing spent
+        elif tokens:
+            cost = (info.estimated_cost or {}).get("amount")
+            spent = [f"{tokens:,} actual", f"{cost:.4f} actual" if cost is not None else "-"]
+        else:
+            spent = [f"{c['estimated_tokens']['total']:,} est.", f"{c['estimated_cost']['amount']:.4f} est."]
+        rows.append([cid, executed, f"{info.vectors:,}" if info is not None else "0", counts, *spent])
+    return rows
 
 
 def make_console(quiet: bool = False) -> Console:
-    """A console for stdout: the terminal's width, or a wide fixed one when piped (CI logs)."""
-    return Console(quiet=quiet, width=None if sys.stdout.isatty() else 160)
+    """A console for stdout: the terminal's width, $COLUMNS when set, else a wide fixed one when
+    piped (CI logs)."""
+    fixed = not sys.stdout.isatty() and not os.environ.get("COLUMNS")
+    return Console(quiet=quiet, width=160 if fixed else None)
