@@ -39,3 +39,18 @@ def copy_images(folder: Path) -> Path:
 
 def tree(folder: Path) -> dict[str, bytes]:
     return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def dashscope_fixture(api_key: str):
+    """A module-scoped pytest fixture: the fake DashScope server on 127.0.0.1 accepting `api_key`."""
+    import pytest
+
+    @pytest.fixture(scope="module")
+    def server():
+        sys.path.insert(0, str(Path(__file__).parent / "servers"))
+        from dashscope_server import serve
+
+        with serve(api_key=api_key) as srv:
+            yield srv
+
+    return server

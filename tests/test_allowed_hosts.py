@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent / "servers"))
+from tests.helpers import dashscope_fixture  # noqa: E402
 from dashscope_server import serve  # noqa: E402
 
 KEY = "sk-allowed-hosts-5b7e21"
@@ -21,10 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 INPUTS = "inputs:\n  - {id: a, text: a cat}\n  - {id: b, text: a dog}\n"
 
 
-@pytest.fixture(scope="module")
-def server():
-    with serve(api_key=KEY) as srv:
-        yield srv
+server = dashscope_fixture(KEY)
 
 
 @pytest.fixture(autouse=True)

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent / "servers"))
-from dashscope_server import serve, vector  # noqa: E402
+from tests.helpers import dashscope_fixture  # noqa: E402
+from dashscope_server import vector  # noqa: E402
 
 from harness.providers.base import ProviderError  # noqa: E402
 from harness.providers.dashscope import DashScopeProvider  # noqa: E402
@@ -21,10 +22,7 @@ KEY = "sk-provider-test-5f1e2d3c"
 TEXTS = [{"text": "A cat sitting on a red chair"}, {"text": "一只猫坐在红色的椅子上"}]
 
 
-@pytest.fixture(scope="module")
-def server():
-    with serve(api_key=KEY) as srv:
-        yield srv
+server = dashscope_fixture(KEY)
 
 
 @pytest.fixture(autouse=True)

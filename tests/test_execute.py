@@ -18,7 +18,8 @@ import pytest
 from rich.console import Console
 
 sys.path.insert(0, str(Path(__file__).parent / "servers"))
-from dashscope_server import serve, stage_payloads, text_requests, vector  # noqa: E402
+from tests.helpers import dashscope_fixture  # noqa: E402
+from dashscope_server import stage_payloads, text_requests, vector  # noqa: E402
 
 from harness.execute import ExecuteOptions, RateLimiter, execute_run  # noqa: E402
 
@@ -28,10 +29,7 @@ CID = "qwen3-vl-embedding-256"
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def server():
-    with serve(api_key=KEY) as srv:
-        yield srv
+server = dashscope_fixture(KEY)
 
 
 @pytest.fixture(autouse=True)

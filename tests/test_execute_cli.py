@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent / "servers"))
-from dashscope_server import serve, vector  # noqa: E402
+from tests.helpers import dashscope_fixture  # noqa: E402
+from dashscope_server import vector  # noqa: E402
 
 KEY = "sk-cli-e2e-00112233445566"
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,10 +35,7 @@ checks:
 """
 
 
-@pytest.fixture(scope="module")
-def server():
-    with serve(api_key=KEY) as srv:
-        yield srv
+server = dashscope_fixture(KEY)
 
 
 @pytest.fixture(autouse=True)

@@ -4,14 +4,11 @@ and an input (set) can name the models it is for (`models: [...]`)."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent / "servers"))
-from dashscope_server import serve  # noqa: E402
-from tests.helpers import copy_images, harness, write_spec  # noqa: E402
+from tests.helpers import copy_images, dashscope_fixture, harness, write_spec  # noqa: E402
 
 KEY = "sk-filters-test-1122334455"
 
@@ -74,10 +71,7 @@ def test_run_records_the_filter_and_verify_rederives_the_same_cells(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-@pytest.fixture(scope="module")
-def server():
-    with serve(api_key=KEY) as srv:
-        yield srv
+server = dashscope_fixture(KEY)
 
 
 def test_verify_reexecute_sends_only_the_filtered_cells(server, tmp_path):

@@ -16,7 +16,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent / "servers"))
 sys.path.insert(0, str(Path(__file__).parent))
 import forgery  # noqa: E402
-from dashscope_server import serve  # noqa: E402
+from tests.helpers import dashscope_fixture  # noqa: E402
 
 KEY = "sk-reexecute-test-5566778899"
 LOCAL_CELL = "local--e5-small-384"
@@ -155,10 +155,7 @@ def test_ok_over_a_failing_detail_is_caught_without_reexecution(local_run):
 
 # --------------------------------------------------------------------------- the DashScope stand-in
 
-@pytest.fixture(scope="module")
-def server():
-    with serve(api_key=KEY) as srv:
-        yield srv
+server = dashscope_fixture(KEY)
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent / "servers"))
-from dashscope_server import serve, vector  # noqa: E402
+from tests.helpers import dashscope_fixture  # noqa: E402
+from dashscope_server import vector  # noqa: E402
 
 from harness.metrics import cosine_matrix  # noqa: E402
 
@@ -49,10 +50,7 @@ checks:
 {extra_checks}"""
 
 
-@pytest.fixture(scope="module")
-def server():
-    with serve(api_key=KEY) as srv:
-        yield srv
+server = dashscope_fixture(KEY)
 
 
 def harness(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
