@@ -242,7 +242,7 @@ def run(spec_path: str | Path, *, base: Path, execute: bool = False, execute_opt
                 empty = nothing_executed(exec_results)
                 if empty is not None:
                     results.append(empty)
-            manifest = finalize(folder, body, results, known).to_json()
+            manifest = finalize(folder, body, results, known, started=started).to_json()
             RunWriter(folder).run_facts(run_facts(started, execute))
             signed_by = _sign(folder, sign_key) if sign_key else None
             stage.commit()

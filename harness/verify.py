@@ -368,12 +368,14 @@ def _check_reports(folder: Path, manifest: dict, report: VerifyReport) -> None:
         report.notes.append(f"reports not re-rendered: written by harness {version}, this is {__version__}")
         return
     from harness.report.html import render_html
-    from harness.report.junit import render_junit
+    from harness.report.junit import recorded_timestamp, render_junit
     from harness.report.markdown import render_markdown
     from harness.report.summary import build_summary, render_summary
 
+    # JUnit's timestamp is the run's start: it is re-rendered as recorded (its hash is in the file table).
+    timestamp = recorded_timestamp(folder / layout.JUNIT)
     expected = {layout.SUMMARY: lambda: render_summary(build_summary(folder, record, results)),
-                layout.JUNIT: lambda: render_junit(summary),
+                layout.JUNIT: lambda: render_junit(summary, timestamp),
                 layout.REPORT_MD: lambda: render_markdown(record, results).encode("utf-8"),
                 layout.REPORT_HTML: lambda: render_html(summary, folder)}
     for name, render in expected.items():

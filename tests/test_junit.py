@@ -61,14 +61,23 @@ checks:
 
 def test_junit_as_a_ci_consumer_reads_it(tmp_path):
     """Read through junitparser (what CI plugins do): annotations point at the spec the run was given,
-    every case has its own classname+name, times are set, and the folder still verifies (re-rendered)."""
+    every case has its own classname+name, times and the start timestamp are set, and the folder still
+    verifies (re-rendered)."""
+    import json
+    from datetime import datetime, timezone
     from junitparser import Failure, JUnitXml
     (tmp_path / "specs").mkdir()
     (tmp_path / "specs" / "x.yaml").write_text(SPEC)
     env = {"HARNESS_CACHE_DIR": str(tmp_path / "cache")}       # a fresh cache: the requests are timed
+    before = datetime.now(timezone.utc).replace(microsecond=0, tzinfo=None)
     r = harness("run", "specs/x.yaml", "--execute", cwd=tmp_path, env=env)
+    after = datetime.now(timezone.utc).replace(tzinfo=None)
     assert r.returncode == 1, r.stderr                        # `norm_min: 2` fails
     xml = JUnitXml.fromfile(str(tmp_path / "output" / "x" / "junit.xml"))
+    started = datetime.fromisoformat(json.loads((tmp_path / "output" / "x" / "run.json").read_text())["started"])
+    assert {suite.timestamp for suite in xml} == {xml._elem.get("timestamp")}    # every suite: the run's start
+    assert before <= datetime.fromisoformat(xml._elem.get("timestamp")) <= after
+    assert datetime.fromisoformat(xml._elem.get("timestamp")) == started.replace(tzinfo=None)
     cases = [(suite, case) for suite in xml for case in suite]
     keys = [(case.classname, case.name) for _, case in cases]
     assert len(keys) == len(set(keys)) == 8
@@ -82,3 +91,31 @@ def test_junit_as_a_ci_consumer_reads_it(tmp_path):
     assert cell.time > 0 and executed.time == cell.time and xml.time == cell.time
     assert all(case.time == 0 for _, case in cases if (case.classname, case.name) != (cell.name, "execution"))
     assert harness("verify", "output/x", cwd=tmp_path).returncode == 0
+
+
+def test_timestamp_is_the_only_difference_between_two_runs_and_export_keeps_it(tmp_path):
+    """Two runs of one spec: same manifest digest, junit.xml differs only in its timestamp; a changed
+    timestamp is caught by verify (the file's hash); finalising again (export) keeps the run's start."""
+    import json
+    import re
+    import time
+    from harness.folder import RunReader
+    (tmp_path / "x.yaml").write_text(SPEC.replace("  - vectors: {name: payloads, norm_min: 2}\n", ""))
+    runs = []
+    for name in ("a", "b"):
+        assert harness("run", "x.yaml", "--output", name, cwd=tmp_path).returncode == 0
+        runs.append(tmp_path / name / "x")
+        time.sleep(1.1)
+    a, b = ((r / "junit.xml").read_text() for r in runs)
+    stamp = re.compile(r'timestamp="[^"]+"')
+    assert a != b and stamp.sub("", a) == stamp.sub("", b)
+    assert json.loads((runs[0] / "manifest.json").read_text())["digest"] == \
+        json.loads((runs[1] / "manifest.json").read_text())["digest"]
+    # finalize again, as `harness export` does: the timestamp stays the run's start, not now
+    reader = RunReader(runs[0])
+    finalize(runs[0], reader.manifest(), reader.results())
+    assert (runs[0] / "junit.xml").read_text() == a
+    assert harness("verify", str(runs[0]), cwd=tmp_path).returncode == 0
+    (runs[0] / "junit.xml").write_text(stamp.sub('timestamp="2001-01-01T00:00:00"', a))
+    r = harness("verify", str(runs[0]), cwd=tmp_path)
+    assert r.returncode == 5 and "junit.xml" in r.stdout

@@ -45,16 +45,18 @@ class RunWriter:
 
 
 def finalize(folder: str | Path, manifest: Manifest, results: list[CheckResult],
-             known: dict[str, str] | None = None) -> Manifest:
+             known: dict[str, str] | None = None, started: float | None = None) -> Manifest:
     """Write validate.txt, the reports and manifest.json so that they all tell one story.
 
     Order matters: every other file is hashed first, the digest is computed over that (it leaves
     the reports out, since they show it), the reports are written carrying the digest, and last
     the manifest, whose file table hashes the reports too. `known` holds hashes of files the
-    caller just wrote (payloads), so they are not read back. Returns the manifest written.
+    caller just wrote (payloads), so they are not read back. `started` (a Unix time) is the run's
+    start, JUnit's `timestamp`; without it (`harness export` finalising again) junit.xml keeps the
+    timestamp it has. Returns the manifest written.
     """
     from harness.report.html import render_html
-    from harness.report.junit import render_junit
+    from harness.report.junit import junit_timestamp, recorded_timestamp, render_junit
     from harness.report.markdown import render_markdown
     from harness.report.summary import build_summary, render_summary
 
@@ -65,7 +67,8 @@ def finalize(folder: str | Path, manifest: Manifest, results: list[CheckResult],
     final.digest = manifest_mod.digest(final.to_json())
     summary_bytes = render_summary(build_summary(folder, final, results))
     summary = json.loads(summary_bytes)  # JUnit and HTML are projections of summary.json's very content
-    reports = {layout.SUMMARY: summary_bytes, layout.JUNIT: render_junit(summary),
+    timestamp = junit_timestamp(started) if started is not None else recorded_timestamp(folder / layout.JUNIT)
+    reports = {layout.SUMMARY: summary_bytes, layout.JUNIT: render_junit(summary, timestamp),
                layout.REPORT_MD: render_markdown(final, results).encode("utf-8"),
                layout.REPORT_HTML: render_html(summary, folder)}
     for name, data in reports.items():
