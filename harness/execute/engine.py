@@ -62,6 +62,7 @@ class ExecuteOptions:
     quota_window: float = 60.0       # seconds the rpm/tpm quota is counted over (tests scale it down)
     quota_headroom: float = 0.98     # share of the quota the limiter aims at
     http_client: Any = field(default=None, repr=False, compare=False)  # set by execute_run
+    local_files: dict = field(default_factory=dict, repr=False)   # sha256 → path, for `upload_local_files`
 
 
 # ---- the run -------------------------------------------------------------------------------
@@ -333,7 +334,8 @@ async def _process(request: _Request, options: ExecuteOptions, cache: ResponseCa
                             "fetched_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")})
         _accept(request, vectors, usage)
         request.record = _record(request, request_id=got.request_id, status=got.status, attempts=attempt,
-                                 latency_ms=latency, usage=usage)
+                                 latency_ms=latency, usage=usage,
+                                 **({"uploads": got.uploads} if getattr(got, "uploads", None) else {}))
         progress.advance()
         return
 

@@ -19,6 +19,7 @@ class Embedded:
     usage: dict[str, Any] = field(default_factory=dict)
     request_id: str | None = None
     status: int = 200
+    uploads: list[dict[str, Any]] = field(default_factory=list)   # oss:// URLs sent in place of local files
 
 
 class ProviderError(Exception):
