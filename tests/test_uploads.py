@@ -17,8 +17,6 @@ sys.path.insert(0, str(Path(__file__).parent / "servers"))
 from tests.helpers import dashscope_fixture  # noqa: E402
 from dashscope_server import POLICY_ACCESS_KEY_ID, POLICY_DOCUMENT, POLICY_SIGNATURE, vector  # noqa: E402
 
-from harness.uploads import LIFETIME, REUSE_MARGIN, UploadRecord  # noqa: E402
-
 KEY = "sk-upload-e2e-99887766554433"
 ROOT = Path(__file__).resolve().parents[1]
 CID = "qwen3-vl-embedding-256"
@@ -154,6 +152,8 @@ def test_run_uploads_video_and_large_image_records_oss_urls_and_verifies(server,
     assert (folder / "payloads" / CID / "00001.json").read_text() == payload
 
     # 48 h later the record has expired (its time moved back, as the clock would): upload again
+    from harness.uploads import LIFETIME
+
     for entry in record["entries"].values():
         entry["expires"] -= LIFETIME
     (tmp_path / "cache" / "uploads.json").write_text(json.dumps(record))
@@ -165,8 +165,19 @@ def test_run_uploads_video_and_large_image_records_oss_urls_and_verifies(server,
     assert {u["url"] for u in line3["uploads"]}.isdisjoint(u["url"] for u in line2["uploads"])
     assert cli(tmp_path, "verify", str(folder)).returncode == 0
 
+    # `verify --reexecute` sends a sample again: with no upload record left, the stand-ins are
+    # resolved from the run's recorded input files, uploaded afresh, and the vectors agree
+    (tmp_path / "cache" / "uploads.json").unlink()
+    served = len(server.served())
+    redo = cli(tmp_path, "verify", str(folder), "--reexecute", "--base-url", server.base_url)
+    assert redo.returncode == 0, redo.stdout + redo.stderr
+    assert len(server.served()) == served + 1 and len(server.upload_log) == 12
+    no_secret_anywhere(tmp_path, redo)
+
 
 def test_the_record_reuses_an_upload_only_while_it_has_time_to_live(tmp_path):
+    from harness.uploads import LIFETIME, REUSE_MARGIN, UploadRecord
+
     now = [1_000_000.0]
     record = UploadRecord(tmp_path, clock=lambda: now[0])
     key = UploadRecord.key("ab" * 32, "qwen3-vl-embedding", "dashscope.aliyuncs.com")
@@ -221,3 +232,13 @@ def test_a_storage_host_that_is_not_allowed_gets_nothing(server, tmp_path):
     (line,) = responses(tmp_path)
     assert line["error"]["code"] == "UploadHostRefused" and "198.51.100.7:9" in line["error"]["message"]
     assert [e["kind"] for e in server.upload_log] == ["policy"] and not server.served()
+
+
+def test_a_large_image_without_the_opt_in_names_the_upload_as_a_fix(tmp_path):
+    write(tmp_path, upload=False)
+    (tmp_path / "spec.yaml").write_text((tmp_path / "spec.yaml").read_text().replace(
+        "  - id: street\n    video: clips/street.mp4\n", ""))
+    proc = cli(tmp_path, "validate", str(tmp_path / "spec.yaml"))
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 3, out
+    assert "qwen3-vl-embedding takes at most 5,000,000 bytes per image" in out and "upload_local_files: true" in out
