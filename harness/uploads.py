@@ -29,14 +29,17 @@ import hashlib
 import json
 import os
 import time
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
+import httpx
+
 from harness.credentials import Destination, allowed_hosts, scrub
 from harness.evidence import atomic_write
-from harness.media import UPLOAD_PREFIX
+from harness.media import UPLOAD_PREFIX, sniff, sniff_video
 from harness.providers.base import ProviderError
 from harness.providers import wire
 
@@ -48,6 +51,9 @@ RECORD_VERSION = 1
 POLICY_FIELDS = ("policy", "signature", "upload_dir", "upload_host", "oss_access_key_id",
                  "x_oss_object_acl", "x_oss_forbid_overwrite")
 OFFICIAL_STORAGE_SUFFIX = ".aliyuncs.com"
+# One lock per upload key and event loop, shared by every cell of a run (two dimensions of one
+# model carry the same file), so a file is uploaded once however many requests want it at once.
+_LOCKS: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Lock]]" = weakref.WeakKeyDictionary()
 
 
 def recorded_local_files(folder: Path, manifest: Any) -> dict[str, Path]:
@@ -165,7 +171,6 @@ class Uploader:
         self.timeout = timeout
         self.api_timeout = api_timeout
         self.allowed = allowed_hosts((), base_url=root)
-        self._locks: dict[str, asyncio.Lock] = {}
 
     def __repr__(self) -> str:
         return f"Uploader(model={self.model!r}, policy={self.policy_url!r})"
@@ -179,9 +184,8 @@ class Uploader:
         return substitute(body, {u.sha256: u.url for u in done}), done
 
     async def url_for(self, sha256: str) -> Uploaded:
-        lock = self._locks.setdefault(sha256, asyncio.Lock())
-        async with lock:   # two requests carrying one file upload it once
-            key = UploadRecord.key(sha256, self.model, self.api_host)
+        key = UploadRecord.key(sha256, self.model, self.api_host)
+        async with _LOCKS.setdefault(asyncio.get_running_loop(), {}).setdefault(key, asyncio.Lock()):
             entry = self.record.get(key)
             if entry is not None:
                 return Uploaded(sha256, entry["url"], entry["expires"], True)
@@ -205,7 +209,6 @@ class Uploader:
         if hashlib.sha256(data).hexdigest() != sha256:
             raise ProviderError(f"{Path(path).name} changed since the run was planned (its sha256 differs); "
                                 "run again", code="MediaChanged")
-        from harness.media import sniff, sniff_video
         kind = sniff(data[:64]) or sniff_video(data[:64])
         return data, Path(path).name, kind[1] if kind else "application/octet-stream"
 
@@ -213,7 +216,7 @@ class Uploader:
         try:
             resp = await self._client().request("GET", self.policy_url, headers=self._headers, timeout=self.api_timeout,
                                                 params={"action": "getPolicy", "model": self.model})
-        except Exception as exc:
+        except httpx.HTTPError as exc:
             raise _transport("asking for an upload policy", exc) from None
         try:
             doc = json.loads(resp.content) if resp.content else None
@@ -265,7 +268,7 @@ class Uploader:
         try:
             resp = await self._client().request("POST", str(policy["upload_host"]), data=form, headers=headers,
                                                 files={"file": (name, data, mime)}, timeout=self.timeout)
-        except Exception as exc:
+        except httpx.HTTPError as exc:
             raise _transport(f"uploading {name}", exc) from None
         if resp.status_code not in (200, 204):
             text = wire.snippet(resp.content) if resp.content else "no body"
@@ -277,12 +280,8 @@ class Uploader:
         return "oss://" + key
 
 
-def _transport(doing: str, exc: Exception) -> ProviderError:
-    import httpx
-
+def _transport(doing: str, exc: httpx.HTTPError) -> ProviderError:
     if isinstance(exc, httpx.TimeoutException):
         return ProviderError(f"no answer {doing}", code="UploadTimeout", retryable=True)
-    if isinstance(exc, httpx.TransportError):
-        return ProviderError(f"connection failed {doing} ({type(exc).__name__})", code="UploadConnectionError",
-                             retryable=True)
-    raise exc
+    return ProviderError(f"connection failed {doing} ({type(exc).__name__})", code="UploadConnectionError",
+                         retryable=True)

@@ -242,3 +242,15 @@ def test_a_large_image_without_the_opt_in_names_the_upload_as_a_fix(tmp_path):
     out = proc.stdout + proc.stderr
     assert proc.returncode == 3, out
     assert "qwen3-vl-embedding takes at most 5,000,000 bytes per image" in out and "upload_local_files: true" in out
+
+
+def test_one_file_for_two_cells_of_a_model_is_uploaded_once(server, tmp_path):
+    write(tmp_path, dims="[256, 512]", big_image=False)
+    proc = run(tmp_path, server)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert [e["kind"] for e in server.upload_log] == ["policy", "storage"]
+    urls = set()
+    for cid in ("qwen3-vl-embedding-256", "qwen3-vl-embedding-512"):
+        (line,) = [json.loads(x) for x in (tmp_path / "out/up/responses" / f"{cid}.jsonl").read_text().splitlines()]
+        urls |= {u["url"] for u in line["uploads"]}
+    assert len(urls) == 1
