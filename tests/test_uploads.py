@@ -254,3 +254,18 @@ def test_one_file_for_two_cells_of_a_model_is_uploaded_once(server, tmp_path):
         (line,) = [json.loads(x) for x in (tmp_path / "out/up/responses" / f"{cid}.jsonl").read_text().splitlines()]
         urls |= {u["url"] for u in line["uploads"]}
     assert len(urls) == 1
+
+
+@pytest.mark.parametrize("data, where, message", [
+    (b"just some text, not a video at all" * 10, "spec.yaml:11:12",
+     "'clips/street.mp4' is not a video (its bytes match no video container)"),
+    (b"\x1aE\xdf\xa3" + bytes(500), "spec.yaml:10:5",   # a model rule: at the input, as for images
+     "video 'clips/street.mp4' is MKV; qwen3-vl-embedding accepts MP4, AVI, MOV"),
+])
+def test_a_local_video_is_checked_by_its_bytes_before_anything_is_sent(tmp_path, data, where, message):
+    write(tmp_path, big_image=False)
+    (tmp_path / "clips" / "street.mp4").write_bytes(data)
+    proc = cli(tmp_path, "validate", str(tmp_path / "spec.yaml"))
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 3, out
+    assert where in out and message in out, out
