@@ -269,3 +269,14 @@ def test_a_local_video_is_checked_by_its_bytes_before_anything_is_sent(tmp_path,
     out = proc.stdout + proc.stderr
     assert proc.returncode == 3, out
     assert where in out and message in out, out
+
+
+def test_a_request_refused_after_the_upload_still_records_the_url_it_sent(server, tmp_path):
+    write(tmp_path, big_image=False)
+    server.add_fault("400", times=-1, match="oss://")
+    proc = run(tmp_path, server)
+    assert proc.returncode == 4, proc.stdout + proc.stderr
+    (line,) = responses(tmp_path)
+    assert line["error"]["code"] == "InvalidParameter" and line["status"] == 400
+    (upload,) = line["uploads"]
+    assert upload["url"][6:] in server.objects and upload["sha256"] == hashlib.sha256(MP4).hexdigest()

@@ -48,6 +48,7 @@ class ProviderError(Exception):
         self.fatal = fatal
         self.retry_after = retry_after
         self.throttled = throttled
+        self.uploads: list[dict[str, Any]] = []   # oss:// URLs the failed request named (DashScope uploads)
 
     def describe(self) -> str:
         bits = [f"HTTP {self.status}" if self.status else None, self.code, self.message,

@@ -167,6 +167,7 @@ class DashScopeProvider(wire.KeptAnswers):
             got.uploads = [u.evidence() for u in uploaded]
             return got
         except ProviderError as exc:
+            exc.uploads = [u.evidence() for u in uploaded]   # sent all the same: evidence of the failure too
             if exc.status in (401, 403) or exc.code == "InvalidApiKey":
                 where = self.key_source.where if self.key_source else "the caller"
                 exc.message = f"{exc.message} ({HINTS['auth' if exc.status == 401 else 'denied'].format(where=where)})"
