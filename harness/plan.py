@@ -500,7 +500,8 @@ def build_cells(spec: Spec, catalog: Catalog, problems: list[Problem], base_url:
                                              f"{model.name} does not support output dimension {inc['dimension']} "
                                              f"(it supports: {', '.join(map(str, model.dimensions))})"))
             elif not any(c.model.name == name and c.dimension == inc["dimension"] for c in cells):
-                _add_cell(cells, model, inc["dimension"], params, endpoint, entry, where, required_all, modalities, upload)
+                _add_cell(cells, model, inc["dimension"], params, endpoint, entry, where, required_all, modalities,
+                          upload)
     for k, used in used_excludes.items():
         if not used:
             problems.append(spec.problem(("matrix", "exclude", k), "this exclude matches no cell",

@@ -232,8 +232,10 @@ class Uploader:
             retryable = resp.status_code == 429 or resp.status_code >= 500
             hint = ("" if retryable else ": every upload of this model would be refused alike; send images as data "
                     "URIs (drop upload_local_files) or give public URLs")
-            raise ProviderError(scrub(f"the upload policy was refused (HTTP {resp.status_code} {code}: {message}){hint}",
-                                      self._api_key), status=resp.status_code, code="UploadPolicyRefused",
+            text = f"the upload policy was refused (HTTP {resp.status_code} {code}: {message}){hint}"
+            for secret in [self._api_key, *_policy_secrets(info)]:   # a body may hold both an error and a policy
+                text = scrub(text, secret)
+            raise ProviderError(text, status=resp.status_code, code="UploadPolicyRefused",
                                 request_id=request_id, retryable=retryable, fatal=not retryable,
                                 throttled=resp.status_code == 429, retry_after=wire.retry_after(resp.headers))
         missing = [f for f in POLICY_FIELDS if not isinstance(info.get(f), (str, int, bool)) or info.get(f) == ""]
@@ -262,7 +264,7 @@ class Uploader:
                 "x-oss-object-acl": str(policy["x_oss_object_acl"]),
                 "x-oss-forbid-overwrite": str(policy["x_oss_forbid_overwrite"]).lower(),
                 "success_action_status": "200", "x-oss-content-type": mime}
-        secrets = (form["OSSAccessKeyId"], form["Signature"], form["policy"], self._api_key)
+        secrets = (self._api_key, *_policy_secrets(policy))
         # no Authorization here: the storage host gets the policy's signature, never the API key
         headers = {"User-Agent": self._headers.get("User-Agent", "mm-embed-harness"), "Accept": "application/json"}
         try:
@@ -278,6 +280,13 @@ class Uploader:
             raise ProviderError(f"uploading {name} to the temporary storage failed (HTTP {resp.status_code}: {text})",
                                 status=resp.status_code, code="UploadFailed", retryable=retryable)
         return "oss://" + key
+
+
+def _policy_secrets(info: Any) -> list[str]:
+    """The credentials-like values of an upload policy: never in a message, a file or a log."""
+    if not isinstance(info, dict):
+        return []
+    return [str(info[f]) for f in ("signature", "policy", "oss_access_key_id") if info.get(f)]
 
 
 def _transport(doing: str, exc: httpx.HTTPError) -> ProviderError:

@@ -98,9 +98,9 @@ class DashScopeProvider(wire.KeptAnswers):
             self._headers["X-DashScope-WorkSpace"] = workspace
         self.uploader = None
         if uploads is not None:   # {"files": {sha256: path}, "record": UploadRecord, "model": wire model}
-            self.uploader = Uploader(endpoint, uploads.get("model") or model or "", api_key=api_key, headers=self._headers,
-                                     client=self._http.get, files=uploads["files"], record=uploads["record"],
-                                     api_timeout=timeout)
+            self.uploader = Uploader(endpoint, uploads.get("model") or model or "", api_key=api_key,
+                                     headers=self._headers, client=self._http.get, files=uploads["files"],
+                                     record=uploads["record"], api_timeout=timeout)
 
     def __repr__(self) -> str:
         where = self.key_source.where if self.key_source else "argument"
