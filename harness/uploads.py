@@ -101,13 +101,17 @@ class UploadRecord:
             return None
         return entry if entry["expires"] - self.clock() > REUSE_MARGIN else None
 
-    def put(self, key: str, url: str, expires: float) -> None:
+    def put(self, key: str, url: str | None, expires: float = 0) -> None:
+        """Record `url` under `key`; None forgets the key."""
         if self.path is None:
             return
         now = self.clock()
         entries = {k: v for k, v in self._load().items()   # expired entries are dropped as we go
                    if isinstance(v, dict) and isinstance(v.get("expires"), (int, float)) and v["expires"] > now}
-        entries[key] = {"url": url, "expires": int(expires), "expires_at": iso(expires)}
+        if url is None:
+            entries.pop(key, None)
+        else:
+            entries[key] = {"url": url, "expires": int(expires), "expires_at": iso(expires)}
         try:
             atomic_write(self.path, json.dumps({"v": RECORD_VERSION, "entries": entries}, indent=1,
                                                sort_keys=True).encode(), fsync=False)
@@ -195,6 +199,11 @@ class Uploader:
             expires = self.record.clock() + LIFETIME
             self.record.put(key, url, expires)
             return Uploaded(sha256, url, expires, False)
+
+    def forget(self, uploads: list[Uploaded]) -> None:
+        """Drop recorded uploads the service did not resolve, so the next request uploads again."""
+        for u in uploads:
+            self.record.put(UploadRecord.key(u.sha256, self.model, self.api_host), None)
 
     def _read(self, sha256: str) -> tuple[bytes, str, str]:
         path = self.files.get(sha256)

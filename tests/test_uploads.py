@@ -280,3 +280,15 @@ def test_a_request_refused_after_the_upload_still_records_the_url_it_sent(server
     assert line["error"]["code"] == "InvalidParameter" and line["status"] == 400
     (upload,) = line["uploads"]
     assert upload["url"][6:] in server.objects and upload["sha256"] == hashlib.sha256(MP4).hexdigest()
+
+
+def test_a_recorded_upload_the_service_no_longer_has_is_uploaded_again(server, tmp_path):
+    write(tmp_path, big_image=False)
+    assert run(tmp_path, server).returncode == 0
+    server.objects.clear()   # the storage purged the file before its 48 hours were up
+    proc = run(tmp_path, server, "--refresh")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert [e["kind"] for e in server.upload_log] == ["policy", "storage"] * 2
+    (line,) = responses(tmp_path)
+    assert line["attempts"] == 2 and [u["reused"] for u in line["uploads"]] == [False]
+    assert line["uploads"][0]["url"][6:] in server.objects

@@ -168,6 +168,12 @@ class DashScopeProvider(wire.KeptAnswers):
             return got
         except ProviderError as exc:
             exc.uploads = [u.evidence() for u in uploaded]   # sent all the same: evidence of the failure too
+            stale = [u for u in uploaded if u.reused]
+            if exc.status == 400 and stale and self.uploader is not None:
+                # a recorded oss:// URL the service no longer resolves (purged early, or the file of another
+                # account's key): forgotten, so the retry uploads afresh
+                self.uploader.forget(stale)
+                exc.retryable = True
             if exc.status in (401, 403) or exc.code == "InvalidApiKey":
                 where = self.key_source.where if self.key_source else "the caller"
                 exc.message = f"{exc.message} ({HINTS['auth' if exc.status == 401 else 'denied'].format(where=where)})"
