@@ -93,11 +93,12 @@ class InputFiles:
     base_dir: Path                          # relative paths start here (the spec's folder)
     roots: tuple[Path, ...]                 # the project, then each --allow-path folder
     read: dict[str, dict] = field(default_factory=dict)   # relative path → manifest record
+    upload: bool = False                    # `upload_local_files: true`: local videos are taken too
 
     @classmethod
-    def for_spec(cls, base_dir: Path, allow: tuple | list = ()) -> "InputFiles":
+    def for_spec(cls, base_dir: Path, allow: tuple | list = (), upload: bool = False) -> "InputFiles":
         base_dir = Path(base_dir).resolve()
-        return cls(base_dir, (project_root(base_dir), *(Path(a).resolve() for a in allow)))
+        return cls(base_dir, (project_root(base_dir), *(Path(a).resolve() for a in allow)), upload=upload)
 
     def resolve(self, written: str, what: str, where: tuple) -> Path:
         """The real path of `written` (symlinks followed); InputProblem when it leaves every root."""
@@ -127,21 +128,28 @@ class InputFiles:
 
 @dataclass(frozen=True)
 class Part:
-    """One modality of an input. `value` is the text or the URL; `image` is set for local files."""
+    """One modality of an input. `value` is the text or the URL; `image` / `video` is set for local files."""
 
     kind: str                              # "text" | "image" | "video"
     value: str
     image: LocalImage | None = None
+    video: LocalImage | None = None         # a local video (only with `upload_local_files: true`)
+
+    @property
+    def local(self) -> LocalImage | None:
+        return self.image or self.video
 
     def ref(self) -> dict:
-        if self.image is not None:
-            return self.image.ref()
+        if self.local is not None:
+            return self.local.ref()
         if self.kind == "text":
             return {"kind": "text", "sha256": sha256_bytes(self.value.encode("utf-8")), "chars": len(self.value)}
         return {"kind": self.kind, "url": self.value if not is_data_uri(self.value) else "data:…",
                 **({"sha256": sha256_bytes(self.value.encode())} if is_data_uri(self.value) else {})}
 
     def wire(self) -> str:
+        if self.video is not None:
+            return self.video.placeholder()
         return self.image.data_uri() if self.image is not None else self.value
 
 
@@ -178,10 +186,18 @@ class InputProblem(Exception):
 def _media_part(kind: str, value: str, files: InputFiles, where: tuple) -> Part:
     value = value.strip()
     if kind == "video":
-        if not is_url(value):
+        if is_url(value):
+            return Part("video", value)
+        if not files.upload:
             raise InputProblem(where, f"video {value!r} is not a URL",
-                               "the API takes videos only as http(s):// or oss:// URLs; upload the file first", False)
-        return Part("video", value)
+                               "the API takes videos only as http(s):// or oss:// URLs; to send a local file "
+                               "through DashScope's temporary storage, set `upload_local_files: true`", False)
+        try:
+            video = inspect_local_image(value, files.resolve(value, "video", where), "video")
+        except MediaError as e:
+            raise InputProblem(where, e.message, e.hint, False) from None
+        files.record(value, video.sha256, video.size, "video", mime=video.mime)
+        return Part("video", value, video=video)
     if is_url(value):
         return Part("image", value)
     if is_data_uri(value):

@@ -1,7 +1,11 @@
-"""Local media: MIME sniffed from the bytes (never the extension), hashed, sent as data URIs.
+"""Local media: MIME sniffed from the bytes (never the extension), hashed, sent as data URIs or uploaded.
 
 The API takes no local paths; images go as `data:image/<format>;base64,...` (the documented way).
-A file whose bytes are not an image is refused before anything is written.
+With `upload_local_files: true` a local video (which has no data-URI form) and an image over the
+model's per-image limit go through DashScope's temporary storage instead: the payload file holds
+`upload_placeholder(sha256)`, a stable stand-in the provider swaps for the `oss://` URL of the
+upload when it sends (harness.uploads). A file whose bytes are not an image (a video) is refused
+before anything is written.
 """
 
 from __future__ import annotations
@@ -24,6 +28,36 @@ _SIGNATURES: list[tuple[bytes, str, str]] = [
     (b"icns", "icns", "image/icns"),
     (b"\x01\xda", "sgi", "image/sgi"),
 ]
+
+
+# Video containers by their first bytes; (offset, magic, format, MIME). MP4 and MOV share the ISO
+# box layout (`ftyp` at offset 4); their brand tells them apart (`qt  ` is QuickTime).
+_VIDEO_SIGNATURES: list[tuple[int, bytes, str, str]] = [
+    (4, b"ftypqt", "mov", "video/quicktime"),
+    (4, b"ftyp", "mp4", "video/mp4"),
+    (4, b"moov", "mov", "video/quicktime"),
+    (0, b"\x1aE\xdf\xa3", "mkv", "video/x-matroska"),   # WEBM is Matroska too
+    (0, b"FLV", "flv", "video/x-flv"),
+    (0, b"\x00\x00\x01\xba", "mpeg", "video/mpeg"),
+    (0, b"\x00\x00\x01\xb3", "mpeg", "video/mpeg"),
+]
+UPLOAD_PREFIX = "upload:sha256:"
+
+
+def upload_placeholder(sha256: str) -> str:
+    """What a payload file holds for a local file sent through temporary storage: tied to the
+    bytes only, so the payload (and the response cache key) is the same for every upload."""
+    return UPLOAD_PREFIX + sha256
+
+
+def sniff_video(head: bytes) -> tuple[str, str] | None:
+    """(format, MIME) from the first bytes of a file, or None when it is no known video container."""
+    if len(head) >= 12 and head[:4] == b"RIFF" and head[8:11] == b"AVI":
+        return "avi", "video/x-msvideo"
+    for offset, magic, fmt, mime in _VIDEO_SIGNATURES:
+        if head[offset:offset + len(magic)] == magic:
+            return fmt, mime
+    return None
 
 
 def sniff(head: bytes) -> tuple[str, str] | None:
@@ -52,9 +86,13 @@ class LocalImage:
     size: int
     format: str
     mime: str
+    kind: str = "image"   # or "video"
 
     def ref(self) -> dict:
-        return {"kind": "image", "path": self.shown, "sha256": self.sha256, "size": self.size, "mime": self.mime}
+        return {"kind": self.kind, "path": self.shown, "sha256": self.sha256, "size": self.size, "mime": self.mime}
+
+    def placeholder(self) -> str:
+        return upload_placeholder(self.sha256)
 
     def data_uri(self) -> str:
         try:
@@ -75,14 +113,18 @@ class MediaError(Exception):
         self.message, self.hint = message, hint
 
 
-def inspect_local_image(shown: str, path: Path) -> LocalImage:
-    """Open the local image `shown` (found at the resolved `path`), check it is one, and record
-    what evidence needs. Raises MediaError."""
+LocalFile = LocalImage   # a local video is the same record with kind="video"
+
+
+def inspect_local_image(shown: str, path: Path, kind: str = "image") -> LocalImage:
+    """Open the local image (or video) `shown` (found at the resolved `path`), check it is one,
+    and record what evidence needs. Raises MediaError."""
     if not path.exists():
-        raise MediaError(f"image file {shown!r} does not exist (looked in {path.parent})",
+        raise MediaError(f"{kind} file {shown!r} does not exist (looked in {path.parent})",
                          "paths are relative to the spec file; or give an http(s):// URL")
     if path.is_dir():
-        raise MediaError(f"image {shown!r} is a folder", "to embed every image in it, use `from: <folder>`")
+        raise MediaError(f"{kind} {shown!r} is a folder", "to embed every image in it, use `from: <folder>`"
+                         if kind == "image" else "give one video file")
     h = hashlib.sha256()
     try:
         with open(path, "rb") as f:
@@ -92,9 +134,15 @@ def inspect_local_image(shown: str, path: Path) -> LocalImage:
                 h.update(block)
         size = path.stat().st_size
     except OSError as e:
-        raise MediaError(f"cannot read image {shown!r}: {e.strerror}", "check the file's permissions")
-    kind = sniff(head)
-    if kind is None:
+        raise MediaError(f"cannot read {kind} {shown!r}: {e.strerror}", "check the file's permissions")
+    if kind == "video":
+        found = sniff_video(head)
+        if found is None:
+            raise MediaError(f"{shown!r} is not a video (its bytes match no video container)",
+                             "give an MP4, MOV, AVI, MKV/WEBM, FLV or MPEG file; the extension is not trusted")
+        return LocalImage(path, shown, h.hexdigest(), size, found[0], found[1], "video")
+    found = sniff(head)
+    if found is None:
         raise MediaError(f"{shown!r} is not an image (its bytes match no image format)",
                          "give a JPEG, PNG, WEBP, BMP, TIFF or GIF file; the extension is not trusted")
-    return LocalImage(path, shown, h.hexdigest(), size, kind[0], kind[1])
+    return LocalImage(path, shown, h.hexdigest(), size, found[0], found[1])

@@ -4,26 +4,40 @@ DashScope: `{"model", "input": {"contents": [...]}, "parameters": {...}}` with `
 every other option INSIDE `parameters` (the public quick-start script put `dimension` at the top
 level, which the API does not read). OpenAI-compatible and local cells: the embeddings shape
 `{"model", "input": [texts], "encoding_format": "float"}` plus `dimensions` where allowed.
+
+A local file a DashScope cell sends through temporary storage (`upload_local_files`: every local
+video, and an image over the model's per-image limit) is written as `upload:sha256:<hex>`, a
+stand-in tied to its bytes; the provider puts the `oss://` URL of the upload in its place when it
+sends, and records that URL in the response evidence. So the payload, the cache key and what
+`verify` re-derives stay the same from one upload to the next.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from harness.inputs import Input
+from harness.inputs import Input, Part
 from harness.plan import Batch, Cell
+
+
+def wire_value(part: Part, cell: Cell) -> str:
+    """What stands for `part` in this cell's request body."""
+    image = part.image
+    if cell.upload and image is not None and cell.model.image_max_bytes and image.size > cell.model.image_max_bytes:
+        return image.placeholder()
+    return part.wire()
 
 
 def content_items(inp: Input, cell: Cell) -> list[dict[str, Any]]:
     """The `input.contents` items one input becomes for this cell's model."""
     if inp.modality == "multi_images":
-        return [{"multi_images": [p.wire() for p in inp.parts]}]
+        return [{"multi_images": [wire_value(p, cell) for p in inp.parts]}]
     if inp.modality == "fused":
         if cell.model.fusion == "enable_fusion":
-            return [{p.kind: p.wire()} for p in inp.parts]
-        return [{p.kind: p.wire() for p in inp.parts}]
+            return [{p.kind: wire_value(p, cell)} for p in inp.parts]
+        return [{p.kind: wire_value(p, cell) for p in inp.parts}]
     part = inp.parts[0]
-    return [{part.kind: part.wire()}]
+    return [{part.kind: wire_value(part, cell)}]
 
 
 def dashscope_body(cell: Cell, batch: Batch) -> dict[str, Any]:

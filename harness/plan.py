@@ -43,6 +43,7 @@ class Cell:
     required: bool
     where: tuple                    # spec path of the model entry
     modalities: frozenset[str] | None = None   # only inputs of these modalities (None: all)
+    upload: bool = False            # `upload_local_files: true` (DashScope): local videos and large images go by oss://
 
     def takes(self, inp: Input) -> bool:
         return ((self.modalities is None or inp.modality in self.modalities)
@@ -57,7 +58,8 @@ class Cell:
                 "provider": self.model.provider, "endpoint": self.endpoint, "dimension": self.dimension,
                 "dimension_sent": self.dimension_sent, "parameters": self.parameters,
                 "api_key_env": self.api_key_env, "required": self.required,
-                "modalities": sorted(self.modalities) if self.modalities else None}
+                "modalities": sorted(self.modalities) if self.modalities else None,
+                **({"upload_local_files": True} if self.upload else {})}
 
 
 @dataclass(frozen=True)
@@ -239,8 +241,9 @@ def batches(cell: Cell, inputs: Iterator[Input], max_contents: int | None) -> It
 
 # -- catalog rules for one input and one model --------------------------------------------
 
-def input_rule_problems(inp: Input, model: ModelInfo) -> list[tuple[str, str | None, str]]:
-    """(message, hint, severity) for each rule of `model` that `inp` breaks."""
+def input_rule_problems(inp: Input, model: ModelInfo, upload: bool = False) -> list[tuple[str, str | None, str]]:
+    """(message, hint, severity) for each rule of `model` that `inp` breaks. `upload`: the cell sends
+    local files over the model's data-URI limit through temporary storage (`upload_local_files`)."""
     if inp.modality == "text":   # fast path: most inputs of large sets are plain texts
         if "text" not in model.modalities:
             return [(f"{model.name} does not accept text input (it accepts: {', '.join(sorted(model.modalities))})",
@@ -278,12 +281,30 @@ def input_rule_problems(inp: Input, model: ModelInfo) -> list[tuple[str, str | N
     for part in inp.parts:
         img = part.image
         if img is not None:
-            if model.image_max_bytes and img.size > model.image_max_bytes:
+            if model.image_max_bytes and img.size > model.image_max_bytes and upload:
+                out.append((f"image {img.shown!r} is {img.size:,} bytes, over {model.name}'s "
+                            f"{model.image_max_bytes:,} bytes per image as a data URI: it goes through DashScope's "
+                            "temporary storage (upload_local_files), where the service may still hold it to "
+                            "that limit", "downscale or recompress it to send it inline", "warning"))
+            elif model.image_max_bytes and img.size > model.image_max_bytes:
                 out.append((f"image {img.shown!r} is {img.size:,} bytes; {model.name} takes at most "
-                            f"{model.image_max_bytes:,} bytes per image", "downscale or recompress it", "error"))
+                            f"{model.image_max_bytes:,} bytes per image", "downscale or recompress it"
+                            + (", or set `upload_local_files: true` to send it through DashScope's temporary "
+                               "storage" if model.provider == "dashscope" else ""), "error"))
             if model.image_formats and img.format not in model.image_formats:
                 out.append((f"image {img.shown!r} is {img.format.upper()}; {model.name} accepts "
                             f"{', '.join(f.upper() for f in model.image_formats)}", "convert it", "error"))
+        video = part.video
+        if video is not None:
+            if model.video_max_bytes and video.size > model.video_max_bytes:
+                out.append((f"video {video.shown!r} is {video.size:,} bytes; {model.name} takes at most "
+                            f"{model.video_max_bytes:,} bytes per video", "shorten or recompress it", "error"))
+            if model.video_formats and video.format not in model.video_formats:
+                out.append((f"video {video.shown!r} is {video.format.upper()}; {model.name} accepts "
+                            f"{', '.join(f.upper() for f in model.video_formats)}", "convert it", "error"))
+            if model.provider != "dashscope":
+                out.append((f"{model.name} cannot take the local video {video.shown!r}: only DashScope models "
+                            "upload local files", "give a URL, or exclude the model", "error"))
         if part.kind == "text" and model.text_max_tokens:
             tokens = estimate.text_tokens(part.value)
             if tokens > model.text_max_tokens:
@@ -383,6 +404,20 @@ def _check_export_host(spec: Spec, allowed: AllowedHosts | None, problems: list[
                                ("export", "to"), spec, allowed, problems)
 
 
+UPLOAD_REGIONS = ("cn-beijing",)   # TMPURL: temporary storage is "available only in China (Beijing)"
+
+
+def _check_upload_region(spec: Spec, cells: list[Cell], problems: list[Problem]) -> None:
+    """`upload_local_files` with a DashScope model served outside Beijing: the storage does not exist there."""
+    region = spec.data.get("region", "cn-beijing")
+    if spec.data.get("upload_local_files") and region not in UPLOAD_REGIONS \
+            and any(c.model.provider == "dashscope" for c in cells):
+        problems.append(spec.problem(("upload_local_files",), f"DashScope's temporary storage for local files "
+                                     f"exists only in {', '.join(UPLOAD_REGIONS)}, and this spec runs in {region}",
+                                     "send images as data URIs (drop `upload_local_files`) or give the media as "
+                                     "public http(s):// URLs", prefer_key=True))
+
+
 def _check_export_path(spec: Spec, files: InputFiles, problems: list[Problem]) -> None:
     """A Milvus Lite `export.to` is a folder the run writes: it stays in the project (or an
     --allow-path folder), as input files do, so a spec cannot write elsewhere on the machine."""
@@ -398,6 +433,7 @@ def _check_export_path(spec: Spec, files: InputFiles, problems: list[Problem]) -
 def build_cells(spec: Spec, catalog: Catalog, problems: list[Problem], base_url: str | None = None,
                 allowed: AllowedHosts | None = None, endpoints: dict[str, str] | None = None) -> list[Cell]:
     data = spec.data
+    upload = bool(data.get("upload_local_files"))
     matrix = data.get("matrix") or {}
     # matrix entries the schema refused are None here: left out, reported by the schema
     excludes = [(k, ex) for k, ex in enumerate(matrix.get("exclude") or []) if ex is not None]
@@ -455,7 +491,7 @@ def build_cells(spec: Spec, catalog: Catalog, problems: list[Problem], base_url:
         for d in dims:
             if excluded(name, d):
                 continue
-            _add_cell(cells, model, d, params, endpoint, entry, where, required_all, modalities)
+            _add_cell(cells, model, d, params, endpoint, entry, where, required_all, modalities, upload)
         for k, inc in includes:
             if inc["model"] != name:
                 continue
@@ -464,7 +500,8 @@ def build_cells(spec: Spec, catalog: Catalog, problems: list[Problem], base_url:
                                              f"{model.name} does not support output dimension {inc['dimension']} "
                                              f"(it supports: {', '.join(map(str, model.dimensions))})"))
             elif not any(c.model.name == name and c.dimension == inc["dimension"] for c in cells):
-                _add_cell(cells, model, inc["dimension"], params, endpoint, entry, where, required_all, modalities)
+                _add_cell(cells, model, inc["dimension"], params, endpoint, entry, where, required_all, modalities,
+                          upload)
     for k, used in used_excludes.items():
         if not used:
             problems.append(spec.problem(("matrix", "exclude", k), "this exclude matches no cell",
@@ -483,7 +520,7 @@ def _modalities(spec: Spec, entry: dict, where: tuple) -> frozenset[str] | None:
     return frozenset(m for m in names or () if m is not None)
 
 
-def _add_cell(cells, model, d, params, endpoint, entry, where, required_all, modalities) -> None:
+def _add_cell(cells, model, d, params, endpoint, entry, where, required_all, modalities, upload=False) -> None:
     sent = d if model.dimension_param else None
     wire_params = dict(params)
     if model.provider == "dashscope" and sent is not None:
@@ -491,7 +528,7 @@ def _add_cell(cells, model, d, params, endpoint, entry, where, required_all, mod
     cells.append(Cell(id=f"{slug(model.name)}-{d}", model=model, dimension=d, dimension_sent=sent,
                       parameters=wire_params, endpoint=endpoint, api_key_env=entry.get("api_key_env"),
                       required=bool(entry.get("required", required_all)), where=where,
-                      modalities=modalities))
+                      modalities=modalities, upload=upload and model.provider == "dashscope"))
 
 
 def wire_bytes(inp: Input) -> int:
@@ -572,7 +609,7 @@ def _scan_inputs(spec: Spec, cells: list[Cell], problems: list[Problem], spool,
         for cell in models.values():
             if not cell.takes(inp):
                 continue
-            for message, hint, severity in input_rule_problems(inp, cell.model):
+            for message, hint, severity in input_rule_problems(inp, cell.model, cell.upload):
                 key = (inp.where, message if inp.row is None else message.split(" (")[0].split("'")[0], severity)
                 grouped.setdefault(key, [message, hint, severity, label, 0])[4] += 1
         counts[inp.modality] += 1
@@ -679,7 +716,7 @@ def build_plan(spec: Spec, *, base_url: str | None = None, catalog: Catalog | No
     after every rule is checked on the whole spec."""
     budget = max_payload_bytes(max_payload)
     catalog = catalog or load_catalog()
-    files = InputFiles.for_spec(spec.base_dir, allow_paths)
+    files = InputFiles.for_spec(spec.base_dir, allow_paths, upload=bool(spec.data.get("upload_local_files")))
     allowed = None if allow_hosts is None else allowed_hosts(catalog.regions.values(), extra=allow_hosts,
                                                              base_url=base_url)
     problems: list[Problem] = list(spec.problems)
@@ -697,6 +734,7 @@ def build_plan(spec: Spec, *, base_url: str | None = None, catalog: Catalog | No
                 cells = build_cells(spec, catalog, problems, base_url, allowed, endpoints)
                 matrix_ok = sum(p.is_error for p in problems) == before
                 _check_export_host(spec, allowed, problems)
+                _check_upload_region(spec, cells, problems)
                 _check_export_path(spec, files, problems)
                 n, counts, ids = _scan_inputs(spec, cells, problems, f, files, budget)
             _starved_models(spec, cells, problems)

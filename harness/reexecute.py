@@ -292,7 +292,12 @@ def run_sample(folder: Path, sample: Sample, tolerance: Tolerance | None, spec_e
         return []
     known = {f.name for f in dataclasses.fields(ExecuteOptions)}
     values = {k: v for k, v in (spec_execution or {}).items() if k in known}
-    options = ExecuteOptions(**{**values, "use_cache": False, "refresh": False, "quiet": console is None})
+    local_files = {}
+    if any(c.cell.get("upload_local_files") for c in sample.cells):   # what the upload stand-ins name
+        from harness.uploads import recorded_local_files
+        local_files = recorded_local_files(folder, RunReader(folder).manifest())
+    options = ExecuteOptions(**{**values, "use_cache": False, "refresh": False, "quiet": console is None,
+                                "local_files": local_files})
     with tempfile.TemporaryDirectory(prefix="harness-reexecute-") as tmp:
         scratch = Path(tmp)
         for c in sample.cells:

@@ -175,6 +175,7 @@ def _execute(plan: Plan, folder: Path, cells: list[dict], execute_options: dict,
     known = {f.name for f in dataclasses.fields(ExecuteOptions)}
     values = {k: v for k, v in {**spec_exec, **{k: v for k, v in execute_options.items() if v is not None}}.items()
               if k in known}
+    values["local_files"] = local_files(plan)
     summary = execute_run(folder, cells, ExecuteOptions(**values), console)
     results, failed = list(summary.checks), not summary.ok
     repeat = _repeated_cells(plan.spec, cells)
@@ -187,6 +188,11 @@ def _execute(plan: Plan, folder: Path, cells: list[dict], execute_options: dict,
         results += [dataclasses.replace(r, name=f"repeat:{r.name}") for r in second.checks]
         failed = failed or not second.ok
     return results, failed
+
+
+def local_files(plan: Plan) -> dict[str, Path]:
+    """sha256 → path of every local image and video the inputs read (what `upload_local_files` sends)."""
+    return {r["sha256"]: plan.spec.base_dir / r["path"] for r in plan.input_files if r.get("role") in ("image", "video")}
 
 
 def _repeated_cells(spec: Spec, cells: list[dict]) -> list[dict]:

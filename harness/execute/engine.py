@@ -62,6 +62,7 @@ class ExecuteOptions:
     quota_window: float = 60.0       # seconds the rpm/tpm quota is counted over (tests scale it down)
     quota_headroom: float = 0.98     # share of the quota the limiter aims at
     http_client: Any = field(default=None, repr=False, compare=False)  # set by execute_run
+    local_files: dict = field(default_factory=dict, repr=False)   # sha256 → path, for `upload_local_files`
 
 
 # ---- the run -------------------------------------------------------------------------------
@@ -293,7 +294,8 @@ async def _process(request: _Request, options: ExecuteOptions, cache: ResponseCa
             if exc.fatal:
                 if state["fatal"] is None:
                     state["fatal"], state["fatal_cell"] = exc, cell.spec["id"]
-                return _fail(request, progress, _error_json(exc), attempts=attempt, latency_ms=latency)
+                return _fail(request, progress, _error_json(exc), attempts=attempt, latency_ms=latency,
+                             **_uploads(exc))
             if exc.retryable and attempt < options.max_attempts and state["fatal"] is None:
                 delay = backoff_delay(attempt, options, exc.retry_after)
                 out.retries += 1
@@ -309,7 +311,7 @@ async def _process(request: _Request, options: ExecuteOptions, cache: ResponseCa
             if exc.retryable:
                 error["message"] = f"{exc.message} (gave up after {attempt} attempts)"
             return _fail(request, progress, error, attempts=attempt, latency_ms=latency,
-                         status=exc.status)
+                         status=exc.status, **_uploads(exc))
         finally:
             RateLimiter.release(slot)  # also when cancelled: a later request must not wait forever
         latency = round((time.perf_counter() - t0) * 1000, 1)
@@ -333,9 +335,16 @@ async def _process(request: _Request, options: ExecuteOptions, cache: ResponseCa
                             "fetched_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")})
         _accept(request, vectors, usage)
         request.record = _record(request, request_id=got.request_id, status=got.status, attempts=attempt,
-                                 latency_ms=latency, usage=usage)
+                                 latency_ms=latency, usage=usage, **_uploads(got))
         progress.advance()
         return
+
+
+def _uploads(outcome: Any) -> dict[str, Any]:
+    """`{"uploads": [...]}` when the request named uploaded files by their oss:// URLs (evidence of what
+    was sent, also when it failed), else nothing: lines of other requests keep their shape."""
+    uploads = getattr(outcome, "uploads", None)
+    return {"uploads": uploads} if uploads else {}
 
 
 def _dim_ok(cell: _Cell, vectors: np.ndarray) -> bool:

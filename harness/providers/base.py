@@ -19,6 +19,7 @@ class Embedded:
     usage: dict[str, Any] = field(default_factory=dict)
     request_id: str | None = None
     status: int = 200
+    uploads: list[dict[str, Any]] = field(default_factory=list)   # oss:// URLs sent in place of local files
 
 
 class ProviderError(Exception):
@@ -47,6 +48,7 @@ class ProviderError(Exception):
         self.fatal = fatal
         self.retry_after = retry_after
         self.throttled = throttled
+        self.uploads: list[dict[str, Any]] = []   # oss:// URLs the failed request named (DashScope uploads)
 
     def describe(self) -> str:
         bits = [f"HTTP {self.status}" if self.status else None, self.code, self.message,

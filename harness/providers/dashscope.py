@@ -20,6 +20,11 @@ The key is resolved by `harness.credentials`, lives in this object only, is neve
 and is scrubbed from every field kept of an answer (message, code, request_id, usage), in case a
 server echoes it. A redirect is not followed (the key would go along); the message says where it
 pointed. Which hosts may receive the key at all is decided before this (`harness.plan`).
+
+A cell with `upload_local_files` sends its local files through DashScope's temporary storage
+(`harness.uploads`): the payload's `upload:sha256:…` stand-ins become `oss://` URLs in the bytes
+sent (never in the payload file, the cache key or the log), the request carries
+`X-DashScope-OssResourceResolve: enable`, and the URLs go to the response evidence (`uploads`).
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from harness.evidence import canonical_json
 from harness.providers.base import Embedded, NotExecutable, ProviderError
 from harness.providers import wire
 from harness.providers.tokens import estimate_tokens
+from harness.uploads import Uploader, UploadRecord
 
 DEFAULT_TIMEOUT = 60.0
 WORKSPACE_ENV = "DASHSCOPE_WORKSPACE"
@@ -73,7 +79,7 @@ class DashScopeProvider(wire.KeptAnswers):
     def __init__(self, endpoint: str, *, api_key: str, dimension: int | None, model: str | None = None,
                  key_source: KeySource | None = None, workspace: str | None = None,
                  timeout: float = DEFAULT_TIMEOUT, client: httpx.AsyncClient | None = None,
-                 max_connections: int | None = None):
+                 max_connections: int | None = None, uploads: dict[str, Any] | None = None):
         self.endpoint = endpoint
         self.dimension = dimension
         self.model = model
@@ -90,6 +96,11 @@ class DashScopeProvider(wire.KeptAnswers):
         }
         if workspace:
             self._headers["X-DashScope-WorkSpace"] = workspace
+        self.uploader = None
+        if uploads is not None:   # {"files": {sha256: path}, "record": UploadRecord, "model": wire model}
+            self.uploader = Uploader(endpoint, uploads.get("model") or model or "", api_key=api_key,
+                                     headers=self._headers, client=self._http.get, files=uploads["files"],
+                                     record=uploads["record"], api_timeout=timeout)
 
     def __repr__(self) -> str:
         where = self.key_source.where if self.key_source else "argument"
@@ -114,8 +125,13 @@ class DashScopeProvider(wire.KeptAnswers):
                                        "nothing was sent", hint="set it to the workspace id (printable ASCII)"),
                                ExitCode.PROVIDER_ERROR)
         concurrency = getattr(options, "concurrency", None)
+        uploads = None
+        if cell.get("upload_local_files"):
+            cache_dir = getattr(options, "cache_dir", None)
+            uploads = {"files": dict(getattr(options, "local_files", None) or {}),
+                       "record": UploadRecord(cache_dir), "model": cell.get("wire_model") or cell.get("model")}
         return cls(endpoint, api_key=key, key_source=source, dimension=cell.get("dimension"),
-                   model=cell.get("model"), workspace=workspace,
+                   model=cell.get("model"), workspace=workspace, uploads=uploads,
                    timeout=float(getattr(options, "timeout", None) or DEFAULT_TIMEOUT),
                    client=getattr(options, "http_client", None),
                    max_connections=int(concurrency) if concurrency else None)
@@ -129,6 +145,9 @@ class DashScopeProvider(wire.KeptAnswers):
                                body.get("parameters") or {}, info)
 
     async def _send(self, body: dict[str, Any], expected: int) -> Embedded:
+        uploaded = []
+        if self.uploader is not None:
+            body, uploaded = await self.uploader.resolve(body)
         data = canonical_json(body)
         headers = self._headers
         if b'"oss://' in data:  # temporary OSS URLs are resolved only when asked to
@@ -144,8 +163,17 @@ class DashScopeProvider(wire.KeptAnswers):
                                 f"{str(exc) or 'closed without a complete answer'})",
                                 code="ConnectionError", retryable=True) from None
         try:
-            return parse_response(resp.status_code, resp.content, resp.headers, expected, self.dimension)
+            got = parse_response(resp.status_code, resp.content, resp.headers, expected, self.dimension)
+            got.uploads = [u.evidence() for u in uploaded]
+            return got
         except ProviderError as exc:
+            exc.uploads = [u.evidence() for u in uploaded]   # sent all the same: evidence of the failure too
+            stale = [u for u in uploaded if u.reused]
+            if exc.status == 400 and stale and self.uploader is not None:
+                # a recorded oss:// URL the service no longer resolves (purged early, or the file of another
+                # account's key): forgotten, so the retry uploads afresh
+                self.uploader.forget(stale)
+                exc.retryable = True
             if exc.status in (401, 403) or exc.code == "InvalidApiKey":
                 where = self.key_source.where if self.key_source else "the caller"
                 exc.message = f"{exc.message} ({HINTS['auth' if exc.status == 401 else 'denied'].format(where=where)})"

@@ -14,6 +14,14 @@ brackets; `bad-usage`: good vectors with usage numbers a float cannot hold); a s
 of a good answer; `echo-key-error`: code, message and request_id of a 400; `echo-key-cut`: a 400
 whose HTML body holds the key where a 120-character snippet ends); a 307 redirect to
 `location`.
+Temporary storage (the SDK's `oss_utils` protocol): `GET /api/v1/uploads?action=getPolicy&model=M`
+answers a policy whose `upload_host` is this server's `/_oss` (or `storage_host` when set); a form
+POST there stores the file (`objects`), refusing a wrong signature, a key outside the policy's
+upload_dir, an overwrite, or any Authorization header (the API key must never reach storage). An
+`oss://` URL in a request needs `X-DashScope-OssResourceResolve: enable` and a stored object, and
+embeds as the object's sha256, so the vectors do not change from one upload to the next. Upload
+faults: `policy-refused` (403), `policy-500`, `storage-403` (an OSS XML error that echoes the
+signature), `storage-500`.
 `rpm=N, window=W` rejects requests beyond N per sliding window of W seconds with 429
 Throttling.RateQuota, as the service does.
 
@@ -78,7 +86,12 @@ ERROR_FAULTS: dict[str, tuple[int, str, str]] = {
 BODY_FAULTS = ("slow", "drop", "malformed", "wrong-length", "missing-index", "nan",
                "huge-int", "true-number", "string-number", "deep-nesting", "echo-key", "echo-key-error", "redirect",
                "bad-usage", "echo-key-cut")
-FAULT_KINDS = tuple(ERROR_FAULTS) + BODY_FAULTS
+UPLOAD_FAULTS = ("policy-refused", "policy-500", "storage-403", "storage-500")
+FAULT_KINDS = tuple(ERROR_FAULTS) + BODY_FAULTS + UPLOAD_FAULTS
+# The policy's credentials (a test looks for them in every file and message the harness writes).
+POLICY_SIGNATURE = "fakeSignatureTHATmustNOTleak="
+POLICY_ACCESS_KEY_ID = "STS.fakeAccessKeyIdNOTtoLEAK"
+POLICY_DOCUMENT = "eyJmYWtlLXBvbGljeSI6ICJkb2N1bWVudC1ub3QtdG8tbGVhayJ9"
 
 
 def vector(item: Any, dimension: int) -> np.ndarray:
@@ -138,6 +151,10 @@ class FakeDashScope:
         self.in_flight = 0
         self._lock = threading.Lock()
         self.base_url = ""        # set by serve(): http://127.0.0.1:PORT/api/v1
+        self.storage_host: str | None = None    # the policy's upload_host (default: this server's /_oss)
+        self.objects: dict[str, bytes] = {}     # temporary storage: key → bytes
+        self.upload_log: list[dict[str, Any]] = []   # {"kind": "policy"|"storage", "status", "auth", "model"}
+        self._policies = 0
 
     # ---- control -------------------------------------------------------------------
     def add_fault(self, kind: str, times: int = 1, *, match: str | None = None,
@@ -154,6 +171,9 @@ class FakeDashScope:
             self.counts.clear()
             self._accepted.clear()
             self.first_ok = self.last_ok = 0.0
+            self.objects.clear()
+            self.upload_log.clear()
+            self.storage_host = None
 
     @property
     def url(self) -> str:
@@ -167,9 +187,11 @@ class FakeDashScope:
         return {"requests": len(self.log) if self.keep_bodies else sum(self.counts.values()),
                 "served_seconds": round(self.last_ok - self.first_ok, 4), **dict(self.counts)}
 
-    def _take_fault(self, raw: bytes) -> Fault | None:
+    def _take_fault(self, raw: bytes, kinds: tuple[str, ...] | None = None) -> Fault | None:
         with self._lock:
             for f in self.faults:
+                if (f.kind in UPLOAD_FAULTS) != (kinds is not None) or (kinds is not None and f.kind not in kinds):
+                    continue
                 if f.times != 0 and (f.match is None or f.match.encode() in raw):
                     if f.times > 0:
                         f.times -= 1
@@ -224,6 +246,10 @@ class FakeDashScope:
         if path == "/_fake/reset" and scope["method"] == "POST":
             self.reset()
             return await _respond(send, 200, b"{}")
+        if path == "/api/v1/uploads":
+            return await self._policy(scope, send)
+        if path == "/_oss":
+            return await self._storage(scope, raw, send)
         if path != PATH:
             return await self._error(send, 404, "NotFound", f"no such path {path}", None, None, raw)
         if scope["method"] != "POST":
@@ -280,6 +306,8 @@ class FakeDashScope:
         if fault is not None and fault.kind == "slow":
             await asyncio.sleep(fault.delay)
         try:
+            if isinstance(body, dict):
+                body = self._resolve_oss(body, headers)
             answer, n = self._embed(body, fault.kind if fault else None, key)
         except _BadRequest as exc:
             record(exc.status, None)
@@ -295,6 +323,92 @@ class FakeDashScope:
             answer = answer[: len(answer) // 2]
         record(200, fault.kind if fault else None, n)
         await _respond(send, 200, answer)
+
+    # ---- temporary storage ---------------------------------------------------------------
+    async def _policy(self, scope, send):
+        from urllib.parse import parse_qs
+
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        query = {k: v[0] for k, v in parse_qs(scope.get("query_string", b"").decode()).items()}
+        auth = headers.get("authorization", "")
+        entry = {"kind": "policy", "auth": bool(auth), "model": query.get("model")}
+        self.upload_log.append(entry)
+        if auth != f"Bearer {self.api_key}":
+            entry["status"] = 401
+            return await _respond(send, 401, _err("InvalidApiKey", "Invalid API-key provided."))
+        if scope["method"] != "GET" or query.get("action") != "getPolicy" or not query.get("model"):
+            entry["status"] = 400
+            return await _respond(send, 400, _err("InvalidParameter", "action=getPolicy and model are required"))
+        fault = self._take_fault(b"", ("policy-refused", "policy-500"))
+        if fault is not None:
+            entry["status"] = 403 if fault.kind == "policy-refused" else 500
+            return await _respond(send, entry["status"], _err(
+                "AccessDenied" if fault.kind == "policy-refused" else "InternalError",
+                "Access to model denied." if fault.kind == "policy-refused" else "An internal error has occured."))
+        with self._lock:
+            self._policies += 1
+            n = self._policies
+        entry["status"] = 200
+        host = self.storage_host or self.base_url.removesuffix("/api/v1") + "/_oss"
+        data = {"policy": POLICY_DOCUMENT, "signature": POLICY_SIGNATURE, "upload_dir": f"dashscope-instant/fake/{n:04d}",
+                "upload_host": host, "expire_in_seconds": 300, "max_file_size_mb": 100, "capacity_limit_mb": 999999,
+                "oss_access_key_id": POLICY_ACCESS_KEY_ID, "x_oss_object_acl": "private", "x_oss_forbid_overwrite": "true"}
+        await _respond(send, 200, json.dumps({"request_id": str(uuid.uuid4()), "data": data}).encode())
+
+    async def _storage(self, scope, raw, send):
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        entry = {"kind": "storage", "auth": "authorization" in headers or "x-dashscope-apikey" in headers}
+        self.upload_log.append(entry)
+
+        async def refuse(status, code, message):
+            entry["status"] = status
+            body = (f"<?xml version=\"1.0\"?><Error><Code>{code}</Code><Message>{message}</Message>"
+                    f"<SignatureProvided>{POLICY_SIGNATURE}</SignatureProvided>"
+                    f"<OSSAccessKeyId>{POLICY_ACCESS_KEY_ID}</OSSAccessKeyId></Error>").encode()
+            await _respond(send, status, body, content_type=b"application/xml")
+
+        if scope["method"] != "POST":
+            return await refuse(405, "MethodNotAllowed", "use POST")
+        fault = self._take_fault(b"", ("storage-403", "storage-500"))
+        if fault is not None:
+            return await (refuse(403, "AccessDenied", "Invalid according to Policy: Policy expired.")
+                          if fault.kind == "storage-403" else refuse(500, "InternalError", "Please try again."))
+        if entry["auth"]:
+            return await refuse(400, "KeySent", "an API key was sent to the storage host")
+        form = _multipart(headers.get("content-type", ""), raw)
+        if form is None or "file" not in form:
+            return await refuse(400, "InvalidArgument", "not a multipart form with a file")
+        if form.get("Signature") != POLICY_SIGNATURE.encode() or form.get("OSSAccessKeyId") != POLICY_ACCESS_KEY_ID.encode() \
+                or form.get("policy") != POLICY_DOCUMENT.encode():
+            return await refuse(403, "SignatureDoesNotMatch", "The request signature we calculated does not match.")
+        key = form.get("key", b"").decode()
+        if not key.startswith("dashscope-instant/fake/") or form.get("success_action_status") != b"200":
+            return await refuse(403, "AccessDenied", "Invalid according to Policy: key or status")
+        with self._lock:
+            if key in self.objects and form.get("x-oss-forbid-overwrite") == b"true":
+                return await refuse(409, "FileAlreadyExists", "The object you specified already exists.")
+            self.objects[key] = form["file"]
+        entry["status"] = 200
+        entry["key"] = key
+        await _respond(send, 200, b"")
+
+    def _resolve_oss(self, body: dict, headers: dict) -> dict:
+        """oss:// URLs → `sha256:<hex of the object>`; a missing object or header is the service's 400."""
+        def walk(v):
+            if isinstance(v, str) and v.startswith("oss://"):
+                if headers.get("x-dashscope-ossresourceresolve") != "enable":
+                    raise _BadRequest(400, "InvalidParameter", "url error, please check url! (oss:// needs "
+                                                               "X-DashScope-OssResourceResolve: enable)")
+                data = self.objects.get(v[len("oss://"):])
+                if data is None:
+                    raise _BadRequest(400, "InvalidParameter", "url error, please check url! (no such object)")
+                return "sha256:" + hashlib.sha256(data).hexdigest()
+            if isinstance(v, list):
+                return [walk(x) for x in v]
+            if isinstance(v, dict):
+                return {k: walk(x) for k, x in v.items()}
+            return v
+        return walk(body)
 
     async def _error(self, send, status, code, message, model, workspace, raw):
         self.counts[str(status)] += 1
@@ -390,8 +504,31 @@ def _err(code: str, message: str) -> bytes:
     return json.dumps({"code": code, "message": message, "request_id": str(uuid.uuid4())}).encode()
 
 
-async def _respond(send, status: int, body: bytes, extra: list | None = None) -> None:
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+def _multipart(content_type: str, raw: bytes) -> dict[str, bytes] | None:
+    """A multipart/form-data body → {field name: bytes}; None when it is not one."""
+    if not content_type.startswith("multipart/form-data") or "boundary=" not in content_type:
+        return None
+    boundary = b"--" + content_type.split("boundary=", 1)[1].strip('"').encode()
+    form = {}
+    for chunk in raw.split(boundary)[1:]:
+        if chunk.startswith(b"--"):
+            break
+        head, _, value = chunk.removeprefix(b"\r\n").partition(b"\r\n\r\n")
+        name = None
+        for line in head.split(b"\r\n"):
+            if line.lower().startswith(b"content-disposition"):
+                for bit in line.split(b";"):
+                    bit = bit.strip()
+                    if bit.startswith(b"name="):
+                        name = bit[5:].strip(b'"').decode()
+        if name is not None:
+            form[name] = value.removesuffix(b"\r\n")
+    return form
+
+
+async def _respond(send, status: int, body: bytes, extra: list | None = None,
+                   content_type: bytes = b"application/json") -> None:
+    headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": headers + (extra or [])})
     await send({"type": "http.response.body", "body": body})
 
