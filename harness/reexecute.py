@@ -284,7 +284,7 @@ class Agreement:
 
 
 def run_sample(folder: Path, sample: Sample, tolerance: Tolerance | None, spec_execution: dict | None = None,
-               console: Any = None) -> list[Agreement]:
+               console: Any = None, allow_hosts: tuple | list = ()) -> list[Agreement]:
     """Send the sampled requests through the run's engine and compare; nothing in `folder` changes."""
     from harness.execute import ExecuteOptions, execute_run
 
@@ -297,7 +297,7 @@ def run_sample(folder: Path, sample: Sample, tolerance: Tolerance | None, spec_e
         from harness.uploads import recorded_local_files
         local_files = recorded_local_files(folder, RunReader(folder).manifest())
     options = ExecuteOptions(**{**values, "use_cache": False, "refresh": False, "quiet": console is None,
-                                "local_files": local_files})
+                                "local_files": local_files, "allow_hosts": tuple(allow_hosts)})
     with tempfile.TemporaryDirectory(prefix="harness-reexecute-") as tmp:
         scratch = Path(tmp)
         for c in sample.cells:
@@ -422,7 +422,7 @@ def audit(report: Any, manifest: dict | None, *, per_cell: int | str | None, see
         spec_execution = (_spec_data(folder).get("execution") or {})
     except (OSError, ValueError):
         spec_execution = {}
-    agreements = run_sample(folder, sample, tolerance, spec_execution, console)
+    agreements = run_sample(folder, sample, tolerance, spec_execution, console, allow_hosts)
     for a in agreements:
         report.proved.append(a.line())
         recorded = next((c.get("endpoint") for c in manifest.get("cells") or [] if c.get("id") == a.cell), None)

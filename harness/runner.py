@@ -167,7 +167,8 @@ class RunOutcome:
         return verdict(self.results)
 
 
-def _execute(plan: Plan, folder: Path, cells: list[dict], execute_options: dict, console) -> tuple[list[CheckResult], bool]:
+def _execute(plan: Plan, folder: Path, cells: list[dict], execute_options: dict, console,
+             allow_hosts: tuple | list = ()) -> tuple[list[CheckResult], bool]:
     """Run the requests; returns the execution results and whether a provider error happened."""
     from harness.execute import ExecuteOptions, execute_run
 
@@ -176,6 +177,7 @@ def _execute(plan: Plan, folder: Path, cells: list[dict], execute_options: dict,
     values = {k: v for k, v in {**spec_exec, **{k: v for k, v in execute_options.items() if v is not None}}.items()
               if k in known}
     values["local_files"] = local_files(plan)
+    values["allow_hosts"] = tuple(allow_hosts)    # from the command line only, never the spec
     summary = execute_run(folder, cells, ExecuteOptions(**values), console)
     results, failed = list(summary.checks), not summary.ok
     repeat = _repeated_cells(plan.spec, cells)
@@ -241,7 +243,7 @@ def run(spec_path: str | Path, *, base: Path, execute: bool = False, execute_opt
             empty = None
             if execute:
                 cells = [{**c, "required": True} for c in body.cells] if require_executed else body.cells
-                exec_results, provider_failed = _execute(plan, folder, cells, execute_options or {}, console)
+                exec_results, provider_failed = _execute(plan, folder, cells, execute_options or {}, console, allow_hosts)
                 results += exec_results
                 results += _spec_checks(spec, folder, body.cells, cell_filter)
                 results += _spec_export(spec, folder, body)

@@ -14,7 +14,7 @@ The protocol is the official SDK's (`dashscope/utils/oss_utils.py`), written ane
 
 Where the file may go: the storage host the policy names must be an Alibaba Cloud host over
 https (`*.aliyuncs.com`), the API endpoint's own host, or a host allowed outside the spec
-(`HARNESS_ALLOW_HOSTS`, `DASHSCOPE_HTTP_BASE_URL`); anything else is refused before a byte is sent.
+(`--allow-host`, `HARNESS_ALLOW_HOSTS`, `DASHSCOPE_HTTP_BASE_URL`); anything else is refused before a byte is sent.
 
 The policy's signature, policy document and access key id are credentials for that one upload:
 they are never written anywhere. What is kept (`UploadRecord`, `uploads.json` in the cache
@@ -160,7 +160,7 @@ class Uploader:
 
     def __init__(self, endpoint: str, model: str, *, api_key: str, headers: dict[str, str],
                  client: Callable[[], Any], files: dict[str, Path], record: UploadRecord,
-                 api_timeout: float = 60.0, timeout: float = UPLOAD_TIMEOUT):
+                 api_timeout: float = 60.0, timeout: float = UPLOAD_TIMEOUT, allow_hosts: tuple | list = ()):
         parts = urlsplit(endpoint)
         # the policy lives beside the embedding service: {scheme}://{host}/api/v1/uploads
         root = endpoint[: endpoint.find("/services/")] if "/services/" in endpoint else endpoint.rstrip("/")
@@ -174,7 +174,7 @@ class Uploader:
         self.record = record
         self.timeout = timeout
         self.api_timeout = api_timeout
-        self.allowed = allowed_hosts((), base_url=root)
+        self.allowed = allowed_hosts((), extra=allow_hosts, base_url=root)
 
     def __repr__(self) -> str:
         return f"Uploader(model={self.model!r}, policy={self.policy_url!r})"
@@ -256,7 +256,7 @@ class Uploader:
             d = Destination.of(host)
             raise ProviderError(f"the upload policy names the storage host {d.shown if d else repr(host[:80])}, "
                                 "which is not an allowed host; nothing was uploaded (allowed: https://*.aliyuncs.com, "
-                                "the API host, and hosts in $HARNESS_ALLOW_HOSTS)", code="UploadHostRefused",
+                                "the API host, and hosts given by --allow-host or $HARNESS_ALLOW_HOSTS)", code="UploadHostRefused",
                                 request_id=request_id, fatal=True)
         return info
 

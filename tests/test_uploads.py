@@ -234,6 +234,19 @@ def test_a_storage_host_that_is_not_allowed_gets_nothing(server, tmp_path):
     assert [e["kind"] for e in server.upload_log] == ["policy"] and not server.served()
 
 
+def test_a_storage_host_allowed_by_allow_host_gets_the_file(server, tmp_path):
+    """Storage on another host than the API (`localhost` vs 127.0.0.1): refused by default, sent when the
+    person running the command allows it with --allow-host (a spec can never allow it)."""
+    write(tmp_path, big_image=False)
+    server.storage_host = server.base_url.removesuffix("/api/v1").replace("127.0.0.1", "localhost") + "/_oss"
+    refused = run(tmp_path, server)
+    assert refused.returncode == 4 and not server.served(), refused.stdout + refused.stderr
+    port = server.base_url.split(":")[2].split("/")[0]
+    allowed = run(tmp_path, server, "--allow-host", f"localhost:{port}")
+    assert allowed.returncode == 0, allowed.stdout + allowed.stderr
+    assert [e["kind"] for e in server.upload_log][-2:] == ["policy", "storage"]
+
+
 def test_a_large_image_without_the_opt_in_names_the_upload_as_a_fix(tmp_path):
     write(tmp_path, upload=False)
     (tmp_path / "spec.yaml").write_text((tmp_path / "spec.yaml").read_text().replace(

@@ -63,6 +63,7 @@ class ExecuteOptions:
     quota_headroom: float = 0.98     # share of the quota the limiter aims at
     http_client: Any = field(default=None, repr=False, compare=False)  # set by execute_run
     local_files: dict = field(default_factory=dict, repr=False)   # sha256 → path, for `upload_local_files`
+    allow_hosts: tuple = ()          # `--allow-host` values: storage hosts an upload may go to (never from a spec)
 
 
 # ---- the run -------------------------------------------------------------------------------

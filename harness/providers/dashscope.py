@@ -100,7 +100,8 @@ class DashScopeProvider(wire.KeptAnswers):
         if uploads is not None:   # {"files": {sha256: path}, "record": UploadRecord, "model": wire model}
             self.uploader = Uploader(endpoint, uploads.get("model") or model or "", api_key=api_key,
                                      headers=self._headers, client=self._http.get, files=uploads["files"],
-                                     record=uploads["record"], api_timeout=timeout)
+                                     record=uploads["record"], api_timeout=timeout,
+                                     allow_hosts=uploads.get("allow_hosts", ()))
 
     def __repr__(self) -> str:
         where = self.key_source.where if self.key_source else "argument"
@@ -129,7 +130,8 @@ class DashScopeProvider(wire.KeptAnswers):
         if cell.get("upload_local_files"):
             cache_dir = getattr(options, "cache_dir", None)
             uploads = {"files": dict(getattr(options, "local_files", None) or {}),
-                       "record": UploadRecord(cache_dir), "model": cell.get("wire_model") or cell.get("model")}
+                       "record": UploadRecord(cache_dir), "model": cell.get("wire_model") or cell.get("model"),
+                       "allow_hosts": tuple(getattr(options, "allow_hosts", None) or ())}
         return cls(endpoint, api_key=key, key_source=source, dimension=cell.get("dimension"),
                    model=cell.get("model"), workspace=workspace, uploads=uploads,
                    timeout=float(getattr(options, "timeout", None) or DEFAULT_TIMEOUT),
