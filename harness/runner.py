@@ -167,8 +167,10 @@ class RunOutcome:
         return verdict(self.results)
 
 
-def _execute(plan: Plan, folder: Path, cells: list[dict], execute_options: dict, console) -> tuple[list[CheckResult], bool]:
-    """Run the requests; returns the execution results and whether a provider error happened."""
+def _execute(plan: Plan, folder: Path, cells: list[dict], execute_options: dict, console,
+             known: dict[str, str]) -> tuple[list[CheckResult], bool]:
+    """Run the requests; returns the execution results and whether a provider error happened.
+    Adds the sha256 of the evidence files it wrote to `known` (`finalize` need not read them back)."""
     from harness.execute import ExecuteOptions, execute_run
 
     spec_exec = plan.spec.data.get("execution") or {}
@@ -176,6 +178,7 @@ def _execute(plan: Plan, folder: Path, cells: list[dict], execute_options: dict,
     values = {k: v for k, v in {**spec_exec, **{k: v for k, v in execute_options.items() if v is not None}}.items()
               if k in known}
     summary = execute_run(folder, cells, ExecuteOptions(**values), console)
+    known.update(summary.written)
     results, failed = list(summary.checks), not summary.ok
     repeat = _repeated_cells(plan.spec, cells)
     if repeat:
@@ -184,6 +187,7 @@ def _execute(plan: Plan, folder: Path, cells: list[dict], execute_options: dict,
         for cell in repeat:
             shutil.copytree(folder / "payloads" / cell["id"], again / "payloads" / cell["id"], copy_function=os.link)
         second = execute_run(again, repeat, ExecuteOptions(**{**values, "use_cache": False}), console)
+        known.update({f"{layout.REPEAT_DIR}/{rel}": sha for rel, sha in second.written.items()})
         results += [dataclasses.replace(r, name=f"repeat:{r.name}") for r in second.checks]
         failed = failed or not second.ok
     return results, failed
@@ -235,7 +239,7 @@ def run(spec_path: str | Path, *, base: Path, execute: bool = False, execute_opt
             empty = None
             if execute:
                 cells = [{**c, "required": True} for c in body.cells] if require_executed else body.cells
-                exec_results, provider_failed = _execute(plan, folder, cells, execute_options or {}, console)
+                exec_results, provider_failed = _execute(plan, folder, cells, execute_options or {}, console, known)
                 results += exec_results
                 results += _spec_checks(spec, folder, body.cells, cell_filter)
                 results += _spec_export(spec, folder, body)
