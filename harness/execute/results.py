@@ -133,15 +133,16 @@ def add_usage(total: dict[str, Any], usage: dict[str, Any]) -> None:
 
 # ---- evidence and checks -------------------------------------------------------------------
 
-NORM_BLOCK = 4096          # rows whose norms are computed (in float64) at a time
+NORM_BLOCK_BYTES = 4 << 20   # float64 bytes of rows whose norms are computed at a time
 
 
 def row_norms(matrix: np.ndarray, keep: np.ndarray) -> np.ndarray:
     """The L2 norm, in float64, of each kept row, a block at a time (no float64 copy of the
     matrix); each row's norm is computed as `np.linalg.norm(matrix[keep].astype(float64), axis=1)`
     computes it."""
-    parts = [np.linalg.norm(matrix[s:s + NORM_BLOCK][keep[s:s + NORM_BLOCK]].astype(np.float64), axis=1)
-             for s in range(0, len(matrix), NORM_BLOCK)]
+    rows = max(1, NORM_BLOCK_BYTES // (8 * max(1, matrix.shape[1])))
+    parts = [np.linalg.norm(matrix[s:s + rows][keep[s:s + rows]].astype(np.float64), axis=1)
+             for s in range(0, len(matrix), rows)]
     return np.concatenate(parts) if parts else np.zeros(0)
 
 
