@@ -61,7 +61,7 @@ FINISH = """
 import os, resource, sys
 from pathlib import Path
 import numpy as np
-from harness.execute.engine import _Cell, _Request
+from types import SimpleNamespace as Stand
 from harness.execute.results import CellOutcome, write_cell_evidence
 
 def rss():
@@ -71,7 +71,9 @@ def rss():
 n, dim, folder = int(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3])
 cid = f"stand-in-{dim}"
 before = rss()
-cell = _Cell(spec={"id": cid}, outcome=CellOutcome(cid, "stand-in", "stand-in", True, True, expected_vectors=n))
+# what write_cell_evidence reads of the engine's cell: its spec, outcome, requests, matrix and mask
+cell = Stand(spec={"id": cid}, outcome=CellOutcome(cid, "stand-in", "stand-in", True, True, expected_vectors=n),
+             requests=[], info=None, tokens={})
 cell.matrix = np.empty((n, dim), dtype=np.float32)
 rng = np.random.default_rng(7)
 for s in range(0, n, 1024):           # answers fill the matrix a request at a time
@@ -79,7 +81,7 @@ for s in range(0, n, 1024):           # answers fill the matrix a request at a t
 cell.received = np.ones(n, dtype=bool)
 for k in range(0, n, 10):             # requests of 10 inputs
     ids = [f"in-{i}" for i in range(k, min(n, k + 10))]
-    cell.requests.append(_Request(cell, f"{k // 10 + 1:05d}.json", folder, None, ids, k, {"file": f"{k // 10 + 1:05d}.json"}))
+    cell.requests.append(Stand(inputs=ids, record={"file": f"{k // 10 + 1:05d}.json", "ok": True}))
 held = rss()
 write_cell_evidence(folder, cell, None)
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024

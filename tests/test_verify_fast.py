@@ -127,13 +127,15 @@ FINISH = """
 import resource, sys, time
 from pathlib import Path
 import numpy as np
-from harness.execute.engine import _Cell, _Request
+from types import SimpleNamespace as Stand
 from harness.execute.results import CellOutcome, write_cell_evidence
 
 n, dim, folder = int(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3])
 cid = f"stand-in-{dim}"
 rng = np.random.default_rng(7)
-cell = _Cell(spec={"id": cid}, outcome=CellOutcome(cid, "stand-in", "stand-in", True, True, expected_vectors=n))
+# what write_cell_evidence reads of the engine's cell: its spec, outcome, requests, matrix and mask
+cell = Stand(spec={"id": cid}, outcome=CellOutcome(cid, "stand-in", "stand-in", True, True, expected_vectors=n),
+             requests=[], info=None, tokens={})
 cell.matrix = np.empty((n, dim), dtype=np.float32)
 for s in range(0, n, 1024):          # filled a block at a time, as answers arrive
     cell.matrix[s:s + 1024] = rng.standard_normal((min(1024, n - s), dim), dtype=np.float32)
@@ -142,7 +144,7 @@ cell.received[int(sys.argv[4]) if len(sys.argv) > 4 else n:] = False       # a f
 per = 10
 for k in range(0, n, per):
     ids = [f"in-{i}" for i in range(k, min(n, k + per))]
-    cell.requests.append(_Request(cell, f"{k // per + 1:05d}.json", folder, None, ids, k, {"file": f"{k // per + 1:05d}.json"}))
+    cell.requests.append(Stand(inputs=ids, record={"file": f"{k // per + 1:05d}.json", "ok": True}))
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 t0 = time.process_time()
 write_cell_evidence(folder, cell, None)
