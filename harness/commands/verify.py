@@ -112,8 +112,9 @@ def run(args) -> int:
     if args.hashes_only:
         for flag in ("reexecute", "spec_dir", "strict"):
             if getattr(args, flag) not in (None, False):
-                raise HarnessError(Problem(f"--{flag.replace('_', '-')} re-derives or re-executes, which "
-                                           "--hashes-only leaves out", hint="give one of the two"), ExitCode.USAGE)
+                raise HarnessError(Problem(f"--{flag.replace('_', '-')} does nothing with --hashes-only, which "
+                                           "re-derives and re-executes nothing", hint="drop one of the two"),
+                                   ExitCode.USAGE)
     for flag in ("tolerance", "max_cost", "seed", "base_url", "allow_host", "filter_model", "filter_dimension",
                  "filter_cell"):
         if getattr(args, flag) not in (None, []) and args.reexecute is None:
