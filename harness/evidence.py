@@ -59,18 +59,36 @@ def umask() -> int:
     return _UMASK
 
 
-def atomic_write(path: str | os.PathLike, data: bytes, *, fsync: bool = True) -> None:
-    """Write to a temp file in the same folder, fsync, then rename: a reader (or a crash)
-    never sees a half file under the final name. `fsync=False` keeps that guarantee against a
-    killed process (the rename is atomic) but not against a power cut; the response cache uses
-    it, because a lost entry is only re-fetched."""
+class HashingFile:
+    """A file open for writing that hashes (sha256) every byte written to it, when asked to."""
+
+    def __init__(self, f, hashed: bool = True):
+        self.f = f
+        self.h = hashlib.sha256() if hashed else None
+
+    def write(self, data) -> None:
+        if self.h is not None:
+            self.h.update(data)
+        self.f.write(data)
+
+    @property
+    def sha256(self) -> str:
+        return self.h.hexdigest()
+
+
+@contextlib.contextmanager
+def atomic_writer(path: str | os.PathLike, *, fsync: bool = True, hashed: bool = True) -> Iterator[HashingFile]:
+    """Write to a temp file in the same folder, fsync, then rename: a reader (or a crash) never
+    sees a half file under the final name. The file is written in pieces to the `HashingFile`
+    this yields (so it need not be in memory whole); it appears under its name only when the
+    block ends without an error, and `.sha256` then holds the digest of what was written."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             os.fchmod(fd, 0o666 & ~umask())  # mkstemp's 0600 would hide evidence from everyone else
-            f.write(data)
+            yield HashingFile(f, hashed)
             if fsync:
                 f.flush()
                 os.fsync(f.fileno())
@@ -81,6 +99,14 @@ def atomic_write(path: str | os.PathLike, data: bytes, *, fsync: bool = True) ->
         except FileNotFoundError:
             pass
         raise
+
+
+def atomic_write(path: str | os.PathLike, data: bytes, *, fsync: bool = True) -> None:
+    """`atomic_writer` for bytes in hand. `fsync=False` keeps its guarantee against a killed
+    process (the rename is atomic) but not against a power cut; the response cache uses it,
+    because a lost entry is only re-fetched."""
+    with atomic_writer(path, fsync=fsync, hashed=False) as f:
+        f.write(data)
 
 
 def hash_tree(root: str | os.PathLike, exclude: frozenset[str] = frozenset(),

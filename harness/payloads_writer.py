@@ -3,11 +3,14 @@
 One pass over the inputs feeds every cell's `CellWriter` (the `Batcher` packs, `payloads.render`
 gives the body, a `FileSink` thread writes the file); the counts and estimates come out as
 `CellStats`. `harness run` and `harness verify` (which re-derives the payloads) use the very same
-`write_plan`, `harness plan` the same counting without a folder (`plan_stats`).
+`write_plan`: the run into a `FolderTarget`, verify into a `DigestTarget`, which keeps only each
+file's sha256 (nothing written and read back). `harness plan` does the same counting without a
+target (`plan_stats`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections import Counter, deque
 from concurrent.futures import ThreadPoolExecutor
@@ -16,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import estimate
-from harness.evidence import canonical_json, sha256_bytes, sha256_file
+from harness.evidence import canonical_json, sha256_bytes
 from harness.folder import layout
 from harness.payloads import render
 from harness.plan import Batcher, Cell, Plan
@@ -110,22 +113,76 @@ class FileSink:
             self.pool.shutdown(wait=True, cancel_futures=True)
 
 
-class CellWriter:
-    """Counts (and, given a folder, writes) one cell's requests as its batches complete."""
+class _Stream:
+    """A file written line by line whose sha256 is known the moment it is closed."""
 
-    def __init__(self, cell: Cell, max_contents: int | None, folder: Path | None = None,
-                 sink: "FileSink | None" = None):
+    def __init__(self, rel: str, done, f=None):
+        self.rel, self.done, self.f = rel, done, f
+        self.h = hashlib.sha256()
+
+    def write(self, data: bytes) -> None:
+        self.h.update(data)
+        if self.f is not None:
+            self.f.write(data)
+
+    def close(self) -> str:
+        if self.f is not None:
+            self.f.close()
+        digest = self.h.hexdigest()
+        self.done(self.rel, digest)
+        return digest
+
+
+class FolderTarget:
+    """Where `harness run` writes a plan: files in the (staging) output folder. `hashes` holds the
+    sha256 of every file written, from the very bytes (nothing is read back to hash it)."""
+
+    def __init__(self, folder: Path, sink: FileSink):
+        self.folder, self.sink = folder, sink
+        self.hashes: dict[str, str] = {}
+
+    def mkdir(self, rel: str) -> None:
+        (self.folder / rel).mkdir(parents=True)
+
+    def open(self, rel: str) -> _Stream:
+        return _Stream(rel, self.hashes.__setitem__, open(self.folder / rel, "wb"))
+
+    def write(self, rel: str, data: bytes, sha: str) -> None:
+        self.sink.write(self.folder / rel, data)
+        self.hashes[rel] = sha
+
+
+class DigestTarget:
+    """Where `harness verify` re-derives a plan: only each file's sha256 is kept, so the derived
+    files are compared with the folder's own hashes and no scratch folder is written."""
+
+    def __init__(self):
+        self.hashes: dict[str, str] = {}
+
+    def mkdir(self, rel: str) -> None:
+        pass
+
+    def open(self, rel: str) -> _Stream:
+        return _Stream(rel, self.hashes.__setitem__)
+
+    def write(self, rel: str, data: bytes, sha: str) -> None:
+        self.hashes[rel] = sha
+
+
+class CellWriter:
+    """Counts (and, given a target, writes) one cell's requests as its batches complete."""
+
+    def __init__(self, cell: Cell, max_contents: int | None, target: "FolderTarget | DigestTarget | None" = None):
         self.cell = cell
-        self.sink = sink
+        self.target = target
         self.batcher = Batcher(cell, max_contents)
         self.stats = CellStats()
         self.wrong: list[str] = []
         self.dir = self.index = None
-        self.hashes: dict[str, str] = {}      # payload path → sha256 of the bytes written
-        if folder is not None:
-            self.dir = folder / layout.payload_dir(cell.id)
-            self.dir.mkdir(parents=True)
-            self.index = open(self.dir / "index.jsonl", "wb")
+        if target is not None:
+            self.dir = layout.payload_dir(cell.id)
+            target.mkdir(self.dir)
+            self.index = target.open(layout.payload_index(cell.id))
 
     def add(self, inp) -> None:
         if self.cell.takes(inp):
@@ -152,10 +209,9 @@ class CellWriter:
             return
         body = render(self.cell, batch)
         data = canonical_json(body)
-        self.sink.write(self.dir / batch.file, data)
         sha = sha256_bytes(data)
+        self.target.write(f"{self.dir}/{batch.file}", data, sha)
         self.index.write(index_line(batch, data, sha))
-        self.hashes[f"{layout.payload_dir(self.cell.id)}/{batch.file}"] = sha
         if not self.wrong:
             self.wrong.extend(f"{batch.file}: {w}" for w in body_problems(self.cell, body))
 
@@ -183,18 +239,31 @@ def plan_stats(plan: Plan) -> dict[str, CellStats]:
 
 
 def write_plan(plan: Plan, folder: Path) -> tuple[dict, dict[str, CellStats], list[CheckResult], dict[str, str]]:
-    """One pass over the inputs writes inputs.jsonl and every cell's payload files."""
+    """One pass over the inputs writes inputs.jsonl and every cell's payload files into `folder`.
+    Returns the manifest's `inputs`, the stats and payload checks per cell, and the sha256 of
+    every file written (so `finalize` need not read them back)."""
     sink = FileSink()
     try:
-        return _write_plan(plan, folder, sink)
+        target = FolderTarget(folder, sink)
+        inputs, stats, results = _write_plan(plan, target)
     finally:
         sink.close()
+    return inputs, stats, results, target.hashes
 
 
-def _write_plan(plan: Plan, folder: Path, sink: FileSink):
-    writers = [CellWriter(cell, plan.max_contents, folder, sink) for cell in plan.cells]
+def derive_plan(plan: Plan) -> dict[str, str]:
+    """The sha256 of every file `write_plan` would write for `plan`, keyed by relative path,
+    computed in memory (for `harness verify`)."""
+    target = DigestTarget()
+    _write_plan(plan, target)
+    return target.hashes
+
+
+def _write_plan(plan: Plan, target: FolderTarget | DigestTarget):
+    writers = [CellWriter(cell, plan.max_contents, target) for cell in plan.cells]
     urls: dict[str, dict] = {}
-    with open(folder / layout.INPUTS, "wb") as f:
+    f = target.open(layout.INPUTS)
+    try:
         for inp in plan.inputs():
             ref = inp.ref()
             f.write(canonical_json(ref) + b"\n")
@@ -203,10 +272,11 @@ def _write_plan(plan: Plan, folder: Path, sink: FileSink):
                     urls.setdefault(part["url"], {"url": part["url"], "kind": part["kind"]})
             for w in writers:
                 w.add(inp)
+    finally:
+        inputs_sha = f.close()
     stats = {w.cell.id: w.close() for w in writers}
-    inputs = {"count": plan.input_count, "sha256": sha256_file(folder / layout.INPUTS),
+    inputs = {"count": plan.input_count, "sha256": inputs_sha,
               "modality_counts": dict(sorted(plan.modality_counts.items())),
               "files": plan.input_files,     # input sets and images, as the plan read them
               "urls": sorted(urls.values(), key=lambda r: r["url"])}
-    known = {k: v for w in writers for k, v in w.hashes.items()}
-    return inputs, stats, [w.result() for w in writers], known
+    return inputs, stats, [w.result() for w in writers]

@@ -168,17 +168,19 @@ class RunOutcome:
 
 
 def _execute(plan: Plan, folder: Path, cells: list[dict], execute_options: dict, console,
-             allow_hosts: tuple | list = ()) -> tuple[list[CheckResult], bool]:
-    """Run the requests; returns the execution results and whether a provider error happened."""
+             known: dict[str, str], allow_hosts: tuple | list = ()) -> tuple[list[CheckResult], bool]:
+    """Run the requests; returns the execution results and whether a provider error happened.
+    Adds the sha256 of the evidence files it wrote to `known` (`finalize` need not read them back)."""
     from harness.execute import ExecuteOptions, execute_run
 
     spec_exec = plan.spec.data.get("execution") or {}
-    known = {f.name for f in dataclasses.fields(ExecuteOptions)}
+    options = {f.name for f in dataclasses.fields(ExecuteOptions)}
     values = {k: v for k, v in {**spec_exec, **{k: v for k, v in execute_options.items() if v is not None}}.items()
-              if k in known}
+              if k in options}
     values["local_files"] = local_files(plan)
     values["allow_hosts"] = tuple(allow_hosts)    # from the command line only, never the spec
     summary = execute_run(folder, cells, ExecuteOptions(**values), console)
+    known.update(summary.written)
     results, failed = list(summary.checks), not summary.ok
     repeat = _repeated_cells(plan.spec, cells)
     if repeat:
@@ -187,6 +189,7 @@ def _execute(plan: Plan, folder: Path, cells: list[dict], execute_options: dict,
         for cell in repeat:
             shutil.copytree(folder / "payloads" / cell["id"], again / "payloads" / cell["id"], copy_function=os.link)
         second = execute_run(again, repeat, ExecuteOptions(**{**values, "use_cache": False}), console)
+        known.update({f"{layout.REPEAT_DIR}/{rel}": sha for rel, sha in second.written.items()})
         results += [dataclasses.replace(r, name=f"repeat:{r.name}") for r in second.checks]
         failed = failed or not second.ok
     return results, failed
@@ -243,7 +246,8 @@ def run(spec_path: str | Path, *, base: Path, execute: bool = False, execute_opt
             empty = None
             if execute:
                 cells = [{**c, "required": True} for c in body.cells] if require_executed else body.cells
-                exec_results, provider_failed = _execute(plan, folder, cells, execute_options or {}, console, allow_hosts)
+                exec_results, provider_failed = _execute(plan, folder, cells, execute_options or {}, console, known,
+                                                         allow_hosts)
                 results += exec_results
                 results += _spec_checks(spec, folder, body.cells, cell_filter)
                 results += _spec_export(spec, folder, body)

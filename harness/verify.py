@@ -1,10 +1,11 @@
 """`harness verify`: re-derive and re-hash an output folder, trusting nothing in it.
 
-Three independent lines of evidence, each named when it breaks:
+Independent lines of evidence, each named when it breaks:
 1. the manifest itself: canonical bytes and its roll-up digest;
 2. every file against the sha256 the manifest recorded (missing, extra, changed);
 3. the payloads, index files and inputs.jsonl re-derived from the spec copy (spec.yaml) and
-   the local inputs, compared byte for byte; and the original spec and local inputs compared
+   the local inputs, in memory (nothing is written), their sha256 compared with the folder's
+   files as (2) hashed them; and the original spec and local inputs compared
    with the hashes recorded at run time ("changed since the run");
 4. the verdict: the spec's checks re-evaluated over the folder's vectors must give the very
    lines validate.txt holds, and its last line must follow from them (so an edited verdict is
@@ -16,6 +17,7 @@ Three independent lines of evidence, each named when it breaks:
 A folder moved elsewhere still verifies (1) and (2) completely; (3) needs the local inputs,
 found beside the original spec (via the relative path the manifest recorded) or in `spec_dir`.
 What cannot be re-derived is said, and only fails the verification under `strict`.
+`hashes_only` (`--hashes-only`) stops after (1) and (2) and says what that leaves unproved.
 """
 
 from __future__ import annotations
@@ -30,8 +32,16 @@ from typing import Any
 from harness import __version__
 from harness import manifest as manifest_mod
 from harness.errors import HarnessError
-from harness.evidence import canonical_json, hash_tree, sha256_bytes, sha256_file
+from harness.evidence import canonical_json, hash_tree, sha256_file
 from harness.folder import FolderError, Manifest, RunReader, layout
+
+# What `--hashes-only` leaves out, said in its output (and README's "Audit: what each layer proves").
+NOT_CHECKED_BY_HASHES = (
+    "that the payloads, index files and inputs.jsonl follow from the spec and the local inputs (not re-derived)",
+    "that the local inputs and the original spec are unchanged since the run",
+    "that validate.txt follows from the vectors (the checks were not re-evaluated)",
+    "that the reports agree with validate.txt and the manifest (not re-rendered)",
+)
 
 # Finding kinds, in the order a report lists them.
 KINDS = ("manifest", "missing", "extra", "changed", "spec", "input", "payload", "cells", "verdict", "reports",
@@ -61,6 +71,7 @@ class VerifyReport:
     notes: list[str] = field(default_factory=list)
     strict: bool = False
     proved: list[str] = field(default_factory=list)   # what the signature and re-execution established
+    hashes_only: bool = False   # `--hashes-only`: nothing was re-derived, re-evaluated or re-rendered
     sections: dict[str, Any] = field(default_factory=dict)   # their details, for --json
 
     @property
@@ -74,9 +85,10 @@ class VerifyReport:
         return sorted(self.findings, key=lambda f: (KINDS.index(f.kind), f.path))
 
     def as_dict(self) -> dict[str, Any]:
+        extra = {"hashes_only": True, "not_checked": list(NOT_CHECKED_BY_HASHES)} if self.hashes_only else {}
         return {"folder": str(self.folder), "verified": self.ok, "hashed": self.hashed, "derived": self.derived,
                 "inputs_checked": self.inputs_checked, "rechecked": self.rechecked, "spec_source": self.spec_source, "notes": self.notes,
-                "proved": self.proved, **self.sections,
+                "proved": self.proved, **extra, **self.sections,
                 "findings": [dataclasses.asdict(f) for f in self.sorted_findings()]}
 
 
@@ -204,39 +216,46 @@ def _check_local_inputs(manifest: dict, base: Path | None, report: VerifyReport)
     return complete
 
 
-def derive(folder: Path, base: Path | None, endpoints: dict[str, str] | None = None,
-           allow_paths: tuple | list = (), max_payload: int | None = None,
-           recorded_filter: dict | None = None) -> tuple[dict[str, bytes], list[str], dict]:
-    """Re-derive payload files, index files and inputs.jsonl from the spec copy, through the
-    runner's own writer (into a scratch folder), so verify and run can never drift apart.
-    `endpoints` are the ones the run recorded (it may have been sent to `--base-url` or
-    $DASHSCOPE_HTTP_BASE_URL, which this machine need not have). `recorded_filter` is the
-    manifest's `filter` (`run --model/--dimension/--cell`): the same slice of cells is re-derived.
-
-    Returns ({relative path: bytes}, cell ids, catalog facts). Raises HarnessError when the spec
-    or an input cannot be read or planned here.
-    """
-    import tempfile
-
-    from harness.payloads_writer import write_plan
-    from harness.plan import CellFilter, build_plan
+def read_copy(folder: Path, base: Path | None):
+    """The spec copy (spec.yaml), parsed once for everything verify re-derives from it, with its
+    relative paths starting at `base` (where the local inputs are); or the HarnessError that says
+    why it cannot be read."""
     from harness.spec import read_spec
 
-    spec = read_spec(folder / "spec.yaml")
-    spec = dataclasses.replace(spec, base_dir=base if base is not None else folder.resolve())
+    try:
+        spec = read_spec(folder / layout.SPEC_COPY)
+    except HarnessError as exc:
+        return exc
+    return dataclasses.replace(spec, base_dir=base if base is not None else folder.resolve())
+
+
+def derive(folder: Path, base: Path | None, endpoints: dict[str, str] | None = None,
+           allow_paths: tuple | list = (), max_payload: int | None = None,
+           recorded_filter: dict | None = None, spec=None) -> tuple[dict[str, str], list[str], dict]:
+    """Re-derive payload files, index files and inputs.jsonl from the spec copy, through the
+    runner's own writer, in memory: only each file's sha256 is kept (nothing is written), so
+    verify and run can never drift apart. `endpoints` are the ones the run recorded (it may have
+    been sent to `--base-url` or $DASHSCOPE_HTTP_BASE_URL, which this machine need not have).
+    `recorded_filter` is the manifest's `filter` (`run --model/--dimension/--cell`): the same
+    slice of cells is re-derived. `spec`: the copy as `read_copy` parsed it (read here if None).
+
+    Returns ({relative path: sha256}, cell ids, catalog facts). Raises HarnessError when the spec
+    or an input cannot be read or planned here.
+    """
+    from harness.payloads_writer import derive_plan
+    from harness.plan import CellFilter, build_plan
+
+    spec = read_copy(folder, base) if spec is None else spec
+    if isinstance(spec, HarnessError):
+        raise spec
     if spec.problems:
         raise HarnessError(spec.problems)
-    out: dict[str, bytes] = {}
     # re-rendering sends nothing, so where the run was allowed to send keys is not checked again
     with build_plan(spec, allow_paths=allow_paths, allow_hosts=None, endpoints=endpoints,
-                    max_payload=max_payload, cell_filter=CellFilter.from_dict(recorded_filter)) as plan, \
-            tempfile.TemporaryDirectory(prefix="harness-verify-") as tmp:
-        scratch = Path(tmp)
-        write_plan(plan, scratch)     # the very writer `harness run` used
-        for path in sorted(scratch.rglob("*")):
-            if path.is_file():
-                out[path.relative_to(scratch).as_posix()] = path.read_bytes()
-        return out, [c.id for c in plan.cells], {"version": plan.catalog.version, "sha256": plan.catalog.sha256}
+                    max_payload=max_payload, cell_filter=CellFilter.from_dict(recorded_filter)) as plan:
+        hashes = derive_plan(plan)     # the very writer `harness run` used
+        return dict(sorted(hashes.items())), [c.id for c in plan.cells], \
+            {"version": plan.catalog.version, "sha256": plan.catalog.sha256}
 
 
 def recorded_endpoints(manifest: dict) -> dict[str, str]:
@@ -246,10 +265,12 @@ def recorded_endpoints(manifest: dict) -> dict[str, str]:
 
 
 def _check_derived(folder: Path, manifest: dict, base: Path | None, inputs_complete: bool,
-                   report: VerifyReport, allow_paths: tuple | list = (), max_payload: int | None = None) -> None:
+                   report: VerifyReport, actual: dict[str, str], spec, allow_paths: tuple | list = (),
+                   max_payload: int | None = None) -> None:
+    """Compare the re-derived files' sha256 with `actual`, the folder's files as just hashed."""
     try:
         derived, cell_ids, catalog = derive(folder, base, recorded_endpoints(manifest), allow_paths, max_payload,
-                                            manifest.get("filter"))
+                                            manifest.get("filter"), spec)
     except HarnessError as exc:
         why = "; ".join(p.render() for p in exc.problems[:3])
         report.add("not-derived", "payloads/", f"cannot re-derive the payloads here: {why}",
@@ -263,16 +284,15 @@ def _check_derived(folder: Path, manifest: dict, base: Path | None, inputs_compl
         report.add("cells", "manifest.json", "the spec now plans different cells"
                    + (f"; no longer: {', '.join(gone)}" if gone else "") + (f"; new: {', '.join(new)}" if new else ""))
     differs = 0
-    for rel, data in sorted(derived.items()):
-        path = folder / rel
-        if not path.is_file():
+    for rel, sha in derived.items():
+        if rel not in actual:
             if rel not in recorded:
                 report.add("payload", rel, "the spec produces this file but the run has none")
             continue  # a recorded file that is missing is reported already
-        if path.read_bytes() != data:
+        if actual[rel] != sha:
             differs += 1
-            report.add("payload", rel, f"re-derived bytes differ from the file (sha256 {_short(sha256_bytes(data))} "
-                       f"re-derived, {_short(sha256_file(path))} in the folder)")
+            report.add("payload", rel, f"re-derived bytes differ from the file (sha256 {_short(sha)} "
+                       f"re-derived, {_short(actual[rel])} in the folder)")
         else:
             report.derived += 1
     for rel in sorted(recorded):
@@ -287,7 +307,7 @@ def _check_derived(folder: Path, manifest: dict, base: Path | None, inputs_compl
                             "which can change payloads")
 
 
-def _check_verdict(folder: Path, manifest: dict, base: Path | None, report: VerifyReport) -> None:
+def _check_verdict(folder: Path, manifest: dict, base: Path | None, report: VerifyReport, spec) -> None:
     path = folder / "validate.txt"
     if not path.is_file():
         return  # reported as missing
@@ -299,11 +319,9 @@ def _check_verdict(folder: Path, manifest: dict, base: Path | None, report: Veri
     if (lines[-1] == "PASS") == failed:
         report.add("verdict", "validate.txt", f"ends in {lines[-1]} but "
                    + ("a line failed" if failed else "no line failed"))
-    try:
-        from harness import yamlpos
-        data, _ = yamlpos.load((folder / "spec.yaml").read_text(encoding="utf-8"))
-    except Exception:
+    if isinstance(spec, HarnessError):
         return  # the spec copy is reported already
+    data = spec.document     # as written: checks the schema refuses are still compared
     checks = data.get("checks") if isinstance(data, dict) else None
     if not checks or not (folder / "vectors").is_dir():
         return
@@ -386,20 +404,25 @@ def _check_reports(folder: Path, manifest: dict, report: VerifyReport) -> None:
 
 
 def verify_folder(folder: str | Path, *, spec_dir: str | Path | None = None, strict: bool = False,
-                  allow_paths: tuple | list = (), max_payload: int | None = None) -> VerifyReport:
+                  allow_paths: tuple | list = (), max_payload: int | None = None,
+                  hashes_only: bool = False) -> VerifyReport:
     """Verify an output folder; see the module docstring. Never raises for a damaged folder:
-    every problem is a finding. `allow_paths`: the `--allow-path` folders the run was given."""
+    every problem is a finding. `allow_paths`: the `--allow-path` folders the run was given.
+    `hashes_only`: layers (1) and (2) alone; the report says what that leaves unproved."""
     folder = Path(folder)
-    report = VerifyReport(folder=folder, strict=strict)
+    report = VerifyReport(folder=folder, strict=strict, hashes_only=hashes_only)
     manifest = _read_manifest(folder, report)
     if manifest is None:
         return report
-    _check_files(folder, manifest, report)
+    actual = _check_files(folder, manifest, report)
+    if hashes_only:
+        return report
     base = _locate_spec(folder, manifest, Path(spec_dir) if spec_dir else None, report)
     complete = _check_local_inputs(manifest, base, report)
-    if (folder / "spec.yaml").is_file():
-        _check_derived(folder, manifest, base, complete, report, allow_paths, max_payload)
-        _check_verdict(folder, manifest, base, report)
+    if (folder / layout.SPEC_COPY).is_file():
+        spec = read_copy(folder, base)      # parsed once: payloads and verdict both start from it
+        _check_derived(folder, manifest, base, complete, report, actual, spec, allow_paths, max_payload)
+        _check_verdict(folder, manifest, base, report, spec)
     _check_reports(folder, manifest, report)
     return report
 
@@ -407,7 +430,10 @@ def verify_folder(folder: str | Path, *, spec_dir: str | Path | None = None, str
 def render_report(report: VerifyReport) -> str:
     """What `harness verify` prints: a verdict line, then one line per finding."""
     lines = []
-    if report.ok:
+    if report.ok and report.hashes_only:
+        lines.append(f"verified, hashes only: {report.folder} ({report.hashed} files match their sha256, the "
+                     "manifest its digest)")
+    elif report.ok:
         bits = [f"{report.hashed} files match their sha256", f"{report.derived} re-derived byte for byte"]
         if report.rechecked:
             bits.append(f"{report.rechecked} check lines re-evaluated")
@@ -424,4 +450,7 @@ def render_report(report: VerifyReport) -> str:
         lines.append(("  " if f.mismatch or report.strict else "  note: ") + f.line())
     for note in report.notes:
         lines.append(f"  note: {note}")
+    if report.hashes_only:
+        lines.append("  not checked (--hashes-only; run `harness verify` without it for these):")
+        lines.extend(f"    - {what}" for what in NOT_CHECKED_BY_HASHES)
     return "\n".join(lines)

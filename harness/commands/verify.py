@@ -71,6 +71,11 @@ def add_parser(sub):
     p.add_argument("--strict", action="store_true", help="also fail when something cannot be re-derived here "
                    "(e.g. a local input image is not available)")
     p.add_argument("--json", action="store_true", help="print the findings as JSON")
+    p.add_argument("--hashes-only", action="store_true",
+                   help="only check that every file has the sha256 the manifest recorded and the manifest its "
+                        "digest (about as fast as hashing the files). Does NOT prove that the payloads follow from "
+                        "the spec and local inputs, that those inputs are unchanged, that validate.txt follows from "
+                        "the vectors, or that the reports agree with it: plain `harness verify` checks those")
     add_max_payload(p)
     add_allow_path(p)   # the same folders the run was given: the manifest records no host paths
     a = p.add_argument_group("audit")
@@ -104,6 +109,12 @@ def run(args) -> int:
     if not folder.is_dir():
         raise HarnessError(Problem(f"no such folder: {folder}", hint="give the output folder of a run, "
                                    "e.g. output/<spec name>"), ExitCode.USAGE)
+    if args.hashes_only:
+        for flag in ("reexecute", "spec_dir", "strict"):
+            if getattr(args, flag) not in (None, False):
+                raise HarnessError(Problem(f"--{flag.replace('_', '-')} does nothing with --hashes-only, which "
+                                           "re-derives and re-executes nothing", hint="drop one of the two"),
+                                   ExitCode.USAGE)
     for flag in ("tolerance", "max_cost", "seed", "base_url", "allow_host", "filter_model", "filter_dimension",
                  "filter_cell"):
         if getattr(args, flag) not in (None, []) and args.reexecute is None:
@@ -118,7 +129,7 @@ def run(args) -> int:
                                    "or payloads)", hint="give the output folder of a run, e.g. output/<spec name>"),
                            ExitCode.USAGE)
     report = verify_folder(folder, spec_dir=args.spec_dir, strict=args.strict,
-                           allow_paths=args.allow_paths, max_payload=args.max_payload)
+                           allow_paths=args.allow_paths, max_payload=args.max_payload, hashes_only=args.hashes_only)
     if args.allowed_signers:
         _check_signature(report, args.allowed_signers)
     elif (folder / "manifest.sig").is_file():

@@ -55,6 +55,7 @@ class CellOutcome:
     usage: dict[str, Any] = field(default_factory=dict)
     estimated_cost: dict[str, Any] | None = None
     failures: list[dict[str, Any]] = field(default_factory=list)
+    written: dict[str, str] = field(default_factory=dict)   # evidence files written → sha256 (not a record field)
 
     def to_record(self) -> CellExecution:
         return CellExecution(
@@ -84,6 +85,11 @@ class ExecutionSummary:
     @property
     def attempts(self) -> int:
         return sum(c.attempts for c in self.cells)
+
+    @property
+    def written(self) -> dict[str, str]:
+        """sha256 of the evidence files the cells wrote, from the bytes written (for `finalize`)."""
+        return {rel: sha for c in self.cells for rel, sha in c.written.items()}
 
     @property
     def cache_hits(self) -> int:
@@ -127,26 +133,40 @@ def add_usage(total: dict[str, Any], usage: dict[str, Any]) -> None:
 
 # ---- evidence and checks -------------------------------------------------------------------
 
+NORM_BLOCK_BYTES = 4 << 20   # float64 bytes of rows whose norms are computed at a time
+
+
+def row_norms(matrix: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """The L2 norm, in float64, of each kept row, a block at a time (no float64 copy of the
+    matrix); each row's norm is computed as `np.linalg.norm(matrix[keep].astype(float64), axis=1)`
+    computes it."""
+    rows = max(1, NORM_BLOCK_BYTES // (8 * max(1, matrix.shape[1])))
+    parts = [np.linalg.norm(matrix[s:s + rows][keep[s:s + rows]].astype(np.float64), axis=1)
+             for s in range(0, len(matrix), rows)]
+    return np.concatenate(parts) if parts else np.zeros(0)
+
+
 def write_cell_evidence(folder: Path, cell: "_Cell", catalog: Any) -> None:
-    """The cell's responses/<cell>.jsonl, and its vectors (rows for the inputs that came back)."""
+    """The cell's responses/<cell>.jsonl, and its vectors (rows for the inputs that came back),
+    streamed from the cell's matrix: finishing a cell holds no second copy of it."""
     out = cell.outcome
     if not out.executed:
         return
     cid = cell.spec["id"]
     writer = RunWriter(folder)
     writer.responses(cid, [r.record for r in cell.requests])
+    out.written = writer.hashes
     ids = [i for r in cell.requests for i in r.inputs]
     if cell.matrix is None or cell.received is None:
         return
     keep = cell.received
-    matrix = cell.matrix[keep]
-    out.vectors = int(matrix.shape[0])
+    out.vectors = int(keep.sum())
     out.dimension = int(cell.matrix.shape[1])
     if out.vectors:
-        norms = np.linalg.norm(matrix.astype(np.float64), axis=1)
+        norms = row_norms(cell.matrix, keep)
         out.norms = {"min": round(float(norms.min()), 6), "mean": round(float(norms.mean()), 6),
                      "max": round(float(norms.max()), 6)}
-    writer.vectors(cid, CellVectors([i for i, k in zip(ids, keep) if k], matrix))
+    writer.vectors(cid, CellVectors(ids, cell.matrix), keep=keep)
     if cell.info is not None and getattr(cell.info, "prices", None):
         from harness import estimate
         amount = estimate.cost(cell.info, cell.tokens)
