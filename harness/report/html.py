@@ -44,11 +44,13 @@ CURRENCY = {"CNY": "¥", "USD": "$", "EUR": "€"}
 # --------------------------------------------------------------------------- numbers for people
 
 def _sig(x: float, digits: int = 2) -> str:
-    """`digits` significant digits, never in exponent notation: 0.001243 -> 0.0012, 1.249 -> 1.2."""
+    """`digits` significant digits, never in exponent notation: 0.001243 -> 0.0012, 1.249 -> 1.2,
+    0.00102 -> 0.001."""
     if x == 0:
         return "0"
     places = max(0, digits - 1 - math.floor(math.log10(abs(x))))
-    return f"{x:,.{places}f}"
+    text = f"{x:,.{places}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def money(amount: float | None, currency: str = "CNY") -> str:
