@@ -36,7 +36,7 @@ RAMP = [(247, 251, 255), (198, 219, 239), (107, 174, 214), (33, 113, 181), (8, 4
 HEATMAP = {"max_inputs": 40, "max_cells": 8, "cell_px": 18, "big_cell_px": 30, "big_up_to": 12, "max_label": 150}
 QUALITY = {"width": 440, "height": 240, "left": 44, "right": 14, "top": 14, "bottom": 44}
 SCATTER = {"width": 480, "height": 290, "left": 44, "right": 14, "top": 14, "bottom": 44}
-BARS = {"width": 560, "bar": 13, "gap": 10, "max_label": 210, "top": 26, "axis": 34}
+BARS = {"width": 560, "bar": 13, "gap": 8, "max_label": 210, "top": 26, "axis": 34}
 MAX_QUALITY_METRICS = 4
 CURRENCY = {"CNY": "¥", "USD": "$", "EUR": "€"}
 
@@ -155,9 +155,9 @@ class Svg:
         self.items.append({"t": "circle", "x": round(cx, 1), "y": round(cy, 1), "r": r, "fill": fill,
                            "cls": cls, "title": title, "stroke": stroke})
 
-    def path(self, points: list[tuple[float, float]], stroke: str | None, cls: str = "series") -> None:
+    def path(self, points: list[tuple[float, float]], stroke: str | None, cls: str = "series", width: float | None = None) -> None:
         self.items.append({"t": "path", "points": " ".join(f"{round(x, 1)},{round(y, 1)}" for x, y in points),
-                           "stroke": stroke, "cls": cls})
+                           "stroke": stroke, "cls": cls, "width": width})
 
     def legend(self, entries: list[dict], top: float, left: float = 8) -> float:
         """Swatches and names in rows that wrap at the plot's width; returns the height used."""
@@ -276,9 +276,10 @@ def quality_charts(summary: dict) -> list[dict]:
                              if r["model"] == model and r["metrics"].get(name) is not None)
                 if not pts:
                     continue
-                svg.path([(x(d), y(v)) for d, v in pts], colour[model])
+                under = len(models) - 1 - models.index(model)      # series drawn later go on top
+                svg.path([(x(d), y(v)) for d, v in pts], colour[model], width=2 + 1.75 * under)
                 for d, v in pts:
-                    svg.circle(x(d), y(v), 3.5, colour[model], "point", f"{model} at {d}: {name} {metric(v)}")
+                    svg.circle(x(d), y(v), 3.5 + 1.5 * under, colour[model], "point", f"{model} at {d}: {name} {metric(v)}")
                     svg.boxes.append((x(d) - 4, y(v) - 4, x(d) + 4, y(v) + 4))
                 series.append({"model": model, "color": colour[model],
                                "points": [{"x": round(x(d), 1), "y": round(y(v), 1), "dimension": d, "value": v}
@@ -514,38 +515,46 @@ def _ramp(t: float) -> str:
 
 
 def latency_chart(summary: dict) -> dict | None:
-    """Median and 95th-percentile latency per cell, as horizontal bars with a millisecond axis."""
+    """Median and 95th-percentile latency per cell, as horizontal bars with a millisecond axis;
+    cells grouped under their model's name and labelled by dimension, so no label is cut."""
     cells = [c for c in summary.get("cells") or [] if c.get("latency_ms")]
     if not cells:
         return None
     b = BARS
     series = [("p50", "median", PALETTE[0]), ("p95", "95th percentile", PALETTE[4])]
-    labels = [shorten(c["id"], b["max_label"]) for c in cells]
-    label_w = max(text_width(s) for s in labels) + 10
+    models = list(dict.fromkeys(c["model"] for c in cells))
+
+    def label(c: dict) -> str:
+        return str(c["dimension"]) if c.get("dimension") is not None else shorten(c["id"], b["max_label"])
+
+    label_w = max(text_width(label(c)) for c in cells) + 10
     values = [c["latency_ms"][k] for c in cells for k, _, _ in series]
-    value_w = max(text_width(duration(v)) for v in values) + 8
+    value_w = max(text_width(duration(v), 10) for v in values) + 8
     ticks = _nice_ticks(max(values))
     left, right = label_w, b["width"] - value_w
-    row = len(series) * b["bar"] + b["gap"]
-    height = b["top"] + len(cells) * row + b["axis"]
-    svg = Svg(b["width"], height, "bars", "latency per cell")
+    row, head = len(series) * b["bar"] + b["gap"], 18
+    bottom = b["top"] + len(models) * head + len(cells) * row
+    svg = Svg(b["width"], bottom + b["axis"], "bars", "latency per cell")
 
     def x(v: float) -> float:
         return left + (right - left) * v / (ticks[-1] or 1)
 
     svg.legend([{"name": n, "color": col} for _, n, col in series], 4, left)
-    bottom = b["top"] + len(cells) * row
     for t in ticks:
         svg.line(x(t), b["top"] - 4, x(t), bottom, "grid")
     _x_ticks(svg, [(x(t), duration(t)) for t in ticks], bottom + 16, (b["top"], bottom))
-    for i, (cell, label) in enumerate(zip(cells, labels)):
-        y0 = b["top"] + i * row
-        svg.text(left - 6, y0 + len(series) * b["bar"] / 2 + 4, label, "end", "tick", full=cell["id"], force=True)
-        for k, (key, name, col) in enumerate(series):
-            v = cell["latency_ms"][key]
-            yk = y0 + k * b["bar"]
-            svg.rect(left, yk, x(v) - left, b["bar"] - 2, col, "bar", f"{cell['id']} {name}: {duration(v)}")
-            svg.text(x(v) + 4, yk + b["bar"] - 3, duration(v), "start", "value", force=True, size=10)
+    y0 = b["top"]
+    for model in models:
+        svg.text(4, y0 + 13, shorten(str(model), b["width"] - 8), "start", "group", full=str(model), force=True)
+        y0 += head
+        for cell in (c for c in cells if c["model"] == model):
+            svg.text(left - 6, y0 + len(series) * b["bar"] / 2 + 3, label(cell), "end", "tick", full=cell["id"], force=True)
+            for k, (key, name, col) in enumerate(series):
+                v = cell["latency_ms"][key]
+                yk = y0 + k * b["bar"]
+                svg.rect(left, yk, x(v) - left, b["bar"] - 2, col, "bar", f"{cell['id']} {name}: {duration(v)}")
+                svg.text(x(v) + 4, yk + b["bar"] - 3, duration(v), "start", "value", force=True, size=10)
+            y0 += row
     return svg.to_dict()
 
 
