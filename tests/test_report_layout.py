@@ -273,3 +273,20 @@ def test_phone_screenshot_and_dark_and_print(run, tmp_path):
     pdf = tmp_path / "report.pdf"
     _chromium([f"--print-to-pdf={pdf}", "--no-pdf-header-footer", (folder / "report.html").as_uri()], tmp_path)
     assert pdf.read_bytes()[:5] == b"%PDF-" and pdf.read_bytes().count(b"/Type /Page") >= 2
+
+
+def test_a_cell_not_executed_says_why_in_a_few_words_and_the_hint_once(tmp_path):
+    write_spec(tmp_path, SPEC)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DASHSCOPE_", "ALIBABA_CLOUD_"))}
+    env.update(HOME=str(tmp_path), HARNESS_CACHE_DIR=str(tmp_path / "cache"), NO_COLOR="1")
+    proc = subprocess.run([sys.executable, "-m", "harness", "run", str(tmp_path / "spec.yaml"), "--output",
+                           str(tmp_path / "out"), "--execute", "--quiet"], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 6, proc.stdout + proc.stderr
+    page = (tmp_path / "out" / "pick-a-model" / "report.html").read_text()
+    cells = re.search(r'<section id="s-cells">(.*?)</section>', page, re.S).group(1)
+    executed = re.findall(r'<td data-label="executed">(.*?)</td>', cells, re.S)
+    assert len(executed) == 9 and all(re.sub(r"<[^>]+>", "", e).strip() == "no: no DashScope API key [1]" for e in executed)
+    assert cells.count("DASHSCOPE_API_KEY") == 1          # the how-to-fix, once, as note [1]
+    costs = re.findall(r'data-label="cost">(.*?)</td>', cells)
+    assert len(costs) == 9 and all("est." in c for c in costs)      # nothing ran: the plan's estimate, said so
