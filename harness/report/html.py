@@ -356,15 +356,16 @@ def choices(summary: dict) -> dict | None:
     priced = [i for i, r in enumerate(rows) if r["per_1k"] is not None]
     for k in pareto_front([(rows[i]["per_1k"], rows[i]["value"]) for i in priced]):
         rows[priced[k]]["best"] = True
-    others = [m for m in _metric_order([q for q in summary["quality"] if q["check"] == check])
-              if m != name and m in summary["quality"][0]["thresholds"]]
-    extra = {q["cell"]: q["metrics"] for q in summary["quality"] if q["check"] == check}
+    mine = [q for q in summary["quality"] if q["check"] == check]
+    limits = mine[0]["thresholds"]
+    others = [m for m in _metric_order(mine) if m != name and m in limits]      # the other thresholded metrics
+    extra = {q["cell"]: q["metrics"] for q in mine}
     for r in rows:
         r["others"] = [{"name": m, "value": extra[r["cell"]].get(m)} for m in others]
     groups = [{"model": m, "rows": [r for r in rows if r["model"] == m]} for m in dict.fromkeys(r["model"] for r in rows)]
     return {"check": check, "metric": name, "threshold": threshold, "rows": rows, "groups": groups,
             "currency": next((r["currency"] for r in rows if r["per_1k"] is not None), "CNY"),
-            "others": [{"name": m, "threshold": summary["quality"][0]["thresholds"].get(m)} for m in others]}
+            "others": [{"name": m, "threshold": limits.get(m)} for m in others]}
 
 
 def cost_chart(summary: dict, pick: dict | None) -> dict | None:
