@@ -362,8 +362,19 @@ def choices(summary: dict) -> dict | None:
     extra = {q["cell"]: q["metrics"] for q in mine}
     for r in rows:
         r["others"] = [{"name": m, "value": extra[r["cell"]].get(m)} for m in others]
+    for r in rows:
+        r["meets_all"] = r["meets"] and all(o["value"] is not None and o["value"] >= limits[o["name"]] for o in r["others"])
+
+    def cheapest(ok: list[dict]) -> dict | None:
+        """The cheapest of `ok` (then the best, then plan order): the answer to 'for how much'."""
+        priced = [r for r in ok if r["per_1k"] is not None]
+        return min(priced, key=lambda r: (r["per_1k"], -r["value"])) if priced else None
+
+    answer = {"all": cheapest([r for r in rows if r["meets_all"]]),
+              "headline": cheapest([r for r in rows if r["meets"]]) if threshold is not None else None,
+              "thresholds": [name, *others] if threshold is not None else others}
     groups = [{"model": m, "rows": [r for r in rows if r["model"] == m]} for m in dict.fromkeys(r["model"] for r in rows)]
-    return {"check": check, "metric": name, "threshold": threshold, "rows": rows, "groups": groups,
+    return {"check": check, "metric": name, "threshold": threshold, "rows": rows, "groups": groups, "answer": answer,
             "currency": next((r["currency"] for r in rows if r["per_1k"] is not None), "CNY"),
             "others": [{"name": m, "threshold": limits.get(m)} for m in others]}
 
