@@ -143,7 +143,7 @@ def _overlap(a: list[float], b: list[float]) -> bool:
     return min(a[2], b[2]) - max(a[0], b[0]) > 0.5 and min(a[3], b[3]) - max(a[1], b[1]) > 0.5
 
 
-@pytest.mark.parametrize("width", [1280, 420])
+@pytest.mark.parametrize("width", [1280, 860, 420])
 def test_no_text_overlaps_another_or_is_clipped(run, tmp_path, width):
     got = probe(run[0], width, tmp_path)
     assert got["vw"] == width and got["docw"] <= width, "the page is wider than the screen"
