@@ -36,7 +36,7 @@ RAMP = [(247, 251, 255), (198, 219, 239), (107, 174, 214), (33, 113, 181), (8, 4
 HEATMAP = {"max_inputs": 40, "max_cells": 8, "cell_px": 18, "big_cell_px": 30, "big_up_to": 12, "max_label": 150}
 QUALITY = {"width": 440, "height": 240, "left": 44, "right": 14, "top": 14, "bottom": 44}
 SCATTER = {"width": 480, "height": 290, "left": 44, "right": 14, "top": 14, "bottom": 44}
-BARS = {"width": 560, "bar": 13, "gap": 8, "max_label": 210, "top": 26, "axis": 34}
+BARS = {"width": 480, "bar": 13, "gap": 8, "max_label": 210, "top": 26, "axis": 34}
 MAX_QUALITY_METRICS = 4
 CURRENCY = {"CNY": "¥", "USD": "$", "EUR": "€"}
 
@@ -502,7 +502,7 @@ def heatmaps(summary: dict, folder: Path) -> list[dict]:
                 rects.append(r)
                 svg.rect(r["x"], r["y"], size, size, r["fill"], "cell", r["title"])
                 if n <= h["big_up_to"]:
-                    svg.text(r["x"] + size / 2, r["y"] + size / 2 + 3, f"{sims[i, j]:.2f}", "middle", "in-cell",
+                    svg.text(r["x"] + size / 2, r["y"] + size / 2 + 3, f"{float(sims[i, j]) + 0.0:.2f}".replace("-0.00", "0.00"), "middle", "in-cell",
                              size=9, force=True, fill="#fff" if t > 0.6 else "#1b1f24")
         # Colour scale: ten steps from the lowest cosine to 1, numbers under its ends and middle.
         y0, w = label + grid + 10, min(grid, 200)
