@@ -51,7 +51,7 @@ def report(tmp_path):
 def test_report_is_self_contained(report):
     html = (report[0] / "report.html").read_text()
     assert "<script" not in html and "<link" not in html and "@import" not in html
-    assert not re.search(r"""(src|href)\s*=""", html)
+    assert not re.search(r"""src\s*=|href\s*=\s*(?!["']?#)""", html)   # links within the page only
     urls = set(re.findall(r"https?://[^\s\"'<>)]+", html))
     assert urls <= {"http://www.w3.org/2000/svg"}
 
@@ -152,17 +152,18 @@ def test_report_renders_cells_checks_and_plots_in_chromium(report, tmp_path):
         assert r.name in dom
     assert dom.count('class="check-failed"') == sum(not r.passed for r in results) == 4
     assert re.search(r'id="verdict">\s*FAIL', dom)
-    failed = re.search(r'<ul id="failed">(.*?)</ul>', dom, re.S).group(1)
-    assert failed.count("<li>") == 4 and "expected dog-photo" in failed
+    failed = re.search(r'<section id="s-failed">(.*?)</section>', dom, re.S).group(1)
+    assert "nearest:dog-caption</code> failed in 2 cells" in failed and "retrieval</code> failed in 2 cells" in failed
+    assert failed.count("<td data-label=\"expected\">dog-photo</td>") == 2     # the pair that failed, per cell
     assert dom.count('class="plot quality"') == 3            # recall@1, ndcg@1, mrr
-    assert dom.count("<polyline") == 3 * len(MODELS)         # one line per model per chart
+    assert len(re.findall(r"<polyline[^>]*class=\"series\"", dom)) == 3 * len(MODELS)   # one line per model per chart
     assert dom.count('class="plot heatmap"') == len(MODELS) * len(DIMS)
 
     shot = tmp_path / "report.png"
-    _chromium([f"--screenshot={shot}", "--window-size=1100,2600", url], tmp_path)
+    _chromium([f"--screenshot={shot}", "--window-size=1100,4000", url], tmp_path)
     assert shot.is_file(), "Chromium wrote no screenshot"
     px = _png_pixels(shot)
-    assert px.shape[:2] == (2600, 1100)
+    assert px.shape[:2] == (4000, 1100)
     colours = {tuple(c) for c in px[::7, ::7].reshape(-1, 3).tolist()}
     assert len(colours) > 50, "the page looks blank"
     assert (207, 34, 46) in {tuple(c) for c in px[:120].reshape(-1, 3).tolist()}, "no red FAIL badge at the top"

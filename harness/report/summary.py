@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from harness.evidence import canonical_json
+from harness.execute.results import usage_tokens
 from harness.folder import Execution, FolderError, Manifest, RunReader
 from harness.verdict import CheckResult, counts, verdict
 
@@ -63,6 +64,34 @@ def usage_totals(rows: list[dict]) -> dict[str, float]:
     return {k: totals[k] for k in sorted(totals)}
 
 
+def input_tokens(rows: list[dict]) -> dict[str, int] | None:
+    """Input tokens by modality as the provider reported them, one shape for every provider
+    (DashScope's input_tokens/image_tokens/input_tokens_details, OpenAI's prompt_tokens);
+    None when no request reported usage."""
+    reported = [r["usage"] for r in rows if isinstance(r.get("usage"), dict) and r["usage"]]
+    if not reported:
+        return None
+    total = {"text": 0, "image": 0}
+    for usage in reported:
+        for k, v in usage_tokens(usage).items():
+            total[k] += v
+    return total
+
+
+def cell_cost(cell: dict, info: Any, executed: bool) -> dict | None:
+    """The cell's cost: the reported usage priced by the catalog once it executed ("usage"),
+    else the plan's estimate ("estimate"); per 1,000 inputs too, to compare cells."""
+    recorded = getattr(info, "estimated_cost", None) if executed else None
+    basis = "usage" if isinstance(recorded, dict) and recorded.get("tokens") is not None else "estimate"
+    cost = recorded if basis == "usage" else cell.get("estimated_cost")
+    if not isinstance(cost, dict) or not _num(cost.get("amount")):
+        return None
+    inputs = cell.get("inputs")
+    per_1k = round(cost["amount"] * 1000 / inputs, 6) if isinstance(inputs, int) and inputs > 0 else None
+    return {"amount": cost["amount"], "currency": cost.get("currency") or "CNY", "basis": basis,
+            "per_1k_inputs": per_1k}
+
+
 def cell_summary(run: RunReader, cell: dict, execution: Execution | None) -> dict:
     cid = cell["id"]
     try:
@@ -86,6 +115,9 @@ def cell_summary(run: RunReader, cell: dict, execution: Execution | None) -> dic
         "cache_hits": sum(1 for r in rows if r.get("cache_hit")),
         "errors": sum(1 for r in rows if r.get("error")),
         "estimated_cost": cell.get("estimated_cost"),
+        "inputs": cell.get("inputs"),
+        "tokens": input_tokens(rows),
+        "cost": cell_cost(cell, info, executed),
     }
 
 
