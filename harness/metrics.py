@@ -104,6 +104,34 @@ def metric_names(ks: Iterable[int], extra: Iterable[str] = ()) -> list[str]:
     return sorted(names, key=key)
 
 
+def rankings(
+    query_vectors: np.ndarray,
+    candidate_vectors: np.ndarray,
+    candidate_ids: Sequence[str],
+    exclude: Sequence[str | None] | None = None,
+) -> list[list[tuple[str, float]]]:
+    """Each query's candidates best first, with their cosine.
+
+    `exclude[i]` is a candidate id left out of query i's ranking (the query itself when it
+    is also a candidate).
+    """
+    sims = cosine_matrix(query_vectors, candidate_vectors)
+    out = []
+    for i in range(len(sims)):
+        skip = exclude[i] if exclude is not None else None
+        out.append([(candidate_ids[j], float(sims[i, j])) for j in rank(sims[i]) if candidate_ids[j] != skip])
+    return out
+
+
+def scores(ranked: Sequence[Sequence[str]], relevant: Sequence[Iterable[str]],
+           metrics: Iterable[str]) -> tuple[dict[str, float], list[dict[str, float]]]:
+    """Mean of each metric over the queries, and the per-query values, from the rankings."""
+    metrics = list(metrics)
+    per_query = [{m: metric_value(m, order, list(rel)) for m in metrics} for order, rel in zip(ranked, relevant)]
+    means = {m: float(np.mean([q[m] for q in per_query])) if per_query else 0.0 for m in metrics}
+    return means, per_query
+
+
 def retrieval_scores(
     query_vectors: np.ndarray,
     candidate_vectors: np.ndarray,
@@ -112,19 +140,6 @@ def retrieval_scores(
     metrics: Iterable[str],
     exclude: Sequence[str | None] | None = None,
 ) -> tuple[dict[str, float], list[dict[str, float]]]:
-    """Mean of each metric over the queries, and the per-query values.
-
-    `exclude[i]` is a candidate id left out of query i's ranking (the query itself when it
-    is also a candidate).
-    """
-    metrics = list(metrics)
-    sims = cosine_matrix(query_vectors, candidate_vectors)
-    per_query: list[dict[str, float]] = []
-    for i, rel in enumerate(relevant):
-        rel = list(rel)
-        order = [candidate_ids[j] for j in rank(sims[i])]
-        if exclude is not None and exclude[i] is not None:
-            order = [c for c in order if c != exclude[i]]
-        per_query.append({m: metric_value(m, order, rel) for m in metrics})
-    means = {m: float(np.mean([q[m] for q in per_query])) if per_query else 0.0 for m in metrics}
-    return means, per_query
+    """Mean of each metric over the queries, and the per-query values (see `rankings`)."""
+    ranked = rankings(query_vectors, candidate_vectors, candidate_ids, exclude)
+    return scores([[c for c, _ in r] for r in ranked], relevant, metrics)
