@@ -66,7 +66,7 @@ def finalize(folder: str | Path, manifest: Manifest, results: list[CheckResult],
     summary_bytes = render_summary(build_summary(folder, final, results))
     summary = json.loads(summary_bytes)  # JUnit and HTML are projections of summary.json's very content
     reports = {layout.SUMMARY: summary_bytes, layout.JUNIT: render_junit(summary),
-               layout.REPORT_MD: render_markdown(final, results).encode("utf-8"),
+               layout.REPORT_MD: render_markdown(final, results, summary=summary).encode("utf-8"),
                layout.REPORT_HTML: render_html(summary, folder)}
     for name, data in reports.items():
         atomic_write(folder / name, data)
