@@ -234,7 +234,7 @@ def _retrieval(body: dict, ctx: Ctx) -> tuple[int, int, str, dict]:
     qids = list(queries)
     ranked = M.rankings(ctx.vectors.rows(qids), ctx.vectors.rows(among), among,
                         exclude=[q if q in ctx.vectors.index and q in among else None for q in qids])
-    means, per = M.scores([[c for c, _ in r] for r in ranked], [queries[q] for q in qids], names)
+    means, per = M.scores([order for order, _ in ranked], [queries[q] for q in qids], names)
     data["metrics"] = {m: _f(v) for m, v in means.items()}
     data["per_query"] = {q: {m: _f(v) for m, v in p.items()} for q, p in zip(qids, per)}
     top = min(max(body.get("k") or DEFAULT_K), RANKS_SHOWN)
@@ -249,17 +249,19 @@ def _retrieval(body: dict, ctx: Ctx) -> tuple[int, int, str, dict]:
     return max(len(thresholds), 1), len(below), detail, data
 
 
-def _ranks(query: str, relevant: list[str], ranked: list[tuple[str, float]], ctx: Ctx, top: int) -> dict:
+def _ranks(query: str, relevant: list[str], ranked: tuple[list[str], np.ndarray], ctx: Ctx, top: int) -> dict:
     """Where each relevant input landed in the query's ranking (rank 1 = first; None when it was
     not a candidate), and the first `top` candidates: what a reader needs to see why it failed."""
-    position = {c: (i, cos) for i, (c, cos) in enumerate(ranked, start=1)}
+    order, cosines = ranked
     out = []
     for r in relevant:
-        rank, cos = position.get(r, (None, None))
-        if cos is None:  # not among the candidates: its cosine still says how far it was
-            cos = M.cosine(ctx.vectors.rows([query])[0], ctx.vectors.rows([r])[0])
+        if r in order:
+            rank = order.index(r) + 1
+            cos = float(cosines[rank - 1])
+        else:  # not among the candidates: its cosine still says how far it was
+            rank, cos = None, M.cosine(ctx.vectors.rows([query])[0], ctx.vectors.rows([r])[0])
         out.append({"id": r, "grade": 1, "rank": rank, "cosine": _f(cos)})
-    return {"relevant": out, "top": [{"id": c, "cosine": _f(cos)} for c, cos in ranked[:top]]}
+    return {"relevant": out, "top": [{"id": c, "cosine": _f(float(x))} for c, x in zip(order[:top], cosines[:top])]}
 
 
 def _worst_queries(ranks: dict[str, dict], per_query: dict[str, dict], metric: str, limit: int = 3) -> str:

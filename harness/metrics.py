@@ -109,17 +109,19 @@ def rankings(
     candidate_vectors: np.ndarray,
     candidate_ids: Sequence[str],
     exclude: Sequence[str | None] | None = None,
-) -> list[list[tuple[str, float]]]:
-    """Each query's candidates best first, with their cosine.
+) -> list[tuple[list[str], np.ndarray]]:
+    """Each query's candidate ids best first, with their cosines in the same order.
 
     `exclude[i]` is a candidate id left out of query i's ranking (the query itself when it
     is also a candidate).
     """
     sims = cosine_matrix(query_vectors, candidate_vectors)
+    ids = np.asarray(candidate_ids, dtype=object)
     out = []
-    for i in range(len(sims)):
-        skip = exclude[i] if exclude is not None else None
-        out.append([(candidate_ids[j], float(sims[i, j])) for j in rank(sims[i]) if candidate_ids[j] != skip])
+    for i, order in enumerate(np.argsort(-sims, axis=1, kind="stable")):
+        if exclude is not None and exclude[i] is not None:
+            order = order[ids[order] != exclude[i]]
+        out.append((ids[order].tolist(), sims[i, order]))
     return out
 
 
@@ -142,4 +144,4 @@ def retrieval_scores(
 ) -> tuple[dict[str, float], list[dict[str, float]]]:
     """Mean of each metric over the queries, and the per-query values (see `rankings`)."""
     ranked = rankings(query_vectors, candidate_vectors, candidate_ids, exclude)
-    return scores([[c for c, _ in r] for r in ranked], relevant, metrics)
+    return scores([order for order, _ in ranked], relevant, metrics)
