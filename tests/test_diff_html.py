@@ -120,7 +120,8 @@ def test_identical_runs_give_a_quiet_page(runs):
 def test_html_path_mistakes_exit_2_and_write_nothing(runs):
     before = sorted(p.relative_to(runs) for p in runs.rglob("*"))
     for target, message in (("a/output/drift/diff.html", "is inside the run folder a/output/drift"),
-                            ("b/output", "is a folder")):
+                            ("b/output", "is a folder"),
+                            ("a/spec.yaml/diff.html", "--html a/spec.yaml/diff.html: cannot write it")):
         r = harness("diff", "a/output/drift", "b/output/drift", "--html", target, cwd=runs, env=ENV)
         assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, r.stderr
     assert sorted(p.relative_to(runs) for p in runs.rglob("*")) == before
