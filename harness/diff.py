@@ -167,7 +167,7 @@ def distribution(cos: np.ndarray) -> dict:
     low = float(cos.min())
     gap = max(1.0 - low, 1e-6)
     lo = max(-1.0, 1.0 - 10.0 ** math.ceil(math.log10(gap) - 1e-9))
-    counts, edges = np.histogram(np.clip(cos, lo, 1.0), bins=BINS, range=(lo, 1.0))
+    counts, _ = np.histogram(np.clip(cos, lo, 1.0), bins=BINS, range=(lo, 1.0))
     q = np.percentile(cos, [0, 25, 50, 75, 100])
     return {"lo": lo, "hi": 1.0, "quartiles": [round(float(x), 6) for x in q],
             "counts": [int(c) for c in counts]}
