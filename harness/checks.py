@@ -264,10 +264,20 @@ def _ranks(query: str, relevant: list[str], ranked: tuple[list[str], np.ndarray]
     return {"relevant": out, "top": [{"id": c, "cosine": _f(float(x))} for c, x in zip(order[:top], cosines[:top])]}
 
 
+def worst_queries(ranks: dict[str, dict], per_query: dict[str, dict], metric: str) -> list[str]:
+    """The queries below 1 on `metric`, worst first: lowest value, then the one whose best
+    relevant input ranked lowest (absent counts as last), then by id (summary.json sorts its keys)."""
+    def key(q: str) -> tuple:
+        found = [r["rank"] for r in ranks[q]["relevant"] if r["rank"] is not None]
+        return per_query[q][metric], -(min(found) if found else math.inf), q
+
+    return sorted((q for q in ranks if per_query[q][metric] < 1), key=key)
+
+
 def _worst_queries(ranks: dict[str, dict], per_query: dict[str, dict], metric: str, limit: int = 3) -> str:
     """`; worst by recall@1: q3: relevant cat-1 at rank 7, ...`: the queries that scored lowest on
-    the first metric below its threshold (spec order on ties), so a CI log shows what failed."""
-    worst = sorted((q for q in ranks if per_query[q][metric] < 1), key=lambda q: per_query[q][metric])
+    the first metric below its threshold, so a CI log shows what failed."""
+    worst = worst_queries(ranks, per_query, metric)
     if not worst:
         return ""
 

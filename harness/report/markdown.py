@@ -11,6 +11,7 @@ from __future__ import annotations
 import jinja2
 
 from harness import metrics as M
+from harness.checks import worst_queries
 from harness.verdict import CheckResult, counts, verdict
 
 _ENV = jinja2.Environment(loader=jinja2.PackageLoader("harness", "report/templates"),
@@ -54,16 +55,15 @@ def query_rows(check: dict) -> dict | None:
     metric = next((m for m, t in thresholds.items() if metrics.get(m, 0) < t), None) or next(iter(metrics), None)
     if metric is None:
         return None
-    order = sorted(ranks, key=lambda q: (per_query.get(q, {}).get(metric, 0.0), q))
-    shown = [q for q in order if per_query.get(q, {}).get(metric, 0.0) < 1][:QUERIES_SHOWN]
+    order = worst_queries(ranks, per_query, metric)
+    shown = order[:QUERIES_SHOWN]
     rows = []
     for q in shown:
         rel = ", ".join(f"{code(r['id'])} " + (f"#{r['rank']}" if r["rank"] is not None else "not a candidate")
                         + f" ({r['cosine']:.3f})" for r in ranks[q]["relevant"])
         top = ", ".join(f"{code(t['id'])} ({t['cosine']:.3f})" for t in ranks[q]["top"][:TOP_SHOWN])
         rows.append({"query": code(q), "relevant": rel, "top": top or "—", "value": f"{per_query[q][metric]:.3f}"})
-    imperfect = sum(1 for q in order if per_query.get(q, {}).get(metric, 0.0) < 1)
-    return {"metric": metric, "rows": rows, "more": imperfect - len(rows), "total": len(ranks)}
+    return {"metric": metric, "rows": rows, "more": len(order) - len(rows), "total": len(ranks)}
 
 
 def quality_tables(summary: dict) -> list[dict]:
