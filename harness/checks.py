@@ -245,7 +245,7 @@ def _retrieval(body: dict, ctx: Ctx) -> tuple[int, int, str, dict]:
         for m in names)
     detail = f"{len(qids)} queries over {len(among)} candidates: {shown}"
     if below:
-        detail += _worst_queries(data["ranks"], data["per_query"], next(iter(below)))
+        detail += _worst_queries(data["ranks"], data["per_query"], next(m for m in names if m in below))
     return max(len(thresholds), 1), len(below), detail, data
 
 

@@ -52,7 +52,10 @@ def query_rows(check: dict) -> dict | None:
     if not ranks:
         return None
     metrics, thresholds = data.get("metrics") or {}, data.get("thresholds") or {}
-    metric = next((m for m, t in thresholds.items() if metrics.get(m, 0) < t), None) or next(iter(metrics), None)
+    # the first metric below its threshold in the metrics' own order, never the dict's: summary.json
+    # sorts keys, the spec does not, and verify re-renders this file from summary.json
+    below = [m for m in M.metric_names([], thresholds) if m in thresholds and metrics.get(m, 0.0) < thresholds[m]]
+    metric = below[0] if below else next((m for m in M.metric_names([], metrics) if m in metrics), None)
     if metric is None:
         return None
     order = worst_queries(ranks, per_query, metric)
