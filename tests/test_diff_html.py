@@ -47,8 +47,8 @@ def runs(tmp_path_factory, server):
     """a: the local model; b: the same with three texts changed; c: the same inputs through
     qwen3-vl-embedding at dimension 256 on the fake DashScope server (another cell id, other vectors)."""
     root = tmp_path_factory.mktemp("diff-html")
-    for name, texts, spec_text in (("a", TEXTS, spec(TEXTS)), ("b", {**TEXTS, **CHANGED}, spec({**TEXTS, **CHANGED})),
-                                   ("c", TEXTS, spec(TEXTS).replace("[local/e5-small]", "[{name: qwen3-vl-embedding, dimensions: [256]}]"))):
+    dashscope = spec(TEXTS).replace("[local/e5-small]", "[{name: qwen3-vl-embedding, dimensions: [256]}]")
+    for name, spec_text in (("a", spec(TEXTS)), ("b", spec({**TEXTS, **CHANGED})), ("c", dashscope)):
         (root / name).mkdir()
         write_spec(root / name, spec_text)
         r = harness("run", "spec.yaml", "--execute", "--base-url", server.base_url, cwd=root / name,

@@ -108,7 +108,8 @@ def usage_rows(summary: dict, manifest) -> list[dict]:
             "latency": f"{lat['p50']:,.0f} / {lat['p95']:,.0f}" if lat else "—",
             "actual": ", ".join(f"{cell(k)} {num(v, 0)}" for k, v in usage.items()) or "—",
             "est_tokens": num((plan.get("estimated_tokens") or {}).get("total")),
-            "est_cost": f"{cost['amount']:.4f} {cost.get('currency', '')}".strip() if cost.get("amount") is not None else "—",
+            "est_cost": (f"{cost['amount']:.4f} {cost.get('currency', '')}".strip()
+                         if cost.get("amount") is not None else "—"),
         })
     return rows
 
