@@ -27,8 +27,8 @@ def add_parser(sub):
                        "different providers or models over the same inputs compare. Without a tolerance the "
                        "diff only informs (exit 0).",
                        epilog="exit codes: 0 no tolerance given, or within it · 5 outside the tolerance "
-                              "(VERIFY_MISMATCH) · 2 a folder is not a run, or --html names a folder or a path "
-                              "inside either run")
+                              "(VERIFY_MISMATCH) · 2 a folder is not a run, or --html names a folder, a path "
+                              "inside either run or a place that cannot be written")
     p.add_argument("a", metavar="RUN_A", help="output folder of the reference run")
     p.add_argument("b", metavar="RUN_B", help="output folder of the run to compare")
     p.add_argument("--tolerance", type=flags.cosine_distance, metavar="X",
