@@ -25,6 +25,7 @@ from harness.verdict import CheckResult
 KINDS = ("vectors", "nearest", "similarity", "retrieval", "stability")
 DEFAULT_K = (1, 5, 10)
 DEFAULT_MIN_COSINE = 0.99
+RANKS_SHOWN = 10  # candidates kept per query in a retrieval check's `ranks` (its top)
 
 Locate = Callable[[tuple], "tuple[int, int] | None"]
 
@@ -231,17 +232,61 @@ def _retrieval(body: dict, ctx: Ctx) -> tuple[int, int, str, dict]:
         data["metrics"] = {}
         return len(thresholds) or 1, len(thresholds) or 1, f"no vector for {_list(missing)}", data
     qids = list(queries)
-    means, per = M.retrieval_scores(
-        ctx.vectors.rows(qids), ctx.vectors.rows(among), among, [queries[q] for q in qids], names,
-        exclude=[q if q in ctx.vectors.index and q in among else None for q in qids])
+    ranked = M.rankings(ctx.vectors.rows(qids), ctx.vectors.rows(among), among,
+                        exclude=[q if q in ctx.vectors.index and q in among else None for q in qids])
+    means, per = M.scores([order for order, _ in ranked], [queries[q] for q in qids], names)
     data["metrics"] = {m: _f(v) for m, v in means.items()}
     data["per_query"] = {q: {m: _f(v) for m, v in p.items()} for q, p in zip(qids, per)}
+    top = min(max(body.get("k") or DEFAULT_K), RANKS_SHOWN)
+    data["ranks"] = {q: _ranks(q, queries[q], r, ctx, top) for q, r in zip(qids, ranked)}
     below = {m: t for m, t in thresholds.items() if means[m] < t}
     shown = ", ".join(
         f"{m} {means[m]:.3f}" + (f" {'<' if m in below else '≥'} {thresholds[m]:g}" if m in thresholds else "")
         for m in names)
     detail = f"{len(qids)} queries over {len(among)} candidates: {shown}"
+    if below:
+        detail += _worst_queries(data["ranks"], data["per_query"], next(m for m in names if m in below))
     return max(len(thresholds), 1), len(below), detail, data
+
+
+def _ranks(query: str, relevant: list[str], ranked: tuple[list[str], np.ndarray], ctx: Ctx, top: int) -> dict:
+    """Where each relevant input landed in the query's ranking (rank 1 = first; None when it was
+    not a candidate), and the first `top` candidates: what a reader needs to see why it failed."""
+    order, cosines = ranked
+    out = []
+    for r in relevant:
+        if r in order:
+            rank = order.index(r) + 1
+            cos = float(cosines[rank - 1])
+        else:  # not among the candidates: its cosine still says how far it was
+            rank, cos = None, M.cosine(ctx.vectors.rows([query])[0], ctx.vectors.rows([r])[0])
+        out.append({"id": r, "grade": 1, "rank": rank, "cosine": _f(cos)})
+    return {"relevant": out, "top": [{"id": c, "cosine": _f(float(x))} for c, x in zip(order[:top], cosines[:top])]}
+
+
+def worst_queries(ranks: dict[str, dict], per_query: dict[str, dict], metric: str) -> list[str]:
+    """The queries below 1 on `metric`, worst first: lowest value, then the one whose best
+    relevant input ranked lowest (absent counts as last), then by id (summary.json sorts its keys)."""
+    def key(q: str) -> tuple:
+        found = [r["rank"] for r in ranks[q]["relevant"] if r["rank"] is not None]
+        return per_query[q][metric], -(min(found) if found else math.inf), q
+
+    return sorted((q for q in ranks if per_query[q][metric] < 1), key=key)
+
+
+def _worst_queries(ranks: dict[str, dict], per_query: dict[str, dict], metric: str, limit: int = 3) -> str:
+    """`; worst by recall@1: q3: relevant cat-1 at rank 7, ...`: the queries that scored lowest on
+    the first metric below its threshold, so a CI log shows what failed."""
+    worst = worst_queries(ranks, per_query, metric)
+    if not worst:
+        return ""
+
+    def where(r: dict) -> str:
+        return f"{r['id']} at rank {r['rank']}" if r["rank"] is not None else f"{r['id']} not among the candidates"
+
+    shown = [f"{q}: relevant " + ", ".join(where(r) for r in ranks[q]["relevant"][:3])
+             + (" …" if len(ranks[q]["relevant"]) > 3 else "") for q in worst]
+    return f"; worst by {metric}: " + _list(shown, limit)
 
 
 def _stability(body: dict, ctx: Ctx) -> tuple[int, int, str, dict]:

@@ -8,6 +8,7 @@ the user says (`pairs`). Without a tolerance the diff only informs; with one it 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,9 @@ from harness import metrics as M
 from harness.errors import ExitCode, HarnessError, Problem
 from harness.folder import FolderError, Manifest, RunReader, layout
 
-WORST_SHOWN = 5
+WORST_SHOWN = 5    # ids named per finding in the text output
+MOVED_SHOWN = 10   # inputs kept per cell in `worst`: the ones that moved most (lowest cosine A↔B)
+BINS = 20          # histogram bins of a cell's per-input cosines
 
 
 @dataclass
@@ -153,8 +156,21 @@ def compare_vectors(a: Run, b: Run, ca: str, cb: str) -> dict:
     row.update({"status": "compared", "compared": len(common),
                 "min_cosine": round(float(cos.min()), 6), "median_cosine": round(float(np.median(cos)), 6),
                 "mean_cosine": round(float(cos.mean()), 6),
-                "worst": [{"id": common[i], "cosine": round(float(cos[i]), 6)} for i in order[:WORST_SHOWN]]})
+                "worst": [{"id": common[i], "cosine": round(float(cos[i]), 6)} for i in order[:MOVED_SHOWN]],
+                "distribution": distribution(cos)})
     return row
+
+
+def distribution(cos: np.ndarray) -> dict:
+    """Quartiles and a histogram of per-input cosines over [lo, 1], where lo is the minimum
+    rounded down to 1 − 10^n: two runs that agree to the 4th decimal get an axis that shows it."""
+    low = float(cos.min())
+    gap = max(1.0 - low, 1e-6)
+    lo = max(-1.0, 1.0 - 10.0 ** math.ceil(math.log10(gap) - 1e-9))
+    counts, _ = np.histogram(np.clip(cos, lo, 1.0), bins=BINS, range=(lo, 1.0))
+    q = np.percentile(cos, [0, 25, 50, 75, 100])
+    return {"lo": lo, "hi": 1.0, "quartiles": [round(float(x), 6) for x in q],
+            "counts": [int(c) for c in counts]}
 
 
 def _quality(run: Run) -> dict[tuple[str, str], dict]:
@@ -235,7 +251,7 @@ def _gate(r: DiffReport, a: Run) -> None:
             low = [w for w in v["worst"] if w["cosine"] < need]
             if v["min_cosine"] < need:
                 r.breaches.append(f"{where}: cosine {v['min_cosine']:.6f} < {need:.6f} for "
-                                  + ", ".join(f"{w['id']} ({w['cosine']:.4f})" for w in low))
+                                  + ", ".join(f"{w['id']} ({w['cosine']:.4f})" for w in low[:WORST_SHOWN]))
     if r.metric_tolerance is not None:
         for m in r.metrics:
             for name, d in m["metrics"].items():

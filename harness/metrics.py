@@ -104,6 +104,36 @@ def metric_names(ks: Iterable[int], extra: Iterable[str] = ()) -> list[str]:
     return sorted(names, key=key)
 
 
+def rankings(
+    query_vectors: np.ndarray,
+    candidate_vectors: np.ndarray,
+    candidate_ids: Sequence[str],
+    exclude: Sequence[str | None] | None = None,
+) -> list[tuple[list[str], np.ndarray]]:
+    """Each query's candidate ids best first, with their cosines in the same order.
+
+    `exclude[i]` is a candidate id left out of query i's ranking (the query itself when it
+    is also a candidate).
+    """
+    sims = cosine_matrix(query_vectors, candidate_vectors)
+    ids = np.asarray(candidate_ids, dtype=object)
+    out = []
+    for i, order in enumerate(np.argsort(-sims, axis=1, kind="stable")):
+        if exclude is not None and exclude[i] is not None:
+            order = order[ids[order] != exclude[i]]
+        out.append((ids[order].tolist(), sims[i, order]))
+    return out
+
+
+def scores(ranked: Sequence[Sequence[str]], relevant: Sequence[Iterable[str]],
+           metrics: Iterable[str]) -> tuple[dict[str, float], list[dict[str, float]]]:
+    """Mean of each metric over the queries, and the per-query values, from the rankings."""
+    metrics = list(metrics)
+    per_query = [{m: metric_value(m, order, list(rel)) for m in metrics} for order, rel in zip(ranked, relevant)]
+    means = {m: float(np.mean([q[m] for q in per_query])) if per_query else 0.0 for m in metrics}
+    return means, per_query
+
+
 def retrieval_scores(
     query_vectors: np.ndarray,
     candidate_vectors: np.ndarray,
@@ -112,19 +142,6 @@ def retrieval_scores(
     metrics: Iterable[str],
     exclude: Sequence[str | None] | None = None,
 ) -> tuple[dict[str, float], list[dict[str, float]]]:
-    """Mean of each metric over the queries, and the per-query values.
-
-    `exclude[i]` is a candidate id left out of query i's ranking (the query itself when it
-    is also a candidate).
-    """
-    metrics = list(metrics)
-    sims = cosine_matrix(query_vectors, candidate_vectors)
-    per_query: list[dict[str, float]] = []
-    for i, rel in enumerate(relevant):
-        rel = list(rel)
-        order = [candidate_ids[j] for j in rank(sims[i])]
-        if exclude is not None and exclude[i] is not None:
-            order = [c for c in order if c != exclude[i]]
-        per_query.append({m: metric_value(m, order, rel) for m in metrics})
-    means = {m: float(np.mean([q[m] for q in per_query])) if per_query else 0.0 for m in metrics}
-    return means, per_query
+    """Mean of each metric over the queries, and the per-query values (see `rankings`)."""
+    ranked = rankings(query_vectors, candidate_vectors, candidate_ids, exclude)
+    return scores([order for order, _ in ranked], relevant, metrics)

@@ -394,7 +394,7 @@ def _check_reports(folder: Path, manifest: dict, report: VerifyReport) -> None:
     timestamp = recorded_timestamp(folder / layout.JUNIT)
     expected = {layout.SUMMARY: lambda: render_summary(build_summary(folder, record, results)),
                 layout.JUNIT: lambda: render_junit(summary, timestamp),
-                layout.REPORT_MD: lambda: render_markdown(record, results).encode("utf-8"),
+                layout.REPORT_MD: lambda: render_markdown(record, results, summary=summary).encode("utf-8"),
                 layout.REPORT_HTML: lambda: render_html(summary, folder)}
     for name, render in expected.items():
         path = folder / name

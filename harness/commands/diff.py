@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from harness.commands import flags
-from harness.errors import ExitCode
+from harness.errors import ExitCode, HarnessError, Problem
 
 NAME = "diff"
 HELP = "compare two output folders: cells, payloads, inputs, per-input vector cosine, metric deltas"
@@ -26,7 +27,8 @@ def add_parser(sub):
                        "different providers or models over the same inputs compare. Without a tolerance the "
                        "diff only informs (exit 0).",
                        epilog="exit codes: 0 no tolerance given, or within it · 5 outside the tolerance "
-                              "(VERIFY_MISMATCH) · 2 a folder is not a run")
+                              "(VERIFY_MISMATCH) · 2 a folder is not a run, or --html names a folder, a path "
+                              "inside either run or a place that cannot be written")
     p.add_argument("a", metavar="RUN_A", help="output folder of the reference run")
     p.add_argument("b", metavar="RUN_B", help="output folder of the run to compare")
     p.add_argument("--tolerance", type=flags.cosine_distance, metavar="X",
@@ -37,14 +39,44 @@ def add_parser(sub):
     p.add_argument("--pair", type=_pair, action="append", metavar="CELL_A:CELL_B",
                    help="compare these two cells (repeatable); by default equal cell ids pair, then unambiguous leftovers")
     p.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    p.add_argument("--html", metavar="FILE",
+                   help="also write the comparison as one self-contained page: per cell pair the metric deltas, "
+                        "a histogram of the per-input cosine A↔B and the inputs that moved most, e.g. diff.html "
+                        "(written whatever the verdict; never inside either run folder)")
     return p
+
+
+def _html_target(text: str, runs: list[str]) -> Path:
+    """Where the page goes; refused (exit 2) when it is a folder or inside a run folder, whose
+    manifest would then hold a file it does not record."""
+    path = Path(text)
+    if path.is_dir():
+        raise HarnessError(Problem(f"--html {text} is a folder", hint="give a file name, e.g. diff.html"),
+                           ExitCode.USAGE)
+    where = path.resolve()
+    for run in runs:
+        if where.is_relative_to(Path(run).resolve()):
+            raise HarnessError(Problem(f"--html {text} is inside the run folder {run}",
+                                       hint="write it beside the runs, e.g. --html diff.html; a run folder "
+                                            "holds only what its manifest records"), ExitCode.USAGE)
+    return path
 
 
 def run(args) -> int:
     from harness.diff import diff_runs, render_diff
 
+    html = _html_target(args.html, [args.a, args.b]) if args.html else None
     report = diff_runs(args.a, args.b, pairs=args.pair, tolerance=args.tolerance,
                        metric_tolerance=args.metric_tolerance)
+    if html is not None:
+        from harness.evidence import atomic_write
+        from harness.report.diff_html import render_diff_html
+
+        try:
+            atomic_write(html, render_diff_html(report))
+        except OSError as exc:
+            raise HarnessError(Problem(f"--html {args.html}: cannot write it: {exc.strerror or exc}",
+                                       hint="choose a writable place"), ExitCode.USAGE) from None
     if args.json:
         sys.stdout.write(json.dumps(report.as_dict(), indent=2, ensure_ascii=False) + "\n")
     else:

@@ -94,7 +94,7 @@ def finalize(folder: str | Path, manifest: Manifest, results: list[CheckResult],
     summary = json.loads(summary_bytes)  # JUnit and HTML are projections of summary.json's very content
     timestamp = junit_timestamp(started) if started is not None else recorded_timestamp(folder / layout.JUNIT)
     reports = {layout.SUMMARY: summary_bytes, layout.JUNIT: render_junit(summary, timestamp),
-               layout.REPORT_MD: render_markdown(final, results).encode("utf-8"),
+               layout.REPORT_MD: render_markdown(final, results, summary=summary).encode("utf-8"),
                layout.REPORT_HTML: render_html(summary, folder)}
     for name, data in reports.items():
         atomic_write(folder / name, data)

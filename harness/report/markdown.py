@@ -1,20 +1,139 @@
-"""report.md: the cells and checks of a run, for people (rendered from a Jinja2 template)."""
+"""report.md: the run for people and for a CI job summary (`cat report.md >> $GITHUB_STEP_SUMMARY`).
+
+The same tables as report.html, without its charts, in GitHub-flavoured Markdown: the verdict,
+failed checks first (a retrieval check with its worst queries), quality by model × dimension,
+usage and cost (the provider's figures apart from the plan's estimates), results per cell, every
+check line and the plan. Tables are built here as rows; the Jinja2 template lays them out.
+"""
 
 from __future__ import annotations
 
 import jinja2
 
+from harness import metrics as M
+from harness.checks import worst_queries
 from harness.verdict import CheckResult, counts, verdict
 
 _ENV = jinja2.Environment(loader=jinja2.PackageLoader("harness", "report/templates"),
-                          autoescape=False, trim_blocks=False, keep_trailing_newline=True,
+                          autoescape=False, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
                           undefined=jinja2.StrictUndefined)
+QUERIES_SHOWN = 10   # rows of a failed retrieval check's per-query table
+TOP_SHOWN = 3        # candidates named per query in that table
+
+
+def cell(text) -> str:
+    """Text safe inside a Markdown table cell: no line break, pipes escaped."""
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
+def code(text) -> str:
+    """An id as inline code inside a table cell (a backtick in the id widens the fence)."""
+    text = cell(text)
+    fence = "``" if "`" in text else "`"
+    return f"{fence} {text} {fence}" if fence == "``" else f"`{text}`"
+
+
+def num(x, digits: int = 3) -> str:
+    if x is None:
+        return "—"
+    if isinstance(x, float) and not x.is_integer():
+        return f"{x:.{digits}f}"
+    return f"{int(x):,}" if isinstance(x, (int, float)) else str(x)
 
 
 def mix(counts: dict) -> str:
     return ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "—"
 
 
-def render_markdown(manifest, results: list[CheckResult], description: str | None = None) -> str:
-    return _ENV.get_template("report.md.j2").render(m=manifest, results=results, passed=verdict(results),
-                                                    counts=counts(results), mix=mix, description=description)
+def query_rows(check: dict) -> dict | None:
+    """A failed retrieval check's queries, worst first on its first metric below threshold."""
+    data = check.get("data") or {}
+    ranks, per_query = data.get("ranks") or {}, data.get("per_query") or {}
+    if not ranks:
+        return None
+    metrics, thresholds = data.get("metrics") or {}, data.get("thresholds") or {}
+    # the first metric below its threshold in the metrics' own order, never the dict's: summary.json
+    # sorts keys, the spec does not, and verify re-renders this file from summary.json
+    below = [m for m in M.metric_names([], thresholds) if m in thresholds and metrics.get(m, 0.0) < thresholds[m]]
+    metric = below[0] if below else next((m for m in M.metric_names([], metrics) if m in metrics), None)
+    if metric is None:
+        return None
+    order = worst_queries(ranks, per_query, metric)
+    shown = order[:QUERIES_SHOWN]
+    rows = []
+    for q in shown:
+        rel = ", ".join(f"{code(r['id'])} " + (f"#{r['rank']}" if r["rank"] is not None else "not a candidate")
+                        + f" ({r['cosine']:.3f})" for r in ranks[q]["relevant"])
+        top = ", ".join(f"{code(t['id'])} ({t['cosine']:.3f})" for t in ranks[q]["top"][:TOP_SHOWN])
+        rows.append({"query": code(q), "relevant": rel, "top": top or "—", "value": f"{per_query[q][metric]:.3f}"})
+    return {"metric": metric, "rows": rows, "more": len(order) - len(rows), "total": len(ranks)}
+
+
+def quality_tables(summary: dict) -> list[dict]:
+    """Per retrieval check: one row per model and metric, one column per output dimension."""
+    by_check: dict[str, list[dict]] = {}
+    for q in summary.get("quality") or []:
+        by_check.setdefault(q["check"], []).append(q)
+    tables = []
+    for check, entries in by_check.items():
+        dims = sorted({q["dimension"] for q in entries if q.get("dimension") is not None})
+        metrics = M.metric_names([], {m for q in entries for m in q["metrics"]})
+        thresholds = {m: t for q in entries for m, t in (q.get("thresholds") or {}).items()}
+        rows = []
+        for model in dict.fromkeys(q["model"] for q in entries):
+            at = {q.get("dimension"): q for q in entries if q["model"] == model}
+            for m in metrics:
+                values = []
+                for d in dims:
+                    v = at[d]["metrics"].get(m) if d in at else None
+                    low = v is not None and m in thresholds and v < thresholds[m]
+                    values.append("—" if v is None else (f"**{v:.3f}** ✗" if low else f"{v:.3f}"))
+                rows.append({"model": cell(model), "metric": m, "min": num(thresholds.get(m)), "by_dim": values})
+        tables.append({"check": cell(check), "dims": dims, "rows": rows, "any_min": bool(thresholds)})
+    return tables
+
+
+def usage_rows(summary: dict, manifest) -> list[dict]:
+    """Per cell: what the provider reported (actual) beside what the plan estimated."""
+    planned = {c["id"]: c for c in manifest.cells}
+    rows = []
+    for c in summary.get("cells") or []:
+        plan = planned.get(c["id"], {})
+        cost = c.get("estimated_cost") or plan.get("estimated_cost") or {}
+        lat = c.get("latency_ms")
+        usage = c.get("usage") or {}
+        rows.append({
+            "id": code(c["id"]), "executed": "yes" if c.get("executed") else "no",
+            "requests": num(c.get("requests")), "cache_hits": num(c.get("cache_hits")), "errors": num(c.get("errors")),
+            "latency": f"{lat['p50']:,.0f} / {lat['p95']:,.0f}" if lat else "—",
+            "actual": ", ".join(f"{cell(k)} {num(v, 0)}" for k, v in usage.items()) or "—",
+            "est_tokens": num((plan.get("estimated_tokens") or {}).get("total")),
+            "est_cost": (f"{cost['amount']:.4f} {cost.get('currency', '')}".strip()
+                         if cost.get("amount") is not None else "—"),
+        })
+    return rows
+
+
+def cell_results(summary: dict) -> list[dict]:
+    """Per cell: how many of its check lines passed, failed, were skipped or warned."""
+    rows = []
+    for c in summary.get("cells") or []:
+        mine = [k for k in summary.get("checks") or [] if k.get("cell") == c["id"]]
+        n = {s: sum(k["status"] == s for k in mine) for s in ("passed", "failed", "skipped", "warning")}
+        rows.append({"id": code(c["id"]), "model": cell(c.get("model")), "dimension": num(c.get("dimension")),
+                     "verdict": "**FAIL**" if n["failed"] else ("PASS" if n["passed"] else "—"), **n})
+    return rows
+
+
+def render_markdown(manifest, results: list[CheckResult], description: str | None = None,
+                    summary: dict | None = None) -> str:
+    """report.md from the manifest, the check results and summary.json's content (`summary`:
+    usage, quality and each check's data; without it those tables are left out)."""
+    s = summary or {}
+    failed = [{"name": r.name, "cell": r.cell, "detail": r.detail,
+               "queries": query_rows({"data": r.data}) if (r.data or {}).get("check") == "retrieval" else None}
+              for r in results if r.status == "fail"]
+    return _ENV.get_template("report.md.j2").render(
+        m=manifest, results=results, passed=verdict(results), counts=counts(results), mix=mix,
+        description=description, summary=summary, failed=failed, quality=quality_tables(s),
+        usage=usage_rows(s, manifest) if summary else [], per_cell=cell_results(s), cell=cell, code=code)
