@@ -142,14 +142,16 @@ def test_usage_shows_the_providers_figures_beside_the_estimates(run):
     _, folder, md, summary = run
     u = by_heading(md, "Usage and cost")
     assert u["header"] == ["cell", "executed", "requests", "cache hits", "errors", "latency p50 / p95 (ms)",
-                           "actual usage", "estimated tokens", "estimated cost"]
+                           "actual usage", "actual cost", "estimated tokens", "estimated cost"]
     assert "Actual: the provider's `usage`" in md and "Estimated: the plan's figures" in md
     manifest = {c["id"]: c for c in json.loads((folder / "manifest.json").read_text())["cells"]}
     for row, cell in zip(u["rows"], summary["cells"]):
         assert row[0] == f"`{cell['id']}`" and row[1] == "yes"
         assert row[6] == ", ".join(f"{k} {v:,}" for k, v in cell["usage"].items())
-        assert row[7] == f"{manifest[cell['id']]['estimated_tokens']['total']:,}"
-        assert row[8] == f"{manifest[cell['id']]['estimated_cost']['amount']:.4f} CNY"
+        cost = cell["cost"]    # priced from the reported usage once the cell executed, never the estimate
+        assert cost["basis"] == "usage" and row[7] == f"{cost['amount']:.4f} {cost['currency']}"
+        assert row[8] == f"{manifest[cell['id']]['estimated_tokens']['total']:,}"
+        assert row[9] == f"{manifest[cell['id']]['estimated_cost']['amount']:.4f} CNY"
     per_cell = by_heading(md, "Results per cell")
     for row, cell in zip(per_cell["rows"], summary["cells"]):
         mine = [c["status"] for c in summary["checks"] if c["cell"] == cell["id"]]

@@ -110,8 +110,16 @@ def usage_rows(summary: dict, manifest) -> list[dict]:
             "est_tokens": num((plan.get("estimated_tokens") or {}).get("total")),
             "est_cost": (f"{cost['amount']:.4f} {cost.get('currency', '')}".strip()
                          if cost.get("amount") is not None else "—"),
+            "cost": _actual_cost(c.get("cost")),
         })
     return rows
+
+
+def _actual_cost(cost: dict | None) -> str:
+    """The cell's cost priced from the tokens the provider reported; "—" where only an estimate exists."""
+    if not isinstance(cost, dict) or cost.get("basis") != "usage":
+        return "—"
+    return f"{cost['amount']:.4f} {cost.get('currency', '')}".strip()
 
 
 def cell_results(summary: dict) -> list[dict]:
