@@ -534,6 +534,9 @@ def iter_inputs(entries: list[dict], files: InputFiles, problems: list[InputProb
         try:
             if "from" in entry:
                 found = input_set(entry, index, files, problems)
+            elif "beir" in entry:      # a data set folder: harness/datasets
+                from harness.datasets.beir import beir_inputs
+                found = beir_inputs(entry, index, files, problems)
             elif any(k in entry for k in MODALITY_KEYS):
                 found = iter([inline_input(entry, index, files)])
             else:

@@ -1,0 +1,93 @@
+"""Evaluation data sets as inputs and checks: BEIR-format folders (`beir:` entries in `inputs:`)
+and relevance judgements from qrels files (`retrieval: {qrels: ...}`).
+
+`all_checks(spec data)` is the one list of checks a run evaluates: the spec's `checks:` and,
+after them, one retrieval check per `beir:` entry; `judgements(body, spec_dir)` reads what a
+retrieval check ranks against, whichever way it was given.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from harness.datasets import beir as beir_mod
+from harness.datasets.qrels import QrelsError, Qrels, read_qrels
+
+# The cut-offs MTEB reports for retrieval; a check over qrels reports every metric at each.
+MTEB_K = (1, 3, 5, 10, 20, 100, 1000)
+QRELS_KINDS = ("recall", "ndcg", "precision", "map", "mrr")
+
+
+def beir_check(entry: dict) -> dict:
+    """The retrieval check a `beir:` entry brings (its `retrieval:` settings on top)."""
+    settings = dict(entry.get("retrieval") or {})
+    split = entry.get("split", beir_mod.DEFAULT_SPLIT)
+    return {"retrieval": {"name": f"{beir_mod.task_name(entry)}-{split}", **settings,
+                          "beir": {"folder": str(entry["beir"]).rstrip("/"), "split": split,
+                                   "prefix": entry.get("prefix", ""), "task": beir_mod.task_name(entry),
+                                   **({"sample": entry["sample"]} if entry.get("sample") else {})}}}
+
+
+def all_checks(data: dict) -> list[dict]:
+    """The spec's checks, then those its data-set entries bring, in entry order."""
+    checks = [c for c in (data.get("checks") or []) if isinstance(c, dict)] if isinstance(data, dict) else []
+    inputs = data.get("inputs") if isinstance(data, dict) else None
+    for entry in inputs if isinstance(inputs, list) else []:
+        if isinstance(entry, dict) and isinstance(entry.get("beir"), str):
+            checks.append(beir_check(entry))
+    return checks
+
+
+@dataclass
+class Judgements:
+    """A retrieval check's relevance judgements in input ids, and the way back to the ids of
+    the qrels (for the TREC run file). `source`: the qrels file as written, None for inline."""
+
+    qrels: dict[str, dict[str, int]]               # query input id → {document input id → grade}
+    source: str | None = None
+    task: str | None = None
+    split: str | None = None
+    doc_prefix: str | None = None                  # candidates by default: the inputs with this prefix
+    to_qrels_id: Callable[[str], str] = lambda i: i
+    extra: dict = field(default_factory=dict)
+
+
+class JudgementsError(Exception):
+    pass
+
+
+def _mapped(qrels: Qrels, qp: str, dp: str, esc: Callable[[str], str]) -> dict[str, dict[str, int]]:
+    return {qp + esc(q): {dp + esc(d): g for d, g in docs.items()} for q, docs in qrels.items()}
+
+
+def judgements(body: dict, spec_dir: Path) -> Judgements:
+    """What a retrieval check body ranks against. Raises JudgementsError when its qrels file
+    cannot be read (the spec was checked when the run was planned; this is a file gone since)."""
+    if body.get("beir"):
+        b = body["beir"]
+        entry = {"beir": b["folder"], "split": b["split"], "prefix": b.get("prefix", "")}
+        path, qp, dp = beir_mod.qrels_path(entry), beir_mod.query_prefix(entry), beir_mod.doc_prefix(entry)
+        esc, back = beir_mod.escape, beir_mod.unescape
+        task, split = b.get("task"), b["split"]
+        extra = {"sample": b["sample"]} if b.get("sample") else {}
+    elif body.get("qrels"):
+        path, qp, dp = body["qrels"], body.get("query_prefix", ""), body.get("doc_prefix", "")
+        esc, back = (lambda i: i), (lambda i: i)
+        task, split, extra = None, None, {}
+    else:
+        return Judgements({q: {r: 1 for r in rel} for q, rel in (body.get("queries") or {}).items()})
+    try:
+        qrels, _, _ = read_qrels(spec_dir / path)
+    except (OSError, QrelsError) as e:
+        why = e.strerror if isinstance(e, OSError) else (f"line {e.line}: " if e.line else "") + e.message
+        raise JudgementsError(f"cannot read the qrels {path}: {why}") from None
+
+    def to_qrels_id(input_id: str) -> str:
+        for prefix in (qp, dp):
+            if prefix and input_id.startswith(prefix):
+                return back(input_id[len(prefix):])
+        return back(input_id)
+
+    return Judgements(_mapped(qrels, qp, dp, esc), path, task, split, dp or None, to_qrels_id, extra)
