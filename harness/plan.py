@@ -702,6 +702,8 @@ def build_plan(spec: Spec, *, base_url: str | None = None, catalog: Catalog | No
             _starved_models(spec, cells, problems)
             _check_input_models(spec, cells, problems)
             _check_refs(spec, ids, cells, problems, matrix_ok)
+            from harness.datasets import check_qrels_files   # qrels files named by retrieval checks
+            problems.extend(check_qrels_files(spec, ids, files))
         except HarnessError:
             raise
         except Exception:

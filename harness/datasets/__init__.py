@@ -91,3 +91,55 @@ def judgements(body: dict, spec_dir: Path) -> Judgements:
         return back(input_id)
 
     return Judgements(_mapped(qrels, qp, dp, esc), path, task, split, dp or None, to_qrels_id, extra)
+
+
+MAX_QRELS_PROBLEMS = 20
+
+
+def check_qrels_files(spec, ids: set[str], files) -> list:
+    """Plan-time checks of every `retrieval: {qrels: FILE}` in the spec's checks: the file lies in
+    the project and parses, and every id it names (with the check's prefixes) is an input of the
+    spec; each problem names the qrels file and line. Each file read is recorded for the manifest
+    (role `qrels`), so `verify` notices a file edited after the run."""
+    from harness.inputs import InputProblem
+
+    problems = []
+    for index, check in enumerate(spec.data.get("checks") or []):
+        body = check.get("retrieval") if isinstance(check, dict) else None
+        if not isinstance(body, dict) or not isinstance(body.get("qrels"), str):
+            continue
+        at = ("checks", index, "retrieval", "qrels")
+        written = body["qrels"]
+        try:
+            path = files.resolve(written, "qrels file", at)
+            qrels, lines, data = read_qrels(path)
+        except InputProblem as p:
+            problems.append(spec.problem(at, p.message, p.hint))
+            continue
+        except FileNotFoundError:
+            problems.append(spec.problem(at, f"qrels file {written!r} does not exist", "paths are relative to the spec file"))
+            continue
+        except OSError as e:
+            problems.append(spec.problem(at, f"cannot read the qrels file {written!r}: {e.strerror}"))
+            continue
+        except QrelsError as e:
+            problems.append(spec.problem(at, f"{written}{f':{e.line}' if e.line else ''}: {e.message}", e.hint))
+            continue
+        files.record(written, _sha256(data), len(data), "qrels", format="qrels")
+        qp, dp = body.get("query_prefix", ""), body.get("doc_prefix", "")
+        unknown = 0
+        for (qid, doc), n in lines.items():
+            for kind, given, input_id in (("query", qid, qp + qid), ("document", doc, dp + doc)):
+                if input_id not in ids:
+                    unknown += 1
+                    if unknown <= MAX_QRELS_PROBLEMS:
+                        problems.append(spec.problem(at, f"{written}:{n}: {kind} {given!r} is not an input of this "
+                                                     f"spec (no input id {input_id!r})",
+                                                     "judge only inputs the spec declares, or set query_prefix/doc_prefix"))
+                    break
+    return problems
+
+
+def _sha256(data: bytes) -> str:
+    from harness.evidence import sha256_bytes
+    return sha256_bytes(data)
