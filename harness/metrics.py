@@ -154,8 +154,8 @@ def unit_rows(matrix: np.ndarray) -> np.ndarray:
     corpus is never copied to float64 whole."""
     m = np.asarray(matrix)
     out = np.empty(m.shape, dtype=np.float32)
-    for start in range(0, len(m), 4096):
-        out[start:start + 4096] = normalize(m[start:start + 4096]).astype(np.float32)
+    for start in range(0, len(m), 1024):
+        out[start:start + 1024] = normalize(m[start:start + 1024]).astype(np.float32)
     return out
 
 
