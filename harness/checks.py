@@ -285,7 +285,9 @@ def _retrieval(body: dict, ctx: Ctx) -> tuple[int, int, str, dict]:
     data["per_query"] = {q: {m: _f(v) for m, v in p.items()} for q, p in zip(qids, per)}
     data["ranks"] = ranks
     below = {m: t for m, t in thresholds.items() if means[m] < t}
-    listed = names if not graded else [m for m in names if m in thresholds or m in GRADED_SHOWN]
+    # image-text sets read as Flickr30k/COCO report them: recall@1/5/10
+    highlights = [f"recall@{k}" for k in ks] + ["mrr"] if body.get("imagetext") else GRADED_SHOWN
+    listed = names if not graded else [m for m in names if m in thresholds or m in highlights]
     shown = ", ".join(
         f"{m} {means[m]:.3f}" + (f" {'<' if m in below else '≥'} {thresholds[m]:g}" if m in thresholds else "")
         for m in listed)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Callable
 
 from harness.datasets import beir as beir_mod
+from harness.datasets import imagetext as imagetext_mod
 from harness.datasets.qrels import QrelsError, Qrels, read_qrels
 
 # The cut-offs MTEB reports for retrieval; a check over qrels reports every metric at each.
@@ -30,6 +31,22 @@ def beir_check(entry: dict) -> dict:
                                    **({"sample": entry["sample"]} if entry.get("sample") else {})}}}
 
 
+# Flickr30k/COCO-style evaluations report recall at 1, 5 and 10 in both directions.
+IMAGETEXT_K = (1, 5, 10)
+DIRECTIONS = ("t2i", "i2t")
+
+
+def imagetext_checks(entry: dict) -> list[dict]:
+    """The two retrieval checks an `imagetext:` entry brings: text→image and image→text."""
+    settings = dict(entry.get("retrieval") or {})
+    name = settings.pop("name", None) or imagetext_mod.set_name(entry)
+    return [{"retrieval": {"k": list(IMAGETEXT_K), **settings, "name": f"{name}-{direction}",
+                           "imagetext": {"file": str(entry["imagetext"]), "images": imagetext_mod.images_dir(entry),
+                                         "prefix": entry.get("prefix", ""), "direction": direction,
+                                         "task": imagetext_mod.set_name(entry)}}}
+            for direction in DIRECTIONS]
+
+
 def all_checks(data: dict) -> list[dict]:
     """The spec's checks, then those its data-set entries bring, in entry order."""
     checks = [c for c in (data.get("checks") or []) if isinstance(c, dict)] if isinstance(data, dict) else []
@@ -37,6 +54,8 @@ def all_checks(data: dict) -> list[dict]:
     for entry in inputs if isinstance(inputs, list) else []:
         if isinstance(entry, dict) and isinstance(entry.get("beir"), str):
             checks.append(beir_check(entry))
+        elif isinstance(entry, dict) and isinstance(entry.get("imagetext"), str):
+            checks.extend(imagetext_checks(entry))
     return checks
 
 
@@ -72,6 +91,8 @@ def judgements(body: dict, spec_dir: Path) -> Judgements:
         esc, back = beir_mod.escape, beir_mod.unescape
         task, split = b.get("task"), b["split"]
         extra = {"sample": b["sample"]} if b.get("sample") else {}
+    elif body.get("imagetext"):
+        return _imagetext_judgements(body["imagetext"], spec_dir)
     elif body.get("qrels"):
         path, qp, dp = body["qrels"], body.get("query_prefix", ""), body.get("doc_prefix", "")
         esc, back = (lambda i: i), (lambda i: i)
@@ -91,6 +112,23 @@ def judgements(body: dict, spec_dir: Path) -> Judgements:
         return back(input_id)
 
     return Judgements(_mapped(qrels, qp, dp, esc), path, task, split, dp or None, to_qrels_id, extra)
+
+
+def _imagetext_judgements(it: dict, spec_dir: Path) -> Judgements:
+    entry = {"imagetext": it["file"], "images": it["images"], "prefix": it.get("prefix", "")}
+    try:
+        items = imagetext_mod.read_items(entry, spec_dir)
+    except OSError as e:
+        raise JudgementsError(f"cannot read the captions {it['file']}: {e.strerror}") from None
+    pairs = [(imagetext_mod.image_id(entry, i.image),
+              [imagetext_mod.caption_id(entry, i.image, n) for n in range(1, len(i.captions) + 1)]) for i in items]
+    if it["direction"] == "t2i":
+        qrels = {c: {img: 1} for img, caps in pairs for c in caps}
+        docs = imagetext_mod.image_prefix(entry)
+    else:
+        qrels = {img: {c: 1 for c in caps} for img, caps in pairs}
+        docs = imagetext_mod.caption_prefix(entry)
+    return Judgements(qrels, it["file"], it.get("task"), "test", docs)
 
 
 MAX_QRELS_PROBLEMS = 20
