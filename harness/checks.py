@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -277,8 +278,8 @@ def _retrieval(body: dict, ctx: Ctx) -> tuple[int, int, str, dict]:
                                   "cosine": _f(top.row[position[d]]) if d in position else None} for d in rel],
                     "top": [{"id": i, "cosine": _f(v)} for i, v in zip(ranked[:shown_top], top.scores[:shown_top].tolist())]}
         if graded:
-            qid = judged.to_qrels_id(q)
-            run_lines.extend(f"{qid} Q0 {judged.to_qrels_id(i)} {n} {float(v):.9g} {ctx.cell['id']}"
+            qid = _run_id(judged.to_qrels_id(q))
+            run_lines.extend(f"{qid} Q0 {_run_id(judged.to_qrels_id(i))} {n} {float(v):.9g} {ctx.cell['id']}"
                              for n, (i, v) in enumerate(zip(ranked, top.scores.tolist()), start=1))
     means = {m: float(np.mean([p[m] for p in per])) for m in names}
     data["metrics"] = {m: _f(v) for m, v in means.items()}
@@ -297,6 +298,12 @@ def _retrieval(body: dict, ctx: Ctx) -> tuple[int, int, str, dict]:
         data[OUTPUTS] = {"run": ("\n".join(run_lines) + "\n").encode("utf-8"),
                          "results": _mteb_result(judged, ctx, means, len(qids), len(among), depth)}
     return max(len(thresholds), 1), len(below), detail, data
+
+
+def _run_id(qrels_id: str) -> str:
+    """An id as a TREC run file can hold it: the file is whitespace separated, so whitespace in an
+    id (a title used as an id) is written @HH, as in input ids."""
+    return re.sub(r"\s", lambda m: "".join(f"@{b:02X}" for b in m.group().encode("utf-8")), qrels_id)
 
 
 def _mteb_result(judged: "datasets.Judgements", ctx: Ctx, means: dict[str, float], queries: int,

@@ -217,3 +217,24 @@ def test_the_shipped_example_runs_offline_and_passes(tmp_path):
     out = tmp_path / "output" / "beir-mini"
     assert (out / "validate.txt").read_text().splitlines()[-1] == "PASS"
     assert (out / "runs" / CELL / f"{CHECK}.trec").is_file() and (out / "results" / CELL / f"{CHECK}.json").is_file()
+
+
+def test_ids_an_input_id_cannot_hold_are_escaped_and_the_run_file_keeps_the_originals(tmp_path):
+    from harness.datasets.beir import escape, unescape
+    for raw in ("<dbpedia:Albert_Einstein>", "Climate change (film)", "a@b", "MED-10", "naïve/ü"):
+        assert unescape(escape(raw)) == raw
+    data = tmp_path / "data" / "odd"
+    (data / "qrels").mkdir(parents=True)
+    (data / "corpus.jsonl").write_text(
+        json.dumps({"_id": "<dbpedia:Cat>", "title": "Cat", "text": "A small domesticated feline."}) + "\n"
+        + json.dumps({"_id": "Stock market", "title": "", "text": "Shares fell sharply today."}) + "\n")
+    (data / "queries.jsonl").write_text(json.dumps({"_id": "q@1", "text": "pet animals"}) + "\n")
+    (data / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq@1\t<dbpedia:Cat>\t1\n")
+    write_spec(tmp_path, SPEC.replace("data/beir-mini", "data/odd").format(extra=""))
+    r = run(tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    out = tmp_path / "output" / "beir-mini"
+    ids = [json.loads(l)["id"] for l in (out / "inputs.jsonl").read_text().splitlines()]
+    assert ids == ["q:q@401", "d:@3Cdbpedia:Cat@3E", "d:Stock@20market"]
+    lines = [l.split() for l in (out / "runs" / CELL / "odd-test.trec").read_text().splitlines()]
+    assert [l[2] for l in lines] == ["<dbpedia:Cat>", "Stock@20market"] and lines[0][0] == "q@1"
