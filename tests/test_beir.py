@@ -238,3 +238,17 @@ def test_ids_an_input_id_cannot_hold_are_escaped_and_the_run_file_keeps_the_orig
     assert ids == ["q:q@401", "d:@3Cdbpedia:Cat@3E", "d:Stock@20market"]
     lines = [l.split() for l in (out / "runs" / CELL / "odd-test.trec").read_text().splitlines()]
     assert [l[2] for l in lines] == ["<dbpedia:Cat>", "Stock@20market"] and lines[0][0] == "q@1"
+
+
+@pytest.mark.parametrize("entry, message", [
+    ("  - beir: data/beir-mini\n    text: hello\n", "5:5: inputs[0]: a data set (`beir:`) brings its own ids and texts"),
+    ("  - text: hello\n    split: dev\n", "5:5: inputs[0]: an input needs exactly one of text"),
+    ("  - beir: data/beir-mini\n    sample: {queries: 0}\n", "6:23: inputs[0].sample.queries: 0 is less than"),
+    ("  - beir: data/beir-mini\n    retrieval: {min: {f1@10: 0.5}}\n", "6:22: inputs[0].retrieval.min \"f1@10\" is not allowed"),
+])
+def test_misplaced_or_wrong_data_set_keys_are_spec_errors(tmp_path, entry, message):
+    project(tmp_path, duplicates=False)
+    (tmp_path / "spec.yaml").write_text("version: 1\nname: b\nmodels: [{name: local/e5-small, dimensions: default}]\n"
+                                        "inputs:\n" + entry)
+    r = harness("validate", "spec.yaml", cwd=tmp_path)
+    assert r.returncode == 3 and f"spec.yaml:{message}" in r.stderr, r.stderr
