@@ -266,8 +266,9 @@ def _retrieval(body: dict, ctx: Ctx) -> tuple[int, int, str, dict]:
     per: list[dict[str, float]] = []
     ranks: dict[str, dict] = {}
     run_lines: list[str] = []
-    tops = M.top_k(ctx.vectors.rows(qids), ctx.vectors.rows(among), depth,
-                   exclude=[position.get(q) for q in qids])
+    # a query is never its own candidate, nor (over qrels) the document with its own id
+    exclude = [position.get(q) if q in position else position.get(judged.twin(q)) for q in qids]
+    tops = M.top_k(ctx.vectors.rows(qids), ctx.vectors.rows(among), depth, exclude=exclude)
     for q, top in zip(qids, tops):
         grades = queries[q]
         ranked = [among[c] for c in top.columns]

@@ -252,3 +252,20 @@ def test_misplaced_or_wrong_data_set_keys_are_spec_errors(tmp_path, entry, messa
                                         "inputs:\n" + entry)
     r = harness("validate", "spec.yaml", cwd=tmp_path)
     assert r.returncode == 3 and f"spec.yaml:{message}" in r.stderr, r.stderr
+
+
+def test_a_query_that_is_also_in_the_corpus_does_not_find_itself(tmp_path):
+    # ArguAna/Quora style: the query's own text sits in the corpus under the same id; BEIR and MTEB
+    # leave that document out of the query's ranking (ignore_identical_ids), and so does the harness.
+    data = tmp_path / "data" / "twin"
+    (data / "qrels").mkdir(parents=True)
+    docs = [("1", "Cats are the best pets."), ("2", "Cats make wonderful companions."), ("3", "Bonds fell today.")]
+    (data / "corpus.jsonl").write_text("".join(json.dumps({"_id": i, "text": t}) + "\n" for i, t in docs))
+    (data / "queries.jsonl").write_text(json.dumps({"_id": "1", "text": "Cats are the best pets."}) + "\n")
+    (data / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n1\t2\t1\n")
+    write_spec(tmp_path, SPEC.replace("data/beir-mini", "data/twin").format(extra=""))
+    r = run(tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    lines = [l.split() for l in (tmp_path / "output/beir-mini/runs" / CELL / "twin-test.trec").read_text().splitlines()]
+    assert [l[2] for l in lines] == ["2", "3"]
+    assert "1 queries over 3 candidates: ndcg@10 1.000" in (tmp_path / "output/beir-mini/validate.txt").read_text()

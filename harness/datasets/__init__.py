@@ -71,6 +71,15 @@ class Judgements:
     doc_prefix: str | None = None                  # candidates by default: the inputs with this prefix
     to_qrels_id: Callable[[str], str] = lambda i: i
     extra: dict = field(default_factory=dict)
+    query_prefix: str | None = None
+
+    def twin(self, query: str) -> str | None:
+        """The document input with the query's own qrels id (BEIR's and MTEB's `ignore_identical_ids`:
+        in sets such as ArguAna or Quora a query is also in the corpus, and finding itself is no
+        retrieval), or None."""
+        if self.query_prefix and self.doc_prefix and query.startswith(self.query_prefix):
+            return self.doc_prefix + query[len(self.query_prefix):]
+        return None
 
 
 class JudgementsError(Exception):
@@ -111,7 +120,7 @@ def judgements(body: dict, spec_dir: Path) -> Judgements:
                 return back(input_id[len(prefix):])
         return back(input_id)
 
-    return Judgements(_mapped(qrels, qp, dp, esc), path, task, split, dp or None, to_qrels_id, extra)
+    return Judgements(_mapped(qrels, qp, dp, esc), path, task, split, dp or None, to_qrels_id, extra, qp or None)
 
 
 def _imagetext_judgements(it: dict, spec_dir: Path) -> Judgements:
