@@ -251,8 +251,8 @@ def _retrieval(body: dict, ctx: Ctx) -> tuple[int, int, str, dict]:
     else:
         pool = [i for i in ctx.vectors.ids if i not in judged.qrels]
     among = [c for c in pool if ctx.takes(c)]
-    if graded:   # trec_eval breaks score ties by document id, descending: rank the same way
-        among.sort(key=judged.to_qrels_id, reverse=True)
+    if graded:   # trec_eval breaks score ties by the run file's document id, descending: rank the same way
+        among.sort(key=lambda c: _run_id(judged.to_qrels_id(c)), reverse=True)
     missing = ctx.missing([*queries, *among])
     data: dict[str, Any] = {"model": ctx.cell.get("model"), "dimension": ctx.cell.get("dimension"),
                             "queries": len(queries), "candidates": len(among), "thresholds": thresholds}
@@ -260,7 +260,8 @@ def _retrieval(body: dict, ctx: Ctx) -> tuple[int, int, str, dict]:
         data["metrics"] = {}
         return len(thresholds) or 1, len(thresholds) or 1, f"no vector for {_list(missing)}", data
     qids = list(queries)
-    depth = max(ks) if graded else len(among)
+    # over qrels the ranking kept (and the run file) reaches the largest k asked for, thresholds included
+    depth = max(k for k in (M.parse_metric(m)[1] for m in names) if k) if graded else len(among)
     position = {c: j for j, c in enumerate(among)}
     shown_top = min(max(ks), RANKS_TOP)
     per: list[dict[str, float]] = []

@@ -45,7 +45,7 @@ def test_a_trec_qrels_file_gives_graded_metrics_equal_to_trec_eval(tmp_path):
     for line in (out / "runs" / CELL / "graded.trec").read_text().splitlines():
         q, _, d, _, score, _ = line.split()
         run.setdefault(q, {})[d] = float(score)
-    assert set(run) == {"q-cat", "q-stock"} and all(len(v) == 3 for v in run.values())   # depth max(k) = 3
+    assert set(run) == {"q-cat", "q-stock"} and all(len(v) == 5 for v in run.values())   # depth 10 (nDCG@10) > 5 candidates
     qrels = {}
     for line in TREC.splitlines():
         q, _, d, g = line.split()
