@@ -606,6 +606,8 @@ def _starved_models(spec: Spec, cells: list[Cell], problems: list[Problem]) -> N
             continue
         if "from" in entry:
             offered.update([k for k in ("text", "image", "video") if k in entry] or ["image"])
+        elif "beir" in entry or "imagetext" in entry:     # data sets: texts; images and captions
+            offered.update(["text"] if "beir" in entry else ["image", "text"])
         else:
             offered.update(k for k in MODALITY_KEYS if k in entry)
     if not offered:

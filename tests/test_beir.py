@@ -269,3 +269,11 @@ def test_a_query_that_is_also_in_the_corpus_does_not_find_itself(tmp_path):
     lines = [l.split() for l in (tmp_path / "output/beir-mini/runs" / CELL / "twin-test.trec").read_text().splitlines()]
     assert [l[2] for l in lines] == ["2", "3"]
     assert "1 queries over 3 candidates: ndcg@10 1.000" in (tmp_path / "output/beir-mini/validate.txt").read_text()
+
+
+def test_a_model_that_takes_no_text_is_told_it_gets_nothing_from_a_beir_set(tmp_path):
+    project(tmp_path, duplicates=False)
+    (tmp_path / "spec.yaml").write_text("version: 1\nname: b\nmodels:\n  - name: qwen3-vl-embedding\n"
+                                        "    modalities: [image]\ndimensions: [256]\ninputs:\n  - beir: data/beir-mini\n")
+    r = harness("validate", "spec.yaml", cwd=tmp_path)
+    assert r.returncode == 3 and "qwen3-vl-embedding would get no inputs" in r.stderr and "(text)" in r.stderr, r.stderr
