@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from harness import metrics as M
+from harness import datasets, metrics as M
+from harness.datasets.qrels import relevant
+from harness.evidence import canonical_json
 from harness.errors import Problem
 from harness.folder import CellExecution, CellVectors, FolderError, RunReader
+from harness.folder import layout
 from harness.folder.layout import REPEAT_DIR
 from harness.execute.results import brief_reason
 from harness.verdict import CheckResult
@@ -25,9 +29,9 @@ from harness.verdict import CheckResult
 KINDS = ("vectors", "nearest", "similarity", "retrieval", "stability")
 DEFAULT_K = (1, 5, 10)
 DEFAULT_MIN_COSINE = 0.99
-RANKS_SHOWN = 10  # candidates kept per query in a retrieval check's `ranks` (its top)
 
 Locate = Callable[[tuple], "tuple[int, int] | None"]
+Write = Callable[[str, bytes], None]
 
 
 # --------------------------------------------------------------------------- naming and gating
@@ -92,8 +96,10 @@ class Ctx:
     cell: an input the cell never takes (an image for a text-only model) is left out of its
     trials, while a planned input without a vector is a failure."""
 
-    def __init__(self, folder: Path, cell: dict, vectors: CellVectors, input_ids: list[str], spec_dir: Path):
+    def __init__(self, folder: Path, cell: dict, vectors: CellVectors, input_ids: list[str], spec_dir: Path,
+                 name: str = ""):
         self.folder, self.cell, self.vectors, self.input_ids, self.spec_dir = folder, cell, vectors, input_ids, spec_dir
+        self.name = name
         self.planned = set(input_ids) if input_ids else set(vectors.ids)
 
     def missing(self, ids: Iterable[str]) -> list[str]:
@@ -104,6 +110,10 @@ class Ctx:
 
 
 SKIP = "skip"  # key in an evaluator's data: every trial was about inputs this cell does not take
+OUTPUTS = "_outputs"   # key in an evaluator's data: files it gives the run folder ({"run"|"results": bytes})
+QRELS_UNAVAILABLE = "qrels_unavailable"   # key in a retrieval check's data: its qrels file could not be read
+RANKS_TOP = 10         # top candidates shown per query in a retrieval check's data
+GRADED_SHOWN = ("ndcg@10", "recall@100", "map@10", "mrr@10")   # a qrels check's line shows these (and thresholds)
 
 
 def _vectors(body: dict, ctx: Ctx) -> tuple[int, int, str, dict]:
@@ -218,13 +228,31 @@ def _similarity(body: dict, ctx: Ctx) -> tuple[int, int, str, dict]:
 
 
 def _retrieval(body: dict, ctx: Ctx) -> tuple[int, int, str, dict]:
-    queries = {q: [r for r in rel if ctx.takes(r)] for q, rel in body["queries"].items() if ctx.takes(q)}
-    queries = {q: rel for q, rel in queries.items() if rel}
+    try:
+        judged = datasets.judgements(body, ctx.spec_dir)
+    except datasets.JudgementsError as exc:
+        return 1, 1, str(exc), {QRELS_UNAVAILABLE: True}
+    graded = judged.source is not None
+    if graded:   # judged relevant to something and taken by this cell (a sample leaves queries out)
+        queries = {q: docs for q, docs in judged.qrels.items() if ctx.takes(q) and relevant(docs)}
+    else:
+        queries = {q: {r: g for r, g in rel.items() if ctx.takes(r)} for q, rel in judged.qrels.items() if ctx.takes(q)}
+        queries = {q: rel for q, rel in queries.items() if rel}
     if not queries:
         return 0, 0, "this cell takes none of the queries with their relevant inputs", {SKIP: True}
     thresholds: dict[str, float] = body.get("min") or {}
-    names = M.metric_names(body.get("k") or DEFAULT_K, thresholds)
-    among = [c for c in (body.get("among") or [i for i in ctx.vectors.ids if i not in body["queries"]]) if ctx.takes(c)]
+    ks = body.get("k") or (datasets.MTEB_K if graded else DEFAULT_K)
+    names = (M.metric_names(ks, [*thresholds, "ndcg@10", "map"], datasets.QRELS_KINDS) if graded
+             else M.metric_names(ks, thresholds))
+    if body.get("among"):
+        pool = body["among"]
+    elif judged.doc_prefix:
+        pool = [i for i in ctx.vectors.ids if i.startswith(judged.doc_prefix)]
+    else:
+        pool = [i for i in ctx.vectors.ids if i not in judged.qrels]
+    among = [c for c in pool if ctx.takes(c)]
+    if graded:   # trec_eval breaks score ties by the run file's document id, descending: rank the same way
+        among.sort(key=lambda c: _run_id(judged.to_qrels_id(c)), reverse=True)
     missing = ctx.missing([*queries, *among])
     data: dict[str, Any] = {"model": ctx.cell.get("model"), "dimension": ctx.cell.get("dimension"),
                             "queries": len(queries), "candidates": len(among), "thresholds": thresholds}
@@ -232,36 +260,53 @@ def _retrieval(body: dict, ctx: Ctx) -> tuple[int, int, str, dict]:
         data["metrics"] = {}
         return len(thresholds) or 1, len(thresholds) or 1, f"no vector for {_list(missing)}", data
     qids = list(queries)
-    ranked = M.rankings(ctx.vectors.rows(qids), ctx.vectors.rows(among), among,
-                        exclude=[q if q in ctx.vectors.index and q in among else None for q in qids])
-    means, per = M.scores([order for order, _ in ranked], [queries[q] for q in qids], names)
+    # over qrels the ranking kept (and the run file) reaches the largest k asked for, thresholds included
+    depth = max(k for k in (M.parse_metric(m)[1] for m in names) if k) if graded else len(among)
+    position = {c: j for j, c in enumerate(among)}
+    shown_top = min(max(ks), RANKS_TOP)
+    per: list[dict[str, float]] = []
+    ranks: dict[str, dict] = {}
+    run_lines: list[str] = []
+    # a query is never its own candidate, nor (over qrels) the document with its own id
+    exclude = [position.get(q) if q in position else position.get(judged.twin(q)) for q in qids]
+    tops = M.top_k(ctx.vectors.rows(qids), ctx.vectors.rows(among), depth, exclude=exclude)
+    for q, top in zip(qids, tops):
+        grades = queries[q]
+        ranked = [among[c] for c in top.columns]
+        per.append(M.graded_scores(np.array([grades.get(i, 0) for i in ranked]), np.array(list(grades.values())), names))
+        rel = [d for d, g in grades.items() if g > 0]
+        at = dict(zip(map(int, top.columns), range(1, len(ranked) + 1)))
+        ranks[q] = {"relevant": [{"id": d, "grade": grades[d], "rank": at.get(position[d]) if d in position else None,
+                                  "cosine": _f(top.row[position[d]]) if d in position else _outside(q, d, ctx)} for d in rel],
+                    "top": [{"id": i, "cosine": _f(v)} for i, v in zip(ranked[:shown_top], top.scores[:shown_top].tolist())]}
+        if graded:
+            qid = _run_id(judged.to_qrels_id(q))
+            run_lines.extend(f"{qid} Q0 {_run_id(judged.to_qrels_id(i))} {n} {float(v):.9g} {ctx.cell['id']}"
+                             for n, (i, v) in enumerate(zip(ranked, top.scores.tolist()), start=1))
+    means = {m: float(np.mean([p[m] for p in per])) for m in names}
     data["metrics"] = {m: _f(v) for m, v in means.items()}
     data["per_query"] = {q: {m: _f(v) for m, v in p.items()} for q, p in zip(qids, per)}
-    top = min(max(body.get("k") or DEFAULT_K), RANKS_SHOWN)
-    data["ranks"] = {q: _ranks(q, queries[q], r, ctx, top) for q, r in zip(qids, ranked)}
+    data["ranks"] = ranks
     below = {m: t for m, t in thresholds.items() if means[m] < t}
+    # image-text sets read as Flickr30k/COCO report them: recall@1/5/10
+    highlights = [f"recall@{k}" for k in ks] + ["mrr"] if body.get("imagetext") else GRADED_SHOWN
+    listed = names if not graded else [m for m in names if m in thresholds or m in highlights]
     shown = ", ".join(
         f"{m} {means[m]:.3f}" + (f" {'<' if m in below else '≥'} {thresholds[m]:g}" if m in thresholds else "")
-        for m in names)
+        for m in listed)
     detail = f"{len(qids)} queries over {len(among)} candidates: {shown}"
     if below:
         detail += _worst_queries(data["ranks"], data["per_query"], next(m for m in names if m in below))
+    if graded:
+        data.update({"qrels": judged.source, "depth": depth, **judged.extra})
+        data[OUTPUTS] = {"run": ("\n".join(run_lines) + "\n").encode("utf-8"),
+                         "results": _mteb_result(judged, ctx, means, len(qids), len(among), depth)}
     return max(len(thresholds), 1), len(below), detail, data
 
 
-def _ranks(query: str, relevant: list[str], ranked: tuple[list[str], np.ndarray], ctx: Ctx, top: int) -> dict:
-    """Where each relevant input landed in the query's ranking (rank 1 = first; None when it was
-    not a candidate), and the first `top` candidates: what a reader needs to see why it failed."""
-    order, cosines = ranked
-    out = []
-    for r in relevant:
-        if r in order:
-            rank = order.index(r) + 1
-            cos = float(cosines[rank - 1])
-        else:  # not among the candidates: its cosine still says how far it was
-            rank, cos = None, M.cosine(ctx.vectors.rows([query])[0], ctx.vectors.rows([r])[0])
-        out.append({"id": r, "grade": 1, "rank": rank, "cosine": _f(cos)})
-    return {"relevant": out, "top": [{"id": c, "cosine": _f(float(x))} for c, x in zip(order[:top], cosines[:top])]}
+def _outside(query: str, relevant: str, ctx: Ctx) -> float:
+    """The cosine of a relevant input that is not among the candidates: how far it was."""
+    return M.cosine(ctx.vectors.rows([query])[0], ctx.vectors.rows([relevant])[0])
 
 
 def worst_queries(ranks: dict[str, dict], per_query: dict[str, dict], metric: str) -> list[str]:
@@ -287,6 +332,27 @@ def _worst_queries(ranks: dict[str, dict], per_query: dict[str, dict], metric: s
     shown = [f"{q}: relevant " + ", ".join(where(r) for r in ranks[q]["relevant"][:3])
              + (" …" if len(ranks[q]["relevant"]) > 3 else "") for q in worst]
     return f"; worst by {metric}: " + _list(shown, limit)
+
+
+def _run_id(qrels_id: str) -> str:
+    """An id as a TREC run file can hold it: the file is whitespace separated, so whitespace in an
+    id (a title used as an id) is written @HH, as in input ids."""
+    return re.sub(r"\s", lambda m: "".join(f"@{b:02X}" for b in m.group().encode("utf-8")), qrels_id)
+
+
+def _mteb_result(judged: "datasets.Judgements", ctx: Ctx, means: dict[str, float], queries: int,
+                 candidates: int, depth: int) -> bytes:
+    """The cell's scores in MTEB's result layout (task_name, scores per split and subset,
+    metrics named `ndcg_at_10`..., main_score = nDCG@10 as MTEB's retrieval tasks), so tools that
+    read MTEB results read these; what MTEB records about its own run stays null."""
+    scores = {M.mteb_name(m): _f(v) for m, v in means.items() if "@" in m}
+    row = {"hf_subset": "default", "languages": [], "main_score": scores["ndcg_at_10"], **dict(sorted(scores.items()))}
+    doc = {"dataset_revision": None, "evaluation_time": None, "kg_co2_emissions": None, "mteb_version": None,
+           "task_name": judged.task or ctx.name, "scores": {judged.split or "test": [row]},
+           "harness": {"check": ctx.name, "cell": ctx.cell["id"], "model": ctx.cell.get("model"),
+                       "dimension": ctx.cell.get("dimension"), "queries": queries, "candidates": candidates,
+                       "depth": depth, "qrels": judged.source, **judged.extra}}
+    return canonical_json(doc, pretty=True)
 
 
 def _stability(body: dict, ctx: Ctx) -> tuple[int, int, str, dict]:
@@ -351,6 +417,7 @@ def evaluate_checks(
     *,
     spec_dir: Path | None = None,
     sliced: str | None = None,
+    write: Write | None = None,
 ) -> list[CheckResult]:
     """Evaluate every check in every cell it selects, in spec order then cell order.
 
@@ -360,6 +427,9 @@ def evaluate_checks(
     (`run --model/--dimension/--cell`, described by this text): then it is a `skip`.
     `spec_dir` resolves a stability check's relative `against` path (default: the cwd).
     `locate(path)` maps a path inside `checks:` (e.g. (0, "nearest")) to (line, col).
+    `write(relative path, bytes)` receives the files a check gives the folder (a retrieval check
+    over qrels: the cell's MTEB-layout result and TREC run file); `run` writes them through
+    `RunWriter`, `verify` compares them with the folder's.
     """
     folder = Path(folder)
     spec_dir = Path(spec_dir) if spec_dir is not None else Path.cwd()
@@ -395,7 +465,7 @@ def evaluate_checks(
         for index, name, kind, body, base in mine:
             by_slot[(index, position)] = _evaluate_one(
                 name, kind, body, {**base, "model": cell.get("model"), "dimension": cell.get("dimension")},
-                cell, vec, info, folder, planned if planned is not None else input_ids, spec_dir)
+                cell, vec, info, folder, planned if planned is not None else input_ids, spec_dir, write)
     results: list[CheckResult] = []
     for index, name, kind, body, base in prepared:
         mine = [by_slot[k] for k in sorted(k for k in by_slot if k[0] == index)]
@@ -412,7 +482,7 @@ def evaluate_checks(
 
 
 def _evaluate_one(name: str, kind: str, body: dict, meta: dict, cell: dict, vec, info: CellExecution | None,
-                  folder: Path, planned: list[str], spec_dir: Path) -> CheckResult:
+                  folder: Path, planned: list[str], spec_dir: Path, write: Write | None = None) -> CheckResult:
     cid = cell["id"]
     if isinstance(vec, FolderError):
         return CheckResult(name, False, str(vec), cid, "check", {**meta, "status": "failed", "trials": 0, "failures": 0})
@@ -421,7 +491,14 @@ def _evaluate_one(name: str, kind: str, body: dict, meta: dict, cell: dict, vec,
         # The brief reason: its execution line (or the first such line) gives the hint in full.
         return CheckResult.skip(name, f"cell not executed: {brief_reason(reason)}" if reason else "cell not executed", cid,
                                 "check", {**meta, "status": "skipped", "reason": reason or "cell not executed"})
-    trials, failures, detail, data = EVALUATORS[kind](body, Ctx(folder, cell, vec, planned, spec_dir))
+    trials, failures, detail, data = EVALUATORS[kind](body, Ctx(folder, cell, vec, planned, spec_dir, name))
+    outputs = data.pop(OUTPUTS, None)
+    if outputs:
+        paths = {"results": layout.check_results_file(cid, name), "run": layout.check_run_file(cid, name)}
+        data["files"] = {what: paths[what] for what in sorted(outputs)}
+        if write is not None:
+            for what, content in sorted(outputs.items()):
+                write(paths[what], content)
     if data.get(SKIP):
         return CheckResult.skip(name, detail, cid, "check", {**meta, "status": "skipped", "reason": detail})
     passed, rule = gate(trials, failures, body) if kind != "retrieval" else (failures == 0 and trials > 0, "")

@@ -550,6 +550,10 @@ def iter_inputs(entries: list[dict], files: InputFiles, problems: list[InputProb
         try:
             if "from" in entry:
                 found = input_set(entry, index, files, problems)
+            elif "beir" in entry or "imagetext" in entry:      # evaluation data sets: harness/datasets
+                from harness.datasets.beir import beir_inputs
+                from harness.datasets.imagetext import imagetext_inputs
+                found = (beir_inputs if "beir" in entry else imagetext_inputs)(entry, index, files, problems)
             elif any(k in entry for k in MODALITY_KEYS):
                 found = iter([inline_input(entry, index, files)])
             else:

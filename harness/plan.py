@@ -643,6 +643,8 @@ def _starved_models(spec: Spec, cells: list[Cell], problems: list[Problem]) -> N
             continue
         if "from" in entry:
             offered.update([k for k in ("text", "image", "video") if k in entry] or ["image"])
+        elif "beir" in entry or "imagetext" in entry:     # data sets: texts; images and captions
+            offered.update(["text"] if "beir" in entry else ["image", "text"])
         else:
             offered.update(k for k in MODALITY_KEYS if k in entry)
     if not offered:
@@ -740,6 +742,8 @@ def build_plan(spec: Spec, *, base_url: str | None = None, catalog: Catalog | No
             _starved_models(spec, cells, problems)
             _check_input_models(spec, cells, problems)
             _check_refs(spec, ids, cells, problems, matrix_ok)
+            from harness.datasets import check_qrels_files   # qrels files named by retrieval checks
+            problems.extend(check_qrels_files(spec, ids, files))
         except HarnessError:
             raise
         except Exception:

@@ -275,12 +275,14 @@ def _sign(folder: Path, key: str) -> str:
 
 
 def _spec_checks(spec: Spec, folder: Path, cells: list[dict], cell_filter: CellFilter | None = None) -> list[CheckResult]:
-    checks = spec.data.get("checks")
+    from harness.datasets import all_checks
+    checks = all_checks(spec.data)     # the spec's, then those its `beir:` inputs bring
     if not checks:
         return []
     from harness.checks import evaluate_checks
     return list(evaluate_checks(checks, folder, cells, lambda p: spec.positions.of(("checks",) + tuple(p)),
-                                spec_dir=spec.base_dir, sliced=cell_filter.describe() if cell_filter else None))
+                                spec_dir=spec.base_dir, sliced=cell_filter.describe() if cell_filter else None,
+                                write=RunWriter(folder).check_output))
 
 
 def _spec_export(spec: Spec, folder: Path, manifest: Manifest) -> list[CheckResult]:

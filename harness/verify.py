@@ -322,7 +322,8 @@ def _check_verdict(folder: Path, manifest: dict, base: Path | None, report: Veri
     if isinstance(spec, HarnessError):
         return  # the spec copy is reported already
     data = spec.document     # as written: checks the schema refuses are still compared
-    checks = data.get("checks") if isinstance(data, dict) else None
+    from harness.datasets import all_checks
+    checks = all_checks(data)
     if not checks or not (folder / "vectors").is_dir():
         return
     from harness.checks import evaluate_checks
@@ -334,10 +335,16 @@ def _check_verdict(folder: Path, manifest: dict, base: Path | None, report: Veri
     spec_dir = base if base is not None else folder
     from harness.plan import CellFilter
     sliced = CellFilter.from_dict(manifest.get("filter")).describe() or None
-    for r in evaluate_checks(checks, folder, manifest.get("cells") or [], spec_dir=spec_dir, sliced=sliced):
+    outputs: dict[str, bytes] = {}
+    for r in evaluate_checks(checks, folder, manifest.get("cells") or [], spec_dir=spec_dir, sliced=sliced,
+                             write=outputs.__setitem__):
         if r.data.get("check") == "stability" and "cannot compare with" in r.detail:
             report.add("not-derived", "validate.txt", f"{r.name} [{r.cell}]: the earlier run it compares with is "
                        "not here", mismatch=False)
+            continue
+        if r.data.get("qrels_unavailable"):
+            report.add("not-derived", "validate.txt", f"{r.name} [{r.cell}]: {r.detail} (pass --spec-dir DIR, "
+                       "the folder the spec's relative paths start from)", mismatch=False)
             continue
         # The whole line, detail included (an `ok` over a detail that says "expected X at rank 2"
         # is a forgery); a folder of another harness version may word details differently, so
@@ -354,6 +361,15 @@ def _check_verdict(folder: Path, manifest: dict, base: Path | None, report: Veri
                        f"{r.line()!r}, which validate.txt does not hold")
         else:
             report.rechecked += 1
+    # A retrieval check's result and run files, derived again from the vectors: byte for byte.
+    for rel, content in sorted(outputs.items()):
+        path = folder / rel
+        if not path.is_file():
+            report.add("verdict", rel, "the retrieval check gives this file, which the folder does not hold")
+        elif path.read_bytes() != content:
+            report.add("verdict", rel, "differs from what the retrieval check derives from the vectors")
+        else:
+            report.derived += 1
 
 
 def _check_reports(folder: Path, manifest: dict, report: VerifyReport) -> None:

@@ -211,7 +211,7 @@ def test_schema_accepts(check):
     {"nearest": {"query": "a", "expect": "b", "pairs": {"a": "b"}}},   # both forms
     {"similarity": {"a": "a", "b": "b"}},                              # no bound
     {"similarity": {"a": "a", "b": "b", "min": 0.1, "pass_rate": 0.5, "max_failures": 1}},
-    {"retrieval": {"queries": {"q": ["a"]}, "min": {"precision@5": 0.1}}},
+    {"retrieval": {"queries": {"q": ["a"]}, "min": {"f1@5": 0.1}}},             # precision@5 is known since qrels
     {"stability": {"min_cosine": 0.9}},                                # no against
     {"vectors": {"pass_rate": 1.5}},
 ])
@@ -285,12 +285,12 @@ def test_check_mistakes_read_well_through_harness_validate(tmp_path, capsys):
         "  - nearest: {query: a}\n"                                         # line 11
         "  - similarity: {a: a, b: b}\n"                                    # line 12
         "  - vectors: {norm_minimum: 1}\n"                                  # line 13
-        "  - retrieval: {queries: {a: [b]}, min: {precision@5: 0.5}}\n"     # line 14
+        "  - retrieval: {queries: {a: [b]}, min: {f1@5: 0.5}}\n"     # line 14
         "  - stability: {against: x, pass_rate: 0.9, max_failures: 2}\n")   # line 15
     assert main(["validate", str(spec)]) == 3
     err = capsys.readouterr().err
     assert f"{spec}:11:5: checks[0].nearest: give `query` with `expect`, or `pairs`" in err
     assert f"{spec}:12:5: checks[1].similarity: give `min` and/or `max`" in err
     assert f"{spec}:13:15: unknown key 'norm_minimum' in checks[2].vectors (did you mean 'norm_min'?)" in err
-    assert "checks[3].retrieval.min \"precision@5\" is not allowed here (A metric name: `recall@K`" in err
+    assert "checks[3].retrieval.min \"f1@5\" is not allowed here (A metric name: `recall@K`" in err
     assert f"{spec}:15:5: checks[4].stability: use either `pass_rate` or `max_failures`, not both" in err

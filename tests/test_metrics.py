@@ -67,7 +67,7 @@ def test_metric_value_by_name_and_unknown_name():
     assert M.metric_value("recall@1", ["a", "b"], ["b"]) == 0.0
     assert M.metric_value("mrr", ["a", "b"], ["b"]) == 0.5
     with pytest.raises(ValueError, match="unknown metric"):
-        M.metric_value("precision@3", ["a"], ["a"])
+        M.metric_value("f1@3", ["a"], ["a"])
 
 
 def test_metric_names_order_includes_thresholds():

@@ -5,6 +5,8 @@ Every module that names a file of the folder takes its name from here.
 
 from __future__ import annotations
 
+import re
+
 MANIFEST = "manifest.json"
 RUN = "run.json"                    # times and host facts: not evidence, never hashed
 VALIDATE = "validate.txt"
@@ -39,6 +41,20 @@ def vectors_file(cell_id: str) -> str:
 
 def ids_file(cell_id: str) -> str:
     return f"vectors/{cell_id}.ids.json"
+
+
+def _file_name(check: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]", "_", check)
+
+
+def check_results_file(cell_id: str, check: str) -> str:
+    """A retrieval check's scores for one cell in MTEB's result layout."""
+    return f"results/{cell_id}/{_file_name(check)}.json"
+
+
+def check_run_file(cell_id: str, check: str) -> str:
+    """A retrieval check's ranking for one cell as a TREC run file (qid Q0 docid rank score tag)."""
+    return f"runs/{cell_id}/{_file_name(check)}.trec"
 
 
 def responses_file(cell_id: str) -> str:

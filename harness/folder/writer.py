@@ -65,6 +65,10 @@ class RunWriter:
         lines = [json.dumps(r, sort_keys=True, ensure_ascii=False, separators=(",", ":")) for r in rows]
         self._write(layout.responses_file(cell_id), ("\n".join(lines) + "\n").encode("utf-8") if lines else b"")
 
+    def check_output(self, rel: str, data: bytes) -> None:
+        """A file a check gives the folder (layout.check_results_file, check_run_file)."""
+        self._write(rel, data)
+
     def run_facts(self, facts: dict[str, Any]) -> None:
         self._write(layout.RUN, canonical_json(facts, pretty=True))
 

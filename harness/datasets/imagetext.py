@@ -1,0 +1,149 @@
+"""An image–text set as inputs: a captions file (CSV with columns `image` and `caption`, one row
+per caption; or JSONL with `image` and `caption` (a string) or `captions` (a list)) naming images
+in a folder. Each image becomes an input `<prefix>img:<path>`, each caption `<prefix>cap:<path>:<n>`
+(its n-th caption), and the entry brings two retrieval checks, as Flickr30k/COCO evaluations
+report them: text→image (each caption finds its one image) and image→text (each image finds its
+captions; all of them count as relevant).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from harness.datasets.beir import escape
+from harness.evidence import sha256_bytes
+from harness.inputs import ID_RE, Input, InputFiles, InputProblem, Part, _media_part, unicode_problem
+
+MAX_ERRORS = 20
+
+
+@dataclass
+class Item:
+    image: str              # as written in the captions file
+    captions: list[str]
+    line: int
+
+
+def image_prefix(entry: dict) -> str:
+    return f"{entry.get('prefix', '')}img:"
+
+
+def caption_prefix(entry: dict) -> str:
+    return f"{entry.get('prefix', '')}cap:"
+
+
+def image_id(entry: dict, image: str) -> str:
+    return image_prefix(entry) + escape(image)
+
+
+def caption_id(entry: dict, image: str, n: int) -> str:
+    return f"{caption_prefix(entry)}{escape(image)}:{n}"
+
+
+def set_name(entry: dict) -> str:
+    return str(entry.get("name") or Path(str(entry["imagetext"])).stem or "imagetext")
+
+
+def images_dir(entry: dict) -> str:
+    """The folder image paths start from, as written relative to the spec (default: the captions file's)."""
+    given = entry.get("images")
+    return str(given).rstrip("/") if given else (Path(str(entry["imagetext"])).parent.as_posix() or ".")
+
+
+def parse_captions(data: bytes, shown: str) -> tuple[list[Item], list[tuple[int, str, str | None]]]:
+    """The images in file order with their captions (rows of one image grouped), and the problems
+    as (line, message, hint)."""
+    problems: list[tuple[int, str, str | None]] = []
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        return [], [(0, f"{shown} is not UTF-8 text (byte {e.start})", "save it as UTF-8")]
+    rows: list[tuple[int, str, list[str]]] = []
+    if shown.lower().endswith((".jsonl", ".ndjson")):
+        for n, line in enumerate(text.split("\n"), start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except (ValueError, RecursionError) as e:
+                problems.append((n, f"{shown}:{n}: not valid JSON ({getattr(e, 'msg', 'nesting too deep')})",
+                                 "one JSON object per line"))
+                continue
+            caps = row.get("captions", row.get("caption")) if isinstance(row, dict) else None
+            caps = [caps] if isinstance(caps, str) else caps
+            if not isinstance(row, dict) or not isinstance(row.get("image"), str) or not isinstance(caps, list) \
+                    or not caps or not all(isinstance(c, str) and c.strip() for c in caps):
+                problems.append((n, f"{shown}:{n}: needs `image` (a path) and `caption` (a text) or `captions` "
+                                 "(a list of texts)", None))
+                continue
+            rows.append((n, row["image"], caps))
+    else:
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        if not {"image", "caption"} <= set(reader.fieldnames or []):
+            return [], [(1, f"{shown}:1: the header needs the columns image and caption", None)]
+        for row in reader:
+            n = reader.line_num
+            if not (row.get("image") or "").strip() or not (row.get("caption") or "").strip():
+                problems.append((n, f"{shown}:{n}: empty image or caption", "fill both or drop the row"))
+                continue
+            rows.append((n, row["image"].strip(), [row["caption"]]))
+    items: dict[str, Item] = {}
+    for n, image, caps in rows:
+        for c in caps:
+            bad = unicode_problem(c)
+            if bad:
+                problems.append((n, f"{shown}:{n}: {bad}", None))
+        item = items.setdefault(image, Item(image, [], n))
+        item.captions.extend(caps)
+    return list(items.values()), problems
+
+
+def read_items(entry: dict, base_dir: Path) -> list[Item]:
+    """The items again at check time (the file was checked when the run was planned)."""
+    written = str(entry["imagetext"])
+    items, _ = parse_captions((base_dir / written).read_bytes(), written)
+    return items
+
+
+def imagetext_inputs(entry: dict, index: int, files: InputFiles, problems: list) -> Iterator[Input]:
+    """The inputs of one `imagetext:` entry: every image, then every caption."""
+    where = ("inputs", index, "imagetext")
+    written = str(entry["imagetext"])
+    path = files.resolve(written, "captions file", where)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise InputProblem(where, f"captions file {written!r} does not exist", "paths are relative to the spec file",
+                           False) from None
+    except OSError as e:
+        raise InputProblem(where, f"cannot read {written}: {e.strerror}", None, False) from None
+    files.record(written, sha256_bytes(data), len(data), "dataset",
+                 format="jsonl" if written.lower().endswith((".jsonl", ".ndjson")) else "csv")
+    items, found = parse_captions(data, written)
+    for _, message, hint in found[:MAX_ERRORS]:
+        problems.append(InputProblem(where, message, hint, False))
+    if found:
+        return
+    folder = images_dir(entry)
+    images, captions = [], []
+    for item in items:
+        iid = image_id(entry, item.image)
+        if not ID_RE.match(caption_id(entry, item.image, len(item.captions))):
+            problems.append(InputProblem(where, f"{written}:{item.line}: image path {item.image[:60]!r} makes an input "
+                                         "id longer than 128 characters", "shorten the path or the `prefix:`", False))
+            continue
+        try:
+            part = _media_part("image", f"{folder}/{item.image}", files, where)
+        except InputProblem as p:
+            problems.append(InputProblem(where, f"{written}:{item.line}: {p.message}", p.hint, False))
+            continue
+        images.append(Input(iid, "image", (part,), where, f"{written} line {item.line}"))
+        captions.extend(Input(caption_id(entry, item.image, n), "text", (Part("text", c),), where,
+                              f"{written} line {item.line}") for n, c in enumerate(item.captions, start=1))
+    yield from images
+    yield from captions
