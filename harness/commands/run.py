@@ -62,7 +62,7 @@ def add_parser(sub):
     g.add_argument("--no-cache", action="store_true", help="neither read nor write the response cache")
     g.add_argument("--refresh", action="store_true", help="ignore cached responses but store the new ones")
     g.add_argument("--workspace", help="DashScope workspace id (header X-DashScope-WorkSpace; "
-                   "default $DASHSCOPE_WORKSPACE)")
+                   "default $DASHSCOPE_WORKSPACE, else $DASHSCOPE_WORKSPACE_ID)")
     g.add_argument("--require-executed", action="store_true",
                    help="with --execute (else exit 2), every cell must execute: one that does not (e.g. no API key) is a FAIL line and "
                         "exit code 4, as with the spec's `execution.required`; without this flag it is a "
