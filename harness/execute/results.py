@@ -147,11 +147,13 @@ def write_cell_evidence(folder: Path, cell: "_Cell", catalog: Any) -> None:
         out.norms = {"min": round(float(norms.min()), 6), "mean": round(float(norms.mean()), 6),
                      "max": round(float(norms.max()), 6)}
     writer.vectors(cid, CellVectors([i for i, k in zip(ids, keep) if k], matrix))
-    if cell.info is not None and getattr(cell.info, "prices", None):
+    if cell.info is not None:
         from harness import estimate
-        amount = estimate.cost(cell.info, cell.tokens)
-        out.estimated_cost = {"amount": round(amount, 6), "currency": getattr(catalog, "currency", "CNY"),
-                              "tokens": dict(cell.tokens), "basis": "usage returned × catalog prices"}
+        # a cell recorded before regions were (an older manifest): the spec's default region
+        region = cell.spec.get("region", "cn-beijing" if cell.info.provider == "dashscope" else None)
+        cost = estimate.cost(cell.info, cell.tokens, region)
+        if cost["currency"]:     # the cell's region bills it: the usage returned × that region's price
+            out.estimated_cost = {**cost, "tokens": dict(cell.tokens), "basis": "usage returned × catalog prices"}
 
 
 def execution_checks(cells: list["_Cell"], summary: ExecutionSummary) -> list[CheckResult]:

@@ -14,13 +14,14 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from harness.estimate import money
 from harness.report.markdown import mix
 
 # (header, right-aligned?) of the plan's table, in order.
 PLAN_COLUMNS = [("cell", False), ("model", False), ("dim", True), ("modality mix", False), ("requests", True),
-                ("contents", True), ("est. tokens", True), ("est. cost CNY", True)]
+                ("contents", True), ("est. tokens", True), ("est. cost", True)]
 RESULT_COLUMNS = [("cell", False), ("executed", False), ("vectors", True), ("checks pass/fail/skip", True),
-                  ("tokens", True), ("cost CNY", True)]
+                  ("tokens", True), ("cost", True)]
 
 
 def print_table(console: Console, title: str, columns: list[tuple[str, bool]], rows: list[list[str]]) -> None:
@@ -47,7 +48,7 @@ def plan_rows(cells: list[dict]) -> list[list[str]]:
     for c in cells:
         dim = f"{c['dimension']}" + (" fixed" if c.get("dimension_sent") is None else "")
         rows.append([c["id"], c["model"], dim, mix(c["modality_mix"]), f"{c['requests']:,}", f"{c['contents']:,}",
-                     f"{c['estimated_tokens']['total']:,}", f"{c['estimated_cost']['amount']:.4f}"])
+                     f"{c['estimated_tokens']['total']:,}", money(c["estimated_cost"])])
     return rows
 
 
@@ -57,7 +58,8 @@ def print_cells(console: Console, cells: list[dict], title: str) -> None:
 
 def result_rows(cells: list[dict], execution, results) -> list[list[str]]:
     """Per cell after a run: executed or why not, vectors, its check lines by status, and tokens and
-    cost: `actual` from the usage the provider reported, `est.` from the plan's estimate otherwise."""
+    cost (in the cell's region's currency): `actual` from the usage the provider reported, `est.` from the
+    plan's estimate otherwise."""
     from harness.execute.results import brief_reason, usage_tokens
     rows = []
     for c in cells:
@@ -70,10 +72,9 @@ def result_rows(cells: list[dict], execution, results) -> list[list[str]]:
         if executed != "yes":
             spent = ["-", "-"]           # nothing was sent, nothing spent
         elif tokens:
-            cost = (info.estimated_cost or {}).get("amount")
-            spent = [f"{tokens:,} actual", f"{cost:.4f} actual" if cost is not None else "-"]
+            spent = [f"{tokens:,} actual", f"{money(info.estimated_cost)} actual" if info.estimated_cost else "-"]
         else:
-            spent = [f"{c['estimated_tokens']['total']:,} est.", f"{c['estimated_cost']['amount']:.4f} est."]
+            spent = [f"{c['estimated_tokens']['total']:,} est.", f"{money(c['estimated_cost'])} est."]
         rows.append([cid, executed, f"{info.vectors:,}" if info is not None else "0", counts, *spent])
     return rows
 
