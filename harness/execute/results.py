@@ -114,6 +114,22 @@ def usage_tokens(usage: dict[str, Any]) -> dict[str, int]:
     return {"text": text, "image": image}
 
 
+def spent(cell: dict[str, Any], info: Any) -> dict[str, Any] | None:
+    """What a cell spent, and on what the figures rest: `usage` (the tokens the provider reported,
+    priced at the catalog's price for the cell's region) or `estimate` (the plan's estimate, when no
+    usage came back). None when nothing was sent (the cell was not executed)."""
+    if info is None or not info.executed:
+        return None
+    tokens = sum(usage_tokens(info.usage or {}).values())
+    if tokens:
+        cost = info.estimated_cost
+        return {"basis": "usage", "tokens": tokens,
+                "cost": {"amount": cost["amount"], "currency": cost["currency"]} if cost else None}
+    est = cell.get("estimated_cost")
+    return {"basis": "estimate", "tokens": (cell.get("estimated_tokens") or {}).get("total", 0),
+            "cost": {"amount": est["amount"], "currency": est["currency"]} if est and est.get("currency") else None}
+
+
 def add_usage(total: dict[str, Any], usage: dict[str, Any]) -> None:
     """Sum every numeric field, nested ones too (`input_tokens_details`)."""
     for k, v in usage.items():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import jinja2
 
+from harness.estimate import money
 from harness.verdict import CheckResult, counts, verdict
 
 _ENV = jinja2.Environment(loader=jinja2.PackageLoader("harness", "report/templates"),
@@ -17,4 +18,5 @@ def mix(counts: dict) -> str:
 
 def render_markdown(manifest, results: list[CheckResult], description: str | None = None) -> str:
     return _ENV.get_template("report.md.j2").render(m=manifest, results=results, passed=verdict(results),
-                                                    counts=counts(results), mix=mix, description=description)
+                                                    counts=counts(results), mix=mix, money=money,
+                                                    description=description)

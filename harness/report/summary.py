@@ -86,7 +86,16 @@ def cell_summary(run: RunReader, cell: dict, execution: Execution | None) -> dic
         "cache_hits": sum(1 for r in rows if r.get("cache_hit")),
         "errors": sum(1 for r in rows if r.get("error")),
         "estimated_cost": cell.get("estimated_cost"),
+        "spent": _spent(cell, info),
     }
+
+
+def _spent(cell: dict, info) -> dict | None:
+    """`harness.execute.results.spent`, imported only for an executed cell (it brings the HTTP stack)."""
+    if info is None or not info.executed:
+        return None
+    from harness.execute.results import spent
+    return spent(cell, info)
 
 
 def build_summary(folder: Path, manifest: Manifest, results: list[CheckResult]) -> dict:

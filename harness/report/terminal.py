@@ -60,22 +60,21 @@ def result_rows(cells: list[dict], execution, results) -> list[list[str]]:
     """Per cell after a run: executed or why not, vectors, its check lines by status, and tokens and
     cost (in the cell's region's currency): `actual` from the usage the provider reported, `est.` from the
     plan's estimate otherwise."""
-    from harness.execute.results import brief_reason, usage_tokens
+    from harness.execute.results import brief_reason, spent
     rows = []
     for c in cells:
         cid = c["id"]
         info = execution.get(cid) if execution is not None else None
         mine = [r for r in results if r.cell == cid]
         counts = "/".join(str(sum(1 for r in mine if r.status == s)) for s in ("pass", "fail", "skip"))
-        tokens = sum(usage_tokens(info.usage).values()) if info is not None and info.usage else 0
         executed = "yes" if info is not None and info.executed else f"no: {brief_reason(info and info.reason)}"
-        if executed != "yes":
-            spent = ["-", "-"]           # nothing was sent, nothing spent
-        elif tokens:
-            spent = [f"{tokens:,} actual", f"{money(info.estimated_cost)} actual" if info.estimated_cost else "-"]
+        got = spent(c, info)
+        if got is None:
+            spent_cols = ["-", "-"]           # nothing was sent, nothing spent
         else:
-            spent = [f"{c['estimated_tokens']['total']:,} est.", f"{money(c['estimated_cost'])} est."]
-        rows.append([cid, executed, f"{info.vectors:,}" if info is not None else "0", counts, *spent])
+            word = "actual" if got["basis"] == "usage" else "est."
+            spent_cols = [f"{got['tokens']:,} {word}", f"{money(got['cost'])} {word}" if got["cost"] else "-"]
+        rows.append([cid, executed, f"{info.vectors:,}" if info is not None else "0", counts, *spent_cols])
     return rows
 
 
