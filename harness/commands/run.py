@@ -52,7 +52,8 @@ def add_parser(sub):
     g = p.add_argument_group("execution (with --execute; override the spec's `execution:`)")
     for flag, key, text in (
             ("--concurrency", "concurrency", "requests in flight at once (%s; default 8)"),
-            ("--rpm", "rpm", "requests per minute per model (%s; default: the model's quota)"),
+            ("--rpm", "rpm", "requests per minute per model (%s; default: the model's quota, or adapting "
+                                 "to 429s when none is published)"),
             ("--tpm", "tpm", "input tokens per minute per model (%s; default: the model's quota)"),
             ("--timeout", "timeout", "seconds to wait for one response (%s; default 60)"),
             ("--max-attempts", "max_attempts", "attempts per request, retries included (%s; default 5)")):

@@ -197,6 +197,12 @@ def execution_checks(cells: list["_Cell"], summary: ExecutionSummary) -> list[Ch
             notes.append(f"{out.cache_hits} from cache")
         if out.retries:
             notes.append(f"{out.retries} retries, {out.throttled} throttled")
+        limiter = getattr(cell, "limiter", None)
+        if limiter is not None and limiter.adaptive and limiter.cuts:
+            per_minute = limiter.rate * 60 / limiter.window
+            notes.append(f"no published quota: the rate adapted to the throttles, ending at {per_minute:,.0f} "
+                         "requests/min")
+            data["adapted_rpm"] = round(per_minute, 1)
         note = f" ({', '.join(notes)})" if notes else ""
         if out.ok == out.requests:
             results.append(CheckResult("execution", True, f"all {out.requests} requests succeeded{note}",
