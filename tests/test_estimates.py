@@ -125,3 +125,24 @@ def test_after_execution_the_data_says_actual_or_estimated(tmp_path, server):
     summary = json.loads((tmp_path / "nokey" / "spent" / "summary.json").read_text())
     assert {c["id"]: c["spent"] for c in summary["cells"]} == {"qwen3-vl-embedding-2560": None,
                                                                "multimodal-embedding-v1-1024": None}
+
+
+def test_validate_txt_says_the_tongyi_dimension_dispute_both_ways(tmp_path):
+    """Issue 15 item 3: the Chinese and English references disagree on whether the undated tongyi
+    models take `dimension`; the run keeps the safe choice (never send it) and says so."""
+    write_spec(tmp_path, """\
+        version: 1
+        name: dims
+        models: [tongyi-embedding-vision-plus]
+        parameters: {instruct: "Find the matching caption"}
+        inputs:
+          - {id: a, text: "A cat sitting on a red chair"}
+        """)
+    proc = harness("run", "spec.yaml", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    validate = (tmp_path / "output/dims/validate.txt").read_text()
+    line = next(ln for ln in validate.splitlines() if ln.startswith("warn disputed-fact: tongyi-embedding-vision-plus dimensions"))
+    assert "Chinese reference (ZH-NEW): no dimension parameter" in line and "English references" in line
+    assert "Chosen: fixed 1152, dimension_param false: never send dimension" in line
+    body = json.loads((tmp_path / "output/dims/payloads/tongyi-embedding-vision-plus-1152/00001.json").read_text())
+    assert body["parameters"] == {"instruct": "Find the matching caption"}        # no dimension sent
