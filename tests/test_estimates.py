@@ -146,3 +146,21 @@ def test_validate_txt_says_the_tongyi_dimension_dispute_both_ways(tmp_path):
     assert "Chosen: fixed 1152, dimension_param false: never send dimension" in line
     body = json.loads((tmp_path / "output/dims/payloads/tongyi-embedding-vision-plus-1152/00001.json").read_text())
     assert body["parameters"] == {"instruct": "Find the matching caption"}        # no dimension sent
+
+
+def test_reports_name_each_cells_currency_and_never_print_a_missing_one(tmp_path):
+    write_spec(tmp_path, """\
+        version: 1
+        name: cur
+        region: ap-southeast-1
+        models:
+          - tongyi-embedding-vision-plus
+          - {name: local/e5-small, modalities: [text]}
+        inputs:
+          - {id: a, text: "A cat sitting on a red chair"}
+        """)
+    assert harness("run", "spec.yaml", cwd=tmp_path).returncode == 0
+    folder = tmp_path / "output/cur"
+    html, md = (folder / "report.html").read_text(), (folder / "report.md").read_text()
+    assert " USD" in html and "not billed" in html and "None" not in html and "CNY" not in html
+    assert " USD |" in md and "| not billed |" in md and "CNY" not in md
