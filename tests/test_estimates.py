@@ -164,3 +164,13 @@ def test_reports_name_each_cells_currency_and_never_print_a_missing_one(tmp_path
     html, md = (folder / "report.html").read_text(), (folder / "report.md").read_text()
     assert " USD" in html and "not billed" in html and "None" not in html and "CNY" not in html
     assert " USD |" in md and "| not billed |" in md and "CNY" not in md
+
+
+def test_totals_are_given_per_currency_never_summed_across():
+    from harness.estimate import by_currency, money, money_totals
+    costs = [{"amount": 0.5, "currency": "CNY"}, {"amount": 0.25, "currency": "USD"},
+             {"amount": 0.125, "currency": "CNY"}, {"amount": 0.0, "currency": None}, None]
+    assert by_currency(costs) == {"CNY": 0.625, "USD": 0.25}
+    assert money_totals(costs) == "0.6250 CNY + 0.2500 USD"
+    assert money_totals([{"amount": 0.0, "currency": None}]) == "nothing billed"
+    assert money({"amount": 0.0, "currency": None}) == "not billed"
