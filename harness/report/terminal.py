@@ -73,7 +73,7 @@ def result_rows(cells: list[dict], execution, results) -> list[list[str]]:
             spent_cols = ["-", "-"]           # nothing was sent, nothing spent
         else:
             word = "actual" if got["basis"] == "usage" else "est."
-            spent_cols = [f"{got['tokens']:,} {word}", f"{money(got['cost'])} {word}" if got["cost"] else "-"]
+            spent_cols = [f"{got['tokens']:,} {word}", f"{money(got['cost'])} {word}" if got["cost"] else "not billed"]
         rows.append([cid, executed, f"{info.vectors:,}" if info is not None else "0", counts, *spent_cols])
     return rows
 
