@@ -131,3 +131,19 @@ def test_sdk_and_cli_places_in_the_documented_order(home, monkeypatch, tmp_path)
     order = [readme.index(s) for s in ("1. `DASHSCOPE_API_KEY`", "2. the file `DASHSCOPE_API_KEY_FILE_PATH`",
                                        "`$ALIBABA_CLOUD_PROFILE`, else `$ALICLOUD_PROFILE`", "4. `~/.dashscope/api_key`")]
     assert order == sorted(order) and "else `DASHSCOPE_WORKSPACE_ID`" in readme
+
+
+def test_a_key_file_path_that_cannot_be_read_stops_the_run_cleanly(tmp_path):
+    from tests.helpers import harness, write_spec
+    write_spec(tmp_path, """\
+        version: 1
+        name: keyfile
+        models: [qwen3-vl-embedding]
+        inputs:
+          - {id: a, text: "A cat"}
+        """)
+    r = harness("run", "spec.yaml", "--execute", cwd=tmp_path,
+                env={"DASHSCOPE_API_KEY_FILE_PATH": str(tmp_path / "missing-key.txt")})
+    assert r.returncode == 4, r.stdout + r.stderr
+    assert "$DASHSCOPE_API_KEY_FILE_PATH names" in r.stderr and "missing-key.txt" in r.stderr
+    assert "Traceback" not in r.stderr and not (tmp_path / "output" / "keyfile").exists()
