@@ -27,6 +27,8 @@ MODALITIES = frozenset({"text", "image", "video", "multi_images"})
 FUSIONS = frozenset({"none", "enable_fusion", "same_item", "always"})
 PARAMETERS = frozenset({"instruct", "enable_fusion", "fps", "output_type", "res_level", "max_video_frames"})
 PRICE_KEYS = frozenset({"text", "image", "video"})
+_PRICE_FIELDS = frozenset({"currency", "per", "sources", "checked"}) | PRICE_KEYS
+_CURRENCY_RE = re.compile(r"^[A-Z]{3}\Z")      # ISO 4217: CNY, USD
 
 _INT_OR_NULL = (
     "max_contents", "max_images", "max_videos", "max_texts", "max_multi_images",
@@ -36,7 +38,7 @@ _SIZES = ("image_max_bytes", "video_max_bytes")
 _REQUIRED = (
     "provider", "regions", "modalities", "dimensions", "default_dimension", "dimension_param",
     "fusion", "parameters", *_INT_OR_NULL, *_SIZES, "image_formats", "video_formats",
-    "image_tokens_estimate", "video_tokens_estimate", "prices", "sources", "checked", "disputes", "notes",
+    "image_tokens_estimate", "video_frames", "template_tokens", "prices", "sources", "checked", "disputes", "notes",
 )
 _OPTIONAL = ("wire_model",)
 _SIZE_UNITS = {"B": 1, "KB": 1000, "MB": 1000 * 1000, "GB": 1000 * 1000 * 1000}
@@ -52,6 +54,23 @@ class Dispute:
     note: str
     sources: tuple[str, ...]
     chosen: str
+
+
+@dataclass(frozen=True)
+class Price:
+    """What one region bills, in its own currency: `text`/`image`/`video` per `per` input tokens."""
+
+    currency: str                 # "CNY" | "USD" | ...
+    per: int                      # tokens the amounts are for (1,000 or 1,000,000, as the source writes)
+    text: float
+    image: float
+    video: float
+    sources: tuple[str, ...]
+    checked: str
+
+    def of(self, modality: str) -> float:
+        """Price of one input token of `modality`."""
+        return getattr(self, modality) / self.per
 
 
 @dataclass(frozen=True)
@@ -77,14 +96,19 @@ class ModelInfo:
     video_formats: tuple[str, ...]
     text_max_tokens: int | None
     image_tokens_estimate: int
-    video_tokens_estimate: int
+    video_frames: int             # frames a video is sampled to by default (each costs an image)
+    template_tokens: int          # prompt-template tokens billed as text per vector (qwen-vl)
     rpm: int | None
     tpm: int | None
-    prices: Mapping[str, float]   # CNY per 1,000 input tokens
+    prices: Mapping[str, Price]   # region -> what it bills; empty: nothing is billed (self-hosted)
     sources: tuple[str, ...]
     checked: str
     disputes: tuple[Dispute, ...]
     notes: str
+
+    def price(self, region: str | None) -> Price | None:
+        """What `region` bills for this model; None when nothing is billed there (self-hosted)."""
+        return self.prices.get(region) if region else None
 
     def dispute(self, field_name: str) -> Dispute | None:
         """The dispute recorded for a field, so messages can say a limit is contested."""
@@ -98,7 +122,6 @@ class Catalog:
     path: Path
     regions: Mapping[str, str]    # region id -> native API base URL
     embedding_path: str
-    currency: str
     sources: Mapping[str, str]    # source key -> where it was read
     models: Mapping[str, ModelInfo] = field(repr=False)
 
@@ -161,7 +184,7 @@ def _load(path: Path, exit_code: ExitCode) -> Catalog:
 
     if not isinstance(data, dict):
         raise HarnessError(Problem("the model catalog must be a mapping", file=fname, line=1), exit_code)
-    for key in ("catalog_version", "currency", "regions", "embedding_path", "sources", "models"):
+    for key in ("catalog_version", "regions", "embedding_path", "sources", "models"):
         if key not in data:
             err(f"missing top-level key {key!r}", key=key)
     regions = data.get("regions") or {}
@@ -191,7 +214,6 @@ def _load(path: Path, exit_code: ExitCode) -> Catalog:
         path=path,
         regions=MappingProxyType({str(k): str(v) for k, v in regions.items()}),
         embedding_path=str(data["embedding_path"]),
-        currency=str(data["currency"]),
         sources=MappingProxyType({str(k): str(v) for k, v in sources.items()}),
         models=MappingProxyType(models),
     )
@@ -274,7 +296,7 @@ def _row(name: str, row: Any, regions: set[str], sources: set[str], out: list[st
     for key in _INT_OR_NULL:
         if row[key] is not None and not (is_int(row[key]) and row[key] >= 0):
             out.append(f"{key}: must be a non-negative integer or null")
-    for key in ("image_tokens_estimate", "video_tokens_estimate"):
+    for key in ("image_tokens_estimate", "video_frames", "template_tokens"):
         if not (is_int(row[key]) and row[key] >= 0):
             out.append(f"{key}: must be a non-negative integer")
     sizes = {}
@@ -282,10 +304,12 @@ def _row(name: str, row: Any, regions: set[str], sources: set[str], out: list[st
         sizes[key] = _size(row[key])
         if sizes[key] == -1:
             out.append(f"{key}: {row[key]!r} is not a size; write e.g. '5 MB' (read as 5,000,000 bytes) or null")
-    prices = row["prices"]
-    if (not isinstance(prices, dict) or set(prices) != PRICE_KEYS
-            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 for v in prices.values())):
-        out.append("prices: must map text, image and video to a non-negative number (CNY per 1,000 tokens)")
+    prices = _prices(row["prices"], region_list, sources, out)
+    if provider == "dashscope":
+        for region in region_list:
+            if region not in prices:
+                out.append(f"prices: no price for region {region!r} (give its currency, per, text, image, video, "
+                           "sources and checked)")
     checked = row["checked"]
     if not (isinstance(checked, str) and _DATE_RE.match(checked)):
         out.append("checked: must be a quoted date 'YYYY-MM-DD'")
@@ -317,11 +341,42 @@ def _row(name: str, row: Any, regions: set[str], sources: set[str], out: list[st
         image_max_bytes=sizes["image_max_bytes"], video_max_bytes=sizes["video_max_bytes"],
         image_formats=image_formats, video_formats=video_formats,
         text_max_tokens=row["text_max_tokens"],
-        image_tokens_estimate=row["image_tokens_estimate"], video_tokens_estimate=row["video_tokens_estimate"],
-        rpm=row["rpm"], tpm=row["tpm"],
-        prices=MappingProxyType({k: float(v) for k, v in prices.items()}),
+        image_tokens_estimate=row["image_tokens_estimate"], video_frames=row["video_frames"],
+        template_tokens=row["template_tokens"], rpm=row["rpm"], tpm=row["tpm"],
+        prices=MappingProxyType(prices),
         sources=source_list, checked=checked, disputes=tuple(disputes), notes=str(row["notes"] or ""),
     )
+
+
+def _prices(value: Any, regions: tuple[str, ...], sources: set[str], out: list[str]) -> dict[str, Price]:
+    """region -> Price; each problem appended as 'prices: message'."""
+    if not isinstance(value, dict):
+        out.append("prices: must map each region to its price ({} when nothing is billed)")
+        return {}
+    found: dict[str, Price] = {}
+    for region, p in value.items():
+        where = f"prices: region {region!r}"
+        if region not in regions:
+            out.append(f"{where} is not among the row's regions ({', '.join(regions) or 'none'})")
+            continue
+        if not isinstance(p, dict) or set(p) != _PRICE_FIELDS:
+            out.append(f"{where} needs exactly {', '.join(sorted(_PRICE_FIELDS))}")
+            continue
+        amounts = [p[k] for k in sorted(PRICE_KEYS)]
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 for v in amounts):
+            out.append(f"{where}: text, image and video must be non-negative numbers")
+        elif not (isinstance(p["currency"], str) and _CURRENCY_RE.match(p["currency"])):
+            out.append(f"{where}: currency must be a 3-letter code such as CNY or USD")
+        elif not (isinstance(p["per"], int) and not isinstance(p["per"], bool) and p["per"] > 0):
+            out.append(f"{where}: per must be the positive number of tokens the amounts are for")
+        elif not (isinstance(p["sources"], list) and p["sources"] and all(s in sources for s in p["sources"])):
+            out.append(f"{where}: sources must list known source keys")
+        elif not (isinstance(p["checked"], str) and _DATE_RE.match(p["checked"])):
+            out.append(f"{where}: checked must be a quoted date 'YYYY-MM-DD'")
+        else:
+            found[region] = Price(p["currency"], p["per"], *(float(p[k]) for k in ("text", "image", "video")),
+                                  tuple(p["sources"]), p["checked"])
+    return found
 
 
 def _size(value: Any) -> int | None:

@@ -1,9 +1,15 @@
 """Where the DashScope API key comes from, in the order people already keep it.
 
 1. `DASHSCOPE_API_KEY` (what the official SDK and every quickstart use);
-2. `dashscope_api_key` in the Alibaba Cloud INI file `~/.alibabacloud/credentials` (path from
-   `ALIBABA_CLOUD_CREDENTIALS_FILE`, section from `ALIBABA_CLOUD_PROFILE`, else `default`);
-3. `~/.dashscope/api_key`, the file `dashscope.save_api_key` writes.
+2. the file `DASHSCOPE_API_KEY_FILE_PATH` names (the official SDK's next place; set but unreadable
+   is an error, as in the SDK, never a silent fall-through to another key);
+3. `dashscope_api_key` in the Alibaba Cloud INI file `~/.alibabacloud/credentials` (path from
+   `ALIBABA_CLOUD_CREDENTIALS_FILE`; section from `ALIBABA_CLOUD_PROFILE`, else `ALICLOUD_PROFILE`
+   as the Alibaba Cloud CLI tools read it, else `default`);
+4. `~/.dashscope/api_key`, the file `dashscope.save_api_key` writes.
+
+The workspace id: `--workspace`, else `DASHSCOPE_WORKSPACE` (SDK v2), else `DASHSCOPE_WORKSPACE_ID`
+(SDK 1.x).
 
 The key is returned to the caller only; `KeySource` says where it came from without holding it,
 so the place can be shown and logged while the key itself never is. A key an HTTP header cannot
@@ -29,6 +35,9 @@ from typing import Iterable, Mapping
 from harness.errors import ExitCode, HarnessError, Problem
 
 ENV_VAR = "DASHSCOPE_API_KEY"
+KEY_FILE_ENV = "DASHSCOPE_API_KEY_FILE_PATH"
+PROFILE_ENVS = ("ALIBABA_CLOUD_PROFILE", "ALICLOUD_PROFILE")        # first set wins
+WORKSPACE_ENVS = ("DASHSCOPE_WORKSPACE", "DASHSCOPE_WORKSPACE_ID")   # first set wins
 INI_KEY = "dashscope_api_key"
 BASE_URL_ENV = "DASHSCOPE_HTTP_BASE_URL"   # the official SDK's name, so setups carry over
 ALLOW_ENV = "HARNESS_ALLOW_HOSTS"
@@ -38,7 +47,7 @@ ALLOW_ENV = "HARNESS_ALLOW_HOSTS"
 class KeySource:
     """Where a key was found (never the key)."""
 
-    kind: str    # "env" | "ini" | "file"
+    kind: str    # "env" | "env-file" | "ini" | "file"
     where: str   # "$DASHSCOPE_API_KEY", "/home/u/.alibabacloud/credentials [default]", ...
 
 
@@ -52,7 +61,12 @@ def ini_path(env: Mapping[str, str] = os.environ) -> Path:
 
 
 def profile(env: Mapping[str, str] = os.environ) -> str:
-    return env.get("ALIBABA_CLOUD_PROFILE") or "default"
+    return next((env[v] for v in PROFILE_ENVS if env.get(v)), "default")
+
+
+def workspace(env: Mapping[str, str] = os.environ) -> tuple[str, str] | None:
+    """(workspace id, the variable it came from), or None when none is set."""
+    return next(((env[v].strip(), f"${v}") for v in WORKSPACE_ENVS if (env.get(v) or "").strip()), None)
 
 
 def key_file_path(env: Mapping[str, str] = os.environ) -> Path:
@@ -60,14 +74,30 @@ def key_file_path(env: Mapping[str, str] = os.environ) -> Path:
 
 
 def find_api_key(env: Mapping[str, str] = os.environ) -> tuple[str, KeySource] | None:
-    """The first key found in the three places, with its place; None when there is none.
+    """The first key found in the four places, with its place; None when there is none.
 
-    An unreadable or malformed file is treated as holding no key (the message for a missing
-    key names every place, so the user sees where to look).
+    An unreadable or malformed file in a default place is treated as holding no key (the message
+    for a missing key names every place, so the user sees where to look). The file
+    `DASHSCOPE_API_KEY_FILE_PATH` names was chosen on purpose: unreadable, it is an error (exit 4).
     """
     value = (env.get(ENV_VAR) or "").strip()
     if value:
         return checked_key(value, f"${ENV_VAR}"), KeySource("env", f"${ENV_VAR}")
+
+    named = env.get(KEY_FILE_ENV)
+    if named:
+        path = Path(named).expanduser()
+        try:
+            value = path.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            why = getattr(exc, "strerror", None) or "not UTF-8 text"
+            raise HarnessError(Problem(f"${KEY_FILE_ENV} names {_shown(path)}, which cannot be read ({why}); "
+                                       "nothing was sent",
+                                       hint=f"fix the path, or unset {KEY_FILE_ENV} to use the other places"),
+                               ExitCode.PROVIDER_ERROR) from None
+        if value:
+            where = f"{_shown(path)} (${KEY_FILE_ENV})"
+            return checked_key(value, where), KeySource("env-file", where)
 
     path, section = ini_path(env), profile(env)
     parser = configparser.ConfigParser(interpolation=None)
@@ -122,10 +152,11 @@ def _shown(path: Path) -> str:
 
 
 def missing_key_message(env: Mapping[str, str] = os.environ) -> str:
-    """Names all three places, with the exact paths this run looked at."""
-    return (f"no DashScope API key: set {ENV_VAR}, or put `{INI_KEY} = sk-...` in section "
-            f"[{profile(env)}] of {_shown(ini_path(env))} (ALIBABA_CLOUD_CREDENTIALS_FILE / ALIBABA_CLOUD_PROFILE "
-            f"choose the file and section), or write the key to {_shown(key_file_path(env))}")
+    """Names every place, with the exact paths this run looked at."""
+    return (f"no DashScope API key: set {ENV_VAR} (or {KEY_FILE_ENV} to a file holding it), or put "
+            f"`{INI_KEY} = sk-...` in section [{profile(env)}] of {_shown(ini_path(env))} "
+            f"(ALIBABA_CLOUD_CREDENTIALS_FILE / ALIBABA_CLOUD_PROFILE or ALICLOUD_PROFILE choose the file and "
+            f"section), or write the key to {_shown(key_file_path(env))}")
 
 
 # -- where credentials may be sent ---------------------------------------------------------

@@ -33,13 +33,13 @@ class CellStats:
     inputs: int = 0
     modality_mix: Counter = field(default_factory=Counter)
     tokens: Counter = field(default_factory=Counter)
-    cost: float = 0.0
+    cost: dict = field(default_factory=lambda: {"amount": 0.0, "currency": None})   # estimate.cost
 
     def as_dict(self) -> dict[str, Any]:
         return {"requests": self.requests, "contents": self.contents, "inputs": self.inputs,
                 "modality_mix": dict(sorted(self.modality_mix.items())),
                 "estimated_tokens": {**dict(sorted(self.tokens.items())), "total": sum(self.tokens.values())},
-                "estimated_cost": {"amount": round(self.cost, 6), "currency": "CNY"}}
+                "estimated_cost": dict(self.cost)}
 
 
 def _tokens(cell: Cell, inputs, t: Counter) -> None:
@@ -194,7 +194,7 @@ class CellWriter:
             self._take(batch)
         if self.index is not None:
             self.index.close()
-        self.stats.cost = estimate.cost(self.cell.model, self.stats.tokens)
+        self.stats.cost = estimate.cost(self.cell.model, self.stats.tokens, self.cell.region)
         return self.stats
 
     def _take(self, batch) -> None:
@@ -205,6 +205,9 @@ class CellWriter:
         for inp in batch.inputs:
             s.modality_mix[inp.modality] += 1
         _tokens(self.cell, batch.inputs, s.tokens)
+        params = {**self.cell.parameters, "enable_fusion": True} if batch.fused else self.cell.parameters
+        s.tokens["text"] += (estimate.vector_tokens(self.cell.model, params)
+                             * estimate.vectors(self.cell.model, params, batch.contents))
         if self.dir is None:
             return
         body = render(self.cell, batch)

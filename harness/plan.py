@@ -44,6 +44,7 @@ class Cell:
     where: tuple                    # spec path of the model entry
     modalities: frozenset[str] | None = None   # only inputs of these modalities (None: all)
     upload: bool = False            # `upload_local_files: true` (DashScope): local videos and large images go by oss://
+    region: str | None = None       # whose prices apply (DashScope); None: nothing is billed
 
     def takes(self, inp: Input) -> bool:
         return ((self.modalities is None or inp.modality in self.modalities)
@@ -58,7 +59,7 @@ class Cell:
                 "provider": self.model.provider, "endpoint": self.endpoint, "dimension": self.dimension,
                 "dimension_sent": self.dimension_sent, "parameters": self.parameters,
                 "api_key_env": self.api_key_env, "required": self.required,
-                "modalities": sorted(self.modalities) if self.modalities else None,
+                "modalities": sorted(self.modalities) if self.modalities else None, "region": self.region,
                 **({"upload_local_files": True} if self.upload else {})}
 
 
@@ -488,10 +489,11 @@ def build_cells(spec: Spec, catalog: Catalog, problems: list[Problem], base_url:
             dims = _dims_for(model, dims_spec, dims_path, spec, problems, excluded)
         endpoint = _endpoint(model, entry, where, spec, catalog, base_url, problems, allowed, endpoints)
         modalities = _modalities(spec, entry, where)
+        region = data.get("region", "cn-beijing") if model.provider == "dashscope" else None
         for d in dims:
             if excluded(name, d):
                 continue
-            _add_cell(cells, model, d, params, endpoint, entry, where, required_all, modalities, upload)
+            _add_cell(cells, model, d, params, endpoint, entry, where, required_all, modalities, upload, region)
         for k, inc in includes:
             if inc["model"] != name:
                 continue
@@ -501,7 +503,7 @@ def build_cells(spec: Spec, catalog: Catalog, problems: list[Problem], base_url:
                                              f"(it supports: {', '.join(map(str, model.dimensions))})"))
             elif not any(c.model.name == name and c.dimension == inc["dimension"] for c in cells):
                 _add_cell(cells, model, inc["dimension"], params, endpoint, entry, where, required_all, modalities,
-                          upload)
+                          upload, region)
     for k, used in used_excludes.items():
         if not used:
             problems.append(spec.problem(("matrix", "exclude", k), "this exclude matches no cell",
@@ -528,7 +530,8 @@ def _add_cell(cells, model, d, params, endpoint, entry, where, required_all, mod
     cells.append(Cell(id=f"{slug(model.name)}-{d}", model=model, dimension=d, dimension_sent=sent,
                       parameters=wire_params, endpoint=endpoint, api_key_env=entry.get("api_key_env"),
                       required=bool(entry.get("required", required_all)), where=where,
-                      modalities=modalities, upload=upload and model.provider == "dashscope"))
+                      modalities=modalities, upload=upload and model.provider == "dashscope",
+                      region=region))
 
 
 def wire_bytes(inp: Input) -> int:

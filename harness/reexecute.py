@@ -92,7 +92,7 @@ class CellSample:
     entries: list[dict[str, Any]]     # the chosen lines of payloads/<cell>/index.jsonl
     total: int                        # requests the cell has
     tokens: dict[str, int]
-    cost: float
+    cost: dict[str, Any]              # estimate.cost: amount and the currency of the cell's region
 
     @property
     def id(self) -> str:
@@ -109,34 +109,35 @@ class Sample:
     cells: list[CellSample]
     skipped: dict[str, str] = field(default_factory=dict)     # cell id → why it is not re-executed
     unusable: dict[str, str] = field(default_factory=dict)    # cell id → why it cannot be (a finding)
-    currency: str = "CNY"
 
     @property
     def requests(self) -> int:
         return sum(len(c.entries) for c in self.cells)
 
     @property
-    def cost(self) -> float:
-        return sum(c.cost for c in self.cells)
+    def cost(self) -> dict[str, float]:
+        """The estimate per currency (never one sum across currencies)."""
+        return estimate.by_currency(c.cost for c in self.cells)
 
     def describe(self) -> str:
         """The `harness plan`-style estimate printed before anything is sent."""
         lines = [f"re-execution: {_n(self.requests, 'request')} in {_n(len(self.cells), 'cell')} (seed {self.seed}; "
-                 f"--seed {self.seed} repeats this sample), estimated cost {self.cost:.4f} {self.currency}"]
+                 f"--seed {self.seed} repeats this sample), estimated cost "
+                 f"{estimate.money_totals(c.cost for c in self.cells)}"]
         for c in self.cells:
             tokens = sum(c.tokens.values())
             lines.append(f"  {c.id}: {len(c.entries)} of {c.total} requests, {len(c.inputs)} inputs, "
-                         f"~{tokens:,} tokens, {c.cost:.4f} {self.currency}")
+                         f"~{tokens:,} tokens, {estimate.money(c.cost)}")
         for cid, why in self.skipped.items():
             lines.append(f"  {cid}: not re-executed ({why})")
         return "\n".join(lines)
 
     def as_dict(self) -> dict[str, Any]:
         return {"seed": self.seed, "requests": self.requests,
-                "estimated_cost": {"amount": round(self.cost, 6), "currency": self.currency},
+                "estimated_cost": [{"amount": v, "currency": k} for k, v in self.cost.items()],
                 "cells": [{"id": c.id, "requests": len(c.entries), "of": c.total,
                            "files": [e["file"] for e in c.entries], "estimated_tokens": c.tokens,
-                           "estimated_cost": round(c.cost, 6)} for c in self.cells],
+                           "estimated_cost": c.cost} for c in self.cells],
                 "skipped": self.skipped}
 
 
@@ -169,7 +170,7 @@ def choose(folder: Path, manifest: dict, planned: dict[str, dict], per_cell: int
 
     catalog = load_catalog()
     seed = secrets.randbelow(2 ** 32) if seed is None else seed
-    sample = Sample(seed=seed, cells=[], currency=getattr(catalog, "currency", "CNY") or "CNY")
+    sample = Sample(seed=seed, cells=[])
     recorded = manifest.get("files") or {}
     entries = [e for e in manifest.get("cells") or [] if isinstance(e, dict)]
     if cell_filter:
@@ -216,7 +217,7 @@ def choose(folder: Path, manifest: dict, planned: dict[str, dict], per_cell: int
         except (OSError, ValueError) as exc:
             sample.unusable[cid] = f"cannot read a payload file of it ({exc})"
             continue
-        cost = estimate.cost(info, tokens) if info is not None and getattr(info, "prices", None) else 0.0
+        cost = estimate.cost(info, tokens, cell.get("region"))
         sample.cells.append(CellSample(cell, chosen, len(entries), tokens, cost))
     return sample
 
@@ -411,10 +412,12 @@ def audit(report: Any, manifest: dict | None, *, per_cell: int | str | None, see
                  and f.path.count("/") >= 2}
     sample = choose(folder, manifest, planned, per_cell, seed, untrusted, cell_filter)
     announce(sample.describe())
-    if max_cost is not None and sample.cost > max_cost:
-        raise HarnessError(Problem(f"re-execution would cost about {sample.cost:.4f} {sample.currency}, above "
-                                   f"--max-cost {max_cost:g}; nothing was sent",
-                                   hint="sample fewer requests per cell (--reexecute N) or raise --max-cost"),
+    over = {k: v for k, v in sample.cost.items() if max_cost is not None and v > max_cost}
+    if over:
+        raise HarnessError(Problem(f"re-execution would cost about {' + '.join(f'{v:.4f} {k}' for k, v in over.items())}"
+                                   f", above --max-cost {max_cost:g}; nothing was sent",
+                                   hint="--max-cost bounds each currency's total; sample fewer requests per cell "
+                                        "(--reexecute N) or raise --max-cost"),
                            ExitCode.USAGE)
     for cid, why in sample.unusable.items():
         report.add("not-reexecuted", cid, why)

@@ -15,7 +15,7 @@ SPECS = REPO / "specs"
 
 def harness(*args: str, cwd: Path, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
     """Run `python -m harness ...` as a user would, in `cwd`, with a clean key-less environment."""
-    e = {k: v for k, v in os.environ.items() if not k.startswith(("DASHSCOPE_", "OUTPUT_DIR", "ALIBABA_CLOUD", "HARNESS_ALLOW_HOSTS",
+    e = {k: v for k, v in os.environ.items() if not k.startswith(("DASHSCOPE_", "OUTPUT_DIR", "ALIBABA_CLOUD", "ALICLOUD", "HARNESS_ALLOW_HOSTS",
                                                                    "HARNESS_MAX_PAYLOAD_BYTES"))}
     e.setdefault("HARNESS_CACHE_DIR", str(cwd / ".cache"))
     e["HOME"] = str(cwd)              # no ~/.dashscope or ~/.alibabacloud key from the developer's machine

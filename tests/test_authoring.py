@@ -123,4 +123,5 @@ def test_models_json_is_the_catalog_as_data(tmp_path):
     m = models["qwen3-vl-embedding"]
     assert m["default_dimension"] in m["dimensions"] and isinstance(m["modalities"], list)
     assert m["provider"] == "dashscope" and "image" in m["modalities"]
-    assert doc["currency"] and doc["version"]
+    assert doc["version"] and "currency" not in doc        # no catalog-wide currency: each region has its own
+    assert m["prices"]["cn-beijing"]["currency"] == "CNY" and m["prices"]["cn-beijing"]["sources"]

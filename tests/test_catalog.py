@@ -26,8 +26,7 @@ def cat():
 
 def test_shipped_catalog_loads_with_every_seed_model(cat):
     assert set(SEED) <= set(cat.names())
-    assert cat.version == "2026-11-25"
-    assert cat.currency == "CNY"
+    assert cat.version == "2026-12-01"
     assert cat.sha256 == sha256_bytes(DEFAULT_PATH.read_bytes())
     assert load_catalog() is cat  # the default catalog is read once
 
@@ -60,7 +59,9 @@ def test_qwen3_facts(cat):
     assert m.max_contents == 20 and m.max_videos == 1
     assert m.text_max_tokens == 32_000
     assert m.regions == ("cn-beijing",)
-    assert m.prices == {"text": 0.0007, "image": 0.0018, "video": 0.0018}
+    price = m.price("cn-beijing")
+    assert (price.currency, price.per, price.text, price.image, price.video) == ("CNY", 1000, 0.0007, 0.0018, 0.0018)
+    assert set(m.prices) == {"cn-beijing"}
 
 
 def test_qwen25_and_v1_facts(cat):
@@ -91,7 +92,7 @@ def test_local_e5_is_a_free_text_only_stand_in(cat):
     m = cat.get("local/e5-small")
     assert m.provider == "local" and m.wire_model == "e5-small" and m.regions == ()
     assert m.modalities == {"text"} and m.dimensions == (384,) and not m.dimension_param
-    assert m.rpm is None and m.tpm is None and set(m.prices.values()) == {0.0}
+    assert m.rpm is None and m.tpm is None and m.prices == {} and m.price("cn-beijing") is None
     assert "not a qwen" in m.notes.lower()
 
 
@@ -180,3 +181,51 @@ def test_duplicate_model_rows_are_rejected(tmp_path):
     p.write_text(text + block)
     with pytest.raises(HarnessError, match="'multimodal-embedding-v1' is listed twice"):
         load_catalog(p)
+
+
+def test_prices_per_region_in_their_currency_with_sources_and_date(cat):
+    """Issue 15 item 2: Singapore bills USD (EN-AC), Beijing CNY (ZH-NEW); the flash text price the
+    sources disagree on is a dispute, and the higher value is used."""
+    for name in cat.names():
+        m = cat.get(name)
+        for region, price in m.prices.items():
+            assert region in m.regions and price.sources and all(s in cat.sources for s in price.sources), name
+            assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", price.checked), name
+        if m.provider == "dashscope":
+            assert set(m.prices) == set(m.regions), name
+            assert m.price("cn-beijing").currency == "CNY", name
+    plus, flash = cat.get("tongyi-embedding-vision-plus"), cat.get("tongyi-embedding-vision-flash")
+    sg = flash.price("ap-southeast-1")
+    assert (sg.currency, sg.per, sg.text, sg.image, sg.video) == ("USD", 1_000_000, 0.09, 0.03, 0.03)
+    assert (plus.price("ap-southeast-1").currency, plus.price("ap-southeast-1").of("image")) == ("USD", 0.09 / 1e6)
+    d = flash.dispute("prices")
+    assert d is not None and "$0.09" in d.chosen and {"EN-AC", "ZH-NEW"} <= set(d.sources)
+
+
+def test_catalog_facts_that_moved(cat):
+    """Issue 15 item 3: instruct on the undated tongyi models, v1's video formats, the dimension
+    dispute recorded both ways, the snapshots' unknown quota."""
+    for name in ("tongyi-embedding-vision-plus", "tongyi-embedding-vision-flash"):
+        m = cat.get(name)
+        assert "instruct" in m.parameters and m.dispute("parameters") is None, name
+        d = m.dispute("dimensions")
+        assert "Chinese reference" in d.note and "English references" in d.note and "fixed" in d.chosen
+    assert set(cat.get("multimodal-embedding-v1").video_formats) >= {"mp4", "mpeg", "webm", "avi", "flv", "mkv", "mov"}
+    for name in ("tongyi-embedding-vision-plus-2026-03-06", "tongyi-embedding-vision-flash-2026-03-06"):
+        m = cat.get(name)
+        assert m.rpm is None and m.tpm is None and "adapts" in m.notes, name
+    for name in SEED:
+        assert cat.get(name).checked == "2026-12-01", name
+
+
+def test_a_price_without_currency_or_for_an_unlisted_region_is_located(tmp_path):
+    p = _broken(tmp_path, "ap-southeast-1: {currency: USD, per: 1000000, text: 0.09, image: 0.09",
+                "ap-southeast-1: {currency: dollars, per: 1000000, text: 0.09, image: 0.09")
+    p.write_text(p.read_text().replace("    regions: [cn-beijing]\n    modalities: [text, image, video]\n    dimensions: [2560",
+                                       "    regions: [ap-southeast-1]\n    modalities: [text, image, video]\n    dimensions: [2560", 1))
+    with pytest.raises(HarnessError) as exc:
+        load_catalog(p)
+    msg = str(exc.value)
+    assert "model 'tongyi-embedding-vision-plus', field 'prices': region 'ap-southeast-1': currency must be" in msg
+    assert "model 'qwen3-vl-embedding', field 'prices': region 'cn-beijing' is not among the row's regions" in msg
+    assert "no price for region 'ap-southeast-1'" in msg

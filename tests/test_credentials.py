@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from harness.credentials import find_api_key, missing_key_message
+from harness.errors import ExitCode, HarnessError
 from harness.providers.base import NotExecutable
 from harness.providers.dashscope import DashScopeProvider
 
@@ -18,7 +19,8 @@ CELL = {"id": "qwen3-vl-embedding-1024", "model": "qwen3-vl-embedding", "provide
 @pytest.fixture
 def home(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("HOME", str(tmp_path))
-    for var in ("DASHSCOPE_API_KEY", "ALIBABA_CLOUD_CREDENTIALS_FILE", "ALIBABA_CLOUD_PROFILE", "DASHSCOPE_WORKSPACE"):
+    for var in ("DASHSCOPE_API_KEY", "ALIBABA_CLOUD_CREDENTIALS_FILE", "ALIBABA_CLOUD_PROFILE", "DASHSCOPE_WORKSPACE",
+                "DASHSCOPE_API_KEY_FILE_PATH", "ALICLOUD_PROFILE", "DASHSCOPE_WORKSPACE_ID"):
         monkeypatch.delenv(var, raising=False)
     return tmp_path
 
@@ -85,3 +87,63 @@ def test_provider_repr_says_where_not_what(home, monkeypatch):
     provider = DashScopeProvider.from_cell(CELL)
     assert "sk-secret-value-123" not in repr(provider) and "$DASHSCOPE_API_KEY" in repr(provider)
     assert provider.workspace == "llm-ws1"
+
+
+def test_sdk_and_cli_places_in_the_documented_order(home, monkeypatch, tmp_path):
+    """Issue 15 item 5: DASHSCOPE_API_KEY_FILE_PATH (the SDK's), ALICLOUD_PROFILE (the CLI tools'),
+    DASHSCOPE_WORKSPACE_ID; the README documents the order."""
+    for var in ("DASHSCOPE_API_KEY_FILE_PATH", "ALICLOUD_PROFILE", "DASHSCOPE_WORKSPACE_ID"):
+        monkeypatch.delenv(var, raising=False)
+    write_key_file(home, "sk-default-file")
+    write_ini(home, "[default]\ndashscope_api_key = sk-ini-default\n[work]\ndashscope_api_key = sk-ini-work\n")
+    named = tmp_path / "keys" / "dashscope.txt"
+    named.parent.mkdir()
+    named.write_text("sk-named-file\n")
+    monkeypatch.setenv("ALICLOUD_PROFILE", "work")
+    key, source = find_api_key()
+    assert key == "sk-ini-work" and source.where.endswith("credentials [work]")
+    monkeypatch.setenv("ALIBABA_CLOUD_PROFILE", "default")          # the Alibaba Cloud SDK's name wins
+    assert find_api_key()[0] == "sk-ini-default"
+    monkeypatch.setenv("DASHSCOPE_API_KEY_FILE_PATH", str(named))   # the SDK's second place, before the INI
+    key, source = find_api_key()
+    assert key == "sk-named-file" and "DASHSCOPE_API_KEY_FILE_PATH" in source.where and "sk-" not in source.where
+    monkeypatch.setenv("DASHSCOPE_API_KEY", "sk-env")
+    assert find_api_key()[0] == "sk-env"
+    # named but missing: an error naming the variable and the path (exit 4), not another key
+    monkeypatch.delenv("DASHSCOPE_API_KEY")
+    monkeypatch.setenv("DASHSCOPE_API_KEY_FILE_PATH", str(tmp_path / "nope.txt"))
+    with pytest.raises(HarnessError) as err:
+        find_api_key()
+    assert err.value.exit_code == ExitCode.PROVIDER_ERROR
+    assert "$DASHSCOPE_API_KEY_FILE_PATH names" in err.value.problems[0].message and "nope.txt" in err.value.problems[0].message
+    # the workspace: DASHSCOPE_WORKSPACE, else DASHSCOPE_WORKSPACE_ID, sent as the header
+    monkeypatch.setenv("DASHSCOPE_API_KEY", "sk-env")
+    monkeypatch.setenv("DASHSCOPE_WORKSPACE_ID", "llm-ws-id")
+    assert DashScopeProvider.from_cell(CELL).workspace == "llm-ws-id"
+    monkeypatch.setenv("DASHSCOPE_WORKSPACE", "llm-ws")
+    assert DashScopeProvider.from_cell(CELL).workspace == "llm-ws"
+    monkeypatch.setenv("DASHSCOPE_WORKSPACE", "")
+    monkeypatch.setenv("DASHSCOPE_WORKSPACE_ID", "bad\nid")
+    with pytest.raises(HarnessError) as err:
+        DashScopeProvider.from_cell(CELL)
+    assert "$DASHSCOPE_WORKSPACE_ID holds a line break" in err.value.problems[0].message
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    order = [readme.index(s) for s in ("1. `DASHSCOPE_API_KEY`", "2. the file `DASHSCOPE_API_KEY_FILE_PATH`",
+                                       "`$ALIBABA_CLOUD_PROFILE`, else `$ALICLOUD_PROFILE`", "4. `~/.dashscope/api_key`")]
+    assert order == sorted(order) and "else `DASHSCOPE_WORKSPACE_ID`" in readme
+
+
+def test_a_key_file_path_that_cannot_be_read_stops_the_run_cleanly(tmp_path):
+    from tests.helpers import harness, write_spec
+    write_spec(tmp_path, """\
+        version: 1
+        name: keyfile
+        models: [qwen3-vl-embedding]
+        inputs:
+          - {id: a, text: "A cat"}
+        """)
+    r = harness("run", "spec.yaml", "--execute", cwd=tmp_path,
+                env={"DASHSCOPE_API_KEY_FILE_PATH": str(tmp_path / "missing-key.txt")})
+    assert r.returncode == 4, r.stdout + r.stderr
+    assert "$DASHSCOPE_API_KEY_FILE_PATH names" in r.stderr and "missing-key.txt" in r.stderr
+    assert "Traceback" not in r.stderr and not (tmp_path / "output" / "keyfile").exists()

@@ -354,3 +354,53 @@ def test_the_token_quota_spaces_requests_by_their_tokens():
         return t1 - t0, before - limiter._tokens_free
     second, credited = asyncio.run(go())
     assert second >= 0.49 and credited == pytest.approx(0.5)
+
+
+def test_an_adaptive_limiter_halves_on_a_throttle_and_adds_back_slowly():
+    """Issue 15 item 3, the rule itself: AIMD when no quota is known; a known quota stays fixed."""
+    async def go():
+        limiter = RateLimiter(rpm=None, tpm=None, window=1.0, adaptive=True)
+        first = []
+        for _ in range(10):                        # unlimited at first: all ten go at once
+            slot = await limiter.acquire()
+            first.append(slot)
+            RateLimiter.release(slot)
+            limiter.answered()
+        assert limiter.rate == 0
+        limiter.throttled(first[-1])               # half of what got through in the last window
+        assert limiter.rate == 5 and limiter.rpm == 5 and limiter.interval == pytest.approx(1 / (5 * 0.98))
+        limiter.throttled(first[0])                # sent before the cut: the same burst, no second cut
+        assert limiter.rate == 5 and limiter.cuts == 1
+        for _ in range(5):                         # a window's worth of answers adds back max(1, 10%)
+            limiter.answered()
+        assert limiter.rate == pytest.approx(6, abs=0.1)
+        later = await limiter.acquire()
+        RateLimiter.release(later)
+        limiter.throttled(later)                   # a new burst: halve again
+        assert limiter.rate == pytest.approx(3, abs=0.1) and limiter.cuts == 2
+        fixed = RateLimiter(rpm=600, tpm=None, window=60, adaptive=True)
+        fixed.throttled(await fixed.acquire())
+        assert not fixed.adaptive and fixed.rpm == 600   # a published quota is kept, not adapted
+    asyncio.run(go())
+
+
+def test_a_model_without_a_published_quota_adapts_to_429s(server, tmp_path):
+    """Issue 15 item 3: a dated 2026-03-06 snapshot has no published quota; the limiter does not run
+    unlimited but adapts to the server's 429s: far fewer throttles than unlimited, and the run completes."""
+    snapshot, cid = "tongyi-embedding-vision-plus-2026-03-06", "tongyi-embedding-vision-plus-2026-03-06-256"
+    counts = {}
+    for how, rpm in (("unlimited", 0), ("adaptive", None)):   # --rpm 0: the user's explicit "no limit"
+        server.reset()
+        server.rpm, server.window = 5, 0.5                      # the service's unpublished quota, scaled down
+        folder = tmp_path / how
+        stage_payloads(folder, cid, text_requests(snapshot, 256, 30, 1))
+        summary = execute_run(folder, [cell(server, cid=cid, model=snapshot)],
+                              options(tmp_path, rpm=rpm, quota_window=0.5, concurrency=4, max_attempts=30,
+                                      use_cache=False))
+        assert summary.ok, lines(summary)
+        assert summary.cells[0].ok == 30
+        counts[how] = server.counts.get("429:rpm", 0)
+        if how == "adaptive":
+            line = next(c.line() for c in summary.checks if c.name == "execution")
+    assert counts["adaptive"] * 2 <= counts["unlimited"], counts
+    assert "no published quota: the rate adapted to the throttles" in line

@@ -50,3 +50,24 @@ def test_prepare_refuses_a_text_that_is_not_utf8(tmp_path):
     assert r.returncode == 3, r.stderr
     assert "--text #2 is not valid UTF-8 text: the byte 0xff at character 2" in r.stderr
     assert "internal error" not in r.stderr and not (tmp_path / "output").exists()
+
+
+def test_prepare_takes_enable_fusion_and_output_type_like_the_api(tmp_path):
+    """Issue 15 item 6: every parameter the API takes has a flag; fusion gives one fused request."""
+    copy_images(tmp_path)
+    r = harness("prepare", "--text", "a cat", "--image", "images/cat.png", "--video", "https://x/v.mp4",
+                "--enable-fusion", "--output-type", "dense", "--dimension", "1024", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    body = json.loads((tmp_path / "output/aliyun-qwen-multimodal-embedding/request.json").read_text())
+    assert body["parameters"] == {"dimension": 1024, "enable_fusion": True, "output_type": "dense"}
+    assert [list(c)[0] for c in body["input"]["contents"]] == ["text", "image", "video"]
+    # the flag's values come from the schema's enum; a model without the parameter names the flag
+    r = harness("prepare", "--text", "a", "--output-type", "sparse", cwd=tmp_path)
+    assert r.returncode == 2 and "invalid choice: 'sparse'" in r.stderr and "dense" in r.stderr
+    r = harness("prepare", "--text", "a", "--image", "images/cat.png", "--enable-fusion",
+                "--model", "tongyi-embedding-vision-plus", cwd=tmp_path)
+    assert r.returncode == 3 and "--enable-fusion: tongyi-embedding-vision-plus does not accept parameter" in r.stderr
+    r = harness("prepare", "--text", "a", "--text", "b", "--enable-fusion", cwd=tmp_path)
+    assert r.returncode == 3 and "--enable-fusion fuses at most one --text (got 2)" in r.stderr
+    help_text = harness("prepare", "--help", cwd=tmp_path).stdout
+    assert "--enable-fusion" in help_text and "--output-type {dense}" in help_text

@@ -65,6 +65,11 @@ def setting(pointer: str) -> Callable[[str], float]:
     return number(int if node.get("type") == "integer" else float, **_bounds(pointer))
 
 
+def choices(pointer: str) -> list:
+    """The values the spec setting at `pointer` may take (its schema `enum`), for argparse `choices=`."""
+    return list(_schema_node(pointer)["enum"])
+
+
 def range_of(pointer: str) -> str:
     """The range of the spec setting at `pointer`, in words (for --help)."""
     return describe(**_bounds(pointer))

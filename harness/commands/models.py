@@ -39,7 +39,7 @@ def _plain(value):
 def run(args) -> int:
     cat = load_catalog()
     if args.json:
-        doc = {"version": cat.version, "path": str(cat.path), "currency": cat.currency,
+        doc = {"version": cat.version, "path": str(cat.path),
                "models": [_plain(cat.get(name)) for name in cat.names()]}
         sys.stdout.buffer.write(canonical_json(doc, pretty=True))
         return 0

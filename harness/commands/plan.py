@@ -7,6 +7,7 @@ import sys
 
 from rich.markup import escape
 
+from harness.estimate import money_totals
 from harness.commands import add_allow_host, add_allow_path, add_filters, add_max_payload, cell_filter
 from harness.plan import load_plan
 from harness.report.terminal import make_console, print_cells
@@ -43,7 +44,6 @@ def run(args) -> int:
             console.print(f"[yellow]{escape(w.render())}[/]", highlight=False)
         print_cells(console, cells, f"{plan.spec.name}: {plan.input_count} inputs × {len(cells)} cells")
         total_req = sum(c["requests"] for c in cells)
-        total_cost = sum(c["estimated_cost"]["amount"] for c in cells)
-        console.print(f"{total_req:,} requests, estimated cost {total_cost:.4f} CNY. "
+        console.print(f"{total_req:,} requests, estimated cost {money_totals(c['estimated_cost'] for c in cells)}. "
                       f"Nothing written; `harness run {args.spec}` writes the payloads.", highlight=False)
     return 0

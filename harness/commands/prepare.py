@@ -1,9 +1,11 @@
 """harness prepare: the public one-shot quick-start script, with a correct body.
 
 Same flags as `prepare_multimodal_embedding_request.py` (--text/--image/--video repeatable, one
-content item each, in that order; --model; --dimension; --output), but `dimension` and every other
-option go inside `parameters` (the script put `dimension` at the top level, where the API does not
-read it), the model's rules are checked, and local images become data URIs.
+content item each, in that order; --model; --dimension; --output), plus every other parameter the
+API takes (--instruct, --enable-fusion, --output-type, --fps, --res-level, --max-video-frames), but
+`dimension` and every other option go inside `parameters` (the script put `dimension` at the top
+level, where the API does not read it), the model's rules are checked, and local images become
+data URIs.
 """
 
 from __future__ import annotations
@@ -35,6 +37,12 @@ def add_parser(sub):
     p.add_argument("--dimension", type=flags.setting(flags.DIMENSION), metavar="N",
                    help="output dimension (default: the model's default, sent explicitly)")
     p.add_argument("--instruct", help="custom task instruction")
+    p.add_argument("--enable-fusion", action="store_true",
+                   help="fuse the text, image(s) and video into ONE vector (qwen3-vl-embedding; at most one --text "
+                        "and one --video)")
+    output_types = flags.choices(flags.PARAMETERS + "output_type")
+    p.add_argument("--output-type", choices=output_types,
+                   help=f"vector format ({', '.join(output_types)}: the only one the API has for these models)")
     for flag, key, text in (("--fps", "fps", "share of video frames sampled (%s)"),
                             ("--res-level", "res_level", "image resolution tier (%s; 2026-03-06 snapshots)"),
                             ("--max-video-frames", "max_video_frames", "frames per video (%s; 2026-03-06 snapshots)")):
@@ -52,7 +60,8 @@ FLAG_OF = [("models[0].dimensions", "--dimension", "give one of the dimensions l
             "for the model's default"),
            ("models[0]", "--model", "`harness models` lists the models and what each takes"),
            *((f"parameters.{key}", flag, f"leave {flag} out, or choose a --model that takes it")
-             for key, flag in (("instruct", "--instruct"), ("fps", "--fps"), ("res_level", "--res-level"),
+             for key, flag in (("instruct", "--instruct"), ("enable_fusion", "--enable-fusion"),
+                               ("output_type", "--output-type"), ("fps", "--fps"), ("res_level", "--res-level"),
                                ("max_video_frames", "--max-video-frames")))]
 INPUT_HINT = "give a path relative to the current folder, or an http(s):// URL"
 
@@ -92,6 +101,24 @@ def _check_utf8(args) -> None:
                     ExitCode.SPEC_INVALID) from None
 
 
+def _fused(args) -> list[dict]:
+    """--enable-fusion: the contents as ONE fused input (one vector), in the combinations the API
+    documents: a text, images, a video."""
+    for flag, values in (("--text", args.text), ("--video", args.video)):
+        if len(values) > 1:
+            raise HarnessError(Problem(f"--enable-fusion fuses at most one {flag} (got {len(values)})",
+                                       hint=f"give one {flag}, or leave --enable-fusion out for one vector per item"),
+                               ExitCode.SPEC_INVALID)
+    fused: dict = {}
+    if args.text:
+        fused["text"] = args.text[0]
+    if args.image:
+        fused["image"] = list(args.image)
+    if args.video:
+        fused["video"] = args.video[0]
+    return [{"id": "fused-1", "fused": fused}]
+
+
 def run(args) -> int:
     _check_utf8(args)
     inputs = ([{"id": f"text-{i}", "text": t} for i, t in enumerate(args.text, 1)]
@@ -99,7 +126,13 @@ def run(args) -> int:
               + [{"id": f"video-{i}", "video": v} for i, v in enumerate(args.video, 1)])
     if not inputs:
         inputs = [{"id": "text-1", "text": DEFAULT_TEXT}]
-    parameters = {k: v for k, v in {"instruct": args.instruct, "fps": args.fps, "res_level": args.res_level,
+    content_flags = ([f"--text #{i}" for i in range(1, len(args.text) + 1)]
+                     + [f"--image #{i}" for i in range(1, len(args.image) + 1)]
+                     + [f"--video #{i}" for i in range(1, len(args.video) + 1)])
+    if args.enable_fusion and len(inputs) > 1:
+        inputs, content_flags = _fused(args), ["--text/--image/--video"]
+    parameters = {k: v for k, v in {"instruct": args.instruct, "enable_fusion": args.enable_fusion or None,
+                                    "output_type": args.output_type, "fps": args.fps, "res_level": args.res_level,
                                     "max_video_frames": args.max_video_frames}.items() if v is not None}
     model = {"name": args.model}
     if args.dimension is not None:
@@ -107,9 +140,6 @@ def run(args) -> int:
     data = {"version": 1, "name": "prepare", "models": [model], "inputs": inputs}
     if parameters:
         data["parameters"] = parameters
-    content_flags = ([f"--text #{i}" for i in range(1, len(args.text) + 1)]
-                     + [f"--image #{i}" for i in range(1, len(args.image) + 1)]
-                     + [f"--video #{i}" for i in range(1, len(args.video) + 1)])
     try:
         spec = spec_from_data(data, base_dir=Path.cwd(), display="prepare")
         plan_context = build_plan(spec, allow_paths=args.allow_paths)

@@ -52,7 +52,8 @@ def add_parser(sub):
     g = p.add_argument_group("execution (with --execute; override the spec's `execution:`)")
     for flag, key, text in (
             ("--concurrency", "concurrency", "requests in flight at once (%s; default 8)"),
-            ("--rpm", "rpm", "requests per minute per model (%s; default: the model's quota)"),
+            ("--rpm", "rpm", "requests per minute per model (%s; default: the model's quota, or adapting "
+                                 "to 429s when none is published)"),
             ("--tpm", "tpm", "input tokens per minute per model (%s; default: the model's quota)"),
             ("--timeout", "timeout", "seconds to wait for one response (%s; default 60)"),
             ("--max-attempts", "max_attempts", "attempts per request, retries included (%s; default 5)")):
@@ -62,7 +63,7 @@ def add_parser(sub):
     g.add_argument("--no-cache", action="store_true", help="neither read nor write the response cache")
     g.add_argument("--refresh", action="store_true", help="ignore cached responses but store the new ones")
     g.add_argument("--workspace", help="DashScope workspace id (header X-DashScope-WorkSpace; "
-                   "default $DASHSCOPE_WORKSPACE)")
+                   "default $DASHSCOPE_WORKSPACE, else $DASHSCOPE_WORKSPACE_ID)")
     g.add_argument("--require-executed", action="store_true",
                    help="with --execute (else exit 2), every cell must execute: one that does not (e.g. no API key) is a FAIL line and "
                         "exit code 4, as with the spec's `execution.required`; without this flag it is a "

@@ -91,8 +91,8 @@ def add_parser(sub):
                    help="with --reexecute: `exact` (identical float32 bytes) or a cosine distance (cosine ≥ 1 − X), "
                         "as for `harness diff`. Default per provider: local exact, DashScope and OpenAI-compatible 0.001")
     a.add_argument("--max-cost", type=_money, metavar="AMOUNT",
-                   help="with --reexecute: refuse to send anything when the estimated cost (catalog currency, "
-                        "CNY) is above AMOUNT (exit 2)")
+                   help="with --reexecute: refuse to send anything when the estimated cost is above AMOUNT "
+                        "in any currency (each cell's region's: CNY in Beijing, USD in Singapore) (exit 2)")
     a.add_argument("--seed", type=_seed, metavar="S", help="with --reexecute: the sample's seed (default: random, "
                    "and printed, so the audited party cannot know which requests are checked)")
     a.add_argument("--base-url", help="with --reexecute: DashScope native API base URL, as for `harness run` "

@@ -202,8 +202,9 @@ async def _execute(cells: list[_Cell], options: ExecuteOptions, cache: ResponseC
             if name not in limiters:
                 rpm = options.rpm if options.rpm is not None else getattr(cell.info, "rpm", None)
                 tpm = options.tpm if options.tpm is not None else getattr(cell.info, "tpm", None)
+                # no quota given and none published: adapt to the throttles (an explicit 0 means no limit)
                 limiters[name] = RateLimiter(rpm or None, tpm or None, options.quota_window,
-                                             options.quota_headroom)
+                                             options.quota_headroom, adaptive=rpm is None)
             cell.limiter = limiters[name]
 
         queue: list[_Request] = [r for c in cells if c.provider is not None for r in c.requests]
@@ -302,6 +303,7 @@ async def _process(request: _Request, options: ExecuteOptions, cache: ResponseCa
                 out.retries += 1
                 out.throttled += bool(exc.throttled)
                 if exc.throttled:
+                    cell.limiter.throttled(slot)
                     cell.limiter.hold(delay)
                 progress.retry(throttled=bool(exc.throttled))
                 await asyncio.sleep(delay)
@@ -316,6 +318,7 @@ async def _process(request: _Request, options: ExecuteOptions, cache: ResponseCa
         finally:
             RateLimiter.release(slot)  # also when cancelled: a later request must not wait forever
         latency = round((time.perf_counter() - t0) * 1000, 1)
+        cell.limiter.answered()
         vectors = np.asarray(got.vectors, dtype=np.float64)
         if vectors.ndim != 2 or vectors.shape[0] != expected or not _dim_ok(cell, vectors):
             out.wrong_dimension += 1

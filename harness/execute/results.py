@@ -120,6 +120,22 @@ def usage_tokens(usage: dict[str, Any]) -> dict[str, int]:
     return {"text": text, "image": image}
 
 
+def spent(cell: dict[str, Any], info: Any) -> dict[str, Any] | None:
+    """What a cell spent, and on what the figures rest: `usage` (the tokens the provider reported,
+    priced at the catalog's price for the cell's region) or `estimate` (the plan's estimate, when no
+    usage came back). None when nothing was sent (the cell was not executed)."""
+    if info is None or not info.executed:
+        return None
+    tokens = sum(usage_tokens(info.usage or {}).values())
+    if tokens:
+        cost = info.estimated_cost
+        return {"basis": "usage", "tokens": tokens,
+                "cost": {"amount": cost["amount"], "currency": cost["currency"]} if cost else None}
+    est = cell.get("estimated_cost")
+    return {"basis": "estimate", "tokens": (cell.get("estimated_tokens") or {}).get("total", 0),
+            "cost": {"amount": est["amount"], "currency": est["currency"]} if est and est.get("currency") else None}
+
+
 def add_usage(total: dict[str, Any], usage: dict[str, Any]) -> None:
     """Sum every numeric field, nested ones too (`input_tokens_details`)."""
     for k, v in usage.items():
@@ -167,11 +183,13 @@ def write_cell_evidence(folder: Path, cell: "_Cell", catalog: Any) -> None:
         out.norms = {"min": round(float(norms.min()), 6), "mean": round(float(norms.mean()), 6),
                      "max": round(float(norms.max()), 6)}
     writer.vectors(cid, CellVectors(ids, cell.matrix), keep=keep)
-    if cell.info is not None and getattr(cell.info, "prices", None):
+    if cell.info is not None:
         from harness import estimate
-        amount = estimate.cost(cell.info, cell.tokens)
-        out.estimated_cost = {"amount": round(amount, 6), "currency": getattr(catalog, "currency", "CNY"),
-                              "tokens": dict(cell.tokens), "basis": "usage returned × catalog prices"}
+        # a cell recorded before regions were (an older manifest): the spec's default region
+        region = cell.spec.get("region", "cn-beijing" if cell.info.provider == "dashscope" else None)
+        cost = estimate.cost(cell.info, cell.tokens, region)
+        if cost["currency"]:     # the cell's region bills it: the usage returned × that region's price
+            out.estimated_cost = {**cost, "tokens": dict(cell.tokens), "basis": "usage returned × catalog prices"}
 
 
 def execution_checks(cells: list["_Cell"], summary: ExecutionSummary) -> list[CheckResult]:
@@ -199,6 +217,12 @@ def execution_checks(cells: list["_Cell"], summary: ExecutionSummary) -> list[Ch
             notes.append(f"{out.cache_hits} from cache")
         if out.retries:
             notes.append(f"{out.retries} retries, {out.throttled} throttled")
+        limiter = getattr(cell, "limiter", None)
+        if limiter is not None and limiter.adaptive and limiter.cuts:
+            per_minute = limiter.rate * 60 / limiter.window
+            notes.append(f"no published quota: the rate adapted to the throttles, ending at {per_minute:,.0f} "
+                         "requests/min")
+            data["adapted_rpm"] = round(per_minute, 1)
         note = f" ({', '.join(notes)})" if notes else ""
         if out.ok == out.requests:
             results.append(CheckResult("execution", True, f"all {out.requests} requests succeeded{note}",

@@ -39,6 +39,7 @@ import numpy as np
 
 from harness import __version__
 from harness.credentials import KeySource, find_api_key, missing_key_message, unsendable
+from harness.credentials import workspace as env_workspace
 from harness.errors import ExitCode, HarnessError, Problem
 from harness.evidence import canonical_json
 from harness.providers.base import Embedded, NotExecutable, ProviderError
@@ -119,10 +120,12 @@ class DashScopeProvider(wire.KeptAnswers):
         if found is None:
             raise NotExecutable(missing_key_message())
         key, source = found
-        workspace = getattr(options, "workspace", None) or os.environ.get(WORKSPACE_ENV) or None
+        workspace, origin = getattr(options, "workspace", None), "--workspace"
+        if not workspace:
+            workspace, origin = env_workspace() or (None, "")
         bad = unsendable(workspace) if workspace else None
         if bad:   # `run --workspace` refuses it as a usage error first; this is the environment's
-            raise HarnessError(Problem(f"${WORKSPACE_ENV} holds {bad}, which an HTTP header cannot carry; "
+            raise HarnessError(Problem(f"{origin} holds {bad}, which an HTTP header cannot carry; "
                                        "nothing was sent", hint="set it to the workspace id (printable ASCII)"),
                                ExitCode.PROVIDER_ERROR)
         concurrency = getattr(options, "concurrency", None)

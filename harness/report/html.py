@@ -629,7 +629,8 @@ def usage_rows(summary: dict) -> list[dict]:
         tokens = c.get("tokens")
         out.append({"id": c["id"], "text": tokens["text"] if tokens else None,
                     "image": tokens["image"] if tokens else None,
-                    "cost": money(cost["amount"], cost["currency"]) if cost else "–",
+                    "cost": money(cost["amount"], cost["currency"]) if cost else (
+                        "not billed" if c.get("estimated_cost") and not c["estimated_cost"].get("currency") else "–"),
                     "per_1k": money(cost["per_1k_inputs"], cost["currency"]) if cost and cost["per_1k_inputs"] is not None else "–",
                     "estimated": bool(cost) and cost["basis"] == "estimate"})
     return out

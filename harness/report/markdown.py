@@ -12,6 +12,7 @@ import jinja2
 
 from harness import metrics as M
 from harness.checks import worst_queries
+from harness.estimate import money
 from harness.verdict import CheckResult, counts, verdict
 
 _ENV = jinja2.Environment(loader=jinja2.PackageLoader("harness", "report/templates"),
@@ -108,8 +109,7 @@ def usage_rows(summary: dict, manifest) -> list[dict]:
             "latency": f"{lat['p50']:,.0f} / {lat['p95']:,.0f}" if lat else "—",
             "actual": ", ".join(f"{cell(k)} {num(v, 0)}" for k, v in usage.items()) or "—",
             "est_tokens": num((plan.get("estimated_tokens") or {}).get("total")),
-            "est_cost": (f"{cost['amount']:.4f} {cost.get('currency', '')}".strip()
-                         if cost.get("amount") is not None else "—"),
+            "est_cost": money(cost) if cost.get("amount") is not None else "—",
             "cost": _actual_cost(c.get("cost")),
         })
     return rows
@@ -144,4 +144,5 @@ def render_markdown(manifest, results: list[CheckResult], description: str | Non
     return _ENV.get_template("report.md.j2").render(
         m=manifest, results=results, passed=verdict(results), counts=counts(results), mix=mix,
         description=description, summary=summary, failed=failed, quality=quality_tables(s),
-        usage=usage_rows(s, manifest) if summary else [], per_cell=cell_results(s), cell=cell, code=code)
+        usage=usage_rows(s, manifest) if summary else [], per_cell=cell_results(s), cell=cell, code=code,
+        money=money)

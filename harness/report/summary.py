@@ -84,11 +84,11 @@ def cell_cost(cell: dict, info: Any, executed: bool) -> dict | None:
     recorded = getattr(info, "estimated_cost", None) if executed else None
     basis = "usage" if isinstance(recorded, dict) and recorded.get("tokens") is not None else "estimate"
     cost = recorded if basis == "usage" else cell.get("estimated_cost")
-    if not isinstance(cost, dict) or not _num(cost.get("amount")):
-        return None
+    if not isinstance(cost, dict) or not _num(cost.get("amount")) or not cost.get("currency"):
+        return None     # nothing to price, or a cell no region bills (local, openai-compatible)
     inputs = cell.get("inputs")
     per_1k = round(cost["amount"] * 1000 / inputs, 6) if isinstance(inputs, int) and inputs > 0 else None
-    return {"amount": cost["amount"], "currency": cost.get("currency") or "CNY", "basis": basis,
+    return {"amount": cost["amount"], "currency": cost["currency"], "basis": basis,
             "per_1k_inputs": per_1k}
 
 
@@ -118,7 +118,16 @@ def cell_summary(run: RunReader, cell: dict, execution: Execution | None) -> dic
         "inputs": cell.get("inputs"),
         "tokens": input_tokens(rows),
         "cost": cell_cost(cell, info, executed),
+        "spent": _spent(cell, info),
     }
+
+
+def _spent(cell: dict, info) -> dict | None:
+    """`harness.execute.results.spent`, imported only for an executed cell (it brings the HTTP stack)."""
+    if info is None or not info.executed:
+        return None
+    from harness.execute.results import spent
+    return spent(cell, info)
 
 
 def build_summary(folder: Path, manifest: Manifest, results: list[CheckResult]) -> dict:

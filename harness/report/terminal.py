@@ -14,13 +14,14 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from harness.estimate import money
 from harness.report.markdown import mix
 
 # (header, right-aligned?) of the plan's table, in order.
 PLAN_COLUMNS = [("cell", False), ("model", False), ("dim", True), ("modality mix", False), ("requests", True),
-                ("contents", True), ("est. tokens", True), ("est. cost CNY", True)]
+                ("contents", True), ("est. tokens", True), ("est. cost", True)]
 RESULT_COLUMNS = [("cell", False), ("executed", False), ("vectors", True), ("checks pass/fail/skip", True),
-                  ("tokens", True), ("cost CNY", True)]
+                  ("tokens", True), ("cost", True)]
 
 
 def print_table(console: Console, title: str, columns: list[tuple[str, bool]], rows: list[list[str]]) -> None:
@@ -47,7 +48,7 @@ def plan_rows(cells: list[dict]) -> list[list[str]]:
     for c in cells:
         dim = f"{c['dimension']}" + (" fixed" if c.get("dimension_sent") is None else "")
         rows.append([c["id"], c["model"], dim, mix(c["modality_mix"]), f"{c['requests']:,}", f"{c['contents']:,}",
-                     f"{c['estimated_tokens']['total']:,}", f"{c['estimated_cost']['amount']:.4f}"])
+                     f"{c['estimated_tokens']['total']:,}", money(c["estimated_cost"])])
     return rows
 
 
@@ -57,24 +58,23 @@ def print_cells(console: Console, cells: list[dict], title: str) -> None:
 
 def result_rows(cells: list[dict], execution, results) -> list[list[str]]:
     """Per cell after a run: executed or why not, vectors, its check lines by status, and tokens and
-    cost: `actual` from the usage the provider reported, `est.` from the plan's estimate otherwise."""
-    from harness.execute.results import brief_reason, usage_tokens
+    cost (in the cell's region's currency): `actual` from the usage the provider reported, `est.` from the
+    plan's estimate otherwise."""
+    from harness.execute.results import brief_reason, spent
     rows = []
     for c in cells:
         cid = c["id"]
         info = execution.get(cid) if execution is not None else None
         mine = [r for r in results if r.cell == cid]
         counts = "/".join(str(sum(1 for r in mine if r.status == s)) for s in ("pass", "fail", "skip"))
-        tokens = sum(usage_tokens(info.usage).values()) if info is not None and info.usage else 0
         executed = "yes" if info is not None and info.executed else f"no: {brief_reason(info and info.reason)}"
-        if executed != "yes":
-            spent = ["-", "-"]           # nothing was sent, nothing spent
-        elif tokens:
-            cost = (info.estimated_cost or {}).get("amount")
-            spent = [f"{tokens:,} actual", f"{cost:.4f} actual" if cost is not None else "-"]
+        got = spent(c, info)
+        if got is None:
+            spent_cols = ["-", "-"]           # nothing was sent, nothing spent
         else:
-            spent = [f"{c['estimated_tokens']['total']:,} est.", f"{c['estimated_cost']['amount']:.4f} est."]
-        rows.append([cid, executed, f"{info.vectors:,}" if info is not None else "0", counts, *spent])
+            word = "actual" if got["basis"] == "usage" else "est."
+            spent_cols = [f"{got['tokens']:,} {word}", f"{money(got['cost'])} {word}" if got["cost"] else "not billed"]
+        rows.append([cid, executed, f"{info.vectors:,}" if info is not None else "0", counts, *spent_cols])
     return rows
 
 
