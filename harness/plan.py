@@ -522,7 +522,7 @@ def _modalities(spec: Spec, entry: dict, where: tuple) -> frozenset[str] | None:
     return frozenset(m for m in names or () if m is not None)
 
 
-def _add_cell(cells, model, d, params, endpoint, entry, where, required_all, modalities, upload=False) -> None:
+def _add_cell(cells, model, d, params, endpoint, entry, where, required_all, modalities, upload=False, region=None) -> None:
     sent = d if model.dimension_param else None
     wire_params = dict(params)
     if model.provider == "dashscope" and sent is not None:
