@@ -58,8 +58,9 @@ class Provider(Protocol):
     protocol: str      # "dashscope" | "openai" | "local"
     endpoint: str      # the URL (or "local://<name>") requests go to; part of the cache key
 
-    async def send(self, body: dict[str, Any], expected: int) -> Embedded:
-        """Send one request body; return exactly `expected` vectors or raise ProviderError."""
+    async def send(self, body: dict[str, Any], expected: int, data: bytes | None = None) -> Embedded:
+        """Send one request body; return exactly `expected` vectors or raise ProviderError.
+        `data`: the body as the payload file holds it (canonical JSON), sent as is when given."""
         ...
 
     def tokens(self, body: dict[str, Any], info: Any) -> int:

@@ -97,12 +97,12 @@ class OpenAIProvider(wire.KeptAnswers):
     def tokens(self, body: dict[str, Any], info: Any) -> int:
         return estimate_tokens(body.get("input") or [], {}, info)
 
-    async def _send(self, body: dict[str, Any], expected: int) -> Embedded:
+    async def _send(self, body: dict[str, Any], expected: int, data: bytes | None = None) -> Embedded:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"
         try:
-            resp = await self._http.get().post(self.endpoint, content=canonical_json(body), headers=headers,
+            resp = await self._http.get().post(self.endpoint, content=canonical_json(body) if data is None else data, headers=headers,
                                            timeout=self.timeout)
         except httpx.TimeoutException:
             raise ProviderError(f"no answer within {self.timeout:g}s from {self._shown}",
@@ -126,7 +126,7 @@ def _parse(resp: httpx.Response, expected: int, dimension: int | None, key_env: 
     request_id = next((resp.headers[h] for h in _REQUEST_ID_HEADERS if h in resp.headers), None)
     status = resp.status_code
     try:
-        doc = json.loads(resp.content) if resp.content else None
+        doc = wire.loads(resp.content) if resp.content else None
     except (ValueError, UnicodeDecodeError):
         doc = None
         if status == 200:
@@ -151,6 +151,12 @@ def _parse(resp: httpx.Response, expected: int, dimension: int | None, key_env: 
     if len(doc["data"]) > expected:
         raise ProviderError(f"{len(doc['data'])} vectors for {expected} inputs", status=status,
                             code="ExtraVectors", request_id=request_id)
+    fast = _fast_rows(doc["data"], expected, dimension)
+    if fast is not None:
+        matrix = wire.number_matrix(resp.content, fast)
+        if matrix is not None:
+            usage = doc.get("usage") if isinstance(doc.get("usage"), dict) else {}
+            return Embedded(vectors=matrix, usage=usage, request_id=request_id, status=status)
     rows: dict[int, list[float]] = {}
     for item in doc["data"]:
         index = item.get("index") if isinstance(item, dict) else None
@@ -169,6 +175,24 @@ def _parse(resp: httpx.Response, expected: int, dimension: int | None, key_env: 
     usage = doc.get("usage") if isinstance(doc.get("usage"), dict) else {}
     return Embedded(vectors=[rows[i] for i in range(expected)], usage=usage,
                     request_id=request_id, status=status)
+
+
+def _fast_rows(items: list, expected: int, dimension: int | None) -> list | None:
+    """The vectors in index order when every item is plainly right (each index 0..expected-1 once,
+    a list of numbers' worth of the expected length); else None and `_parse` checks item by item,
+    naming the first fault. The numbers themselves are checked by `wire.number_matrix`."""
+    if len(items) != expected:
+        return None
+    rows: list[Any] = [None] * expected
+    for item in items:
+        if type(item) is not dict:
+            return None
+        index, vec = item.get("index"), item.get("embedding")
+        if type(index) is not int or not 0 <= index < expected or rows[index] is not None \
+                or type(vec) is not list or not vec or (dimension and len(vec) != dimension):
+            return None
+        rows[index] = vec
+    return rows
 
 
 def _vector(raw: Any, index: int, dimension: int | None, status: int, request_id: str | None) -> list[float]:
