@@ -24,7 +24,8 @@ class Embedded:
 class ProviderError(Exception):
     """A failed request. `retryable` decides whether the engine tries again;
     `fatal` means every other request will fail the same way (bad key, wrong region,
-    unknown model), so the engine stops the run early."""
+    unknown model), so the engine stops the run early; `fatal_when_exhausted` means so once the
+    retries of this request have run out (every replica of a model down)."""
 
     def __init__(
         self,
@@ -37,6 +38,7 @@ class ProviderError(Exception):
         fatal: bool = False,
         retry_after: float | None = None,
         throttled: bool = False,
+        fatal_when_exhausted: bool = False,
     ):
         super().__init__(message)
         self.message = message
@@ -47,6 +49,7 @@ class ProviderError(Exception):
         self.fatal = fatal
         self.retry_after = retry_after
         self.throttled = throttled
+        self.fatal_when_exhausted = fatal_when_exhausted
 
     def describe(self) -> str:
         bits = [f"HTTP {self.status}" if self.status else None, self.code, self.message,

@@ -114,13 +114,17 @@ class FaultProxy:
 
     `faults` is consumed one per POST; `always` (if set) applies to every POST after that;
     `require_key` answers 401 to any request without `Authorization: Bearer <key>`.
+    `die_after=N` plays a server killed mid-run: after answering N POSTs it stops listening
+    (connection refused from then on) and hangs up on every request still arriving (`dead`).
     """
     upstream: str
     faults: deque = field(default_factory=deque)
     always: str | None = None
     require_key: str | None = None
+    die_after: int | None = None
     seen: list[Seen] = field(default_factory=list)
     port: int | None = None
+    dead: bool = False
 
     def __post_init__(self):
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -210,6 +214,11 @@ class FaultProxy:
             writer.close()
 
     async def _respond(self, method, path, headers, body, writer) -> bool:
+        if method == "POST" and self.die_after is not None and len(self.posts()) >= self.die_after:
+            if not self.dead:
+                self.dead = True
+                self._server.close()       # new connections are refused from now on
+            return False                   # and this one is hung up on
         fault = None
         if method == "POST":
             fault = self.faults.popleft() if self.faults else self.always
