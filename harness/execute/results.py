@@ -139,11 +139,13 @@ def write_cell_evidence(folder: Path, cell: "_Cell", catalog: Any) -> None:
     if cell.matrix is None or cell.received is None:
         return
     keep = cell.received
-    matrix = cell.matrix[keep]
+    matrix = cell.matrix if keep.all() else cell.matrix[keep]   # no copy when every row came back
     out.vectors = int(matrix.shape[0])
     out.dimension = int(cell.matrix.shape[1])
     if out.vectors:
-        norms = np.linalg.norm(matrix.astype(np.float64), axis=1)
+        # per row in float64, a block at a time: the same numbers without a float64 copy of the matrix
+        norms = np.concatenate([np.linalg.norm(matrix[i:i + 256].astype(np.float64), axis=1)
+                                for i in range(0, len(matrix), 256)])
         out.norms = {"min": round(float(norms.min()), 6), "mean": round(float(norms.mean()), 6),
                      "max": round(float(norms.max()), 6)}
     writer.vectors(cid, CellVectors([i for i, k in zip(ids, keep) if k], matrix))

@@ -33,7 +33,7 @@ class RunWriter:
         buf = io.BytesIO()
         import numpy as np   # here: commands that read no vectors need not load it
         np.save(buf, np.ascontiguousarray(vectors.matrix, dtype=np.float32), allow_pickle=False)
-        self._write(layout.vectors_file(cell_id), buf.getvalue())
+        self._write(layout.vectors_file(cell_id), buf.getbuffer())   # no second copy of the matrix
         self._write(layout.ids_file(cell_id), canonical_json(list(vectors.ids), pretty=True))
 
     def responses(self, cell_id: str, rows: Iterable[dict[str, Any]]) -> None:
