@@ -355,6 +355,8 @@ async def _process(request: _Request, options: ExecuteOptions, cache: ResponseCa
         _accept(request, vectors, usage)
         request.record = _record(request, request_id=got.request_id, status=got.status, attempts=attempt,
                                  latency_ms=latency, usage=usage)
+        if got.replica:   # only for a model with several replicas: which one answered
+            request.record["replica"] = got.replica
         progress.advance()
         return
 

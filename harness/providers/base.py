@@ -19,6 +19,7 @@ class Embedded:
     usage: dict[str, Any] = field(default_factory=dict)
     request_id: str | None = None
     status: int = 200
+    replica: str | None = None     # which of a model's replicas answered (only when it has several)
 
 
 class ProviderError(Exception):

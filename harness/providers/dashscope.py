@@ -190,7 +190,7 @@ def parse_response(status: int, content: bytes, headers: Any, expected: int,
                   + (f" (missing indexes {wire.ranges(missing)})" if missing else ""))
     fast = _fast_rows(items, expected, dimension)
     if fast is not None:
-        matrix = wire.number_matrix(content, fast)
+        matrix = wire.number_matrix(fast)
         if matrix is not None:
             usage = doc.get("usage") if isinstance(doc.get("usage"), dict) else {}
             return Embedded(vectors=matrix, usage=usage, request_id=request_id, status=status)

@@ -174,7 +174,7 @@ def _parse(resp: httpx.Response, expected: int, dimension: int | None, key_env: 
                             code="ExtraVectors", request_id=request_id)
     fast = _fast_rows(doc["data"], expected, dimension)
     if fast is not None:
-        matrix = wire.number_matrix(resp.content, fast)
+        matrix = wire.number_matrix(fast)
         if matrix is not None:
             usage = doc.get("usage") if isinstance(doc.get("usage"), dict) else {}
             return Embedded(vectors=matrix, usage=usage, request_id=request_id, status=status)

@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Awaitable, Callable, TypeVar
+from typing import Awaitable, Callable
 
-from harness.providers.base import ProviderError
-
-T = TypeVar("T")
+from harness.providers.base import Embedded, ProviderError
 DOWN_FOR = 10.0   # seconds a failed replica gets no requests
 
 
@@ -54,8 +52,9 @@ class Replicas:
                 best = r
         return best
 
-    async def send(self, post: Callable[[Replica], Awaitable[T]]) -> T:
-        """`post(replica)` on the best replica; on another if that one is down (see the module doc)."""
+    async def send(self, post: Callable[[Replica], Awaitable[Embedded]]) -> Embedded:
+        """`post(replica)` on the best replica, on another if that one is down (see the module doc);
+        the answer says which replica gave it."""
         tried: set[int] = set()
         while True:
             replica = self._pick(tried)
@@ -67,7 +66,9 @@ class Replicas:
                 async with replica._slots:
                     if not replica.up(time.monotonic()):
                         continue                     # it went down while this request waited
-                    return await post(replica)
+                    got = await post(replica)
+                    got.replica = replica.url
+                    return got
             except ProviderError as exc:
                 if not takes_down(exc):
                     raise

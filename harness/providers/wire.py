@@ -162,23 +162,23 @@ def kept_error(exc: ProviderError, secret: str | None) -> ProviderError:
 
 # -- numbers --------------------------------------------------------------------------------
 
-def number_matrix(content: bytes, rows: list) -> Any:
+def number_matrix(rows: list) -> Any:
     """`rows` (one list per vector, in order) as a float64 matrix when the answer is plainly well
-    formed: every row a list of JSON numbers, all of one length, all finite. Else None, and the
-    caller's item-by-item checks find and name what is wrong. Vectorised, so a good answer costs
-    one numpy conversion instead of a Python pass over every number: numpy leaves a string, a null
-    or a list as a non-numeric dtype; JSON `true`/`false` it would take for 1 and 0, so an answer
-    that has those words anywhere takes the slow path."""
-    if b"true" in content or b"false" in content:
-        return None
+    formed: every item of every row a JSON number (int or float: not `true`, a string, null), all
+    rows of one length, all finite. Else None, and the caller's item-by-item checks find and name
+    what is wrong. One pass of `set(map(type, row))` per row and one numpy conversion: the cheapest
+    exact check found (a substring search for `true` in a 91 kB answer costs more than both)."""
+    for row in rows:
+        if not set(map(type, row)) <= _NUMBER_TYPES:
+            return None
     try:
-        matrix = np.array(rows)
+        matrix = np.array(rows, dtype=np.float64)
     except (ValueError, TypeError, OverflowError):
         return None
-    if matrix.ndim != 2 or matrix.dtype.kind not in "fi":
-        return None
-    matrix = matrix.astype(np.float64, copy=False)
-    return matrix if np.isfinite(matrix).all() else None
+    return matrix if matrix.ndim == 2 and np.isfinite(matrix).all() else None
+
+
+_NUMBER_TYPES = {int, float}
 
 
 def first_non_number(values: list) -> str | None:
