@@ -65,8 +65,11 @@ def atomic_write(path: str | os.PathLike, data: bytes, *, fsync: bool = True) ->
     killed process (the rename is atomic) but not against a power cut; the response cache uses
     it, because a lost entry is only re-fetched."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except FileNotFoundError:   # the folder first, only when missing: a mkdir costs as much as the write
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             os.fchmod(fd, 0o666 & ~umask())  # mkstemp's 0600 would hide evidence from everyone else
