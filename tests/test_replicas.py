@@ -67,6 +67,15 @@ def test_a_replica_killed_mid_run_leaves_the_run_to_the_other_with_identical_vec
     assert "replicas" not in json.loads((folder1 / "manifest.json").read_text())["cells"][0]
 
 
+def test_a_replica_answering_5xx_is_left_out_and_its_requests_go_to_the_other(tmp_path, server):
+    with FaultProxy(server.base_url) as a, FaultProxy(server.base_url, always="503") as b:
+        proc, folder = run(tmp_path, spec([a.base_url, b.base_url]), "--concurrency", "1")
+        served_a, tried_b = len(a.posts()), len(b.posts())
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"execution [{CELL}]: all 8 requests succeeded\n" in (folder / "validate.txt").read_text()  # no retries
+    assert served_a == 8 and tried_b == 1          # b failed once, then got nothing for the pause
+
+
 def test_requests_spread_over_the_replicas_with_concurrency_per_replica(tmp_path, server):
     with FaultProxy(server.base_url) as a, FaultProxy(server.base_url) as b:
         proc, _ = run(tmp_path, spec([a.base_url, b.base_url]), "--concurrency", "1")
