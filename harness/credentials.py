@@ -262,12 +262,20 @@ def allowed_hosts(official_urls: Iterable[str], *, extra: Iterable[str] = (), ba
     return AllowedHosts(urls, tuple(official_urls), tuple(hosts))
 
 
+@functools.lru_cache(maxsize=8)
+def _forms(secret: str) -> tuple[str, ...]:
+    return tuple(dict.fromkeys((secret, json.dumps(secret)[1:-1], repr(secret)[1:-1])))
+
+
 def scrub(text: str, secret: str | None) -> str:
     """`text` without `secret`: as is, JSON- or repr-escaped, or its first 6+ characters (a body
     snippet cut short may end inside it)."""
     if not secret:
         return text
-    for form in dict.fromkeys((secret, json.dumps(secret)[1:-1], repr(secret)[1:-1])):
+    forms = _forms(secret)
+    if secret[:6] not in text and not any(f in text for f in forms):   # the usual case, checked cheaply
+        return text
+    for form in forms:
         text = text.replace(form, "***")
     for n in range(len(secret) - 1, 5, -1):
         if secret[:n] in text:

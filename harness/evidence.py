@@ -83,8 +83,11 @@ def atomic_writer(path: str | os.PathLike, *, fsync: bool = True, hashed: bool =
     this yields (so it need not be in memory whole); it appears under its name only when the
     block ends without an error, and `.sha256` then holds the digest of what was written."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except FileNotFoundError:   # the folder first, only when missing: a mkdir costs as much as the write
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             os.fchmod(fd, 0o666 & ~umask())  # mkstemp's 0600 would hide evidence from everyone else

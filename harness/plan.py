@@ -45,6 +45,7 @@ class Cell:
     modalities: frozenset[str] | None = None   # only inputs of these modalities (None: all)
     upload: bool = False            # `upload_local_files: true` (DashScope): local videos and large images go by oss://
     region: str | None = None       # whose prices apply (DashScope); None: nothing is billed
+    replicas: tuple[str, ...] = ()  # openai/*: every replica's endpoint when base_url lists several
 
     def takes(self, inp: Input) -> bool:
         return ((self.modalities is None or inp.modality in self.modalities)
@@ -60,7 +61,9 @@ class Cell:
                 "dimension_sent": self.dimension_sent, "parameters": self.parameters,
                 "api_key_env": self.api_key_env, "required": self.required,
                 "modalities": sorted(self.modalities) if self.modalities else None, "region": self.region,
-                **({"upload_local_files": True} if self.upload else {})}
+                **({"upload_local_files": True} if self.upload else {}),
+                # only when there are several, so a one-server spec's manifest is unchanged
+                **({"replicas": list(self.replicas)} if self.replicas else {})}
 
 
 @dataclass(frozen=True)
@@ -358,19 +361,27 @@ def _endpoint(model: ModelInfo, entry: dict, where: tuple, spec: Spec, catalog: 
     if model.provider == "local":
         return f"local://{model.wire_model}"
     if model.provider == "openai":
-        base = entry.get("base_url")
-        if not base:
+        bases = _base_urls(entry)
+        if not bases:
             problems.append(spec.problem(where, f"{model.name} needs a base_url (the OpenAI-compatible server)",
                                          "e.g. - {name: %s, base_url: http://127.0.0.1:8000/v1}" % model.name,
                                          prefer_key=True))
             return ""
         if entry.get("api_key_env"):   # no key, nothing to leak: a self-hosted server may be anywhere
-            _refuse_unless_allowed(base, f"${entry['api_key_env']} (the api_key_env of {model.name})",
-                                   where + ("base_url",), spec, allowed, problems)
-        return base.rstrip("/") + "/embeddings"
+            listed = isinstance(entry.get("base_url"), list)
+            for i, base in bases:   # the key goes to every replica: each must be allowed
+                _refuse_unless_allowed(base, f"${entry['api_key_env']} (the api_key_env of {model.name})",
+                                       where + ("base_url", i) if listed else where + ("base_url",),
+                                       spec, allowed, problems)
+        return bases[0][1].rstrip("/") + "/embeddings"
     if endpoints and endpoints.get(model.name):
         return endpoints[model.name]  # re-planning a run (verify): where it was actually sent
     region = spec.data.get("region", "cn-beijing")
+    if isinstance(entry.get("base_url"), list):
+        problems.append(spec.problem(where + ("base_url",), f"{model.name} is a DashScope model: its base_url "
+                                     "is one URL (a list of replicas is for openai/* models)",
+                                     "give one URL, or leave base_url out to use the region's"))
+        return ""
     base = base_url
     if not base:   # --base-url is the user's own choice; what the spec names must be allowed
         base = entry.get("base_url") or spec.data.get("endpoint")
@@ -386,6 +397,22 @@ def _endpoint(model: ModelInfo, entry: dict, where: tuple, spec: Spec, catalog: 
                                          "change `region:`, or exclude the model"))
         base = catalog.regions[region]
     return base.rstrip("/") + catalog.embedding_path
+
+
+def _base_urls(entry: dict) -> list[tuple[int, str]]:
+    """(position, URL) of an openai/* model's base_url: one string, or a list of replicas (entries
+    the schema refused are None here and left out)."""
+    given = entry.get("base_url")
+    listed = given if isinstance(given, list) else [given]
+    return [(i, b) for i, b in enumerate(listed) if isinstance(b, str) and b]
+
+
+def replica_endpoints(model: ModelInfo, entry: dict) -> tuple[str, ...]:
+    """Every replica's endpoint when an openai/* model lists more than one base URL, else ()."""
+    if model.provider != "openai" or not isinstance(entry.get("base_url"), list):
+        return ()
+    ends = tuple(dict.fromkeys(b.rstrip("/") + "/embeddings" for _, b in _base_urls(entry)))
+    return ends if len(ends) > 1 else ()
 
 
 def _refuse_unless_allowed(url: str, what: str, path: tuple, spec: Spec, allowed: AllowedHosts | None,
@@ -531,7 +558,7 @@ def _add_cell(cells, model, d, params, endpoint, entry, where, required_all, mod
                       parameters=wire_params, endpoint=endpoint, api_key_env=entry.get("api_key_env"),
                       required=bool(entry.get("required", required_all)), where=where,
                       modalities=modalities, upload=upload and model.provider == "dashscope",
-                      region=region))
+                      region=region, replicas=replica_endpoints(model, entry)))
 
 
 def wire_bytes(inp: Input) -> int:

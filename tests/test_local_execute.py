@@ -102,6 +102,19 @@ def test_local_and_openai_cells_execute_through_faults_to_identical_vectors(tmp_
             assert KEY.encode() not in path.read_bytes(), path
 
 
+def test_a_cookie_an_answer_sets_is_not_sent_back(tmp_path, server):
+    """One answer must not change the next request: the engine's client keeps no cookies."""
+    folder = tmp_path / "run"
+    stage(folder, "openai--e5-small-384", "multilingual-e5-small")
+    with FaultProxy(server.base_url) as proxy:
+        proxy.inject("set-cookie")
+        summary = execute.execute_run(folder, [openai_cell(proxy.base_url)],
+                                      options(tmp_path, concurrency=1, use_cache=False))
+        sent = proxy.posts()
+    assert summary.cells[0].ok == 3 and sent[0].fault == "set-cookie"
+    assert [p.headers.get("cookie") for p in sent[1:]] == [None, None]
+
+
 def test_rerun_is_served_from_the_cache_byte_identical(tmp_path, server):
     first, second = tmp_path / "a", tmp_path / "b"
     for folder in (first, second):

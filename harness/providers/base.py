@@ -20,12 +20,14 @@ class Embedded:
     request_id: str | None = None
     status: int = 200
     uploads: list[dict[str, Any]] = field(default_factory=list)   # oss:// URLs sent in place of local files
+    replica: str | None = None     # which of a model's replicas answered (only when it has several)
 
 
 class ProviderError(Exception):
     """A failed request. `retryable` decides whether the engine tries again;
     `fatal` means every other request will fail the same way (bad key, wrong region,
-    unknown model), so the engine stops the run early."""
+    unknown model), so the engine stops the run early; `fatal_when_exhausted` means so once the
+    retries of this request have run out (every replica of a model down)."""
 
     def __init__(
         self,
@@ -38,6 +40,7 @@ class ProviderError(Exception):
         fatal: bool = False,
         retry_after: float | None = None,
         throttled: bool = False,
+        fatal_when_exhausted: bool = False,
     ):
         super().__init__(message)
         self.message = message
@@ -49,6 +52,7 @@ class ProviderError(Exception):
         self.retry_after = retry_after
         self.throttled = throttled
         self.uploads: list[dict[str, Any]] = []   # oss:// URLs the failed request named (DashScope uploads)
+        self.fatal_when_exhausted = fatal_when_exhausted
 
     def describe(self) -> str:
         bits = [f"HTTP {self.status}" if self.status else None, self.code, self.message,
@@ -60,8 +64,9 @@ class Provider(Protocol):
     protocol: str      # "dashscope" | "openai" | "local"
     endpoint: str      # the URL (or "local://<name>") requests go to; part of the cache key
 
-    async def send(self, body: dict[str, Any], expected: int) -> Embedded:
-        """Send one request body; return exactly `expected` vectors or raise ProviderError."""
+    async def send(self, body: dict[str, Any], expected: int, data: bytes | None = None) -> Embedded:
+        """Send one request body; return exactly `expected` vectors or raise ProviderError.
+        `data`: the body as the payload file holds it (canonical JSON), sent as is when given."""
         ...
 
     def tokens(self, body: dict[str, Any], info: Any) -> int:

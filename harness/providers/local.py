@@ -100,7 +100,7 @@ class LocalProvider:
     def clean(self, got: Embedded) -> Embedded:
         return wire.kept_answer(got, None)   # no key, but a cache entry is bounded like an answer
 
-    async def send(self, body: dict[str, Any], expected: int) -> Embedded:
+    async def send(self, body: dict[str, Any], expected: int, data: bytes | None = None) -> Embedded:
         texts, is_query = self._read(body, expected)
         try:
             vectors, tokens = await asyncio.to_thread(self._embed, texts, is_query)

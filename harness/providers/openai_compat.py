@@ -16,6 +16,11 @@ engine treats every provider alike:
   or with non-finite numbers is a failed request with the reason, not retried: a server that
   answers like that once answers like that again.
 
+A model may list several base URLs, replicas of one server (`harness.providers.replicas`): each
+request goes to one of them, `concurrency` in flight at each, and a replica that refuses the
+connection or answers 5xx is left out for a while. `endpoint` (the cache key, the manifest's
+`endpoint`) is the first replica's, so the same request is the same cache entry whichever answered.
+
 The key comes from the environment variable the spec names (`api_key_env`, optional: most
 self-hosted servers need none). It lives in this object only, is sent as a Bearer header, and
 never appears in a repr, an error message or anything written: every field kept of an answer
@@ -39,6 +44,7 @@ from harness.credentials import checked_key
 from harness.evidence import canonical_json
 from harness.providers.base import Embedded, NotExecutable, ProviderError
 from harness.providers import wire
+from harness.providers.replicas import DOWN_FOR, Replicas
 from harness.providers.tokens import estimate_tokens
 
 DEFAULT_TIMEOUT = 60.0
@@ -50,27 +56,35 @@ class OpenAIProvider(wire.KeptAnswers):
 
     def __init__(self, endpoint: str, *, dimension: int | None = None, api_key: str | None = None,
                  timeout: float = DEFAULT_TIMEOUT, max_connections: int | None = None,
-                 api_key_env: str | None = None, client: httpx.AsyncClient | None = None):
+                 api_key_env: str | None = None, client: httpx.AsyncClient | None = None,
+                 replicas: list[str] | None = None, down_for: float = DOWN_FOR):
         self.endpoint = endpoint
         self.dimension = dimension
         self.timeout = timeout
         self._shown = _display_url(endpoint)   # for messages: no user:password@, no query string
         self._api_key = api_key
         self._api_key_env = api_key_env
-        self._http = wire.ClientSlot(client, self.timeout, max_connections)
+        urls = list(dict.fromkeys(replicas or [endpoint]))
+        self._replicas = (Replicas([(u, _display_url(u)) for u in urls], max_connections or 8, down_for)
+                          if len(urls) > 1 else None)
+        pool = max_connections * len(urls) if max_connections else None
+        self._http = wire.ClientSlot(client, self.timeout, pool)
 
     def __repr__(self) -> str:  # never the key, only whether there is one and where it came from
         key = f"from ${self._api_key_env}" if self._api_key else "none"
-        return f"OpenAIProvider(endpoint={self._shown!r}, dimension={self.dimension}, key={key})"
+        more = f", replicas={len(self._replicas.replicas)}" if self._replicas else ""
+        return f"OpenAIProvider(endpoint={self._shown!r}, dimension={self.dimension}, key={key}{more})"
 
     @classmethod
     def from_cell(cls, cell: dict, options: Any = None) -> "OpenAIProvider":
         endpoint = cell.get("endpoint") or ""
-        parts = urlsplit(endpoint)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise NotExecutable(
-                f"{cell.get('model')}: no usable base URL ({endpoint or 'none given'}); "
-                "give the model a base_url such as http://127.0.0.1:8000/v1 in the spec")
+        replicas = [u for u in cell.get("replicas") or [] if isinstance(u, str)]
+        for url in [endpoint, *replicas]:
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.netloc:
+                raise NotExecutable(
+                    f"{cell.get('model')}: no usable base URL ({_display_url(url) or 'none given'}); "
+                    "give the model a base_url such as http://127.0.0.1:8000/v1 in the spec")
         key_env = cell.get("api_key_env")
         key = None
         if key_env:
@@ -89,6 +103,8 @@ class OpenAIProvider(wire.KeptAnswers):
             timeout=float(getattr(options, "timeout", None) or DEFAULT_TIMEOUT),
             max_connections=int(concurrency) if concurrency else None,
             client=getattr(options, "http_client", None),
+            replicas=replicas or None,
+            down_for=float(getattr(options, "replica_down_for", None) or DOWN_FOR),
         )
 
     async def aclose(self) -> None:
@@ -97,18 +113,23 @@ class OpenAIProvider(wire.KeptAnswers):
     def tokens(self, body: dict[str, Any], info: Any) -> int:
         return estimate_tokens(body.get("input") or [], {}, info)
 
-    async def _send(self, body: dict[str, Any], expected: int) -> Embedded:
+    async def _send(self, body: dict[str, Any], expected: int, data: bytes | None = None) -> Embedded:
+        data = canonical_json(body) if data is None else data
+        if self._replicas is None:
+            return await self._post(self.endpoint, self._shown, data, expected)
+        return await self._replicas.send(lambda r: self._post(r.url, r.shown, data, expected))
+
+    async def _post(self, url: str, shown: str, data: bytes, expected: int) -> Embedded:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"
         try:
-            resp = await self._http.get().post(self.endpoint, content=canonical_json(body), headers=headers,
-                                           timeout=self.timeout)
+            resp = await self._http.get().post(url, content=data, headers=headers, timeout=self.timeout)
         except httpx.TimeoutException:
-            raise ProviderError(f"no answer within {self.timeout:g}s from {self._shown}",
+            raise ProviderError(f"no answer within {self.timeout:g}s from {shown}",
                                 code="Timeout", retryable=True) from None
         except httpx.TransportError as exc:
-            raise ProviderError(f"connection to {self._shown} failed ({type(exc).__name__}: "
+            raise ProviderError(f"connection to {shown} failed ({type(exc).__name__}: "
                                 f"{exc or 'closed without an answer'})",
                                 code="ConnectionError", retryable=True) from None
         return _parse(resp, expected, self.dimension, self._api_key_env if self._api_key else None)
@@ -126,7 +147,7 @@ def _parse(resp: httpx.Response, expected: int, dimension: int | None, key_env: 
     request_id = next((resp.headers[h] for h in _REQUEST_ID_HEADERS if h in resp.headers), None)
     status = resp.status_code
     try:
-        doc = json.loads(resp.content) if resp.content else None
+        doc = wire.loads(resp.content) if resp.content else None
     except (ValueError, UnicodeDecodeError):
         doc = None
         if status == 200:
@@ -151,6 +172,12 @@ def _parse(resp: httpx.Response, expected: int, dimension: int | None, key_env: 
     if len(doc["data"]) > expected:
         raise ProviderError(f"{len(doc['data'])} vectors for {expected} inputs", status=status,
                             code="ExtraVectors", request_id=request_id)
+    fast = _fast_rows(doc["data"], expected, dimension)
+    if fast is not None:
+        matrix = wire.number_matrix(fast)
+        if matrix is not None:
+            usage = doc.get("usage") if isinstance(doc.get("usage"), dict) else {}
+            return Embedded(vectors=matrix, usage=usage, request_id=request_id, status=status)
     rows: dict[int, list[float]] = {}
     for item in doc["data"]:
         index = item.get("index") if isinstance(item, dict) else None
@@ -169,6 +196,24 @@ def _parse(resp: httpx.Response, expected: int, dimension: int | None, key_env: 
     usage = doc.get("usage") if isinstance(doc.get("usage"), dict) else {}
     return Embedded(vectors=[rows[i] for i in range(expected)], usage=usage,
                     request_id=request_id, status=status)
+
+
+def _fast_rows(items: list, expected: int, dimension: int | None) -> list | None:
+    """The vectors in index order when every item is plainly right (each index 0..expected-1 once,
+    a list of numbers' worth of the expected length); else None and `_parse` checks item by item,
+    naming the first fault. The numbers themselves are checked by `wire.number_matrix`."""
+    if len(items) != expected:
+        return None
+    rows: list[Any] = [None] * expected
+    for item in items:
+        if type(item) is not dict:
+            return None
+        index, vec = item.get("index"), item.get("embedding")
+        if type(index) is not int or not 0 <= index < expected or rows[index] is not None \
+                or type(vec) is not list or not vec or (dimension and len(vec) != dimension):
+            return None
+        rows[index] = vec
+    return rows
 
 
 def _vector(raw: Any, index: int, dimension: int | None, status: int, request_id: str | None) -> list[float]:

