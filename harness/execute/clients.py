@@ -76,6 +76,17 @@ class ClientPool:
         finally:
             self.busy[i] -= 1
 
+    async def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        """Off the hot path (DashScope's upload policy and storage form): the ordinary httpx way.
+        Cookies an answer sets are dropped, so none reaches a later request."""
+        i = min(range(len(self.clients)), key=self.busy.__getitem__)
+        self.busy[i] += 1
+        try:
+            return await self.clients[i].request(method, url, **kwargs)
+        finally:
+            self.busy[i] -= 1
+            self.clients[i].cookies.clear()
+
     async def aclose(self) -> None:
         for c in self.clients:
             await c.aclose()
