@@ -61,12 +61,14 @@ def _is(instance: Any, kind: str) -> bool:
     return isinstance(instance, _TYPES[kind]) if kind in _TYPES else False
 
 
-def _same(a: Any, b: Any) -> bool:
-    """JSON equality for the plain scalars a schema's enum/const names; else not sure."""
-    for v in (a, b):
-        if not (v is None or type(v) in (str, int, bool)):
-            raise _Unsure
-    return type(a) is type(b) and a == b
+def _same(instance: Any, value: Any) -> bool:
+    """JSON equality of an instance and a plain scalar an enum/const names; not sure for numbers
+    of two kinds (1 and 1.0 are equal to JSON Schema) and for anything unusual."""
+    if not (value is None or type(value) in (str, int, bool)):
+        raise _Unsure
+    if instance is None or type(instance) in (str, bool, int, list, dict):
+        return type(instance) is type(value) and instance == value
+    raise _Unsure
 
 
 class Checker:
@@ -140,9 +142,9 @@ def _prefix_items(c, x, v, s, doc):
 def _unique(c, x, v, s, doc):
     if not v or not isinstance(x, list):
         return True
-    if not all(type(i) is str for i in x):
-        raise _Unsure
-    return len(set(x)) == len(x)
+    if not all(type(i) is str or type(i) is int for i in x):
+        raise _Unsure                     # 1 and 1.0 are the same item to JSON Schema, 1 and true are not
+    return len({(type(i), i) for i in x}) == len(x)
 
 
 def _ref(c, x, v, s, doc):

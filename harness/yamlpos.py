@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -32,6 +33,11 @@ Path_ = tuple  # a path into the document: keys (str) and list indexes (int)
 PURE_ENV = "HARNESS_PURE_YAML"    # "1": always the pure-Python path (tests compare the two)
 MAX_C_DEPTH = 100                 # deeper documents take the pure path, which decides "nested too deeply"
 _CLoader = getattr(yaml, "CSafeLoader", None)    # None when PyYAML was built without libyaml
+# What libyaml reads where PyYAML refuses it, or places elsewhere (found by comparing the two on
+# thousands of mutated specs, tests/test_fast_paths.py): a tab (PyYAML: "found character '\t'
+# that cannot start any token"), a block scalar's header running into a comment (`|#`), a
+# byte-order mark after the first character. Such texts take the pure path.
+_PURE_ONLY = re.compile(r"\t|[|>][-+1-9]{0,2}#|\ufeff")
 _STR = "tag:yaml.org,2002:str"
 _MERGE = "tag:yaml.org,2002:merge"
 
@@ -143,12 +149,22 @@ class _Builder:
                                   "or put long texts in a CSV or JSONL file and use `from:`")
         try:
             value = self.loader.construct_object(node)
-        except ValueError:   # an integer of more than 4,300 digits: Python refuses to read it
-            raise YamlProblem(f"this number has {len(node.value):,} characters, too long to read", *_mark(node),
-                              "write an ordinary number, or quote it to make it text") from None
+        except ValueError as e:
+            if "digits" in str(e):   # an integer of more than 4,300 digits: Python refuses to read it
+                raise YamlProblem(f"this number has {len(node.value):,} characters, too long to read", *_mark(node),
+                                  "write an ordinary number, or quote it to make it text") from None
+            raise self._unreadable(node) from None
+        except (IndexError, TypeError):   # an explicit tag on a value it cannot read: !!int ''
+            raise self._unreadable(node) from None
         if isinstance(value, str) and not value.isascii():
             value = _unicode(value, node)
         return value
+
+    @staticmethod
+    def _unreadable(node: yaml.ScalarNode) -> YamlProblem:
+        kind = node.tag.rsplit(":", 1)[-1]
+        return YamlProblem(f"invalid YAML value: {_short(node.value)} cannot be read as {kind}", *_mark(node),
+                           "fix the value, or drop the !!tag before it")
 
     def _mapping(self, node: yaml.MappingNode, path: Path_) -> dict:
         out: dict = {}
@@ -182,6 +198,10 @@ class _Builder:
         return out
 
 
+def _short(text: str) -> str:
+    return repr(text if len(text) <= 40 else text[:37] + "...")
+
+
 def _unicode(value: str, node: yaml.Node) -> str:
     """`value` as valid Unicode: an escaped surrogate pair ("\\ud83d\\ude00", as JSON writes an emoji)
     becomes its one character; a lone surrogate is an error at the value."""
@@ -211,7 +231,11 @@ def _from_events(loader, pos: Positions | None) -> Any:
     SeqStart, MapStart = yaml.SequenceStartEvent, yaml.MappingStartEvent
     count = 0
 
-    def scalar(ev):
+    def scalar(ev, flow):
+        if flow and not ev.style and ("?" in ev.value or not ev.value):
+            # inside [ ] or { }, PyYAML reads "?" in a plain value as a key, and places an
+            # empty value elsewhere than libyaml does
+            raise _Fallback
         tag = ev.tag
         if tag is None or tag == "!":
             tag = resolve(yaml.ScalarNode, ev.value, ev.implicit)
@@ -225,24 +249,25 @@ def _from_events(loader, pos: Positions | None) -> Any:
             value = _unicode(value, ev)
         return value
 
-    def node(ev, path, depth):
+    def node(ev, path, depth, flow):
         nonlocal count
         count += 1
         if pos is not None:
             pos.value.setdefault(path, _mark(ev))
         kind = type(ev)
         if kind is Scalar:
-            return scalar(ev)
+            return scalar(ev, flow)
         if count > MAX_NODES or depth > MAX_C_DEPTH:
             raise _Fallback
         depth += 1
+        flow = flow or bool(getattr(ev, "flow_style", False))
         if kind is SeqStart:
             out = []
             while True:
                 ev = get()
                 if type(ev) is SeqEnd:
                     return out
-                out.append(node(ev, path + (len(out),) if pos is not None else path, depth))
+                out.append(node(ev, path + (len(out),) if pos is not None else path, depth, flow))
         if kind is not MapStart:
             raise _Fallback               # an alias
         mapping: dict = {}
@@ -253,7 +278,7 @@ def _from_events(loader, pos: Positions | None) -> Any:
                 return mapping
             if kind is not Scalar:
                 raise _Fallback           # a key that is a list, a mapping or an alias
-            key = scalar(ev)
+            key = scalar(ev, flow)
             if not isinstance(key, str):
                 key = str(key) if key is not None else "null"
             if key in mapping:
@@ -262,14 +287,14 @@ def _from_events(loader, pos: Positions | None) -> Any:
             if pos is not None:
                 child = path + (key,)
                 pos.key[child] = _mark(ev)
-            mapping[key] = node(get(), child, depth)
+            mapping[key] = node(get(), child, depth, flow)
 
     if type(get()) is not yaml.StreamStartEvent:
         raise _Fallback
     ev = get()
     if type(ev) is yaml.StreamEndEvent:
         return None
-    value = node(get(), (), 0)
+    value = node(get(), (), 0, False)
     if type(get()) is not yaml.DocumentEndEvent or type(get()) is not yaml.StreamEndEvent:
         raise _Fallback                   # more than one document
     return value
@@ -292,7 +317,7 @@ def _run_c(text: str, pos: Positions | None) -> Any:
     loader = _CLoader(text)
     try:
         return _from_events(loader, pos)
-    except (yaml.YAMLError, YamlProblem, ValueError, RecursionError, MemoryError):
+    except (yaml.YAMLError, YamlProblem, ValueError, IndexError, TypeError, RecursionError, MemoryError):
         raise _Fallback from None
     finally:
         loader.dispose()
@@ -309,7 +334,7 @@ def load(text: str, *, pure: bool | None = None) -> tuple[Any, Positions]:
     if pure is None:
         pure = os.environ.get(PURE_ENV) == "1"
     with _no_gc():
-        if not pure and _CLoader is not None:
+        if not pure and _CLoader is not None and not _PURE_ONLY.search(text, text.startswith("\ufeff")):
             try:
                 return _load_c(text)
             except _Fallback:
@@ -331,7 +356,13 @@ def _no_gc():
 
 
 def _load_pure(text: str) -> tuple[Any, Positions]:
-    loader = _Loader(text)
+    try:
+        loader = _Loader(text)
+    except yaml.reader.ReaderError as e:     # a control character: PyYAML gives only its index
+        before = text[:e.position]
+        line, col = before.count("\n") + 1, e.position - (before.rfind("\n") + 1) + 1
+        raise YamlProblem(f"invalid YAML: the control character {e.character:#06x} is not allowed in YAML text",
+                          line, col, "delete it; to send it, write it as an escape in double quotes, e.g. \"\\a\"") from None
     try:
         try:
             node = loader.get_single_node()
