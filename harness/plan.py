@@ -645,7 +645,7 @@ def _check_refs(spec: Spec, ids: set[str], cells: list[Cell], problems: list[Pro
     if not checks:
         return
     try:
-        from harness.checks import validate_check_refs
+        from harness.checkrefs import validate_check_refs
     except ImportError:
         return
     written = {e["id"] for e in _written_inputs(spec)

@@ -280,8 +280,8 @@ def _imported(args: list[str], cwd) -> set[str]:
 def test_one_shot_commands_import_only_what_they_use(tmp_path):
     prepared = _imported(["prepare", "--text", "a cat", "--output", "req.json"], tmp_path)
     assert not prepared & set(HEAVY), prepared & set(HEAVY)
-    write_spec(tmp_path, "version: 1\nname: t\ninputs: [{id: a, text: hello}]\n")
-    validated = _imported(["validate", "spec.yaml"], tmp_path)
+    shutil.copytree(SPECS, tmp_path / "specs")
+    validated = _imported(["validate", "specs/quickstart.yaml"], tmp_path)     # with checks
     assert not validated & set(HEAVY), validated & set(HEAVY)
     assert json.loads((tmp_path / "req.json").read_text())["input"]["contents"] == [{"text": "a cat"}]
 
