@@ -19,6 +19,7 @@ import gc
 import os
 import re
 from dataclasses import dataclass, field
+from sys import intern
 from typing import Any, Callable
 
 import yaml
@@ -281,6 +282,7 @@ def _from_events(loader, pos: Positions | None) -> Any:
             key = scalar(ev, flow)
             if not isinstance(key, str):
                 key = str(key) if key is not None else "null"
+            key = intern(key)             # 100k inputs share one "text", not 100k copies of it
             if key in mapping:
                 raise _Fallback           # a duplicate key: the pure path names both places
             child = path

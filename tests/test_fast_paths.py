@@ -300,3 +300,10 @@ def test_a_control_character_is_a_located_yaml_error_not_a_crash(tmp_path):
     r = harness("validate", "spec.yaml", cwd=tmp_path)
     assert r.returncode == 3, r.stderr
     assert r.stderr.startswith("spec.yaml:3:19: invalid YAML: the control character 0x0007"), r.stderr
+
+
+def test_a_tagged_value_that_cannot_be_read_is_a_located_yaml_error_not_a_crash(tmp_path):
+    write_spec(tmp_path, "version: 1\nname: t\nexecution: {concurrency: !!int ''}\ninputs: [{text: a}]\n")
+    r = harness("validate", "spec.yaml", cwd=tmp_path)
+    assert r.returncode == 3, r.stderr
+    assert r.stderr.startswith("spec.yaml:3:26: invalid YAML value: '' cannot be read as int"), r.stderr
