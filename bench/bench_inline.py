@@ -4,7 +4,8 @@
    N texts from a CSV input set, × 1 model × 3 dimensions: CPU seconds and peak RSS of each child.
 2. `yamlpos.load` of the inline spec: libyaml's path vs the pure-Python one (CPU seconds).
 3. The schema check per inline input: the quick check vs jsonschema over the same document.
-4. One-shot process start: `harness prepare`, `harness validate` vs `python -c pass`.
+4. One-shot process start: `harness prepare`, `harness validate` (a one-input spec, and the
+   quickstart example with its checks) vs `python -c pass`.
 
     python bench/bench_inline.py            # N = 100,000 (about 3 minutes in all)
     python bench/bench_inline.py --quick    # N = 5,000, for development
@@ -131,6 +132,8 @@ def main() -> None:
             "python -c pass": [py, "-c", "pass"],
             "harness prepare --text": [py, "-m", "harness", "prepare", "--text", "a cat", "--output", "req.json"],
             "harness validate (1 input)": [py, "-m", "harness", "validate", "one.yaml"],
+            "harness validate specs/quickstart.yaml": [py, "-m", "harness", "validate",
+                                                       str(ROOT / "specs" / "quickstart.yaml")],
         }
         print(f"\n4. one-shot process start, best of {args.starts}")
         print("| command | CPU ms | wall ms |\n|---|---:|---:|")
