@@ -167,8 +167,7 @@ def _load(path: Path, exit_code: ExitCode) -> Catalog:
         raise HarnessError(Problem(f"cannot read the model catalog: {exc.strerror}", file=fname), exit_code)
     text = raw.decode("utf-8", errors="replace")
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        node, data = _parse(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise HarnessError(Problem(
@@ -217,6 +216,26 @@ def _load(path: Path, exit_code: ExitCode) -> Catalog:
         sources=MappingProxyType({str(k): str(v) for k, v in sources.items()}),
         models=MappingProxyType(models),
     )
+
+
+def _parse(text: str) -> tuple[Any, Any]:
+    """The catalog's node graph (for lines) and its values, from one parse: libyaml's when
+    PyYAML has it; the pure-Python parser otherwise and to word an error."""
+    if getattr(yaml, "CSafeLoader", None) is not None:
+        try:
+            return _parse_with(yaml.CSafeLoader, text)
+        except yaml.YAMLError:
+            pass
+    return _parse_with(yaml.SafeLoader, text)
+
+
+def _parse_with(loader_class, text: str) -> tuple[Any, Any]:
+    loader = loader_class(text)
+    try:
+        node = loader.get_single_node()
+        return node, (loader.construct_document(node) if node is not None else None)
+    finally:
+        loader.dispose()
 
 
 def _positions(node: Any, fname: str) -> tuple[dict, list[Problem]]:

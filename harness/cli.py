@@ -20,19 +20,29 @@ EPILOG = """exit codes: 0 ok/PASS · 1 checks failed (validate.txt FAIL) · 2 ba
 run: of several failures the most serious gives the code, in the order 4, 5, 1, 6 (see run --fail-on)"""
 
 
-def _command_modules():
-    mods = [importlib.import_module(f"harness.commands.{m.name}") for m in pkgutil.iter_modules(commands.__path__)]
+def _command_modules(argv: list[str] | None = None):
+    """The command modules the parser needs: only the one `argv` names (importing the other ten
+    and what they import cost a one-shot `harness prepare` most of its start-up), else all of them
+    (`harness --help`, a mistyped command: the list of commands is wanted then)."""
+    names = [m.name for m in pkgutil.iter_modules(commands.__path__)]
+    word = next((a for a in argv or () if not a.startswith("-")), None)
+    if word in names:
+        module = importlib.import_module(f"harness.commands.{word}")
+        if getattr(module, "NAME", None) == word and hasattr(module, "add_parser"):
+            return [module]
+    mods = [importlib.import_module(f"harness.commands.{name}") for name in names]
     return sorted((m for m in mods if hasattr(m, "add_parser")), key=lambda m: (getattr(m, "ORDER", 50), m.NAME))
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The command line's parser; given `argv`, only the command it names is set up."""
     parser = argparse.ArgumentParser(
         prog="harness", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
         description="Reproducibility harness for DashScope multimodal embeddings: "
                     "spec → checked plan → exact request payloads → (optional) execution → evidence.")
     parser.add_argument("--version", action="version", version=f"harness {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in _command_modules():
+    for module in _command_modules(argv):
         p = module.add_parser(sub)
         p.set_defaults(func=module.run)
     return parser
@@ -57,7 +67,8 @@ def interrupted_message(cached: bool = True) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _interrupt)
     COMMITTED.clear()          # one command's record (main may run more than once in a process)

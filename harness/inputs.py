@@ -23,9 +23,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-import jinja2
-from jinja2.sandbox import SandboxedEnvironment
-
 from harness.estimate import text_tokens
 from harness.evidence import canonical_json, sha256_bytes
 from harness.media import LocalImage, MediaError, inspect_local_image, is_data_uri, is_url
@@ -50,7 +47,7 @@ def _template_budget(template: str, variables: dict) -> int:
     return len(template) + TEMPLATE_GROWTH * sum(len(str(v)) for v in fields.values()) + TEMPLATE_SLACK
 
 
-class NotText(jinja2.TemplateRuntimeError):
+class NotText(Exception):
     """A template printed a value that has no text form (null, a list, an object)."""
 
 
@@ -74,8 +71,14 @@ def _finalize(value):
     return value
 
 
-_ENV = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False,
-                            finalize=_finalize)
+@functools.lru_cache(maxsize=1)
+def _env():
+    """The template sandbox, made (and Jinja2 imported) only when a spec has an input set."""
+    import jinja2
+    from jinja2.sandbox import SandboxedEnvironment
+
+    return SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False,
+                                finalize=_finalize)
 
 
 def project_root(folder: Path) -> Path:
@@ -266,10 +269,12 @@ def inline_input(entry: dict, index: int, files: InputFiles) -> Input:
 # -- input sets -------------------------------------------------------------------------------
 
 def _compile(entry: dict, key: str, where: tuple) -> jinja2.Template | None:
+    import jinja2
+
     if key not in entry:
         return None
     try:
-        return _ENV.from_string(entry[key])
+        return _env().from_string(entry[key])
     except jinja2.TemplateSyntaxError as e:
         raise InputProblem(where + (key,), f"template error in {key}: {e.message}",
                            "templates use Jinja2 syntax, e.g. \"{{ row.caption }}\"", False) from None
@@ -414,6 +419,8 @@ def _rows(entry: dict, files: InputFiles, where: tuple, errors: _RowErrors) -> t
 
 def input_set(entry: dict, index: int, files: InputFiles, problems: list[InputProblem]) -> Iterator[Input]:
     """Yield the inputs of one `from:` entry; row errors are collected (up to a cap), not raised."""
+    import jinja2
+
     where = ("inputs", index)
     kinds = [k for k in ("text", "image", "video") if k in entry]
     source = entry["from"]
@@ -426,7 +433,7 @@ def input_set(entry: dict, index: int, files: InputFiles, problems: list[InputPr
                            "e.g. text: \"{{ row.caption }}\"")
     kind = kinds[0]
     value_src = entry.get(kind, "{{ file.path }}")
-    tmpl_value = _compile(entry, kind, where) or _ENV.from_string(value_src)
+    tmpl_value = _compile(entry, kind, where) or _env().from_string(value_src)
     tmpl_id = _compile(entry, "id", where)
     fast_value = _chunk_template(value_src, var)
     fast_id = _chunk_template(entry["id"], var) if tmpl_id is not None else None
@@ -521,11 +528,13 @@ def _chunks(rows, size):
 
 
 def _chunk_template(source: str, var: str) -> jinja2.Template | None:
+    import jinja2
+
     if "{%" in source or "{#" in source or _SEP in source:
         return None
     head = "{% for row, index in rows %}" if var == "row" else "{% for file in rows %}"
     try:
-        return _ENV.from_string(head + source + _SEP + "{% endfor %}")
+        return _env().from_string(head + source + _SEP + "{% endfor %}")
     except jinja2.TemplateError:
         return None
 

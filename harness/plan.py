@@ -601,7 +601,7 @@ def _scan_inputs(spec: Spec, cells: list[Cell], problems: list[Problem], spool,
     """One pass over every input: ids and catalog rules per model; each input is spooled so the
     writing pass streams them back instead of resolving (and rendering) them again."""
     input_problems: list[InputProblem] = []
-    seen: dict[str, str] = {}
+    seen: dict[str, str | None] = {}     # id → the row that gave it (None: an inline input, named by its id)
     counts: Counter = Counter()
     models = {c.model.name: c for c in cells}   # one representative cell per model: rules are per model
     # identical rule breaks of many rows of one input set are reported once, with a count
@@ -610,27 +610,27 @@ def _scan_inputs(spec: Spec, cells: list[Cell], problems: list[Problem], spool,
     # Ids written in the spec are checked from the spec itself, so a duplicate is reported even
     # when one of the two inputs fails for another reason (a missing image, say).
     entries = spec.data.get("inputs") or []
-    declared: dict[str, str] = {}
+    declared: set[str] = set()
     for i, entry in enumerate(entries):
         if isinstance(entry, dict) and "from" not in entry and isinstance(entry.get("id"), str):
             if entry["id"] in declared:
                 problems.append(spec.problem(("inputs", i, "id"), f"duplicate input id {entry['id']!r} "
-                                             f"(first used by {declared[entry['id']]})",
+                                             f"(first used by input {entry['id']!r})",
                                              "give each input its own `id:`", prefer_key=True))
             else:
-                declared[entry["id"]] = f"input {entry['id']!r}"
+                declared.add(entry["id"])
     for inp in iter_inputs(entries, files, input_problems):
         label = inp.row or f"input {inp.id!r}"
         explicit = inp.row is None and isinstance(entries[inp.where[1]].get("id"), str)
         if inp.id in seen or (not explicit and inp.id in declared):
             if explicit:
                 continue          # reported above
-            first = seen.get(inp.id) or declared[inp.id]
+            first = seen.get(inp.id) or f"input {inp.id!r}"
             problems.append(spec.problem(inp.where + (("id",) if inp.row is None else ()),
                                          f"duplicate input id {inp.id!r} ({label}; first used by {first})",
                                          "give each input its own `id:`", prefer_key=True))
             continue
-        seen[inp.id] = label
+        seen[inp.id] = inp.row
         # Bytes, not values, are what a hostile spec multiplies: stop before any is written.
         planned += wire_bytes(inp) * sum(1 for c in cells if c.takes(inp))
         if planned > budget:
@@ -714,7 +714,7 @@ def _check_refs(spec: Spec, ids: set[str], cells: list[Cell], problems: list[Pro
     if not checks:
         return
     try:
-        from harness.checks import validate_check_refs
+        from harness.checkrefs import validate_check_refs
     except ImportError:
         return
     written = {e["id"] for e in _written_inputs(spec)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from harness.spec import SCHEMA_DIR, load_schemas
+from harness.spec import SCHEMA_DIR, spec_schema
 
 
 def _resolve(node: dict, root: dict) -> dict:
@@ -44,7 +44,7 @@ def _rows(props: dict, root: dict, prefix: str, required: set, out: list[str]) -
 
 
 def spec_reference() -> str:
-    schema, _ = load_schemas()
+    schema = spec_schema()
     out = ["| key | type | meaning |", "|---|---|---|"]
     _rows(schema["properties"], schema, "", set(schema.get("required", [])), out)
     for name in ("model", "input", "parameters"):

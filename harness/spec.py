@@ -15,11 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-from jsonschema.exceptions import ValidationError, best_match
-from referencing import Registry, Resource
-
-from harness import yamlpos
+from harness import schemafast, yamlpos
 from harness.errors import ExitCode, HarnessError, Problem
 from harness.evidence import sha256_bytes
 
@@ -31,22 +27,61 @@ SCHEMA_BASE = "https://mm-embed-harness.github.io/schemas/"
 
 
 @lru_cache(maxsize=1)
-def load_schemas() -> tuple[dict, Registry]:
-    """The spec schema and a registry holding every schema it references (checks, …)."""
-    registry = Registry()
-    main = None
-    for path in sorted(SCHEMA_DIR.glob("*.schema.json")):
-        doc = {"$id": SCHEMA_BASE + path.name, **json.loads(path.read_text(encoding="utf-8"))}
-        registry = registry.with_resource(doc["$id"], Resource.from_contents(doc))
-        if path.name == SPEC_SCHEMA:
-            main = doc
-    if main is None:
+def schema_documents() -> dict[str, dict]:
+    """Every schema file by name (spec, checks, …), each with its `$id` under SCHEMA_BASE."""
+    docs = {path.name: {"$id": SCHEMA_BASE + path.name, **json.loads(path.read_text(encoding="utf-8"))}
+            for path in sorted(SCHEMA_DIR.glob("*.schema.json"))}
+    if SPEC_SCHEMA not in docs:
         raise HarnessError(f"the spec schema is missing from {SCHEMA_DIR}", ExitCode.INTERNAL)
-    return main, registry
+    return docs
+
+
+def spec_schema() -> dict:
+    """The spec schema alone (no jsonschema import: enough for reading its ranges and texts)."""
+    return schema_documents()[SPEC_SCHEMA]
+
+
+@lru_cache(maxsize=1)
+def load_schemas():
+    """The spec schema and a `referencing.Registry` holding every schema it references."""
+    from referencing import Registry, Resource
+
+    registry = Registry()
+    for doc in schema_documents().values():
+        registry = registry.with_resource(doc["$id"], Resource.from_contents(doc))
+    return spec_schema(), registry
+
+
+@lru_cache(maxsize=1)
+def _checker() -> schemafast.Checker:
+    return schemafast.Checker(schema_documents())
+
+
+@lru_cache(maxsize=1)
+def _validator():
+    """jsonschema's validator for the spec, which skips the inputs the fast checker vouches
+    for: their errors (none) cost nothing, every other input is checked and worded as before."""
+    import jsonschema
+
+    schema, registry = load_schemas()
+    input_items = schema["properties"]["inputs"]["items"]
+    items = jsonschema.Draft202012Validator.VALIDATORS["items"]
+    checker = _checker()
+
+    def inputs_items(validator, value, instance, subschema):
+        if value is input_items and isinstance(instance, list) and not subschema.get("prefixItems"):
+            for index, item in enumerate(instance):
+                if not checker.valid(item, SPEC_SCHEMA, value):
+                    yield from validator.descend(item, value, path=index)
+            return
+        yield from items(validator, value, instance, subschema)
+
+    cls = jsonschema.validators.extend(jsonschema.Draft202012Validator, {"items": inputs_items})
+    return cls(schema, registry=registry)
 
 
 def schema_info() -> dict[str, str]:
-    schema, _ = load_schemas()
+    schema = spec_schema()
     return {"id": schema["$id"], "sha256": sha256_bytes((SCHEMA_DIR / SPEC_SCHEMA).read_bytes())}
 
 
@@ -113,13 +148,13 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _leaves(error: ValidationError) -> list[ValidationError]:
+def _leaves(error) -> list:
     """For anyOf/oneOf without a custom message, the sub-errors that explain it: every error of
     the one branch that fits the value's kind (so each bad item of a list is reported), else the
     single sub-error that explains most."""
     if error.validator not in ("anyOf", "oneOf") or not error.context or "errorMessage" in error.schema:
         return [error]
-    branches: dict[Any, list[ValidationError]] = {}
+    branches: dict[Any, list] = {}
     for e in error.context:
         branches.setdefault(e.relative_schema_path[0], []).append(e)
     # a branch refused for the value's kind itself (a list where a keyword was expected) does not fit
@@ -127,17 +162,19 @@ def _leaves(error: ValidationError) -> list[ValidationError]:
                if not any(e.validator in ("type", "enum", "const") and not e.relative_path for e in errs)]
     if len(fitting) == 1:
         return [leaf for e in fitting[0] for leaf in _leaves(e)]
+    from jsonschema.exceptions import best_match
+
     # a branch that failed only on its type (a string where a mapping was given) explains nothing
     plausible = [e for e in error.context if not (e.validator == "type" and not e.relative_path)]
     return _leaves(best_match(plausible or error.context))
 
 
-def _explain(error: ValidationError, spec: Spec) -> list[tuple[tuple, Problem]]:
+def _explain(error, spec: Spec) -> list[tuple[tuple, Problem]]:
     """(refused path, problem) for each mistake behind `error`."""
     return [found for leaf in _leaves(error) for found in _explain_leaf(leaf, spec)]
 
 
-def _explain_leaf(error: ValidationError, spec: Spec) -> list[tuple[tuple, Problem]]:
+def _explain_leaf(error, spec: Spec) -> list[tuple[tuple, Problem]]:
     path = tuple(error.absolute_path)
     where = format_path(path)
     schema = error.schema if isinstance(error.schema, dict) else {}
@@ -197,17 +234,21 @@ def _scope(path: tuple) -> tuple:
 _GONE = object()
 
 
-def _usable(value: Any, path: tuple, refused: set[tuple]) -> Any:
+def _usable(value: Any, path: tuple, refused: set[tuple], above: set[tuple] | None = None) -> Any:
     """`value` without what the schema refused: refused keys are dropped and refused list items
     become None (indexes, and so positions, stay right); a list left with nothing usable is
-    refused as a whole."""
+    refused as a whole. Parts holding nothing refused are kept as they are, not copied."""
+    if above is None:
+        above = {r[:i] for r in refused for i in range(len(r))}   # the paths that hold a refused one
     if path in refused:
         return _GONE
+    if path not in above:
+        return value
     if isinstance(value, dict):
-        out = {k: _usable(v, path + (k,), refused) for k, v in value.items()}
+        out = {k: _usable(v, path + (k,), refused, above) for k, v in value.items()}
         return {k: v for k, v in out.items() if v is not _GONE}
     if isinstance(value, list):
-        items = [_usable(v, path + (i,), refused) for i, v in enumerate(value)]
+        items = [_usable(v, path + (i,), refused, above) for i, v in enumerate(value)]
         if items and all(v is _GONE for v in items):
             refused.add(path)
             return _GONE
@@ -215,31 +256,39 @@ def _usable(value: Any, path: tuple, refused: set[tuple]) -> Any:
     return value
 
 
-def _non_finite(value: Any, path: tuple = ()):
+def _non_finite(value: Any, path: tuple = ()) -> list[tuple[tuple, float]]:
     """Paths of YAML's .nan/.inf: JSON (so the schema, the payloads and the evidence) has no such number."""
-    if isinstance(value, float) and not math.isfinite(value):
-        yield path, value
-    elif isinstance(value, dict):
-        for k, v in value.items():
-            yield from _non_finite(v, path + (k,))
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            yield from _non_finite(v, path + (i,))
+    found = []
+
+    def walk(value, path):
+        if isinstance(value, float):
+            if not math.isfinite(value):
+                found.append((path, value))
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                if type(v) is not str:        # most values: nothing to look into
+                    walk(v, path + (k,))
+        elif isinstance(value, list):
+            for i, v in enumerate(value):
+                if type(v) is not str:
+                    walk(v, path + (i,))
+
+    walk(value, path)
+    return found
 
 
 def check_against_schema(spec: Spec, document: dict) -> None:
     """Set `spec.problems` (every schema mistake, each explained once) and `spec.data` (the
     document without what the schema refused)."""
-    schema, registry = load_schemas()
-    validator = jsonschema.Draft202012Validator(schema, registry=registry)
     problems: dict[Problem, None] = {}
     refused: set[tuple] = set()
     found = [(path, spec.problem(path, f"{format_path(path)} is {value}, which is not a finite number",
                                  "write a number such as 0.5"))
              for path, value in _non_finite(document)]
     odd = {path for path, _ in found}
-    for error in validator.iter_errors(document):
-        found.extend(f for f in _explain(error, spec) if f[0] not in odd)   # .inf is not also "too large"
+    if found or not _checker().valid(document, SPEC_SCHEMA):     # the common valid spec stops here
+        for error in _validator().iter_errors(document):
+            found.extend(f for f in _explain(error, spec) if f[0] not in odd)   # .inf is not also "too large"
     for path, problem in found:
         problems.setdefault(problem)
         refused.add(_scope(path))

@@ -4,12 +4,24 @@ PyYAML's loaders throw positions away; composing nodes and building the plain va
 keeps a `line:col` for every key and value, rejects duplicate keys (PyYAML silently keeps the
 last one), bounds alias expansion (in values and in bytes) so a "billion laughs" file cannot
 exhaust memory or disk, and refuses text that is not valid Unicode (a lone "\ud800").
+
+Two ways to the same answer: libyaml's parser, whose events build the values directly (about
+15× faster), used when the document parses cleanly and has no alias or merge key, and PyYAML's
+pure-Python composer, which gives every error and every alias its place. The C path never reports
+an error itself: anything it would not answer exactly as the pure path does (an error, an alias,
+deep nesting, the few texts the two parsers read differently) goes to the pure path. Positions of
+a document read by the C path are found only when a message first needs one.
 """
 
 from __future__ import annotations
 
+import contextlib
+import gc
+import os
+import re
 from dataclasses import dataclass, field
-from typing import Any
+from sys import intern
+from typing import Any, Callable
 
 import yaml
 
@@ -20,6 +32,16 @@ MAX_NODES = 1_000_000             # values produced after alias expansion
 MAX_ALIAS_CHARS = 4 * MAX_BYTES
 
 Path_ = tuple  # a path into the document: keys (str) and list indexes (int)
+PURE_ENV = "HARNESS_PURE_YAML"    # "1": always the pure-Python path (tests compare the two)
+MAX_C_DEPTH = 100                 # deeper documents take the pure path, which decides "nested too deeply"
+_CLoader = getattr(yaml, "CSafeLoader", None)    # None when PyYAML was built without libyaml
+# What libyaml reads where PyYAML refuses it, or places elsewhere (found by comparing the two on
+# thousands of mutated specs, tests/test_fast_paths.py): a tab (PyYAML: "found character '\t'
+# that cannot start any token"), a block scalar's header running into a comment (`|#`), a
+# byte-order mark after the first character. Such texts take the pure path.
+_PURE_ONLY = re.compile(r"\t|[|>][-+1-9]{0,2}#|\ufeff")
+_STR = "tag:yaml.org,2002:str"
+_MERGE = "tag:yaml.org,2002:merge"
 
 
 @dataclass
@@ -28,10 +50,15 @@ class Positions:
 
     value: dict[Path_, tuple[int, int]] = field(default_factory=dict)
     key: dict[Path_, tuple[int, int]] = field(default_factory=dict)
+    # finds `value` and `key` on first use (a spec of 100k inputs keeps no map it never reads)
+    find: Callable[[], "Positions"] | None = field(default=None, repr=False, compare=False)
 
     def of(self, path: Path_, prefer_key: bool = False) -> tuple[int, int]:
         """Best position for `path`: the key for containers (where a person looks), the
         value for scalars; walks up to the nearest known ancestor."""
+        if self.find is not None:
+            found, self.find = self.find(), None
+            self.value, self.key = found.value, found.key
         path = tuple(path)
         while True:
             if prefer_key and path in self.key:
@@ -124,12 +151,22 @@ class _Builder:
                                   "or put long texts in a CSV or JSONL file and use `from:`")
         try:
             value = self.loader.construct_object(node)
-        except ValueError:   # an integer of more than 4,300 digits: Python refuses to read it
-            raise YamlProblem(f"this number has {len(node.value):,} characters, too long to read", *_mark(node),
-                              "write an ordinary number, or quote it to make it text") from None
+        except ValueError as e:
+            if "digits" in str(e):   # an integer of more than 4,300 digits: Python refuses to read it
+                raise YamlProblem(f"this number has {len(node.value):,} characters, too long to read", *_mark(node),
+                                  "write an ordinary number, or quote it to make it text") from None
+            raise self._unreadable(node) from None
+        except (IndexError, TypeError):   # an explicit tag on a value it cannot read: !!int ''
+            raise self._unreadable(node) from None
         if isinstance(value, str) and not value.isascii():
             value = _unicode(value, node)
         return value
+
+    @staticmethod
+    def _unreadable(node: yaml.ScalarNode) -> YamlProblem:
+        kind = node.tag.rsplit(":", 1)[-1]
+        return YamlProblem(f"invalid YAML value: {_short(node.value)} cannot be read as {kind}", *_mark(node),
+                           "fix the value, or drop the !!tag before it")
 
     def _mapping(self, node: yaml.MappingNode, path: Path_) -> dict:
         out: dict = {}
@@ -163,6 +200,10 @@ class _Builder:
         return out
 
 
+def _short(text: str) -> str:
+    return repr(text if len(text) <= 40 else text[:37] + "...")
+
+
 def _unicode(value: str, node: yaml.Node) -> str:
     """`value` as valid Unicode: an escaped surrogate pair ("\\ud83d\\ude00", as JSON writes an emoji)
     becomes its one character; a lone surrogate is an error at the value."""
@@ -178,12 +219,156 @@ def _unicode(value: str, node: yaml.Node) -> str:
                           "write the character itself, or both halves of a surrogate pair") from None
 
 
-def load(text: str) -> tuple[Any, Positions]:
-    """Parse one YAML document into plain values and their positions. Raises YamlProblem."""
+class _Fallback(Exception):
+    """The C path cannot answer exactly as the pure path would (an error, an alias, deep nesting)."""
+
+
+def _from_events(loader, pos: Positions | None) -> Any:
+    """The plain values of the document libyaml parses, built from its events as they come (no
+    node graph: 100k inputs would hold 200 MB of nodes), with their positions when `pos` is
+    given. Same values and positions as `_Builder` on the pure path; _Fallback for anything
+    that path would treat differently (errors, aliases, merge keys, deep nesting)."""
+    get, resolve, construct = loader.get_event, loader.resolve, loader.construct_object
+    Scalar, SeqEnd, MapEnd = yaml.ScalarEvent, yaml.SequenceEndEvent, yaml.MappingEndEvent
+    SeqStart, MapStart = yaml.SequenceStartEvent, yaml.MappingStartEvent
+    count = 0
+
+    def scalar(ev, flow):
+        if flow and not ev.style and ("?" in ev.value or not ev.value):
+            # inside [ ] or { }, PyYAML reads "?" in a plain value as a key, and places an
+            # empty value elsewhere than libyaml does
+            raise _Fallback
+        tag = ev.tag
+        if tag is None or tag == "!":
+            tag = resolve(yaml.ScalarNode, ev.value, ev.implicit)
+        if tag == _STR:
+            value = ev.value
+        else:
+            if tag == _MERGE:
+                raise _Fallback
+            value = construct(yaml.ScalarNode(tag, ev.value, ev.start_mark, ev.end_mark, ev.style))
+        if isinstance(value, str) and not value.isascii():
+            value = _unicode(value, ev)
+        return value
+
+    def node(ev, path, depth, flow):
+        nonlocal count
+        count += 1
+        if pos is not None:
+            pos.value.setdefault(path, _mark(ev))
+        kind = type(ev)
+        if kind is Scalar:
+            return scalar(ev, flow)
+        if count > MAX_NODES or depth > MAX_C_DEPTH:
+            raise _Fallback
+        depth += 1
+        flow = flow or bool(getattr(ev, "flow_style", False))
+        if kind is SeqStart:
+            out = []
+            while True:
+                ev = get()
+                if type(ev) is SeqEnd:
+                    return out
+                out.append(node(ev, path + (len(out),) if pos is not None else path, depth, flow))
+        if kind is not MapStart:
+            raise _Fallback               # an alias
+        mapping: dict = {}
+        while True:
+            ev = get()
+            kind = type(ev)
+            if kind is MapEnd:
+                return mapping
+            if kind is not Scalar:
+                raise _Fallback           # a key that is a list, a mapping or an alias
+            key = scalar(ev, flow)
+            if not isinstance(key, str):
+                key = str(key) if key is not None else "null"
+            key = intern(key)             # 100k inputs share one "text", not 100k copies of it
+            if key in mapping:
+                raise _Fallback           # a duplicate key: the pure path names both places
+            child = path
+            if pos is not None:
+                child = path + (key,)
+                pos.key[child] = _mark(ev)
+            mapping[key] = node(get(), child, depth, flow)
+
+    if type(get()) is not yaml.StreamStartEvent:
+        raise _Fallback
+    ev = get()
+    if type(ev) is yaml.StreamEndEvent:
+        return None
+    value = node(get(), (), 0, False)
+    if type(get()) is not yaml.DocumentEndEvent or type(get()) is not yaml.StreamEndEvent:
+        raise _Fallback                   # more than one document
+    return value
+
+
+def _load_c(text: str) -> tuple[Any, Positions]:
+    """The C path: values now, positions on first use. _Fallback when the pure path must answer."""
+    return _run_c(text, None), Positions(find=lambda: _positions_c(text))
+
+
+def _positions_c(text: str) -> Positions:
+    """Positions of a document the C path read (the same marks as the pure path's: a test compares)."""
+    pos = Positions()
+    with _no_gc():
+        try:
+            _run_c(text, pos)
+        except _Fallback:                 # not expected (the values pass read this text): be exact anyway
+            return _load_pure(text)[1]
+    return pos
+
+
+def _run_c(text: str, pos: Positions | None) -> Any:
+    loader = _CLoader(text)
+    try:
+        return _from_events(loader, pos)
+    except (yaml.YAMLError, YamlProblem, ValueError, IndexError, TypeError, RecursionError, MemoryError):
+        raise _Fallback from None
+    finally:
+        loader.dispose()
+
+
+def load(text: str, *, pure: bool | None = None) -> tuple[Any, Positions]:
+    """Parse one YAML document into plain values and their positions. Raises YamlProblem.
+
+    `pure` forces PyYAML's pure-Python path (default: $HARNESS_PURE_YAML=1); both give the
+    same values, positions and errors."""
     if len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
         raise YamlProblem(f"the file is larger than {MAX_BYTES // (1024 * 1024)} MB", 1, 1,
                           "a spec should be small; put long input lists in a CSV or JSONL file and use `from:`")
-    loader = _Loader(text)
+    if pure is None:
+        pure = os.environ.get(PURE_ENV) == "1"
+    with _no_gc():
+        if not pure and _CLoader is not None and not _PURE_ONLY.search(text, text.startswith("\ufeff")):
+            try:
+                return _load_c(text)
+            except _Fallback:
+                pass
+        return _load_pure(text)
+
+
+@contextlib.contextmanager
+def _no_gc():
+    """The cycle collector paused while the values are built: they hold no cycles, and collecting
+    over 100k fresh containers again and again took three quarters of the C path's time."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+def _load_pure(text: str) -> tuple[Any, Positions]:
+    try:
+        loader = _Loader(text)
+    except yaml.reader.ReaderError as e:     # a control character: PyYAML gives only its index
+        before = text[:e.position]
+        line, col = before.count("\n") + 1, e.position - (before.rfind("\n") + 1) + 1
+        raise YamlProblem(f"invalid YAML: the control character {e.character:#06x} is not allowed in YAML text",
+                          line, col, "delete it; to send it, write it as an escape in double quotes, e.g. \"\\a\"") from None
     try:
         try:
             node = loader.get_single_node()

@@ -11,7 +11,7 @@ import argparse
 import math
 from typing import Callable
 
-from harness.spec import load_schemas
+from harness.spec import spec_schema
 
 
 def number(kind: type, *, minimum: float | None = None, maximum: float | None = None,
@@ -45,7 +45,7 @@ def describe(*, minimum=None, maximum=None, above=None) -> str:
 
 
 def _schema_node(pointer: str) -> dict:
-    schema, _ = load_schemas()
+    schema = spec_schema()
     node = schema
     for part in pointer.removeprefix("#/").split("/"):
         node = node[part]
