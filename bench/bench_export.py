@@ -7,8 +7,8 @@ single-vector top-k searches after a reopen + load_collection: right away (Milvu
 HNSW index in a background thread after flush; until then it searches by brute force) and once
 the index is built.
 
-    /work/venv/bin/python bench/bench_export.py                  # 100,000 x 1,024 (the issue's size)
-    /work/venv/bin/python bench/bench_export.py --n 10000 --dim 256
+    .venv/bin/python bench/bench_export.py                  # 100,000 x 1,024 (the issue's size)
+    .venv/bin/python bench/bench_export.py --n 10000 --dim 256
 """
 
 from __future__ import annotations

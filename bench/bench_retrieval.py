@@ -1,8 +1,8 @@
 """Scoring a retrieval check at scale: the harness's blocked top-k ranking against a plain numpy
 baseline (the full query x corpus cosine matrix, then a full argsort), side by side.
 
-    /work/venv/bin/python bench/bench_retrieval.py            # 50,000 passages, 1,000 queries
-    /work/venv/bin/python bench/bench_retrieval.py --quick    # 5,000 passages, 100 queries
+    .venv/bin/python bench/bench_retrieval.py            # 50,000 passages, 1,000 queries
+    .venv/bin/python bench/bench_retrieval.py --quick    # 5,000 passages, 100 queries
 
 Random unit vectors (dimension 384, local/e5-small's) with 1-4 graded relevant passages per query.
 Each variant runs in a fresh child process; printed per variant: CPU seconds (process_time, one
