@@ -149,9 +149,13 @@ def test_usage_shows_the_providers_figures_beside_the_estimates(run):
         assert row[0] == f"`{cell['id']}`" and row[1] == "yes"
         assert row[6] == ", ".join(f"{k} {v:,}" for k, v in cell["usage"].items())
         cost = cell["cost"]    # priced from the reported usage once the cell executed, never the estimate
-        assert cost["basis"] == "usage" and row[7] == f"{cost['amount']:.4f} {cost['currency']}"
+        if cell["provider"] == "local":   # no region bills the local model
+            assert cost is None and row[7] == "—"
+        else:
+            assert cost["basis"] == "usage" and row[7] == f"{cost['amount']:.4f} {cost['currency']}"
         assert row[8] == f"{manifest[cell['id']]['estimated_tokens']['total']:,}"
-        assert row[9] == f"{manifest[cell['id']]['estimated_cost']['amount']:.4f} CNY"
+        est = manifest[cell["id"]]["estimated_cost"]
+        assert row[9] == (f"{est['amount']:.4f} CNY" if cell["provider"] != "local" else "not billed")
     per_cell = by_heading(md, "Results per cell")
     for row, cell in zip(per_cell["rows"], summary["cells"]):
         mine = [c["status"] for c in summary["checks"] if c["cell"] == cell["id"]]

@@ -636,6 +636,15 @@ def usage_rows(summary: dict) -> list[dict]:
     return out
 
 
+def noted(detail: str, reasons: list[str]) -> str:
+    """A check line's detail with a why-not-executed reason (the long how-to-fix) replaced by its
+    brief form and a pointer to the note under Cells, so the page says the hint once."""
+    for n, reason in enumerate(reasons, start=1):
+        if reason and reason in detail:
+            detail = detail.replace(reason, f"{brief_reason(reason)} (note [{n}] under Cells)")
+    return detail
+
+
 def _env() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
@@ -643,6 +652,7 @@ def _env() -> jinja2.Environment:
     env.filters["num"] = lambda x, digits=3: "–" if x is None else (f"{x:.{digits}f}" if isinstance(x, float) else str(x))
     env.filters["brief"] = brief_reason     # the full reason is on the first execution line
     env.filters["money"] = money
+    env.filters["noted"] = noted
     env.filters["duration"] = duration
     env.filters["count"] = count
     env.filters["metric"] = metric
