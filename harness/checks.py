@@ -18,7 +18,6 @@ import numpy as np
 from harness import datasets, metrics as M
 from harness.datasets.qrels import relevant
 from harness.evidence import canonical_json
-from harness.errors import Problem
 from harness.folder import CellExecution, CellVectors, FolderError, RunReader
 from harness.folder import layout
 from harness.folder.layout import REPEAT_DIR

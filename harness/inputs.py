@@ -21,11 +21,14 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 from harness.estimate import text_tokens
 from harness.evidence import canonical_json, sha256_bytes
 from harness.media import LocalImage, MediaError, inspect_local_image, is_data_uri, is_url
+
+if TYPE_CHECKING:       # annotations only: jinja2 is imported where input sets are read
+    import jinja2
 
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}\Z")   # \Z: "$" would let a trailing newline in
 MODALITY_KEYS = ("text", "image", "video", "multi_images", "fused")

@@ -10,7 +10,6 @@ id descending, which is how trec_eval breaks ties when it re-scores a run file).
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 from typing import Iterable, Iterator, Sequence

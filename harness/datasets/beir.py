@@ -59,6 +59,18 @@ def qrels_path(entry: dict) -> str:
     return f"{str(entry['beir']).rstrip('/')}/qrels/{entry.get('split', DEFAULT_SPLIT)}.tsv"
 
 
+
+def jsonl_rows(text: str, shown: str) -> Iterator[tuple[int, object, str | None]]:
+    """(line number, value, None) per non-blank line of a JSONL text, or (line, None, message)
+    for a line that is not JSON: the data-set readers word the rest themselves."""
+    for n, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            yield n, json.loads(line), None
+        except (ValueError, RecursionError) as e:
+            yield n, None, f"{shown}:{n}: not valid JSON ({getattr(e, 'msg', 'nesting too deep')})"
+
 @dataclass
 class _Record:
     id: str
@@ -99,14 +111,9 @@ def _read_jsonl(path: Path, shown: str, fields: tuple[str, ...], errors: _Proble
         return []
     out: list[_Record] = []
     first: dict[str, int] = {}
-    for n, line in enumerate(text.split("\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except (ValueError, RecursionError) as e:
-            errors.add(f"{shown}:{n}: not valid JSON ({getattr(e, 'msg', 'nesting too deep')})",
-                       "a JSONL file holds one JSON object per line")
+    for n, row, problem in jsonl_rows(text, shown):
+        if problem:
+            errors.add(problem, "a JSONL file holds one JSON object per line")
             continue
         if not isinstance(row, dict):
             errors.add(f"{shown}:{n}: not a JSON object", "each line is {\"_id\": ..., \"text\": ...}")
@@ -156,7 +163,6 @@ def load(entry: dict, index: int, files: InputFiles, problems: list) -> BeirSet 
         raise InputProblem(where, f"BEIR folder {written!r} does not exist",
                            "paths are relative to the spec file; the folder holds corpus.jsonl, queries.jsonl "
                            "and qrels/<split>.tsv", False)
-    split = entry.get("split", DEFAULT_SPLIT)
     qrels_written = qrels_path(entry)
     qrels_file = files.resolve(qrels_written, "qrels file", where)
     corpus = _read_jsonl(folder / CORPUS, f"{written}/{CORPUS}", ("title", "text"), errors, files, f"{written}/{CORPUS}")

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from harness.datasets.beir import escape
+from harness.datasets.beir import escape, jsonl_rows
 from harness.evidence import sha256_bytes
 from harness.inputs import ID_RE, Input, InputFiles, InputProblem, Part, _media_part, unicode_problem
 
@@ -65,14 +64,9 @@ def parse_captions(data: bytes, shown: str) -> tuple[list[Item], list[tuple[int,
         return [], [(0, f"{shown} is not UTF-8 text (byte {e.start})", "save it as UTF-8")]
     rows: list[tuple[int, str, list[str]]] = []
     if shown.lower().endswith((".jsonl", ".ndjson")):
-        for n, line in enumerate(text.split("\n"), start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except (ValueError, RecursionError) as e:
-                problems.append((n, f"{shown}:{n}: not valid JSON ({getattr(e, 'msg', 'nesting too deep')})",
-                                 "one JSON object per line"))
+        for n, row, problem in jsonl_rows(text, shown):
+            if problem:
+                problems.append((n, problem, "one JSON object per line"))
                 continue
             caps = row.get("captions", row.get("caption")) if isinstance(row, dict) else None
             caps = [caps] if isinstance(caps, str) else caps

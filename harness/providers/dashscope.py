@@ -29,7 +29,6 @@ sent (never in the payload file, the cache key or the log), the request carries
 
 from __future__ import annotations
 
-import os
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -47,7 +46,6 @@ from harness.providers.tokens import estimate_tokens
 from harness.uploads import Uploader, UploadRecord
 
 DEFAULT_TIMEOUT = 60.0
-WORKSPACE_ENV = "DASHSCOPE_WORKSPACE"
 
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 FATAL_STATUS = frozenset({301, 302, 303, 307, 308, 401, 403, 404})   # a redirect: wrong base URL
@@ -222,7 +220,7 @@ def parse_response(status: int, content: bytes, headers: Any, expected: int,
         raise bad("MissingIndex" if len(items) < expected else "ExtraVectors",
                   f"{len(items)} vectors for {expected} inputs"
                   + (f" (missing indexes {wire.ranges(missing)})" if missing else ""))
-    fast = _fast_rows(items, expected, dimension)
+    fast = wire.fast_rows(items, expected, dimension)
     if fast is not None:
         matrix = wire.number_matrix(fast)
         if matrix is not None:
@@ -259,21 +257,6 @@ def parse_response(status: int, content: bytes, headers: Any, expected: int,
     usage = doc.get("usage") if isinstance(doc.get("usage"), dict) else {}
     return Embedded(vectors=matrix, usage=usage, request_id=request_id, status=status)
 
-
-def _fast_rows(items: list, expected: int, dimension: int | None) -> list | None:
-    """The vectors in index order when every item is plainly right (a dict with each index
-    0..expected-1 once, a list of the expected length); else None and `parse_response` checks item
-    by item, naming the first fault. The numbers themselves are checked by `wire.number_matrix`."""
-    rows: list[Any] = [None] * expected
-    for item in items:
-        if type(item) is not dict:
-            return None
-        index, vec = item.get("index"), item.get("embedding")
-        if type(index) is not int or not 0 <= index < expected or rows[index] is not None \
-                or type(vec) is not list or (dimension and len(vec) != dimension):
-            return None
-        rows[index] = vec
-    return rows
 
 
 def _error(status: int, doc: Any, content: bytes, headers: Any, request_id: str | None) -> ProviderError:

@@ -172,7 +172,7 @@ def _parse(resp: httpx.Response, expected: int, dimension: int | None, key_env: 
     if len(doc["data"]) > expected:
         raise ProviderError(f"{len(doc['data'])} vectors for {expected} inputs", status=status,
                             code="ExtraVectors", request_id=request_id)
-    fast = _fast_rows(doc["data"], expected, dimension)
+    fast = wire.fast_rows(doc["data"], expected, dimension)
     if fast is not None:
         matrix = wire.number_matrix(fast)
         if matrix is not None:
@@ -197,23 +197,6 @@ def _parse(resp: httpx.Response, expected: int, dimension: int | None, key_env: 
     return Embedded(vectors=[rows[i] for i in range(expected)], usage=usage,
                     request_id=request_id, status=status)
 
-
-def _fast_rows(items: list, expected: int, dimension: int | None) -> list | None:
-    """The vectors in index order when every item is plainly right (each index 0..expected-1 once,
-    a list of numbers' worth of the expected length); else None and `_parse` checks item by item,
-    naming the first fault. The numbers themselves are checked by `wire.number_matrix`."""
-    if len(items) != expected:
-        return None
-    rows: list[Any] = [None] * expected
-    for item in items:
-        if type(item) is not dict:
-            return None
-        index, vec = item.get("index"), item.get("embedding")
-        if type(index) is not int or not 0 <= index < expected or rows[index] is not None \
-                or type(vec) is not list or not vec or (dimension and len(vec) != dimension):
-            return None
-        rows[index] = vec
-    return rows
 
 
 def _vector(raw: Any, index: int, dimension: int | None, status: int, request_id: str | None) -> list[float]:

@@ -65,6 +65,24 @@ def loads(content: bytes) -> Any:
     return json.loads(content)
 
 
+def fast_rows(items: list, expected: int, dimension: int | None) -> list | None:
+    """The vectors in index order when every item is plainly right (`expected` dicts, each index
+    0..expected-1 once, a non-empty list of the expected length); else None and the provider's
+    parser checks item by item, naming the first fault. The numbers are checked by `number_matrix`."""
+    if len(items) != expected:
+        return None
+    rows: list[Any] = [None] * expected
+    for item in items:
+        if type(item) is not dict:
+            return None
+        index, vec = item.get("index"), item.get("embedding")
+        if type(index) is not int or not 0 <= index < expected or rows[index] is not None \
+                or type(vec) is not list or not vec or (dimension and len(vec) != dimension):
+            return None
+        rows[index] = vec
+    return rows
+
+
 def retry_after(headers: Any) -> float | None:
     """Seconds to wait from `retry-after-ms`, or `Retry-After` as delta-seconds or an HTTP date."""
     ms = headers.get("retry-after-ms")
