@@ -160,3 +160,19 @@ def test_a_spec_cannot_write_its_milvus_lite_database_outside_the_project(layout
     _refused(harness("run", "spec.yaml", "--execute", cwd=proj), "spec.yaml:7:7: the export database", proj)
     assert sorted(p.name for p in outside.iterdir()) == ["secret.png"]
     assert harness("validate", "spec.yaml", "--allow-path", str(outside), cwd=proj).returncode == 0
+
+
+@pytest.mark.parametrize("entry", [
+    "  - beir: ../outside/beir-mini\n",                                          # a data-set folder
+    "  - imagetext: ../outside/captions.jsonl\n",                                # a captions file
+    "  - {id: q, text: a cat}\n  - {id: d, text: a dog}\nchecks:\n"
+    "  - retrieval: {qrels: ../outside/qrels.tsv}\n",                            # a qrels file
+])
+def test_data_sets_and_qrels_elsewhere_on_disk_are_refused(layout, entry):
+    """A pull request's spec cannot read a data set, captions or qrels from outside the project."""
+    outside, proj = layout
+    shutil.copytree(SPECS / "data" / "beir-mini", outside / "beir-mini")
+    (outside / "captions.jsonl").write_text('{"image": "secret.png", "caption": "a cat"}\n')
+    (outside / "qrels.tsv").write_text("q 0 d 1\n")
+    (proj / "spec.yaml").write_text("version: 1\nname: leak\nmodels: [local/e5-small]\ninputs:\n" + entry)
+    _refused(harness("run", "spec.yaml", cwd=proj), "spec.yaml:", proj)
