@@ -7,7 +7,7 @@
 4. One-shot process start: `harness prepare`, `harness validate` (a one-input spec, and the
    quickstart example with its checks) vs `python -c pass`.
 
-    python bench/bench_inline.py            # N = 100,000 (about 3 minutes in all)
+    python bench/bench_inline.py            # N = 100,000, medians of 3 interleaved runs (about 3 minutes in all)
     python bench/bench_inline.py --quick    # N = 5,000, for development
 """
 
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -74,12 +75,13 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--inputs", type=int, default=100_000, help="inline inputs for the run (default 100,000)")
     ap.add_argument("--yaml-inputs", type=int, default=20_000, help="inputs for the yamlpos comparison")
+    ap.add_argument("--repeat", type=int, default=3, help="interleaved runs of each spec; medians (default 3; quick 1)")
     ap.add_argument("--starts", type=int, default=10, help="one-shot processes timed per command")
     ap.add_argument("--quick", action="store_true", help="5,000 inputs, 2,000 for yamlpos, 3 starts")
     ap.add_argument("--dir", type=Path, default=OUT)
     args = ap.parse_args()
     if args.quick:
-        args.inputs, args.yaml_inputs, args.starts = 5_000, 2_000, 3
+        args.inputs, args.yaml_inputs, args.starts, args.repeat = 5_000, 2_000, 3, 1
     py = sys.executable
     args.dir.mkdir(exist_ok=True)
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}; "
@@ -94,11 +96,15 @@ def main() -> None:
         for name in ("csv", "inline"):
             child([py, "-m", "harness", "run", f"{name}.yaml", "--output", f"warm-{name}", "--quiet"], folder)
         make(folder, args.inputs)
-        rows = {}
-        for name in ("csv", "inline"):
-            rows[name] = child([py, "-m", "harness", "run", f"{name}.yaml", "--output", f"out-{name}", "--quiet"], folder)
+        runs: dict[str, list[tuple[float, int]]] = {"csv": [], "inline": []}
+        for _ in range(args.repeat):             # interleaved, so both see the same load
+            for name in runs:
+                runs[name].append(child([py, "-m", "harness", "run", f"{name}.yaml", "--output", f"out-{name}",
+                                         "--quiet"], folder))
+        rows = {name: (statistics.median(s for s, _ in got), int(statistics.median(m for _, m in got)))
+                for name, got in runs.items()}
         contents = 3 * args.inputs
-        print(f"\n1. harness run, {args.inputs:,} texts × 3 cells ({contents:,} contents)")
+        print(f"\n1. harness run, {args.inputs:,} texts × 3 cells ({contents:,} contents), medians of {args.repeat}")
         print("| inputs from | CPU s | contents/s | peak RSS MB |\n|---|---:|---:|---:|")
         for name, (sec, rss) in rows.items():
             print(f"| {name} | {sec:.2f} | {contents / sec:,.0f} | {rss} |")

@@ -246,7 +246,8 @@ def _retrieval(body: dict, ctx: Ctx) -> tuple[int, int, str, dict]:
         among.sort(key=lambda c: _run_id(judged.to_qrels_id(c)), reverse=True)
     missing = ctx.missing([*queries, *among])
     data: dict[str, Any] = {"model": ctx.cell.get("model"), "dimension": ctx.cell.get("dimension"),
-                            "queries": len(queries), "candidates": len(among), "thresholds": thresholds}
+                            "queries": len(queries), "candidates": len(among), "thresholds": thresholds,
+                            "threshold_order": list(thresholds)}   # JSON files sort keys; the spec's order
     if missing:
         data["metrics"] = {}
         return len(thresholds) or 1, len(thresholds) or 1, f"no vector for {_list(missing)}", data

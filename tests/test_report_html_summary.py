@@ -76,3 +76,19 @@ def test_non_finite_and_numpy_data_do_not_break_canonical_json(tmp_path):
     finalize(folder, manifest, [odd])
     s = json.loads((folder / "summary.json").read_text())
     assert s["checks"][0]["data"] == {"v": 0.5, "nan": None, "t": [1, 2], "p": "/x"}
+
+
+def test_headline_metric_is_the_first_threshold_the_spec_gives(tmp_path):
+    """summary.json sorts object keys; the reports still headline the metric the user wrote first."""
+    from harness.report.html import headline_metric
+    for order in (["recall@1", "mrr"], ["mrr", "recall@1"]):
+        folder = tmp_path / order[0]
+        cells = {"qwen3-vl-embedding-8": {k: pad(v, 8) for k, v in VECTORS.items()}}
+        manifest = make_run(folder, cells)
+        limits = {"recall@1": 0.9, "mrr": 0.5}
+        checks = [{"retrieval": {"queries": {"cat-caption": ["cat-photo"], "dog-caption": ["dog-photo"]},
+                                 "k": [1], "min": {m: limits[m] for m in order}}}]
+        finalize(folder, manifest, evaluate_checks(checks, folder, manifest.cells))
+        summary = json.loads((folder / "summary.json").read_text())
+        assert list(summary["quality"][0]["thresholds"]) == ["mrr", "recall@1"]     # sorted on disk
+        assert headline_metric(summary) == ("retrieval", order[0], limits[order[0]])

@@ -58,7 +58,7 @@ checks:
                 car-caption: [car-photo, file-red-square-photo-with-a-long-name]}}
       among: [cat-photo, dog-photo, bird-photo, car-photo, file-red-square-photo-with-a-long-name]
       k: [1, 5]
-      min: {{recall@1: 0.5, ndcg@5: 0.6}}
+      min: {{ndcg@5: 0.6, recall@1: 0.5}}
 """
 
 server = dashscope_fixture(KEY)

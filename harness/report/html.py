@@ -222,9 +222,12 @@ def _retrieval_checks(summary: dict) -> dict[str, list[dict]]:
 
 
 def _metric_order(rows: list[dict]) -> list[str]:
+    """Thresholded metrics first, in the spec's order (summary.json sorts object keys, so the
+    order comes from `threshold_order`), then the others."""
     names = list(dict.fromkeys(m for r in rows for m in r["metrics"]))
-    thresholds = rows[0]["thresholds"]
-    return [m for m in names if m in thresholds] + [m for m in names if m not in thresholds]
+    asked = rows[0].get("threshold_order") or list(rows[0]["thresholds"])
+    first = [m for m in asked if m in names]
+    return first + [m for m in names if m not in first]
 
 
 def headline_metric(summary: dict) -> tuple[str, str, float | None] | None:

@@ -141,7 +141,8 @@ def build_summary(folder: Path, manifest: Manifest, results: list[CheckResult]) 
                "detail": r.detail, "line": r.line(), "data": plain(r.data or {})}
               for r in results]
     quality = [{"check": r.name, "cell": r.cell, "model": r.data.get("model"), "dimension": r.data.get("dimension"),
-                "metrics": plain(r.data.get("metrics") or {}), "thresholds": plain(r.data.get("thresholds") or {})}
+                "metrics": plain(r.data.get("metrics") or {}), "thresholds": plain(r.data.get("thresholds") or {}),
+                "threshold_order": list(r.data.get("threshold_order") or r.data.get("thresholds") or {})}
                for r in results if r.kind == "check" and (r.data or {}).get("check") == "retrieval"
                and r.data.get("metrics")]
     spec = manifest.spec
