@@ -41,18 +41,15 @@ def files(folder: Path) -> dict[str, bytes]:
     return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def differing(a: object, b: object, at: str = "") -> list[str]:
-    """Paths (a.b[2].c) where two JSON values differ; the file table is left to the byte comparison."""
+def differing(a: object, b: object, at: str = "") -> list[tuple[str, object, object]]:
+    """(path, old value, new value) where two JSON values differ, paths as a.b[2].c; the file table
+    is left to the byte comparison."""
     if isinstance(a, dict) and isinstance(b, dict):
-        out = []
-        for k in sorted(set(a) | set(b)):
-            if at == "" and k == "files":
-                continue
-            out += differing(a.get(k), b.get(k), f"{at}.{k}" if at else k)
-        return out
+        return [d for k in sorted(set(a) | set(b)) if not (at == "" and k == "files")
+                for d in differing(a.get(k), b.get(k), f"{at}.{k}" if at else k)]
     if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
         return [d for i, (x, y) in enumerate(zip(a, b)) for d in differing(x, y, f"{at}[{i}]")]
-    return [] if a == b else [at]
+    return [] if a == b else [(at, a, b)]
 
 
 def short(v: object) -> str:
@@ -88,15 +85,9 @@ def main() -> int:
                 print(f"  files in one folder only: {', '.join(only)}")
             ma, mb = json.loads(a["manifest.json"]), json.loads(b["manifest.json"])
             print(f"  manifest digest {'same' if ma.get('digest') == mb.get('digest') else 'differs'}")
-            for path in differing(ma, mb):
-                if path in ("digest",) or path.startswith("environment"):
-                    continue
-                va, vb = ma, mb
-                for part in path.replace("[", ".[").split("."):
-                    key = int(part[1:-1]) if part.startswith("[") else part
-                    va = va[key] if isinstance(va, (dict, list)) and (isinstance(va, list) or key in va) else None
-                    vb = vb[key] if isinstance(vb, (dict, list)) and (isinstance(vb, list) or key in vb) else None
-                print(f"  manifest.{path}: {short(va)} -> {short(vb)}")
+            for path, va, vb in differing(ma, mb):
+                if path != "digest" and not path.startswith("environment"):
+                    print(f"  manifest.{path}: {short(va)} -> {short(vb)}")
     finally:
         for out in outs:
             shutil.rmtree(out, ignore_errors=True)
