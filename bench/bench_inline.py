@@ -7,7 +7,7 @@
 4. One-shot process start: `harness prepare`, `harness validate` (a one-input spec, and the
    quickstart example with its checks) vs `python -c pass`.
 
-    python bench/bench_inline.py            # N = 100,000, medians of 3 interleaved runs (about 3 minutes in all)
+    python bench/bench_inline.py            # N = 100,000, medians of 3 interleaved runs (about 2 minutes on 2 quiet cores)
     python bench/bench_inline.py --quick    # N = 5,000, for development
 """
 
