@@ -107,3 +107,21 @@ def test_openai_malformed_200_answers_fail_their_request_and_other_cells_succeed
     assert_failed_with_reasons(proc, folder, "openai--e5-small-384", ["ok-0", "ok-1"])
     validate = (folder / "validate.txt").read_text()
     assert "ok   execution [local--e5-small-384]: all 6 requests succeeded" in validate
+
+
+def test_answers_without_usage_are_priced_by_the_estimate_not_as_free(tmp_path):
+    """A proxy that drops `usage`: nothing says what was billed, so the reports compare the cell by
+    the plan's estimate (as `spent` does), never as a cell that cost nothing."""
+    spec = ("version: 1\nname: unbilled\nmodels: [qwen3-vl-embedding]\ndimensions: [256]\n"
+            "inputs:\n" + inputs(["ok-0", "ok-1"]))
+    with serve(api_key=KEY) as server:
+        server.add_fault("no-usage", times=10)
+        proc = run(tmp_path, spec, "--base-url", server.base_url, DASHSCOPE_API_KEY=KEY)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    folder = tmp_path / "out" / "unbilled"
+    (cell,) = json.loads((folder / "summary.json").read_text())["cells"]
+    assert cell["executed"] and cell["tokens"] is None          # no request reported usage
+    estimate = cell["estimated_cost"]
+    assert estimate["amount"] > 0
+    assert cell["cost"]["basis"] == "estimate" and cell["cost"]["amount"] == estimate["amount"]
+    assert cell["spent"]["basis"] == "estimate" and cell["spent"]["cost"]["amount"] == estimate["amount"]

@@ -183,7 +183,7 @@ def write_cell_evidence(folder: Path, cell: "_Cell", catalog: Any) -> None:
         out.norms = {"min": round(float(norms.min()), 6), "mean": round(float(norms.mean()), 6),
                      "max": round(float(norms.max()), 6)}
     writer.vectors(cid, CellVectors(ids, cell.matrix), keep=keep)
-    if cell.info is not None:
+    if cell.info is not None and any(cell.tokens.values()):   # no usage came back: nothing to price
         from harness import estimate
         # a cell recorded before regions were (an older manifest): the spec's default region
         region = cell.spec.get("region", "cn-beijing" if cell.info.provider == "dashscope" else None)

@@ -10,7 +10,8 @@ Faults are injected per request (`add_fault`), optionally only for bodies contai
 429 with and without Retry-After, 500/503, slow answers, dropped connections, malformed JSON,
 wrong vector length, a missing index, a NaN, an HTTP 200 with an error body, 401, 400; answers
 that are JSON but not numbers (a 400-digit integer, `true`, a numeric string, 200k nested
-brackets; `bad-usage`: good vectors with usage numbers a float cannot hold); a server echoing the caller's key into every field (`echo-key`: request_id and usage
+brackets; `bad-usage`: good vectors with usage numbers a float cannot hold; `no-usage`: good vectors
+and no usage at all); a server echoing the caller's key into every field (`echo-key`: request_id and usage
 of a good answer; `echo-key-error`: code, message and request_id of a 400; `echo-key-cut`: a 400
 whose HTML body holds the key where a 120-character snippet ends); a 307 redirect to
 `location`.
@@ -85,7 +86,7 @@ ERROR_FAULTS: dict[str, tuple[int, str, str]] = {
 }
 BODY_FAULTS = ("slow", "drop", "malformed", "wrong-length", "missing-index", "nan",
                "huge-int", "true-number", "string-number", "deep-nesting", "echo-key", "echo-key-error", "redirect",
-               "bad-usage", "echo-key-cut")
+               "bad-usage", "echo-key-cut", "no-usage")
 UPLOAD_FAULTS = ("policy-refused", "policy-500", "storage-403", "storage-500")
 FAULT_KINDS = tuple(ERROR_FAULTS) + BODY_FAULTS + UPLOAD_FAULTS
 # The policy's credentials (a test looks for them in every file and message the harness writes).
@@ -466,7 +467,8 @@ class FakeDashScope:
         usage_json = json.dumps(usage)
         if fault == "bad-usage":   # good vectors, usage numbers no float holds: Infinity, 400 digits
             usage_json = '{"input_tokens": Infinity, "image_tokens": %s, "total_tokens": 7}' % ("9" * 400)
-        answer = ('{"output":{"embeddings":[' + ",".join(parts) + ']},"usage":' + usage_json
+        usage_part = "" if fault == "no-usage" else ',"usage":' + usage_json   # a proxy that drops it
+        answer = ('{"output":{"embeddings":[' + ",".join(parts) + ']}' + usage_part
                   + ',"request_id":' + json.dumps(request_id) + '}')
         return answer.encode(), len(groups)
 
