@@ -109,19 +109,39 @@ def test_openai_malformed_200_answers_fail_their_request_and_other_cells_succeed
     assert "ok   execution [local--e5-small-384]: all 6 requests succeeded" in validate
 
 
-def test_answers_without_usage_are_priced_by_the_estimate_not_as_free(tmp_path):
-    """A proxy that drops `usage`: nothing says what was billed, so the reports compare the cell by
-    the plan's estimate (as `spent` does), never as a cell that cost nothing."""
+@pytest.mark.parametrize("stripped", ["every", "one"])
+def test_answers_without_usage_are_priced_by_the_estimate_not_as_free(tmp_path, stripped):
+    """A proxy that drops `usage` from every answer, or from one of two: the tokens that came back do
+    not say what was billed, so the reports compare the cell by the plan's estimate (as `spent`
+    does), never as a cell that cost nothing or less than it did."""
     spec = ("version: 1\nname: unbilled\nmodels: [qwen3-vl-embedding]\ndimensions: [256]\n"
-            "inputs:\n" + inputs(["ok-0", "ok-1"]))
+            "batching: {max_contents: 1}\ninputs:\n" + inputs(["ok-0", "ok-1"]))
     with serve(api_key=KEY) as server:
-        server.add_fault("no-usage", times=10)
+        server.add_fault("no-usage", times=10, match=None if stripped == "every" else "second good text")
         proc = run(tmp_path, spec, "--base-url", server.base_url, DASHSCOPE_API_KEY=KEY)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     folder = tmp_path / "out" / "unbilled"
     (cell,) = json.loads((folder / "summary.json").read_text())["cells"]
-    assert cell["executed"] and cell["tokens"] is None          # no request reported usage
+    assert cell["executed"] and (cell["tokens"] is None) == (stripped == "every")
     estimate = cell["estimated_cost"]
     assert estimate["amount"] > 0
     assert cell["cost"]["basis"] == "estimate" and cell["cost"]["amount"] == estimate["amount"]
     assert cell["spent"]["basis"] == "estimate" and cell["spent"]["cost"]["amount"] == estimate["amount"]
+    assert harness_verify(folder).returncode == 0           # verify re-renders the same story
+
+
+def test_answers_with_usage_are_priced_by_it(tmp_path):
+    """The counterpart: when every answer reports usage, both fields rest on it."""
+    spec = ("version: 1\nname: billed\nmodels: [qwen3-vl-embedding]\ndimensions: [256]\n"
+            "batching: {max_contents: 1}\ninputs:\n" + inputs(["ok-0", "ok-1"]))
+    with serve(api_key=KEY) as server:
+        proc = run(tmp_path, spec, "--base-url", server.base_url, DASHSCOPE_API_KEY=KEY)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (cell,) = json.loads((tmp_path / "out" / "billed" / "summary.json").read_text())["cells"]
+    assert cell["cost"]["basis"] == "usage" and cell["spent"]["basis"] == "usage"
+    assert cell["cost"]["amount"] == cell["spent"]["cost"]["amount"] > 0
+
+
+def harness_verify(folder: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "harness", "verify", str(folder)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)

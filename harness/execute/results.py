@@ -7,6 +7,7 @@ the checks say how many are missing. Nothing is padded, so no file looks whole w
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -120,14 +121,23 @@ def usage_tokens(usage: dict[str, Any]) -> dict[str, int]:
     return {"text": text, "image": image}
 
 
+def usage_reported(records: Iterable[dict[str, Any] | None]) -> bool:
+    """Did every answered request report the tokens it used? Only then do the reported tokens say
+    what the cell was billed; a proxy that strips `usage` from some answers would make them a
+    partial count, and a cell priced on it would look cheaper than it was."""
+    answered = [r for r in records if r and r.get("error") is None]
+    return bool(answered) and all(any(usage_tokens(r.get("usage") or {}).values()) for r in answered)
+
+
 def spent(cell: dict[str, Any], info: Any) -> dict[str, Any] | None:
     """What a cell spent, and on what the figures rest: `usage` (the tokens the provider reported,
-    priced at the catalog's price for the cell's region) or `estimate` (the plan's estimate, when no
-    usage came back). None when nothing was sent (the cell was not executed)."""
+    priced at the catalog's price for the cell's region) or `estimate` (the plan's estimate, when
+    not every answer reported usage). None when nothing was sent (the cell was not executed)."""
     if info is None or not info.executed:
         return None
     tokens = sum(usage_tokens(info.usage or {}).values())
-    if tokens:
+    billed = bool((cell.get("estimated_cost") or {}).get("currency"))
+    if tokens and (info.estimated_cost or not billed):   # priced on usage only when all of it came back
         cost = info.estimated_cost
         return {"basis": "usage", "tokens": tokens,
                 "cost": {"amount": cost["amount"], "currency": cost["currency"]} if cost else None}
@@ -183,7 +193,7 @@ def write_cell_evidence(folder: Path, cell: "_Cell", catalog: Any) -> None:
         out.norms = {"min": round(float(norms.min()), 6), "mean": round(float(norms.mean()), 6),
                      "max": round(float(norms.max()), 6)}
     writer.vectors(cid, CellVectors(ids, cell.matrix), keep=keep)
-    if cell.info is not None and any(cell.tokens.values()):   # no usage came back: nothing to price
+    if cell.info is not None and usage_reported(r.record for r in cell.requests):
         from harness import estimate
         # a cell recorded before regions were (an older manifest): the spec's default region
         region = cell.spec.get("region", "cn-beijing" if cell.info.provider == "dashscope" else None)
