@@ -59,7 +59,6 @@ def qrels_path(entry: dict) -> str:
     return f"{str(entry['beir']).rstrip('/')}/qrels/{entry.get('split', DEFAULT_SPLIT)}.tsv"
 
 
-
 def jsonl_rows(text: str, shown: str) -> Iterator[tuple[int, object, str | None]]:
     """(line number, value, None) per non-blank line of a JSONL text, or (line, None, message)
     for a line that is not JSON: the data-set readers word the rest themselves."""
@@ -70,6 +69,7 @@ def jsonl_rows(text: str, shown: str) -> Iterator[tuple[int, object, str | None]
             yield n, json.loads(line), None
         except (ValueError, RecursionError) as e:
             yield n, None, f"{shown}:{n}: not valid JSON ({getattr(e, 'msg', 'nesting too deep')})"
+
 
 @dataclass
 class _Record:

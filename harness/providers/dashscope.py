@@ -258,7 +258,6 @@ def parse_response(status: int, content: bytes, headers: Any, expected: int,
     return Embedded(vectors=matrix, usage=usage, request_id=request_id, status=status)
 
 
-
 def _error(status: int, doc: Any, content: bytes, headers: Any, request_id: str | None) -> ProviderError:
     code = message = None
     if isinstance(doc, dict):

@@ -198,7 +198,6 @@ def _parse(resp: httpx.Response, expected: int, dimension: int | None, key_env: 
                     request_id=request_id, status=status)
 
 
-
 def _vector(raw: Any, index: int, dimension: int | None, status: int, request_id: str | None) -> list[float]:
     if isinstance(raw, str):  # a server that ignored encoding_format=float and sent base64 float32
         try:

@@ -38,8 +38,6 @@ def plain(value: Any) -> Any:
     return str(value)
 
 
-
-
 def _num(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
