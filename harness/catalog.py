@@ -17,7 +17,7 @@ from typing import Any, Mapping
 
 import yaml
 
-from harness.errors import ExitCode, HarnessError, Problem
+from harness.errors import ExitCode, HarnessError, Problem, SpecError
 from harness.evidence import sha256_bytes
 
 DEFAULT_PATH = Path(__file__).with_name("models.yaml")
@@ -139,7 +139,7 @@ class Catalog:
         """The full multimodal-embedding URL for a region; HarnessError for an unknown region."""
         base = self.regions.get(region)
         if base is None:
-            raise HarnessError(Problem(
+            raise SpecError(Problem(
                 f"unknown region {region!r}",
                 hint="known regions: " + ", ".join(sorted(self.regions)),
             ))

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Iterable, Mapping
 
 
-from harness.errors import ExitCode, HarnessError, Problem
+from harness.errors import Problem, ServiceError, UsageError
 
 ENV_VAR = "DASHSCOPE_API_KEY"
 KEY_FILE_ENV = "DASHSCOPE_API_KEY_FILE_PATH"
@@ -91,10 +91,9 @@ def find_api_key(env: Mapping[str, str] = os.environ) -> tuple[str, KeySource] |
             value = path.read_text(encoding="utf-8").strip()
         except (OSError, UnicodeDecodeError) as exc:
             why = getattr(exc, "strerror", None) or "not UTF-8 text"
-            raise HarnessError(Problem(f"${KEY_FILE_ENV} names {_shown(path)}, which cannot be read ({why}); "
+            raise ServiceError(Problem(f"${KEY_FILE_ENV} names {_shown(path)}, which cannot be read ({why}); "
                                        "nothing was sent",
-                                       hint=f"fix the path, or unset {KEY_FILE_ENV} to use the other places"),
-                               ExitCode.PROVIDER_ERROR) from None
+                                       hint=f"fix the path, or unset {KEY_FILE_ENV} to use the other places")) from None
         if value:
             where = f"{_shown(path)} (${KEY_FILE_ENV})"
             return checked_key(value, where), KeySource("env-file", where)
@@ -136,9 +135,9 @@ def checked_key(value: str, where: str) -> str:
     the first bad character, never the key (httpx would quote it in its error, or crash on it)."""
     bad = unsendable(value)
     if bad:
-        raise HarnessError(Problem(
+        raise ServiceError(Problem(
             f"the API key in {where} holds {bad}, which an HTTP header cannot carry; nothing was sent",
-            hint="copy the key again: a key is one line of printable ASCII, like sk-..."), ExitCode.PROVIDER_ERROR)
+            hint="copy the key again: a key is one line of printable ASCII, like sk-..."))
     return value
 
 
@@ -256,7 +255,7 @@ def allowed_hosts(official_urls: Iterable[str], *, extra: Iterable[str] = (), ba
         try:
             host, port = parse_host(value)
         except ValueError as exc:
-            raise HarnessError(Problem(f"{origin}: {exc}"), ExitCode.USAGE) from None
+            raise UsageError(Problem(f"{origin}: {exc}")) from None
         hosts.append(_Allowed(host, port, None))
     urls = tuple(u for u in (base_url, env.get(BASE_URL_ENV)) if u)
     return AllowedHosts(urls, tuple(official_urls), tuple(hosts))

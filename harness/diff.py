@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from harness import metrics as M
-from harness.errors import ExitCode, HarnessError, Problem
+from harness.errors import MismatchError, Problem, UsageError
 from harness.folder import FolderError, Manifest, RunReader, layout
 
 WORST_SHOWN = 5    # ids named per finding in the text output
@@ -41,17 +41,15 @@ class Run:
 def load_run(folder: str | Path) -> Run:
     folder = Path(folder)
     if not folder.is_dir():
-        raise HarnessError(Problem(f"no such folder: {folder}", hint="give two output folders of `harness run`"),
-                           ExitCode.USAGE)
+        raise UsageError(Problem(f"no such folder: {folder}", hint="give two output folders of `harness run`"))
     reader = RunReader(folder)
     if not reader.has(layout.MANIFEST):
-        raise HarnessError(Problem(f"{folder} has no manifest.json", hint="give the output folder of a run, "
-                                   "e.g. output/<spec name>"), ExitCode.USAGE)
+        raise UsageError(Problem(f"{folder} has no manifest.json", hint="give the output folder of a run, "
+                                   "e.g. output/<spec name>"))
     try:
         manifest = reader.manifest()
     except FolderError as exc:
-        raise HarnessError(Problem(f"{folder}: {exc}", hint="check it with `harness verify`"),
-                           ExitCode.VERIFY_MISMATCH) from None
+        raise MismatchError(Problem(f"{folder}: {exc}", hint="check it with `harness verify`")) from None
     try:
         summary = reader.summary()
     except FolderError:
@@ -192,8 +190,8 @@ def diff_runs(a: str | Path | Run, b: str | Path | Run, *, pairs: list[tuple[str
         for p in pairs or []:
             cid = p[0] if name == "A" else p[1]
             if cid not in run.cells:
-                raise HarnessError(Problem(f"run {name} ({run.folder}) has no cell {cid!r}",
-                                           hint=f"its cells: {', '.join(run.cells)}"), ExitCode.USAGE)
+                raise UsageError(Problem(f"run {name} ({run.folder}) has no cell {cid!r}",
+                                           hint=f"its cells: {', '.join(run.cells)}"))
     r = DiffReport(a.folder, b.folder, tolerance=tolerance, metric_tolerance=metric_tolerance)
     sa, sb = a.manifest.spec, b.manifest.spec
     r.spec = {"same": sa.get("sha256") == sb.get("sha256"), "a": sa.get("sha256"), "b": sb.get("sha256"),

@@ -62,13 +62,56 @@ class Problem:
 
 
 class HarnessError(Exception):
-    """Stops a command; carries every problem found and the exit code to leave with."""
+    """The root of the harness's exceptions: stops a command with every problem found. Each class
+    carries the exit code it leaves with (`exit_code`), as httpx's one tree carries its meanings;
+    an instance may override it when the same mistake means another code in another command."""
 
-    def __init__(self, problems: list[Problem] | Problem | str, exit_code: ExitCode = ExitCode.SPEC_INVALID):
+    exit_code: ExitCode = ExitCode.SPEC_INVALID
+
+    def __init__(self, problems: list[Problem] | Problem | str, exit_code: ExitCode | None = None):
         if isinstance(problems, str):
             problems = [Problem(problems)]
         elif isinstance(problems, Problem):
             problems = [problems]
         self.problems = list(problems)
-        self.exit_code = exit_code
+        if exit_code is not None:
+            self.exit_code = exit_code
         super().__init__("\n".join(p.render() for p in self.problems))
+
+
+class UsageError(HarnessError):
+    """A bad command line, flag value or environment setting the user gave (exit 2)."""
+
+    exit_code = ExitCode.USAGE
+
+
+class SpecError(HarnessError):
+    """The spec or one of its inputs is invalid; nothing was written (exit 3)."""
+
+    exit_code = ExitCode.SPEC_INVALID
+
+
+class ServiceError(HarnessError):
+    """The provider or the infrastructure failed: auth, network, retries exhausted (exit 4)."""
+
+    exit_code = ExitCode.PROVIDER_ERROR
+
+
+class MismatchError(HarnessError):
+    """`verify`, `diff` or a folder check found a difference or a damaged folder (exit 5)."""
+
+    exit_code = ExitCode.VERIFY_MISMATCH
+
+
+class InternalError(HarnessError):
+    """A fault of the harness itself, e.g. a broken shipped file (exit 70)."""
+
+    exit_code = ExitCode.INTERNAL
+
+
+class Failure(Exception):
+    """The root of the errors that stages raise to each other and turn into `Problem`s or findings
+    before anything reaches the user (a malformed answer, a damaged file, a bad input row). Each
+    says which exit code it would mean if it reached the command line unconverted."""
+
+    exit_code: ExitCode = ExitCode.INTERNAL

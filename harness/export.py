@@ -32,7 +32,7 @@ from urllib.parse import urlsplit, urlunsplit
 import numpy as np
 
 from harness import __version__
-from harness.errors import ExitCode, HarnessError, Problem
+from harness.errors import HarnessError, MismatchError, Problem, ServiceError, UsageError
 from harness.evidence import COMMITTED, atomic_write, canonical_json, sha256_bytes, sha256_file, signals_held
 from harness.folder import FolderError, Manifest, RunReader, finalize, layout
 from harness.verdict import CheckResult
@@ -111,8 +111,8 @@ class RunFolder:
 
 
 def _damaged(exc: FolderError, folder: Path) -> HarnessError:
-    return HarnessError(Problem(f"{folder}: {exc}", hint="the output folder is damaged; run `harness verify` on it "
-                                "or run the spec again"), ExitCode.VERIFY_MISMATCH)
+    return MismatchError(Problem(f"{folder}: {exc}", hint="the output folder is damaged; run `harness verify` on it "
+                                "or run the spec again"))
 
 
 def read_run(folder: str | os.PathLike, manifest: Manifest | None = None) -> RunFolder:
@@ -122,16 +122,14 @@ def read_run(folder: str | os.PathLike, manifest: Manifest | None = None) -> Run
     (it exports before `finalize` writes the manifest)."""
     path = Path(folder)
     if not path.exists():
-        raise HarnessError(Problem(f"output folder {path} does not exist", hint=HINT_RUN), ExitCode.USAGE)
+        raise UsageError(Problem(f"output folder {path} does not exist", hint=HINT_RUN))
     if not path.is_dir():
-        raise HarnessError(Problem(f"{path} is not a folder", hint="pass the run's output folder, e.g. output/<spec name>"),
-                           ExitCode.USAGE)
+        raise UsageError(Problem(f"{path} is not a folder", hint="pass the run's output folder, e.g. output/<spec name>"))
     reader = RunReader(path)
     if manifest is None and not reader.has(layout.MANIFEST):
-        raise HarnessError(
+        raise UsageError(
             Problem(f"{path} is not a harness output folder (no manifest.json)",
                     hint="pass the folder `harness run` wrote, e.g. output/<spec name>"),
-            ExitCode.USAGE,
         )
     try:
         manifest = manifest or reader.manifest()
@@ -162,7 +160,7 @@ def load_cell(run: RunFolder, cell_id: str) -> ExportCell:
     ipath = run.path / layout.ids_file(cell_id)
 
     def damaged(message: str, file: Path, hint: str = "run `harness verify` on the folder, or run the spec again"):
-        return HarnessError(Problem(message, file=str(file), hint=hint), ExitCode.VERIFY_MISMATCH)
+        return MismatchError(Problem(message, file=str(file), hint=hint))
 
     recorded = run.manifest.files
     for p in (vpath, ipath):
@@ -276,22 +274,20 @@ def _redact_uri(uri: str) -> str:
 def resolve_target(to: str, folder: Path | None = None) -> Target:
     """A file path means Milvus Lite (it must end in .db); http(s)://host:port a Milvus server."""
     if not to or not to.strip():
-        raise HarnessError(Problem("--to is empty", hint="give a Milvus Lite file (vectors.db) or http://host:19530"),
-                           ExitCode.USAGE)
+        raise UsageError(Problem("--to is empty", hint="give a Milvus Lite file (vectors.db) or http://host:19530"))
     scheme = to.split("://", 1)[0].lower() if "://" in to else ""
     if scheme:
         if scheme not in _SERVER_SCHEMES:
-            raise HarnessError(Problem(f"unknown Milvus URI scheme {scheme!r} in --to",
-                                       hint="use a file path ending in .db for Milvus Lite, or http(s)://host:19530"),
-                               ExitCode.USAGE)
+            raise UsageError(Problem(f"unknown Milvus URI scheme {scheme!r} in --to",
+                                       hint="use a file path ending in .db for Milvus Lite, or http(s)://host:19530"))
         return Target(uri=to, shown=_redact_uri(to), kind="milvus-server")
     path = Path(to).expanduser()
     if path.suffix != ".db":
-        raise HarnessError(Problem(f"Milvus Lite database path {to!r} must end in .db",
-                                   hint="e.g. --to vectors.db; for a server use http://host:19530"), ExitCode.USAGE)
+        raise UsageError(Problem(f"Milvus Lite database path {to!r} must end in .db",
+                                   hint="e.g. --to vectors.db; for a server use http://host:19530"))
     if path.exists() and path.is_file():
-        raise HarnessError(Problem(f"{to} is a file, not a Milvus Lite database (those are folders)",
-                                   hint="choose another path ending in .db"), ExitCode.USAGE)
+        raise UsageError(Problem(f"{to} is a file, not a Milvus Lite database (those are folders)",
+                                   hint="choose another path ending in .db"))
     resolved = path.resolve()
     if folder is not None:
         roots = [Path(folder).resolve()]
@@ -299,10 +295,9 @@ def resolve_target(to: str, folder: Path | None = None) -> Target:
         if staged:
             roots.append(roots[0].parent / staged.group(1))  # it replaces this folder on commit
         if any(resolved == root or root in resolved.parents for root in roots):
-            raise HarnessError(Problem(f"{to} is inside the output folder {folder}",
+            raise UsageError(Problem(f"{to} is inside the output folder {folder}",
                                        hint="put the database outside it; every file in the output folder is "
-                                            "hashed into manifest.json and a live database would break `harness verify`"),
-                               ExitCode.USAGE)
+                                            "hashed into manifest.json and a live database would break `harness verify`"))
     return Target(uri=str(resolved), shown=to, kind="milvus-lite")
 
 
@@ -310,9 +305,9 @@ def token_from_env(var: str) -> str:
     """The token named by a spec's `token_env` / `--token-env`; the value is never shown."""
     value = os.environ.get(var)
     if not value:
-        raise HarnessError(Problem(f"environment variable {var} is not set (it should hold the Milvus token)",
+        raise UsageError(Problem(f"environment variable {var} is not set (it should hold the Milvus token)",
                                    hint=f"export {var}=user:password (or an API key), or drop --token-env for "
-                                        "a server without authentication"), ExitCode.USAGE)
+                                        "a server without authentication"))
     return value
 
 
@@ -339,8 +334,7 @@ def _milvus_errors(what: str, target: Target, token: str | None) -> Iterator[Non
         message = getattr(e, "message", None) or str(e)
         hint = "is the server running and reachable? check --to and --token" if target.kind == "milvus-server" \
             else "is another process writing to this Milvus Lite database? Milvus Lite allows one writer"
-        raise HarnessError(Problem(f"Milvus {target.shown}: {what} failed: {_scrub(str(message), token)}", hint=hint),
-                           ExitCode.PROVIDER_ERROR) from None
+        raise ServiceError(Problem(f"Milvus {target.shown}: {what} failed: {_scrub(str(message), token)}", hint=hint)) from None
 
 
 class _Captured(logging.Handler):
@@ -391,8 +385,8 @@ def _connect(target: Target, token: str | None):
     try:
         from pymilvus import MilvusClient
     except ImportError:
-        raise HarnessError(Problem("exporting to Milvus needs pymilvus (and milvus-lite for a .db file)",
-                                   hint="pip install 'mm-embed-harness[milvus]'"), ExitCode.USAGE) from None
+        raise UsageError(Problem("exporting to Milvus needs pymilvus (and milvus-lite for a .db file)",
+                                   hint="pip install 'mm-embed-harness[milvus]'")) from None
     started_here = False
     if target.kind == "milvus-lite":
         Path(target.uri).parent.mkdir(parents=True, exist_ok=True)
@@ -430,11 +424,10 @@ def _check_compatible(name: str, desc: dict[str, Any], cv: ExportCell) -> None:
     props = desc.get("properties") or {}
     have_model, have_dim = props.get(PROP_MODEL), props.get(PROP_DIMENSION)
     if have_model is None or have_dim is None:
-        raise HarnessError(Problem(
+        raise UsageError(Problem(
             f"collection {name} exists but was not created by the harness: it does not record which model "
             f"and dimension made its vectors",
-            hint="export into another collection (--collection NAME) so models and dimensions never mix"),
-            ExitCode.USAGE)
+            hint="export into another collection (--collection NAME) so models and dimensions never mix"))
     field_dim = _vector_dim(desc)
     names = {f.get("name") for f in desc.get("fields", [])}
     mismatch = []
@@ -443,17 +436,17 @@ def _check_compatible(name: str, desc: dict[str, Any], cv: ExportCell) -> None:
     if str(have_dim) != str(cv.dimension) or (field_dim is not None and field_dim != cv.dimension):
         mismatch.append("dimension")
     if mismatch:
-        raise HarnessError(Problem(
+        raise UsageError(Problem(
             f"refused: collection {name} holds vectors of model {have_model} at dimension {field_dim or have_dim}; "
             f"cell {cv.cell} has model {cv.model} at dimension {cv.dimension} (different {' and '.join(mismatch)}). "
             f"Distances between vectors of different models or dimensions mean nothing: one model and one "
             f"dimension per index",
             hint="export into another collection (--collection NAME, or the default name per cell), "
-                 "or drop the old collection first"), ExitCode.USAGE)
+                 "or drop the old collection first"))
     if not set(FIELDS) <= names:
-        raise HarnessError(Problem(
+        raise UsageError(Problem(
             f"collection {name} lacks the fields {', '.join(sorted(set(FIELDS) - names))}",
-            hint="export into another collection (--collection NAME)"), ExitCode.USAGE)
+            hint="export into another collection (--collection NAME)"))
 
 
 def _properties(cv: ExportCell, run: RunFolder, runs: dict[str, str]) -> dict[str, str]:
@@ -581,17 +574,17 @@ def _select_cells(run: RunFolder, cells: list[str] | None) -> tuple[list[str], l
     if cells:
         unknown = [c for c in cells if c not in run.cell_ids]
         if unknown:
-            raise HarnessError(Problem(f"cell {unknown[0]} is not in this run",
-                                       hint=f"its cells are: {', '.join(run.cell_ids)}"), ExitCode.USAGE)
+            raise UsageError(Problem(f"cell {unknown[0]} is not in this run",
+                                       hint=f"its cells are: {', '.join(run.cell_ids)}"))
         missing = [c for c in cells if c in run.not_executed]
         if missing:
-            raise HarnessError(Problem(f"cell {missing[0]} has no vectors ({run.not_executed[missing[0]]})",
-                                       hint=HINT_RUN), ExitCode.USAGE)
+            raise UsageError(Problem(f"cell {missing[0]} has no vectors ({run.not_executed[missing[0]]})",
+                                       hint=HINT_RUN))
         return list(dict.fromkeys(cells)), []
     chosen = run.executed_cells
     if not chosen:
-        raise HarnessError(Problem(f"{run.path} has no vectors: the run was planned but not executed",
-                                   hint=HINT_RUN), ExitCode.USAGE)
+        raise UsageError(Problem(f"{run.path} has no vectors: the run was planned but not executed",
+                                   hint=HINT_RUN))
     return chosen, [c for c in run.cell_ids if c in run.not_executed]
 
 
@@ -602,9 +595,8 @@ def _select_queries(run: RunFolder, loaded: list[ExportCell], queries: list[str]
         known = set(order)
         unknown = [q for q in queries if q not in known]
         if unknown:
-            raise HarnessError(Problem(f"query {unknown[0]!r} is not an input of this run",
-                                       hint="queries name input ids from the spec (see inputs.jsonl)"),
-                               ExitCode.USAGE)
+            raise UsageError(Problem(f"query {unknown[0]!r} is not an input of this run",
+                                       hint="queries name input ids from the spec (see inputs.jsonl)"))
         return list(dict.fromkeys(queries))
     modality = run.modality or {i: m for cv in loaded for i, m in zip(cv.ids, cv.modalities)}
     texts = [i for i in order if modality.get(i) == "text"]
@@ -634,7 +626,7 @@ def _export(
     """
     folder = Path(folder)
     if not isinstance(top_k, int) or not 1 <= top_k <= MAX_TOP_K:
-        raise HarnessError(Problem(f"top_k must be between 1 and {MAX_TOP_K}, not {top_k!r}"), ExitCode.USAGE)
+        raise UsageError(Problem(f"top_k must be between 1 and {MAX_TOP_K}, not {top_k!r}"))
     run = read_run(folder, manifest)
     chosen, skipped = _select_cells(run, cells)
     target = resolve_target(to, folder)
@@ -643,17 +635,17 @@ def _export(
     empty = [cv.cell for cv in loaded if not cv.ids]
     loaded = [cv for cv in loaded if cv.ids]
     if not loaded:
-        raise HarnessError(Problem(f"{run.path} has no vectors: every request of the run failed",
-                                   hint="see execution.json, then run the spec again"), ExitCode.USAGE)
+        raise UsageError(Problem(f"{run.path} has no vectors: every request of the run failed",
+                                   hint="see execution.json, then run the spec again"))
     picked = _select_queries(run, loaded, queries)
 
     names = {cv.cell: collection_name(cv.cell, collection, several=len(loaded) > 1) for cv in loaded}
     if len(set(names.values())) < len(names):
-        raise HarnessError(Problem(
+        raise UsageError(Problem(
             f"collection name {collection or '(default)'} would put {len(names)} cells (different models or "
             f"dimensions) into one collection",
             hint="give each cell its own name with {cell} (e.g. --collection 'proj_{cell}'), or choose one "
-                 f"cell with --cell; cells: {', '.join(names)}"), ExitCode.USAGE)
+                 f"cell with --cell; cells: {', '.join(names)}"))
 
     client, started_here = _connect(target, token)
     try:
@@ -759,7 +751,7 @@ def check_verifies(folder: Path) -> None:
         problems = [Problem(f"{folder} does not verify, so it is not exported: {f.path}: {f.message}",
                             hint="run `harness verify` on it, then run the spec again")
                     for f in report.sorted_findings() if f.mismatch or report.strict]
-        raise HarnessError(problems, ExitCode.VERIFY_MISMATCH)
+        raise MismatchError(problems)
 
 
 def finish_export(folder: Path, results: list[CheckResult]) -> list[CheckResult]:

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Iterator
 from harness.estimate import text_tokens
 from harness.evidence import canonical_json, sha256_bytes
 from harness.media import LocalImage, MediaError, inspect_local_image, is_data_uri, is_url
+from harness.errors import ExitCode, Failure
 
 if TYPE_CHECKING:       # annotations only: jinja2 is imported where input sets are read
     import jinja2
@@ -183,7 +184,9 @@ class Input:
         return sum(1 for p in self.parts if p.kind == kind)
 
 
-class InputProblem(Exception):
+class InputProblem(Failure):
+    exit_code = ExitCode.SPEC_INVALID
+
     def __init__(self, where: tuple, message: str, hint: str | None = None, prefer_key: bool = True):
         super().__init__(message)
         self.where, self.message, self.hint, self.prefer_key = where, message, hint, prefer_key

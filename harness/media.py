@@ -15,6 +15,8 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.errors import ExitCode, Failure
+
 # (magic bytes at offset 0, format, MIME). Data, not code: a new format is a new row.
 _SIGNATURES: list[tuple[bytes, str, str]] = [
     (b"\xff\xd8\xff", "jpeg", "image/jpeg"),
@@ -107,7 +109,9 @@ class LocalImage:
         return f"data:{self.mime};base64,{base64.b64encode(data).decode('ascii')}"
 
 
-class MediaError(Exception):
+class MediaError(Failure):
+    exit_code = ExitCode.SPEC_INVALID
+
     def __init__(self, message: str, hint: str | None = None):
         super().__init__(message)
         self.message, self.hint = message, hint

@@ -20,7 +20,7 @@ from typing import Iterator
 from harness import estimate
 from harness.catalog import Catalog, ModelInfo, load_catalog
 from harness.credentials import BASE_URL_ENV, AllowedHosts, allowed_hosts
-from harness.errors import ExitCode, HarnessError, Problem
+from harness.errors import HarnessError, Problem, SpecError, UsageError
 from harness.evidence import OWNER, dead_owners, owner
 from harness.inputs import MODALITY_KEYS, Input, InputFiles, InputProblem, iter_inputs
 from harness.spec import Spec, read_spec
@@ -99,11 +99,11 @@ class CellFilter:
         """The cells this filter keeps; none is a usage error that names what there is."""
         kept = [c for c in cells if self.admits(c.manifest_entry())]
         if cells and not kept:
-            raise HarnessError(Problem(
+            raise UsageError(Problem(
                 f"no cell matches {self.describe()}",
                 hint=f"models: {', '.join(dict.fromkeys(c.model.name for c in cells))}; dimensions: "
                      f"{', '.join(dict.fromkeys(str(c.dimension) for c in cells))}; cells: "
-                     f"{', '.join(c.id for c in cells)}"), ExitCode.USAGE)
+                     f"{', '.join(c.id for c in cells)}"))
         return kept
 
 
@@ -584,7 +584,7 @@ def max_payload_bytes(value: int | None = None, env=os.environ) -> int:
                 return int(raw)
         except ValueError:
             pass
-        raise HarnessError(Problem(f"${MAX_PAYLOAD_ENV}={raw[:40]!r} is not a positive number of bytes"), ExitCode.USAGE)
+        raise UsageError(Problem(f"${MAX_PAYLOAD_ENV}={raw[:40]!r} is not a positive number of bytes"))
     return DEFAULT_MAX_PAYLOAD
 
 
@@ -783,7 +783,7 @@ def build_plan(spec: Spec, *, base_url: str | None = None, catalog: Catalog | No
                 raise
         problems = list(dict.fromkeys(sorted(problems, key=Problem.sort_key)))
         if any(p.is_error for p in problems):
-            raise HarnessError(problems, ExitCode.SPEC_INVALID)
+            raise SpecError(problems)
         if cell_filter:
             cells = cell_filter.select(cells)
     except BaseException:

@@ -40,7 +40,7 @@ from typing import Any, Callable
 import numpy as np
 
 from harness import estimate
-from harness.errors import ExitCode, HarnessError, Problem
+from harness.errors import ExitCode, HarnessError, Problem, SpecError, UsageError
 from harness.evidence import canonical_json
 from harness.folder import FolderError, RunReader, layout
 
@@ -157,7 +157,7 @@ def plan_cells(folder: Path, base_url: str | None, allow_hosts: tuple | list = (
     cells = build_cells(spec, catalog, problems, base_url=base_url, allowed=allowed)
     errors = [p for p in problems if p.is_error]
     if errors:
-        raise HarnessError(errors, ExitCode.SPEC_INVALID)
+        raise SpecError(errors)
     return {c.id: {**c.manifest_entry(), "required": True} for c in cells}
 
 
@@ -177,9 +177,8 @@ def choose(folder: Path, manifest: dict, planned: dict[str, dict], per_cell: int
         entries = [e for e in entries if cell_filter.admits(e)]
         if not entries:
             cells = [c for c in manifest.get("cells") or [] if isinstance(c, dict)]
-            raise HarnessError(Problem(f"no cell of the run matches {cell_filter.describe()}; nothing was sent",
-                                       hint=f"the run's cells: {', '.join(str(c.get('id')) for c in cells)}"),
-                               ExitCode.USAGE)
+            raise UsageError(Problem(f"no cell of the run matches {cell_filter.describe()}; nothing was sent",
+                                       hint=f"the run's cells: {', '.join(str(c.get('id')) for c in cells)}"))
     for entry in entries:
         cid = entry.get("id")
         if not isinstance(cid, str):
@@ -414,11 +413,10 @@ def audit(report: Any, manifest: dict | None, *, per_cell: int | str | None, see
     announce(sample.describe())
     over = {k: v for k, v in sample.cost.items() if max_cost is not None and v > max_cost}
     if over:
-        raise HarnessError(Problem(f"re-execution would cost about {' + '.join(f'{v:.4f} {k}' for k, v in over.items())}"
+        raise UsageError(Problem(f"re-execution would cost about {' + '.join(f'{v:.4f} {k}' for k, v in over.items())}"
                                    f", above --max-cost {max_cost:g}; nothing was sent",
                                    hint="--max-cost bounds each currency's total; sample fewer requests per cell "
-                                        "(--reexecute N) or raise --max-cost"),
-                           ExitCode.USAGE)
+                                        "(--reexecute N) or raise --max-cost"))
     for cid, why in sample.unusable.items():
         report.add("not-reexecuted", cid, why)
     try:

@@ -23,7 +23,7 @@ from typing import Any, Iterator
 
 from harness import __version__
 from harness import manifest as manifest_mod
-from harness.errors import ExitCode, HarnessError, Problem
+from harness.errors import ExitCode, HarnessError, Problem, SpecError, UsageError
 from harness.evidence import StagedFolder
 from harness.folder import MANIFEST_VERSION, Manifest, RunWriter, finalize, layout
 from harness.media import MediaError
@@ -48,16 +48,15 @@ def output_folder(base: Path, spec: Spec) -> Path:
         raise _refused(base / spec.name, "is a symbolic link")
     final = (base / spec.name).resolve()
     if final.parent != base.resolve():
-        raise HarnessError(spec.problem(("name",), f"name {spec.name!r} would write outside {base}",
+        raise SpecError(spec.problem(("name",), f"name {spec.name!r} would write outside {base}",
                                         "use letters, digits, '.', '_' and '-'"))
     return final
 
 
 def _refused(path: Path, what: str) -> HarnessError:
-    return HarnessError(Problem(f"{path} {what}, not an earlier run of the harness; nothing was changed",
+    return UsageError(Problem(f"{path} {what}, not an earlier run of the harness; nothing was changed",
                                 hint="move it away, or choose another --output or spec name: a run replaces "
-                                     "only an earlier run (a folder with its manifest.json) or an empty folder"),
-                        ExitCode.USAGE)
+                                     "only an earlier run (a folder with its manifest.json) or an empty folder"))
 
 
 def check_replaceable(final: Path) -> None:
@@ -65,8 +64,8 @@ def check_replaceable(final: Path) -> None:
     (recognised by its manifest.json) or an empty folder; anything else is the user's."""
     base = final.parent
     if base.exists() and not base.is_dir():
-        raise HarnessError(Problem(f"output folder {base} is a file", hint="give --output (or $OUTPUT_DIR) a folder; "
-                                   "it is created if missing"), ExitCode.USAGE)
+        raise UsageError(Problem(f"output folder {base} is a file", hint="give --output (or $OUTPUT_DIR) a folder; "
+                                   "it is created if missing"))
     if not os.path.lexists(final):
         return
     if final.is_symlink():
@@ -108,7 +107,7 @@ def _write_errors(spec: Spec, final: Path) -> Iterator[None]:
     try:
         yield
     except MediaError as e:   # an image edited or removed after planning: the plan no longer holds
-        raise HarnessError(Problem(e.message, file=spec.display, hint=e.hint), ExitCode.SPEC_INVALID) from None
+        raise SpecError(Problem(e.message, file=spec.display, hint=e.hint)) from None
     except OSError as e:
         code, hint = WRITE_ERRORS.get(e.errno, (ExitCode.PROVIDER_ERROR, None))
         where = f" ({e.filename})" if e.filename else ""

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness import manifest as manifest_mod
-from harness.errors import ExitCode, HarnessError, Problem
+from harness.errors import ExitCode, HarnessError, MismatchError, Problem, UsageError
 from harness.evidence import atomic_write
 from harness.folder import layout
 
@@ -49,16 +49,15 @@ def statement(manifest: dict) -> bytes:
     try:
         digest = manifest_mod.digest(manifest)
     except (ValueError, TypeError) as exc:    # NaN or a value canonical JSON refuses: not our manifest
-        raise HarnessError(Problem(f"manifest.json cannot be digested ({exc})", hint="check it with `harness verify`"),
-                           ExitCode.VERIFY_MISMATCH) from None
+        raise MismatchError(Problem(f"manifest.json cannot be digested ({exc})", hint="check it with `harness verify`")) from None
     return f"{NAMESPACE} manifest\nspec: {name}\ndigest: {digest}\n".encode("utf-8")
 
 
 def _ssh_keygen() -> str:
     path = shutil.which("ssh-keygen")
     if path is None:
-        raise HarnessError(Problem("ssh-keygen was not found on PATH; signatures are made and checked with it",
-                                   hint=INSTALL_HINT), ExitCode.USAGE)
+        raise UsageError(Problem("ssh-keygen was not found on PATH; signatures are made and checked with it",
+                                   hint=INSTALL_HINT))
     return path
 
 
@@ -67,13 +66,11 @@ def _run(args: list[str], data: bytes | None = None) -> subprocess.CompletedProc
         return subprocess.run([_ssh_keygen(), *args], input=data, capture_output=True, timeout=TIMEOUT,
                               stdin=None if data is not None else subprocess.DEVNULL)
     except OSError as exc:
-        raise HarnessError(Problem(f"cannot run ssh-keygen: {exc.strerror or exc}", hint=INSTALL_HINT),
-                           ExitCode.USAGE) from None
+        raise UsageError(Problem(f"cannot run ssh-keygen: {exc.strerror or exc}", hint=INSTALL_HINT)) from None
     except subprocess.TimeoutExpired:
         # A passphrase-protected key without an agent waits for a terminal that is not there.
-        raise HarnessError(Problem(f"ssh-keygen did not finish in {TIMEOUT:.0f} s",
-                                   hint="a key with a passphrase needs ssh-agent (ssh-add KEY) first"),
-                           ExitCode.USAGE) from None
+        raise UsageError(Problem(f"ssh-keygen did not finish in {TIMEOUT:.0f} s",
+                                   hint="a key with a passphrase needs ssh-agent (ssh-add KEY) first")) from None
 
 
 def _said(proc: subprocess.CompletedProcess) -> str:
@@ -86,9 +83,9 @@ def check_key(key: str | os.PathLike) -> Path:
     """Refuse a key that cannot sign before a run spends anything; returns its path."""
     path = Path(key).expanduser()
     if not path.is_file():
-        raise HarnessError(Problem(f"--sign/--key {key}: no such file",
+        raise UsageError(Problem(f"--sign/--key {key}: no such file",
                                    hint="give an SSH private key, e.g. ~/.ssh/id_ed25519 (or its .pub when the "
-                                        "private key is in ssh-agent)"), ExitCode.USAGE)
+                                        "private key is in ssh-agent)"))
     _ssh_keygen()
     return path
 
@@ -101,16 +98,15 @@ def sign(folder: str | os.PathLike, key: str | os.PathLike) -> str:
     manifest = _manifest(folder)
     data = statement(manifest)
     if manifest.get("digest") != manifest_mod.digest(manifest):
-        raise HarnessError(Problem(f"{folder / MANIFEST}: the recorded digest is not the manifest's; it was "
+        raise MismatchError(Problem(f"{folder / MANIFEST}: the recorded digest is not the manifest's; it was "
                                    "edited after the run, so it is not signed", hint="run `harness verify` on the "
-                                   "folder"), ExitCode.VERIFY_MISMATCH)
+                                   "folder"))
     # `-Y sign` reads the data from stdin and writes the signature to stdout when no file is given.
     proc = _run(["-Y", "sign", "-q", "-f", str(key_path), "-n", NAMESPACE], data)
     sig = proc.stdout or b""
     if proc.returncode != 0 or b"BEGIN SSH SIGNATURE" not in sig:
-        raise HarnessError(Problem(f"ssh-keygen could not sign with {key_path}: {_said(proc)}",
-                                   hint="give an SSH private key (a key with a passphrase needs ssh-agent)"),
-                           ExitCode.USAGE)
+        raise UsageError(Problem(f"ssh-keygen could not sign with {key_path}: {_said(proc)}",
+                                   hint="give an SSH private key (a key with a passphrase needs ssh-agent)"))
     atomic_write(folder / SIGNATURE, sig)
     return fingerprint(folder / SIGNATURE) or str(key_path)
 
@@ -149,9 +145,9 @@ def check(folder: str | os.PathLike, allowed_signers: str | os.PathLike) -> Sign
     folder = Path(folder)
     allowed = Path(allowed_signers).expanduser()
     if not allowed.is_file():
-        raise HarnessError(Problem(f"--allowed-signers {allowed_signers}: no such file",
+        raise UsageError(Problem(f"--allowed-signers {allowed_signers}: no such file",
                                    hint="one line per signer: `PRINCIPAL namespaces=\"mm-embed-harness\" "
-                                        "ssh-ed25519 AAAA…`"), ExitCode.USAGE)
+                                        "ssh-ed25519 AAAA…`"))
     sig = folder / SIGNATURE
     if not sig.is_file():
         return SignatureCheck(False, False, None, None, f"the folder is not signed (no {SIGNATURE}); sign it with "
@@ -186,11 +182,10 @@ def _manifest(folder: Path) -> dict:
     try:
         data = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise HarnessError(Problem(f"{folder} has no {MANIFEST}", hint="give the output folder of `harness run`"),
-                           ExitCode.USAGE) from None
+        raise UsageError(Problem(f"{folder} has no {MANIFEST}", hint="give the output folder of `harness run`")) from None
     except (ValueError, UnicodeDecodeError) as exc:
-        raise HarnessError(Problem(f"{folder / MANIFEST} is not valid JSON ({exc})",
-                                   hint="check it with `harness verify`"), ExitCode.VERIFY_MISMATCH) from None
+        raise MismatchError(Problem(f"{folder / MANIFEST} is not valid JSON ({exc})",
+                                   hint="check it with `harness verify`")) from None
     if not isinstance(data, dict):
-        raise HarnessError(Problem(f"{folder / MANIFEST} is not a manifest"), ExitCode.VERIFY_MISMATCH)
+        raise MismatchError(Problem(f"{folder / MANIFEST} is not a manifest"))
     return data

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import schemafast, yamlpos
-from harness.errors import ExitCode, HarnessError, Problem
+from harness.errors import InternalError, Problem, SpecError
 from harness.evidence import sha256_bytes
 
 SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
@@ -32,7 +32,7 @@ def schema_documents() -> dict[str, dict]:
     docs = {path.name: {"$id": SCHEMA_BASE + path.name, **json.loads(path.read_text(encoding="utf-8"))}
             for path in sorted(SCHEMA_DIR.glob("*.schema.json"))}
     if SPEC_SCHEMA not in docs:
-        raise HarnessError(f"the spec schema is missing from {SCHEMA_DIR}", ExitCode.INTERNAL)
+        raise InternalError(f"the spec schema is missing from {SCHEMA_DIR}")
     return docs
 
 
@@ -307,26 +307,26 @@ def read_spec(path: str | Path) -> Spec:
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        raise HarnessError(Problem("no such file", display, hint="check the path; `harness init` writes a starter spec"))
+        raise SpecError(Problem("no such file", display, hint="check the path; `harness init` writes a starter spec"))
     except IsADirectoryError:
-        raise HarnessError(Problem("is a folder, not a spec file", display))
+        raise SpecError(Problem("is a folder, not a spec file", display))
     except OSError as e:
-        raise HarnessError(Problem(f"cannot read the file: {e.strerror}", display))
+        raise SpecError(Problem(f"cannot read the file: {e.strerror}", display))
     if len(raw) > yamlpos.MAX_BYTES:
-        raise HarnessError(Problem(f"the file is larger than {yamlpos.MAX_BYTES // 2**20} MB", display, 1, 1,
+        raise SpecError(Problem(f"the file is larger than {yamlpos.MAX_BYTES // 2**20} MB", display, 1, 1,
                                    "put long input lists in a CSV or JSONL file and use `from:`"))
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise HarnessError(Problem(f"the file is not UTF-8 text (byte {e.start})", display, hint="save it as UTF-8"))
+        raise SpecError(Problem(f"the file is not UTF-8 text (byte {e.start})", display, hint="save it as UTF-8"))
     try:
         data, positions = yamlpos.load(text)
     except yamlpos.YamlProblem as e:
-        raise HarnessError(Problem(e.message, display, e.line, e.col, e.hint))
+        raise SpecError(Problem(e.message, display, e.line, e.col, e.hint))
     spec = Spec(data=data if isinstance(data, dict) else {}, display=display, base_dir=path.resolve().parent,
                 path=path, raw=raw, positions=positions)
     if not isinstance(data, dict):
-        raise HarnessError(Problem("a spec is a YAML mapping (version, name, models, inputs, ...)", display, 1, 1,
+        raise SpecError(Problem("a spec is a YAML mapping (version, name, models, inputs, ...)", display, 1, 1,
                                    "`harness init` writes a starter spec"))
     check_against_schema(spec, data)
     return spec

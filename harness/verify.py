@@ -31,7 +31,7 @@ from typing import Any
 
 from harness import __version__
 from harness import manifest as manifest_mod
-from harness.errors import HarnessError
+from harness.errors import HarnessError, SpecError
 from harness.evidence import canonical_json, hash_tree, sha256_file
 from harness.folder import FolderError, Manifest, RunReader, layout
 
@@ -249,7 +249,7 @@ def derive(folder: Path, base: Path | None, endpoints: dict[str, str] | None = N
     if isinstance(spec, HarnessError):
         raise spec
     if spec.problems:
-        raise HarnessError(spec.problems)
+        raise SpecError(spec.problems)
     # re-rendering sends nothing, so where the run was allowed to send keys is not checked again
     with build_plan(spec, allow_paths=allow_paths, allow_hosts=None, endpoints=endpoints,
                     max_payload=max_payload, cell_filter=CellFilter.from_dict(recorded_filter)) as plan:

@@ -25,6 +25,8 @@ from typing import Any, Callable
 
 import yaml
 
+from harness.errors import ExitCode, Failure
+
 MAX_BYTES = 10 * 1024 * 1024      # a spec is a page of YAML; anything this large is a mistake
 MAX_NODES = 1_000_000             # values produced after alias expansion
 # characters of scalars reached through aliases: one short anchor repeated is fine, a 1 MB string
@@ -72,7 +74,9 @@ class Positions:
             path = path[:-1]
 
 
-class YamlProblem(Exception):
+class YamlProblem(Failure):
+    exit_code = ExitCode.SPEC_INVALID
+
     def __init__(self, message: str, line: int, col: int, hint: str | None = None):
         super().__init__(message)
         self.message, self.line, self.col, self.hint = message, line, col, hint

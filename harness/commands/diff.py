@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from harness.commands import flags
-from harness.errors import ExitCode, HarnessError, Problem
+from harness.errors import ExitCode, Problem, UsageError
 
 NAME = "diff"
 HELP = "compare two output folders: cells, payloads, inputs, per-input vector cosine, metric deltas"
@@ -51,14 +51,13 @@ def _html_target(text: str, runs: list[str]) -> Path:
     manifest would then hold a file it does not record."""
     path = Path(text)
     if path.is_dir():
-        raise HarnessError(Problem(f"--html {text} is a folder", hint="give a file name, e.g. diff.html"),
-                           ExitCode.USAGE)
+        raise UsageError(Problem(f"--html {text} is a folder", hint="give a file name, e.g. diff.html"))
     where = path.resolve()
     for run in runs:
         if where.is_relative_to(Path(run).resolve()):
-            raise HarnessError(Problem(f"--html {text} is inside the run folder {run}",
+            raise UsageError(Problem(f"--html {text} is inside the run folder {run}",
                                        hint="write it beside the runs, e.g. --html diff.html; a run folder "
-                                            "holds only what its manifest records"), ExitCode.USAGE)
+                                            "holds only what its manifest records"))
     return path
 
 
@@ -75,8 +74,8 @@ def run(args) -> int:
         try:
             atomic_write(html, render_diff_html(report))
         except OSError as exc:
-            raise HarnessError(Problem(f"--html {args.html}: cannot write it: {exc.strerror or exc}",
-                                       hint="choose a writable place"), ExitCode.USAGE) from None
+            raise UsageError(Problem(f"--html {args.html}: cannot write it: {exc.strerror or exc}",
+                                       hint="choose a writable place")) from None
     if args.json:
         sys.stdout.write(json.dumps(report.as_dict(), indent=2, ensure_ascii=False) + "\n")
     else:

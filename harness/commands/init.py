@@ -6,7 +6,7 @@ import json
 import os
 from pathlib import Path
 
-from harness.errors import ExitCode, HarnessError, Problem
+from harness.errors import Problem, SpecError, UsageError
 from harness.evidence import atomic_write
 from harness.spec import SCHEMA_DIR, SPEC_SCHEMA
 
@@ -49,7 +49,7 @@ def add_parser(sub):
 def run(args) -> int:
     path = Path(args.path)
     if path.exists() and not args.force:
-        raise HarnessError(Problem(f"{path} already exists", hint="choose another path or pass --force"))
+        raise SpecError(Problem(f"{path} already exists", hint="choose another path or pass --force"))
     stem = "".join(c if c.isalnum() or c in "._-" else "-" for c in path.stem).strip(".-_") or "experiment"
     schemas = project_schemas(path.resolve().parent)
     wrote = ""
@@ -57,8 +57,8 @@ def run(args) -> int:
         schemas = path.resolve().parent / "schemas"
         for name in SCHEMA_FILES:
             if (schemas / name).exists() and _title(schemas / name) != _title(SCHEMA_DIR / name):
-                raise HarnessError(Problem(f"{os.path.relpath(schemas / name)} exists and is not the harness's schema",
-                                           hint="write the spec in another folder; nothing was written"), ExitCode.USAGE)
+                raise UsageError(Problem(f"{os.path.relpath(schemas / name)} exists and is not the harness's schema",
+                                           hint="write the spec in another folder; nothing was written"))
         for name in SCHEMA_FILES:
             atomic_write(schemas / name, (SCHEMA_DIR / name).read_bytes())
         wrote = f" and the schema to {os.path.relpath(schemas)}{os.sep}"

@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 
 from harness.commands import add_allow_path, flags
-from harness.errors import ExitCode, HarnessError, Problem
+from harness.errors import HarnessError, Problem, SpecError
 from harness.evidence import atomic_write, canonical_json
 from harness.payloads import render
 from harness.plan import build_plan
@@ -95,10 +95,9 @@ def _check_utf8(args) -> None:
                 which = f"{flag} #{n}" if len(values) > 1 else flag
                 shown = value[e.start].encode("utf-8", "surrogateescape").hex() if "\udc80" <= value[e.start] <= "\udcff" else None
                 what = f"the byte 0x{shown}" if shown else f"{value[e.start]!r}"
-                raise HarnessError(Problem(
+                raise SpecError(Problem(
                     f"{which} is not valid UTF-8 text: {what} at character {e.start + 1}",
-                    hint="pass the text in UTF-8 (check the terminal's or the script's encoding)"),
-                    ExitCode.SPEC_INVALID) from None
+                    hint="pass the text in UTF-8 (check the terminal's or the script's encoding)")) from None
 
 
 def _fused(args) -> list[dict]:
@@ -106,9 +105,8 @@ def _fused(args) -> list[dict]:
     documents: a text, images, a video."""
     for flag, values in (("--text", args.text), ("--video", args.video)):
         if len(values) > 1:
-            raise HarnessError(Problem(f"--enable-fusion fuses at most one {flag} (got {len(values)})",
-                                       hint=f"give one {flag}, or leave --enable-fusion out for one vector per item"),
-                               ExitCode.SPEC_INVALID)
+            raise SpecError(Problem(f"--enable-fusion fuses at most one {flag} (got {len(values)})",
+                                       hint=f"give one {flag}, or leave --enable-fusion out for one vector per item"))
     fused: dict = {}
     if args.text:
         fused["text"] = args.text[0]
@@ -148,19 +146,19 @@ def run(args) -> int:
     with plan_context as plan:
         cell = plan.cells[0]
         if cell.protocol != "dashscope":
-            raise HarnessError(Problem(f"--model {args.model}: prepare writes DashScope request bodies only"))
+            raise SpecError(Problem(f"--model {args.model}: prepare writes DashScope request bodies only"))
         batches = list(plan.batches(cell))
         if len(batches) != 1:
             m = cell.model
-            raise HarnessError(Problem(
+            raise SpecError(Problem(
                 f"{m.name} cannot take these {len(inputs)} content items in one request "
                 f"(per request: {m.max_contents or 'no cap on'} items, {m.max_images or 'no cap on'} images, "
                 f"{m.max_videos or 'no cap on'} videos{', and one item only: it fuses everything' if m.fusion == 'always' else ''})",
-                hint="send fewer items, or write a spec and use `harness run`, which splits requests"), ExitCode.SPEC_INVALID)
+                hint="send fewer items, or write a spec and use `harness run`, which splits requests"))
         body = render(cell, batches[0])
     output = Path(args.output) if args.output else Path(os.environ.get("OUTPUT_DIR") or "output") / DEFAULT_FOLDER / "request.json"
     if output.is_dir():
-        raise HarnessError(Problem(f"--output {output} is a folder", hint="give a file name, e.g. request.json"))
+        raise SpecError(Problem(f"--output {output} is a folder", hint="give a file name, e.g. request.json"))
     atomic_write(output, canonical_json(body, pretty=True))
     print(json.dumps({"ok": True, "request_path": str(output)}, ensure_ascii=False))
     return 0

@@ -9,7 +9,7 @@ from rich.markup import escape
 
 from harness.commands import add_allow_host, add_allow_path, add_filters, add_max_payload, cell_filter, flags
 from harness.credentials import unsendable
-from harness.errors import ExitCode, HarnessError, Problem
+from harness.errors import ExitCode, Problem, UsageError
 from harness.folder import RunReader
 from harness.report.terminal import RESULT_COLUMNS, make_console, print_cells, print_table, result_rows
 from harness.runner import output_base, run as run_pipeline
@@ -84,13 +84,13 @@ def add_parser(sub):
 
 def run(args) -> int:
     if args.require_executed and not args.execute:   # a gate that silently gates nothing
-        raise HarnessError(Problem("--require-executed needs --execute: without it no cell is executed, "
+        raise UsageError(Problem("--require-executed needs --execute: without it no cell is executed, "
                                    "so there is nothing to require",
-                                   hint="add --execute, or drop --require-executed"), ExitCode.USAGE)
+                                   hint="add --execute, or drop --require-executed"))
     bad = unsendable(args.workspace) if args.workspace else None
     if bad:
-        raise HarnessError(Problem(f"--workspace holds {bad}, which an HTTP header cannot carry",
-                                   hint="give the workspace id (printable ASCII)"), ExitCode.USAGE)
+        raise UsageError(Problem(f"--workspace holds {bad}, which an HTTP header cannot carry",
+                                   hint="give the workspace id (printable ASCII)"))
     if args.sign:
         from harness.signing import check_key
         check_key(args.sign)          # before anything is spent

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.errors import ExitCode, HarnessError, Problem
+from harness.errors import ExitCode, MismatchError, Problem, UsageError
 
 NAME = "sign"
 HELP = "sign an output folder's manifest digest with an SSH key (ssh-keygen -Y sign) into manifest.sig"
@@ -29,13 +29,13 @@ def run(args) -> int:
 
     folder = Path(args.folder)
     if not (folder / "manifest.json").is_file():
-        raise HarnessError(Problem(f"{folder} is not an output folder (no manifest.json)",
-                                   hint="give the output folder of a run, e.g. output/<spec name>"), ExitCode.USAGE)
+        raise UsageError(Problem(f"{folder} is not an output folder (no manifest.json)",
+                                   hint="give the output folder of a run, e.g. output/<spec name>"))
     signing.check_key(args.key)
     report = verify_folder(folder)
     if not report.ok:
         print(render_report(report))
-        raise HarnessError(Problem(f"{folder} does not verify, so it is not signed"), ExitCode.VERIFY_MISMATCH)
+        raise MismatchError(Problem(f"{folder} does not verify, so it is not signed"))
     key = signing.sign(folder, args.key)
     print(f"signed: {folder}/{signing.SIGNATURE} ({key}, namespace {signing.NAMESPACE})")
     return int(ExitCode.OK)

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from harness.commands import add_allow_host, add_allow_path, add_filters, add_max_payload, cell_filter
-from harness.errors import ExitCode, HarnessError, Problem
+from harness.errors import ExitCode, Problem, UsageError
 
 NAME = "verify"
 HELP = "re-derive every payload and re-hash every file of an output folder; exit 5 on any difference"
@@ -107,27 +107,24 @@ def run(args) -> int:
 
     folder = Path(args.folder)
     if not folder.is_dir():
-        raise HarnessError(Problem(f"no such folder: {folder}", hint="give the output folder of a run, "
-                                   "e.g. output/<spec name>"), ExitCode.USAGE)
+        raise UsageError(Problem(f"no such folder: {folder}", hint="give the output folder of a run, "
+                                   "e.g. output/<spec name>"))
     if args.hashes_only:
         for flag in ("reexecute", "spec_dir", "strict"):
             if getattr(args, flag) not in (None, False):
-                raise HarnessError(Problem(f"--{flag.replace('_', '-')} does nothing with --hashes-only, which "
-                                           "re-derives and re-executes nothing", hint="drop one of the two"),
-                                   ExitCode.USAGE)
+                raise UsageError(Problem(f"--{flag.replace('_', '-')} does nothing with --hashes-only, which "
+                                           "re-derives and re-executes nothing", hint="drop one of the two"))
     for flag in ("tolerance", "max_cost", "seed", "base_url", "allow_host", "filter_model", "filter_dimension",
                  "filter_cell"):
         if getattr(args, flag) not in (None, []) and args.reexecute is None:
-            raise HarnessError(Problem(f"--{flag.removeprefix('filter_').replace('_', '-')} applies to --reexecute, "
-                                       "which was not given"),
-                               ExitCode.USAGE)
+            raise UsageError(Problem(f"--{flag.removeprefix('filter_').replace('_', '-')} applies to --reexecute, "
+                                       "which was not given"))
     from harness.folder import layout
     if not any((folder / name).exists() for name in (layout.MANIFEST, layout.VALIDATE, layout.SPEC_COPY,
                                                       layout.INPUTS, "payloads", *layout.REPORTS)):
         # none of a run's files: a wrong path (2); a run whose manifest alone is gone stays a mismatch (5)
-        raise HarnessError(Problem(f"not a harness output folder: {folder} (no manifest.json, validate.txt "
-                                   "or payloads)", hint="give the output folder of a run, e.g. output/<spec name>"),
-                           ExitCode.USAGE)
+        raise UsageError(Problem(f"not a harness output folder: {folder} (no manifest.json, validate.txt "
+                                   "or payloads)", hint="give the output folder of a run, e.g. output/<spec name>"))
     report = verify_folder(folder, spec_dir=args.spec_dir, strict=args.strict,
                            allow_paths=args.allow_paths, max_payload=args.max_payload, hashes_only=args.hashes_only)
     if args.allowed_signers:

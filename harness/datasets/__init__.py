@@ -15,6 +15,7 @@ from typing import Callable
 from harness.datasets import beir as beir_mod
 from harness.datasets import imagetext as imagetext_mod
 from harness.datasets.qrels import QrelsError, Qrels, read_qrels
+from harness.errors import ExitCode, Failure
 
 # The cut-offs MTEB reports for retrieval; a check over qrels reports every metric at each.
 MTEB_K = (1, 3, 5, 10, 20, 100, 1000)
@@ -82,7 +83,9 @@ class Judgements:
         return None
 
 
-class JudgementsError(Exception):
+class JudgementsError(Failure):
+    exit_code = ExitCode.SPEC_INVALID
+
     pass
 
 

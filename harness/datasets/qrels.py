@@ -7,11 +7,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from harness.errors import ExitCode, Failure
+
 BEIR_HEADER = ("query-id", "corpus-id", "score")
 
 
-class QrelsError(Exception):
+class QrelsError(Failure):
     """A problem at `line` of the qrels file (1-based; None for the file as a whole)."""
+
+    exit_code = ExitCode.SPEC_INVALID
+
 
     def __init__(self, line: int | None, message: str, hint: str | None = None):
         super().__init__(message)

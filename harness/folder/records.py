@@ -9,12 +9,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Iterable
 
+from harness.errors import ExitCode, Failure
+
 if TYPE_CHECKING:   # numpy loads only where vectors are read or written
     import numpy as np
 
 
-class FolderError(Exception):
+class FolderError(Failure):
     """A file in the output folder is unreadable or contradicts the contract."""
+
+    exit_code = ExitCode.VERIFY_MISMATCH
 
 
 def _need(data: Any, kind: type, what: str) -> Any:

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from harness.errors import ExitCode, Failure
+
 
 @dataclass
 class Embedded:
@@ -23,11 +25,14 @@ class Embedded:
     replica: str | None = None     # which of a model's replicas answered (only when it has several)
 
 
-class ProviderError(Exception):
+class ProviderError(Failure):
     """A failed request. `retryable` decides whether the engine tries again;
     `fatal` means every other request will fail the same way (bad key, wrong region,
     unknown model), so the engine stops the run early; `fatal_when_exhausted` means so once the
     retries of this request have run out (every replica of a model down)."""
+
+    exit_code = ExitCode.PROVIDER_ERROR
+
 
     def __init__(
         self,
@@ -81,9 +86,11 @@ class Provider(Protocol):
         ...
 
 
-class NotExecutable(Exception):
+class NotExecutable(Failure):
     """A cell that cannot run here (no key, optional package missing); the run goes on
     with the other cells and says which were skipped and why."""
+
+    exit_code = ExitCode.NOTHING_EXECUTED
 
 
 # Each provider class also offers:

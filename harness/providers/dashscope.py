@@ -38,7 +38,7 @@ import numpy as np
 from harness import __version__
 from harness.credentials import KeySource, find_api_key, missing_key_message, unsendable
 from harness.credentials import workspace as env_workspace
-from harness.errors import ExitCode, HarnessError, Problem
+from harness.errors import Problem, ServiceError
 from harness.evidence import canonical_json
 from harness.providers.base import Embedded, NotExecutable, ProviderError
 from harness.providers import wire
@@ -122,9 +122,8 @@ class DashScopeProvider(wire.KeptAnswers):
             workspace, origin = env_workspace() or (None, "")
         bad = unsendable(workspace) if workspace else None
         if bad:   # `run --workspace` refuses it as a usage error first; this is the environment's
-            raise HarnessError(Problem(f"{origin} holds {bad}, which an HTTP header cannot carry; "
-                                       "nothing was sent", hint="set it to the workspace id (printable ASCII)"),
-                               ExitCode.PROVIDER_ERROR)
+            raise ServiceError(Problem(f"{origin} holds {bad}, which an HTTP header cannot carry; "
+                                       "nothing was sent", hint="set it to the workspace id (printable ASCII)"))
         concurrency = getattr(options, "concurrency", None)
         uploads = None
         if cell.get("upload_local_files"):
