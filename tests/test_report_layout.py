@@ -3,7 +3,9 @@ DashScope server, with a failing retrieval check) laid out by headless Chromium 
 
 A copy of the page gets a probe script (the shipped file has none) that writes every text box,
 every chart's legend and tick labels into the DOM; the copy is shown in an iframe of the wanted
-width, since headless Chromium will not make a window narrower than 500 px.
+width, since headless Chromium will not make a window narrower than 500 px. Only the tests that lay
+the page out ask for the `chromium` fixture (browser, slow); the ones that read its HTML and
+summary.json run without a browser.
 """
 
 from __future__ import annotations
@@ -11,21 +13,14 @@ from __future__ import annotations
 import html
 import json
 import math
-import os
 import re
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from harness.report.html import quality_charts
-from tests.helpers import dashscope_fixture, write_spec
+from tests.helpers import cli_env, dashscope_fixture, run_cli, write_spec
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (apt-get install -y chromium)")
-ROOT = Path(__file__).resolve().parents[1]
 KEY = "sk-report-layout-5566778899"
 PLUS, FLASH = "tongyi-embedding-vision-plus-2026-03-06", "tongyi-embedding-vision-flash-2026-03-06"
 
@@ -99,14 +94,6 @@ PROBE = r"""
 """
 
 
-def _chromium(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
-    profile = tmp_path / f"profile-{len(list(tmp_path.glob('profile-*')))}"
-    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync",
-           "--hide-scrollbars", f"--user-data-dir={profile}", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=180)
-
-
 def framed(page: str, width: int, out: Path, probe: bool = True) -> Path:
     """A copy of `page` in an iframe `width` px wide, with the probe script when asked."""
     if probe:
@@ -121,19 +108,16 @@ def framed(page: str, width: int, out: Path, probe: bool = True) -> Path:
 def run(server, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("layout")
     write_spec(tmp, SPEC)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DASHSCOPE_", "ALIBABA_CLOUD_"))}
-    env.update(HOME=str(tmp), HARNESS_CACHE_DIR=str(tmp / "cache"), DASHSCOPE_API_KEY=KEY, NO_COLOR="1")
-    proc = subprocess.run([sys.executable, "-m", "harness", "run", str(tmp / "spec.yaml"), "--output", str(tmp / "out"),
-                           "--execute", "--quiet", "--base-url", server.base_url], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
+    proc = run_cli("run", tmp / "spec.yaml", "--output", tmp / "out", "--execute", "--quiet", "--base-url",
+                   server.base_url, cwd=tmp, env=cli_env(tmp, tmp / "cache", DASHSCOPE_API_KEY=KEY, NO_COLOR="1"))
     assert proc.returncode == 1, proc.stdout + proc.stderr          # the similarity and retrieval checks fail
     folder = tmp / "out" / "pick-a-model"
     return folder, json.loads((folder / "summary.json").read_text())
 
 
-def probe(folder: Path, width: int, tmp_path: Path) -> dict:
+def probe(chromium, folder: Path, width: int, tmp_path: Path) -> dict:
     page = framed((folder / "report.html").read_text(), width, tmp_path / f"probe-{width}.html")
-    dom = _chromium(["--window-size=1280,900", "--dump-dom", page.as_uri()], tmp_path).stdout
+    dom = chromium(["--window-size=1280,900", "--dump-dom", page.as_uri()]).stdout
     found = re.search(r'<pre id="probe">(.*?)</pre>', dom, re.S)
     assert found and found.group(1), "the probe wrote nothing"
     return json.loads(html.unescape(found.group(1)))
@@ -144,8 +128,8 @@ def _overlap(a: list[float], b: list[float]) -> bool:
 
 
 @pytest.mark.parametrize("width", [1280, 860, 420])
-def test_no_text_overlaps_another_or_is_clipped(run, tmp_path, width):
-    got = probe(run[0], width, tmp_path)
+def test_no_text_overlaps_another_or_is_clipped(run, chromium, tmp_path, width):
+    got = probe(chromium, run[0], width, tmp_path)
     assert got["vw"] == width and got["docw"] <= width, "the page is wider than the screen"
     texts = got["texts"]
     assert len(texts) > 500
@@ -161,8 +145,8 @@ def test_no_text_overlaps_another_or_is_clipped(run, tmp_path, width):
     assert problems == []
 
 
-def test_every_chart_has_a_legend_and_numeric_axis_labels(run, tmp_path):
-    charts = probe(run[0], 1280, tmp_path)["charts"]
+def test_every_chart_has_a_legend_and_numeric_axis_labels(run, chromium, tmp_path):
+    charts = probe(chromium, run[0], 1280, tmp_path)["charts"]
     kinds = [c["kind"] for c in charts]
     assert kinds.count("plot cost") == 1 and kinds.count("plot bars") == 1
     assert kinds.count("plot quality") == 4 and kinds.count("plot heatmap") == 8
@@ -172,11 +156,15 @@ def test_every_chart_has_a_legend_and_numeric_axis_labels(run, tmp_path):
         assert sum(bool(number.match(t)) for t in c["ticks"]) >= 3, c
 
 
-def test_one_screen_answers_which_model_and_dimension_for_how_much(run, tmp_path):
-    folder, summary = run
-    got = probe(folder, 1280, tmp_path)
+def test_one_screen_answers_which_model_and_dimension_for_how_much(run, chromium, tmp_path):
+    got = probe(chromium, run[0], 1280, tmp_path)
     assert all(got["boxes"][k][3] <= 900 for k in ("answer", "cost", "choices")), "not on the first screen"
     assert got["boxes"]["failed-summary"][3] <= 200
+
+
+def test_the_cells_starred_and_the_answer_name_the_best_for_their_cost(run):
+    """What the first screen (above) says: the starred choices and the answer in words."""
+    folder, summary = run
     # The cells starred as best for their cost are the Pareto front of the headline metric (ndcg@5,
     # the first threshold) against the cost per 1,000 inputs, computed here from summary.json.
     cost = {c["id"]: c["cost"]["per_1k_inputs"] for c in summary["cells"]}
@@ -243,7 +231,7 @@ def test_usage_is_one_shape_for_every_provider_and_cost_is_actual(run):
     assert f'{qwen["tokens"]["image"]:,}' in table
 
 
-def test_failed_checks_come_first_with_what_failed(run, tmp_path):
+def test_failed_checks_come_first_with_what_failed(run):
     folder, summary = run
     page = (folder / "report.html").read_text()
     assert page.index('id="s-failed"') < page.index('id="s-quality"') < page.index('id="s-checks"')
@@ -267,29 +255,26 @@ def test_failed_checks_come_first_with_what_failed(run, tmp_path):
         assert f'{r["id"]}: #{r["rank"]} ({r["cosine"]:.3f})' in failed
 
 
-def test_phone_screenshot_and_dark_and_print(run, tmp_path):
+def test_phone_screenshot_and_dark_and_print(run, chromium, tmp_path):
     folder, _ = run
     page = (folder / "report.html").read_text()
     assert "@media print" in page and "prefers-color-scheme: dark" in page
     shot = tmp_path / "dark.png"
-    _chromium(["--force-dark-mode", "--enable-features=WebContentsForceDark:inversion_method/cielab_based",
-               "--blink-settings=preferredColorScheme=0", f"--screenshot={shot}", "--window-size=800,300",
-               (folder / "report.html").as_uri()], tmp_path)
+    chromium(["--force-dark-mode", "--enable-features=WebContentsForceDark:inversion_method/cielab_based",
+              "--blink-settings=preferredColorScheme=0", f"--screenshot={shot}", "--window-size=800,300",
+              (folder / "report.html").as_uri()])
     from tests.test_report_html import _png_pixels
     px = _png_pixels(shot)
     assert px[5, 5].max() < 60, "the page is not dark when the system asks for dark"
     pdf = tmp_path / "report.pdf"
-    _chromium([f"--print-to-pdf={pdf}", "--no-pdf-header-footer", (folder / "report.html").as_uri()], tmp_path)
+    chromium([f"--print-to-pdf={pdf}", "--no-pdf-header-footer", (folder / "report.html").as_uri()])
     assert pdf.read_bytes()[:5] == b"%PDF-" and pdf.read_bytes().count(b"/Type /Page") >= 2
 
 
 def test_a_cell_not_executed_says_why_in_a_few_words_and_the_hint_once(tmp_path):
     write_spec(tmp_path, SPEC)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DASHSCOPE_", "ALIBABA_CLOUD_"))}
-    env.update(HOME=str(tmp_path), HARNESS_CACHE_DIR=str(tmp_path / "cache"), NO_COLOR="1")
-    proc = subprocess.run([sys.executable, "-m", "harness", "run", str(tmp_path / "spec.yaml"), "--output",
-                           str(tmp_path / "out"), "--execute", "--quiet"], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=300)
+    proc = run_cli("run", tmp_path / "spec.yaml", "--output", tmp_path / "out", "--execute", "--quiet",
+                   cwd=tmp_path, env=cli_env(tmp_path, tmp_path / "cache", NO_COLOR="1"))
     assert proc.returncode == 6, proc.stdout + proc.stderr
     page = (tmp_path / "out" / "pick-a-model" / "report.html").read_text()
     cells = re.search(r'<section id="s-cells">(.*?)</section>', page, re.S).group(1)
@@ -322,12 +307,9 @@ def test_tokens_are_one_shape_across_providers(server, tmp_path):
         checks:
           - vectors: {norm_min: 0.5, norm_max: 2.0}
         """)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DASHSCOPE_", "ALIBABA_CLOUD_"))}
-    env.update(HOME=str(tmp_path), HARNESS_CACHE_DIR=str(tmp_path / "cache"), DASHSCOPE_API_KEY=KEY, NO_COLOR="1",
-               HF_HUB_OFFLINE="1")
-    proc = subprocess.run([sys.executable, "-m", "harness", "run", str(tmp_path / "spec.yaml"), "--output",
-                           str(tmp_path / "out"), "--execute", "--quiet", "--base-url", server.base_url], cwd=ROOT,
-                          env=env, capture_output=True, text=True, timeout=300)
+    proc = run_cli("run", tmp_path / "spec.yaml", "--output", tmp_path / "out", "--execute", "--quiet", "--base-url",
+                   server.base_url, cwd=tmp_path,
+                   env=cli_env(tmp_path, tmp_path / "cache", DASHSCOPE_API_KEY=KEY, NO_COLOR="1", HF_HUB_OFFLINE="1"))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     folder = tmp_path / "out" / "mixed"
     cells = {c["provider"]: c for c in json.loads((folder / "summary.json").read_text())["cells"]}
