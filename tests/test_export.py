@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -41,6 +40,7 @@ from harness.folder import (  # noqa: E402
     finalize,
 )
 from harness.verdict import CheckResult  # noqa: E402
+from tests.helpers import Result, cli_env, harness, run_cli  # noqa: E402
 
 PY = sys.executable
 QWEN = ("qwen3-vl-embedding", "dashscope", 256)
@@ -102,9 +102,9 @@ def count(db: Path, name: str) -> int:
         return int(client.query(name, filter="", output_fields=["count(*)"])[0]["count(*)"])
 
 
-def cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([PY, "-m", "harness.commands.export", *args], capture_output=True, text=True,
-                          timeout=120, env={**os.environ, **(env or {})})
+def cli(*args: str, cwd: Path, env: dict | None = None) -> Result:
+    """`harness export ARGS` in this process, in `cwd` with a key-less environment of its own."""
+    return run_cli("export", *args, cwd=cwd, env=cli_env(cwd, **(env or {})))
 
 
 # --- end to end, library ---------------------------------------------------------------------
@@ -386,7 +386,7 @@ def test_cli_exports_and_updates_the_evidence(tmp_path):
     environment = json.loads((folder / "manifest.json").read_text())["environment"]
     db = tmp_path / "vectors.db"
     p = cli(str(folder), "--to", str(db), "--token-env", "MY_MILVUS_TOKEN", "--top-k", "4",
-            env={"MY_MILVUS_TOKEN": "root:very-secret-token"})
+            env={"MY_MILVUS_TOKEN": "root:very-secret-token"}, cwd=tmp_path)
     assert p.returncode == 0, p.stderr
     assert "exported 54 vectors" in p.stdout and "validate.txt: PASS" in p.stdout
 
@@ -407,30 +407,30 @@ def test_cli_exports_and_updates_the_evidence(tmp_path):
             assert b"very-secret-token" not in f.read_bytes(), f
 
     # again: idempotent, validate.txt keeps one set of export lines
-    p = cli(str(folder), "--to", str(db), "--top-k", "4")
+    p = cli(str(folder), "--to", str(db), "--top-k", "4", cwd=tmp_path)
     assert p.returncode == 0, p.stderr
     assert (folder / "validate.txt").read_text().splitlines() == lines
     assert count(db, "qwen3_vl_embedding_256") == 30
 
 
 def test_cli_exit_codes_and_messages(tmp_path):
-    p = cli(str(tmp_path / "nowhere"), "--to", str(tmp_path / "v.db"))
+    p = cli(str(tmp_path / "nowhere"), "--to", str(tmp_path / "v.db"), cwd=tmp_path)
     assert p.returncode == 2
     assert p.stderr.startswith("output folder") and "does not exist" in p.stderr
     assert "Traceback" not in p.stderr
 
     planned = make_run(tmp_path / "p", executed=False)
-    p = cli(str(planned), "--to", str(tmp_path / "v.db"))
+    p = cli(str(planned), "--to", str(tmp_path / "v.db"), cwd=tmp_path)
     assert p.returncode == 2 and "planned but not executed" in p.stderr and "Traceback" not in p.stderr
 
-    p = cli(str(planned), "--to", str(tmp_path / "v.db"), "--token-env", "SURELY_UNSET_VAR_X")
+    p = cli(str(planned), "--to", str(tmp_path / "v.db"), "--token-env", "SURELY_UNSET_VAR_X", cwd=tmp_path)
     assert p.returncode == 2 and "environment variable SURELY_UNSET_VAR_X is not set" in p.stderr
 
-    p = cli(str(planned))
+    p = cli(str(planned), cwd=tmp_path)
     assert p.returncode == 2 and "--to" in p.stderr
 
     failed = make_run(tmp_path / "f", cells=(QWEN,), passed=False)
-    p = cli(str(failed), "--to", str(tmp_path / "v.db"))
+    p = cli(str(failed), "--to", str(tmp_path / "v.db"), cwd=tmp_path)
     assert p.returncode == 1, p.stderr
     assert "an earlier check failed; the export itself passed" in p.stdout
 
@@ -443,7 +443,7 @@ def test_a_database_another_process_holds_is_exit_4_without_traceback(tmp_path):
                               stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "ready"
-        p = cli(str(folder), "--to", str(db))
+        p = cli(str(folder), "--to", str(db), cwd=tmp_path)
     finally:
         holder.kill()
         holder.wait()
@@ -512,10 +512,6 @@ def test_export_to_a_milvus_server_uri(tmp_path, milvus_server):
 
 
 # --- the real pipeline: `harness run --execute` with the embedded local model, then export ------
-
-
-def harness(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([PY, "-m", "harness", *args], capture_output=True, text=True, timeout=300, cwd=cwd)
 
 
 def test_run_execute_exports_then_harness_export_again(tmp_path):
