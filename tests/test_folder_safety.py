@@ -6,18 +6,17 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
 from harness import cli, evidence, runner
-from tests.helpers import REPO, copy_images, harness, tree, write_spec
-
-sys.path.insert(0, str(Path(__file__).parent / "servers"))
-from dashscope_server import serve  # noqa: E402
+from tests.helpers import REPO, cli_env, copy_images, harness, tree, write_spec
 
 KEY = "sk-folder-safety-0011223344"
 
@@ -103,11 +102,50 @@ def test_a_run_replaces_only_an_earlier_run_of_the_harness(tmp_path):
 
 
 def _env(tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DASHSCOPE_", "OUTPUT_DIR"))}
+    """The environment of a harness process: isolated as `cli_env` isolates an in-process call, with
+    its own TMPDIR (where the input spool goes) and a key."""
     (tmp_path / "tmp").mkdir(exist_ok=True)
-    env.update(HOME=str(tmp_path), HARNESS_CACHE_DIR=str(tmp_path / "cache"), TMPDIR=str(tmp_path / "tmp"),
-               DASHSCOPE_API_KEY=KEY)
-    return env
+    return cli_env(tmp_path, tmp_path / "cache", TMPDIR=str(tmp_path / "tmp"), DASHSCOPE_API_KEY=KEY)
+
+
+class Hang:
+    """An endpoint on 127.0.0.1 that reads each request and never answers, so a run sending to it
+    stays mid-run. (The fake DashScope server's `latency` would do the same, but its shutdown
+    waits for every answer still asleep: seconds of nothing.)"""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.base_url = f"http://127.0.0.1:{self.listener.getsockname()[1]}/api/v1"
+        self.requests = 0                      # requests received (their first bytes)
+        self.connections: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:                    # closed
+                return
+            self.connections.append(conn)
+            threading.Thread(target=self._read, args=(conn,), daemon=True).start()
+
+    def _read(self, conn: socket.socket) -> None:
+        try:
+            if conn.recv(65536):
+                self.requests += 1
+        except OSError:
+            pass
+
+    def __enter__(self) -> "Hang":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for s in (self.listener, *self.connections):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
 
 
 def _wait(what, proc: subprocess.Popen, timeout: float = 60) -> None:
@@ -121,14 +159,14 @@ def _wait(what, proc: subprocess.Popen, timeout: float = 60) -> None:
 def test_a_later_run_removes_the_debris_of_a_killed_run_but_not_of_a_live_one(tmp_path):
     out, tmp = tmp_path / "out", tmp_path / "tmp"
     env = _env(tmp_path)
-    with serve(api_key=KEY, latency=20) as server:          # every request hangs: the runs stay mid-run
+    with Hang() as server:                                  # every request hangs: the runs stay mid-run
         def start(name: str) -> subprocess.Popen:
             return subprocess.Popen([sys.executable, "-m", "harness", "run", str(spec_file(tmp_path, name)),
                                      "--output", str(out), "--execute", "--quiet", "--base-url", server.base_url],
                                     cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
         killed = start("killed")
-        _wait(lambda: server.in_flight >= 1, killed)
+        _wait(lambda: server.requests >= 1, killed)
         killed.kill()                                          # SIGKILL: no chance to clean up
         killed.wait()
         assert [n for n in staging(out) if n.startswith(".killed.staging-")]
