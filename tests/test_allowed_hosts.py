@@ -5,16 +5,12 @@ Real CLI; the "other host" is a real server on 127.0.0.1 that must receive nothi
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent / "servers"))
-from tests.helpers import dashscope_fixture  # noqa: E402
-from dashscope_server import serve  # noqa: E402
+from tests.helpers import Result, cli_env, dashscope_fixture, run_cli
+from tests.servers.dashscope_server import serve
 
 KEY = "sk-allowed-hosts-5b7e21"
 SECRET = "aws-secret-never-sent-91c4"
@@ -31,14 +27,12 @@ def fresh(server):
     yield
 
 
-def harness(tmp_path: Path, command: str, spec: str, *args: str, **env: str) -> subprocess.CompletedProcess:
+def harness(tmp_path: Path, command: str, spec: str, *args: str, **env: str) -> Result:
     (tmp_path / "spec.yaml").write_text(spec)
-    e = {k: v for k, v in os.environ.items() if not k.startswith(("DASHSCOPE_", "ALIBABA_CLOUD_", "HARNESS_"))}
-    e.update(HOME=str(tmp_path), HARNESS_CACHE_DIR=str(tmp_path / "cache"), NO_COLOR="1", COLUMNS="200",
-             DASHSCOPE_API_KEY=KEY, AWS_SECRET_ACCESS_KEY=SECRET, **env)
+    e = cli_env(tmp_path, tmp_path / "cache", NO_COLOR="1", COLUMNS="200", DASHSCOPE_API_KEY=KEY,
+                AWS_SECRET_ACCESS_KEY=SECRET, **env)
     extra = ["--output", str(tmp_path / "out"), "--execute"] if command == "run" else []
-    return subprocess.run([sys.executable, "-m", "harness", command, str(tmp_path / "spec.yaml"), *extra, *args],
-                          cwd=ROOT, env=e, capture_output=True, text=True, timeout=120)
+    return run_cli(command, str(tmp_path / "spec.yaml"), *extra, *args, cwd=ROOT, env=e)
 
 
 def hostport(server) -> str:
@@ -80,9 +74,7 @@ def test_the_same_endpoint_runs_once_allowed_outside_the_spec(server, tmp_path):
     assert sdk.returncode == 0, sdk.stdout + sdk.stderr
     assert len(server.log) == 1
     # a folder made with --allow-host verifies without it: re-rendering payloads sends nothing
-    verify = subprocess.run([sys.executable, "-m", "harness", "verify", str(tmp_path / "out" / "hosts")],
-                            cwd=ROOT, capture_output=True, text=True, timeout=120,
-                            env={k: v for k, v in os.environ.items() if not k.startswith("HARNESS_")})
+    verify = run_cli("verify", str(tmp_path / "out" / "hosts"), cwd=ROOT, env=cli_env(tmp_path, tmp_path / "cache"))
     assert verify.returncode == 0, verify.stdout + verify.stderr
 
 

@@ -4,19 +4,15 @@ what it sends, what it believes, and how each kind of failure is typed."""
 from __future__ import annotations
 
 import asyncio
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent / "servers"))
-from tests.helpers import dashscope_fixture  # noqa: E402
-from dashscope_server import vector  # noqa: E402
-
-from harness.providers.base import ProviderError  # noqa: E402
-from harness.providers.dashscope import DashScopeProvider  # noqa: E402
-from harness.providers.registry import provider_class  # noqa: E402
+from harness.providers.base import ProviderError
+from harness.providers.dashscope import DashScopeProvider
+from harness.providers.registry import provider_class
+from tests.helpers import dashscope_fixture
+from tests.servers.dashscope_server import vector
 
 KEY = "sk-provider-test-5f1e2d3c"
 TEXTS = [{"text": "A cat sitting on a red chair"}, {"text": "一只猫坐在红色的椅子上"}]
@@ -116,7 +112,7 @@ def test_transient_errors_are_retryable(server, kind, status, code, throttled, r
 
 
 def test_timeout_and_dropped_connection_are_retryable(server):
-    server.add_fault("slow", delay=2.0)
+    server.add_fault("slow", delay=1.0)      # the client gives up at 0.3 s; the teardown waits for the rest
     with pytest.raises(ProviderError) as info:
         send(provider(server, timeout=0.3), body(dimension=1024), 2)
     assert (info.value.code, info.value.retryable) == ("Timeout", True)

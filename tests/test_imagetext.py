@@ -6,15 +6,12 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.helpers import SPECS, harness, write_spec
-
-sys.path.insert(0, str(Path(__file__).parent / "servers"))
-from dashscope_server import serve  # noqa: E402
+from tests.servers.dashscope_server import serve
 
 pytrec_eval = pytest.importorskip("pytrec_eval")
 

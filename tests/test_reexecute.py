@@ -5,18 +5,13 @@ stand-in on 127.0.0.1. Forged folders are built with the harness's own writers (
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent / "servers"))
-sys.path.insert(0, str(Path(__file__).parent))
-import forgery  # noqa: E402
-from tests.helpers import dashscope_fixture  # noqa: E402
+from tests import forgery
+from tests.helpers import Result, cli_env, dashscope_fixture, run_cli
 
 KEY = "sk-reexecute-test-5566778899"
 LOCAL_CELL = "local--e5-small-384"
@@ -41,14 +36,9 @@ checks:
 """
 
 
-def cli(tmp: Path, *args: str, key: bool = True) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DASHSCOPE_", "ALIBABA_CLOUD"))}
-    env.update(HOME=str(tmp), HARNESS_CACHE_DIR=str(tmp / "cache"), HF_HUB_OFFLINE="1", NO_COLOR="1",
-               COLUMNS="200")
-    if key:
-        env["DASHSCOPE_API_KEY"] = KEY
-    return subprocess.run([sys.executable, "-m", "harness", *args], cwd=tmp, env=env, capture_output=True,
-                          text=True, timeout=300)
+def cli(tmp: Path, *args: str, key: bool = True) -> Result:
+    env = cli_env(tmp, tmp / "cache", NO_COLOR="1", COLUMNS="200", DASHSCOPE_API_KEY=KEY if key else None)
+    return run_cli(*args, cwd=tmp, env=env)
 
 
 def executed_run(tmp: Path, name: str, model: str, *run_args: str, extra: str = "") -> Path:

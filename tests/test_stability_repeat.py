@@ -3,13 +3,8 @@ the cache, against the fake DashScope server on 127.0.0.1 (real HTTP), and the v
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 from tests.helpers import harness, write_spec
-
-sys.path.insert(0, str(Path(__file__).parent / "servers"))
-from dashscope_server import serve  # noqa: E402
+from tests.servers.dashscope_server import serve
 
 KEY = "sk-repeat-test-0123456789"
 SPEC = """\

@@ -6,16 +6,18 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent / "servers"))
-from tests.helpers import dashscope_fixture  # noqa: E402
-from dashscope_server import POLICY_ACCESS_KEY_ID, POLICY_DOCUMENT, POLICY_SIGNATURE, vector  # noqa: E402
+from tests.helpers import Result, cli_env, dashscope_fixture, run_cli
+from tests.servers.dashscope_server import (
+    POLICY_ACCESS_KEY_ID,
+    POLICY_DOCUMENT,
+    POLICY_SIGNATURE,
+    vector,
+)
 
 KEY = "sk-upload-e2e-99887766554433"
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,24 +52,17 @@ def write(tmp_path: Path, *, upload: bool = True, region: str = "cn-beijing",
     return path
 
 
-def env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    out = {k: v for k, v in os.environ.items() if not k.startswith(("DASHSCOPE_", "ALIBABA_CLOUD_", "HARNESS_"))}
-    out.update(HOME=str(tmp_path / "home"), HARNESS_CACHE_DIR=str(tmp_path / "cache"), NO_COLOR="1",
-               COLUMNS="200", DASHSCOPE_API_KEY=KEY, **extra)
-    return out
+def cli(tmp_path: Path, *args: str) -> Result:
+    env = cli_env(tmp_path / "home", tmp_path / "cache", NO_COLOR="1", COLUMNS="200", DASHSCOPE_API_KEY=KEY)
+    return run_cli(*args, cwd=ROOT, env=env)
 
 
-def cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "harness", *args], cwd=ROOT, env=env(tmp_path),
-                          capture_output=True, text=True, timeout=120)
-
-
-def run(tmp_path: Path, server, *extra: str) -> subprocess.CompletedProcess:
+def run(tmp_path: Path, server, *extra: str) -> Result:
     return cli(tmp_path, "run", str(tmp_path / "spec.yaml"), "--output", str(tmp_path / "out"), "--execute",
                "--quiet", "--base-url", server.base_url, *extra)
 
 
-def no_secret_anywhere(tmp_path: Path, proc: subprocess.CompletedProcess) -> None:
+def no_secret_anywhere(tmp_path: Path, proc: Result) -> None:
     for path in [p for p in tmp_path.rglob("*") if p.is_file() and p.suffix != ".png"]:
         data = path.read_bytes()
         for secret in SECRETS:

@@ -4,23 +4,17 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent / "servers"))
-from tests.helpers import dashscope_fixture  # noqa: E402
-from dashscope_server import vector  # noqa: E402
-
-from harness.metrics import cosine_matrix  # noqa: E402
+from harness.metrics import cosine_matrix
+from tests.helpers import Result, cli_env, dashscope_fixture, run_cli
+from tests.servers.dashscope_server import vector
 
 KEY = "sk-verify-e2e-00112233445566"
-ROOT = Path(__file__).resolve().parents[1]
 TEXTS = {"q-cat": "a cat on a chair", "q-dog": "a dog on a beach",
          "cat": "photo of a cat", "dog": "photo of a dog", "car": "photo of a car"}
 DIMS = (256, 1024)
@@ -53,15 +47,12 @@ checks:
 server = dashscope_fixture(KEY)
 
 
-def harness(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DASHSCOPE_", "ALIBABA_CLOUD_"))}
-    env.update(HOME=str(tmp_path / "home"), HARNESS_CACHE_DIR=str(tmp_path / "cache"), NO_COLOR="1",
-               COLUMNS="200", DASHSCOPE_API_KEY=KEY)
-    return subprocess.run([sys.executable, "-m", "harness", *args], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=300)
+def harness(tmp_path: Path, *args: str) -> Result:
+    env = cli_env(tmp_path / "home", tmp_path / "cache", NO_COLOR="1", COLUMNS="200", DASHSCOPE_API_KEY=KEY)
+    return run_cli(*args, cwd=tmp_path, env=env)
 
 
-def run_spec(tmp_path: Path, server, name: str, extra_checks: str = "") -> tuple[subprocess.CompletedProcess, Path]:
+def run_spec(tmp_path: Path, server, name: str, extra_checks: str = "") -> tuple[Result, Path]:
     spec = tmp_path / f"{name}.yaml"
     spec.write_text(spec_text(name, extra_checks))
     proc = harness(tmp_path, "run", str(spec), "--output", str(tmp_path / "out"), "--execute", "--quiet",
@@ -114,34 +105,26 @@ def test_executed_run_checks_reports_verify_and_diff(server, tmp_path):
     assert proc.returncode == 5 and "qwen3-vl-embedding-1024: cosine" in proc.stdout
 
 
-def _bad_spec_run(tmp_path: Path) -> tuple[subprocess.CompletedProcess, int]:
+def _bad_spec_run(tmp_path: Path) -> tuple[Result, int, int]:
     spec = tmp_path / "bad.yaml"
     spec.write_text(spec_text("bad").replace("queries: {q-cat: [cat]", "queries: {q-cat: [catt]"))
     proc = harness(tmp_path, "run", str(spec), "--output", str(tmp_path / "out"))
-    line = next(i for i, t in enumerate(spec.read_text().splitlines(), 1) if "catt" in t)
-    return proc, line
+    line, col = next((i, t.index("catt") + 1) for i, t in enumerate(spec.read_text().splitlines(), 1) if "catt" in t)
+    return proc, line, col
 
 
 def test_unknown_input_id_in_a_check_stops_the_run_before_anything_is_written(tmp_path):
-    proc, _ = _bad_spec_run(tmp_path)
+    proc, _, _ = _bad_spec_run(tmp_path)
     assert proc.returncode == 3, proc.stdout + proc.stderr
     assert "unknown input id 'catt' (did you mean 'cat'?)" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "out" / "bad").exists()
 
 
-def _plan_passes_the_spec_file() -> bool:
-    import inspect
-
-    from harness import plan
-    return "file=" in inspect.getsource(plan._check_refs)
-
-
-@pytest.mark.xfail(not _plan_passes_the_spec_file(), strict=True,
-                   reason="harness/plan.py _check_refs must pass file=spec.display to validate_check_refs")
 def test_unknown_input_id_in_a_check_is_reported_at_file_line_col(tmp_path):
-    proc, line = _bad_spec_run(tmp_path)
-    assert f"bad.yaml:{line}:" in proc.stderr
+    proc, line, col = _bad_spec_run(tmp_path)
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    assert f"bad.yaml:{line}:{col}: check retrieval: unknown input id 'catt'" in proc.stderr, proc.stderr
 
 
 REGION_SPEC = """\
@@ -163,17 +146,14 @@ def test_run_at_a_base_url_outside_the_spec_region_verifies(server, tmp_path, ho
     spec = tmp_path / "region.yaml"
     spec.write_text(REGION_SPEC.format(name="region"))
     args = ["run", str(spec), "--output", str(tmp_path / "out"), "--execute", "--quiet"]
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DASHSCOPE_", "ALIBABA_CLOUD_"))}
-    env.update(HOME=str(tmp_path / "home"), HARNESS_CACHE_DIR=str(tmp_path / "cache"), DASHSCOPE_API_KEY=KEY)
+    env = cli_env(tmp_path / "home", tmp_path / "cache", DASHSCOPE_API_KEY=KEY)
     if how == "--base-url":
         args += ["--base-url", server.base_url]
     else:
         env["DASHSCOPE_HTTP_BASE_URL"] = server.base_url
-    proc = subprocess.run([sys.executable, "-m", "harness", *args], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=300)
+    proc = run_cli(*args, cwd=tmp_path, env=env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     env.pop("DASHSCOPE_HTTP_BASE_URL", None)  # verify runs elsewhere, without the variable
-    proc = subprocess.run([sys.executable, "-m", "harness", "verify", str(tmp_path / "out" / "region")],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    proc = run_cli("verify", str(tmp_path / "out" / "region"), cwd=tmp_path, env=env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.startswith("verified:") and "re-derived byte for byte" in proc.stdout
