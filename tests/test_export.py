@@ -15,32 +15,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from harness import manifest as manifest_mod
+from harness.errors import ExitCode, HarnessError
+from harness.evidence import hash_tree, sha256_file
+from harness.export import collection_name, export_run, finish_export, primary_key, resolve_target
+from harness.folder import CellExecution, CellVectors, Execution, RunReader, RunWriter, finalize
+from harness.verdict import CheckResult
+from tests.helpers import Result, cli_env, harness, run_cli
+
 pytest.importorskip("pymilvus")
 pytest.importorskip("milvus_lite")
 
 from milvus_lite.server_manager import server_manager_instance  # noqa: E402
 from pymilvus import MilvusClient  # noqa: E402
-
-from harness import manifest as manifest_mod  # noqa: E402
-from harness.errors import ExitCode, HarnessError  # noqa: E402
-from harness.evidence import hash_tree, sha256_file  # noqa: E402
-from harness.export import (  # noqa: E402
-    collection_name,
-    export_run,
-    finish_export,
-    primary_key,
-    resolve_target,
-)
-from harness.folder import (  # noqa: E402
-    CellExecution,
-    CellVectors,
-    Execution,
-    RunReader,
-    RunWriter,
-    finalize,
-)
-from harness.verdict import CheckResult  # noqa: E402
-from tests.helpers import Result, cli_env, harness, run_cli  # noqa: E402
 
 PY = sys.executable
 QWEN = ("qwen3-vl-embedding", "dashscope", 256)

@@ -87,6 +87,7 @@ def test_both_yaml_paths_give_the_same_values_positions_and_errors(text):
 EDITS = list(":-[]{}&*!|>'\"#\t ,?%@`\\\n\r~=.") + ["\u00e9", "\u2028", "\x85", "\ufeff", "<<", "0x", "---", "..."]
 
 
+@pytest.mark.slow          # 600 mutants through both parsers: seconds
 def test_mutated_example_specs_read_the_same_by_both_yaml_paths():
     """Random edits of the examples (characters deleted, doubled or inserted) make every kind of
     broken YAML; whatever the pure path says, the C path says too. (This is how the texts the

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import copy_images, dashscope_fixture, harness, write_spec  # noqa: E402
+from tests.helpers import copy_images, dashscope_fixture, harness, write_spec
 
 KEY = "sk-filters-test-1122334455"
 
