@@ -163,7 +163,7 @@ def test_a_later_run_removes_the_debris_of_a_killed_run_but_not_of_a_live_one(tm
         def start(name: str) -> subprocess.Popen:
             return subprocess.Popen([sys.executable, "-m", "harness", "run", str(spec_file(tmp_path, name)),
                                      "--output", str(out), "--execute", "--quiet", "--base-url", server.base_url],
-                                    cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                    cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
         killed = start("killed")
         _wait(lambda: server.requests >= 1, killed)
@@ -275,7 +275,7 @@ def test_evidence_modes_follow_the_umask(tmp_path, umask, file_mode, dir_mode):
     # process may not run Python code before exec
     r = subprocess.run(["sh", "-c", f'umask {umask:03o} && exec "$@"', "sh", sys.executable, "-m", "harness", "run",
                         str(spec), "--output", str(tmp_path / "out"), "--execute"],
-                       cwd=REPO, env={**_env(tmp_path), "HF_HUB_OFFLINE": "1"},
+                       cwd=tmp_path, env={**_env(tmp_path), "HF_HUB_OFFLINE": "1"},
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
     folder = tmp_path / "out" / "modes"
@@ -308,7 +308,7 @@ def test_a_write_the_disk_refuses_is_exit_4_naming_the_path_and_changes_nothing(
     launch = (f"import os, resource, sys; resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit})); "
               "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])")
     r = subprocess.run([sys.executable, "-c", launch, "-m", "harness", "run", str(spec), "--output", str(out)],
-                       cwd=REPO, env=_env(tmp_path), capture_output=True, text=True, timeout=120)
+                       cwd=tmp_path, env=_env(tmp_path), capture_output=True, text=True, timeout=120)
     assert r.returncode == 4, r.stdout + r.stderr
     assert f"cannot write the run to {(out / 'big').resolve()}: File too large" in r.stderr
     assert "nothing was changed there" in r.stderr and "ulimit -f" in r.stderr
