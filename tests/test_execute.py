@@ -1,5 +1,8 @@
 """The execution engine over real HTTP on 127.0.0.1: the evidence it writes, retries, early stops,
-quotas, the cache, resuming after an interrupt, and the key never reaching anything written."""
+quotas, the cache, resuming after an interrupt, and the key never reaching anything written.
+
+Every wait of the engine (backoff, Retry-After, quota pacing) and the fake server's quota window
+run on one virtual clock: a minute of pacing takes milliseconds, and its spacing is measured exactly."""
 
 from __future__ import annotations
 
@@ -17,11 +20,10 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-sys.path.insert(0, str(Path(__file__).parent / "servers"))
-from tests.helpers import dashscope_fixture  # noqa: E402
-from dashscope_server import stage_payloads, text_requests, vector  # noqa: E402
-
-from harness.execute import ExecuteOptions, RateLimiter, execute_run  # noqa: E402
+from harness.execute import ExecuteOptions, RateLimiter, execute_run, limiter
+from harness.execute.limiter import VirtualClock
+from tests.helpers import dashscope_fixture
+from tests.servers.dashscope_server import stage_payloads, text_requests, vector
 
 KEY = "sk-engine-test-9a8b7c6d5e4f"
 MODEL = "qwen3-vl-embedding"
@@ -32,8 +34,18 @@ ROOT = Path(__file__).resolve().parents[1]
 server = dashscope_fixture(KEY)
 
 
+@pytest.fixture
+def clock(server, monkeypatch):
+    """One virtual clock for the engine (its default clock here) and the server's quota window."""
+    virtual = VirtualClock()
+    monkeypatch.setattr(limiter, "DEFAULT_CLOCK", virtual)
+    server.clock = virtual
+    yield virtual
+    server.clock = None
+
+
 @pytest.fixture(autouse=True)
-def env(server, monkeypatch, tmp_path):
+def env(server, clock, monkeypatch, tmp_path):
     server.reset()
     server.latency = 0.0
     server.rpm = None
@@ -96,17 +108,19 @@ def test_evidence_follows_the_output_folder_contract(server, tmp_path):
                                   "error-200"])
 def test_transient_faults_are_retried_until_every_request_succeeds(server, tmp_path, kind):
     folder = staged(tmp_path, n=4)
-    server.add_fault(kind, times=2, match="text number t2", retry_after=0.3, delay=2.0)
-    summary = execute_run(folder, [cell(server)], options(tmp_path, timeout=0.5))
+    server.add_fault(kind, times=2, match="text number t2", retry_after=0.3, delay=0.7)
+    summary = execute_run(folder, [cell(server)], options(tmp_path, timeout=0.5 if kind == "slow" else 5.0))
     out = summary.cells[0]
     assert summary.ok, lines(summary)
     assert (out.ok, out.retries, out.attempts) == (4, 2, 6)
     assert out.throttled == (2 if kind.startswith("429") else 0)
     record = json.loads((folder / "responses" / f"{CID}.jsonl").read_text().splitlines()[1])
     assert record["attempts"] == 3 and record["status"] == 200
-    if kind == "429-retry-after":  # Retry-After: 0.3 s is waited out before each retry
+    if kind == "429-retry-after":  # Retry-After: 0.3 s is waited out before each retry, and no more
         times = [r.t for r in server.log if r.body and "text number t2" in json.dumps(r.body)]
-        assert len(times) == 3 and times[1] - times[0] >= 0.29 and times[2] - times[1] >= 0.29
+        assert len(times) == 3
+        assert [times[1] - times[0], times[2] - times[1]] == [pytest.approx(0.3, abs=0.05)] * 2
+        assert min(times[1] - times[0], times[2] - times[1]) >= 0.3 - 1e-9
 
 
 def test_exhausted_retries_fail_one_request_and_keep_the_rest(server, tmp_path):
@@ -215,43 +229,50 @@ def test_rerun_hits_the_cache_and_no_cache_refresh_send_again(server, tmp_path):
     assert len(server.log) == 20
 
 
-def test_the_client_limiter_uses_the_quota_without_throttles(server, tmp_path):
-    server.rpm, server.window = 10, 1.5                 # a scaled-down minute: 10 requests per 1.5 s
+def test_the_client_limiter_uses_the_quota_without_throttles(server, tmp_path, clock):
+    server.rpm, server.window = 10, 60.0                # the service: 10 requests per minute
     folder = staged(tmp_path, n=14, per=1)
-    summary = execute_run(folder, [cell(server)], options(tmp_path, rpm=10, quota_window=1.5, quota_headroom=0.9,
-                                                          concurrency=8))
+    summary = execute_run(folder, [cell(server)], options(tmp_path, rpm=10, concurrency=8, clock=clock))
     assert summary.ok and summary.cells[0].throttled == 0
     assert server.counts.get("429:rpm", 0) == 0 and len(server.log) == 14
+    sent = [r.t for r in server.log]                    # as the server counted them, on the one clock
+    interval = 60.0 / (10 * 0.98)                       # evenly spaced at 98 % of the quota
+    assert min(b - a for a, b in zip(sent, sent[1:])) >= interval - 1e-6
+    assert max(sum(t <= s < t + 60.0 for s in sent) for t in sent) == 10   # a full minute, never more
+    assert sent[-1] - sent[0] == pytest.approx(13 * interval, rel=0.01)   # and no slower than asked
 
 
 def test_without_the_limiter_throttles_are_retried_to_completion(server, tmp_path):
     server.rpm, server.window = 5, 0.5
     folder = staged(tmp_path, n=12, per=1)
-    summary = execute_run(folder, [cell(server)], options(tmp_path, rpm=0, concurrency=6, max_attempts=10))
+    # 12 requests at 5 per 0.5 s need > 1 s: about 10 backoffs of at most 0.2 s each, so room for 20
+    summary = execute_run(folder, [cell(server)], options(tmp_path, rpm=0, concurrency=6, max_attempts=20))
     assert summary.ok, lines(summary)
     assert summary.cells[0].throttled > 0 and server.counts["429:rpm"] == summary.cells[0].throttled
 
 
 def test_rate_limiter_never_lets_a_window_hold_more_than_the_quota():
     """The sliding-window guard: request k+N waits for request k's answer plus a window, even
-    when even spacing alone would let it go (here the spacing is off: headroom 100x)."""
+    when even spacing alone would let it go (here the spacing is off: infinite headroom)."""
+    clock = VirtualClock()
+
     async def go():
-        limiter = RateLimiter(rpm=3, tpm=None, window=0.3, headroom=100.0)
+        limiter = RateLimiter(rpm=3, tpm=None, window=60.0, headroom=float("inf"), clock=clock)
         sent, slots = [], []
         for _ in range(3):
             slots.append(await limiter.acquire())
-            sent.append(time.monotonic())
-        await asyncio.sleep(0.05)
-        answered = time.monotonic()
+            sent.append(clock.now())
+        clock.advance(5.0)                          # the three answers take 5 s
+        answered = clock.now()
         for s in slots:
             RateLimiter.release(s)
         for _ in range(3):
             RateLimiter.release(await limiter.acquire())
-            sent.append(time.monotonic())
+            sent.append(clock.now())
         return sent, answered
     sent, answered = asyncio.run(go())
-    assert sent[2] - sent[0] < 0.1                  # the first three go at once (no spacing asked)
-    assert sent[3] >= answered + 0.3 - 1e-3         # the fourth waits for the first's answer + window
+    assert sent[:3] == [0.0, 0.0, 0.0]              # the first three go at once (no spacing asked)
+    assert sent[3:] == [pytest.approx(answered + 60.0)] * 3   # the next wait for the answers + a window
     limiter = RateLimiter(rpm=600, tpm=6000, window=60, headroom=1.0)   # 10 req/s, 100 tokens/s
     assert limiter.interval == pytest.approx(0.1) and limiter.token_rate == pytest.approx(100)
 
@@ -302,6 +323,7 @@ except KeyboardInterrupt:
 """
 
 
+@pytest.mark.slow                 # a process of its own: what a signal does to it
 @pytest.mark.parametrize("how", ["SIGKILL", "SIGTERM", "SIGINT"])
 def test_an_interrupted_run_keeps_what_it_received_and_a_rerun_sends_only_the_rest(server, tmp_path, how):
     server.latency = 0.03
@@ -343,23 +365,28 @@ def test_the_callers_sigterm_handler_is_given_back(server, tmp_path):
 
 
 def test_the_token_quota_spaces_requests_by_their_tokens():
+    clock = VirtualClock()
+
     async def go():
-        limiter = RateLimiter(rpm=None, tpm=600, window=1.0, headroom=1.0)   # 600 tokens per second
-        t0 = time.monotonic()
+        limiter = RateLimiter(rpm=None, tpm=36000, window=60.0, headroom=1.0, clock=clock)   # 600 tokens/s
         RateLimiter.release(await limiter.acquire(300))
         RateLimiter.release(await limiter.acquire(300))                      # waits for the first 300
-        t1 = time.monotonic()
+        second = clock.now()
+        RateLimiter.release(await limiter.acquire(300))
+        third = clock.now()
         before = limiter._tokens_free
         limiter.correct(-300)                                                # usage said 300 fewer
-        return t1 - t0, before - limiter._tokens_free
-    second, credited = asyncio.run(go())
-    assert second >= 0.49 and credited == pytest.approx(0.5)
+        return second, third, before - limiter._tokens_free
+    second, third, credited = asyncio.run(go())
+    assert second == pytest.approx(0.5) and third == pytest.approx(1.0) and credited == pytest.approx(0.5)
 
 
 def test_an_adaptive_limiter_halves_on_a_throttle_and_adds_back_slowly():
     """Issue 15 item 3, the rule itself: AIMD when no quota is known; a known quota stays fixed."""
+    clock = VirtualClock()
+
     async def go():
-        limiter = RateLimiter(rpm=None, tpm=None, window=1.0, adaptive=True)
+        limiter = RateLimiter(rpm=None, tpm=None, window=1.0, adaptive=True, clock=clock)
         first = []
         for _ in range(10):                        # unlimited at first: all ten go at once
             slot = await limiter.acquire()
@@ -378,13 +405,13 @@ def test_an_adaptive_limiter_halves_on_a_throttle_and_adds_back_slowly():
         RateLimiter.release(later)
         limiter.throttled(later)                   # a new burst: halve again
         assert limiter.rate == pytest.approx(3, abs=0.1) and limiter.cuts == 2
-        fixed = RateLimiter(rpm=600, tpm=None, window=60, adaptive=True)
+        fixed = RateLimiter(rpm=600, tpm=None, window=60, adaptive=True, clock=clock)
         fixed.throttled(await fixed.acquire())
         assert not fixed.adaptive and fixed.rpm == 600   # a published quota is kept, not adapted
     asyncio.run(go())
 
 
-def test_a_model_without_a_published_quota_adapts_to_429s(server, tmp_path):
+def test_a_model_without_a_published_quota_adapts_to_429s(server, tmp_path, clock):
     """Issue 15 item 3: a dated 2026-03-06 snapshot has no published quota; the limiter does not run
     unlimited but adapts to the server's 429s: far fewer throttles than unlimited, and the run completes."""
     snapshot, cid = "tongyi-embedding-vision-plus-2026-03-06", "tongyi-embedding-vision-plus-2026-03-06-256"
@@ -396,7 +423,7 @@ def test_a_model_without_a_published_quota_adapts_to_429s(server, tmp_path):
         stage_payloads(folder, cid, text_requests(snapshot, 256, 30, 1))
         summary = execute_run(folder, [cell(server, cid=cid, model=snapshot)],
                               options(tmp_path, rpm=rpm, quota_window=0.5, concurrency=4, max_attempts=30,
-                                      use_cache=False))
+                                      use_cache=False, clock=clock))
         assert summary.ok, lines(summary)
         assert summary.cells[0].ok == 30
         counts[how] = server.counts.get("429:rpm", 0)

@@ -38,7 +38,7 @@ import numpy as np
 from harness.cache import ResponseCache, cache_key, default_cache_dir
 from harness.evidence import sha256_bytes
 from harness.execute.clients import ClientPool
-from harness.execute.limiter import RateLimiter, backoff_delay
+from harness.execute.limiter import RateLimiter, backoff_delay, clock_of
 from harness.execute.results import (CellOutcome, ExecutionSummary, add_usage, execution_checks,
                                      usage_tokens, write_cell_evidence)
 from harness.folder import Execution, FolderError, RunReader, RunWriter, layout
@@ -68,6 +68,7 @@ class ExecuteOptions:
     http_client: Any = field(default=None, repr=False, compare=False)  # set by execute_run
     local_files: dict = field(default_factory=dict, repr=False)   # sha256 → path, for `upload_local_files`
     allow_hosts: tuple = ()          # `--allow-host` values: storage hosts an upload may go to (never from a spec)
+    clock: Any = field(default=None, repr=False, compare=False)   # None: real time; tests: limiter.VirtualClock
 
 
 # ---- the run -------------------------------------------------------------------------------
@@ -215,7 +216,7 @@ async def _execute(cells: list[_Cell], options: ExecuteOptions, cache: ResponseC
                 tpm = options.tpm if options.tpm is not None else getattr(cell.info, "tpm", None)
                 # no quota given and none published: adapt to the throttles (an explicit 0 means no limit)
                 limiters[name] = RateLimiter(rpm or None, tpm or None, options.quota_window,
-                                             options.quota_headroom, adaptive=rpm is None)
+                                             options.quota_headroom, adaptive=rpm is None, clock=clock_of(options))
             cell.limiter = limiters[name]
 
         queue: list[_Request] = [r for c in cells if c.provider is not None for r in c.requests]
@@ -325,7 +326,7 @@ async def _process(request: _Request, options: ExecuteOptions, cache: ResponseCa
                     cell.limiter.throttled(slot)
                     cell.limiter.hold(delay)
                 progress.retry(throttled=bool(exc.throttled))
-                await asyncio.sleep(delay)
+                await cell.limiter.clock.sleep(delay)
                 continue
             if exc.fatal_when_exhausted and state["fatal"] is None:
                 state["fatal"], state["fatal_cell"] = exc, cell.spec["id"]

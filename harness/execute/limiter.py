@@ -7,15 +7,20 @@ first 429 sets the rate to half of what got through in the last window, each lat
 halves it (once per burst: answers to requests sent before the last cut do not cut again), and
 answered requests raise it slowly, by a tenth of the rate the last cut left per window's worth of
 answers.
+
+Every wait goes through a clock (`now()`, `async sleep(seconds)`): real time by default, a
+`VirtualClock` in tests and simulations, where a minute of pacing takes no time at all.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import heapq
+import itertools
 import random
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from harness.execute.engine import ExecuteOptions
@@ -23,6 +28,103 @@ if TYPE_CHECKING:
 MAX_RETRY_AFTER = 300.0   # a Retry-After longer than this is a misconfigured server, not advice
 DECREASE = 0.5            # a throttle multiplies the adaptive rate by this
 INCREASE = 0.1            # share of the post-cut rate added back per window's worth of answers
+
+
+class RealClock:
+    """Real time: monotonic seconds, and asyncio's sleep."""
+
+    @staticmethod
+    def now() -> float:
+        return time.monotonic()
+
+    @staticmethod
+    async def sleep(seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+    @staticmethod
+    def request_out() -> None:
+        pass
+
+    @staticmethod
+    def request_in() -> None:
+        pass
+
+
+class VirtualClock:
+    """Time that passes only when someone sleeps, for tests and simulations (a minute of pacing in
+    milliseconds). A sleep ends at once with `now()` moved to its end, provided nothing else is
+    going on: sleepers wake one at a time in the order of their ends (concurrent sleeps overlap as
+    in real time, nobody wakes early), and not while a request is out. The limiter tells the clock
+    when a request goes out (`request_out`) and when its answer is in (`request_in`), so a request
+    takes no virtual time: a test server reading `now()` (from its own thread) counts it at the
+    time it was sent. `advance(seconds)` moves the time by hand (e.g. an answer that took that long).
+    """
+
+    def __init__(self, start: float = 0.0):
+        self._now = float(start)
+        self._sleepers: list[tuple[float, int, asyncio.Future]] = []
+        self._order = itertools.count()
+        self._waking: asyncio.AbstractEventLoop | None = None   # the loop a wake-up is scheduled on
+        self.out = 0               # requests sent and not yet answered
+
+    def now(self) -> float:
+        return self._now
+
+    def advance(self, seconds: float) -> None:
+        self._now += max(0.0, seconds)
+
+    async def sleep(self, seconds: float) -> None:
+        if seconds <= 0:
+            await asyncio.sleep(0)
+            return
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+        heapq.heappush(self._sleepers, (self._now + seconds, next(self._order), done))
+        self._schedule(loop)
+        await done
+
+    def request_out(self) -> None:
+        self.out += 1
+
+    def request_in(self) -> None:
+        self.out -= 1
+        if not self.out and self._sleepers:
+            try:
+                self._schedule(asyncio.get_running_loop())
+            except RuntimeError:   # released outside a loop: the next sleep schedules the wake-up
+                pass
+
+    def _schedule(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._waking is not loop and not self.out:
+            self._waking = loop
+            loop.call_soon(self._wake_next)
+
+    def _wake_next(self) -> None:
+        """Wake the sleeper that ends first; the next one after it has had its turn of the loop."""
+        self._waking = None
+        if self.out:
+            return                 # `request_in` schedules it again
+        while self._sleepers:
+            end, _, done = heapq.heappop(self._sleepers)
+            if done.done():        # cancelled (Ctrl-C, a run that stopped early)
+                continue
+            self._now = max(self._now, end)
+            done.set_result(None)
+            break
+        if self._sleepers:
+            self._schedule(asyncio.get_running_loop())
+
+
+DEFAULT_CLOCK: Any = RealClock()   # what `ExecuteOptions(clock=None)` waits on; a test may monkeypatch it
+
+
+def clock_of(options: Any) -> Any:
+    """The clock `options` (ExecuteOptions) names, else the default (real time)."""
+    return getattr(options, "clock", None) or DEFAULT_CLOCK
+
+
+def _nothing() -> None:   # a clock without request_out/request_in (only now and sleep)
+    pass
 
 
 class RateLimiter:
@@ -38,10 +140,12 @@ class RateLimiter:
     A throttle answer pushes every later slot back (`hold`).
     `adaptive` (no known request quota): unlimited until the first throttle, then AIMD (`throttled`,
     `answered`); `rate` is then a float of requests per window.
+    `clock`: what it reads the time from and waits on (default: real time).
     """
 
     def __init__(self, rpm: int | None, tpm: int | None, window: float = 60.0, headroom: float = 0.98,
-                 adaptive: bool = False):
+                 adaptive: bool = False, clock: Any = None):
+        self.clock = clock or DEFAULT_CLOCK
         self.window = window
         self.headroom = headroom
         self.adaptive = adaptive and not rpm
@@ -50,11 +154,12 @@ class RateLimiter:
         self.interval = 0.0
         self._set_rate(float(rpm or 0))
         self.token_rate = tpm * headroom / window if tpm else 0.0    # tokens per second
-        self._next = 0.0           # monotonic time of the next request slot
-        self._tokens_free = 0.0    # monotonic time at which the token debt is paid off
+        self._next = 0.0           # the clock's time of the next request slot
+        self._tokens_free = 0.0    # the clock's time at which the token debt is paid off
         self._sent: collections.deque[_Slot] = collections.deque()
         self._answers: collections.deque[float] = collections.deque()   # adaptive: when answers came in
-        self._cut_at = 0.0         # adaptive: when the rate was last cut
+        self._sent_out = 0         # requests let out so far (a slot's `n` is its place in that count)
+        self._cut_after = 0        # adaptive: how many had gone out when the rate was last cut
         self._step = 0.0           # adaptive: requests per window added back per window of answers
         self.cuts = 0              # adaptive: how often a throttle cut the rate
 
@@ -65,12 +170,13 @@ class RateLimiter:
 
     async def acquire(self, tokens: int = 0) -> "_Slot":
         """Wait for a slot; `release` the returned slot when the answer (or error) is in."""
-        now = time.monotonic()
+        clock = self.clock
+        now = clock.now()
         at = max(now, self._next, self._tokens_free)
         self._next = at + self.interval
         if self.token_rate:
             self._tokens_free = at + tokens / self.token_rate
-        slot = _Slot(at)
+        slot = _Slot(at, clock)
         earlier = None
         if self.rpm:
             if len(self._sent) >= self.rpm:
@@ -80,38 +186,43 @@ class RateLimiter:
                 self._sent.popleft()
         try:
             if at > now:
-                await asyncio.sleep(at - now)
+                await clock.sleep(at - now)
             if earlier is not None:
                 if earlier.done_at is None:
                     await earlier.done.wait()
-                wait = earlier.done_at + self.window - time.monotonic()
+                wait = earlier.done_at + self.window - clock.now()
                 if wait > 0:
-                    await asyncio.sleep(wait)
+                    await clock.sleep(wait)
         except BaseException:
             self.release(slot)
             raise
+        self._sent_out += 1
+        slot.n = self._sent_out
+        getattr(clock, "request_out", _nothing)()
         return slot
 
     @staticmethod
     def release(slot: "_Slot") -> None:
         if slot.done_at is None:
-            slot.done_at = time.monotonic()
+            slot.done_at = slot.clock.now()
             slot.done.set()
+            if slot.n:
+                getattr(slot.clock, "request_in", _nothing)()
 
     def correct(self, delta_tokens: int) -> None:
         if self.token_rate and delta_tokens:
             self._tokens_free += delta_tokens / self.token_rate
 
     def hold(self, seconds: float) -> None:
-        until = time.monotonic() + seconds
+        until = self.clock.now() + seconds
         self._next = max(self._next, until)
 
     def throttled(self, slot: "_Slot") -> None:
         """A 429 answered the request of `slot`: multiplicative decrease (adaptive limiters only),
         once per burst (a request sent before the last cut was paced by the old rate)."""
-        if not self.adaptive or slot.at < self._cut_at:
+        if not self.adaptive or slot.n <= self._cut_after:
             return
-        now = time.monotonic()
+        now = self.clock.now()
         if self.rate:
             rate = self.rate * DECREASE
         else:   # the first throttle: what got through in the last window is about the quota
@@ -120,7 +231,7 @@ class RateLimiter:
             rate = len(self._answers) * DECREASE
         self._set_rate(max(1.0, rate))
         self._step = max(1.0, self.rate * INCREASE)
-        self._cut_at = now
+        self._cut_after = self._sent_out
         self.cuts += 1
 
     def answered(self) -> None:
@@ -130,16 +241,18 @@ class RateLimiter:
         if self.rate:
             self._set_rate(self.rate + self._step / self.rate)
         else:
-            self._answers.append(time.monotonic())
+            self._answers.append(self.clock.now())
             while len(self._answers) > 100_000:    # bounded: only the last window counts
                 self._answers.popleft()
 
 
 class _Slot:
-    __slots__ = ("at", "done", "done_at")
+    __slots__ = ("at", "clock", "done", "done_at", "n")
 
-    def __init__(self, at: float = 0.0) -> None:
-        self.at = at               # monotonic time the request was allowed out
+    def __init__(self, at: float = 0.0, clock: Any = None) -> None:
+        self.at = at               # the clock's time the request was allowed out
+        self.clock = clock or DEFAULT_CLOCK
+        self.n = 0                 # the how-manieth request it let out (0: none yet)
         self.done = asyncio.Event()
         self.done_at: float | None = None
 

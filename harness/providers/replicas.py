@@ -7,15 +7,16 @@ or answers 5xx is down for `down_for` seconds: no request goes to it then, the o
 goes on to another, and after that time it gets requests again (the next failure puts it down
 again). Only when every replica is down does a request fail: retryable, to be tried again when
 the first comes back; the engine stops the run when the retries run out (exit 4).
+"Down for" is counted on a clock (`now()`): real time unless the engine's (a test's virtual clock).
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
-from typing import Awaitable, Callable
+from typing import Any, Awaitable, Callable
 
 from harness.providers.base import Embedded, ProviderError
+
 DOWN_FOR = 10.0   # seconds a failed replica gets no requests
 
 
@@ -39,13 +40,17 @@ def takes_down(exc: ProviderError) -> bool:
 
 
 class Replicas:
-    def __init__(self, urls: list[tuple[str, str]], per_replica: int, down_for: float = DOWN_FOR):
-        """`urls`: (endpoint, the endpoint as messages show it) per replica."""
+    def __init__(self, urls: list[tuple[str, str]], per_replica: int, down_for: float = DOWN_FOR,
+                 clock: Any = None):
+        """`urls`: (endpoint, the endpoint as messages show it) per replica; `clock`: default real time."""
+        from harness.execute.limiter import DEFAULT_CLOCK
+
         self.replicas = [Replica(url, shown, max(1, per_replica)) for url, shown in urls]
         self.down_for = down_for
+        self.clock = clock or DEFAULT_CLOCK
 
     def _pick(self, tried: set[int]) -> Replica | None:
-        now = time.monotonic()
+        now = self.clock.now()
         best = None
         for i, r in enumerate(self.replicas):
             if i not in tried and r.up(now) and (best is None or r.in_flight < best.in_flight):
@@ -64,7 +69,7 @@ class Replicas:
             replica.in_flight += 1
             try:
                 async with replica._slots:
-                    if not replica.up(time.monotonic()):
+                    if not replica.up(self.clock.now()):
                         continue                     # it went down while this request waited
                     got = await post(replica)
                     got.replica = replica.url
@@ -72,13 +77,13 @@ class Replicas:
             except ProviderError as exc:
                 if not takes_down(exc):
                     raise
-                replica.down_until = time.monotonic() + self.down_for
+                replica.down_until = self.clock.now() + self.down_for
                 replica.why = exc.message.replace(f" to {replica.shown}", "").replace(f" from {replica.shown}", "")
             finally:
                 replica.in_flight -= 1
 
     def _all_down(self) -> ProviderError:
-        now = time.monotonic()
+        now = self.clock.now()
         down = [r for r in self.replicas if not r.up(now)]
         if len(down) < len(self.replicas):   # all up ones were tried by this request and failed just now
             down = self.replicas

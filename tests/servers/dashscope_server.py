@@ -24,7 +24,9 @@ embeds as the object's sha256, so the vectors do not change from one upload to t
 faults: `policy-refused` (403), `policy-500`, `storage-403` (an OSS XML error that echoes the
 signature), `storage-500`.
 `rpm=N, window=W` rejects requests beyond N per sliding window of W seconds with 429
-Throttling.RateQuota, as the service does.
+Throttling.RateQuota, as the service does. The window and the log's times are read from `clock`
+(an object with `now()`, e.g. the engine's `VirtualClock`; None: real monotonic time), so a test
+can run a minute's quota in milliseconds with the client and the server on one clock.
 
 In tests: `with serve(api_key=...) as server: server.base_url, server.add_fault(...), server.log`.
 From the command line (benchmarks): `python -m tests.servers.dashscope_server --port 0 --rpm 120
@@ -137,8 +139,10 @@ class FakeDashScope:
     """The ASGI app and its control handle (faults, latency, RPM mode, request log)."""
 
     def __init__(self, api_key: str = DEFAULT_KEY, *, latency: float = 0.0, rpm: int | None = None,
-                 window: float = 60.0, keep_bodies: bool = True, vector_pool: int | None = None):
+                 window: float = 60.0, keep_bodies: bool = True, vector_pool: int | None = None,
+                 clock: Any = None):
         self.api_key = api_key
+        self.clock = clock           # what `rpm`'s window and the log's times are read from (None: real time)
         self.vector_pool = vector_pool   # benchmarks: pick from N precomputed vectors (cheap, still deterministic)
         self.latency = latency
         self.rpm = rpm
@@ -199,10 +203,13 @@ class FakeDashScope:
                     return f
         return None
 
+    def now(self) -> float:
+        return self.clock.now() if self.clock is not None else time.monotonic()
+
     def _rate_ok(self) -> bool:
         if not self.rpm:
             return True
-        now = time.monotonic()
+        now = self.now()
         with self._lock:
             while self._accepted and self._accepted[0] <= now - self.window:
                 self._accepted.popleft()
@@ -267,12 +274,12 @@ class FakeDashScope:
 
         def record(status: int, fault: str | None = None, n: int = 0) -> None:
             self.counts[str(status) if fault is None else f"{status}:{fault}"] += 1
+            now = self.now()
             if status == 200 and fault is None:
-                now = time.monotonic()
                 self.first_ok = self.first_ok or now
                 self.last_ok = now
             if self.keep_bodies:
-                self.log.append(Logged(time.monotonic(), status, model, n, fault, workspace, body))
+                self.log.append(Logged(now, status, model, n, fault, workspace, body))
 
         if key != self.api_key:
             record(401)
