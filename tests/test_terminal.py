@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.helpers import SPECS, harness
 from tests.test_execute_cli import ROOT, env, server, write_spec  # noqa: F401 (server is a fixture)
 
@@ -95,6 +97,7 @@ def test_prepare_names_the_flag_not_spec_keys(tmp_path):
     assert "spec" not in proc.stderr
 
 
+@pytest.mark.slow                 # a process of its own: what Ctrl-C does to it
 def test_interrupt_under_no_cache_does_not_promise_a_cache(server, tmp_path):  # noqa: F811
     server.latency = 0.2
     spec = write_spec(tmp_path, n_texts=60, image=False)       # 3 requests, one at a time
