@@ -1,5 +1,6 @@
 """JUnit XML: one test case per check per cell, failures and skips where CI shows them."""
 
+import time
 import xml.etree.ElementTree as ET
 
 from harness.checks import evaluate_checks
@@ -93,22 +94,38 @@ def test_junit_as_a_ci_consumer_reads_it(tmp_path):
     assert harness("verify", "output/x", cwd=tmp_path).returncode == 0
 
 
-def test_timestamp_is_the_only_difference_between_two_runs_and_export_keeps_it(tmp_path):
+class StartsAt:
+    """`harness.runner`'s `time` module, with the run starting at a given Unix time."""
+
+    def __init__(self, when: float):
+        self.when = when
+
+    def time(self) -> float:
+        return self.when
+
+    def __getattr__(self, name):
+        return getattr(time, name)
+
+
+def test_timestamp_is_the_only_difference_between_two_runs_and_export_keeps_it(tmp_path, monkeypatch):
     """Two runs of one spec: same manifest digest, junit.xml differs only in its timestamp; a changed
     timestamp is caught by verify (the file's hash); finalising again (export) keeps the run's start."""
     import json
     import re
-    import time
+
+    from harness import runner
     from harness.folder import RunReader
     (tmp_path / "x.yaml").write_text(SPEC.replace("  - vectors: {name: payloads, norm_min: 2}\n", ""))
     runs = []
-    for name in ("a", "b"):
+    for name, start in (("a", 1_900_000_000), ("b", 1_900_000_001)):     # started a second apart
+        monkeypatch.setattr(runner, "time", StartsAt(start))
         assert harness("run", "x.yaml", "--output", name, cwd=tmp_path).returncode == 0
         runs.append(tmp_path / name / "x")
-        time.sleep(1.1)
+    monkeypatch.undo()
     a, b = ((r / "junit.xml").read_text() for r in runs)
     stamp = re.compile(r'timestamp="[^"]+"')
-    assert a != b and stamp.sub("", a) == stamp.sub("", b)
+    assert 'timestamp="2030-03-17T17:46:40"' in a and 'timestamp="2030-03-17T17:46:41"' in b
+    assert stamp.sub("", a) == stamp.sub("", b)
     assert json.loads((runs[0] / "manifest.json").read_text())["digest"] == \
         json.loads((runs[1] / "manifest.json").read_text())["digest"]
     # finalize again, as `harness export` does: the timestamp stays the run's start, not now
