@@ -10,7 +10,8 @@ This module owns everything around that call:
 - a client-side limiter per model (`RateLimiter`) for requests and input tokens per minute,
   defaulting to the catalog's quota;
 - retries with exponential backoff and jitter, honouring Retry-After, a bounded number of
-  attempts; a throttle pauses the whole model, not only the worker that saw it;
+  attempts; a throttle pauses the whole model, not only the worker that saw it; every such wait
+  is on `options.clock` (real time unless a test or a simulation gives a `limiter.VirtualClock`);
 - an early stop when an error will fail every request (bad key, unknown model, wrong URL);
 - a content-addressed response cache (`harness.cache`), written as each answer arrives, so an
   interrupted run (Ctrl-C, SIGTERM, kill -9) loses nothing received and a re-run sends only what
