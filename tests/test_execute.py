@@ -431,3 +431,29 @@ def test_a_model_without_a_published_quota_adapts_to_429s(server, tmp_path, cloc
             line = next(c.line() for c in summary.checks if c.name == "execution")
     assert counts["adaptive"] * 2 <= counts["unlimited"], counts
     assert "no published quota: the rate adapted to the throttles" in line
+
+
+def test_the_virtual_clock_overlaps_sleeps_and_stands_still_while_a_request_is_out():
+    """What the tests above rely on: concurrent sleeps end at their own times (they do not add up),
+    and no time passes while a request is out (a request takes no virtual time)."""
+    clock = VirtualClock()
+
+    async def go():
+        woke = []
+
+        async def sleeper(seconds):
+            await clock.sleep(seconds)
+            woke.append((seconds, clock.now()))
+
+        await asyncio.gather(sleeper(3.0), sleeper(1.0), sleeper(2.0))
+        limiter = RateLimiter(rpm=None, tpm=None, clock=clock)
+        slot = await limiter.acquire()               # a request goes out at t=3
+        late = asyncio.create_task(sleeper(5.0))
+        for _ in range(20):
+            await asyncio.sleep(0)
+        still = clock.now()                          # the sleeper waits for the answer
+        RateLimiter.release(slot)
+        await late
+        return woke, still
+    woke, still = asyncio.run(go())
+    assert woke == [(1.0, 1.0), (2.0, 2.0), (3.0, 3.0), (5.0, 8.0)] and still == 3.0
