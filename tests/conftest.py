@@ -2,6 +2,7 @@
 
 - `slow`: a test that takes seconds of its own (a real browser, a Milvus server, a subprocess about
   the process itself, a big data set). `pytest -m "not slow"` is the inner loop.
+  A Milvus Lite export (the `milvus_lite` fixture) counts as slow: it starts a server process.
 - `browser`: a test that launches Chromium; applied from the `chromium` fixture, so only the tests
   that really launch it skip where it is missing.
 Markers follow the fixtures a test uses (`MARKS_BY_FIXTURE`), so a new test gets them by asking for
@@ -21,6 +22,7 @@ from tests.helpers import Result, cli_env, run_cli
 MARKS_BY_FIXTURE = {
     "chromium": ("browser", "slow"),
     "milvus_server": ("slow",),
+    "milvus_lite": ("slow",),
 }
 
 
@@ -49,6 +51,18 @@ class Chromium:
         return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
 
 
+@pytest.fixture(autouse=True)
+def virtual_time(monkeypatch):
+    """Every wait of the limiter, backoff, Retry-After and replica downtime is on a virtual clock:
+    no test waits on the wall clock for pacing (a test that checks pacing reads this clock, or
+    sets its own). HTTP timeouts stay real: they are what such a test is about."""
+    from harness.execute import limiter
+
+    clock = limiter.VirtualClock()
+    monkeypatch.setattr(limiter, "DEFAULT_CLOCK", clock)
+    return clock
+
+
 @pytest.fixture
 def chromium(tmp_path_factory) -> Chromium:
     """Run headless Chromium (skips, with the install command, where it is missing)."""
@@ -56,6 +70,13 @@ def chromium(tmp_path_factory) -> Chromium:
     if binary is None:
         pytest.skip("chromium not installed (apt-get install -y chromium)")
     return Chromium(binary, tmp_path_factory.mktemp("chromium"))
+
+
+@pytest.fixture
+def milvus_lite():
+    """A test that loads vectors into Milvus Lite: each database it opens starts a milvus-lite server
+    process (most of a second), so these run outside the fast loop."""
+    pytest.importorskip("milvus_lite")
 
 
 @pytest.fixture

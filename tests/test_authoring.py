@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from harness.folder import finalize
 from tests.helpers import REPO, SPECS, harness, write_spec
 from tests.test_report_html_summary import _run
@@ -34,6 +36,7 @@ def schema_link(spec: Path) -> Path:
     return (spec.parent / m.group(1)).resolve()
 
 
+@pytest.mark.slow    # check-jsonschema as its own process
 def test_the_shipped_schemas_work_in_check_jsonschema_offline(tmp_path):
     specs = sorted(SPECS.glob("*.yaml"))
     r = check_jsonschema(SCHEMAS / "spec.schema.json", *specs, cwd=tmp_path)

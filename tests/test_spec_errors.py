@@ -81,6 +81,7 @@ def test_each_kind_of_mistake_gets_a_located_message(tmp_path, text, expected):
     assert re.search(expected, r.stderr), r.stderr
 
 
+@pytest.mark.slow    # seconds of YAML expansion, by design
 def test_alias_bomb_is_refused_quickly(tmp_path):
     rows = ['a: &a ["x","x","x","x","x","x","x","x","x"]']
     for prev, name in zip("abcdefgh", "bcdefghi"):

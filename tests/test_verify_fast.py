@@ -102,6 +102,7 @@ def _written_by_verify(folder: Path) -> tuple[int, bool]:
     return int(written), ok == "True"
 
 
+@pytest.mark.slow    # a fresh process measures its own I/O and memory
 @pytest.mark.skipif(not Path("/proc/self/io").exists(), reason="needs Linux /proc/self/io")
 def test_verify_writes_nothing_to_rederive_the_payloads(tmp_path):
     spec = tmp_path / "spec.yaml"
@@ -164,6 +165,7 @@ def finish_cell(folder: Path, n: int, dim: int, received: int | None = None) -> 
     return int(grew), int(size), sha
 
 
+@pytest.mark.slow    # a fresh process measures its own I/O and memory
 @pytest.mark.parametrize("received", [None, 6000])
 def test_finishing_a_cell_holds_no_second_copy_of_its_vectors(tmp_path, received):
     grew, size, _ = finish_cell(tmp_path, 8000, 1024, received)   # 32 MB of vectors

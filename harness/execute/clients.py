@@ -6,6 +6,8 @@ from typing import Any
 
 import httpx
 
+from harness.providers.wire import tls_context
+
 
 class ClientPool:
     """The run's shared HTTP client: httpx clients of at most `shard` connections each, used as one.
@@ -13,7 +15,7 @@ class ClientPool:
     httpcore's connection pool does work in proportion to its size on every request; one pool of
     32 connections cost about twice the CPU per request of four pools of 8 (bench/README.md).
     Each request goes to the least busy shard, so connections stay warm and reused. The shards
-    share one TLS context: building one loads the CA bundle, ≈ 20 ms of CPU each.
+    share the process's TLS context (`wire.tls_context`).
 
     Providers call `post(url, content=, headers=, timeout=)` as on an `httpx.AsyncClient`, and get
     an `httpx.Response` whose body is read. The request goes straight to the client's transport for
@@ -29,7 +31,7 @@ class ClientPool:
         n = -(-concurrency // shard)
         size = -(-concurrency // n)
         limits = httpx.Limits(max_connections=size, max_keepalive_connections=size)
-        tls = httpx.create_ssl_context()
+        tls = tls_context()
         self.clients = [httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(timeout), follow_redirects=False,
                                           verify=tls)
                         for _ in range(n)]

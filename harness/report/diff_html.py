@@ -8,6 +8,7 @@ template only draws it: no script, no remote resource, light and dark from the r
 
 from __future__ import annotations
 
+import functools
 import math
 from pathlib import Path
 
@@ -23,7 +24,9 @@ PLOT = {"width": 360, "height": 196, "left": 40, "right": 14, "box_top": 8, "box
 TICKS = 5
 
 
+@functools.lru_cache(maxsize=1)
 def _env() -> jinja2.Environment:
+    """One environment per process: compiling the page template costs more than rendering it."""
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
                              keep_trailing_newline=True)
