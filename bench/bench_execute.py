@@ -156,7 +156,7 @@ def child(args: argparse.Namespace) -> int:
     folder = Path(args.folder)
     if args.client.startswith("harness"):
         import harness.execute  # noqa: F401  (imports are start-up, not per-request cost)
-        from harness.catalog import load_catalog
+        from harness.catalog.load import load_catalog
         load_catalog()          # `harness run` has read the catalog while planning, before it sends
         go = lambda: run_harness(args.url, folder, args.concurrency,  # noqa: E731
                                  folder.parent / f"cache-{folder.name}" if args.client == "harness+cache" else None)

@@ -1,7 +1,7 @@
 """Export benchmark: vectors/s loaded into Milvus Lite and query latency (issue 6).
 
 Builds a synthetic executed output folder (one cell, N unit vectors of D dimensions, the layout
-of docs/architecture.md), then times `harness.export.export_run` into a fresh Milvus Lite
+of docs/architecture.md), then times `harness.export.milvus.export_run` into a fresh Milvus Lite
 database (upsert + flush + primary-key count + smoke search), a second idempotent export, and
 single-vector top-k searches after a reopen + load_collection: right away (Milvus Lite builds its
 HNSW index in a background thread after flush; until then it searches by brute force) and once
@@ -25,9 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-import harness.export as hx
+import harness.export.milvus as hx
 from harness.evidence import canonical_json, hash_tree, sha256_bytes
-from harness.export import export_run
+from harness.export.milvus import export_run
 
 PHASES: dict[str, float] = {}
 

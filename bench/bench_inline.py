@@ -89,7 +89,11 @@ def main() -> None:
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}; "
           f"CPU seconds (user + system) unless said")
 
-    from harness import schemafast, spec as spec_mod, yamlpos
+    from harness.spec import schemafast
+
+    from harness.spec import load as spec_mod
+
+    from harness.spec import yamlpos
 
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         folder = Path(tmp)

@@ -9,8 +9,8 @@ Each variant runs in a fresh child process; printed per variant: CPU seconds (pr
 untraced call) and the peak memory the scoring allocated (tracemalloc, a second call; numpy reports
 its buffers to it), over the vectors already loaded:
   baseline  full cosine matrix (float32) + np.argsort per row, metrics on the top 1000
-  top_k     harness.metrics.top_k (blocks of 256 queries, argpartition), the same metrics
-  check     the whole retrieval check through harness.checks.evaluate_checks over a run folder:
+  top_k     harness.checks.metrics.top_k (blocks of 256 queries, argpartition), the same metrics
+  check     the whole retrieval check through harness.checks.evaluate.evaluate_checks over a run folder:
             qrels read, ranking, every MTEB metric at k = 1..1000, per-query data, the TREC run
             file and the MTEB-layout result
 Both rankings give the same metrics (checked; ties aside, which random floats do not have).
@@ -56,7 +56,7 @@ def make(folder: Path, passages: int, queries: int, seed: int = 0) -> None:
 
 
 def load(folder: Path):
-    from harness.datasets.qrels import read_qrels
+    from harness.inputs.datasets.qrels import read_qrels
     from harness.folder import RunReader
     v = RunReader(folder).vectors(CELL)
     qrels, _, _ = read_qrels(folder / "qrels.tsv")
@@ -66,7 +66,7 @@ def load(folder: Path):
 
 
 def metrics_of(rankings, d_ids, q_ids, qrels) -> dict[str, float]:
-    from harness import metrics as M
+    from harness.checks import metrics as M
     names = M.metric_names(KS, ["map"], ("recall", "ndcg", "precision", "map", "mrr"))
     per = []
     for q, cols in zip(q_ids, rankings):
@@ -89,9 +89,9 @@ def traced(fn):
 
 
 def child(variant: str, folder: Path) -> dict:
-    from harness import metrics as M
+    from harness.checks import metrics as M
     if variant == "check":
-        from harness.checks import evaluate_checks
+        from harness.checks.evaluate import evaluate_checks
         outputs: dict[str, bytes] = {}
         body = {"name": "bench", "qrels": "qrels.tsv", "query_prefix": "q:", "doc_prefix": "d:", "k": list(KS)}
         cell = {"id": CELL, "model": "local/e5-small", "dimension": DIM}

@@ -22,15 +22,15 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from harness import __version__
-from harness import manifest as manifest_mod
+from harness.folder import manifest as manifest_mod
 from harness.errors import ExitCode, HarnessError, Problem, SpecError, UsageError
 from harness.evidence import StagedFolder
 from harness.folder import MANIFEST_VERSION, Manifest, RunWriter, finalize, layout
-from harness.media import MediaError
-from harness.payloads_writer import CellStats, write_plan
-from harness.plan import CellFilter, Plan, build_plan
-from harness.spec import Spec, read_spec, schema_info
-from harness.verdict import CheckResult, verdict
+from harness.inputs.media import MediaError
+from harness.plan.write import CellStats, write_plan
+from harness.plan.build import CellFilter, Plan, build_plan
+from harness.spec.load import Spec, read_spec, schema_info
+from harness.folder.verdict import CheckResult, verdict
 
 DEFAULT_OUTPUT = "output"
 SHAPING_FACTS = ("dimensions", "default_dimension", "dimension_param", "fusion", "max_images", "max_contents",
@@ -201,7 +201,7 @@ def local_files(plan: Plan) -> dict[str, Path]:
 
 def _repeated_cells(spec: Spec, cells: list[dict]) -> list[dict]:
     """The cells some `stability: {repeat: true}` check selects."""
-    from harness.checks import selects
+    from harness.checks.evaluate import selects
     bodies = [c["stability"] for c in spec.data.get("checks") or [] if (c.get("stability") or {}).get("repeat")]
     return [cell for cell in cells if any(selects(b, cell) for b in bodies)]
 
@@ -269,16 +269,16 @@ def run(spec_path: str | Path, *, base: Path, execute: bool = False, execute_opt
 
 def _sign(folder: Path, key: str) -> str:
     """`run --sign`: inside the staging folder, so a key that cannot sign leaves no unsigned run behind."""
-    from harness.signing import sign
+    from harness.audit.signing import sign
     return sign(folder, key)
 
 
 def _spec_checks(spec: Spec, folder: Path, cells: list[dict], cell_filter: CellFilter | None = None) -> list[CheckResult]:
-    from harness.datasets import all_checks
+    from harness.inputs.datasets import all_checks
     checks = all_checks(spec.data)     # the spec's, then those its `beir:` inputs bring
     if not checks:
         return []
-    from harness.checks import evaluate_checks
+    from harness.checks.evaluate import evaluate_checks
     return list(evaluate_checks(checks, folder, cells, lambda p: spec.positions.of(("checks",) + tuple(p)),
                                 spec_dir=spec.base_dir, sliced=cell_filter.describe() if cell_filter else None,
                                 write=RunWriter(folder).check_output))
@@ -290,7 +290,7 @@ def _spec_export(spec: Spec, folder: Path, manifest: Manifest) -> list[CheckResu
     export = spec.data.get("export")
     if not export:
         return []
-    from harness.export import export_run, token_from_env
+    from harness.export.milvus import export_run, token_from_env
     to = export["to"]
     if "://" not in to and not os.path.isabs(to):
         to = str((spec.base_dir / os.path.expanduser(to)).resolve())   # as validate resolved it

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.checks import evaluate_checks
+from harness.checks.evaluate import evaluate_checks
 from harness.folder import CellVectors, RunReader, RunWriter, finalize
-from harness.verdict import CheckResult
+from harness.folder.verdict import CheckResult
 
 
 def load(folder: Path, cell: str) -> tuple[np.ndarray, list[str]]:

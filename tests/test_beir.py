@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import metrics as M
+from harness.checks import metrics as M
 from tests.helpers import SPECS, harness, write_spec
 
 pytrec_eval = pytest.importorskip("pytrec_eval")
@@ -84,7 +84,7 @@ def test_beir_folder_end_to_end_equals_trec_eval_on_its_own_run_file(tmp_path):
     for a, b in zip(lines, lines[1:]):
         if a[0] == b[0]:
             assert (float(a[4]), a[2]) > (float(b[4]), b[2]) and int(b[3]) == int(a[3]) + 1
-    from harness.datasets.qrels import read_qrels
+    from harness.inputs.datasets.qrels import read_qrels
     qrels, _, _ = read_qrels(folder / "data/beir-mini/qrels/test.tsv")
     evaluated = {q: g for q, g in qrels.items() if q in ranking}
     assert len(evaluated) == 11 and len(ranking) == 11       # q12 is not judged: not embedded
@@ -147,7 +147,7 @@ def test_sample_is_seeded_keeps_the_judged_documents_and_is_recorded(tmp_path):
     queries = [i for i in ids if i.startswith("q:")]
     docs = [i for i in ids if i.startswith("d:")]
     assert len(queries) == 4 and len(docs) == 12
-    from harness.datasets.qrels import read_qrels
+    from harness.inputs.datasets.qrels import read_qrels
     qrels, _, _ = read_qrels(folder / "data/beir-mini/qrels/test.tsv")
     assert {f"d:{d}" for q in queries for d in qrels[q[2:]]} <= set(docs)
     r2 = harness("run", "spec.yaml", "--output", "again", cwd=folder)
@@ -220,7 +220,7 @@ def test_the_shipped_example_runs_offline_and_passes(tmp_path):
 
 
 def test_ids_an_input_id_cannot_hold_are_escaped_and_the_run_file_keeps_the_originals(tmp_path):
-    from harness.datasets.beir import escape, unescape
+    from harness.inputs.datasets.beir import escape, unescape
     for raw in ("<dbpedia:Albert_Einstein>", "Climate change (film)", "a@b", "MED-10", "naïve/ü"):
         assert unescape(escape(raw)) == raw
     data = tmp_path / "data" / "odd"

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from harness.cache import ResponseCache, cache_key
+from harness.execute.cache import ResponseCache, cache_key
 
 ENDPOINT = "https://dashscope.aliyuncs.com/api/v1/services/embeddings/multimodal-embedding/multimodal-embedding"
 BODY = {"model": "qwen3-vl-embedding",

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.catalog import DEFAULT_PATH, load_catalog
+from harness.catalog.load import DEFAULT_PATH, load_catalog
 from harness.errors import ExitCode, HarnessError
 from harness.evidence import sha256_bytes
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.credentials import find_api_key, missing_key_message
+from harness.providers.credentials import find_api_key, missing_key_message
 from harness.errors import ExitCode, HarnessError
 from harness.providers.base import NotExecutable
 from harness.providers.dashscope import DashScopeProvider

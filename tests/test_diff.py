@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from harness.checks import evaluate_checks
+from harness.checks.evaluate import evaluate_checks
 from harness.cli import main
-from harness.diff import diff_runs
+from harness.audit.diff import diff_runs
 from harness.errors import ExitCode
 from harness.folder import finalize
 from tests.test_checks_support import VECTORS, make_run, pad, unit

@@ -168,7 +168,7 @@ def test_reports_name_each_cells_currency_and_never_print_a_missing_one(tmp_path
 
 
 def test_totals_are_given_per_currency_never_summed_across():
-    from harness.estimate import by_currency, money, money_totals
+    from harness.catalog.estimate import by_currency, money, money_totals
     costs = [{"amount": 0.5, "currency": "CNY"}, {"amount": 0.25, "currency": "USD"},
              {"amount": 0.125, "currency": "CNY"}, {"amount": 0.0, "currency": None}, None]
     assert by_currency(costs) == {"CNY": 0.625, "USD": 0.25}

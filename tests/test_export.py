@@ -15,12 +15,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness import manifest as manifest_mod
+from harness.folder import manifest as manifest_mod
 from harness.errors import ExitCode, HarnessError
 from harness.evidence import hash_tree, sha256_file
-from harness.export import collection_name, export_run, finish_export, primary_key, resolve_target
+from harness.export.milvus import collection_name, export_run, finish_export, primary_key, resolve_target
 from harness.folder import CellExecution, CellVectors, Execution, RunReader, RunWriter, finalize
-from harness.verdict import CheckResult
+from harness.folder.verdict import CheckResult
 from tests.helpers import Result, cli_env, harness, run_cli
 
 pytest.importorskip("pymilvus")
@@ -272,7 +272,7 @@ def test_duplicate_inputs_tie_at_rank_one(tmp_path, milvus_lite):
 def test_smoke_search_notices_vectors_that_do_not_match_the_run(tmp_path, milvus_lite):
     """If the stored vectors are not the run's (overwritten behind the harness's back), the
     query does not find itself first and the search says so."""
-    from harness.export import _smoke_search, load_cell, read_run, run_identity
+    from harness.export.milvus import _smoke_search, load_cell, read_run, run_identity
 
     folder = make_run(tmp_path, cells=(QWEN,))
     db = tmp_path / "v.db"

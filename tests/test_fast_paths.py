@@ -20,10 +20,14 @@ import sys
 
 import pytest
 
-from harness import schemafast, spec as spec_mod, yamlpos
+from harness.spec import schemafast
+
+from harness.spec import load as spec_mod
+
+from harness.spec import yamlpos
 from harness.errors import HarnessError
-from harness.plan import build_plan
-from harness.spec import SPEC_SCHEMA, read_spec, schema_documents
+from harness.plan.build import build_plan
+from harness.spec.load import SPEC_SCHEMA, read_spec, schema_documents
 from tests.helpers import SPECS, cli_env, harness, tree, write_spec
 
 EXAMPLES = sorted(SPECS.glob("*.yaml"))

@@ -3,9 +3,9 @@
 import time
 import xml.etree.ElementTree as ET
 
-from harness.checks import evaluate_checks
+from harness.checks.evaluate import evaluate_checks
 from harness.folder import finalize
-from harness.verdict import CheckResult
+from harness.folder.verdict import CheckResult
 from tests.helpers import harness
 from tests.test_checks_support import VECTORS, make_run, pad
 

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from harness import metrics as M
+from harness.checks import metrics as M
 
 
 def test_cosine_known_angles():

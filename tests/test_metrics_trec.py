@@ -9,7 +9,7 @@ import random
 import numpy as np
 import pytest
 
-from harness import metrics as M
+from harness.checks import metrics as M
 
 pytrec_eval = pytest.importorskip("pytrec_eval")
 

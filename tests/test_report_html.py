@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.checks import evaluate_checks
+from harness.checks.evaluate import evaluate_checks
 from harness.report.html import RAMP, heatmaps, quality_charts
 from harness.folder import finalize
 from harness.report.summary import build_summary

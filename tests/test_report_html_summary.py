@@ -5,10 +5,10 @@ from pathlib import Path
 
 from jsonschema import Draft202012Validator
 
-from harness.checks import evaluate_checks
+from harness.checks.evaluate import evaluate_checks
 from harness.folder import finalize
 from harness.report.summary import SUMMARY_VERSION
-from harness.verdict import CheckResult
+from harness.folder.verdict import CheckResult
 from tests.test_checks_support import VECTORS, make_run, pad
 
 SCHEMA = json.loads((Path(__file__).parents[1] / "schemas" / "summary.schema.json").read_text())

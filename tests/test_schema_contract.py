@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import jsonschema
 
-from harness.spec import load_schemas
+from harness.spec.load import load_schemas
 
 
 def _objects(node, path="#"):

@@ -79,7 +79,7 @@ def test_dashscope_server_echoing_the_key_in_every_field_gets_it_written_nowhere
 def test_a_cached_answer_holding_the_key_gets_it_written_nowhere(tmp_path):
     """A cache entry written before answers were scrubbed, or by someone else sharing the cache, may
     hold an echoed key; reused, it is cleaned by the provider like a fresh answer."""
-    from harness.cache import ResponseCache, cache_key
+    from harness.execute.cache import ResponseCache, cache_key
     from harness.folder import RunReader, layout
 
     with serve(api_key=KEY) as server:

@@ -110,7 +110,7 @@ def test_signature_of_another_namespace_does_not_count(setup):
     other = copy(folder, "git-namespace")
     import json
 
-    from harness.signing import statement
+    from harness.audit.signing import statement
     data = statement(json.loads((other / "manifest.json").read_text(encoding="utf-8")))
     sig = subprocess.run(["ssh-keygen", "-Y", "sign", "-q", "-f", str(alice), "-n", "git"], input=data,
                          capture_output=True, check=True).stdout

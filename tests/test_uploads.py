@@ -147,7 +147,7 @@ def test_run_uploads_video_and_large_image_records_oss_urls_and_verifies(server,
     assert (folder / "payloads" / CID / "00001.json").read_text() == payload
 
     # 48 h later the record has expired (its time moved back, as the clock would): upload again
-    from harness.uploads import LIFETIME
+    from harness.providers.uploads import LIFETIME
 
     for entry in record["entries"].values():
         entry["expires"] -= LIFETIME
@@ -171,7 +171,7 @@ def test_run_uploads_video_and_large_image_records_oss_urls_and_verifies(server,
 
 
 def test_the_record_reuses_an_upload_only_while_it_has_time_to_live(tmp_path):
-    from harness.uploads import LIFETIME, REUSE_MARGIN, UploadRecord
+    from harness.providers.uploads import LIFETIME, REUSE_MARGIN, UploadRecord
 
     now = [1_000_000.0]
     record = UploadRecord(tmp_path, clock=lambda: now[0])

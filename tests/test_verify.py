@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 import yaml
 
-from harness import manifest as manifest_mod
-from harness.checks import evaluate_checks
+from harness.folder import manifest as manifest_mod
+from harness.checks.evaluate import evaluate_checks
 from harness.errors import ExitCode
 from harness.evidence import canonical_json, hash_tree
 from harness.folder import CellVectors, RunReader, RunWriter, finalize
-from harness.verify import verify_folder
+from harness.audit.verify import verify_folder
 from tests.helpers import Result, cli_env, run_cli
 
 SPEC = """\

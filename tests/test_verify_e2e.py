@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.metrics import cosine_matrix
+from harness.checks.metrics import cosine_matrix
 from tests.helpers import Result, cli_env, dashscope_fixture, run_cli
 from tests.servers.dashscope_server import vector
 

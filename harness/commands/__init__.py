@@ -24,7 +24,7 @@ def add_allow_path(parser) -> None:
 
 def add_allow_host(parser: argparse.ArgumentParser) -> None:
     """`--allow-host HOST[:PORT]`, shared by the commands that check a spec's endpoints."""
-    from harness.credentials import ALLOW_ENV, parse_host
+    from harness.providers.credentials import ALLOW_ENV, parse_host
 
     def host(value: str) -> str:
         try:
@@ -42,7 +42,7 @@ def add_allow_host(parser: argparse.ArgumentParser) -> None:
 def add_max_payload(parser) -> None:
     """`--max-payload-bytes N`: the bound on all request bodies of a run, set outside the spec."""
     from harness.commands.flags import number
-    from harness.plan import DEFAULT_MAX_PAYLOAD, MAX_PAYLOAD_ENV
+    from harness.plan.build import DEFAULT_MAX_PAYLOAD, MAX_PAYLOAD_ENV
 
     parser.add_argument("--max-payload-bytes", type=number(int, minimum=1), metavar="N", dest="max_payload",
                         help=f"refuse a spec whose request bodies would take more than N bytes in all (default "
@@ -59,6 +59,6 @@ def add_filters(parser, verb: str = "plan") -> None:
 
 def cell_filter(args):
     """The CellFilter of `add_filters`' flags (empty when none is given)."""
-    from harness.plan import CellFilter
+    from harness.plan.build import CellFilter
 
     return CellFilter(tuple(args.filter_model), tuple(args.filter_dimension), tuple(args.filter_cell))

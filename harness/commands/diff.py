@@ -62,14 +62,14 @@ def _html_target(text: str, runs: list[str]) -> Path:
 
 
 def run(args) -> int:
-    from harness.diff import diff_runs, render_diff
+    from harness.audit.diff import diff_runs, render_diff
 
     html = _html_target(args.html, [args.a, args.b]) if args.html else None
     report = diff_runs(args.a, args.b, pairs=args.pair, tolerance=args.tolerance,
                        metric_tolerance=args.metric_tolerance)
     if html is not None:
         from harness.evidence import atomic_write
-        from harness.report.diff_html import render_diff_html
+        from harness.audit.diff_html import render_diff_html
 
         try:
             atomic_write(html, render_diff_html(report))

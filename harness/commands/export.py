@@ -1,6 +1,6 @@
 """`harness export`: load an executed run's vectors into Milvus Lite (a .db path) or a Milvus server.
 
-Parsing and exit codes only; the work is `harness.export`. The folder must verify first; after
+Parsing and exit codes only; the work is `harness.export.milvus`. The folder must verify first; after
 loading, the export checks join the folder's evidence: export.json, validate.txt (export lines
 before the final PASS/FAIL), every report and manifest.json (`harness.folder.finalize`).
 """
@@ -76,7 +76,7 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from harness import export
+    from harness.export import milvus as export
 
     folder = Path(args.output_dir)
     try:

@@ -11,7 +11,7 @@ import argparse
 import math
 from typing import Callable
 
-from harness.spec import spec_schema
+from harness.spec.load import spec_schema
 
 
 def number(kind: type, *, minimum: float | None = None, maximum: float | None = None,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from harness.errors import Problem, SpecError, UsageError
 from harness.evidence import atomic_write
-from harness.spec import SCHEMA_DIR, SPEC_SCHEMA
+from harness.spec.load import SCHEMA_DIR, SPEC_SCHEMA
 
 # What the spec schema `$ref`s, copied with it so an editor resolves it offline.
 SCHEMA_FILES = (SPEC_SCHEMA, "checks.schema.json")

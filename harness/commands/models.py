@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 
-from harness.catalog import load_catalog
+from harness.catalog.load import load_catalog
 from harness.evidence import canonical_json
 from harness.report.terminal import make_console, print_table
 

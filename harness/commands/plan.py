@@ -7,11 +7,11 @@ import sys
 
 from rich.markup import escape
 
-from harness.estimate import money_totals
+from harness.catalog.estimate import money_totals
 from harness.commands import add_allow_host, add_allow_path, add_filters, add_max_payload, cell_filter
-from harness.plan import load_plan
+from harness.plan.build import load_plan
 from harness.report.terminal import make_console, print_cells
-from harness.payloads_writer import plan_stats
+from harness.plan.write import plan_stats
 
 NAME = "plan"
 HELP = "print the cells, requests, contents, modality mix and estimated tokens/cost; writes nothing"

@@ -17,9 +17,9 @@ from pathlib import Path
 from harness.commands import add_allow_path, flags
 from harness.errors import HarnessError, Problem, SpecError
 from harness.evidence import atomic_write, canonical_json
-from harness.payloads import render
-from harness.plan import build_plan
-from harness.spec import spec_from_data
+from harness.plan.payloads import render
+from harness.plan.build import build_plan
+from harness.spec.load import spec_from_data
 
 NAME = "prepare"
 HELP = "write one DashScope request body from flags (drop-in for the public quick-start script)"

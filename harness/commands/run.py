@@ -8,7 +8,7 @@ from rich.markup import escape
 
 
 from harness.commands import add_allow_host, add_allow_path, add_filters, add_max_payload, cell_filter, flags
-from harness.credentials import unsendable
+from harness.providers.credentials import unsendable
 from harness.errors import ExitCode, Problem, UsageError
 from harness.folder import RunReader
 from harness.report.terminal import RESULT_COLUMNS, make_console, print_cells, print_table, result_rows
@@ -92,7 +92,7 @@ def run(args) -> int:
         raise UsageError(Problem(f"--workspace holds {bad}, which an HTTP header cannot carry",
                                    hint="give the workspace id (printable ASCII)"))
     if args.sign:
-        from harness.signing import check_key
+        from harness.audit.signing import check_key
         check_key(args.sign)          # before anything is spent
     console = make_console(quiet=args.quiet)
     options = {"concurrency": args.concurrency, "rpm": args.rpm, "tpm": args.tpm, "timeout": args.timeout,
@@ -125,7 +125,7 @@ def run(args) -> int:
                           highlight=False)
     failed = set(outcome.failed)
     if "verify" in args.fail_on:
-        from harness.verify import render_report, verify_folder
+        from harness.audit.verify import render_report, verify_folder
         report = verify_folder(outcome.folder, allow_paths=args.allow_paths, max_payload=args.max_payload)
         if not report.ok:
             failed.add("verify")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from harness.spec import SCHEMA_DIR, SPEC_SCHEMA
+from harness.spec.load import SCHEMA_DIR, SPEC_SCHEMA
 
 NAME = "schema"
 HELP = "print the spec JSON Schema (--path: where it is, for editors)"
@@ -21,7 +21,7 @@ def add_parser(sub):
 def run(args) -> int:
     path = SCHEMA_DIR / SPEC_SCHEMA
     if args.markdown:
-        from harness.schemadoc import spec_reference
+        from harness.spec.schemadoc import spec_reference
         sys.stdout.write(spec_reference())
     elif args.path:
         print(path.resolve())

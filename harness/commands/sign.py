@@ -24,8 +24,8 @@ def add_parser(sub):
 
 
 def run(args) -> int:
-    from harness import signing
-    from harness.verify import render_report, verify_folder
+    from harness.audit import signing
+    from harness.audit.verify import render_report, verify_folder
 
     folder = Path(args.folder)
     if not (folder / "manifest.json").is_file():

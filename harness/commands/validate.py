@@ -8,7 +8,7 @@ import sys
 from harness.commands import add_allow_host, add_allow_path, add_filters, add_max_payload, cell_filter
 from harness.errors import ExitCode, HarnessError
 from harness.evidence import canonical_json
-from harness.plan import load_plan
+from harness.plan.build import load_plan
 
 NAME = "validate"
 HELP = "check one or more specs (schema, model catalog, inputs); writes nothing"

@@ -29,7 +29,7 @@ def _count(text: str) -> int | str:
 
 
 def _tolerance(text: str):
-    from harness.reexecute import Tolerance
+    from harness.audit.reexecute import Tolerance
     try:
         return Tolerance.parse(text)
     except ValueError as exc:
@@ -103,7 +103,7 @@ def add_parser(sub):
 
 
 def run(args) -> int:
-    from harness.verify import render_report, verify_folder
+    from harness.audit.verify import render_report, verify_folder
 
     folder = Path(args.folder)
     if not folder.is_dir():
@@ -145,7 +145,7 @@ def run(args) -> int:
 
 
 def _check_signature(report, allowed_signers: str) -> None:
-    from harness import signing
+    from harness.audit import signing
 
     result = signing.check(report.folder, allowed_signers)
     report.sections["signature"] = {"signed": result.signed, "ok": result.ok, "signer": result.signer,
@@ -158,7 +158,7 @@ def _check_signature(report, allowed_signers: str) -> None:
 
 def _reexecute(report, args) -> None:
     from harness.folder import FolderError, RunReader
-    from harness.reexecute import audit
+    from harness.audit.reexecute import audit
 
     try:
         manifest = RunReader(report.folder).manifest().to_json()

@@ -13,7 +13,7 @@ This module owns everything around that call:
   attempts; a throttle pauses the whole model, not only the worker that saw it; every such wait
   is on `options.clock` (real time unless a test or a simulation gives a `limiter.VirtualClock`);
 - an early stop when an error will fail every request (bad key, unknown model, wrong URL);
-- a content-addressed response cache (`harness.cache`), written as each answer arrives, so an
+- a content-addressed response cache (`harness.execute.cache`), written as each answer arrives, so an
   interrupted run (Ctrl-C, SIGTERM, kill -9) loses nothing received and a re-run sends only what
   is missing. An answer read back from the cache is cleaned by the provider like a fresh one: an
   entry written before answers were scrubbed, or by someone else, may hold an echoed key;
@@ -36,14 +36,14 @@ from typing import Any
 
 import numpy as np
 
-from harness.cache import ResponseCache, cache_key, default_cache_dir
+from harness.execute.cache import ResponseCache, cache_key, default_cache_dir
 from harness.evidence import sha256_bytes
 from harness.execute.clients import ClientPool
 from harness.execute.limiter import RateLimiter, backoff_delay, clock_of
 from harness.execute.results import (CellOutcome, ExecutionSummary, add_usage, execution_checks,
                                      usage_tokens, write_cell_evidence)
 from harness.folder import Execution, FolderError, RunReader, RunWriter, layout
-from harness.progress import RunProgress
+from harness.execute.progress import RunProgress
 from harness.providers.base import Embedded, NotExecutable, ProviderError
 
 
@@ -140,7 +140,7 @@ def execute_run(folder: Path, cells: list[dict], options: ExecuteOptions | None 
 
 def _catalog() -> Any:
     try:
-        from harness.catalog import load_catalog
+        from harness.catalog.load import load_catalog
         return load_catalog()
     except ImportError:  # pragma: no cover - the catalog ships with the package
         return None

@@ -16,7 +16,7 @@ import numpy as np
 
 from harness.folder import CellExecution, CellVectors, RunWriter
 from harness.providers.base import ProviderError
-from harness.verdict import CheckResult
+from harness.folder.verdict import CheckResult
 
 if TYPE_CHECKING:
     from harness.execute.engine import _Cell
@@ -194,7 +194,7 @@ def write_cell_evidence(folder: Path, cell: "_Cell", catalog: Any) -> None:
                      "max": round(float(norms.max()), 6)}
     writer.vectors(cid, CellVectors(ids, cell.matrix), keep=keep)
     if cell.info is not None and usage_reported(r.record for r in cell.requests):
-        from harness import estimate
+        from harness.catalog import estimate
         # a cell recorded before regions were (an older manifest): the spec's default region
         region = cell.spec.get("region", "cn-beijing" if cell.info.provider == "dashscope" else None)
         cost = estimate.cost(cell.info, cell.tokens, region)

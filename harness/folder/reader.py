@@ -9,7 +9,7 @@ from typing import Any
 
 from harness.folder import layout
 from harness.folder.records import CellVectors, Execution, FolderError, Manifest
-from harness.verdict import WORD, CheckResult
+from harness.folder.verdict import WORD, CheckResult
 
 STATUS = {word: status for status, word in WORD.items()}   # summary.json's word → CheckResult status
 

@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any, Iterable
 
 
-from harness import manifest as manifest_mod
+from harness.folder import manifest as manifest_mod
 from harness.evidence import atomic_write, atomic_writer, canonical_json, hash_tree, sha256_bytes
 from harness.folder import layout
 from harness.folder.records import MANIFEST_VERSION, CellVectors, Execution, Manifest
-from harness.verdict import CheckResult, render_validate_txt
+from harness.folder.verdict import CheckResult, render_validate_txt
 
 
 BLOCK_BYTES = 4 << 20     # rows of a vectors file are converted and written this many bytes at a time

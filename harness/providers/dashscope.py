@@ -16,13 +16,13 @@ truncated bodies → retryable; a bad key, a denied account, an unknown model, a
 redirect fail every request alike → fatal, so the engine stops at once instead of paying for (or
 waiting out) the rest.
 
-The key is resolved by `harness.credentials`, lives in this object only, is never in its repr,
+The key is resolved by `harness.providers.credentials`, lives in this object only, is never in its repr,
 and is scrubbed from every field kept of an answer (message, code, request_id, usage), in case a
 server echoes it. A redirect is not followed (the key would go along); the message says where it
-pointed. Which hosts may receive the key at all is decided before this (`harness.plan`).
+pointed. Which hosts may receive the key at all is decided before this (`harness.plan.build`).
 
 A cell with `upload_local_files` sends its local files through DashScope's temporary storage
-(`harness.uploads`): the payload's `upload:sha256:…` stand-ins become `oss://` URLs in the bytes
+(`harness.providers.uploads`): the payload's `upload:sha256:…` stand-ins become `oss://` URLs in the bytes
 sent (never in the payload file, the cache key or the log), the request carries
 `X-DashScope-OssResourceResolve: enable`, and the URLs go to the response evidence (`uploads`).
 """
@@ -36,14 +36,14 @@ import httpx
 import numpy as np
 
 from harness import __version__
-from harness.credentials import KeySource, find_api_key, missing_key_message, unsendable
-from harness.credentials import workspace as env_workspace
+from harness.providers.credentials import KeySource, find_api_key, missing_key_message, unsendable
+from harness.providers.credentials import workspace as env_workspace
 from harness.errors import Problem, ServiceError
 from harness.evidence import canonical_json
 from harness.providers.base import Embedded, NotExecutable, ProviderError
 from harness.providers import wire
 from harness.providers.tokens import estimate_tokens
-from harness.uploads import Uploader, UploadRecord
+from harness.providers.uploads import Uploader, UploadRecord
 
 DEFAULT_TIMEOUT = 60.0
 

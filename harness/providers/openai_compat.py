@@ -40,7 +40,7 @@ from urllib.parse import urlsplit
 import httpx
 import numpy as np
 
-from harness.credentials import checked_key
+from harness.providers.credentials import checked_key
 from harness.evidence import canonical_json
 from harness.providers.base import Embedded, NotExecutable, ProviderError
 from harness.providers import wire

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import numpy as np
 
-from harness.credentials import scrub
+from harness.providers.credentials import scrub
 from harness.providers.base import Embedded, ProviderError
 
 try:  # parses an answer of 4 × 1024 floats ~8× faster than json; optional (it comes with pymilvus)

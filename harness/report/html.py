@@ -18,7 +18,7 @@ from pathlib import Path
 import jinja2
 import numpy as np
 
-from harness import metrics as M
+from harness.checks import metrics as M
 from harness.execute.results import brief_reason
 
 TEMPLATES = Path(__file__).parent / "templates"

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import jinja2
 
-from harness import metrics as M
-from harness.checks import worst_queries
-from harness.estimate import money
-from harness.verdict import CheckResult, counts, verdict
+from harness.checks import metrics as M
+from harness.checks.evaluate import worst_queries
+from harness.catalog.estimate import money
+from harness.folder.verdict import CheckResult, counts, verdict
 
 _ENV = jinja2.Environment(loader=jinja2.PackageLoader("harness", "report/templates"),
                           autoescape=False, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,

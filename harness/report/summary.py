@@ -17,7 +17,7 @@ import numpy as np
 from harness.evidence import canonical_json
 from harness.execute.results import usage_tokens
 from harness.folder import Execution, FolderError, Manifest, RunReader
-from harness.verdict import CheckResult, counts, verdict
+from harness.folder.verdict import CheckResult, counts, verdict
 
 SUMMARY_VERSION = 1
 

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from harness.estimate import money
+from harness.catalog.estimate import money
 from harness.report.markdown import mix
 
 # (header, right-aligned?) of the plan's table, in order.

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import __version__
-from harness import manifest as manifest_mod
+from harness.folder import manifest as manifest_mod
 from harness.errors import HarnessError, SpecError
 from harness.evidence import canonical_json, hash_tree, sha256_file
 from harness.folder import FolderError, Manifest, RunReader, layout
@@ -184,7 +184,7 @@ def _locate_spec(folder: Path, manifest: dict, spec_dir: Path | None, report: Ve
 def _same_spec_name(path: Path, name: str | None) -> bool:
     """A file at the recorded relative path may be another spec when the folder moved."""
     try:
-        from harness import yamlpos
+        from harness.spec import yamlpos
         data, _ = yamlpos.load(path.read_text(encoding="utf-8"))
     except Exception:
         return False
@@ -220,7 +220,7 @@ def read_copy(folder: Path, base: Path | None):
     """The spec copy (spec.yaml), parsed once for everything verify re-derives from it, with its
     relative paths starting at `base` (where the local inputs are); or the HarnessError that says
     why it cannot be read."""
-    from harness.spec import read_spec
+    from harness.spec.load import read_spec
 
     try:
         spec = read_spec(folder / layout.SPEC_COPY)
@@ -242,8 +242,8 @@ def derive(folder: Path, base: Path | None, endpoints: dict[str, str] | None = N
     Returns ({relative path: sha256}, cell ids, catalog facts). Raises HarnessError when the spec
     or an input cannot be read or planned here.
     """
-    from harness.payloads_writer import derive_plan
-    from harness.plan import CellFilter, build_plan
+    from harness.plan.write import derive_plan
+    from harness.plan.build import CellFilter, build_plan
 
     spec = read_copy(folder, base) if spec is None else spec
     if isinstance(spec, HarnessError):
@@ -322,18 +322,18 @@ def _check_verdict(folder: Path, manifest: dict, base: Path | None, report: Veri
     if isinstance(spec, HarnessError):
         return  # the spec copy is reported already
     data = spec.document     # as written: checks the schema refuses are still compared
-    from harness.datasets import all_checks
+    from harness.inputs.datasets import all_checks
     checks = all_checks(data)
     if not checks or not (folder / "vectors").is_dir():
         return
-    from harness.checks import evaluate_checks
+    from harness.checks.evaluate import evaluate_checks
     present = set(lines)
     same_version = (manifest.get("harness") or {}).get("version") == __version__
     if not same_version:
         report.notes.append(f"check details not compared word for word: the folder was written by harness "
                             f"{(manifest.get('harness') or {}).get('version')}, this is {__version__}")
     spec_dir = base if base is not None else folder
-    from harness.plan import CellFilter
+    from harness.plan.build import CellFilter
     sliced = CellFilter.from_dict(manifest.get("filter")).describe() or None
     outputs: dict[str, bytes] = {}
     for r in evaluate_checks(checks, folder, manifest.get("cells") or [], spec_dir=spec_dir, sliced=sliced,

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from harness import metrics as M
+from harness.checks import metrics as M
 from harness.errors import MismatchError, Problem, UsageError
 from harness.folder import FolderError, Manifest, RunReader, layout
 

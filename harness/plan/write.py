@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import estimate
+from harness.catalog import estimate
 from harness.evidence import canonical_json, sha256_bytes
 from harness.folder import layout
-from harness.payloads import render
-from harness.plan import Batcher, Cell, Plan
-from harness.verdict import CheckResult
+from harness.plan.payloads import render
+from harness.plan.build import Batcher, Cell, Plan
+from harness.folder.verdict import CheckResult
 
 
 @dataclass

@@ -39,7 +39,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from harness import estimate
+from harness.catalog import estimate
 from harness.errors import ExitCode, HarnessError, Problem, SpecError, UsageError
 from harness.evidence import canonical_json
 from harness.folder import FolderError, RunReader, layout
@@ -145,10 +145,10 @@ def plan_cells(folder: Path, base_url: str | None, allow_hosts: tuple | list = (
     """The cells as `harness run` plans them from the spec copy: the same endpoints for the same
     `--base-url`, and a credential only to the hosts `harness run` would send it to (the official
     ones, `--base-url`, $DASHSCOPE_HTTP_BASE_URL, `--allow-host`, $HARNESS_ALLOW_HOSTS)."""
-    from harness.catalog import load_catalog
-    from harness.credentials import allowed_hosts
-    from harness.plan import build_cells
-    from harness.spec import read_spec
+    from harness.catalog.load import load_catalog
+    from harness.providers.credentials import allowed_hosts
+    from harness.plan.build import build_cells
+    from harness.spec.load import read_spec
 
     spec = read_spec(folder / layout.SPEC_COPY)     # cells need no input file, so no base folder
     problems = list(spec.problems)
@@ -166,7 +166,7 @@ def choose(folder: Path, manifest: dict, planned: dict[str, dict], per_cell: int
     """Pick the requests to send again. `per_cell`: None for the default, "all", or a count.
     `untrusted`: cells whose payload files verify found changed (sending them would prove nothing).
     `cell_filter` (`--model/--dimension/--cell`): only the run's cells it admits are re-executed."""
-    from harness.catalog import load_catalog
+    from harness.catalog.load import load_catalog
 
     catalog = load_catalog()
     seed = secrets.randbelow(2 ** 32) if seed is None else seed
@@ -294,7 +294,7 @@ def run_sample(folder: Path, sample: Sample, tolerance: Tolerance | None, spec_e
     values = {k: v for k, v in (spec_execution or {}).items() if k in known}
     local_files = {}
     if any(c.cell.get("upload_local_files") for c in sample.cells):   # what the upload stand-ins name
-        from harness.uploads import recorded_local_files
+        from harness.providers.uploads import recorded_local_files
         local_files = recorded_local_files(folder, RunReader(folder).manifest())
     options = ExecuteOptions(**{**values, "use_cache": False, "refresh": False, "quiet": console is None,
                                 "local_files": local_files, "allow_hosts": tuple(allow_hosts)})
@@ -452,7 +452,7 @@ def audit(report: Any, manifest: dict | None, *, per_cell: int | str | None, see
 
 
 def _spec_data(folder: Path) -> dict:
-    from harness import yamlpos
+    from harness.spec import yamlpos
     data, _ = yamlpos.load((folder / layout.SPEC_COPY).read_text(encoding="utf-8"))
     return data if isinstance(data, dict) else {}
 

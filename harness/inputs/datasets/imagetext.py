@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from harness.datasets.beir import escape, jsonl_rows
+from harness.inputs.datasets.beir import escape, jsonl_rows
 from harness.evidence import sha256_bytes
-from harness.inputs import ID_RE, Input, InputFiles, InputProblem, Part, _media_part, unicode_problem
+from harness.inputs.resolve import ID_RE, Input, InputFiles, InputProblem, Part, _media_part, unicode_problem
 
 MAX_ERRORS = 20
 

@@ -29,7 +29,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import manifest as manifest_mod
+from harness.folder import manifest as manifest_mod
 from harness.errors import ExitCode, HarnessError, MismatchError, Problem, UsageError
 from harness.evidence import atomic_write
 from harness.folder import layout

@@ -35,7 +35,7 @@ from harness import __version__
 from harness.errors import HarnessError, MismatchError, Problem, ServiceError, UsageError
 from harness.evidence import COMMITTED, atomic_write, canonical_json, sha256_bytes, sha256_file, signals_held
 from harness.folder import FolderError, Manifest, RunReader, finalize, layout
-from harness.verdict import CheckResult
+from harness.folder.verdict import CheckResult
 
 EXPORT_FILE = layout.EXPORT
 EXPORT_VERSION = 1
@@ -744,7 +744,7 @@ def export_run(folder: Path, **options: Any) -> list[CheckResult]:
 
 def check_verifies(folder: Path) -> None:
     """Refuse a folder that does not verify: finalising it would hash its edits into evidence."""
-    from harness.verify import verify_folder
+    from harness.audit.verify import verify_folder
 
     report = verify_folder(folder)
     if not report.ok:

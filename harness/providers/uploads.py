@@ -37,9 +37,9 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from harness.credentials import Destination, allowed_hosts, scrub
+from harness.providers.credentials import Destination, allowed_hosts, scrub
 from harness.evidence import atomic_write
-from harness.media import UPLOAD_PREFIX, sniff, sniff_video
+from harness.inputs.media import UPLOAD_PREFIX, sniff, sniff_video
 from harness.providers.base import ProviderError
 from harness.providers import wire
 

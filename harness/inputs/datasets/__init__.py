@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from harness.datasets import beir as beir_mod
-from harness.datasets import imagetext as imagetext_mod
-from harness.datasets.qrels import QrelsError, Qrels, read_qrels
+from harness.inputs.datasets import beir as beir_mod
+from harness.inputs.datasets import imagetext as imagetext_mod
+from harness.inputs.datasets.qrels import QrelsError, Qrels, read_qrels
 from harness.errors import ExitCode, Failure
 
 # The cut-offs MTEB reports for retrieval; a check over qrels reports every metric at each.
@@ -151,7 +151,7 @@ def check_qrels_files(spec, ids: set[str], files) -> list:
     the project and parses, and every id it names (with the check's prefixes) is an input of the
     spec; each problem names the qrels file and line. Each file read is recorded for the manifest
     (role `qrels`), so `verify` notices a file edited after the run."""
-    from harness.inputs import InputProblem
+    from harness.inputs.resolve import InputProblem
 
     problems = []
     for index, check in enumerate(spec.data.get("checks") or []):

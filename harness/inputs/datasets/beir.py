@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from harness.datasets.qrels import QrelsError, Qrels, read_qrels, relevant
+from harness.inputs.datasets.qrels import QrelsError, Qrels, read_qrels, relevant
 from harness.evidence import sha256_bytes
-from harness.inputs import ID_RE, Input, InputFiles, InputProblem, Part, unicode_problem
+from harness.inputs.resolve import ID_RE, Input, InputFiles, InputProblem, Part, unicode_problem
 
 CORPUS, QUERIES = "corpus.jsonl", "queries.jsonl"
 DEFAULT_SPLIT = "test"

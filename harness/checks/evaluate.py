@@ -15,16 +15,18 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from harness import datasets, metrics as M
-from harness.datasets.qrels import relevant
+from harness.inputs import datasets
+
+from harness.checks import metrics as M
+from harness.inputs.datasets.qrels import relevant
 from harness.evidence import canonical_json
 from harness.folder import CellExecution, CellVectors, FolderError, RunReader
 from harness.folder import layout
 from harness.folder.layout import REPEAT_DIR
 from harness.execute.results import brief_reason
-from harness.verdict import CheckResult
+from harness.folder.verdict import CheckResult
 # the static rules live apart so that planning does not import numpy; named here as before
-from harness.checkrefs import KINDS, Locate, _where, check_kind, validate_check_refs  # noqa: F401
+from harness.spec.checkrefs import KINDS, Locate, _where, check_kind, validate_check_refs  # noqa: F401
 
 DEFAULT_K = (1, 5, 10)
 DEFAULT_MIN_COSINE = 0.99

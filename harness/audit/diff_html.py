@@ -14,9 +14,9 @@ from pathlib import Path
 
 import jinja2
 
-from harness.diff import DiffReport
+from harness.audit.diff import DiffReport
 
-TEMPLATES = Path(__file__).parent / "templates"
+TEMPLATES = Path(__file__).parent.parent / "report" / "templates"
 
 # The cosine plot, in SVG user units: narrow enough that a 420 px screen shows it unscaled.
 PLOT = {"width": 360, "height": 196, "left": 40, "right": 14, "box_top": 8, "box_height": 16,

@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
-from harness.estimate import text_tokens
+from harness.catalog.estimate import text_tokens
 from harness.evidence import canonical_json, sha256_bytes
-from harness.media import LocalImage, MediaError, inspect_local_image, is_data_uri, is_url
+from harness.inputs.media import LocalImage, MediaError, inspect_local_image, is_data_uri, is_url
 from harness.errors import ExitCode, Failure
 
 if TYPE_CHECKING:       # annotations only: jinja2 is imported where input sets are read
@@ -566,8 +566,8 @@ def iter_inputs(entries: list[dict], files: InputFiles, problems: list[InputProb
             if "from" in entry:
                 found = input_set(entry, index, files, problems)
             elif "beir" in entry or "imagetext" in entry:      # evaluation data sets: harness/datasets
-                from harness.datasets.beir import beir_inputs
-                from harness.datasets.imagetext import imagetext_inputs
+                from harness.inputs.datasets.beir import beir_inputs
+                from harness.inputs.datasets.imagetext import imagetext_inputs
                 found = (beir_inputs if "beir" in entry else imagetext_inputs)(entry, index, files, problems)
             elif any(k in entry for k in MODALITY_KEYS):
                 found = iter([inline_input(entry, index, files)])

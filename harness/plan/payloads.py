@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.inputs import Input, Part
-from harness.plan import Batch, Cell
+from harness.inputs.resolve import Input, Part
+from harness.plan.build import Batch, Cell
 
 
 def wire_value(part: Part, cell: Cell) -> str:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from harness.catalog import ModelInfo
+from harness.catalog.load import ModelInfo
 
 RES_LEVEL_TOKENS = {0: 127, 1: 402, 2: 578, 3: 1026}
 

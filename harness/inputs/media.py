@@ -4,7 +4,7 @@ The API takes no local paths; images go as `data:image/<format>;base64,...` (the
 With `upload_local_files: true` a local video (which has no data-URI form) and an image over the
 model's per-image limit go through DashScope's temporary storage instead: the payload file holds
 `upload_placeholder(sha256)`, a stable stand-in the provider swaps for the `oss://` URL of the
-upload when it sends (harness.uploads). A file whose bytes are not an image (a video) is refused
+upload when it sends (harness.providers.uploads). A file whose bytes are not an image (a video) is refused
 before anything is written.
 """
 

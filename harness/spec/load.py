@@ -15,11 +15,13 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from harness import schemafast, yamlpos
+from harness.spec import schemafast
+
+from harness.spec import yamlpos
 from harness.errors import InternalError, Problem, SpecError
 from harness.evidence import sha256_bytes
 
-SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
+SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
 SPEC_SCHEMA = "spec.schema.json"
 # The schema files carry no `$id`, so standard validators (check-jsonschema, yaml-language-server)
 # resolve their relative `$ref`s beside the file, offline; the harness names them under this base.

@@ -17,13 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from harness import estimate
-from harness.catalog import Catalog, ModelInfo, load_catalog
-from harness.credentials import BASE_URL_ENV, AllowedHosts, allowed_hosts
+from harness.catalog import estimate
+from harness.catalog.load import Catalog, ModelInfo, load_catalog
+from harness.providers.credentials import BASE_URL_ENV, AllowedHosts, allowed_hosts
 from harness.errors import HarnessError, Problem, SpecError, UsageError
 from harness.evidence import OWNER, dead_owners, owner
-from harness.inputs import MODALITY_KEYS, Input, InputFiles, InputProblem, iter_inputs
-from harness.spec import Spec, read_spec
+from harness.inputs.resolve import MODALITY_KEYS, Input, InputFiles, InputProblem, iter_inputs
+from harness.spec.load import Spec, read_spec
 
 SPOOL = re.compile(r"^harness-inputs-" + OWNER + r"-\w+\.spool$")   # temp file of one process's inputs
 MAX_PAYLOAD_ENV = "HARNESS_MAX_PAYLOAD_BYTES"
@@ -714,7 +714,7 @@ def _check_refs(spec: Spec, ids: set[str], cells: list[Cell], problems: list[Pro
     if not checks:
         return
     try:
-        from harness.checkrefs import validate_check_refs
+        from harness.spec.checkrefs import validate_check_refs
     except ImportError:
         return
     written = {e["id"] for e in _written_inputs(spec)
@@ -772,7 +772,7 @@ def build_plan(spec: Spec, *, base_url: str | None = None, catalog: Catalog | No
             _starved_models(spec, cells, problems)
             _check_input_models(spec, cells, problems)
             _check_refs(spec, ids, cells, problems, matrix_ok)
-            from harness.datasets import check_qrels_files   # qrels files named by retrieval checks
+            from harness.inputs.datasets import check_qrels_files   # qrels files named by retrieval checks
             problems.extend(check_qrels_files(spec, ids, files))
         except HarnessError:
             raise

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from harness.spec import SCHEMA_DIR, spec_schema
+from harness.spec.load import SCHEMA_DIR, spec_schema
 
 
 def _resolve(node: dict, root: dict) -> dict:

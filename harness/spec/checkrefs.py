@@ -1,7 +1,7 @@
 """The checks' static rules, run when a spec is planned (before anything is sent or written):
 every input id a check names exists, bounds are ordered, an expected id is among the candidates.
 
-Apart from `harness/checks.py` (which evaluates checks on vectors, with numpy), so that planning
+Apart from `harness/checks/evaluate.py` (which evaluates checks on vectors, with numpy), so that planning
 and `harness validate` do not import what evaluating needs.
 """
 

@@ -1,0 +1,1 @@
+"""spec: see docs/architecture.md."""
