@@ -7,8 +7,9 @@ import json
 import pytest
 from jsonschema import Draft202012Validator
 
-from harness.checks.evaluate import evaluate_checks, validate_check_refs
+from harness.checks.evaluate import evaluate_checks
 from harness.folder.verdict import render_validate_txt
+from harness.spec.checkrefs import validate_check_refs
 from tests.test_checks_support import VECTORS, make_run, pad, unit
 
 SCHEMA = json.loads((__import__("pathlib").Path(__file__).parents[1] / "schemas" / "checks.schema.json").read_text())

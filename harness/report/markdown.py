@@ -11,7 +11,7 @@ from __future__ import annotations
 import jinja2
 
 from harness.checks import metrics as M
-from harness.checks.evaluate import worst_queries
+from harness.checks.retrieval import worst_queries
 from harness.catalog.estimate import money
 from harness.folder.verdict import CheckResult, counts, verdict
 

@@ -1,0 +1,155 @@
+"""The `retrieval` check: each query ranks the candidates by cosine and is scored against its relevant inputs
+(from the spec, or a qrels file graded as trec_eval does); over qrels it also gives the cell's TREC run file
+and its scores in MTEB's result layout."""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+import numpy as np
+
+from harness.checks import metrics as M
+from harness.checks.context import OUTPUTS, SKIP, Ctx, Outcome, json_number, listed
+from harness.evidence import canonical_json
+from harness.inputs import datasets
+from harness.inputs.datasets.qrels import relevant
+
+DEFAULT_K = (1, 5, 10)
+QRELS_UNAVAILABLE = "qrels_unavailable"   # key in a retrieval check's data: its qrels file could not be read
+RANKS_TOP = 10         # top candidates shown per query in a retrieval check's data
+GRADED_SHOWN = ("ndcg@10", "recall@100", "map@10", "mrr@10")   # a qrels check's line shows these (and thresholds)
+
+
+def check_retrieval(body: dict, ctx: Ctx) -> Outcome:
+    try:
+        judged = datasets.judgements(body, ctx.spec_dir)
+    except datasets.JudgementsError as exc:
+        return 1, 1, str(exc), {QRELS_UNAVAILABLE: True}
+    graded = judged.source is not None
+    if graded:   # judged relevant to something and taken by this cell (a sample leaves queries out)
+        queries = {q: docs for q, docs in judged.qrels.items() if ctx.takes(q) and relevant(docs)}
+    else:
+        queries = {q: {r: g for r, g in rel.items() if ctx.takes(r)} for q, rel in judged.qrels.items()
+                   if ctx.takes(q)}
+        queries = {q: rel for q, rel in queries.items() if rel}
+    if not queries:
+        return 0, 0, "this cell takes none of the queries with their relevant inputs", {SKIP: True}
+    thresholds: dict[str, float] = body.get("min") or {}
+    ks = body.get("k") or (datasets.MTEB_K if graded else DEFAULT_K)
+    names = (M.metric_names(ks, [*thresholds, "ndcg@10", "map"], datasets.QRELS_KINDS) if graded
+             else M.metric_names(ks, thresholds))
+    if body.get("among"):
+        pool = body["among"]
+    elif judged.doc_prefix:
+        pool = [i for i in ctx.vectors.ids if i.startswith(judged.doc_prefix)]
+    else:
+        pool = [i for i in ctx.vectors.ids if i not in judged.qrels]
+    among = [c for c in pool if ctx.takes(c)]
+    if graded:   # trec_eval breaks score ties by the run file's document id, descending: rank the same way
+        among.sort(key=lambda c: _run_id(judged.to_qrels_id(c)), reverse=True)
+    missing = ctx.missing([*queries, *among])
+    data: dict[str, Any] = {"model": ctx.cell.get("model"), "dimension": ctx.cell.get("dimension"),
+                            "queries": len(queries), "candidates": len(among), "thresholds": thresholds,
+                            "threshold_order": list(thresholds)}   # JSON files sort keys; the spec's order
+    if missing:
+        data["metrics"] = {}
+        return len(thresholds) or 1, len(thresholds) or 1, f"no vector for {listed(missing)}", data
+    qids = list(queries)
+    # over qrels the ranking kept (and the run file) reaches the largest k asked for, thresholds included
+    depth = max(k for k in (M.parse_metric(m)[1] for m in names) if k) if graded else len(among)
+    position = {c: j for j, c in enumerate(among)}
+    shown_top = min(max(ks), RANKS_TOP)
+    per: list[dict[str, float]] = []
+    ranks: dict[str, dict] = {}
+    run_lines: list[str] = []
+    # a query is never its own candidate, nor (over qrels) the document with its own id
+    exclude = [position.get(q) if q in position else position.get(judged.twin(q)) for q in qids]
+    tops = M.top_k(ctx.vectors.rows(qids), ctx.vectors.rows(among), depth, exclude=exclude)
+    for q, top in zip(qids, tops):
+        grades = queries[q]
+        ranked = [among[c] for c in top.columns]
+        per.append(M.graded_scores(np.array([grades.get(i, 0) for i in ranked]), np.array(list(grades.values())),
+                                   names))
+        rel = [d for d, g in grades.items() if g > 0]
+        at = dict(zip(map(int, top.columns), range(1, len(ranked) + 1)))
+        ranks[q] = {"relevant": [{"id": d, "grade": grades[d], "rank": at.get(position[d]) if d in position else None,
+                                  "cosine": json_number(top.row[position[d]]) if d in position
+                                  else _outside(q, d, ctx)} for d in rel],
+                    "top": [{"id": i, "cosine": json_number(v)}
+                            for i, v in zip(ranked[:shown_top], top.scores[:shown_top].tolist())]}
+        if graded:
+            qid = _run_id(judged.to_qrels_id(q))
+            run_lines.extend(f"{qid} Q0 {_run_id(judged.to_qrels_id(i))} {n} {float(v):.9g} {ctx.cell['id']}"
+                             for n, (i, v) in enumerate(zip(ranked, top.scores.tolist()), start=1))
+    means = {m: float(np.mean([p[m] for p in per])) for m in names}
+    data["metrics"] = {m: json_number(v) for m, v in means.items()}
+    data["per_query"] = {q: {m: json_number(v) for m, v in p.items()} for q, p in zip(qids, per)}
+    data["ranks"] = ranks
+    below = {m: t for m, t in thresholds.items() if means[m] < t}
+    # image-text sets read as Flickr30k/COCO report them: recall@1/5/10
+    highlights = [f"recall@{k}" for k in ks] + ["mrr"] if body.get("imagetext") else GRADED_SHOWN
+    shown_metrics = names if not graded else [m for m in names if m in thresholds or m in highlights]
+    shown = ", ".join(
+        f"{m} {means[m]:.3f}" + (f" {'<' if m in below else '≥'} {thresholds[m]:g}" if m in thresholds else "")
+        for m in shown_metrics)
+    detail = f"{len(qids)} queries over {len(among)} candidates: {shown}"
+    if below:
+        detail += _worst_queries(data["ranks"], data["per_query"], next(m for m in names if m in below))
+    if graded:
+        data.update({"qrels": judged.source, "depth": depth, **judged.extra})
+        data[OUTPUTS] = {"run": ("\n".join(run_lines) + "\n").encode("utf-8"),
+                         "results": _mteb_result(judged, ctx, means, len(qids), len(among), depth)}
+    return max(len(thresholds), 1), len(below), detail, data
+
+
+def _outside(query: str, relevant: str, ctx: Ctx) -> float:
+    """The cosine of a relevant input that is not among the candidates: how far it was."""
+    return M.cosine(ctx.vectors.rows([query])[0], ctx.vectors.rows([relevant])[0])
+
+
+def worst_queries(ranks: dict[str, dict], per_query: dict[str, dict], metric: str) -> list[str]:
+    """The queries below 1 on `metric`, worst first: lowest value, then the one whose best
+    relevant input ranked lowest (absent counts as last), then by id (summary.json sorts its keys)."""
+    def key(q: str) -> tuple:
+        found = [r["rank"] for r in ranks[q]["relevant"] if r["rank"] is not None]
+        return per_query[q][metric], -(min(found) if found else math.inf), q
+
+    return sorted((q for q in ranks if per_query[q][metric] < 1), key=key)
+
+
+def _worst_queries(ranks: dict[str, dict], per_query: dict[str, dict], metric: str, limit: int = 3) -> str:
+    """`; worst by recall@1: q3: relevant cat-1 at rank 7, ...`: the queries that scored lowest on
+    the first metric below its threshold, so a CI log shows what failed."""
+    worst = worst_queries(ranks, per_query, metric)
+    if not worst:
+        return ""
+
+    def where(r: dict) -> str:
+        return f"{r['id']} at rank {r['rank']}" if r["rank"] is not None else f"{r['id']} not among the candidates"
+
+    shown = [f"{q}: relevant " + ", ".join(where(r) for r in ranks[q]["relevant"][:3])
+             + (" …" if len(ranks[q]["relevant"]) > 3 else "") for q in worst]
+    return f"; worst by {metric}: " + listed(shown, limit)
+
+
+def _run_id(qrels_id: str) -> str:
+    """An id as a TREC run file can hold it: the file is whitespace separated, so whitespace in an
+    id (a title used as an id) is written @HH, as in input ids."""
+    return re.sub(r"\s", lambda m: "".join(f"@{b:02X}" for b in m.group().encode("utf-8")), qrels_id)
+
+
+def _mteb_result(judged: "datasets.Judgements", ctx: Ctx, means: dict[str, float], queries: int,
+                 candidates: int, depth: int) -> bytes:
+    """The cell's scores in MTEB's result layout (task_name, scores per split and subset,
+    metrics named `ndcg_at_10`..., main_score = nDCG@10 as MTEB's retrieval tasks), so tools that
+    read MTEB results read these; what MTEB records about its own run stays null."""
+    scores = {M.mteb_name(m): json_number(v) for m, v in means.items() if "@" in m}
+    row = {"hf_subset": "default", "languages": [], "main_score": scores["ndcg_at_10"], **dict(sorted(scores.items()))}
+    doc = {"dataset_revision": None, "evaluation_time": None, "kg_co2_emissions": None, "mteb_version": None,
+           "task_name": judged.task or ctx.name, "scores": {judged.split or "test": [row]},
+           "harness": {"check": ctx.name, "cell": ctx.cell["id"], "model": ctx.cell.get("model"),
+                       "dimension": ctx.cell.get("dimension"), "queries": queries, "candidates": candidates,
+                       "depth": depth, "qrels": judged.source, **judged.extra}}
+    return canonical_json(doc, pretty=True)

@@ -1,0 +1,53 @@
+"""The `stability` check: this cell's vectors against an earlier run's (`against:` a folder) or a second
+execution in this run (`repeat:`), input by input, by cosine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.checks import metrics as M
+from harness.checks.context import Ctx, Outcome, json_number, listed
+from harness.folder import FolderError, RunReader
+from harness.folder.layout import REPEAT_DIR
+
+DEFAULT_MIN_COSINE = 0.99
+
+
+def check_stability(body: dict, ctx: Ctx) -> Outcome:
+    if body.get("repeat"):
+        base, other = ctx.folder / REPEAT_DIR, "a second execution in this run"
+    else:
+        against = Path(body["against"])
+        base, other = (against if against.is_absolute() else ctx.spec_dir / against), str(body["against"])
+    cell_id = ctx.cell["id"]
+    data: dict[str, Any] = {"against": other}
+    try:
+        earlier = RunReader(base).vectors(cell_id)
+    except FolderError as exc:
+        return 1, 1, f"earlier run {base}: {exc}", data
+    if earlier is None:
+        where = "no such folder" if not base.is_dir() else f"it has no vectors/{cell_id}.npy"
+        return 1, 1, f"cannot compare with {base}: {where} (point `against` at an executed run's output folder)", data
+    need = float(body.get("min_cosine", DEFAULT_MIN_COSINE))
+    ids = ctx.input_ids or ctx.vectors.ids
+    both = [i for i in ids if i in ctx.vectors.index and i in earlier.index]
+    lacking = [i for i in ids if i not in both]
+    if earlier.dimension != ctx.vectors.dimension:
+        return len(ids), len(ids), (f"dimension {ctx.vectors.dimension} here, {earlier.dimension} in {other}"), data
+    cos = M.rowwise_cosine(ctx.vectors.rows(both), earlier.rows(both)) if both else np.zeros(0)
+    low = [(i, c) for i, c in zip(both, cos.tolist()) if not c >= need]  # NaN (non-finite vectors) fails
+    failures = len(low) + len(lacking)
+    data.update({"min_cosine": json_number(cos.min()) if cos.size else None,
+                 "median_cosine": json_number(float(np.median(cos))) if cos.size else None,
+                 "threshold": need, "compared": len(both)})
+    parts = [f"{len(both)} inputs compared with {other}"]
+    if cos.size:
+        parts.append(f"cosine min {cos.min():.4f}, median {np.median(cos):.4f} (want ≥ {need:g})")
+    if low:
+        parts.append("below: " + listed([f"{i} ({c:.4f})" for i, c in sorted(low, key=lambda x: x[1])]))
+    if lacking:
+        parts.append(f"missing in one run: {listed(lacking)}")
+    return len(ids), failures, "; ".join(parts), data
