@@ -210,12 +210,6 @@ def _top_of_row(row: np.ndarray, depth: int) -> Ranked:
     return Ranked(cols[keep], vals[keep])
 
 
-def ranks_of(columns: np.ndarray, wanted: Sequence[int]) -> list[int | None]:
-    """1-based rank of each wanted candidate position in a top list; None when not in it."""
-    where = {int(c): i + 1 for i, c in enumerate(columns)}
-    return [where.get(int(w)) for w in wanted]
-
-
 def retrieval_scores(
     query_vectors: np.ndarray,
     candidate_vectors: np.ndarray,
