@@ -63,7 +63,7 @@ def test_similarity_bounds(run):
     ok = evaluate_checks([{"similarity": {"a": "cat-caption", "b": "cat-photo", "min": 0.9}}], folder, cells)[0]
     bad = evaluate_checks([{"similarity": {"a": "cat-caption", "b": "dog-photo", "min": 0.9}}], folder, cells)[0]
     assert ok.passed and ok.data["pairs"][0]["cosine"] > 0.9
-    assert not bad.passed and "want ≥ 0.9" in bad.detail
+    assert not bad.passed and "want ≥ 0.9" in bad.detail and bad.data["want"] == "≥ 0.9"
     assert bad.name == "similarity:cat-caption~dog-photo"
 
 
@@ -122,6 +122,7 @@ def test_stability_against_earlier_run(tmp_path):
     [r] = evaluate_checks([{"stability": {"against": "baseline", "min_cosine": 0.99}}], now, cells, spec_dir=tmp_path)
     assert not r.passed and "below: dog-photo" in r.detail
     assert r.data["compared"] == 4 and r.data["min_cosine"] < 0.99 and r.data["median_cosine"] > 0.99
+    assert r.data["earlier_found"] is True
     [r] = evaluate_checks([{"stability": {"against": str(earlier), "pass_rate": 0.75}}], now, cells)
     assert r.passed
 
@@ -130,6 +131,7 @@ def test_stability_missing_baseline_fails_with_hint(run, tmp_path):
     folder, cells = run
     [r] = evaluate_checks([{"stability": {"against": "nowhere"}}], folder, cells, spec_dir=tmp_path)
     assert not r.passed and "no such folder" in r.detail
+    assert r.detail.startswith("cannot compare with ") and r.data["earlier_found"] is False   # verify reads the data
 
 
 def test_filters_and_unexecuted_cells(tmp_path):

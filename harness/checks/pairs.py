@@ -50,6 +50,7 @@ def check_nearest(body: dict, ctx: Ctx) -> Outcome:
 
 
 def check_similarity(body: dict, ctx: Ctx) -> Outcome:
+    """Data: `pairs` (a, b, cosine, passed) and `want`, the bounds in words as the detail says them (`≥ 0.8`)."""
     pairs = body.get("pairs") or [[body["a"], body["b"]]]
     left_out = [f"{a}~{b}" for a, b in pairs if not ctx.takes(a, b)]
     pairs = [[a, b] for a, b in pairs if ctx.takes(a, b)]
@@ -78,4 +79,4 @@ def check_similarity(body: dict, ctx: Ctx) -> Outcome:
         failed = [n for n, p in zip(notes, per) if not p["passed"]]
         detail = f"{trials - failures}/{trials} pairs have cosine {bounds}" + (
             f"; failed: {listed(failed, 3)}" if failed else "")
-    return trials, failures, detail, {"pairs": per}
+    return trials, failures, detail, {"pairs": per, "want": bounds}

@@ -17,19 +17,22 @@ DEFAULT_MIN_COSINE = 0.99
 
 
 def check_stability(body: dict, ctx: Ctx) -> Outcome:
+    """Data: `against` (what it compares with), `earlier_found` (False when that folder, or this cell's vectors in
+    it, is not there: `verify` then cannot re-derive the line), and the cosines when it compared."""
     if body.get("repeat"):
         base, other = ctx.folder / REPEAT_DIR, "a second execution in this run"
     else:
         against = Path(body["against"])
         base, other = (against if against.is_absolute() else ctx.spec_dir / against), str(body["against"])
     cell_id = ctx.cell["id"]
-    data: dict[str, Any] = {"against": other}
+    data: dict[str, Any] = {"against": other, "earlier_found": True}
     try:
         earlier = RunReader(base).vectors(cell_id)
     except FolderError as exc:
         return 1, 1, f"earlier run {base}: {exc}", data
     if earlier is None:
         where = "no such folder" if not base.is_dir() else f"it has no vectors/{cell_id}.npy"
+        data["earlier_found"] = False
         return 1, 1, f"cannot compare with {base}: {where} (point `against` at an executed run's output folder)", data
     need = float(body.get("min_cosine", DEFAULT_MIN_COSINE))
     ids = ctx.input_ids or ctx.vectors.ids
