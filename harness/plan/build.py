@@ -22,7 +22,9 @@ from harness.catalog.load import Catalog, ModelInfo, load_catalog
 from harness.providers.credentials import BASE_URL_ENV, AllowedHosts, allowed_hosts
 from harness.errors import HarnessError, Problem, SpecError, UsageError
 from harness.evidence import OWNER, dead_owners, owner
-from harness.inputs.resolve import MODALITY_KEYS, Input, InputFiles, InputProblem, iter_inputs
+from harness.inputs.files import InputFiles
+from harness.inputs.resolve import iter_inputs
+from harness.inputs.types import MODALITY_KEYS, Input, InputProblem
 from harness.spec.load import Spec, read_spec
 
 SPOOL = re.compile(r"^harness-inputs-" + OWNER + r"-\w+\.spool$")   # temp file of one process's inputs
@@ -772,7 +774,7 @@ def build_plan(spec: Spec, *, base_url: str | None = None, catalog: Catalog | No
             _starved_models(spec, cells, problems)
             _check_input_models(spec, cells, problems)
             _check_refs(spec, ids, cells, problems, matrix_ok)
-            from harness.inputs.datasets import check_qrels_files   # qrels files named by retrieval checks
+            from harness.inputs.datasets.qrels import check_qrels_files   # qrels files named by retrieval checks
             problems.extend(check_qrels_files(spec, ids, files))
         except HarnessError:
             raise

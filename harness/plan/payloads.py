@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.inputs.resolve import Input, Part
+from harness.inputs.types import Input, Part
 from harness.plan.build import Batch, Cell
 
 

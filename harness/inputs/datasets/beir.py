@@ -6,7 +6,8 @@ something, as BEIR's loader keeps) as inputs `<prefix>q:<id>` and the corpus as 
 so query and document ids never collide; a document's text is its title and text joined by one
 space and stripped, as BEIR's models embed it. `sample:` keeps a seeded sample of the queries,
 every document judged for them and a seeded sample of the others, for a quick run on a big set.
-The entry also brings a retrieval check over them (`all_checks` in this package).
+The entry also brings a retrieval check over them (`checks`), ranked against the split's qrels
+(`judgements`).
 """
 
 from __future__ import annotations
@@ -18,10 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from harness.inputs.datasets.qrels import QrelsError, Qrels, read_qrels, relevant
 from harness.evidence import sha256_bytes
-from harness.inputs.resolve import ID_RE, Input, InputFiles, InputProblem, Part, unicode_problem
+from harness.inputs.datasets.qrels import Judgements, Qrels, QrelsError, file_judgements, read_qrels, relevant
+from harness.inputs.files import InputFiles
+from harness.inputs.types import ID_RE, Input, InputProblem, Part, unicode_problem
 
+MODALITIES = ("text",)
 CORPUS, QUERIES = "corpus.jsonl", "queries.jsonl"
 DEFAULT_SPLIT = "test"
 MAX_ERRORS = 20
@@ -165,8 +168,9 @@ def load(entry: dict, index: int, files: InputFiles, problems: list) -> BeirSet 
                            "and qrels/<split>.tsv", False)
     qrels_written = qrels_path(entry)
     qrels_file = files.resolve(qrels_written, "qrels file", where)
-    corpus = _read_jsonl(folder / CORPUS, f"{written}/{CORPUS}", ("title", "text"), errors, files, f"{written}/{CORPUS}")
-    queries = _read_jsonl(folder / QUERIES, f"{written}/{QUERIES}", ("text",), errors, files, f"{written}/{QUERIES}")
+    corpus_at, queries_at = f"{written}/{CORPUS}", f"{written}/{QUERIES}"
+    corpus = _read_jsonl(folder / CORPUS, corpus_at, ("title", "text"), errors, files, corpus_at)
+    queries = _read_jsonl(folder / QUERIES, queries_at, ("text",), errors, files, queries_at)
     try:
         qrels, lines, data = read_qrels(qrels_file)
         files.record(qrels_written, sha256_bytes(data), len(data), "qrels", format="tsv")
@@ -223,7 +227,7 @@ def select(beir: BeirSet, entry: dict) -> tuple[list[_Record], list[_Record]]:
     return judged, corpus
 
 
-def beir_inputs(entry: dict, index: int, files: InputFiles, problems: list) -> Iterator[Input]:
+def inputs(entry: dict, index: int, files: InputFiles, problems: list) -> Iterator[Input]:
     """The inputs of one `beir:` entry: its queries, then its documents."""
     where = ("inputs", index)
     beir = load(entry, index, files, problems)
@@ -233,4 +237,23 @@ def beir_inputs(entry: dict, index: int, files: InputFiles, problems: list) -> I
     written = str(entry["beir"]).rstrip("/")
     for records, prefix, name in ((queries, query_prefix(entry), QUERIES), (corpus, doc_prefix(entry), CORPUS)):
         for r in records:
-            yield Input(prefix + escape(r.id), "text", (Part("text", r.text),), where, f"{written}/{name} line {r.line}")
+            yield Input(prefix + escape(r.id), "text", (Part("text", r.text),), where,
+                        f"{written}/{name} line {r.line}")
+
+
+def checks(entry: dict) -> list[dict]:
+    """The retrieval check a `beir:` entry brings (its `retrieval:` settings on top)."""
+    settings = dict(entry.get("retrieval") or {})
+    split = entry.get("split", DEFAULT_SPLIT)
+    return [{"retrieval": {"name": f"{task_name(entry)}-{split}", **settings,
+                           "beir": {"folder": str(entry["beir"]).rstrip("/"), "split": split,
+                                    "prefix": entry.get("prefix", ""), "task": task_name(entry),
+                                    **({"sample": entry["sample"]} if entry.get("sample") else {})}}}]
+
+
+def judgements(check: dict, spec_dir: Path) -> Judgements:
+    """What the check a `beir:` entry brought ranks against (`check`: its `beir:` part): the split's qrels."""
+    entry = {"beir": check["folder"], "split": check["split"], "prefix": check.get("prefix", "")}
+    extra = {"sample": check["sample"]} if check.get("sample") else {}
+    return file_judgements(qrels_path(entry), spec_dir, query_prefix(entry), doc_prefix(entry), escape, unescape,
+                           check.get("task"), check["split"], extra)

@@ -3,7 +3,8 @@ per caption; or JSONL with `image` and `caption` (a string) or `captions` (a lis
 in a folder. Each image becomes an input `<prefix>img:<path>`, each caption `<prefix>cap:<path>:<n>`
 (its n-th caption), and the entry brings two retrieval checks, as Flickr30k/COCO evaluations
 report them: text→image (each caption finds its one image) and image→text (each image finds its
-captions; all of them count as relevant).
+captions; all of them count as relevant). What they rank against (`judgements`) is read again
+from the captions file.
 """
 
 from __future__ import annotations
@@ -14,11 +15,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from harness.inputs.datasets.beir import escape, jsonl_rows
 from harness.evidence import sha256_bytes
-from harness.inputs.resolve import ID_RE, Input, InputFiles, InputProblem, Part, _media_part, unicode_problem
+from harness.inputs.datasets.beir import escape, jsonl_rows
+from harness.inputs.datasets.qrels import Judgements, JudgementsError
+from harness.inputs.files import InputFiles, media_part
+from harness.inputs.types import ID_RE, Input, InputProblem, Part, unicode_problem
 
+MODALITIES = ("image", "text")
 MAX_ERRORS = 20
+# Flickr30k/COCO-style evaluations report recall at 1, 5 and 10 in both directions.
+IMAGETEXT_K = (1, 5, 10)
+DIRECTIONS = ("t2i", "i2t")
 
 
 @dataclass
@@ -104,7 +111,7 @@ def read_items(entry: dict, base_dir: Path) -> list[Item]:
     return items
 
 
-def imagetext_inputs(entry: dict, index: int, files: InputFiles, problems: list) -> Iterator[Input]:
+def inputs(entry: dict, index: int, files: InputFiles, problems: list) -> Iterator[Input]:
     """The inputs of one `imagetext:` entry: every image, then every caption."""
     where = ("inputs", index, "imagetext")
     written = str(entry["imagetext"])
@@ -132,7 +139,7 @@ def imagetext_inputs(entry: dict, index: int, files: InputFiles, problems: list)
                                          "id longer than 128 characters", "shorten the path or the `prefix:`", False))
             continue
         try:
-            part = _media_part("image", f"{folder}/{item.image}", files, where)
+            part = media_part("image", f"{folder}/{item.image}", files, where)
         except InputProblem as p:
             problems.append(InputProblem(where, f"{written}:{item.line}: {p.message}", p.hint, False))
             continue
@@ -141,3 +148,33 @@ def imagetext_inputs(entry: dict, index: int, files: InputFiles, problems: list)
                               f"{written} line {item.line}") for n, c in enumerate(item.captions, start=1))
     yield from images
     yield from captions
+
+
+def checks(entry: dict) -> list[dict]:
+    """The two retrieval checks an `imagetext:` entry brings: text→image and image→text."""
+    settings = dict(entry.get("retrieval") or {})
+    name = settings.pop("name", None) or set_name(entry)
+    return [{"retrieval": {"k": list(IMAGETEXT_K), **settings, "name": f"{name}-{direction}",
+                           "imagetext": {"file": str(entry["imagetext"]), "images": images_dir(entry),
+                                         "prefix": entry.get("prefix", ""), "direction": direction,
+                                         "task": set_name(entry)}}}
+            for direction in DIRECTIONS]
+
+
+def judgements(check: dict, spec_dir: Path) -> Judgements:
+    """What a check an `imagetext:` entry brought ranks against (`check`: its `imagetext:` part): in
+    text→image each caption's one image, in image→text each image's captions."""
+    entry = {"imagetext": check["file"], "images": check["images"], "prefix": check.get("prefix", "")}
+    try:
+        items = read_items(entry, spec_dir)
+    except OSError as e:
+        raise JudgementsError(f"cannot read the captions {check['file']}: {e.strerror}") from None
+    pairs = [(image_id(entry, i.image), [caption_id(entry, i.image, n) for n in range(1, len(i.captions) + 1)])
+             for i in items]
+    if check["direction"] == "t2i":
+        qrels = {c: {img: 1} for img, caps in pairs for c in caps}
+        docs = image_prefix(entry)
+    else:
+        qrels = {img: {c: 1 for c in caps} for img, caps in pairs}
+        docs = caption_prefix(entry)
+    return Judgements(qrels, check["file"], check.get("task"), "test", docs)

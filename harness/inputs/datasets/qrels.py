@@ -1,13 +1,20 @@
 """Relevance judgements (qrels) from a file: TREC (`qid 0 docid grade`, whitespace separated)
 or BEIR's TSV (`query-id<TAB>corpus-id<TAB>score` under a header line), told apart by the first
 line. Grades are integers; a repeated (query, document) pair is an error, never a silent overwrite.
+
+`Judgements` is what a retrieval check ranks against, in input ids, whichever way it was given;
+`check_qrels_files` checks and records a check's own qrels file when the spec is planned.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from harness.errors import ExitCode, Failure
+from harness.evidence import sha256_bytes
+from harness.inputs.types import InputProblem
 
 BEIR_HEADER = ("query-id", "corpus-id", "score")
 
@@ -80,3 +87,105 @@ def read_qrels(path: Path) -> tuple[Qrels, dict[tuple[str, str], int], bytes]:
 def relevant(grades: dict[str, int]) -> dict[str, int]:
     """The judged documents that count as relevant (grade > 0), as trec_eval counts them."""
     return {d: g for d, g in grades.items() if g > 0}
+
+
+@dataclass
+class Judgements:
+    """A retrieval check's relevance judgements in input ids, and the way back to the ids of
+    the qrels (for the TREC run file). `source`: the qrels file as written, None for inline."""
+
+    qrels: dict[str, dict[str, int]]               # query input id → {document input id → grade}
+    source: str | None = None
+    task: str | None = None
+    split: str | None = None
+    doc_prefix: str | None = None                  # candidates by default: the inputs with this prefix
+    to_qrels_id: Callable[[str], str] = lambda i: i
+    extra: dict = field(default_factory=dict)
+    query_prefix: str | None = None
+
+    def twin(self, query: str) -> str | None:
+        """The document input with the query's own qrels id (BEIR's and MTEB's `ignore_identical_ids`:
+        in sets such as ArguAna or Quora a query is also in the corpus, and finding itself is no
+        retrieval), or None."""
+        if self.query_prefix and self.doc_prefix and query.startswith(self.query_prefix):
+            return self.doc_prefix + query[len(self.query_prefix):]
+        return None
+
+
+class JudgementsError(Failure):
+    """What a retrieval check ranks against cannot be read any more (a file gone since the run was planned)."""
+
+    exit_code = ExitCode.SPEC_INVALID
+
+
+def _same(input_id: str) -> str:
+    return input_id
+
+
+def file_judgements(path: str, spec_dir: Path, qp: str, dp: str, esc: Callable[[str], str] = _same,
+                    back: Callable[[str], str] = _same, task: str | None = None, split: str | None = None,
+                    extra: dict | None = None) -> Judgements:
+    """The judgements of the qrels file `path` (as written, relative to `spec_dir`), its ids made
+    input ids as `qp`/`dp` + `esc(id)`. Raises JudgementsError when the file cannot be read (the
+    spec was checked when the run was planned; this is a file gone since)."""
+    try:
+        qrels, _, _ = read_qrels(spec_dir / path)
+    except (OSError, QrelsError) as e:
+        why = e.strerror if isinstance(e, OSError) else (f"line {e.line}: " if e.line else "") + e.message
+        raise JudgementsError(f"cannot read the qrels {path}: {why}") from None
+
+    def to_qrels_id(input_id: str) -> str:
+        for prefix in (qp, dp):
+            if prefix and input_id.startswith(prefix):
+                return back(input_id[len(prefix):])
+        return back(input_id)
+
+    mapped = {qp + esc(q): {dp + esc(d): g for d, g in docs.items()} for q, docs in qrels.items()}
+    return Judgements(mapped, path, task, split, dp or None, to_qrels_id, extra or {}, qp or None)
+
+
+MAX_QRELS_PROBLEMS = 20
+
+
+def check_qrels_files(spec, ids: set[str], files) -> list:
+    """Plan-time checks of every `retrieval: {qrels: FILE}` in the spec's checks: the file lies in
+    the project and parses, and every id it names (with the check's prefixes) is an input of the
+    spec; each problem names the qrels file and line. Each file read is recorded for the manifest
+    (role `qrels`), so `verify` notices a file edited after the run."""
+    problems = []
+    for index, check in enumerate(spec.data.get("checks") or []):
+        body = check.get("retrieval") if isinstance(check, dict) else None
+        if not isinstance(body, dict) or not isinstance(body.get("qrels"), str):
+            continue
+        at = ("checks", index, "retrieval", "qrels")
+        written = body["qrels"]
+        try:
+            path = files.resolve(written, "qrels file", at)
+            qrels, lines, data = read_qrels(path)
+        except InputProblem as p:
+            problems.append(spec.problem(at, p.message, p.hint))
+            continue
+        except FileNotFoundError:
+            problems.append(spec.problem(at, f"qrels file {written!r} does not exist",
+                                         "paths are relative to the spec file"))
+            continue
+        except OSError as e:
+            problems.append(spec.problem(at, f"cannot read the qrels file {written!r}: {e.strerror}"))
+            continue
+        except QrelsError as e:
+            problems.append(spec.problem(at, f"{written}{f':{e.line}' if e.line else ''}: {e.message}", e.hint))
+            continue
+        files.record(written, sha256_bytes(data), len(data), "qrels", format="qrels")
+        qp, dp = body.get("query_prefix", ""), body.get("doc_prefix", "")
+        unknown = 0
+        for (qid, doc), n in lines.items():
+            for kind, given, input_id in (("query", qid, qp + qid), ("document", doc, dp + doc)):
+                if input_id not in ids:
+                    unknown += 1
+                    if unknown <= MAX_QRELS_PROBLEMS:
+                        problems.append(spec.problem(at, f"{written}:{n}: {kind} {given!r} is not an input of this "
+                                                     f"spec (no input id {input_id!r})",
+                                                     "judge only inputs the spec declares, "
+                                                     "or set query_prefix/doc_prefix"))
+                    break
+    return problems

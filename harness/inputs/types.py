@@ -1,0 +1,88 @@
+"""What a spec's inputs become, whichever way they were written (inline, input set, data set):
+`Input` values of `Part`s, and `InputProblem`, the error that names the spec entry at fault.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+
+from harness.catalog.estimate import text_tokens
+from harness.errors import ExitCode, Failure
+from harness.evidence import sha256_bytes
+from harness.inputs.media import LocalImage, is_data_uri
+
+ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}\Z")   # \Z: "$" would let a trailing newline in
+MODALITY_KEYS = ("text", "image", "video", "multi_images", "fused")
+
+
+@dataclass(frozen=True)
+class Part:
+    """One modality of an input. `value` is the text or the URL; `image` / `video` is set for local files."""
+
+    kind: str                              # "text" | "image" | "video"
+    value: str
+    image: LocalImage | None = None
+    video: LocalImage | None = None         # a local video (only with `upload_local_files: true`)
+
+    @property
+    def local(self) -> LocalImage | None:
+        return self.image or self.video
+
+    def ref(self) -> dict:
+        if self.local is not None:
+            return self.local.ref()
+        if self.kind == "text":
+            return {"kind": "text", "sha256": sha256_bytes(self.value.encode("utf-8")), "chars": len(self.value)}
+        return {"kind": self.kind, "url": self.value if not is_data_uri(self.value) else "data:…",
+                **({"sha256": sha256_bytes(self.value.encode())} if is_data_uri(self.value) else {})}
+
+    def wire(self) -> str:
+        if self.video is not None:
+            return self.video.placeholder()
+        return self.image.data_uri() if self.image is not None else self.value
+
+
+@dataclass(frozen=True)
+class Input:
+    id: str
+    modality: str                           # "text" | "image" | "video" | "multi_images" | "fused"
+    parts: tuple[Part, ...]                 # multi_images: several image parts
+    where: tuple                            # path of the spec entry that produced it
+    row: str | None = None                  # "data/captions.csv row 3" for input sets
+    models: frozenset[str] | None = None    # the entry's `models:`: only these models take it (None: all)
+
+    @functools.cached_property
+    def text_tokens(self) -> int:
+        """Estimated tokens of the text parts (model-independent), computed once for all cells."""
+        return sum(text_tokens(p.value) for p in self.parts if p.kind == "text")
+
+    def ref(self) -> dict:
+        return {"id": self.id, "modality": self.modality, "parts": [p.ref() for p in self.parts],
+                **({"from": self.row} if self.row else {})}
+
+    def count(self, kind: str) -> int:
+        if len(self.parts) == 1:  # the common case, on the hot path of batching
+            return 1 if self.parts[0].kind == kind else 0
+        return sum(1 for p in self.parts if p.kind == kind)
+
+
+class InputProblem(Failure):
+    exit_code = ExitCode.SPEC_INVALID
+
+    def __init__(self, where: tuple, message: str, hint: str | None = None, prefer_key: bool = True):
+        super().__init__(message)
+        self.where, self.message, self.hint, self.prefer_key = where, message, hint, prefer_key
+
+
+def unicode_problem(text: str) -> str | None:
+    """Why `text` cannot be sent as UTF-8 (a lone surrogate, e.g. from "\\ud800"), or None."""
+    if text.isascii():
+        return None
+    try:
+        text.encode("utf-8")
+        return None
+    except UnicodeEncodeError as e:
+        return (f"the text holds a lone surrogate ({text[e.start]!r} at character {e.start + 1}), "
+                "which is not valid Unicode")
