@@ -17,7 +17,7 @@ from harness.checks.evaluate import evaluate_checks
 from harness.errors import ExitCode
 from harness.evidence import canonical_json, hash_tree
 from harness.folder import CellVectors, RunReader, RunWriter, finalize
-from harness.audit.verify import verify_folder
+from harness.audit.verify.checker import verify_folder
 from tests.helpers import Result, cli_env, run_cli
 
 SPEC = """\

@@ -90,11 +90,12 @@ def _written_by_verify(folder: Path) -> tuple[int, bool]:
     A process of its own: the counter is the whole process's, and pytest's (or xdist's) own writes
     would count in this one."""
     script = textwrap.dedent(f"""
-        import harness.audit.verify, harness.plan.write, harness.plan.build, harness.report.html  # imports write no run files
+        # imports write no run files
+        import harness.audit.verify.checker, harness.plan.write, harness.plan.build, harness.report.html
         def wchar():
             return int(next(l for l in open("/proc/self/io") if l.startswith("wchar")).split()[1])
         before = wchar()
-        report = harness.audit.verify.verify_folder({str(folder)!r})
+        report = harness.audit.verify.checker.verify_folder({str(folder)!r})
         print(wchar() - before, report.ok)
     """)
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, check=True).stdout

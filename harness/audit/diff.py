@@ -245,7 +245,8 @@ def _gate(r: DiffReport, a: Run) -> None:
                 r.breaches.append(f"{where}: {v['status']}")
                 continue
             if v["only_a"] or v["only_b"]:
-                r.breaches.append(f"{where}: inputs in one run only: {', '.join((v['only_a'] + v['only_b'])[:WORST_SHOWN])}")
+                one = ", ".join((v["only_a"] + v["only_b"])[:WORST_SHOWN])
+                r.breaches.append(f"{where}: inputs in one run only: {one}")
             low = [w for w in v["worst"] if w["cosine"] < need]
             if v["min_cosine"] < need:
                 r.breaches.append(f"{where}: cosine {v['min_cosine']:.6f} < {need:.6f} for "

@@ -35,14 +35,17 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from harness.catalog import estimate
-from harness.errors import ExitCode, HarnessError, Problem, SpecError, UsageError
+from harness.errors import HarnessError, Problem, SpecError, UsageError
 from harness.evidence import canonical_json
 from harness.folder import FolderError, RunReader, layout
+
+if TYPE_CHECKING:
+    from harness.audit.verify.parse import VerifyContext
 
 DEFAULT_SAMPLE = 5                      # requests per cell of a network provider (DashScope, OpenAI-compatible)
 TOLERANCE: dict[str, float | None] = {   # provider → cosine distance allowed; None: bit for bit
@@ -51,7 +54,6 @@ TOLERANCE: dict[str, float | None] = {   # provider → cosine distance allowed;
     "openai": 0.001,
 }
 FALLBACK_TOLERANCE = 0.001
-SHOWN = 5                               # disagreeing inputs named per cell
 
 
 # --------------------------------------------------------------------------- tolerance
@@ -141,18 +143,19 @@ class Sample:
                 "skipped": self.skipped}
 
 
-def plan_cells(folder: Path, base_url: str | None, allow_hosts: tuple | list = ()) -> dict[str, dict[str, Any]]:
+def plan_cells(context: VerifyContext, base_url: str | None,
+               allow_hosts: tuple | list = ()) -> dict[str, dict[str, Any]]:
     """The cells as `harness run` plans them from the spec copy: the same endpoints for the same
     `--base-url`, and a credential only to the hosts `harness run` would send it to (the official
     ones, `--base-url`, $DASHSCOPE_HTTP_BASE_URL, `--allow-host`, $HARNESS_ALLOW_HOSTS)."""
-    from harness.catalog.load import load_catalog
-    from harness.providers.credentials import allowed_hosts
     from harness.plan.build import build_cells
-    from harness.spec.load import read_spec
+    from harness.providers.credentials import allowed_hosts
 
-    spec = read_spec(folder / layout.SPEC_COPY)     # cells need no input file, so no base folder
+    spec = context.spec     # as verify parsed it (cells need no input file)
+    if isinstance(spec, HarnessError):
+        raise spec
     problems = list(spec.problems)
-    catalog = load_catalog()
+    catalog = context.catalog
     allowed = allowed_hosts(catalog.regions.values(), extra=allow_hosts, base_url=base_url)
     cells = build_cells(spec, catalog, problems, base_url=base_url, allowed=allowed)
     errors = [p for p in problems if p.is_error]
@@ -161,28 +164,22 @@ def plan_cells(folder: Path, base_url: str | None, allow_hosts: tuple | list = (
     return {c.id: {**c.manifest_entry(), "required": True} for c in cells}
 
 
-def choose(folder: Path, manifest: dict, planned: dict[str, dict], per_cell: int | str | None,
+def choose(context: VerifyContext, planned: dict[str, dict], per_cell: int | str | None,
            seed: int | None, untrusted: set[str] = frozenset(), cell_filter: Any = None) -> Sample:
     """Pick the requests to send again. `per_cell`: None for the default, "all", or a count.
     `untrusted`: cells whose payload files verify found changed (sending them would prove nothing).
     `cell_filter` (`--model/--dimension/--cell`): only the run's cells it admits are re-executed."""
-    from harness.catalog.load import load_catalog
-
-    catalog = load_catalog()
+    folder, catalog = context.folder, context.catalog
     seed = secrets.randbelow(2 ** 32) if seed is None else seed
     sample = Sample(seed=seed, cells=[])
-    recorded = manifest.get("files") or {}
-    entries = [e for e in manifest.get("cells") or [] if isinstance(e, dict)]
+    recorded = context.record.files
+    cells = context.record.cells
     if cell_filter:
-        entries = [e for e in entries if cell_filter.admits(e)]
-        if not entries:
-            cells = [c for c in manifest.get("cells") or [] if isinstance(c, dict)]
+        cells = [c for c in cells if cell_filter.admits(c)]
+        if not cells:
             raise UsageError(Problem(f"no cell of the run matches {cell_filter.describe()}; nothing was sent",
-                                       hint=f"the run's cells: {', '.join(str(c.get('id')) for c in cells)}"))
-    for entry in entries:
-        cid = entry.get("id")
-        if not isinstance(cid, str):
-            continue
+                                       hint=f"the run's cells: {', '.join(context.record.cell_ids)}"))
+    for cid in (c["id"] for c in cells):
         if not (folder / layout.vectors_file(cid)).is_file():
             sample.skipped[cid] = "the run has no vectors for it: it was not executed"
             continue
@@ -283,19 +280,21 @@ class Agreement:
                 "conflict": self.conflict}
 
 
-def run_sample(folder: Path, sample: Sample, tolerance: Tolerance | None, spec_execution: dict | None = None,
-               console: Any = None, allow_hosts: tuple | list = ()) -> list[Agreement]:
-    """Send the sampled requests through the run's engine and compare; nothing in `folder` changes."""
+def run_sample(context: VerifyContext, sample: Sample, tolerance: Tolerance | None, console: Any = None,
+               allow_hosts: tuple | list = ()) -> list[Agreement]:
+    """Send the sampled requests through the run's engine, with the spec copy's `execution`
+    settings, and compare; nothing in the folder changes."""
     from harness.execute import ExecuteOptions, execute_run
 
     if not sample.cells:
         return []
+    folder = context.folder
     known = {f.name for f in dataclasses.fields(ExecuteOptions)}
-    values = {k: v for k, v in (spec_execution or {}).items() if k in known}
+    values = {k: v for k, v in (context.spec.document.get("execution") or {}).items() if k in known}
     local_files = {}
     if any(c.cell.get("upload_local_files") for c in sample.cells):   # what the upload stand-ins name
         from harness.providers.uploads import recorded_local_files
-        local_files = recorded_local_files(folder, RunReader(folder).manifest())
+        local_files = recorded_local_files(folder, context.record)
     options = ExecuteOptions(**{**values, "use_cache": False, "refresh": False, "quiet": console is None,
                                 "local_files": local_files, "allow_hosts": tuple(allow_hosts)})
     with tempfile.TemporaryDirectory(prefix="harness-reexecute-") as tmp:
@@ -384,82 +383,6 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(a64 @ b64 / n) if n else (1.0 if not a64.any() and not b64.any() else 0.0)
 
 
-# --------------------------------------------------------------------------- into the verify report
-
-def audit(report: Any, manifest: dict | None, *, per_cell: int | str | None, seed: int | None,
-          tolerance: Tolerance | None, max_cost: float | None, base_url: str | None,
-          allow_hosts: tuple | list = (), announce: Callable[[str], None] = print,
-          console: Any = None, cell_filter: Any = None) -> Sample | None:
-    """`verify --reexecute`: estimate, refuse above `max_cost` (exit 2, nothing sent), re-execute,
-    and add the outcome to the verify report (findings `reexecute`, `not-reexecuted`).
-    `cell_filter` limits which of the run's cells are re-executed."""
-    folder = Path(report.folder)
-    if manifest is None or not (folder / layout.SPEC_COPY).is_file():
-        report.add("not-reexecuted", layout.MANIFEST if manifest is None else layout.SPEC_COPY,
-                   "nothing to re-execute without a readable manifest and the spec copy")
-        return None
-    try:
-        planned = plan_cells(folder, base_url, allow_hosts)
-    except HarnessError as exc:
-        if exc.exit_code == ExitCode.USAGE:      # a malformed $HARNESS_ALLOW_HOSTS
-            raise
-        why = "; ".join(p.render() for p in exc.problems[:3])
-        report.add("not-reexecuted", layout.SPEC_COPY, f"nothing sent: the cells cannot be planned from the spec copy: {why}")
-        return None
-    untrusted = {f.path.split("/")[1] for f in report.findings
-                 if f.mismatch and f.kind in ("payload", "changed", "missing") and f.path.startswith("payloads/")
-                 and f.path.count("/") >= 2}
-    sample = choose(folder, manifest, planned, per_cell, seed, untrusted, cell_filter)
-    announce(sample.describe())
-    over = {k: v for k, v in sample.cost.items() if max_cost is not None and v > max_cost}
-    if over:
-        raise UsageError(Problem(f"re-execution would cost about {' + '.join(f'{v:.4f} {k}' for k, v in over.items())}"
-                                   f", above --max-cost {max_cost:g}; nothing was sent",
-                                   hint="--max-cost bounds each currency's total; sample fewer requests per cell "
-                                        "(--reexecute N) or raise --max-cost"))
-    for cid, why in sample.unusable.items():
-        report.add("not-reexecuted", cid, why)
-    try:
-        spec_execution = (_spec_data(folder).get("execution") or {})
-    except (OSError, ValueError):
-        spec_execution = {}
-    agreements = run_sample(folder, sample, tolerance, spec_execution, console, allow_hosts)
-    for a in agreements:
-        report.proved.append(a.line())
-        recorded = next((c.get("endpoint") for c in manifest.get("cells") or [] if c.get("id") == a.cell), None)
-        if a.endpoint and recorded and a.endpoint != recorded and not a.failed:
-            report.notes.append(f"{a.cell} was re-executed at {a.endpoint}; the run recorded {recorded}")
-        npy = layout.vectors_file(a.cell)
-        if a.failed:
-            report.add("not-reexecuted", a.cell, a.failed)
-            continue
-        if a.conflict:
-            report.add("reexecute", npy, a.conflict)
-            continue
-        for d in a.disagree[:SHOWN]:
-            why = ("not bit-identical to the model's vector" if a.tolerance.distance is None
-                   else f"needs {a.tolerance.describe()}")
-            report.add("reexecute", npy, f"input {d['id']}: the model gives another vector (cosine "
-                       f"{d['cosine']:.6f}; {why})")
-        if len(a.disagree) > SHOWN:
-            report.add("reexecute", npy, f"and {len(a.disagree) - SHOWN} more inputs disagree")
-        if a.missing:
-            report.add("reexecute", npy, f"the model answers {_ids(a.missing)}, for which the folder has no vector")
-        if a.extra:
-            report.add("reexecute", npy, f"vectors for {_ids(a.extra)}, which no request of the run carries")
-    report.sections["reexecution"] = {**sample.as_dict(), "agreement": [a.as_dict() for a in agreements]}
-    return sample
-
-
-def _spec_data(folder: Path) -> dict:
-    from harness.spec import yamlpos
-    data, _ = yamlpos.load((folder / layout.SPEC_COPY).read_text(encoding="utf-8"))
-    return data if isinstance(data, dict) else {}
-
-
 def _n(count: int, word: str) -> str:
     return f"{count} {word}{'' if count == 1 else 's'}"
 
-
-def _ids(ids: list[str], limit: int = SHOWN) -> str:
-    return ", ".join(ids[:limit]) + (f" and {len(ids) - limit} more" if len(ids) > limit else "")

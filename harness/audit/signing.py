@@ -29,10 +29,10 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.folder import manifest as manifest_mod
 from harness.errors import ExitCode, HarnessError, MismatchError, Problem, UsageError
 from harness.evidence import atomic_write
 from harness.folder import layout
+from harness.folder import manifest as manifest_mod
 
 NAMESPACE = "mm-embed-harness"
 SIGNATURE = layout.SIGNATURE
@@ -49,7 +49,8 @@ def statement(manifest: dict) -> bytes:
     try:
         digest = manifest_mod.digest(manifest)
     except (ValueError, TypeError) as exc:    # NaN or a value canonical JSON refuses: not our manifest
-        raise MismatchError(Problem(f"manifest.json cannot be digested ({exc})", hint="check it with `harness verify`")) from None
+        raise MismatchError(Problem(f"manifest.json cannot be digested ({exc})",
+                                    hint="check it with `harness verify`")) from None
     return f"{NAMESPACE} manifest\nspec: {name}\ndigest: {digest}\n".encode("utf-8")
 
 
@@ -75,7 +76,8 @@ def _run(args: list[str], data: bytes | None = None) -> subprocess.CompletedProc
 
 def _said(proc: subprocess.CompletedProcess) -> str:
     """What ssh-keygen said, on one line (its first line carries the reason)."""
-    text = (proc.stderr or b"").decode("utf-8", "replace").strip() or (proc.stdout or b"").decode("utf-8", "replace").strip()
+    text = ((proc.stderr or b"").decode("utf-8", "replace").strip()
+            or (proc.stdout or b"").decode("utf-8", "replace").strip())
     return "; ".join(line.strip() for line in text.splitlines() if line.strip()) or f"exit status {proc.returncode}"
 
 
@@ -182,7 +184,8 @@ def _manifest(folder: Path) -> dict:
     try:
         data = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise UsageError(Problem(f"{folder} has no {MANIFEST}", hint="give the output folder of `harness run`")) from None
+        raise UsageError(Problem(f"{folder} has no {MANIFEST}",
+                                 hint="give the output folder of `harness run`")) from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise MismatchError(Problem(f"{folder / MANIFEST} is not valid JSON ({exc})",
                                    hint="check it with `harness verify`")) from None

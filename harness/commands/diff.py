@@ -18,7 +18,8 @@ ORDER = 61
 def _pair(text: str) -> tuple[str, str]:
     a, sep, b = text.partition(":")
     if not sep or not a or not b:
-        raise argparse.ArgumentTypeError(f"{text!r}: use CELL_A:CELL_B, e.g. qwen3-vl-embedding-1024:openai--qwen3-vl-embedding-8b-1024")
+        raise argparse.ArgumentTypeError(f"{text!r}: use CELL_A:CELL_B, "
+                                         "e.g. qwen3-vl-embedding-1024:openai--qwen3-vl-embedding-8b-1024")
     return a, b
 
 
@@ -37,7 +38,8 @@ def add_parser(sub):
     p.add_argument("--metric-tolerance", type=flags.metric_change, metavar="Y",
                    help="gate: every retrieval metric may move by at most Y (0 to 1), e.g. 0.02")
     p.add_argument("--pair", type=_pair, action="append", metavar="CELL_A:CELL_B",
-                   help="compare these two cells (repeatable); by default equal cell ids pair, then unambiguous leftovers")
+                   help="compare these two cells (repeatable); by default equal cell ids pair, "
+                        "then unambiguous leftovers")
     p.add_argument("--json", action="store_true", help="print the comparison as JSON")
     p.add_argument("--html", metavar="FILE",
                    help="also write the comparison as one self-contained page: per cell pair the metric deltas, "
@@ -68,8 +70,8 @@ def run(args) -> int:
     report = diff_runs(args.a, args.b, pairs=args.pair, tolerance=args.tolerance,
                        metric_tolerance=args.metric_tolerance)
     if html is not None:
-        from harness.evidence import atomic_write
         from harness.audit.diff_html import render_diff_html
+        from harness.evidence import atomic_write
 
         try:
             atomic_write(html, render_diff_html(report))

@@ -125,7 +125,8 @@ def run(args) -> int:
                           highlight=False)
     failed = set(outcome.failed)
     if "verify" in args.fail_on:
-        from harness.audit.verify import render_report, verify_folder
+        from harness.audit.verify.checker import verify_folder
+        from harness.audit.verify.reporter import render_report
         report = verify_folder(outcome.folder, allow_paths=args.allow_paths, max_payload=args.max_payload)
         if not report.ok:
             failed.add("verify")

@@ -25,7 +25,8 @@ def add_parser(sub):
 
 def run(args) -> int:
     from harness.audit import signing
-    from harness.audit.verify import render_report, verify_folder
+    from harness.audit.verify.checker import verify_folder
+    from harness.audit.verify.reporter import render_report
 
     folder = Path(args.folder)
     if not (folder / "manifest.json").is_file():

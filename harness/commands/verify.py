@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from harness.commands import add_allow_host, add_allow_path, add_filters, add_max_payload, cell_filter
-from harness.errors import ExitCode, Problem, UsageError
+from harness.errors import Problem, UsageError
 
 NAME = "verify"
 HELP = "re-derive every payload and re-hash every file of an output folder; exit 5 on any difference"
@@ -64,7 +64,8 @@ def add_parser(sub):
                        "--allowed-signers who vouches for the folder.",
                        epilog="exit codes: 0 verified · 5 mismatch (VERIFY_MISMATCH), a vector the model does not "
                               "give, or a signature that does not hold · 4 re-execution failed (provider, key, "
-                              "network) · 2 no such folder or not a run folder, or the estimate is above --max-cost (nothing sent)")
+                              "network) · 2 no such folder or not a run folder, or the estimate is above "
+                              "--max-cost (nothing sent)")
     p.add_argument("folder", metavar="OUTPUT_DIR", help="an output folder written by `harness run`")
     p.add_argument("--spec-dir", metavar="DIR", help="folder the spec's relative input paths start from, when the "
                    "output folder was moved away from the spec (default: found via the manifest)")
@@ -89,7 +90,8 @@ def add_parser(sub):
                         "on a paid provider: the estimate is printed first")
     a.add_argument("--tolerance", type=_tolerance, metavar="X",
                    help="with --reexecute: `exact` (identical float32 bytes) or a cosine distance (cosine ≥ 1 − X), "
-                        "as for `harness diff`. Default per provider: local exact, DashScope and OpenAI-compatible 0.001")
+                        "as for `harness diff`. Default per provider: local exact, DashScope and "
+                        "OpenAI-compatible 0.001")
     a.add_argument("--max-cost", type=_money, metavar="AMOUNT",
                    help="with --reexecute: refuse to send anything when the estimated cost is above AMOUNT "
                         "in any currency (each cell's region's: CNY in Beijing, USD in Singapore) (exit 2)")
@@ -103,7 +105,8 @@ def add_parser(sub):
 
 
 def run(args) -> int:
-    from harness.audit.verify import render_report, verify_folder
+    from harness.audit.verify.checker import verify
+    from harness.audit.verify.reporter import exit_code, render_report
 
     folder = Path(args.folder)
     if not folder.is_dir():
@@ -125,47 +128,22 @@ def run(args) -> int:
         # none of a run's files: a wrong path (2); a run whose manifest alone is gone stays a mismatch (5)
         raise UsageError(Problem(f"not a harness output folder: {folder} (no manifest.json, validate.txt "
                                    "or payloads)", hint="give the output folder of a run, e.g. output/<spec name>"))
-    report = verify_folder(folder, spec_dir=args.spec_dir, strict=args.strict,
-                           allow_paths=args.allow_paths, max_payload=args.max_payload, hashes_only=args.hashes_only)
+    context, report = verify(folder, spec_dir=args.spec_dir, strict=args.strict, allow_paths=args.allow_paths,
+                             max_payload=args.max_payload, hashes_only=args.hashes_only)
     if args.allowed_signers:
-        _check_signature(report, args.allowed_signers)
-    elif (folder / "manifest.sig").is_file():
+        from harness.audit.verify.provenance import check_signature
+        check_signature(report, args.allowed_signers)
+    elif (folder / layout.SIGNATURE).is_file():
         report.notes.append("the folder is signed (manifest.sig); pass --allowed-signers FILE to check who signed")
     if args.reexecute is not None:
-        _reexecute(report, args)
+        from harness.audit.verify.provenance import check_reexecution
+        announce = (lambda text: print(text, file=sys.stderr, flush=True)) if args.json else \
+            (lambda text: print(text, flush=True))
+        check_reexecution(context, report, per_cell=None if args.reexecute == "default" else args.reexecute,
+                          seed=args.seed, tolerance=args.tolerance, max_cost=args.max_cost, base_url=args.base_url,
+                          allow_hosts=args.allow_host, announce=announce, cell_filter=cell_filter(args))
     if args.json:
         sys.stdout.write(json.dumps(report.as_dict(), indent=2, ensure_ascii=False) + "\n")
     else:
         print(render_report(report))
-    if report.ok:
-        return int(ExitCode.OK)
-    failing = {f.kind for f in report.findings if f.mismatch or report.strict}
-    # A re-execution that could not run (no key, network) proves nothing either way: a provider error.
-    return int(ExitCode.PROVIDER_ERROR if failing == {"not-reexecuted"} else ExitCode.VERIFY_MISMATCH)
-
-
-def _check_signature(report, allowed_signers: str) -> None:
-    from harness.audit import signing
-
-    result = signing.check(report.folder, allowed_signers)
-    report.sections["signature"] = {"signed": result.signed, "ok": result.ok, "signer": result.signer,
-                                    "key": result.key, "message": result.message}
-    if result.ok:
-        report.proved.append(result.message)
-    else:
-        report.add("signature", signing.SIGNATURE, result.message)
-
-
-def _reexecute(report, args) -> None:
-    from harness.folder import FolderError, RunReader
-    from harness.audit.reexecute import audit
-
-    try:
-        manifest = RunReader(report.folder).manifest().to_json()
-    except FolderError:
-        manifest = None    # reported by verify already
-    announce = (lambda text: print(text, file=sys.stderr, flush=True)) if args.json else \
-        (lambda text: print(text, flush=True))
-    audit(report, manifest, per_cell=None if args.reexecute == "default"
-          else args.reexecute, seed=args.seed, tolerance=args.tolerance, max_cost=args.max_cost,
-          base_url=args.base_url, allow_hosts=args.allow_host, announce=announce, cell_filter=cell_filter(args))
+    return exit_code(report)

@@ -1,0 +1,115 @@
+"""Layer 3: the local inputs against the sha256 recorded at run time ("changed since the run"), and
+the payloads, index files and inputs.jsonl re-derived from the spec copy in memory (nothing is
+written), their sha256 compared with the folder's files as layer 2 hashed them."""
+
+from __future__ import annotations
+
+from harness.audit.verify.parse import VerifyContext
+from harness.audit.verify.result import VerifyReport, short
+from harness.errors import HarnessError, SpecError
+from harness.evidence import sha256_file
+from harness.folder import layout
+
+
+def check_local_inputs(context: VerifyContext, report: VerifyReport) -> bool:
+    """Compare each local input file with its recorded sha256; False when one is unavailable."""
+    base = context.base
+    complete = True
+    for entry in context.record.inputs.get("files") or []:
+        rel = entry.get("path", "?")
+        if base is None:
+            report.add("not-derived", rel, "local input not checked: the original spec's folder is unknown "
+                       "(pass --spec-dir DIR, the folder the spec's relative paths start from)", mismatch=False)
+            complete = False
+            continue
+        path = base / rel
+        if not path.is_file():
+            report.add("not-derived", rel, f"local input not found at {path}", mismatch=False)
+            complete = False
+            continue
+        digest = sha256_file(path)
+        if digest != entry.get("sha256"):
+            report.add("input", rel, f"local input changed since the run (sha256 {short(digest)}, size "
+                       f"{path.stat().st_size}; recorded {short(entry.get('sha256'))}, size {entry.get('size')})")
+        else:
+            report.inputs_checked += 1
+    return complete
+
+
+def derive(context: VerifyContext, allow_paths: tuple | list = (),
+           max_payload: int | None = None) -> tuple[dict[str, str], list[str], dict]:
+    """Re-derive payload files, index files and inputs.jsonl from the spec copy, through the
+    runner's own writer, in memory: only each file's sha256 is kept (nothing is written), so
+    verify and run can never drift apart. The endpoints are the ones the run recorded (it may have
+    been sent to `--base-url` or $DASHSCOPE_HTTP_BASE_URL, which this machine need not have), and
+    the same slice of cells (the manifest's `filter`: `run --model/--dimension/--cell`) is re-derived.
+
+    Returns ({relative path: sha256}, cell ids, catalog facts). Raises HarnessError when the spec
+    or an input cannot be read or planned here.
+    """
+    from harness.plan.build import CellFilter, build_plan
+    from harness.plan.write import derive_plan
+
+    spec = context.spec
+    if isinstance(spec, HarnessError):
+        raise spec
+    if spec.problems:
+        raise SpecError(spec.problems)
+    # re-rendering sends nothing, so where the run was allowed to send keys is not checked again
+    with build_plan(spec, catalog=context.catalog, allow_paths=allow_paths, allow_hosts=None,
+                    endpoints=recorded_endpoints(context), max_payload=max_payload,
+                    cell_filter=CellFilter.from_dict(context.manifest.get("filter"))) as plan:
+        hashes = derive_plan(plan)     # the very writer `harness run` used
+        return dict(sorted(hashes.items())), [c.id for c in plan.cells], \
+            {"version": plan.catalog.version, "sha256": plan.catalog.sha256}
+
+
+def recorded_endpoints(context: VerifyContext) -> dict[str, str]:
+    """Model name → the endpoint its cells were sent to, from the manifest."""
+    return {c["model"]: c["endpoint"] for c in context.record.cells
+            if isinstance(c.get("model"), str) and isinstance(c.get("endpoint"), str)}
+
+
+def check_derived(context: VerifyContext, report: VerifyReport, actual: dict[str, str], inputs_complete: bool,
+                  allow_paths: tuple | list = (), max_payload: int | None = None) -> None:
+    """Compare the re-derived files' sha256 with `actual`, the folder's files as just hashed."""
+    folder = context.folder
+    try:
+        derived, cell_ids, catalog = derive(context, allow_paths, max_payload)
+    except HarnessError as exc:
+        why = "; ".join(p.render() for p in exc.problems[:3])
+        report.add("not-derived", "payloads/", f"cannot re-derive the payloads here: {why}",
+                   mismatch=False if not inputs_complete or not (folder / layout.SPEC_COPY).is_file() else True)
+        return
+    recorded = context.record.files
+    recorded_cells = context.record.cell_ids
+    if cell_ids != recorded_cells:
+        gone = [c for c in recorded_cells if c not in cell_ids]
+        new = [c for c in cell_ids if c not in recorded_cells]
+        report.add("cells", "manifest.json", "the spec now plans different cells"
+                   + (f"; no longer: {', '.join(gone)}" if gone else "") + (f"; new: {', '.join(new)}" if new else ""))
+    differs = 0
+    for rel, sha in derived.items():
+        if rel not in actual:
+            if rel not in recorded:
+                report.add("payload", rel, "the spec produces this file but the run has none",
+                           cell=context.cell_of(rel))
+            continue  # a recorded file that is missing is reported already
+        if actual[rel] != sha:
+            differs += 1
+            report.add("payload", rel, f"re-derived bytes differ from the file (sha256 {short(sha)} "
+                       f"re-derived, {short(actual[rel])} in the folder)", cell=context.cell_of(rel))
+        else:
+            report.derived += 1
+    for rel in sorted(recorded):
+        if rel.startswith("payloads/") and rel not in derived:
+            report.add("payload", rel, "recorded in the run but the spec no longer produces it",
+                       cell=context.cell_of(rel))
+    changed = [f.path for f in report.findings if f.kind == "input"]
+    if differs and changed:
+        report.notes.append(f"the payloads differ because local inputs changed since the run: {', '.join(changed)}")
+    old = context.record.catalog or {}
+    if differs and old.get("sha256") and old.get("sha256") != catalog["sha256"]:
+        report.notes.append(f"the model catalog changed since the run ({old.get('version')} → {catalog['version']}), "
+                            "which can change payloads")
+
