@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import ExitCode, Failure
+from harness.evidence import sha256_bytes
 
 # (magic bytes at offset 0, format, MIME). Data, not code: a new format is a new row.
 _SIGNATURES: list[tuple[bytes, str, str]] = [
@@ -102,7 +103,7 @@ class LocalImage:
         except OSError as e:
             raise MediaError(f"cannot read image {self.shown!r} any more ({e.strerror}): it changed while the run "
                              "was being written", "run again; do not edit inputs during a run") from None
-        if hashlib.sha256(data).hexdigest() != self.sha256:
+        if sha256_bytes(data) != self.sha256:
             raise MediaError(f"image {self.shown!r} changed while the run was being written (its sha256 is not "
                              "the one checked when the spec was planned)",
                              "run again; do not edit inputs during a run")
@@ -115,9 +116,6 @@ class MediaError(Failure):
     def __init__(self, message: str, hint: str | None = None):
         super().__init__(message)
         self.message, self.hint = message, hint
-
-
-LocalFile = LocalImage   # a local video is the same record with kind="video"
 
 
 def inspect_local_image(shown: str, path: Path, kind: str = "image") -> LocalImage:
