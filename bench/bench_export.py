@@ -1,7 +1,7 @@
 """Export benchmark: vectors/s loaded into Milvus Lite and query latency (issue 6).
 
 Builds a synthetic executed output folder (one cell, N unit vectors of D dimensions, the layout
-of docs/architecture.md), then times `harness.export.milvus.export_run` into a fresh Milvus Lite
+of docs/architecture.md), then times `harness.export.run.export_run` into a fresh Milvus Lite
 database (upsert + flush + primary-key count + smoke search), a second idempotent export, and
 single-vector top-k searches after a reopen + load_collection: right away (Milvus Lite builds its
 HNSW index in a background thread after flush; until then it searches by brute force) and once
@@ -26,8 +26,9 @@ from pathlib import Path
 import numpy as np
 
 import harness.export.milvus as hx
+import harness.export.smoke as hs
 from harness.evidence import canonical_json, hash_tree, sha256_bytes
-from harness.export.milvus import export_run
+from harness.export.run import export_run
 
 PHASES: dict[str, float] = {}
 
@@ -45,7 +46,7 @@ def timed(name: str, fn):
 
 hx._upsert = timed("write_and_flush", hx._upsert)
 hx._present = timed("count_check", hx._present)
-hx._smoke_search = timed("smoke_search", hx._smoke_search)
+hs.search = timed("smoke_search", hs.search)
 hx._create = timed("create_collection", hx._create)
 
 

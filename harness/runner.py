@@ -290,7 +290,8 @@ def _spec_export(spec: Spec, folder: Path, manifest: Manifest) -> list[CheckResu
     export = spec.data.get("export")
     if not export:
         return []
-    from harness.export.milvus import export_run, token_from_env
+    from harness.export.run import export_run
+    from harness.export.target import token_from_env
     to = export["to"]
     if "://" not in to and not os.path.isabs(to):
         to = str((spec.base_dir / os.path.expanduser(to)).resolve())   # as validate resolved it

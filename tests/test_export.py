@@ -18,7 +18,9 @@ import pytest
 from harness.folder import manifest as manifest_mod
 from harness.errors import ExitCode, HarnessError
 from harness.evidence import hash_tree, sha256_file
-from harness.export.milvus import collection_name, export_run, finish_export, primary_key, resolve_target
+from harness.export.milvus import collection_name, primary_key
+from harness.export.run import export_run, finish_export
+from harness.export.target import resolve_target
 from harness.folder import CellExecution, CellVectors, Execution, RunReader, RunWriter, finalize
 from harness.folder.verdict import CheckResult
 from tests.helpers import Result, cli_env, harness, run_cli
@@ -272,7 +274,9 @@ def test_duplicate_inputs_tie_at_rank_one(tmp_path, milvus_lite):
 def test_smoke_search_notices_vectors_that_do_not_match_the_run(tmp_path, milvus_lite):
     """If the stored vectors are not the run's (overwritten behind the harness's back), the
     query does not find itself first and the search says so."""
-    from harness.export.milvus import _smoke_search, load_cell, read_run, run_identity
+    from harness.export.milvus import run_identity
+    from harness.export.smoke import search
+    from harness.export.vectors import load_cell, read_run
 
     folder = make_run(tmp_path, cells=(QWEN,))
     db = tmp_path / "v.db"
@@ -287,7 +291,7 @@ def test_smoke_search_notices_vectors_that_do_not_match_the_run(tmp_path, milvus
              "run_digest": me.digest, "input_id": cv.ids[i], "modality": "text",
              "vector": noise[i].tolist()} for i in range(5)])
         client.flush("qwen3_vl_embedding_256")
-        found = _smoke_search(client, "qwen3_vl_embedding_256", cv, cv.ids[:10], 3, lite=True, me=me)
+        found = search(client, "qwen3_vl_embedding_256", cv, cv.ids[:10], 3, lite=True, me=me)
     assert [f["ok"] for f in found] == [False] * 5 + [True] * 5
     assert all(f["self_score"] is None or f["self_score"] < 0.5 for f in found[:5])
 

@@ -1,6 +1,6 @@
 """`harness export`: load an executed run's vectors into Milvus Lite (a .db path) or a Milvus server.
 
-Parsing and exit codes only; the work is `harness.export.milvus`. The folder must verify first; after
+Parsing and exit codes only; the work is `harness.export.run`. The folder must verify first; after
 loading, the export checks join the folder's evidence: export.json, validate.txt (export lines
 before the final PASS/FAIL), every report and manifest.json (`harness.folder.finalize`).
 """
@@ -76,14 +76,15 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from harness.export import milvus as export
+    from harness.export.run import EXPORT_FILE, export_folder
+    from harness.export.target import token_from_env
 
     folder = Path(args.output_dir)
     try:
-        token = export.token_from_env(args.token_env) if args.token_env else args.token
+        token = token_from_env(args.token_env) if args.token_env else args.token
         started = time.perf_counter()
-        results, every = export.export_folder(folder, to=args.to, collection=args.collection, token=token,
-                                              top_k=args.top_k, queries=args.queries, cells=args.cells)
+        results, every = export_folder(folder, to=args.to, collection=args.collection, token=token,
+                                       top_k=args.top_k, queries=args.queries, cells=args.cells)
         elapsed = time.perf_counter() - started
         passed = all(r.passed for r in every)
     except HarnessError as e:
@@ -101,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
         print(r.line())
     vectors = sum(r.data.get("vectors", 0) for r in results if r.name == "export")
     rate = f" ({vectors / elapsed:,.0f} vectors/s)" if elapsed > 0 and vectors else ""
-    print(f"exported {vectors} vectors in {elapsed:.1f}s{rate}; wrote {folder / export.EXPORT_FILE}")
+    print(f"exported {vectors} vectors in {elapsed:.1f}s{rate}; wrote {folder / EXPORT_FILE}")
     export_ok = all(r.passed for r in results)
     if passed:
         print("validate.txt: PASS")
