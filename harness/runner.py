@@ -25,10 +25,11 @@ from harness import __version__
 from harness.folder import manifest as manifest_mod
 from harness.errors import ExitCode, HarnessError, Problem, SpecError, UsageError
 from harness.evidence import StagedFolder
-from harness.folder import MANIFEST_VERSION, Manifest, RunWriter, finalize, layout
+from harness.folder import MANIFEST_VERSION, Manifest, RunWriter, layout
 from harness.inputs.media import MediaError
 from harness.plan.write import CellStats, write_plan
 from harness.plan.build import CellFilter, Plan, build_plan
+from harness.report.finalize import finalize
 from harness.spec.load import Spec, read_spec, schema_info
 from harness.folder.verdict import CheckResult, verdict
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from harness.checks.evaluate import evaluate_checks
-from harness.folder import CellVectors, RunReader, RunWriter, finalize
+from harness.folder import CellVectors, RunReader, RunWriter
+from harness.report.finalize import finalize
 from harness.folder.verdict import CheckResult
 
 

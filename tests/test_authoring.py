@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.folder import finalize
+from harness.report.finalize import finalize
 from tests.helpers import REPO, SPECS, harness, write_spec
 from tests.test_report_html_summary import _run
 

@@ -12,7 +12,8 @@ import numpy as np
 
 from harness import __version__
 from harness.evidence import canonical_json, sha256_bytes
-from harness.folder import MANIFEST_VERSION, CellExecution, CellVectors, Execution, Manifest, RunWriter, finalize
+from harness.folder import MANIFEST_VERSION, CellExecution, CellVectors, Execution, Manifest, RunWriter
+from harness.report.finalize import finalize
 
 # Four inputs on a plane: captions sit near their photos.
 VECTORS = {

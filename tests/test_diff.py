@@ -10,7 +10,7 @@ from harness.checks.evaluate import evaluate_checks
 from harness.cli import main
 from harness.audit.diff import diff_runs
 from harness.errors import ExitCode
-from harness.folder import finalize
+from harness.report.finalize import finalize
 from tests.test_checks_support import VECTORS, make_run, pad, unit
 
 CELL = "qwen3-vl-embedding-4"

@@ -4,7 +4,7 @@ import time
 import xml.etree.ElementTree as ET
 
 from harness.checks.evaluate import evaluate_checks
-from harness.folder import finalize
+from harness.report.finalize import finalize
 from harness.folder.verdict import CheckResult
 from tests.helpers import harness
 from tests.test_checks_support import VECTORS, make_run, pad

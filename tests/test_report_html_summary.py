@@ -6,7 +6,7 @@ from pathlib import Path
 from jsonschema import Draft202012Validator
 
 from harness.checks.evaluate import evaluate_checks
-from harness.folder import finalize
+from harness.report.finalize import finalize
 from harness.report.summary import SUMMARY_VERSION
 from harness.folder.verdict import CheckResult
 from tests.test_checks_support import VECTORS, make_run, pad

@@ -16,7 +16,8 @@ from harness.folder import manifest as manifest_mod
 from harness.checks.evaluate import evaluate_checks
 from harness.errors import ExitCode
 from harness.evidence import canonical_json, hash_tree
-from harness.folder import CellVectors, RunReader, RunWriter, finalize
+from harness.folder import CellVectors, RunReader, RunWriter
+from harness.report.finalize import finalize
 from harness.audit.verify.checker import verify_folder
 from tests.helpers import Result, cli_env, run_cli
 

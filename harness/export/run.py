@@ -17,7 +17,8 @@ from harness.export import milvus, smoke
 from harness.export.milvus import RunIdentity
 from harness.export.target import resolve_target
 from harness.export.vectors import ExportCell, damaged_folder, load_cell, read_run, select_cells
-from harness.folder import FolderError, Manifest, RunReader, finalize, layout
+from harness.folder import FolderError, Manifest, RunReader, layout
+from harness.report.finalize import finalize
 from harness.folder.verdict import CheckResult
 
 EXPORT_FILE = layout.EXPORT

@@ -1,4 +1,4 @@
-"""The output folder's one owner: its layout, typed records, one reader, one writer, `finalize`.
+"""The output folder's one owner: its layout, typed records, one reader, one writer.
 
 Execute, checks, reports, verify, diff and export read and write a run through this package;
 the contract itself is documented in docs/architecture.md ("The output folder").
@@ -15,7 +15,7 @@ from harness.folder.records import (
     FolderError,
     Manifest,
 )
-from harness.folder.writer import RunWriter, finalize
+from harness.folder.writer import RunWriter
 
 __all__ = ["EXECUTION_VERSION", "MANIFEST_VERSION", "CellExecution", "CellVectors", "Execution", "FolderError",
-           "Manifest", "RunReader", "RunWriter", "finalize", "layout"]
+           "Manifest", "RunReader", "RunWriter", "layout"]

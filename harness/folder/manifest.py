@@ -2,7 +2,7 @@
 
 The digest covers everything but `environment` (Python and package versions, git state), so the
 same spec and inputs give the same digest on any machine; times and host facts live in run.json.
-The manifest is written by `harness.folder.finalize`, its record is `harness.folder.Manifest`.
+The manifest is written by `harness.report.finalize`, its record is `harness.folder.Manifest`.
 """
 
 from __future__ import annotations

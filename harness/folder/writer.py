@@ -1,19 +1,15 @@
-"""The one writer of an output folder's evidence, and `finalize`, the last step of anything
-that changes a folder (`harness run`, `harness export`)."""
+"""The one writer of an output folder's evidence files (`harness.report.finalize` writes the
+reports and the manifest)."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 from typing import Any, Iterable
 
-
-from harness.folder import manifest as manifest_mod
-from harness.evidence import atomic_write, atomic_writer, canonical_json, hash_tree, sha256_bytes
+from harness.evidence import atomic_write, atomic_writer, canonical_json, sha256_bytes
 from harness.folder import layout
-from harness.folder.records import MANIFEST_VERSION, CellVectors, Execution, Manifest
-from harness.folder.verdict import CheckResult, render_validate_txt
+from harness.folder.records import CellVectors, Execution
 
 
 BLOCK_BYTES = 4 << 20     # rows of a vectors file are converted and written this many bytes at a time
@@ -71,37 +67,3 @@ class RunWriter:
 
     def run_facts(self, facts: dict[str, Any]) -> None:
         self._write(layout.RUN, canonical_json(facts, pretty=True))
-
-
-def finalize(folder: str | Path, manifest: Manifest, results: list[CheckResult],
-             known: dict[str, str] | None = None, started: float | None = None) -> Manifest:
-    """Write validate.txt, the reports and manifest.json so that they all tell one story.
-
-    Order matters: every other file is hashed first, the digest is computed over that (it leaves
-    the reports out, since they show it), the reports are written carrying the digest, and last
-    the manifest, whose file table hashes the reports too. `known` holds hashes of files the
-    caller just wrote (payloads), so they are not read back. `started` (a Unix time) is the run's
-    start, JUnit's `timestamp`; without it (`harness export` finalising again) junit.xml keeps the
-    timestamp it has. Returns the manifest written.
-    """
-    from harness.report.html import render_html
-    from harness.report.junit import junit_timestamp, recorded_timestamp, render_junit
-    from harness.report.markdown import render_markdown
-    from harness.report.summary import build_summary, render_summary
-
-    folder = Path(folder)
-    atomic_write(folder / layout.VALIDATE, render_validate_txt(results))
-    files = hash_tree(folder, exclude=layout.UNHASHED | set(layout.REPORTS), known=known)
-    final = dataclasses.replace(manifest, manifest_version=MANIFEST_VERSION, files=files, digest=None)
-    final.digest = manifest_mod.digest(final.to_json())
-    summary_bytes = render_summary(build_summary(folder, final, results))
-    summary = json.loads(summary_bytes)  # JUnit and HTML are projections of summary.json's very content
-    timestamp = junit_timestamp(started) if started is not None else recorded_timestamp(folder / layout.JUNIT)
-    reports = {layout.SUMMARY: summary_bytes, layout.JUNIT: render_junit(summary, timestamp),
-               layout.REPORT_MD: render_markdown(final, results, summary=summary).encode("utf-8"),
-               layout.REPORT_HTML: render_html(summary, folder)}
-    for name, data in reports.items():
-        atomic_write(folder / name, data)
-    final.files = dict(sorted({**files, **{name: sha256_bytes(data) for name, data in reports.items()}}.items()))
-    atomic_write(folder / layout.MANIFEST, canonical_json(final.to_json(), pretty=True))
-    return final

@@ -2,7 +2,7 @@
 
 `summary.json` is versioned (`summary_version`, schemas/summary.schema.json) so CI scripts can
 rely on its shape. It holds no timestamps or absolute paths: the same folder gives the same
-bytes, which keeps the manifest reproducible. It is written by `harness.folder.finalize`,
+bytes, which keeps the manifest reproducible. It is written by `harness.report.finalize`,
 after the manifest digest it carries (`manifest_digest`) exists.
 """
 
