@@ -38,19 +38,15 @@ def check_reports(context: VerifyContext, report: VerifyReport) -> None:
     if version != __version__:
         report.notes.append(f"reports not re-rendered: written by harness {version}, this is {__version__}")
         return
-    from harness.report.html import render_html
-    from harness.report.junit import recorded_timestamp, render_junit
-    from harness.report.markdown import render_markdown
-    from harness.report.summary import build_summary, render_summary
+    from harness.report.finalize import render_reports
+    from harness.report.junit import recorded_timestamp
 
-    # JUnit's timestamp is the run's start: it is re-rendered as recorded (its hash is in the file table).
-    timestamp = recorded_timestamp(folder / layout.JUNIT)
-    expected = {layout.SUMMARY: lambda: render_summary(build_summary(folder, record, results)),
-                layout.JUNIT: lambda: render_junit(summary, timestamp),
-                layout.REPORT_MD: lambda: render_markdown(record, results, summary=summary).encode("utf-8"),
-                layout.REPORT_HTML: lambda: render_html(summary, folder)}
-    for name, render in expected.items():
+    # JUnit's timestamp is the run's start: it is re-rendered as recorded (its hash is in the file table);
+    # the other reports project the summary.json the folder holds, so each is compared with what it shows.
+    expected = render_reports(folder, record, results, timestamp=recorded_timestamp(folder / layout.JUNIT),
+                              summary=summary)
+    for name, content in expected.items():
         path = folder / name
-        if path.is_file() and path.read_bytes() != render():
+        if path.is_file() and path.read_bytes() != content:
             report.add("reports", name, "differs from what the folder and summary.json render to: "
                        "it tells another story than the other reports")
