@@ -13,6 +13,7 @@ import numpy as np
 from harness import __version__
 from harness.evidence import canonical_json, sha256_bytes
 from harness.folder import MANIFEST_VERSION, CellExecution, CellVectors, Execution, Manifest, RunWriter
+from harness.folder import Reason
 from harness.report.finalize import finalize
 
 # Four inputs on a plane: captions sit near their photos.
@@ -89,7 +90,7 @@ def make_run(folder: Path, cells: dict[str, dict[str, list[float]]] | None = Non
                                            usage=usage))
         else:
             execution.append(CellExecution(cid, model, "dashscope", executed=False,
-                                           reason="no DashScope API key: set DASHSCOPE_API_KEY"))
+                                           reason=Reason("no DashScope API key", "set DASHSCOPE_API_KEY")))
     if executed:
         writer.execution(Execution(execution))
     manifest = Manifest(

@@ -17,7 +17,6 @@ from harness.checks.pairs import check_nearest, check_similarity
 from harness.checks.retrieval import check_retrieval
 from harness.checks.stability import check_stability
 from harness.checks.vectors import check_vectors
-from harness.execute.results import brief_reason
 from harness.folder import CellExecution, FolderError, RunReader, layout
 from harness.folder.verdict import CheckResult
 from harness.spec.checkrefs import Locate, _where, check_kind
@@ -161,8 +160,9 @@ def _evaluate_one(name: str, kind: str, body: dict, meta: dict, cell: dict, vec,
     if vec is None:
         reason = info.reason if info is not None else None
         # The brief reason: its execution line (or the first such line) gives the hint in full.
-        return CheckResult.skip(name, f"cell not executed: {brief_reason(reason)}" if reason else "cell not executed",
-                                cid, "check", {**meta, "status": "skipped", "reason": reason or "cell not executed"})
+        return CheckResult.skip(name, f"cell not executed: {reason.brief}" if reason else "cell not executed",
+                                cid, "check", {**meta, "status": "skipped",
+                                               "reason": reason.text if reason else "cell not executed"})
     trials, failures, detail, data = EVALUATORS[kind](body, Ctx(folder, cell, vec, planned, spec_dir, name))
     outputs = data.pop(OUTPUTS, None)
     if outputs:

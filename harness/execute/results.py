@@ -7,27 +7,18 @@ the checks say how many are missing. Nothing is padded, so no file looks whole w
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
-from harness.folder import CellExecution, CellVectors, RunWriter
-from harness.providers.base import ProviderError
+from harness.folder import CellExecution, CellVectors, Reason, RunWriter
+from harness.folder.usage import usage_reported
 from harness.folder.verdict import CheckResult
-
-if TYPE_CHECKING:
-    from harness.execute.engine import _Cell
+from harness.providers.base import ProviderError
 
 SHOWN_FAILURES = 5        # failures listed per cell in execution.json and the checks
-
-
-def brief_reason(reason: str | None) -> str:
-    """Why a cell was not executed, without its how-to-fix (the part after the first ": "), so a
-    long hint such as where to put the API key is said once per run, not on every line."""
-    return (reason or "not executed").split(": ", 1)[0]
 
 
 @dataclass
@@ -39,7 +30,7 @@ class CellOutcome:
     provider: str | None
     required: bool
     executed: bool
-    reason: str | None = None
+    reason: str | None = None    # why it was not executed, as the engine says it (`why` is its record)
     requests: int = 0
     ok: int = 0
     failed: int = 0
@@ -58,10 +49,14 @@ class CellOutcome:
     failures: list[dict[str, Any]] = field(default_factory=list)
     written: dict[str, str] = field(default_factory=dict)   # evidence files written → sha256 (not a record field)
 
+    @property
+    def why(self) -> Reason | None:
+        return Reason.parse(self.reason) if self.reason is not None else None
+
     def to_record(self) -> CellExecution:
         return CellExecution(
             id=self.id, model=self.model, provider=self.provider, required=self.required,
-            executed=self.executed, reason=self.reason,
+            executed=self.executed, reason=self.why,
             requests={"total": self.requests, "ok": self.ok, "failed": self.failed,
                       "not_sent": self.not_sent, "cache_hits": self.cache_hits,
                       "http_attempts": self.attempts, "retries": self.retries,
@@ -107,45 +102,6 @@ class ExecutionSummary:
 
 # ---- usage -------------------------------------------------------------------------------
 
-def usage_tokens(usage: dict[str, Any]) -> dict[str, int]:
-    """Input tokens by modality from a usage object, whichever shape the model reports."""
-    def num(x: Any) -> int:
-        return int(x) if isinstance(x, (int, float)) and not isinstance(x, bool) else 0
-    details = usage.get("input_tokens_details")
-    if isinstance(details, dict):
-        image = num(details.get("image_tokens")) + num(details.get("video_tokens"))
-        text = num(details.get("text_tokens")) or max(0, num(usage.get("input_tokens")) - image)
-    else:
-        text = num(usage.get("input_tokens")) or num(usage.get("prompt_tokens"))
-        image = num(usage.get("image_tokens")) + num(usage.get("video_tokens"))
-    return {"text": text, "image": image}
-
-
-def usage_reported(records: Iterable[dict[str, Any] | None]) -> bool:
-    """Did every answered request report the tokens it used? Only then do the reported tokens say
-    what the cell was billed; a proxy that strips `usage` from some answers would make them a
-    partial count, and a cell priced on it would look cheaper than it was."""
-    answered = [r for r in records if r and r.get("error") is None]
-    return bool(answered) and all(any(usage_tokens(r.get("usage") or {}).values()) for r in answered)
-
-
-def spent(cell: dict[str, Any], info: Any) -> dict[str, Any] | None:
-    """What a cell spent, and on what the figures rest: `usage` (the tokens the provider reported,
-    priced at the catalog's price for the cell's region) or `estimate` (the plan's estimate, when
-    not every answer reported usage). None when nothing was sent (the cell was not executed)."""
-    if info is None or not info.executed:
-        return None
-    tokens = sum(usage_tokens(info.usage or {}).values())
-    billed = bool((cell.get("estimated_cost") or {}).get("currency"))
-    if tokens and (info.estimated_cost or not billed):   # priced on usage only when all of it came back
-        cost = info.estimated_cost
-        return {"basis": "usage", "tokens": tokens,
-                "cost": {"amount": cost["amount"], "currency": cost["currency"]} if cost else None}
-    est = cell.get("estimated_cost")
-    return {"basis": "estimate", "tokens": (cell.get("estimated_tokens") or {}).get("total", 0),
-            "cost": {"amount": est["amount"], "currency": est["currency"]} if est and est.get("currency") else None}
-
-
 def add_usage(total: dict[str, Any], usage: dict[str, Any]) -> None:
     """Sum every numeric field, nested ones too (`input_tokens_details`)."""
     for k, v in usage.items():
@@ -172,7 +128,20 @@ def row_norms(matrix: np.ndarray, keep: np.ndarray) -> np.ndarray:
     return np.concatenate(parts) if parts else np.zeros(0)
 
 
-def write_cell_evidence(folder: Path, cell: "_Cell", catalog: Any) -> None:
+class SentCell(Protocol):
+    """What the engine knows of a cell once its requests are done (engine._Cell)."""
+
+    spec: dict[str, Any]
+    outcome: CellOutcome
+    requests: list[Any]                 # each with its `inputs` (ids, in row order) and its response `record`
+    matrix: np.ndarray | None           # a row per planned input
+    received: np.ndarray | None         # which rows came back
+    info: Any                           # the model's catalog entry
+    tokens: dict[str, int]
+    limiter: Any
+
+
+def write_cell_evidence(folder: Path, cell: SentCell, catalog: Any) -> None:
     """The cell's responses/<cell>.jsonl, and its vectors (rows for the inputs that came back),
     streamed from the cell's matrix: finishing a cell holds no second copy of it."""
     out = cell.outcome
@@ -202,7 +171,7 @@ def write_cell_evidence(folder: Path, cell: "_Cell", catalog: Any) -> None:
             out.estimated_cost = {**cost, "tokens": dict(cell.tokens), "basis": "usage returned × catalog prices"}
 
 
-def execution_checks(cells: list["_Cell"], summary: ExecutionSummary) -> list[CheckResult]:
+def execution_checks(cells: list[SentCell], summary: ExecutionSummary) -> list[CheckResult]:
     """Per cell: did every request succeed, and did vectors of the right length come back."""
     results: list[CheckResult] = []
     fatal = summary.fatal
@@ -214,7 +183,7 @@ def execution_checks(cells: list["_Cell"], summary: ExecutionSummary) -> list[Ch
             # A required cell that did not run fails; any other is a skip, never a pass.
             data = {"executed": False, "reason": out.reason}
             said = first_with.setdefault(out.reason or "", cid)
-            why = out.reason if said == cid else f"{brief_reason(out.reason)} (as for {said} above)"
+            why = out.reason if said == cid else f"{out.why.brief if out.reason else 'not executed'} (as for {said} above)"
             results.append(CheckResult("execution", not out.required, f"not executed: {why}"
                                        + ("" if out.required else " (optional cell, so the run goes on)"),
                                        cell=cid, kind="execution", data=data,

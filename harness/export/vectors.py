@@ -84,7 +84,8 @@ def read_run(folder: str | os.PathLike, manifest: Manifest | None = None) -> Run
     except FolderError as exc:
         raise damaged_folder(exc, path) from None
     modality = {row["id"]: str(row.get("modality") or "unknown") for row in inputs}
-    reasons = {c.id: c.reason or "not executed" for c in (execution.cells if execution else []) if not c.executed}
+    reasons = {c.id: c.reason.text if c.reason else "not executed"
+               for c in (execution.cells if execution else []) if not c.executed}
     not_executed = {}
     for cid in manifest.cell_ids:
         if not reader.has(layout.vectors_file(cid)) or not reader.has(layout.ids_file(cid)):

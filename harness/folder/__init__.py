@@ -14,8 +14,9 @@ from harness.folder.records import (
     Execution,
     FolderError,
     Manifest,
+    Reason,
 )
 from harness.folder.writer import RunWriter
 
 __all__ = ["EXECUTION_VERSION", "MANIFEST_VERSION", "CellExecution", "CellVectors", "Execution", "FolderError",
-           "Manifest", "RunReader", "RunWriter", "layout"]
+           "Manifest", "Reason", "RunReader", "RunWriter", "layout"]

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Iterable
 
 from harness.errors import ExitCode, Failure
+from harness.folder.usage import usage_tokens
 
 if TYPE_CHECKING:   # numpy loads only where vectors are read or written
     import numpy as np
@@ -89,6 +90,25 @@ class Manifest:
 EXECUTION_VERSION = 1
 
 
+@dataclass(frozen=True)
+class Reason:
+    """Why a cell was not executed: what happened (`brief`, said on every line about the cell) and
+    how to fix it (`hint`, said once per run). The folder's files hold it as one text, `text`."""
+
+    brief: str
+    hint: str | None = None
+
+    @property
+    def text(self) -> str:
+        return self.brief if self.hint is None else f"{self.brief}: {self.hint}"
+
+    @classmethod
+    def parse(cls, text: str) -> "Reason":
+        """The reason a file holds: the brief runs to the first ": ", the hint is the rest."""
+        brief, sep, hint = text.partition(": ")
+        return cls(brief, hint if sep else None)
+
+
 @dataclass
 class CellExecution:
     """One cell's entry in execution.json: what happened when its requests were sent."""
@@ -98,7 +118,7 @@ class CellExecution:
     provider: str | None = None
     required: bool = True
     executed: bool = True
-    reason: str | None = None
+    reason: Reason | None = None
     requests: dict[str, int] = field(default_factory=dict)   # total, ok, failed, not_sent, cache_hits, ...
     vectors: int = 0
     expected_vectors: int = 0
@@ -109,15 +129,43 @@ class CellExecution:
     failures: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["reason"] = self.reason.text if self.reason is not None else None
+        return out
 
     @classmethod
     def from_json(cls, data: Any) -> "CellExecution":
         data = _need(data, dict, "a cell of execution.json")
         if not isinstance(data.get("id"), str):
             raise FolderError("a cell of execution.json has no \"id\"")
+        reason = data.get("reason")
+        if reason is not None and not isinstance(reason, str):
+            raise FolderError(f"execution.json: cell {data['id']}: \"reason\" is not text")
         names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+        return cls(**{k: v for k, v in data.items() if k in names and k != "reason"},
+                   reason=Reason.parse(reason) if reason is not None else None)
+
+    def usage_tokens(self) -> dict[str, int]:
+        """The input tokens by modality the provider reported for the cell."""
+        return usage_tokens(self.usage or {})
+
+    def spent(self, cell: dict[str, Any]) -> dict[str, Any] | None:
+        """What the cell (`cell`: its manifest entry) spent, and on what the figures rest: `usage`
+        (the tokens the provider reported, priced at the catalog's price for the cell's region) or
+        `estimate` (the plan's estimate, when not every answer reported usage). None when nothing
+        was sent (the cell was not executed)."""
+        if not self.executed:
+            return None
+        tokens = sum(self.usage_tokens().values())
+        billed = bool((cell.get("estimated_cost") or {}).get("currency"))
+        if tokens and (self.estimated_cost or not billed):   # priced on usage only when all of it came back
+            cost = self.estimated_cost
+            return {"basis": "usage", "tokens": tokens,
+                    "cost": {"amount": cost["amount"], "currency": cost["currency"]} if cost else None}
+        est = cell.get("estimated_cost")
+        return {"basis": "estimate", "tokens": (cell.get("estimated_tokens") or {}).get("total", 0),
+                "cost": ({"amount": est["amount"], "currency": est["currency"]}
+                         if est and est.get("currency") else None)}
 
 
 @dataclass

@@ -19,7 +19,7 @@ import jinja2
 import numpy as np
 
 from harness.checks import metrics as M
-from harness.execute.results import brief_reason
+from harness.folder.records import Reason
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -640,12 +640,17 @@ def usage_rows(summary: dict) -> list[dict]:
     return out
 
 
+def brief(reason: str) -> str:
+    """A summary cell's why-not-executed reason without its how-to-fix."""
+    return Reason.parse(reason).brief
+
+
 def noted(detail: str, reasons: list[str]) -> str:
     """A check line's detail with a why-not-executed reason (the long how-to-fix) replaced by its
     brief form and a pointer to the note under Cells, so the page says the hint once."""
     for n, reason in enumerate(reasons, start=1):
         if reason and reason in detail:
-            detail = detail.replace(reason, f"{brief_reason(reason)} (note [{n}] under Cells)")
+            detail = detail.replace(reason, f"{brief(reason)} (note [{n}] under Cells)")
     return detail
 
 
@@ -656,7 +661,7 @@ def _env() -> jinja2.Environment:
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
                              keep_trailing_newline=True)
     env.filters["num"] = lambda x, digits=3: "–" if x is None else (f"{x:.{digits}f}" if isinstance(x, float) else str(x))
-    env.filters["brief"] = brief_reason     # the full reason is on the first execution line
+    env.filters["brief"] = brief     # the full reason is on the first execution line
     env.filters["money"] = money
     env.filters["noted"] = noted
     env.filters["duration"] = duration

@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 
 from harness.evidence import canonical_json
-from harness.execute.results import usage_tokens
 from harness.folder import Execution, FolderError, Manifest, RunReader
+from harness.folder.usage import usage_tokens
 from harness.folder.verdict import CheckResult, counts, verdict
 
 SUMMARY_VERSION = 1
@@ -106,7 +106,7 @@ def cell_summary(run: RunReader, cell: dict, execution: Execution | None) -> dic
         "id": cid, "model": cell.get("model"), "provider": cell.get("provider"),
         "dimension": cell.get("dimension"), "requests": cell.get("requests"),
         "executed": executed,
-        "reason": None if executed else ((info.reason if info else None) or "not executed"),
+        "reason": None if executed else ((info.reason.text if info and info.reason else None) or "not executed"),
         "vectors": len(vec.ids) if vec is not None else 0,
         "latency_ms": latency_stats(rows),
         "usage": usage_totals(rows),
@@ -116,16 +116,8 @@ def cell_summary(run: RunReader, cell: dict, execution: Execution | None) -> dic
         "inputs": cell.get("inputs"),
         "tokens": input_tokens(rows),
         "cost": cell_cost(cell, info, executed),
-        "spent": _spent(cell, info),
+        "spent": info.spent(cell) if info is not None else None,
     }
-
-
-def _spent(cell: dict, info) -> dict | None:
-    """`harness.execute.results.spent`, imported only for an executed cell (it brings the HTTP stack)."""
-    if info is None or not info.executed:
-        return None
-    from harness.execute.results import spent
-    return spent(cell, info)
 
 
 def build_summary(folder: Path, manifest: Manifest, results: list[CheckResult]) -> dict:

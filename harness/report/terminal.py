@@ -60,15 +60,15 @@ def result_rows(cells: list[dict], execution, results) -> list[list[str]]:
     """Per cell after a run: executed or why not, vectors, its check lines by status, and tokens and
     cost (in the cell's region's currency): `actual` from the usage the provider reported, `est.` from the
     plan's estimate otherwise."""
-    from harness.execute.results import brief_reason, spent
     rows = []
     for c in cells:
         cid = c["id"]
         info = execution.get(cid) if execution is not None else None
         mine = [r for r in results if r.cell == cid]
         counts = "/".join(str(sum(1 for r in mine if r.status == s)) for s in ("pass", "fail", "skip"))
-        executed = "yes" if info is not None and info.executed else f"no: {brief_reason(info and info.reason)}"
-        got = spent(c, info)
+        why = info.reason.brief if info is not None and info.reason else "not executed"
+        executed = "yes" if info is not None and info.executed else f"no: {why}"
+        got = info.spent(c) if info is not None else None
         if got is None:
             spent_cols = ["-", "-"]           # nothing was sent, nothing spent
         else:
