@@ -22,16 +22,16 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from harness import __version__
-from harness.folder import manifest as manifest_mod
 from harness.errors import ExitCode, HarnessError, Problem, SpecError, UsageError
 from harness.evidence import StagedFolder
 from harness.folder import MANIFEST_VERSION, Manifest, RunWriter, layout
+from harness.folder import manifest as manifest_mod
+from harness.folder.verdict import CheckResult, verdict
 from harness.inputs.media import MediaError
-from harness.plan.write import CellStats, write_plan
 from harness.plan.build import CellFilter, Plan, build_plan
+from harness.plan.write import CellStats, write_plan
 from harness.report.finalize import finalize
 from harness.spec.load import Spec, read_spec, schema_info
-from harness.folder.verdict import CheckResult, verdict
 
 DEFAULT_OUTPUT = "output"
 SHAPING_FACTS = ("dimensions", "default_dimension", "dimension_param", "fusion", "max_images", "max_contents",
@@ -121,7 +121,8 @@ def offline_results(plan: Plan) -> list[CheckResult]:
     results = [
         CheckResult("spec", True, f"{plan.spec.display} is valid against {info['id']}",
                     data={"path": plan.spec.display}),      # JUnit's file=: the spec as given, not the copy
-        CheckResult("catalog", True, f"{len(plan.cells)} cells within the rules of model catalog {plan.catalog.version}"),
+        CheckResult("catalog", True,
+                    f"{len(plan.cells)} cells within the rules of model catalog {plan.catalog.version}"),
         CheckResult("inputs", True, f"{plan.input_count} inputs with unique ids "
                     f"({', '.join(f'{k} {v}' for k, v in sorted(plan.modality_counts.items()))})"),
     ]
@@ -173,13 +174,9 @@ def _execute(plan: Plan, folder: Path, cells: list[dict], execute_options: dict,
     Adds the sha256 of the evidence files it wrote to `known` (`finalize` need not read them back)."""
     from harness.execute import ExecuteOptions, execute_run
 
-    spec_exec = plan.spec.data.get("execution") or {}
-    options = {f.name for f in dataclasses.fields(ExecuteOptions)}
-    values = {k: v for k, v in {**spec_exec, **{k: v for k, v in execute_options.items() if v is not None}}.items()
-              if k in options}
-    values["local_files"] = local_files(plan)
-    values["allow_hosts"] = tuple(allow_hosts)    # from the command line only, never the spec
-    summary = execute_run(folder, cells, ExecuteOptions(**values), console)
+    options = ExecuteOptions.from_run(plan.spec.data.get("execution"), execute_options,
+                                      local_files=local_files(plan), allow_hosts=allow_hosts)
+    summary = execute_run(folder, cells, options, console)
     known.update(summary.written)
     results, failed = list(summary.checks), not summary.ok
     repeat = _repeated_cells(plan.spec, cells)
@@ -188,7 +185,7 @@ def _execute(plan: Plan, folder: Path, cells: list[dict], execute_options: dict,
         again = folder / layout.REPEAT_DIR
         for cell in repeat:
             shutil.copytree(folder / "payloads" / cell["id"], again / "payloads" / cell["id"], copy_function=os.link)
-        second = execute_run(again, repeat, ExecuteOptions(**{**values, "use_cache": False}), console)
+        second = execute_run(again, repeat, dataclasses.replace(options, use_cache=False), console)
         known.update({f"{layout.REPEAT_DIR}/{rel}": sha for rel, sha in second.written.items()})
         results += [dataclasses.replace(r, name=f"repeat:{r.name}") for r in second.checks]
         failed = failed or not second.ok
@@ -197,7 +194,8 @@ def _execute(plan: Plan, folder: Path, cells: list[dict], execute_options: dict,
 
 def local_files(plan: Plan) -> dict[str, Path]:
     """sha256 → path of every local image and video the inputs read (what `upload_local_files` sends)."""
-    return {r["sha256"]: plan.spec.base_dir / r["path"] for r in plan.input_files if r.get("role") in ("image", "video")}
+    return {r["sha256"]: plan.spec.base_dir / r["path"] for r in plan.input_files
+            if r.get("role") in ("image", "video")}
 
 
 def _repeated_cells(spec: Spec, cells: list[dict]) -> list[dict]:
@@ -274,7 +272,8 @@ def _sign(folder: Path, key: str) -> str:
     return sign(folder, key)
 
 
-def _spec_checks(spec: Spec, folder: Path, cells: list[dict], cell_filter: CellFilter | None = None) -> list[CheckResult]:
+def _spec_checks(spec: Spec, folder: Path, cells: list[dict],
+                 cell_filter: CellFilter | None = None) -> list[CheckResult]:
     from harness.inputs.datasets import all_checks
     checks = all_checks(spec.data)     # the spec's, then those its `beir:` inputs bring
     if not checks:

@@ -5,9 +5,10 @@ payload files and uses the cache, `results` turns what came back into evidence a
 """
 
 from harness.execute.clients import ClientPool
-from harness.execute.engine import ExecuteOptions, execute_run
+from harness.execute.engine import execute_run
+from harness.execute.options import ExecuteOptions
 from harness.execute.limiter import RateLimiter, backoff_delay
-from harness.execute.results import CellOutcome, ExecutionSummary
+from harness.execute.results import CellOutcome, ExecutionSummary, usage_tokens
 
 __all__ = ["CellOutcome", "ClientPool", "ExecuteOptions", "ExecutionSummary", "RateLimiter", "backoff_delay",
-           "execute_run"]
+           "execute_run", "usage_tokens"]

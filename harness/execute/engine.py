@@ -36,40 +36,18 @@ from typing import Any
 
 import numpy as np
 
-from harness.execute.cache import ResponseCache, cache_key, default_cache_dir
+from harness.catalog.load import Catalog, load_catalog
+from harness.execute.cache import ResponseCache, cache_key
 from harness.evidence import sha256_bytes
 from harness.execute.clients import ClientPool
 from harness.execute.limiter import RateLimiter, backoff_delay, clock_of
-from harness.execute.results import CellOutcome, ExecutionSummary, add_usage, execution_checks, write_cell_evidence
-from harness.folder.usage import usage_tokens
+from harness.execute.options import ExecuteOptions
+from harness.execute.results import (CellOutcome, ExecutionSummary, add_usage, execution_checks,
+                                     usage_tokens, write_cell_evidence)
 from harness.folder import Execution, FolderError, RunReader, RunWriter, layout
 from harness.execute.progress import RunProgress
 from harness.providers.base import Embedded, NotExecutable, ProviderError
-
-
-@dataclass
-class ExecuteOptions:
-    """How to execute. Quotas: None → the catalog's for the model, 0 → no limit."""
-
-    concurrency: int = 8
-    rpm: int | None = None
-    tpm: int | None = None
-    timeout: float = 60.0
-    max_attempts: int = 5
-    cache_dir: Path = field(default_factory=default_cache_dir)
-    use_cache: bool = True
-    refresh: bool = False
-    quiet: bool = False
-    workspace: str | None = None
-    backoff_base: float = 0.5        # first retry waits about this long, doubling each time
-    backoff_max: float = 30.0
-    quota_window: float = 60.0       # seconds the rpm/tpm quota is counted over (tests scale it down)
-    quota_headroom: float = 0.98     # share of the quota the limiter aims at
-    replica_down_for: float = 10.0   # seconds a replica that failed gets no requests (tests scale it down)
-    http_client: Any = field(default=None, repr=False, compare=False)  # set by execute_run
-    local_files: dict = field(default_factory=dict, repr=False)   # sha256 → path, for `upload_local_files`
-    allow_hosts: tuple = ()          # `--allow-host` values: storage hosts an upload may go to (never from a spec)
-    clock: Any = field(default=None, repr=False, compare=False)   # None: real time; tests: limiter.VirtualClock
+from harness.providers.registry import provider_class
 
 
 # ---- the run -------------------------------------------------------------------------------
@@ -114,7 +92,7 @@ def execute_run(folder: Path, cells: list[dict], options: ExecuteOptions | None 
     options = options or ExecuteOptions()
     folder = Path(folder)
     started = time.monotonic()
-    catalog = _catalog()
+    catalog = load_catalog()
     run_cells = [_load_cell(folder, spec, catalog) for spec in cells]
     cache = ResponseCache(options.cache_dir, enabled=options.use_cache, refresh=options.refresh)
     progress = RunProgress(console, quiet=options.quiet)
@@ -138,21 +116,13 @@ def execute_run(folder: Path, cells: list[dict], options: ExecuteOptions | None 
     return summary
 
 
-def _catalog() -> Any:
-    try:
-        from harness.catalog.load import load_catalog
-        return load_catalog()
-    except ImportError:  # pragma: no cover - the catalog ships with the package
-        return None
-
-
-def _load_cell(folder: Path, spec: dict[str, Any], catalog: Any) -> _Cell:
+def _load_cell(folder: Path, spec: dict[str, Any], catalog: Catalog) -> _Cell:
     cid = spec["id"]
     outcome = CellOutcome(id=cid, model=spec.get("model"), provider=spec.get("provider"),
                           required=bool(spec.get("required", True)), executed=True,
                           dimension=spec.get("dimension"))
     cell = _Cell(spec=spec, outcome=outcome)
-    cell.info = catalog.get(spec.get("model")) if catalog is not None and spec.get("model") else None
+    cell.info = catalog.get(spec.get("model")) if spec.get("model") else None
     reader = RunReader(folder)
     if not reader.has(layout.payload_index(cid)):
         outcome.executed, outcome.reason = False, f"no payload index at {layout.payload_index(cid)}"
@@ -190,10 +160,10 @@ async def _execute(cells: list[_Cell], options: ExecuteOptions, cache: ResponseC
     servers = max((c.servers for c in cells if c.outcome.executed), default=1)
     slots = max(1, options.concurrency) * servers
     client = ClientPool(slots, options.timeout)
-    provider_options = replace(options, http_client=client)
+    clock = clock_of(options)      # read now, not at import: a test may have put the default on virtual time
+    provider_options = replace(options, http_client=client, clock=clock)
     limiters: dict[str, RateLimiter] = {}
     try:
-        from harness.providers.registry import provider_class
         for cell in cells:
             if not cell.outcome.executed:
                 continue
@@ -217,7 +187,7 @@ async def _execute(cells: list[_Cell], options: ExecuteOptions, cache: ResponseC
                 tpm = options.tpm if options.tpm is not None else getattr(cell.info, "tpm", None)
                 # no quota given and none published: adapt to the throttles (an explicit 0 means no limit)
                 limiters[name] = RateLimiter(rpm or None, tpm or None, options.quota_window,
-                                             options.quota_headroom, adaptive=rpm is None, clock=clock_of(options))
+                                             options.quota_headroom, adaptive=rpm is None, clock=clock)
             cell.limiter = limiters[name]
 
         queue: list[_Request] = [r for c in cells if c.provider is not None for r in c.requests]
@@ -320,7 +290,7 @@ async def _process(request: _Request, options: ExecuteOptions, cache: ResponseCa
                 return _fail(request, progress, _error_json(exc), attempts=attempt, latency_ms=latency,
                              **_uploads(exc))
             if exc.retryable and attempt < options.max_attempts and state["fatal"] is None:
-                delay = backoff_delay(attempt, options, exc.retry_after)
+                delay = backoff_delay(attempt, exc.retry_after, options.backoff_base, options.backoff_max)
                 out.retries += 1
                 out.throttled += bool(exc.throttled)
                 if exc.throttled:

@@ -20,10 +20,7 @@ import heapq
 import itertools
 import random
 import time
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from harness.execute.engine import ExecuteOptions
+from typing import Any
 
 MAX_RETRY_AFTER = 300.0   # a Retry-After longer than this is a misconfigured server, not advice
 DECREASE = 0.5            # a throttle multiplies the adaptive rate by this
@@ -257,9 +254,9 @@ class _Slot:
         self.done_at: float | None = None
 
 
-def backoff_delay(attempt: int, options: ExecuteOptions, retry_after: float | None) -> float:
-    """Retry-After when given; else base·2^(attempt-1), capped, with jitter in [½, 1]."""
+def backoff_delay(attempt: int, retry_after: float | None, base: float, most: float) -> float:
+    """Retry-After when given; else base·2^(attempt-1), at most `most`, with jitter in [½, 1]."""
     if retry_after is not None:
         return min(retry_after, MAX_RETRY_AFTER)
-    delay = min(options.backoff_max, options.backoff_base * 2 ** (attempt - 1))
+    delay = min(most, base * 2 ** (attempt - 1))
     return delay * random.uniform(0.5, 1.0)

@@ -40,10 +40,10 @@ from urllib.parse import urlsplit
 import httpx
 import numpy as np
 
-from harness.providers.credentials import checked_key
 from harness.evidence import canonical_json
-from harness.providers.base import Embedded, NotExecutable, ProviderError
 from harness.providers import wire
+from harness.providers.base import Embedded, NotExecutable, ProviderError
+from harness.providers.credentials import checked_key
 from harness.providers.replicas import DOWN_FOR, Replicas
 from harness.providers.tokens import estimate_tokens
 
@@ -57,7 +57,7 @@ class OpenAIProvider(wire.KeptAnswers):
     def __init__(self, endpoint: str, *, dimension: int | None = None, api_key: str | None = None,
                  timeout: float = DEFAULT_TIMEOUT, max_connections: int | None = None,
                  api_key_env: str | None = None, client: httpx.AsyncClient | None = None,
-                 replicas: list[str] | None = None, down_for: float = DOWN_FOR):
+                 replicas: list[str] | None = None, down_for: float = DOWN_FOR, clock: Any = None):
         self.endpoint = endpoint
         self.dimension = dimension
         self.timeout = timeout
@@ -65,7 +65,8 @@ class OpenAIProvider(wire.KeptAnswers):
         self._api_key = api_key
         self._api_key_env = api_key_env
         urls = list(dict.fromkeys(replicas or [endpoint]))
-        self._replicas = (Replicas([(u, _display_url(u)) for u in urls], max_connections or 8, down_for)
+        # several replicas count their downtime on `clock`, the engine's (needed then)
+        self._replicas = (Replicas([(u, _display_url(u)) for u in urls], max_connections or 8, clock, down_for)
                           if len(urls) > 1 else None)
         pool = max_connections * len(urls) if max_connections else None
         self._http = wire.ClientSlot(client, self.timeout, pool)
@@ -105,6 +106,7 @@ class OpenAIProvider(wire.KeptAnswers):
             client=getattr(options, "http_client", None),
             replicas=replicas or None,
             down_for=float(getattr(options, "replica_down_for", None) or DOWN_FOR),
+            clock=getattr(options, "clock", None),
         )
 
     async def aclose(self) -> None:

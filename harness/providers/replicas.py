@@ -7,7 +7,7 @@ or answers 5xx is down for `down_for` seconds: no request goes to it then, the o
 goes on to another, and after that time it gets requests again (the next failure puts it down
 again). Only when every replica is down does a request fail: retryable, to be tried again when
 the first comes back; the engine stops the run when the retries run out (exit 4).
-"Down for" is counted on a clock (`now()`): real time unless the engine's (a test's virtual clock).
+"Down for" is counted on the clock the engine passes down (`now()`: real time, or a test's virtual clock).
 """
 
 from __future__ import annotations
@@ -40,14 +40,11 @@ def takes_down(exc: ProviderError) -> bool:
 
 
 class Replicas:
-    def __init__(self, urls: list[tuple[str, str]], per_replica: int, down_for: float = DOWN_FOR,
-                 clock: Any = None):
-        """`urls`: (endpoint, the endpoint as messages show it) per replica; `clock`: default real time."""
-        from harness.execute.limiter import DEFAULT_CLOCK
-
+    def __init__(self, urls: list[tuple[str, str]], per_replica: int, clock: Any, down_for: float = DOWN_FOR):
+        """`urls`: (endpoint, the endpoint as messages show it) per replica; `clock`: the engine's."""
         self.replicas = [Replica(url, shown, max(1, per_replica)) for url, shown in urls]
         self.down_for = down_for
-        self.clock = clock or DEFAULT_CLOCK
+        self.clock = clock
 
     def _pick(self, tried: set[int]) -> Replica | None:
         now = self.clock.now()
