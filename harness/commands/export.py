@@ -2,7 +2,7 @@
 
 Parsing and exit codes only; the work is `harness.export.run`. The folder must verify first; after
 loading, the export checks join the folder's evidence: export.json, validate.txt (export lines
-before the final PASS/FAIL), every report and manifest.json (`harness.folder.finalize`).
+before the final PASS/FAIL), every report and manifest.json (`harness.report.finalize`).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """An export from start to end: read the run, load each cell, smoke-search it, record it in the folder.
 
 `export_run` writes ``export.json`` into the output folder and returns `CheckResult`s; it leaves
-``validate.txt``, the reports and ``manifest.json`` to `harness.folder.finalize`, called by the
+``validate.txt``, the reports and ``manifest.json`` to `harness.report.finalize`, called by the
 runner or, for the standalone command, by `export_folder`, which first refuses a folder that does
 not verify (finalising re-hashes the folder, which would bless edits made to it).
 """
@@ -18,8 +18,8 @@ from harness.export.milvus import RunIdentity
 from harness.export.target import resolve_target
 from harness.export.vectors import ExportCell, damaged_folder, load_cell, read_run, select_cells
 from harness.folder import FolderError, Manifest, RunReader, layout
-from harness.report.finalize import finalize
 from harness.folder.verdict import CheckResult
+from harness.report.finalize import finalize
 
 EXPORT_FILE = layout.EXPORT
 EXPORT_VERSION = 1
