@@ -28,7 +28,8 @@ from harness.folder import MANIFEST_VERSION, Manifest, RunWriter, layout
 from harness.folder import manifest as manifest_mod
 from harness.folder.verdict import CheckResult, verdict
 from harness.inputs.media import MediaError
-from harness.plan.build import CellFilter, Plan, build_plan
+from harness.plan.build import Plan, build_plan
+from harness.plan.cells import CellFilter
 from harness.plan.write import CellStats, write_plan
 from harness.report.finalize import finalize
 from harness.spec.load import Spec, read_spec, schema_info

@@ -27,7 +27,6 @@ sampled payload files, so retries, quotas, answer checks and key handling are th
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import random
 import secrets
@@ -148,7 +147,7 @@ def plan_cells(context: VerifyContext, base_url: str | None,
     """The cells as `harness run` plans them from the spec copy: the same endpoints for the same
     `--base-url`, and a credential only to the hosts `harness run` would send it to (the official
     ones, `--base-url`, $DASHSCOPE_HTTP_BASE_URL, `--allow-host`, $HARNESS_ALLOW_HOSTS)."""
-    from harness.plan.build import build_cells
+    from harness.plan.cells import build_cells
     from harness.providers.credentials import allowed_hosts
 
     spec = context.spec     # as verify parsed it (cells need no input file)
@@ -289,14 +288,13 @@ def run_sample(context: VerifyContext, sample: Sample, tolerance: Tolerance | No
     if not sample.cells:
         return []
     folder = context.folder
-    known = {f.name for f in dataclasses.fields(ExecuteOptions)}
-    values = {k: v for k, v in (context.spec.document.get("execution") or {}).items() if k in known}
     local_files = {}
     if any(c.cell.get("upload_local_files") for c in sample.cells):   # what the upload stand-ins name
         from harness.providers.uploads import recorded_local_files
         local_files = recorded_local_files(folder, context.record)
-    options = ExecuteOptions(**{**values, "use_cache": False, "refresh": False, "quiet": console is None,
-                                "local_files": local_files, "allow_hosts": tuple(allow_hosts)})
+    options = ExecuteOptions.from_run(context.spec.document.get("execution"),    # past the cache, never into it
+                                      {"use_cache": False, "refresh": False, "quiet": console is None},
+                                      local_files=local_files, allow_hosts=allow_hosts)
     with tempfile.TemporaryDirectory(prefix="harness-reexecute-") as tmp:
         scratch = Path(tmp)
         for c in sample.cells:

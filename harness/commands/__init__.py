@@ -59,6 +59,6 @@ def add_filters(parser, verb: str = "plan") -> None:
 
 def cell_filter(args):
     """The CellFilter of `add_filters`' flags (empty when none is given)."""
-    from harness.plan.build import CellFilter
+    from harness.plan.cells import CellFilter
 
     return CellFilter(tuple(args.filter_model), tuple(args.filter_dimension), tuple(args.filter_cell))

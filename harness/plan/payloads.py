@@ -17,7 +17,8 @@ from __future__ import annotations
 from typing import Any
 
 from harness.inputs.types import Input, Part
-from harness.plan.build import Batch, Cell
+from harness.plan.batching import Batch
+from harness.plan.cells import Cell
 
 
 def wire_value(part: Part, cell: Cell) -> str:

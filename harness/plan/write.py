@@ -22,7 +22,9 @@ from harness.catalog import estimate
 from harness.evidence import canonical_json, sha256_bytes
 from harness.folder import layout
 from harness.plan.payloads import render
-from harness.plan.build import Batcher, Cell, Plan
+from harness.plan.batching import Batcher
+from harness.plan.build import Plan
+from harness.plan.cells import Cell
 from harness.folder.verdict import CheckResult
 
 

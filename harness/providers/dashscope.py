@@ -19,7 +19,7 @@ waiting out) the rest.
 The key is resolved by `harness.providers.credentials`, lives in this object only, is never in its repr,
 and is scrubbed from every field kept of an answer (message, code, request_id, usage), in case a
 server echoes it. A redirect is not followed (the key would go along); the message says where it
-pointed. Which hosts may receive the key at all is decided before this (`harness.plan.build`).
+pointed. Which hosts may receive the key at all is decided before this (`harness.plan.endpoints`).
 
 A cell with `upload_local_files` sends its local files through DashScope's temporary storage
 (`harness.providers.uploads`): the payload's `upload:sha256:…` stand-ins become `oss://` URLs in the bytes

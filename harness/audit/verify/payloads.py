@@ -47,7 +47,8 @@ def derive(context: VerifyContext, allow_paths: tuple | list = (),
     Returns ({relative path: sha256}, cell ids, catalog facts). Raises HarnessError when the spec
     or an input cannot be read or planned here.
     """
-    from harness.plan.build import CellFilter, build_plan
+    from harness.plan.build import build_plan
+    from harness.plan.cells import CellFilter
     from harness.plan.write import derive_plan
 
     spec = context.spec

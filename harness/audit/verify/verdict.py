@@ -31,7 +31,7 @@ def check_verdict(context: VerifyContext, report: VerifyReport) -> None:
     if not checks or not (folder / "vectors").is_dir():
         return
     from harness.checks.evaluate import evaluate_checks
-    from harness.plan.build import CellFilter
+    from harness.plan.cells import CellFilter
 
     present = set(lines)
     version = context.record.harness.get("version")

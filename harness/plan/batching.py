@@ -1,0 +1,152 @@
+"""A cell's inputs packed into requests, and the spool the plan keeps its inputs in.
+
+The `Batcher` packs within the model's per-request limits (contents, images, videos, texts), in
+input order; an input that must come back as exactly one vector travels alone. The `Spool` holds
+the resolved inputs between checking and writing, so memory stays flat in their number.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from harness.catalog.load import ModelInfo
+from harness.evidence import OWNER, dead_owners, owner
+from harness.inputs.types import Input
+from harness.plan.cells import Cell
+
+SPOOL = re.compile(r"^harness-inputs-" + OWNER + r"-\w+\.spool$")   # temp file of one process's inputs
+DEFAULT_BATCH = 20          # when the catalog documents no per-request cap (undated tongyi, local)
+
+
+@dataclass
+class Batch:
+    seq: int                        # 1-based, the payload file number
+    inputs: list[Input]
+    contents: int
+    fused: bool                     # one input whose parts fuse via enable_fusion
+
+    @property
+    def file(self) -> str:
+        return f"{self.seq:05d}.json"
+
+
+def contents_of(inp: Input, model: ModelInfo) -> int:
+    if inp.modality == "fused" and model.fusion == "enable_fusion":
+        return len(inp.parts)
+    return 1
+
+
+def alone(inp: Input, cell: Cell) -> bool:
+    """Must this input travel in a request of its own to come back as exactly one vector?"""
+    return (cell.model.fusion == "always" or bool(cell.parameters.get("enable_fusion"))
+            or (inp.modality == "fused" and cell.model.fusion == "enable_fusion"))
+
+
+class Batcher:
+    """Packs one cell's inputs into requests within the model's per-request limits, in input order.
+
+    Incremental (`add` returns the requests it completed) so one pass over the inputs can feed
+    every cell at once."""
+
+    def __init__(self, cell: Cell, max_contents: int | None):
+        m = cell.model
+        self.cell = cell
+        self.limit = min(m.max_contents or DEFAULT_BATCH, max_contents or 10**9)
+        self.caps = [(k, cap) for k, cap in (("image", m.max_images), ("video", m.max_videos), ("text", m.max_texts))
+                     if cap is not None]
+        self.seq = 0
+        self.cur: list[Input] = []
+        self.contents = 0
+        self.used = dict.fromkeys((k for k, _ in self.caps), 0)
+        self.capmap = dict(self.caps)
+        self.all_alone = m.fusion == "always" or bool(cell.parameters.get("enable_fusion"))
+
+    def _flush(self) -> list[Batch]:
+        if not self.cur:
+            return []
+        self.seq += 1
+        done = Batch(self.seq, self.cur, self.contents, False)
+        self.cur, self.contents = [], 0
+        self.used = dict.fromkeys(self.used, 0)
+        return [done]
+
+    def add(self, inp: Input) -> list[Batch]:
+        m = self.cell.model
+        if len(inp.parts) == 1 and not self.all_alone:   # the hot path: one plain item
+            kind = inp.parts[0].kind
+            cap = self.capmap.get(kind)
+            done = []
+            if self.contents + 1 > self.limit or (cap is not None and self.used[kind] + 1 > cap):
+                done = self._flush()
+            self.cur.append(inp)
+            self.contents += 1
+            if cap is not None:
+                self.used[kind] += 1
+            return done
+        if alone(inp, self.cell):
+            done = self._flush()
+            self.seq += 1
+            fused = inp.modality == "fused" and m.fusion == "enable_fusion"
+            return done + [Batch(self.seq, [inp], contents_of(inp, m), fused)]
+        n = contents_of(inp, m)
+        need = [(k, cap, inp.count(k)) for k, cap in self.caps]
+        done = []
+        if self.contents + n > self.limit or any(self.used[k] + c > cap for k, cap, c in need):
+            done = self._flush()
+        self.cur.append(inp)
+        self.contents += n
+        for k, _, c in need:
+            self.used[k] += c
+        return done
+
+    def close(self) -> list[Batch]:
+        return self._flush()
+
+
+def batches(cell: Cell, inputs: Iterator[Input], max_contents: int | None) -> Iterator[Batch]:
+    batcher = Batcher(cell, max_contents)
+    for inp in inputs:
+        yield from batcher.add(inp)
+    yield from batcher.close()
+
+
+class Spool:
+    """The plan's resolved inputs in a temporary file, in order, as they were checked: writing streams
+    them back instead of resolving (and rendering) them again. `add` inside `with spool:`, whose end
+    completes the file. Files of killed runs are removed."""
+
+    def __init__(self):
+        for debris, _ in dead_owners(Path(tempfile.gettempdir()), SPOOL):
+            debris.unlink(missing_ok=True)
+        fd, name = tempfile.mkstemp(prefix=f"harness-inputs-{owner()}-", suffix=".spool")
+        self.path: Path | None = Path(name)
+        self._out = os.fdopen(fd, "wb")
+
+    def add(self, inp: Input) -> None:
+        pickle.dump(inp, self._out, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def __enter__(self) -> "Spool":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._out.close()
+
+    def __iter__(self) -> Iterator[Input]:
+        with open(self.path, "rb") as f:
+            while True:
+                try:
+                    yield pickle.load(f)
+                except EOFError:
+                    return
+
+    def remove(self) -> None:
+        self._out.close()
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
+            self.path = None
