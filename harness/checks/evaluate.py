@@ -158,7 +158,7 @@ def _evaluate_one(name: str, kind: str, body: dict, meta: dict, cell: dict, vec,
         return CheckResult(name, False, str(vec), cid, "check",
                            {**meta, "status": "failed", "trials": 0, "failures": 0})
     if vec is None:
-        reason = info.reason if info is not None else None
+        reason = info.reason if info is not None and info.reason and info.reason.text else None   # "" says nothing
         # The brief reason: its execution line (or the first such line) gives the hint in full.
         return CheckResult.skip(name, f"cell not executed: {reason.brief}" if reason else "cell not executed",
                                 cid, "check", {**meta, "status": "skipped",
