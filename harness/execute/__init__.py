@@ -8,7 +8,7 @@ from harness.execute.clients import ClientPool
 from harness.execute.engine import execute_run
 from harness.execute.options import ExecuteOptions
 from harness.execute.limiter import RateLimiter, backoff_delay
-from harness.execute.results import CellOutcome, ExecutionSummary, usage_tokens
+from harness.execute.results import CellOutcome, ExecutionSummary
 
 __all__ = ["CellOutcome", "ClientPool", "ExecuteOptions", "ExecutionSummary", "RateLimiter", "backoff_delay",
-           "execute_run", "usage_tokens"]
+           "execute_run"]

@@ -42,8 +42,8 @@ from harness.evidence import sha256_bytes
 from harness.execute.clients import ClientPool
 from harness.execute.limiter import RateLimiter, backoff_delay, clock_of
 from harness.execute.options import ExecuteOptions
-from harness.execute.results import (CellOutcome, ExecutionSummary, add_usage, execution_checks,
-                                     usage_tokens, write_cell_evidence)
+from harness.execute.results import CellOutcome, ExecutionSummary, add_usage, execution_checks, write_cell_evidence
+from harness.folder.usage import usage_tokens
 from harness.folder import Execution, FolderError, RunReader, RunWriter, layout
 from harness.execute.progress import RunProgress
 from harness.providers.base import Embedded, NotExecutable, ProviderError
