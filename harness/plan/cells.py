@@ -15,6 +15,7 @@ from harness.errors import Problem, UsageError
 from harness.inputs.types import Input
 from harness.plan.endpoints import cell_endpoint, replica_endpoints
 from harness.providers.credentials import AllowedHosts
+from harness.providers.registry import provider_class
 from harness.spec.load import Spec
 
 
@@ -24,7 +25,7 @@ class Cell:
     model: ModelInfo
     dimension: int                  # the vector length every input gets
     dimension_sent: int | None      # what goes in the request (None: the model's fixed size)
-    parameters: dict                # parameters of every request of this cell
+    parameters: dict                # the spec's, for every request of this cell (the protocol places the dimension)
     endpoint: str
     api_key_env: str | None
     required: bool
@@ -45,7 +46,8 @@ class Cell:
     def manifest_entry(self) -> dict:
         return {"id": self.id, "model": self.model.name, "wire_model": self.model.wire_model,
                 "provider": self.model.provider, "endpoint": self.endpoint, "dimension": self.dimension,
-                "dimension_sent": self.dimension_sent, "parameters": self.parameters,
+                "dimension_sent": self.dimension_sent,
+                "parameters": provider_class(self.protocol).request_parameters(self.parameters, self.dimension_sent),
                 "api_key_env": self.api_key_env, "required": self.required,
                 "modalities": sorted(self.modalities) if self.modalities else None, "region": self.region,
                 **({"upload_local_files": True} if self.upload else {}),
@@ -114,12 +116,9 @@ class ModelCells:
 
     def cell(self, dimension: int) -> Cell:
         model = self.model
-        sent = dimension if model.dimension_param else None
-        wire_params = dict(self.parameters)
-        if model.provider == "dashscope" and sent is not None:
-            wire_params["dimension"] = sent
-        return Cell(id=f"{slug(model.name)}-{dimension}", model=model, dimension=dimension, dimension_sent=sent,
-                    parameters=wire_params, endpoint=self.endpoint, api_key_env=self.api_key_env,
+        return Cell(id=f"{slug(model.name)}-{dimension}", model=model, dimension=dimension,
+                    dimension_sent=dimension if model.dimension_param else None,
+                    parameters=dict(self.parameters), endpoint=self.endpoint, api_key_env=self.api_key_env,
                     required=self.required, where=self.where, modalities=self.modalities, upload=self.upload,
                     region=self.region, replicas=self.replicas)
 

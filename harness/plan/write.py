@@ -21,11 +21,12 @@ from typing import Any
 from harness.catalog import estimate
 from harness.evidence import canonical_json, sha256_bytes
 from harness.folder import layout
-from harness.plan.payloads import render
+from harness.folder.verdict import CheckResult
 from harness.plan.batching import Batcher
 from harness.plan.build import Plan
 from harness.plan.cells import Cell
-from harness.folder.verdict import CheckResult
+from harness.plan.payloads import render
+from harness.providers.registry import provider_class
 
 
 @dataclass
@@ -60,15 +61,8 @@ def _tokens(cell: Cell, inputs, t: Counter) -> None:
 
 
 def body_problems(cell: Cell, body: dict) -> list[str]:
-    """What the request body itself must show: the right model, and the dimension inside `parameters`."""
-    out = []
-    if cell.protocol == "dashscope":
-        if "dimension" in body:
-            out.append("`dimension` at the top level of the body (the API reads it only inside `parameters`)")
-        if body.get("parameters", {}).get("dimension") != cell.dimension_sent:
-            out.append(f"parameters.dimension is {body.get('parameters', {}).get('dimension')}, expected {cell.dimension_sent}")
-    elif body.get("dimensions") != cell.dimension_sent:
-        out.append(f"dimensions is {body.get('dimensions')}, expected {cell.dimension_sent}")
+    """What the request body itself must show: the right model, and the dimension where its protocol reads it."""
+    out = provider_class(cell.protocol).dimension_problems(body, cell.dimension_sent)
     if body.get("model") != cell.model.wire_model:
         out.append(f"model is {body.get('model')!r}, expected {cell.model.wire_model!r}")
     return out
@@ -224,10 +218,8 @@ class CellWriter:
         cell, s = self.cell, self.stats
         if cell.dimension_sent is None:
             where = f"fixed dimension {cell.dimension}"
-        elif cell.protocol == "dashscope":
-            where = f"parameters.dimension={cell.dimension_sent}"
         else:
-            where = f"dimensions={cell.dimension_sent}"
+            where = f"{provider_class(cell.protocol).dimension_field}={cell.dimension_sent}"
         return CheckResult("payloads", not self.wrong,
                            self.wrong[0] if self.wrong else
                            f"{s.requests} requests, {s.contents} contents, model {cell.model.wire_model}, {where}",

@@ -8,9 +8,25 @@ client and never in a value that can be written (`Embedded`, `ProviderError`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from harness.errors import ExitCode, Failure
+
+if TYPE_CHECKING:
+    from harness.catalog.load import ModelInfo
+    from harness.inputs.types import Input
+
+
+@dataclass(frozen=True)
+class Request:
+    """What one request carries, before a wire protocol shapes it into a body (`request_body`)."""
+
+    model: ModelInfo
+    inputs: list[Input]
+    dimension: int | None           # the vector length to ask for (None: the model's fixed size, nothing sent)
+    parameters: dict                # the spec's, for this model
+    fused: bool = False             # one input whose parts fuse into one vector (enable_fusion)
+    upload: bool = False            # local files over the model's data-URI limit go through temporary storage
 
 
 @dataclass
@@ -99,3 +115,8 @@ class NotExecutable(Failure):
 # where `cell` is the cell's entry in manifest.json ("id", "model", "provider", "endpoint",
 # "dimension", "api_key_env", "required", ...). It raises NotExecutable with a reason a
 # person can act on (e.g. "no DashScope API key: set DASHSCOPE_API_KEY, or ...").
+# And what its protocol puts on the wire, the dimension included (the plan writes these bodies):
+#   request_body(request: Request) -> dict                     the exact body of one request
+#   request_parameters(parameters: dict, dimension) -> dict    the `parameters` a cell's manifest entry records
+#   dimension_field: str                                       where a body carries the dimension
+#   dimension_problems(body: dict, dimension) -> list[str]     what is wrong with the dimension in a body

@@ -31,7 +31,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Mapping
 
-
 from harness.errors import Problem, ServiceError, UsageError
 
 ENV_VAR = "DASHSCOPE_API_KEY"
@@ -160,7 +159,8 @@ def missing_key_message(env: Mapping[str, str] = os.environ) -> str:
 
 # -- where credentials may be sent ---------------------------------------------------------
 
-_HOST_PORT = re.compile(r"(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?)(?::(?P<port>\d{1,5}))?")
+_HOST_PORT = re.compile(r"(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?)"
+                        r"(?::(?P<port>\d{1,5}))?")
 
 
 @dataclass(frozen=True)
@@ -173,7 +173,7 @@ class Destination:
 
     @classmethod
     def of(cls, url: str) -> "Destination | None":
-        import httpx   # here, not at the top: `validate` of a spec naming no URL need not load it
+        import httpx  # here, not at the top: `validate` of a spec naming no URL need not load it
 
         try:
             parsed = httpx.URL(url)

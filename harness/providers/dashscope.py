@@ -1,5 +1,13 @@
 """DashScope (Model Studio) multimodal embeddings over HTTP.
 
+Body (`request_body`): `{"model", "input": {"contents": [...]}, "parameters": {...}}` with
+`dimension` and every other option INSIDE `parameters` (the public quick-start script put
+`dimension` at the top level, which the API does not read). A local file a cell sends through
+temporary storage (`upload_local_files`: every local video, and an image over the model's
+per-image limit) is written as `upload:sha256:<hex>`, a stand-in tied to its bytes; it becomes the
+`oss://` URL of the upload only in the bytes sent (below), so the payload file, the cache key and
+what `verify` re-derives stay the same from one upload to the next.
+
 Wire: `POST {base}/api/v1/services/embeddings/multimodal-embedding/multimodal-embedding` with the
 payload file's body as canonical JSON (byte-identical to the file), `Authorization: Bearer <key>`,
 and `X-DashScope-WorkSpace` when a workspace is set. The answer is
@@ -29,21 +37,23 @@ sent (never in the payload file, the cache key or the log), the request carries
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import httpx
-import numpy as np
-
 from harness import __version__
-from harness.providers.credentials import KeySource, find_api_key, missing_key_message, unsendable
-from harness.providers.credentials import workspace as env_workspace
 from harness.errors import Problem, ServiceError
 from harness.evidence import canonical_json
-from harness.providers.base import Embedded, NotExecutable, ProviderError
 from harness.providers import wire
+from harness.providers.base import Embedded, NotExecutable, ProviderError, Request
+from harness.providers.credentials import KeySource, find_api_key, missing_key_message, unsendable
+from harness.providers.credentials import workspace as env_workspace
 from harness.providers.tokens import estimate_tokens
 from harness.providers.uploads import Uploader, UploadRecord
+
+if TYPE_CHECKING:
+    import httpx
+
+    from harness.inputs.types import Input, Part
 
 DEFAULT_TIMEOUT = 60.0
 
@@ -71,8 +81,52 @@ HINTS: dict[str, str] = {
 }
 
 
+def wire_value(part: Part, request: Request) -> str:
+    """What stands for `part` in the body: an image over the model's data-URI limit that goes through
+    temporary storage is its `upload:sha256:` stand-in."""
+    image, limit = part.image, request.model.image_max_bytes
+    if request.upload and image is not None and limit and image.size > limit:
+        return image.placeholder()
+    return part.wire()
+
+
+def content_items(inp: Input, request: Request) -> list[dict[str, Any]]:
+    """The `input.contents` items one input becomes for the request's model."""
+    if inp.modality == "multi_images":
+        return [{"multi_images": [wire_value(p, request) for p in inp.parts]}]
+    if inp.modality == "fused":
+        if request.model.fusion == "enable_fusion":
+            return [{p.kind: wire_value(p, request)} for p in inp.parts]
+        return [{p.kind: wire_value(p, request) for p in inp.parts}]
+    part = inp.parts[0]
+    return [{part.kind: wire_value(part, request)}]
+
+
 class DashScopeProvider(wire.KeptAnswers):
     protocol = "dashscope"
+    dimension_field = "parameters.dimension"    # the only place the API reads it
+
+    @staticmethod
+    def request_parameters(parameters: dict, dimension: int | None) -> dict:
+        return dict(parameters) if dimension is None else {**parameters, "dimension": dimension}
+
+    @classmethod
+    def request_body(cls, request: Request) -> dict[str, Any]:
+        contents = [item for inp in request.inputs for item in content_items(inp, request)]
+        parameters = cls.request_parameters(request.parameters, request.dimension)
+        if request.fused:
+            parameters["enable_fusion"] = True
+        return {"model": request.model.wire_model, "input": {"contents": contents}, "parameters": parameters}
+
+    @staticmethod
+    def dimension_problems(body: dict, dimension: int | None) -> list[str]:
+        out = []
+        if "dimension" in body:
+            out.append("`dimension` at the top level of the body (the API reads it only inside `parameters`)")
+        sent = body.get("parameters", {}).get("dimension")
+        if sent != dimension:
+            out.append(f"parameters.dimension is {sent}, expected {dimension}")
+        return out
 
     def __init__(self, endpoint: str, *, api_key: str, dimension: int | None, model: str | None = None,
                  key_source: KeySource | None = None, workspace: str | None = None,
@@ -146,6 +200,8 @@ class DashScopeProvider(wire.KeptAnswers):
                                body.get("parameters") or {}, info)
 
     async def _send(self, body: dict[str, Any], expected: int, data: bytes | None = None) -> Embedded:
+        import httpx  # here, not at the top: see `wire`
+
         uploaded = []
         if self.uploader is not None:      # the stand-ins become oss:// URLs: the bytes sent change
             body, uploaded = await self.uploader.resolve(body)
@@ -241,6 +297,8 @@ def parse_response(status: int, content: bytes, headers: Any, expected: int,
         if dimension and len(vec) != dimension:
             raise bad("WrongDimension", f"embedding {index} has {len(vec)} numbers, expected {dimension}")
         rows[index] = vec
+    import numpy as np  # only on this slow path (see `wire`)
+
     try:
         matrix = np.array(rows, dtype=np.float64)
     except OverflowError:

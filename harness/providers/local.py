@@ -6,8 +6,8 @@ engine and needs only numpy (`pip install 'mm-embed-harness[local]'`). It is a s
 local experiments and CI without secrets, not a Qwen model: its vectors are not comparable
 with DashScope's, and it cannot embed images or video.
 
-It takes the same body as an OpenAI-compatible server (`model`, `input`, `encoding_format`),
-so payload files look alike for both, and returns what that server would.
+It takes the same body as an OpenAI-compatible server (`model`, `input`, `encoding_format`:
+`EmbeddingsBody`), so payload files look alike for both, and returns what that server would.
 
 Prefixes. E5 was trained with a "query: " or "passage: " prefix on every text. A spec's inputs
 carry no query/document role, and the model card asks for "query: " on both sides of symmetric
@@ -34,6 +34,7 @@ from typing import Any
 
 from harness.providers import wire
 from harness.providers.base import Embedded, NotExecutable, ProviderError
+from harness.providers.openai_compat import EmbeddingsBody
 from harness.providers.tokens import estimate_tokens
 
 INSTALL_HINT = "pip install 'mm-embed-harness[local]'"
@@ -57,7 +58,7 @@ def _load(name: str):
         return _loaded[name]
 
 
-class LocalProvider:
+class LocalProvider(EmbeddingsBody):
     protocol = "local"
 
     def __init__(self, name: str = "e5-small", endpoint: str | None = None, engine_version: str = ""):

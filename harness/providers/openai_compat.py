@@ -34,24 +34,49 @@ import base64
 import json
 import math
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
-
-import httpx
-import numpy as np
 
 from harness.evidence import canonical_json
 from harness.providers import wire
-from harness.providers.base import Embedded, NotExecutable, ProviderError
+from harness.providers.base import Embedded, NotExecutable, ProviderError, Request
 from harness.providers.credentials import checked_key
 from harness.providers.replicas import DOWN_FOR, Replicas
 from harness.providers.tokens import estimate_tokens
+
+if TYPE_CHECKING:
+    import httpx
 
 DEFAULT_TIMEOUT = 60.0
 _REQUEST_ID_HEADERS = ("x-request-id", "request-id", "x-amzn-requestid", "cf-ray")
 
 
-class OpenAIProvider(wire.KeptAnswers):
+class EmbeddingsBody:
+    """The embeddings request body, `{"model", "input": [texts], "encoding_format": "float"}` plus
+    `dimensions` when the model takes one; the embedded local model takes it too."""
+
+    dimension_field = "dimensions"
+
+    @staticmethod
+    def request_parameters(parameters: dict, dimension: int | None) -> dict:
+        return dict(parameters)     # the body has no `parameters`: the dimension goes in `dimensions`
+
+    @staticmethod
+    def request_body(request: Request) -> dict[str, Any]:
+        body: dict[str, Any] = {"model": request.model.wire_model,
+                                "input": [inp.parts[0].value for inp in request.inputs],
+                                "encoding_format": "float"}
+        if request.dimension is not None:
+            body["dimensions"] = request.dimension
+        return body
+
+    @staticmethod
+    def dimension_problems(body: dict, dimension: int | None) -> list[str]:
+        sent = body.get("dimensions")
+        return [] if sent == dimension else [f"dimensions is {sent}, expected {dimension}"]
+
+
+class OpenAIProvider(EmbeddingsBody, wire.KeptAnswers):
     protocol = "openai"
 
     def __init__(self, endpoint: str, *, dimension: int | None = None, api_key: str | None = None,
@@ -122,6 +147,8 @@ class OpenAIProvider(wire.KeptAnswers):
         return await self._replicas.send(lambda r: self._post(r.url, r.shown, data, expected))
 
     async def _post(self, url: str, shown: str, data: bytes, expected: int) -> Embedded:
+        import httpx  # here, not at the top: see `wire`
+
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"
@@ -202,6 +229,8 @@ def _parse(resp: httpx.Response, expected: int, dimension: int | None, key_env: 
 
 def _vector(raw: Any, index: int, dimension: int | None, status: int, request_id: str | None) -> list[float]:
     if isinstance(raw, str):  # a server that ignored encoding_format=float and sent base64 float32
+        import numpy as np  # only on this path (see `wire`)
+
         try:
             data = base64.b64decode(raw, validate=True)
             if len(data) % 4:

@@ -35,13 +35,11 @@ from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
-import httpx
-
-from harness.providers.credentials import Destination, allowed_hosts, scrub
 from harness.evidence import atomic_write
 from harness.inputs.media import UPLOAD_PREFIX, sniff, sniff_video
-from harness.providers.base import ProviderError
 from harness.providers import wire
+from harness.providers.base import ProviderError
+from harness.providers.credentials import Destination, allowed_hosts, scrub
 
 LIFETIME = 48 * 3600        # TMPURL: a temporary file is kept 48 hours
 REUSE_MARGIN = 3600         # an upload with less than this left is not reused: the request may be retried late
@@ -221,12 +219,21 @@ class Uploader:
         kind = sniff(data[:64]) or sniff_video(data[:64])
         return data, Path(path).name, kind[1] if kind else "application/octet-stream"
 
-    async def _policy(self) -> dict[str, Any]:
+    async def _request(self, doing: str, method: str, url: str, **kwargs: Any) -> Any:
+        """One call to the API or the storage host; no answer or a dropped connection is retryable."""
+        import httpx  # here, not at the top: see `wire`
+
         try:
-            resp = await self._client().request("GET", self.policy_url, headers=self._headers, timeout=self.api_timeout,
-                                                params={"action": "getPolicy", "model": self.model})
+            return await self._client().request(method, url, **kwargs)
+        except httpx.TimeoutException:
+            raise ProviderError(f"no answer {doing}", code="UploadTimeout", retryable=True) from None
         except httpx.HTTPError as exc:
-            raise _transport("asking for an upload policy", exc) from None
+            raise ProviderError(f"connection failed {doing} ({type(exc).__name__})", code="UploadConnectionError",
+                                retryable=True) from None
+
+    async def _policy(self) -> dict[str, Any]:
+        resp = await self._request("asking for an upload policy", "GET", self.policy_url, headers=self._headers,
+                                   timeout=self.api_timeout, params={"action": "getPolicy", "model": self.model})
         try:
             doc = json.loads(resp.content) if resp.content else None
         except (ValueError, UnicodeDecodeError, RecursionError):
@@ -256,8 +263,8 @@ class Uploader:
             d = Destination.of(host)
             raise ProviderError(f"the upload policy names the storage host {d.shown if d else repr(host[:80])}, "
                                 "which is not an allowed host; nothing was uploaded (allowed: https://*.aliyuncs.com, "
-                                "the API host, and hosts given by --allow-host or $HARNESS_ALLOW_HOSTS)", code="UploadHostRefused",
-                                request_id=request_id, fatal=True)
+                                "the API host, and hosts given by --allow-host or $HARNESS_ALLOW_HOSTS)",
+                                code="UploadHostRefused", request_id=request_id, fatal=True)
         return info
 
     def _storage_allowed(self, url: str) -> bool:
@@ -276,11 +283,8 @@ class Uploader:
         secrets = (self._api_key, *_policy_secrets(policy))
         # no Authorization here: the storage host gets the policy's signature, never the API key
         headers = {"User-Agent": self._headers.get("User-Agent", "mm-embed-harness"), "Accept": "application/json"}
-        try:
-            resp = await self._client().request("POST", str(policy["upload_host"]), data=form, headers=headers,
-                                                files={"file": (name, data, mime)}, timeout=self.timeout)
-        except httpx.HTTPError as exc:
-            raise _transport(f"uploading {name}", exc) from None
+        resp = await self._request(f"uploading {name}", "POST", str(policy["upload_host"]), data=form,
+                                   headers=headers, files={"file": (name, data, mime)}, timeout=self.timeout)
         if resp.status_code not in (200, 204):
             text = wire.snippet(resp.content) if resp.content else "no body"
             for s in secrets:
@@ -297,9 +301,3 @@ def _policy_secrets(info: Any) -> list[str]:
         return []
     return [str(info[f]) for f in ("signature", "policy", "oss_access_key_id") if info.get(f)]
 
-
-def _transport(doing: str, exc: httpx.HTTPError) -> ProviderError:
-    if isinstance(exc, httpx.TimeoutException):
-        return ProviderError(f"no answer {doing}", code="UploadTimeout", retryable=True)
-    return ProviderError(f"connection failed {doing} ({type(exc).__name__})", code="UploadConnectionError",
-                         retryable=True)

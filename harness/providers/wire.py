@@ -1,5 +1,10 @@
 """Small pieces every HTTP provider needs: its own client when outside the engine, Retry-After,
-a body snippet for messages, compact index ranges, and what may be kept of an answer."""
+a body snippet for messages, compact index ranges, and what may be kept of an answer.
+
+httpx and numpy are imported where a request is sent or an answer read, never at the top of a
+provider module: `harness prepare` and `validate` shape request bodies (`request_body`) with the
+providers' own code, and need neither.
+"""
 
 from __future__ import annotations
 
@@ -11,11 +16,8 @@ import re
 import time
 from typing import Any
 
-import httpx
-import numpy as np
-
-from harness.providers.credentials import scrub
 from harness.providers.base import Embedded, ProviderError
+from harness.providers.credentials import scrub
 
 try:  # parses an answer of 4 × 1024 floats ~8× faster than json; optional (it comes with pymilvus)
     from orjson import loads as _fast_loads
@@ -32,6 +34,8 @@ _DROP = object()
 def tls_context() -> Any:
     """The process's one TLS context: building one loads the CA bundle (≈ 20 ms of CPU), and every
     client of every run in the process can share it."""
+    import httpx
+
     return httpx.create_ssl_context()
 
 
@@ -49,6 +53,8 @@ class ClientSlot:
 
     def get(self) -> Any:
         if self._client is None:
+            import httpx
+
             limits = httpx.Limits(max_connections=self._max_connections,
                                   max_keepalive_connections=self._max_connections)
             self._client = httpx.AsyncClient(timeout=httpx.Timeout(self._timeout), limits=limits,
@@ -197,6 +203,8 @@ def number_matrix(rows: list) -> Any:
     for row in rows:
         if not set(map(type, row)) <= _NUMBER_TYPES:
             return None
+    import numpy as np
+
     try:
         matrix = np.array(rows, dtype=np.float64)
     except (ValueError, TypeError, OverflowError):
