@@ -22,11 +22,16 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from harness import __version__
+from harness.audit.signing import sign
+from harness.checks.evaluate import evaluate_checks, selects
 from harness.errors import ExitCode, HarnessError, Problem, SpecError, UsageError
 from harness.evidence import StagedFolder
+from harness.export.run import export_run
+from harness.export.target import token_from_env
 from harness.folder import MANIFEST_VERSION, Manifest, RunWriter, layout
 from harness.folder import manifest as manifest_mod
 from harness.folder.verdict import CheckResult, verdict
+from harness.inputs.datasets import all_checks
 from harness.inputs.media import MediaError
 from harness.plan.build import Plan, build_plan
 from harness.plan.cells import CellFilter
@@ -173,7 +178,7 @@ def _execute(plan: Plan, folder: Path, cells: list[dict], execute_options: dict,
              known: dict[str, str], allow_hosts: tuple | list = ()) -> tuple[list[CheckResult], bool]:
     """Run the requests; returns the execution results and whether a provider error happened.
     Adds the sha256 of the evidence files it wrote to `known` (`finalize` need not read them back)."""
-    from harness.execute import ExecuteOptions, execute_run
+    from harness.execute import ExecuteOptions, execute_run  # here, not at the top: an offline run needs no HTTP
 
     options = ExecuteOptions.from_run(plan.spec.data.get("execution"), execute_options,
                                       local_files=local_files(plan), allow_hosts=allow_hosts)
@@ -201,7 +206,6 @@ def local_files(plan: Plan) -> dict[str, Path]:
 
 def _repeated_cells(spec: Spec, cells: list[dict]) -> list[dict]:
     """The cells some `stability: {repeat: true}` check selects."""
-    from harness.checks.evaluate import selects
     bodies = [c["stability"] for c in spec.data.get("checks") or [] if (c.get("stability") or {}).get("repeat")]
     return [cell for cell in cells if any(selects(b, cell) for b in bodies)]
 
@@ -269,17 +273,14 @@ def run(spec_path: str | Path, *, base: Path, execute: bool = False, execute_opt
 
 def _sign(folder: Path, key: str) -> str:
     """`run --sign`: inside the staging folder, so a key that cannot sign leaves no unsigned run behind."""
-    from harness.audit.signing import sign
     return sign(folder, key)
 
 
 def _spec_checks(spec: Spec, folder: Path, cells: list[dict],
                  cell_filter: CellFilter | None = None) -> list[CheckResult]:
-    from harness.inputs.datasets import all_checks
     checks = all_checks(spec.data)     # the spec's, then those its `beir:` inputs bring
     if not checks:
         return []
-    from harness.checks.evaluate import evaluate_checks
     return list(evaluate_checks(checks, folder, cells, lambda p: spec.positions.of(("checks",) + tuple(p)),
                                 spec_dir=spec.base_dir, sliced=cell_filter.describe() if cell_filter else None,
                                 write=RunWriter(folder).check_output))
@@ -291,8 +292,6 @@ def _spec_export(spec: Spec, folder: Path, manifest: Manifest) -> list[CheckResu
     export = spec.data.get("export")
     if not export:
         return []
-    from harness.export.run import export_run
-    from harness.export.target import token_from_env
     to = export["to"]
     if "://" not in to and not os.path.isabs(to):
         to = str((spec.base_dir / os.path.expanduser(to)).resolve())   # as validate resolved it

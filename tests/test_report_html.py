@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from harness.checks.evaluate import evaluate_checks
-from harness.report.html import RAMP, heatmaps, quality_charts
+from harness.report.charts import RAMP, heatmaps, quality_charts
 from harness.report.finalize import finalize
 from harness.report.summary import build_summary
 from tests.test_checks_support import VECTORS, make_run, pad, unit

@@ -7,7 +7,7 @@ from jsonschema import Draft202012Validator
 
 from harness.checks.evaluate import evaluate_checks
 from harness.report.finalize import finalize
-from harness.report.summary import SUMMARY_VERSION
+from harness.folder import SUMMARY_VERSION, Summary
 from harness.folder.verdict import CheckResult
 from tests.test_checks_support import VECTORS, make_run, pad
 
@@ -80,7 +80,7 @@ def test_non_finite_and_numpy_data_do_not_break_canonical_json(tmp_path):
 
 def test_headline_metric_is_the_first_threshold_the_spec_gives(tmp_path):
     """summary.json sorts object keys; the reports still headline the metric the user wrote first."""
-    from harness.report.html import headline_metric
+    from harness.report.charts import headline_metric
     for order in (["recall@1", "mrr"], ["mrr", "recall@1"]):
         folder = tmp_path / order[0]
         cells = {"qwen3-vl-embedding-8": {k: pad(v, 8) for k, v in VECTORS.items()}}
@@ -91,4 +91,4 @@ def test_headline_metric_is_the_first_threshold_the_spec_gives(tmp_path):
         finalize(folder, manifest, evaluate_checks(checks, folder, manifest.cells))
         summary = json.loads((folder / "summary.json").read_text())
         assert list(summary["quality"][0]["thresholds"]) == ["mrr", "recall@1"]     # sorted on disk
-        assert headline_metric(summary) == ("retrieval", order[0], limits[order[0]])
+        assert headline_metric(Summary.from_json(summary)) == ("retrieval", order[0], limits[order[0]])

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.report.html import quality_charts
+from harness.folder import Summary
+from harness.report.charts import quality_charts
 from tests.helpers import cli_env, dashscope_fixture, run_cli, write_spec
 
 KEY = "sk-report-layout-5566778899"
@@ -187,7 +188,7 @@ def test_the_cells_starred_and_the_answer_name_the_best_for_their_cost(run):
 
 def test_dimension_axis_is_numeric_log2_with_every_model_per_metric(run):
     folder, summary = run
-    charts = quality_charts(summary)
+    charts = quality_charts(Summary.from_json(summary))
     assert [c["metric"] for c in charts] == ["ndcg@5", "recall@1", "mrr", "ndcg@1"]   # thresholds first
     for c in charts:
         assert [s["model"] for s in c["series"]] == ["qwen3-vl-embedding", PLUS, FLASH]

@@ -183,7 +183,8 @@ def execution_checks(cells: list[SentCell], summary: ExecutionSummary) -> list[C
             # A required cell that did not run fails; any other is a skip, never a pass.
             data = {"executed": False, "reason": out.reason}
             said = first_with.setdefault(out.reason or "", cid)
-            why = out.reason if said == cid else f"{out.why.brief if out.reason else 'not executed'} (as for {said} above)"
+            brief = out.why.brief if out.reason else "not executed"
+            why = out.reason if said == cid else f"{brief} (as for {said} above)"
             results.append(CheckResult("execution", not out.required, f"not executed: {why}"
                                        + ("" if out.required else " (optional cell, so the run goes on)"),
                                        cell=cid, kind="execution", data=data,

@@ -5,10 +5,11 @@ the contract itself is documented in docs/architecture.md ("The output folder").
 """
 
 from harness.folder import layout
-from harness.folder.reader import RunReader
+from harness.folder.reader import NotARun, Run, RunReader, open_run
 from harness.folder.records import (
     EXECUTION_VERSION,
     MANIFEST_VERSION,
+    CellEntry,
     CellExecution,
     CellVectors,
     Execution,
@@ -16,7 +17,9 @@ from harness.folder.records import (
     Manifest,
     Reason,
 )
+from harness.folder.summary import SUMMARY_VERSION, Quality, Summary, SummaryCell, SummaryCheck
 from harness.folder.writer import RunWriter
 
-__all__ = ["EXECUTION_VERSION", "MANIFEST_VERSION", "CellExecution", "CellVectors", "Execution", "FolderError",
-           "Manifest", "Reason", "RunReader", "RunWriter", "layout"]
+__all__ = ["EXECUTION_VERSION", "MANIFEST_VERSION", "SUMMARY_VERSION", "CellEntry", "CellExecution", "CellVectors",
+           "Execution", "FolderError", "Manifest", "NotARun", "Quality", "Reason", "Run", "RunReader", "RunWriter",
+           "Summary", "SummaryCell", "SummaryCheck", "layout", "open_run"]

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-
 from harness.folder import layout
-from harness.folder.records import CellVectors, Execution, FolderError, Manifest
+from harness.folder.records import CellEntry, CellVectors, Execution, FolderError, Manifest
+from harness.folder.summary import Summary
 from harness.folder.verdict import WORD, CheckResult
 
 STATUS = {word: status for status, word in WORD.items()}   # summary.json's word → CheckResult status
@@ -66,7 +68,7 @@ class RunReader:
         if not self.has(npy):
             return None
         try:
-            import numpy as np   # here: commands that read no vectors need not load it
+            import numpy as np  # here: commands that read no vectors need not load it
             matrix = np.load(self.path / npy, allow_pickle=False, mmap_mode="r" if mmap else None)
         except Exception as exc:  # a truncated or foreign file
             raise FolderError(f"{npy} is not a readable .npy file ({exc})") from None
@@ -116,6 +118,7 @@ class RunReader:
         return [r for r in self._jsonl(rel) if isinstance(r, dict)] if self.has(rel) else []
 
     def summary(self) -> dict[str, Any] | None:
+        """summary.json's content as JSON (the bytes the other reports project); `Run.summary` is its record."""
         return self._json(layout.SUMMARY) if self.has(layout.SUMMARY) else None
 
     def results(self) -> list[CheckResult]:
@@ -137,3 +140,52 @@ class RunReader:
         if not self.has(layout.VALIDATE):
             return []
         return (self.path / layout.VALIDATE).read_text(encoding="utf-8", errors="replace").splitlines()
+
+
+class NotARun(FolderError):
+    """`open_run` was given a path that holds no output folder; `why` says how: "missing", "not a
+    folder" or "no manifest" (no manifest.json in it), so each command words it its own way."""
+
+    def __init__(self, path: Path, why: str):
+        super().__init__(f"{path}: {why}")
+        self.path, self.why = path, why
+
+
+@dataclass
+class Run:
+    """An output folder opened by `open_run`: its manifest read and typed once, the other records
+    read when first asked, every file through `read`, the folder's one reader."""
+
+    path: Path
+    manifest: Manifest
+    read: RunReader
+
+    @property
+    def cells(self) -> list[CellEntry]:
+        return self.manifest.entries()
+
+    @functools.cached_property
+    def execution(self) -> Execution | None:
+        """execution.json, or None for a run that was not executed."""
+        return self.read.execution()
+
+    @functools.cached_property
+    def summary(self) -> Summary | None:
+        """summary.json, or None for a folder an older harness wrote."""
+        data = self.read.summary()
+        return Summary.from_json(data) if data is not None else None
+
+
+def open_run(path: str | Path, manifest: Manifest | None = None) -> Run:
+    """Open the output folder at `path`: `NotARun` when there is none, `FolderError` when its
+    manifest.json breaks the contract. `manifest` stands in for manifest.json while a run is still
+    building the folder (the runner exports before `finalize` writes it)."""
+    path = Path(path)
+    if not path.exists():
+        raise NotARun(path, "missing")
+    if not path.is_dir():
+        raise NotARun(path, "not a folder")
+    read = RunReader(path)
+    if manifest is None and not read.has(layout.MANIFEST):
+        raise NotARun(path, "no manifest")
+    return Run(path, manifest or read.manifest(), read)

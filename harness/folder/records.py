@@ -6,8 +6,10 @@ not have it is a `FolderError`, never a guess.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Any, Iterable
+import functools
+import types
+from dataclasses import MISSING, dataclass, field, fields
+from typing import TYPE_CHECKING, Any, Iterable, Union, get_args, get_origin, get_type_hints
 
 from harness.errors import ExitCode, Failure
 from harness.folder.usage import usage_tokens
@@ -26,6 +28,57 @@ def _need(data: Any, kind: type, what: str) -> Any:
     if not isinstance(data, kind):
         raise FolderError(f"{what} is not a JSON {'object' if kind is dict else 'list'}")
     return data
+
+
+_SAID = {str: "text", int: "an integer", float: "a number", bool: "true or false", dict: "an object", list: "a list"}
+
+
+@functools.cache
+def _kinds(cls: type) -> dict[str, tuple[type, bool]]:
+    """Each field's JSON type and whether it may be null, read from its annotation (`int | None`
+    → int or null, `list[X]` → list); a field holding a record (a `Reason`) is JSON text."""
+    out = {}
+    for name, hint in get_type_hints(cls).items():
+        nullable = get_origin(hint) in (Union, types.UnionType) and type(None) in get_args(hint)
+        if nullable:
+            hint = next(a for a in get_args(hint) if a is not type(None))
+        kind = get_origin(hint) or hint
+        out[name] = (str if kind is Reason else kind, nullable)
+    return out
+
+
+def _is(value: Any, kind: type) -> bool:
+    """Is `value` of JSON type `kind`? (true and false are no numbers; an integer is a number)"""
+    if kind is Any:
+        return True
+    if isinstance(value, bool):
+        return kind is bool
+    return isinstance(value, (int, float) if kind is float else kind)
+
+
+def _typed(cls: type, data: dict[str, Any], where: str) -> dict[str, Any]:
+    """The keys of `data` that name fields of `cls`, each holding its field's JSON type (or null
+    where the field may be None); another value is a `FolderError` naming the file, the entry and
+    the field."""
+    kinds = _kinds(cls)
+    out = {}
+    for name, value in data.items():
+        if name not in kinds or name == "extra":
+            continue
+        kind, nullable = kinds[name]
+        if not (value is None and nullable) and not (value is not None and _is(value, kind)):
+            raise FolderError(f"{where}: \"{name}\" is not {_SAID.get(kind, kind.__name__)}")
+        out[name] = value
+    return out
+
+
+def checked_fields(cls: type, data: Any, where: str) -> dict[str, Any]:
+    """`_typed`, for an entry that must be an object holding every field without a default."""
+    known = _typed(cls, _need(data, dict, where), where)
+    for f in fields(cls):
+        if f.name not in known and f.default is MISSING and f.default_factory is MISSING:
+            raise FolderError(f"{where} has no \"{f.name}\"")
+    return known
 
 
 # --------------------------------------------------------------------------- manifest.json
@@ -57,6 +110,13 @@ class Manifest:
     def cell(self, cell_id: str) -> dict[str, Any]:
         return next((c for c in self.cells if c["id"] == cell_id), {})
 
+    def entries(self) -> list[CellEntry]:
+        """The cells as records, their types checked (a wrong type is a `FolderError` naming it)."""
+        return [CellEntry.from_json(c) for c in self.cells]
+
+    def entry(self, cell_id: str) -> CellEntry | None:
+        return next((CellEntry.from_json(c) for c in self.cells if c["id"] == cell_id), None)
+
     def to_json(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"}
         out = {k: v for k, v in out.items() if v is not None or k in ("digest",)}
@@ -83,6 +143,49 @@ class Manifest:
                    schema=data.get("schema"), catalog=data.get("catalog"), environment=data.get("environment"),
                    files=files, digest=data.get("digest"),
                    extra={k: v for k, v in data.items() if k not in known})
+
+
+@dataclass
+class CellEntry:
+    """A cell of manifest.json: one model at one output dimension, as the plan made it (what it
+    sends and where, what it was estimated to cost). A field the entry does not have is None;
+    keys this version does not know are kept in `extra`."""
+
+    id: str
+    model: str | None = None
+    wire_model: str | None = None
+    provider: str | None = None
+    endpoint: str | None = None
+    region: str | None = None                    # whose prices apply; None: nothing is billed
+    dimension: int | None = None                 # the vector length every input gets
+    dimension_sent: int | None = None            # what the request says (None: the model's fixed size)
+    parameters: dict[str, Any] | None = None
+    api_key_env: str | None = None
+    required: bool | None = None
+    modalities: list[str] | None = None          # only inputs of these modalities (None: all)
+    modality_mix: dict[str, int] | None = None   # inputs by modality
+    requests: int | None = None
+    contents: int | None = None
+    inputs: int | None = None
+    estimated_tokens: dict[str, int] | None = None
+    estimated_cost: dict[str, Any] | None = None
+    replicas: list[str] | None = None            # every server's endpoint, when there are several
+    upload_local_files: bool | None = None
+    index: str | None = None                     # payloads/<cell>/index.jsonl
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """The entry's JSON; a field that is None is left out."""
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"}
+        return {**self.extra, **{k: v for k, v in out.items() if v is not None}}
+
+    @classmethod
+    def from_json(cls, data: Any) -> "CellEntry":
+        data = _need(data, dict, "a cell of manifest.json")
+        if not isinstance(data.get("id"), str):
+            raise FolderError("a cell of manifest.json has no \"id\"")
+        known = _typed(cls, data, f"manifest.json: cell {data['id']}")
+        return cls(**known, extra={k: v for k, v in data.items() if k not in known})
 
 
 # --------------------------------------------------------------------------- execution.json
@@ -149,7 +252,7 @@ class CellExecution:
         """The input tokens by modality the provider reported for the cell."""
         return usage_tokens(self.usage or {})
 
-    def spent(self, cell: dict[str, Any]) -> dict[str, Any] | None:
+    def spent(self, cell: CellEntry) -> dict[str, Any] | None:
         """What the cell (`cell`: its manifest entry) spent, and on what the figures rest: `usage`
         (the tokens the provider reported, priced at the catalog's price for the cell's region) or
         `estimate` (the plan's estimate, when not every answer reported usage). None when nothing
@@ -157,13 +260,13 @@ class CellExecution:
         if not self.executed:
             return None
         tokens = sum(self.usage_tokens().values())
-        billed = bool((cell.get("estimated_cost") or {}).get("currency"))
+        billed = bool((cell.estimated_cost or {}).get("currency"))
         if tokens and (self.estimated_cost or not billed):   # priced on usage only when all of it came back
             cost = self.estimated_cost
             return {"basis": "usage", "tokens": tokens,
                     "cost": {"amount": cost["amount"], "currency": cost["currency"]} if cost else None}
-        est = cell.get("estimated_cost")
-        return {"basis": "estimate", "tokens": (cell.get("estimated_tokens") or {}).get("total", 0),
+        est = cell.estimated_cost
+        return {"basis": "estimate", "tokens": (cell.estimated_tokens or {}).get("total", 0),
                 "cost": ({"amount": est["amount"], "currency": est["currency"]}
                          if est and est.get("currency") else None)}
 

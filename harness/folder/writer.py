@@ -11,7 +11,6 @@ from harness.evidence import atomic_write, atomic_writer, canonical_json, sha256
 from harness.folder import layout
 from harness.folder.records import CellVectors, Execution
 
-
 BLOCK_BYTES = 4 << 20     # rows of a vectors file are converted and written this many bytes at a time
 
 
@@ -34,7 +33,7 @@ class RunWriter:
         """vectors/<cell>.npy (float32) and .ids.json; with `keep` (a mask over the rows) only the
         rows and ids it keeps. Streamed: the .npy header (np.save's very bytes), then the rows a
         block at a time, so memory stays at one block, not a copy of the matrix."""
-        import numpy as np   # here: commands that read no vectors need not load it
+        import numpy as np  # here: commands that read no vectors need not load it
         from numpy.lib import format as npy
 
         matrix, ids = vectors.matrix, list(vectors.ids)

@@ -12,6 +12,7 @@ from harness.evidence import atomic_write, canonical_json, hash_tree, sha256_byt
 from harness.folder import layout
 from harness.folder import manifest as manifest_mod
 from harness.folder.records import MANIFEST_VERSION, Manifest
+from harness.folder.summary import Summary
 from harness.folder.verdict import CheckResult, render_validate_txt
 from harness.report.html import render_html
 from harness.report.junit import junit_timestamp, recorded_timestamp, render_junit
@@ -27,11 +28,11 @@ def render_reports(folder: Path, manifest: Manifest, results: list[CheckResult],
     by default the one rendered here, for `verify` the one the folder holds, so each report is
     checked against the file it projects. `timestamp` is JUnit's (the run's start)."""
     summary_bytes = render_summary(build_summary(folder, manifest, results))
-    if summary is None:
-        summary = json.loads(summary_bytes)     # JUnit and HTML project summary.json's very content
-    return {layout.SUMMARY: summary_bytes, layout.JUNIT: render_junit(summary, timestamp),
-            layout.REPORT_MD: render_markdown(manifest, results, summary=summary).encode("utf-8"),
-            layout.REPORT_HTML: render_html(summary, folder)}
+    # the others project summary.json's very content (JSON's types, sorted keys), as a record
+    shown = Summary.from_json(json.loads(summary_bytes) if summary is None else summary)
+    return {layout.SUMMARY: summary_bytes, layout.JUNIT: render_junit(shown, timestamp),
+            layout.REPORT_MD: render_markdown(manifest, results, summary=shown).encode("utf-8"),
+            layout.REPORT_HTML: render_html(shown, folder)}
 
 
 def finalize(folder: str | Path, manifest: Manifest, results: list[CheckResult],

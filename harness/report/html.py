@@ -1,577 +1,31 @@
 """The self-contained HTML report: tables and inline SVG plots, no script, no network.
 
-Python computes the geometry (positions, sizes, colours, where each label goes) as plain data
-and the Jinja2 template only draws it, so the plots are testable numbers and the page opens
-anywhere, including an air-gapped auditor's laptop. Labels are measured with the advance widths
-of the font the SVG text asks for first (DejaVu Sans; Verdana is as wide, other fallbacks are
-narrower), so a label that does not fit is shortened (its full text in a hover <title>) or left
-out rather than drawn over another.
+The page projects summary.json (its record, `Summary`): the charts come from `charts` as plain
+data and the Jinja2 template only draws them, so the page opens anywhere, including an
+air-gapped auditor's laptop.
 """
 
 from __future__ import annotations
 
 import functools
-import math
-import unicodedata
 from pathlib import Path
 
 import jinja2
-import numpy as np
 
-from harness.checks import metrics as M
-from harness.folder.records import Reason
+from harness.folder import Reason, Summary, SummaryCheck
+from harness.report.charts import (
+    choices,
+    cost_chart,
+    count,
+    duration,
+    heatmaps,
+    latency_chart,
+    metric,
+    money,
+    quality_charts,
+)
 
 TEMPLATES = Path(__file__).parent / "templates"
-
-FONT = 11                  # px, SVG text
-# DejaVu Sans advance widths of ASCII 32..126, in hundredths of an em (measured in Chromium).
-_ADVANCE = [32, 40, 46, 84, 64, 95, 78, 27, 39, 39, 50, 84, 32, 36, 32, 34, 64, 64, 64, 64, 64, 64, 64, 64, 64,
-            64, 34, 34, 84, 84, 84, 53, 100, 68, 69, 70, 77, 63, 58, 77, 75, 29, 29, 66, 56, 86, 75, 79, 60, 79,
-            69, 63, 61, 73, 68, 99, 69, 61, 69, 39, 34, 39, 84, 50, 50, 61, 63, 55, 63, 62, 35, 63, 63, 28, 28,
-            58, 28, 97, 63, 61, 63, 63, 41, 52, 39, 63, 59, 82, 59, 59, 52, 64, 34, 64, 84]
-ASCENT, DESCENT = 0.93, 0.24   # of an em: the box Chromium reports for a line of SVG text
-
-PALETTE = ["#2f6fdf", "#d1453b", "#2a9d4b", "#8e5bd0", "#d98200", "#1a9fb0", "#c2478f", "#7a6a58"]
-# Heatmap colour ramp: low cosine -> high cosine.
-RAMP = [(247, 251, 255), (198, 219, 239), (107, 174, 214), (33, 113, 181), (8, 48, 107)]
-HEATMAP = {"max_inputs": 40, "max_cells": 8, "cell_px": 18, "big_cell_px": 30, "big_up_to": 12, "max_label": 150}
-QUALITY = {"width": 440, "height": 240, "left": 44, "right": 14, "top": 14, "bottom": 44}
-SCATTER = {"width": 480, "height": 290, "left": 44, "right": 14, "top": 14, "bottom": 44}
-BARS = {"width": 480, "bar": 13, "gap": 8, "max_label": 210, "top": 26, "axis": 34}
-MAX_QUALITY_METRICS = 4
-CURRENCY = {"CNY": "¥", "USD": "$", "EUR": "€"}
-
-
-# --------------------------------------------------------------------------- numbers for people
-
-def _sig(x: float, digits: int = 2) -> str:
-    """`digits` significant digits, never in exponent notation: 0.001243 -> 0.0012, 1.249 -> 1.2,
-    0.00102 -> 0.001."""
-    if x == 0:
-        return "0"
-    places = max(0, digits - 1 - math.floor(math.log10(abs(x))))
-    text = f"{x:,.{places}f}"
-    return text.rstrip("0").rstrip(".") if "." in text else text
-
-
-def money(amount: float | None, currency: str = "CNY") -> str:
-    if amount is None:
-        return "–"
-    sign = CURRENCY.get(currency)
-    text = f"{amount:,.2f}" if abs(amount) >= 100 else _sig(amount, 2 if abs(amount) < 1 else 3)
-    return f"{sign}{text}" if sign else f"{text} {currency}"
-
-
-def duration(ms: float | None) -> str:
-    if ms is None:
-        return "–"
-    return f"{ms:.0f} ms" if ms < 999.5 else f"{ms / 1000:.3g} s"
-
-
-def count(n: float | None) -> str:
-    return "–" if n is None else f"{int(round(n)):,}"
-
-
-def metric(v: float | None) -> str:
-    return "–" if v is None else f"{v:.3f}"
-
-
-# --------------------------------------------------------------------------- measuring text
-
-def text_width(text: str, size: float = FONT) -> float:
-    em = 0.0
-    for ch in text:
-        o = ord(ch)
-        if 32 <= o < 127:
-            em += _ADVANCE[o - 32] / 100
-        elif unicodedata.east_asian_width(ch) in "WF":
-            em += 1.0
-        else:
-            em += 0.84    # wide enough for ≥ → × ¥ … and most Latin letters
-    return em * size
-
-
-def shorten(text: str, width: float, size: float = FONT) -> str:
-    """`text`, or its start and end around an ellipsis, at most `width` wide (ids differ at both
-    ends: a model's family first, its dimension last)."""
-    if text_width(text, size) <= width:
-        return text
-    keep_end = max(1, len(text) // 3)
-    head, tail = text[:len(text) - keep_end], text[len(text) - keep_end:]
-    while head or tail:
-        if len(head) >= len(tail) and head:
-            head = head[:-1]
-        elif tail:
-            tail = tail[1:]
-        out = head + "…" + tail
-        if text_width(out, size) <= width:
-            return out
-    return "…"
-
-
-class Svg:
-    """One plot: primitives for the template plus the boxes of the text already placed, so a new
-    label can be tested against them (and against the plot's edges) before it is drawn."""
-
-    def __init__(self, width: float, height: float, kind: str, title: str):
-        self.width, self.height, self.kind, self.title = width, height, kind, title
-        self.items: list[dict] = []
-        self.boxes: list[tuple[float, float, float, float]] = []
-
-    def box(self, x: float, y: float, text: str, anchor: str = "start", size: float = FONT,
-            rotate: bool = False) -> tuple[float, float, float, float]:
-        w = text_width(text, size)
-        if rotate:      # rotated -90° about (x, y): reads upwards, ends at y
-            return (x - ASCENT * size, y - w, x + DESCENT * size, y)
-        x0 = x - {"start": 0, "middle": w / 2, "end": w}[anchor]
-        return (x0, y - ASCENT * size, x0 + w, y + DESCENT * size)
-
-    def free(self, b: tuple[float, float, float, float], pad: float = 1.0) -> bool:
-        if b[0] < 0 or b[1] < 0 or b[2] > self.width or b[3] > self.height:
-            return False
-        return all(b[2] + pad <= o[0] or o[2] + pad <= b[0] or b[3] + pad <= o[1] or o[3] + pad <= b[1]
-                   for o in self.boxes)
-
-    def text(self, x: float, y: float, text: str, anchor: str = "start", cls: str = "", full: str | None = None,
-             size: float = FONT, rotate: bool = False, force: bool = False, fill: str | None = None) -> bool:
-        """Place a label if it fits where asked; `force` for labels laid out not to collide."""
-        b = self.box(x, y, text, anchor, size, rotate)
-        if not force and not self.free(b):
-            return False
-        self.boxes.append(b)
-        self.items.append({"t": "text", "x": round(x, 1), "y": round(y, 1), "s": text, "anchor": anchor,
-                           "cls": cls, "full": full if full and full != text else None, "size": size,
-                           "rotate": rotate, "fill": fill})
-        return True
-
-    def line(self, x1, y1, x2, y2, cls: str = "grid", stroke: str | None = None, title: str | None = None) -> None:
-        self.items.append({"t": "line", "x1": round(x1, 1), "y1": round(y1, 1), "x2": round(x2, 1),
-                           "y2": round(y2, 1), "cls": cls, "stroke": stroke, "title": title})
-
-    def rect(self, x, y, w, h, fill: str | None = None, cls: str = "", title: str | None = None) -> None:
-        self.items.append({"t": "rect", "x": round(x, 1), "y": round(y, 1), "w": round(max(w, 0), 1),
-                           "h": round(h, 1), "fill": fill, "cls": cls, "title": title})
-
-    def circle(self, cx, cy, r, fill: str | None, cls: str = "", title: str | None = None, stroke: str | None = None) -> None:
-        self.items.append({"t": "circle", "x": round(cx, 1), "y": round(cy, 1), "r": r, "fill": fill,
-                           "cls": cls, "title": title, "stroke": stroke})
-
-    def path(self, points: list[tuple[float, float]], stroke: str | None, cls: str = "series", width: float | None = None) -> None:
-        self.items.append({"t": "path", "points": " ".join(f"{round(x, 1)},{round(y, 1)}" for x, y in points),
-                           "stroke": stroke, "cls": cls, "width": width})
-
-    def legend(self, entries: list[dict], top: float, left: float = 8) -> float:
-        """Swatches and names in rows that wrap at the plot's width; returns the height used."""
-        x, y, row = left, top, 16
-        for e in entries:
-            label = shorten(e["name"], self.width - left - 30)
-            w = 16 + text_width(label) + 14
-            if x > left and x + w > self.width - 4:
-                x, y = left, y + row
-            shape = e.get("shape", "rect")
-            if shape == "ring":
-                self.circle(x + 5, y + 5, 5, None, "legend front", stroke=e.get("color"))
-            elif shape == "hollow":
-                self.circle(x + 5, y + 5, 4, None, "legend hollow", stroke=e.get("color"))
-            elif shape == "dash":
-                self.line(x, y + 5, x + 12, y + 5, "legend threshold")
-            else:
-                self.rect(x, y, 10, 10, e.get("color"), "legend")
-            self.text(x + 16, y + 9, label, cls="legend", full=e["name"], force=True)
-            x += w
-        return y + row - top
-
-    def to_dict(self) -> dict:
-        return {"kind": self.kind, "title": self.title, "width": round(self.width), "height": round(self.height),
-                "items": self.items}
-
-
-def _nice_ticks(top: float, n: int = 5) -> list[float]:
-    """0 and round steps (1, 2, 2.5 or 5 × 10^k) up to at least `top`."""
-    if top <= 0:
-        return [0.0, 1.0]
-    raw = top / n
-    mag = 10 ** math.floor(math.log10(raw))
-    step = next(s * mag for s in (1, 2, 2.5, 5, 10) if s * mag >= raw)
-    return [round(i * step, 12) for i in range(int(math.ceil(top / step - 1e-9)) + 1)]
-
-
-def _x_ticks(svg: Svg, ticks: list[tuple[float, str]], y: float, plot: tuple[float, float]) -> None:
-    """Tick marks for all; labels left to right, a label that would touch a kept one is left out."""
-    for x, label in ticks:
-        svg.line(x, plot[1], x, plot[1] + 4, "axis")
-        svg.text(x, y, label, "middle", "tick")
-
-
-def _y_ticks(svg: Svg, left: float, right: float, ticks: list[tuple[float, str]]) -> None:
-    for y, label in ticks:
-        svg.line(left, y, right, y, "grid")
-        svg.text(left - 6, y + 4, label, "end", "tick")
-
-
-# --------------------------------------------------------------------------- what the run says
-
-def _colours(models: list[str]) -> dict[str, str]:
-    return {m: PALETTE[i % len(PALETTE)] for i, m in enumerate(models)}
-
-
-def _retrieval_checks(summary: dict) -> dict[str, list[dict]]:
-    by_check: dict[str, list[dict]] = {}
-    for q in summary.get("quality") or []:
-        by_check.setdefault(q["check"], []).append(q)
-    return by_check
-
-
-def _metric_order(rows: list[dict]) -> list[str]:
-    """Thresholded metrics first, in the spec's order (summary.json sorts object keys, so the
-    order comes from `threshold_order`), then the others."""
-    names = list(dict.fromkeys(m for r in rows for m in r["metrics"]))
-    asked = rows[0].get("threshold_order") or list(rows[0]["thresholds"])
-    first = [m for m in asked if m in names]
-    return first + [m for m in names if m not in first]
-
-
-def headline_metric(summary: dict) -> tuple[str, str, float | None] | None:
-    """The metric the user asked for first: the first threshold of the first retrieval check."""
-    for check, rows in _retrieval_checks(summary).items():
-        order = _metric_order(rows)
-        if order:
-            return check, order[0], rows[0]["thresholds"].get(order[0])
-    return None
-
-
-def quality_charts(summary: dict) -> list[dict]:
-    """Quality against output dimension on a log-2 axis, one chart per (retrieval check, metric),
-    every model a series, the threshold dashed."""
-    charts = []
-    for check, rows in _retrieval_checks(summary).items():
-        rows = [r for r in rows if r.get("dimension") is not None]
-        if not rows:
-            continue
-        dims = sorted({int(r["dimension"]) for r in rows})
-        models = list(dict.fromkeys(r["model"] for r in rows))
-        colour = _colours(models)
-        c = QUALITY
-        left, right, top = c["left"], c["width"] - c["right"], c["top"]
-        bottom = c["height"] - c["bottom"]
-        lo, hi = math.log2(dims[0]), math.log2(dims[-1])
-        pad = max(0.25, (hi - lo) * 0.06)
-
-        def x(d: float) -> float:
-            if hi == lo:
-                return (left + right) / 2
-            return left + (right - left) * (math.log2(d) - lo + pad) / (hi - lo + 2 * pad)
-
-        def y(v: float) -> float:
-            return bottom - (bottom - top) * v
-
-        for name in _metric_order(rows)[:MAX_QUALITY_METRICS]:
-            threshold = rows[0]["thresholds"].get(name)
-            svg = Svg(c["width"], c["height"], "quality", f"{check}: {name} by output dimension")
-            svg.rect(left, top, right - left, bottom - top, None, "frame")
-            _y_ticks(svg, left, right, [(y(v), f"{v:g}") for v in (0, 0.25, 0.5, 0.75, 1)])
-            _x_ticks(svg, [(x(d), str(d)) for d in dims], bottom + 16, (top, bottom))
-            svg.text((left + right) / 2, bottom + 34, "output dimension (log scale)", "middle", "axis-label")
-            if threshold is not None:
-                svg.line(left, y(threshold), right, y(threshold), "threshold", title=f"threshold {threshold:g}")
-            series = []
-            for model in models:
-                pts = sorted((int(r["dimension"]), r["metrics"][name]) for r in rows
-                             if r["model"] == model and r["metrics"].get(name) is not None)
-                if not pts:
-                    continue
-                under = len(models) - 1 - models.index(model)      # series drawn later go on top
-                svg.path([(x(d), y(v)) for d, v in pts], colour[model], width=2 + 1.75 * under)
-                for d, v in pts:
-                    svg.circle(x(d), y(v), 3.5 + 1.5 * under, colour[model], "point", f"{model} at {d}: {name} {metric(v)}")
-                    svg.boxes.append((x(d) - 4, y(v) - 4, x(d) + 4, y(v) + 4))
-                series.append({"model": model, "color": colour[model],
-                               "points": [{"x": round(x(d), 1), "y": round(y(v), 1), "dimension": d, "value": v}
-                                          for d, v in pts]})
-            if threshold is not None:
-                _threshold_label(svg, threshold, y(threshold), left, right)
-            legend = [{"name": s["model"], "color": s["color"]} for s in series]
-            if threshold is not None:
-                legend.append({"name": f"threshold {threshold:g}", "shape": "dash"})
-            used = _legend_height(svg, legend)
-            svg.height += used + 4
-            svg.legend(legend, c["height"] + 2)
-            chart = svg.to_dict()
-            chart.update({"check": check, "metric": name, "series": series, "top": top, "plot_bottom": bottom,
-                          "xticks": [{"x": round(x(d), 1), "label": d} for d in dims],
-                          "threshold": None if threshold is None else {"y": round(y(threshold), 1), "value": threshold}})
-            charts.append(chart)
-    return charts
-
-
-def _threshold_label(svg: Svg, threshold: float, ty: float, left: float, right: float) -> None:
-    """"min 0.6" just above or below the dashed line, at its right end or else its left end."""
-    text = f"min {threshold:g}"
-    for x, dy, anchor in ((right - 4, -4, "end"), (right - 4, 13, "end"), (left + 4, -4, "start"), (left + 4, 13, "start")):
-        if svg.text(x, ty + dy, text, anchor, "threshold-label"):
-            return
-
-
-def _legend_height(svg: Svg, entries: list[dict], left: float = 8) -> float:
-    x, rows = left, 1
-    for e in entries:
-        w = 16 + text_width(shorten(e["name"], svg.width - left - 30)) + 14
-        if x > left and x + w > svg.width - 4:
-            x, rows = left, rows + 1
-        x += w
-    return rows * 16
-
-
-def pareto_front(points: list[tuple[float, float]]) -> list[int]:
-    """Indexes of the points no other point beats: as cheap or cheaper and as good or better,
-    strictly one of the two. Ordered by cost."""
-    front = []
-    for i, (c, q) in enumerate(points):
-        if not any((c2 <= c and q2 >= q) and (c2 < c or q2 > q) for j, (c2, q2) in enumerate(points) if j != i):
-            front.append(i)
-    return sorted(front, key=lambda i: (points[i][0], -points[i][1]))
-
-
-def choices(summary: dict) -> dict | None:
-    """One row per executed cell with a headline quality value: its cost per 1,000 inputs, and
-    whether it is on the Pareto front of quality against cost."""
-    head = headline_metric(summary)
-    if head is None:
-        return None
-    check, name, threshold = head
-    quality = {q["cell"]: q["metrics"].get(name) for q in summary["quality"] if q["check"] == check}
-    failed: dict[str, int] = {}
-    total: dict[str, int] = {}
-    for c in summary.get("checks") or []:
-        if c.get("cell") and c["status"] in ("passed", "failed"):
-            total[c["cell"]] = total.get(c["cell"], 0) + 1
-            failed[c["cell"]] = failed.get(c["cell"], 0) + (c["status"] == "failed")
-    rows = []
-    for cell in summary.get("cells") or []:
-        if cell["id"] not in quality or quality[cell["id"]] is None:
-            continue
-        cost = cell.get("cost") or {}
-        rows.append({"cell": cell["id"], "model": cell["model"], "dimension": cell["dimension"],
-                     "value": quality[cell["id"]], "per_1k": cost.get("per_1k_inputs"),
-                     "currency": cost.get("currency", "CNY"), "basis": cost.get("basis"),
-                     "latency": (cell.get("latency_ms") or {}).get("p50"),
-                     "failed": failed.get(cell["id"], 0), "checks": total.get(cell["id"], 0),
-                     "meets": threshold is None or quality[cell["id"]] >= threshold, "best": False})
-    priced = [i for i, r in enumerate(rows) if r["per_1k"] is not None]
-    for k in pareto_front([(rows[i]["per_1k"], rows[i]["value"]) for i in priced]):
-        rows[priced[k]]["best"] = True
-    mine = [q for q in summary["quality"] if q["check"] == check]
-    limits = mine[0]["thresholds"]
-    others = [m for m in _metric_order(mine) if m != name and m in limits]      # the other thresholded metrics
-    extra = {q["cell"]: q["metrics"] for q in mine}
-    for r in rows:
-        r["others"] = [{"name": m, "value": extra[r["cell"]].get(m)} for m in others]
-    for r in rows:
-        r["meets_all"] = r["meets"] and all(o["value"] is not None and o["value"] >= limits[o["name"]] for o in r["others"])
-
-    def cheapest(ok: list[dict]) -> dict | None:
-        """The cheapest of `ok` (then the best, then plan order): the answer to 'for how much'."""
-        priced = [r for r in ok if r["per_1k"] is not None]
-        return min(priced, key=lambda r: (r["per_1k"], -r["value"])) if priced else None
-
-    answer = {"all": cheapest([r for r in rows if r["meets_all"]]),
-              "headline": cheapest([r for r in rows if r["meets"]]) if threshold is not None else None,
-              "thresholds": [name, *others] if threshold is not None else others}
-    groups = [{"model": m, "rows": [r for r in rows if r["model"] == m]} for m in dict.fromkeys(r["model"] for r in rows)]
-    return {"check": check, "metric": name, "threshold": threshold, "rows": rows, "groups": groups, "answer": answer,
-            "currency": next((r["currency"] for r in rows if r["per_1k"] is not None), "CNY"),
-            "others": [{"name": m, "threshold": limits.get(m)} for m in others]}
-
-
-def cost_chart(summary: dict, pick: dict | None) -> dict | None:
-    """The headline metric against cost per 1,000 inputs, one point per cell, the cells best
-    for their cost ringed and joined."""
-    if pick is None:
-        return None
-    rows = [r for r in pick["rows"] if r["per_1k"] is not None]
-    if not rows:
-        return None
-    c = SCATTER
-    models = list(dict.fromkeys(r["model"] for r in pick["rows"]))
-    colour = _colours(models)
-    currency = rows[0]["currency"]
-    left, right, top, bottom = c["left"], c["width"] - c["right"], c["top"], c["height"] - c["bottom"]
-    costs = [r["per_1k"] for r in rows]
-    inner_left, inner_right = left + 14, right - 14     # points and end labels stay off the frame
-    log = min(costs) > 0 and max(costs) / min(costs) >= 8     # prices often differ tenfold between models
-    if log:
-        lo, hi = math.floor(math.log10(min(costs)) * 3) / 3, math.ceil(math.log10(max(costs)) * 3) / 3
-        xt = [m * 10 ** e for e in range(math.floor(lo) - 1, math.ceil(hi) + 1) for m in (1, 2, 5)
-              if lo - 1e-9 <= math.log10(m * 10 ** e) <= hi + 1e-9]
-
-        def x(v: float) -> float:
-            return inner_left + (inner_right - inner_left) * (math.log10(v) - lo) / ((hi - lo) or 1)
-    else:
-        xt = _nice_ticks(max(costs) * 1.08)
-        span = xt[-1] or 1.0
-
-        def x(v: float) -> float:
-            return inner_left + (inner_right - inner_left) * v / span
-
-    def y(v: float) -> float:
-        return bottom - (bottom - top) * v
-
-    name, threshold = pick["metric"], pick["threshold"]
-    svg = Svg(c["width"], c["height"], "cost", f"{name} against cost per 1,000 inputs")
-    svg.rect(left, top, right - left, bottom - top, None, "frame")
-    _y_ticks(svg, left, right, [(y(v), f"{v:g}") for v in (0, 0.25, 0.5, 0.75, 1)])
-    _x_ticks(svg, [(x(v), money(v, currency)) for v in xt], bottom + 16, (top, bottom))
-    estimated = any(r["basis"] == "estimate" for r in rows)
-    svg.text((left + right) / 2, bottom + 34, f"cost per 1,000 inputs ({currency}{', log scale' if log else ''})",
-             "middle", "axis-label")
-    if threshold is not None:
-        svg.line(left, y(threshold), right, y(threshold), "threshold", title=f"threshold {threshold:g}")
-    front = sorted((r for r in rows if r["best"]), key=lambda r: (r["per_1k"], -r["value"]))
-    if len(front) > 1:
-        steps = [(x(front[0]["per_1k"]), y(front[0]["value"]))]
-        for a, b in zip(front, front[1:]):
-            steps += [(x(b["per_1k"]), y(a["value"])), (x(b["per_1k"]), y(b["value"]))]
-        svg.path(steps, None, "front-line")
-    for r in rows:
-        px, py = x(r["per_1k"]), y(r["value"])
-        how = "estimated" if r["basis"] == "estimate" else "from reported usage"
-        tip = f"{r['cell']}: {name} {metric(r['value'])}, {money(r['per_1k'], currency)} per 1,000 inputs ({how})"
-        m = 8 if r["best"] else 5
-        svg.boxes.append((px - m, py - m, px + m, py + m))     # a label must not cover a point
-        if r["best"]:
-            svg.circle(px, py, 7.5, None, "front", tip, stroke=colour[r["model"]])
-        if r["basis"] == "estimate":
-            svg.circle(px, py, 4, None, "point hollow", tip, stroke=colour[r["model"]])
-        else:
-            svg.circle(px, py, 4, colour[r["model"]], "point", tip)
-    # Dimension next to each point where it fits: right, left, above, below; the best first.
-    for r in sorted(rows, key=lambda r: not r["best"]):
-        px, py, label = x(r["per_1k"]), y(r["value"]), str(r["dimension"])
-        for dx, dy, anchor in ((10, 4, "start"), (-10, 4, "end"), (0, -10, "middle"), (0, 17, "middle")):
-            if svg.text(px + dx, py + dy, label, anchor, "point-label", full=f"{r['cell']}"):
-                break
-    if threshold is not None:
-        _threshold_label(svg, threshold, y(threshold), left, right)
-    legend = [{"name": m, "color": colour[m]} for m in models if any(r["model"] == m for r in rows)]
-    legend.append({"name": "best for its cost (Pareto front)", "shape": "ring", "color": "currentColor"})
-    if estimated:
-        legend.append({"name": "cost estimated (not executed)", "shape": "hollow", "color": "currentColor"})
-    if threshold is not None:
-        legend.append({"name": f"threshold {threshold:g}", "shape": "dash"})
-    used = _legend_height(svg, legend)
-    svg.height += used + 4
-    svg.legend(legend, c["height"] + 2)
-    out = svg.to_dict()
-    out["points"] = [{"cell": r["cell"], "x": round(x(r["per_1k"]), 1), "y": round(y(r["value"]), 1), "best": r["best"]}
-                     for r in rows]
-    return out
-
-
-def heatmaps(summary: dict, folder: Path) -> list[dict]:
-    """Cosine between every pair of inputs, per executed cell, for small input sets."""
-    from harness.folder import FolderError, RunReader
-
-    run = RunReader(folder)
-    out = []
-    h = HEATMAP
-    for cell in summary.get("cells") or []:
-        if len(out) >= h["max_cells"] or not cell.get("executed"):
-            continue
-        try:
-            vec = run.vectors(cell["id"])
-        except FolderError:
-            continue
-        if vec is None or not 1 < len(vec.ids) <= h["max_inputs"] or not np.isfinite(vec.matrix).all():
-            continue
-        sims = M.cosine_matrix(vec.matrix, vec.matrix)
-        off = sims[~np.eye(len(vec.ids), dtype=bool)]
-        lo, hi = float(off.min()), 1.0
-        span = hi - lo if hi > lo else 1.0
-        n = len(vec.ids)
-        size = h["big_cell_px"] if n <= h["big_up_to"] else h["cell_px"]
-        labels = [shorten(i, h["max_label"]) for i in vec.ids]
-        label = max(text_width(s) for s in labels) + 8
-        grid = n * size
-        legend_h = 40
-        svg = Svg(label + grid + 8, label + grid + 8 + legend_h, "heatmap", f"cosine between inputs, {cell['id']}")
-        for i, (s, full) in enumerate(zip(labels, vec.ids)):
-            svg.text(label - 4, label + i * size + size / 2 + 4, s, "end", "tick", full=full, force=True)
-            svg.text(label + i * size + size / 2 + 4, label - 4, s, "start", "tick", full=full, rotate=True, force=True)
-        rects = []
-        for i in range(n):
-            for j in range(n):
-                t = (float(sims[i, j]) - lo) / span
-                r = {"x": label + j * size, "y": label + i * size, "size": size, "fill": _ramp(t),
-                     "title": f"{vec.ids[i]} · {vec.ids[j]}: {sims[i, j]:.3f}"}
-                rects.append(r)
-                svg.rect(r["x"], r["y"], size, size, r["fill"], "cell", r["title"])
-                if n <= h["big_up_to"]:
-                    svg.text(r["x"] + size / 2, r["y"] + size / 2 + 3, f"{float(sims[i, j]) + 0.0:.2f}".replace("-0.00", "0.00"), "middle", "in-cell",
-                             size=9, force=True, fill="#fff" if t > 0.6 else "#1b1f24")
-        # Colour scale: ten steps from the lowest cosine to 1, numbers under its ends and middle.
-        y0, w = label + grid + 10, min(grid, 200)
-        x0 = label + (grid - w) / 2
-        for k in range(10):
-            svg.rect(x0 + k * w / 10, y0, w / 10 + 0.3, 10, _ramp(k / 9), "legend")
-        for v, anchor, at in ((lo, "start", x0), ((lo + 1) / 2, "middle", x0 + w / 2), (1.0, "end", x0 + w)):
-            svg.text(at, y0 + 24, f"{v:.2f}", anchor, "tick legend")
-        d = svg.to_dict()
-        d.update({"cell": cell["id"], "ids": vec.ids, "rects": rects, "size": size, "label": label,
-                  "min": round(lo, 3)})
-        out.append(d)
-    return out
-
-
-def _ramp(t: float) -> str:
-    t = min(max(t, 0.0), 1.0) * (len(RAMP) - 1)
-    i = min(int(t), len(RAMP) - 2)
-    f = t - i
-    rgb = [round(a + (b - a) * f) for a, b in zip(RAMP[i], RAMP[i + 1])]
-    return "#%02x%02x%02x" % tuple(rgb)
-
-
-def latency_chart(summary: dict) -> dict | None:
-    """Median and 95th-percentile latency per cell, as horizontal bars with a millisecond axis;
-    cells grouped under their model's name and labelled by dimension, so no label is cut."""
-    cells = [c for c in summary.get("cells") or [] if c.get("latency_ms")]
-    if not cells:
-        return None
-    b = BARS
-    series = [("p50", "median", PALETTE[0]), ("p95", "95th percentile", PALETTE[4])]
-    models = list(dict.fromkeys(c["model"] for c in cells))
-
-    def label(c: dict) -> str:
-        return str(c["dimension"]) if c.get("dimension") is not None else shorten(c["id"], b["max_label"])
-
-    label_w = max(text_width(label(c)) for c in cells) + 10
-    values = [c["latency_ms"][k] for c in cells for k, _, _ in series]
-    value_w = max(text_width(duration(v), 10) for v in values) + 8
-    ticks = _nice_ticks(max(values))
-    left, right = label_w, b["width"] - value_w
-    row, head = len(series) * b["bar"] + b["gap"], 18
-    bottom = b["top"] + len(models) * head + len(cells) * row
-    svg = Svg(b["width"], bottom + b["axis"], "bars", "latency per cell")
-
-    def x(v: float) -> float:
-        return left + (right - left) * v / (ticks[-1] or 1)
-
-    svg.legend([{"name": n, "color": col} for _, n, col in series], 4, left)
-    for t in ticks:
-        svg.line(x(t), b["top"] - 4, x(t), bottom, "grid")
-    _x_ticks(svg, [(x(t), duration(t)) for t in ticks], bottom + 16, (b["top"], bottom))
-    y0 = b["top"]
-    for model in models:
-        svg.text(4, y0 + 13, shorten(str(model), b["width"] - 8), "start", "group", full=str(model), force=True)
-        y0 += head
-        for cell in (c for c in cells if c["model"] == model):
-            svg.text(left - 6, y0 + len(series) * b["bar"] / 2 + 3, label(cell), "end", "tick", full=cell["id"], force=True)
-            for k, (key, name, col) in enumerate(series):
-                v = cell["latency_ms"][key]
-                yk = y0 + k * b["bar"]
-                svg.rect(left, yk, x(v) - left, b["bar"] - 2, col, "bar", f"{cell['id']} {name}: {duration(v)}")
-                svg.text(x(v) + 4, yk + b["bar"] - 3, duration(v), "start", "value", force=True, size=10)
-            y0 += row
-    return svg.to_dict()
 
 
 # --------------------------------------------------------------------------- what failed
@@ -579,25 +33,30 @@ def latency_chart(summary: dict) -> dict | None:
 _ORDER = {"failed": 0, "warning": 1, "skipped": 2, "passed": 3}
 
 
-def failures(summary: dict) -> list[dict]:
+def failures(summary: Summary) -> list[dict]:
     """Failed check lines grouped by check name, each with what failed in a table where the data
     allows: retrieval per query, nearest and similarity per pair."""
     groups: dict[str, dict] = {}
-    for c in summary.get("checks") or []:
-        if c["status"] != "failed":
+    for c in summary.checks:
+        if c.status != "failed":
             continue
-        g = groups.setdefault(c["name"], {"name": c["name"], "kind": (c.get("data") or {}).get("check") or c["kind"],
-                                          "lines": [], "pairs": [], "retrieval": []})
-        data = c.get("data") or {}
+        data = c.data
+        g = groups.setdefault(c.name, {"name": c.name, "kind": data.get("check") or c.kind,
+                                       "lines": [], "pairs": [], "retrieval": []})
         g["lines"].append(c)
         if g["kind"] == "nearest":
-            g["pairs"] += [{"cell": c["cell"], **p} for p in data.get("pairs") or [] if not p.get("passed")]
+            g["pairs"] += [{"cell": c.cell, **p} for p in data.get("pairs") or [] if not p.get("passed")]
         elif g["kind"] == "similarity":
-            g["pairs"] += [{"cell": c["cell"], "want": c["detail"].rsplit("want ", 1)[-1] if "want " in c["detail"] else "",
-                            **p} for p in data.get("pairs") or [] if not p.get("passed")]
+            g["pairs"] += [{"cell": c.cell, "want": _wanted(c), **p} for p in data.get("pairs") or []
+                           if not p.get("passed")]
         elif g["kind"] == "retrieval" and (data.get("ranks") or data.get("per_query")):
-            g["retrieval"].append({"cell": c["cell"], "detail": c["detail"], "queries": _query_rows(data)})
+            g["retrieval"].append({"cell": c.cell, "detail": c.detail, "queries": _query_rows(data)})
     return list(groups.values())
+
+
+def _wanted(check: SummaryCheck) -> str:
+    """The bounds a similarity check wanted, from its detail's last "want …" (its data has no bounds)."""
+    return check.detail.rsplit("want ", 1)[-1] if "want " in check.detail else ""
 
 
 def _query_rows(data: dict) -> list[dict]:
@@ -612,45 +71,41 @@ def _query_rows(data: dict) -> list[dict]:
         relevant = r.get("relevant") or []
         ids = {x["id"] for x in relevant}
         rows.append({"query": q,
-                     "relevant": [{"id": x["id"], "rank": x.get("rank"), "cosine": x.get("cosine"), "grade": x.get("grade")}
-                                  for x in relevant],
+                     "relevant": [{"id": x["id"], "rank": x.get("rank"), "cosine": x.get("cosine"),
+                                   "grade": x.get("grade")} for x in relevant],
                      "top": [{"id": t["id"], "cosine": t.get("cosine"), "relevant": t["id"] in ids}
                              for t in (r.get("top") or [])[:5]],
-                     "metrics": [{"name": m, "value": v, "low": m in thresholds and v is not None and v < thresholds[m]}
-                                 for m, v in (per.get(q) or {}).items() if m in thresholds] })
+                     "metrics": [{"name": m, "value": v,
+                                  "low": m in thresholds and v is not None and v < thresholds[m]}
+                                 for m, v in (per.get(q) or {}).items() if m in thresholds]})
     # Worst first: the query whose best relevant input ranked lowest.
     return sorted(rows, key=lambda r: -min((x["rank"] or 10 ** 6 for x in r["relevant"]), default=0))
 
 
-def sorted_checks(summary: dict) -> list[dict]:
-    return sorted(summary.get("checks") or [], key=lambda c: _ORDER.get(c["status"], 4))
+def sorted_checks(summary: Summary) -> list[SummaryCheck]:
+    return sorted(summary.checks, key=lambda c: _ORDER.get(c.status, 4))
 
 
-def usage_rows(summary: dict) -> list[dict]:
+def usage_rows(summary: Summary) -> list[dict]:
     out = []
-    for c in summary.get("cells") or []:
-        cost = c.get("cost")
-        tokens = c.get("tokens")
-        out.append({"id": c["id"], "text": tokens["text"] if tokens else None,
+    for c in summary.cells:
+        cost, tokens = c.cost, c.tokens
+        unbilled = c.estimated_cost and not c.estimated_cost.get("currency")
+        per_1k = cost["per_1k_inputs"] if cost else None
+        out.append({"id": c.id, "text": tokens["text"] if tokens else None,
                     "image": tokens["image"] if tokens else None,
-                    "cost": money(cost["amount"], cost["currency"]) if cost else (
-                        "not billed" if c.get("estimated_cost") and not c["estimated_cost"].get("currency") else "–"),
-                    "per_1k": money(cost["per_1k_inputs"], cost["currency"]) if cost and cost["per_1k_inputs"] is not None else "–",
+                    "cost": money(cost["amount"], cost["currency"]) if cost else ("not billed" if unbilled else "–"),
+                    "per_1k": money(per_1k, cost["currency"]) if per_1k is not None else "–",
                     "estimated": bool(cost) and cost["basis"] == "estimate"})
     return out
 
 
-def brief(reason: str) -> str:
-    """A summary cell's why-not-executed reason without its how-to-fix."""
-    return Reason.parse(reason).brief
-
-
-def noted(detail: str, reasons: list[str]) -> str:
+def noted(detail: str, reasons: list[Reason]) -> str:
     """A check line's detail with a why-not-executed reason (the long how-to-fix) replaced by its
     brief form and a pointer to the note under Cells, so the page says the hint once."""
     for n, reason in enumerate(reasons, start=1):
-        if reason and reason in detail:
-            detail = detail.replace(reason, f"{brief(reason)} (note [{n}] under Cells)")
+        if reason.text and reason.text in detail:
+            detail = detail.replace(reason.text, f"{reason.brief} (note [{n}] under Cells)")
     return detail
 
 
@@ -660,8 +115,8 @@ def _env() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
                              keep_trailing_newline=True)
-    env.filters["num"] = lambda x, digits=3: "–" if x is None else (f"{x:.{digits}f}" if isinstance(x, float) else str(x))
-    env.filters["brief"] = brief     # the full reason is on the first execution line
+    env.filters["num"] = lambda x, digits=3: "–" if x is None else (
+        f"{x:.{digits}f}" if isinstance(x, float) else str(x))
     env.filters["money"] = money
     env.filters["noted"] = noted
     env.filters["duration"] = duration
@@ -670,11 +125,11 @@ def _env() -> jinja2.Environment:
     return env
 
 
-def render_html(summary: dict, folder: Path) -> bytes:
+def render_html(summary: Summary, folder: Path) -> bytes:
     pick = choices(summary)
-    reasons = list(dict.fromkeys(c["reason"] for c in summary.get("cells") or [] if not c.get("executed") and c.get("reason")))
+    reasons = list(dict.fromkeys(c.reason for c in summary.cells if not c.executed and c.reason))
     page = _env().get_template("report.html.j2").render(
-        s=summary, pick=pick, cost=cost_chart(summary, pick), quality=quality_charts(summary),
+        s=summary, pick=pick, cost=cost_chart(pick), quality=quality_charts(summary),
         heatmaps=heatmaps(summary, Path(folder)), latency=latency_chart(summary), failures=failures(summary),
         checks=sorted_checks(summary), usage={u["id"]: u for u in usage_rows(summary)}, reasons=reasons)
     return page.encode("utf-8")

@@ -20,6 +20,8 @@ import xml.etree.ElementTree as ET
 from datetime import datetime, timezone
 from pathlib import Path
 
+from harness.folder import Summary, SummaryCheck
+
 _TIMESTAMP = re.compile(r'<testsuites [^>]*?timestamp="(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)"')
 
 
@@ -38,28 +40,28 @@ def recorded_timestamp(path: Path) -> str | None:
     return found.group(1) if found else None
 
 
-def render_junit(summary: dict, timestamp: str | None = None) -> bytes:
-    name = (summary.get("spec") or {}).get("name") or "harness"
-    suites: dict[str, list[dict]] = {}
+def render_junit(summary: Summary, timestamp: str | None = None) -> bytes:
+    name = summary.spec.get("name") or "harness"
+    suites: dict[str, list[SummaryCheck]] = {}
     warnings: dict[str, list[str]] = {}
-    for check in summary.get("checks") or []:
-        suite = check.get("cell") or "run"
-        if check["status"] == "warning":
-            warnings.setdefault(suite, []).append(check.get("line") or check.get("detail") or "")
+    for check in summary.checks:
+        suite = check.cell or "run"
+        if check.status == "warning":
+            warnings.setdefault(suite, []).append(check.line or check.detail or "")
             suites.setdefault(suite, [])
         else:
             suites.setdefault(suite, []).append(check)
 
-    def counts(checks: list[dict]) -> dict[str, str]:
+    def counts(checks: list[SummaryCheck]) -> dict[str, str]:
         return {"tests": str(len(checks)),
-                "failures": str(sum(c["status"] == "failed" for c in checks)),
+                "failures": str(sum(c.status == "failed" for c in checks)),
                 "errors": "0",
-                "skipped": str(sum(c["status"] == "skipped" for c in checks))}
+                "skipped": str(sum(c.status == "skipped" for c in checks))}
 
-    spec_file = next((c["data"]["path"] for c in summary.get("checks") or []
-                      if c.get("name") == "spec" and not c.get("cell") and (c.get("data") or {}).get("path")),
+    spec_file = next((c.data["path"] for c in summary.checks
+                      if c.name == "spec" and not c.cell and c.data.get("path")),
                      "spec.yaml")    # a folder written before the spec line recorded its path
-    seconds = {c["id"]: _latency_sum(c.get("latency_ms")) / 1000 for c in summary.get("cells") or [] if c.get("id")}
+    seconds = {c.id: _latency_sum(c.latency_ms) / 1000 for c in summary.cells if c.id}
 
     when = {"timestamp": timestamp} if timestamp else {}
     root = ET.Element("testsuites", {"name": f"harness: {name}", **counts([c for cs in suites.values() for c in cs]),
@@ -71,19 +73,19 @@ def render_junit(summary: dict, timestamp: str | None = None) -> bytes:
         for check in checks:
             # CI tools key results by classname + name: a repeated name (a spec check named like one of
             # the harness's own lines) would merge or hide one, so it gets #2, #3 as spec checks do.
-            seen[check["name"]] = seen.get(check["name"], 0) + 1
-            case_name = check["name"] if seen[check["name"]] == 1 else f"{check['name']}#{seen[check['name']]}"
-            took = seconds.get(suite_name, 0) if (check.get("kind"), check["name"]) == ("execution", "execution") else 0
+            seen[check.name] = seen.get(check.name, 0) + 1
+            case_name = check.name if seen[check.name] == 1 else f"{check.name}#{seen[check.name]}"
+            took = seconds.get(suite_name, 0) if (check.kind, check.name) == ("execution", "execution") else 0
             attrs = {"classname": f"{name}.{suite_name}", "name": case_name, "time": _seconds(took)}
-            line = (check.get("data") or {}).get("line")
+            line = check.data.get("line")
             if line:
                 attrs.update({"file": spec_file, "line": str(line)})
             case = ET.SubElement(suite, "testcase", attrs)
-            detail = check.get("detail") or ""
-            if check["status"] == "failed":
-                failure = ET.SubElement(case, "failure", {"message": detail[:500], "type": check.get("kind") or "check"})
-                failure.text = check.get("line") or detail
-            elif check["status"] == "skipped":
+            detail = check.detail or ""
+            if check.status == "failed":
+                failure = ET.SubElement(case, "failure", {"message": detail[:500], "type": check.kind or "check"})
+                failure.text = check.line or detail
+            elif check.status == "skipped":
                 ET.SubElement(case, "skipped", {"message": detail[:500]})
             if detail:
                 ET.SubElement(case, "system-out").text = detail

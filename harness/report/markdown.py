@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import jinja2
 
+from harness.catalog.estimate import money
 from harness.checks import metrics as M
 from harness.checks.retrieval import worst_queries
-from harness.catalog.estimate import money
+from harness.folder import CellEntry, Manifest, Quality, Summary
 from harness.folder.verdict import CheckResult, counts, verdict
 
 _ENV = jinja2.Environment(loader=jinja2.PackageLoader("harness", "report/templates"),
@@ -70,23 +71,23 @@ def query_rows(check: dict) -> dict | None:
     return {"metric": metric, "rows": rows, "more": len(order) - len(rows), "total": len(ranks)}
 
 
-def quality_tables(summary: dict) -> list[dict]:
+def quality_tables(summary: Summary) -> list[dict]:
     """Per retrieval check: one row per model and metric, one column per output dimension."""
-    by_check: dict[str, list[dict]] = {}
-    for q in summary.get("quality") or []:
-        by_check.setdefault(q["check"], []).append(q)
+    by_check: dict[str, list[Quality]] = {}
+    for q in summary.quality:
+        by_check.setdefault(q.check, []).append(q)
     tables = []
     for check, entries in by_check.items():
-        dims = sorted({q["dimension"] for q in entries if q.get("dimension") is not None})
-        metrics = M.metric_names([], {m for q in entries for m in q["metrics"]})
-        thresholds = {m: t for q in entries for m, t in (q.get("thresholds") or {}).items()}
+        dims = sorted({q.dimension for q in entries if q.dimension is not None})
+        metrics = M.metric_names([], {m for q in entries for m in q.metrics})
+        thresholds = {m: t for q in entries for m, t in q.thresholds.items()}
         rows = []
-        for model in dict.fromkeys(q["model"] for q in entries):
-            at = {q.get("dimension"): q for q in entries if q["model"] == model}
+        for model in dict.fromkeys(q.model for q in entries):
+            at = {q.dimension: q for q in entries if q.model == model}
             for m in metrics:
                 values = []
                 for d in dims:
-                    v = at[d]["metrics"].get(m) if d in at else None
+                    v = at[d].metrics.get(m) if d in at else None
                     low = v is not None and m in thresholds and v < thresholds[m]
                     values.append("—" if v is None else (f"**{v:.3f}** ✗" if low else f"{v:.3f}"))
                 rows.append({"model": cell(model), "metric": m, "min": num(thresholds.get(m)), "by_dim": values})
@@ -94,23 +95,22 @@ def quality_tables(summary: dict) -> list[dict]:
     return tables
 
 
-def usage_rows(summary: dict, manifest) -> list[dict]:
+def usage_rows(summary: Summary, cells: list[CellEntry]) -> list[dict]:
     """Per cell: what the provider reported (actual) beside what the plan estimated."""
-    planned = {c["id"]: c for c in manifest.cells}
+    planned = {c.id: c for c in cells}
     rows = []
-    for c in summary.get("cells") or []:
-        plan = planned.get(c["id"], {})
-        cost = c.get("estimated_cost") or plan.get("estimated_cost") or {}
-        lat = c.get("latency_ms")
-        usage = c.get("usage") or {}
+    for c in summary.cells:
+        plan = planned.get(c.id) or CellEntry(c.id)
+        cost = c.estimated_cost or plan.estimated_cost or {}
+        lat = c.latency_ms
         rows.append({
-            "id": code(c["id"]), "executed": "yes" if c.get("executed") else "no",
-            "requests": num(c.get("requests")), "cache_hits": num(c.get("cache_hits")), "errors": num(c.get("errors")),
+            "id": code(c.id), "executed": "yes" if c.executed else "no",
+            "requests": num(c.requests), "cache_hits": num(c.cache_hits), "errors": num(c.errors),
             "latency": f"{lat['p50']:,.0f} / {lat['p95']:,.0f}" if lat else "—",
-            "actual": ", ".join(f"{cell(k)} {num(v, 0)}" for k, v in usage.items()) or "—",
-            "est_tokens": num((plan.get("estimated_tokens") or {}).get("total")),
+            "actual": ", ".join(f"{cell(k)} {num(v, 0)}" for k, v in c.usage.items()) or "—",
+            "est_tokens": num((plan.estimated_tokens or {}).get("total")),
             "est_cost": money(cost) if cost.get("amount") is not None else "—",
-            "cost": _actual_cost(c.get("cost")),
+            "cost": _actual_cost(c.cost),
         })
     return rows
 
@@ -122,27 +122,27 @@ def _actual_cost(cost: dict | None) -> str:
     return f"{cost['amount']:.4f} {cost.get('currency', '')}".strip()
 
 
-def cell_results(summary: dict) -> list[dict]:
+def cell_results(summary: Summary) -> list[dict]:
     """Per cell: how many of its check lines passed, failed, were skipped or warned."""
     rows = []
-    for c in summary.get("cells") or []:
-        mine = [k for k in summary.get("checks") or [] if k.get("cell") == c["id"]]
-        n = {s: sum(k["status"] == s for k in mine) for s in ("passed", "failed", "skipped", "warning")}
-        rows.append({"id": code(c["id"]), "model": cell(c.get("model")), "dimension": num(c.get("dimension")),
+    for c in summary.cells:
+        mine = [k for k in summary.checks if k.cell == c.id]
+        n = {s: sum(k.status == s for k in mine) for s in ("passed", "failed", "skipped", "warning")}
+        rows.append({"id": code(c.id), "model": cell(c.model), "dimension": num(c.dimension),
                      "verdict": "**FAIL**" if n["failed"] else ("PASS" if n["passed"] else "—"), **n})
     return rows
 
 
-def render_markdown(manifest, results: list[CheckResult], description: str | None = None,
-                    summary: dict | None = None) -> str:
-    """report.md from the manifest, the check results and summary.json's content (`summary`:
-    usage, quality and each check's data; without it those tables are left out)."""
-    s = summary or {}
+def render_markdown(manifest: Manifest, results: list[CheckResult], description: str | None = None,
+                    summary: Summary | None = None) -> str:
+    """report.md from the manifest, the check results and summary.json (`summary`: usage, quality
+    and each check's data; without it those tables are left out)."""
+    cells = manifest.entries()
     failed = [{"name": r.name, "cell": r.cell, "detail": r.detail,
                "queries": query_rows({"data": r.data}) if (r.data or {}).get("check") == "retrieval" else None}
               for r in results if r.status == "fail"]
     return _ENV.get_template("report.md.j2").render(
-        m=manifest, results=results, passed=verdict(results), counts=counts(results), mix=mix,
-        description=description, summary=summary, failed=failed, quality=quality_tables(s),
-        usage=usage_rows(s, manifest) if summary else [], per_cell=cell_results(s), cell=cell, code=code,
-        money=money)
+        m=manifest, cells=cells, results=results, passed=verdict(results), counts=counts(results), mix=mix,
+        description=description, failed=failed,
+        quality=quality_tables(summary) if summary else [], usage=usage_rows(summary, cells) if summary else [],
+        per_cell=cell_results(summary) if summary else [], cell=cell, code=code, money=money)

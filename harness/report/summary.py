@@ -15,11 +15,23 @@ from typing import Any
 import numpy as np
 
 from harness.evidence import canonical_json
-from harness.folder import Execution, FolderError, Manifest, RunReader
+from harness.folder import (
+    CellEntry,
+    CellExecution,
+    Execution,
+    FolderError,
+    Manifest,
+    Quality,
+    Reason,
+    RunReader,
+    Summary,
+    SummaryCell,
+    SummaryCheck,
+)
 from harness.folder.usage import usage_tokens
 from harness.folder.verdict import CheckResult, counts, verdict
 
-SUMMARY_VERSION = 1
+NOT_EXECUTED = Reason("not executed")   # a cell without a vectors file whose execution.json says no more
 
 
 def plain(value: Any) -> Any:
@@ -76,77 +88,71 @@ def input_tokens(rows: list[dict]) -> dict[str, int] | None:
     return total
 
 
-def cell_cost(cell: dict, info: Any, executed: bool) -> dict | None:
+def cell_cost(cell: CellEntry, info: CellExecution | None, executed: bool) -> dict | None:
     """The cell's cost: the reported usage priced by the catalog once it executed ("usage"),
     else the plan's estimate ("estimate"); per 1,000 inputs too, to compare cells."""
-    recorded = getattr(info, "estimated_cost", None) if executed else None
+    recorded = info.estimated_cost if executed and info is not None else None
     basis = "usage" if isinstance(recorded, dict) and recorded.get("tokens") is not None else "estimate"
-    cost = recorded if basis == "usage" else cell.get("estimated_cost")
+    cost = recorded if basis == "usage" else cell.estimated_cost
     if not isinstance(cost, dict) or not _num(cost.get("amount")) or not cost.get("currency"):
         return None     # nothing to price, or a cell no region bills (local, openai-compatible)
-    inputs = cell.get("inputs")
+    inputs = cell.inputs
     per_1k = round(cost["amount"] * 1000 / inputs, 6) if isinstance(inputs, int) and inputs > 0 else None
     return {"amount": cost["amount"], "currency": cost["currency"], "basis": basis,
             "per_1k_inputs": per_1k}
 
 
-def cell_summary(run: RunReader, cell: dict, execution: Execution | None) -> dict:
-    cid = cell["id"]
+def cell_summary(run: RunReader, cell: CellEntry, execution: Execution | None) -> SummaryCell:
     try:
-        rows = run.responses(cid)
+        rows = run.responses(cell.id)
     except FolderError:
         rows = []
     try:
-        vec = run.vectors(cid, mmap=True)
+        vec = run.vectors(cell.id, mmap=True)
     except FolderError:
         vec = None
-    info = execution.get(cid) if execution is not None else None
+    info = execution.get(cell.id) if execution is not None else None
     executed = vec is not None
-    return {
-        "id": cid, "model": cell.get("model"), "provider": cell.get("provider"),
-        "dimension": cell.get("dimension"), "requests": cell.get("requests"),
-        "executed": executed,
-        "reason": None if executed else ((info.reason.text if info and info.reason else None) or "not executed"),
-        "vectors": len(vec.ids) if vec is not None else 0,
-        "latency_ms": latency_stats(rows),
-        "usage": usage_totals(rows),
-        "cache_hits": sum(1 for r in rows if r.get("cache_hit")),
-        "errors": sum(1 for r in rows if r.get("error")),
-        "estimated_cost": cell.get("estimated_cost"),
-        "inputs": cell.get("inputs"),
-        "tokens": input_tokens(rows),
-        "cost": cell_cost(cell, info, executed),
-        "spent": info.spent(cell) if info is not None else None,
-    }
+    return SummaryCell(
+        id=cell.id, model=cell.model, provider=cell.provider, dimension=cell.dimension, requests=cell.requests,
+        executed=executed,
+        reason=None if executed else ((info.reason if info is not None else None) or NOT_EXECUTED),
+        vectors=len(vec.ids) if vec is not None else 0,
+        latency_ms=latency_stats(rows),
+        usage=usage_totals(rows),
+        cache_hits=sum(1 for r in rows if r.get("cache_hit")),
+        errors=sum(1 for r in rows if r.get("error")),
+        estimated_cost=cell.estimated_cost,
+        inputs=cell.inputs,
+        tokens=input_tokens(rows),
+        cost=cell_cost(cell, info, executed),
+        spent=info.spent(cell) if info is not None else None)
 
 
-def build_summary(folder: Path, manifest: Manifest, results: list[CheckResult]) -> dict:
+def build_summary(folder: Path, manifest: Manifest, results: list[CheckResult]) -> Summary:
     """Everything the reports show, from the folder, its manifest and the check results."""
     run = RunReader(folder)
     try:
         execution = run.execution()
     except FolderError:
         execution = None
-    checks = [{"name": r.name, "kind": r.kind, "cell": r.cell, "passed": bool(r.passed), "status": r.word,
-               "detail": r.detail, "line": r.line(), "data": plain(r.data or {})}
+    checks = [SummaryCheck(name=r.name, kind=r.kind, cell=r.cell, passed=bool(r.passed), status=r.word,
+                           detail=r.detail, line=r.line(), data=plain(r.data or {}))
               for r in results]
-    quality = [{"check": r.name, "cell": r.cell, "model": r.data.get("model"), "dimension": r.data.get("dimension"),
-                "metrics": plain(r.data.get("metrics") or {}), "thresholds": plain(r.data.get("thresholds") or {}),
-                "threshold_order": list(r.data.get("threshold_order") or r.data.get("thresholds") or {})}
+    quality = [Quality(check=r.name, cell=r.cell, model=r.data.get("model"), dimension=r.data.get("dimension"),
+                       metrics=plain(r.data.get("metrics") or {}), thresholds=plain(r.data.get("thresholds") or {}),
+                       threshold_order=list(r.data.get("threshold_order") or r.data.get("thresholds") or {}))
                for r in results if r.kind == "check" and (r.data or {}).get("check") == "retrieval"
                and r.data.get("metrics")]
     spec = manifest.spec
-    return {
-        "summary_version": SUMMARY_VERSION,
-        "spec": {"name": spec.get("name"), "sha256": spec.get("sha256")},
-        "manifest_digest": manifest.digest,
-        "verdict": "PASS" if verdict(results) else "FAIL",
-        "counts": counts(results),
-        "cells": [cell_summary(run, c, execution) for c in manifest.cells],
-        "checks": checks,
-        "quality": quality,
-    }
+    return Summary(spec={"name": spec.get("name"), "sha256": spec.get("sha256")},
+                   manifest_digest=manifest.digest,
+                   verdict="PASS" if verdict(results) else "FAIL",
+                   counts=counts(results),
+                   cells=[cell_summary(run, c, execution) for c in manifest.entries()],
+                   checks=checks,
+                   quality=quality)
 
 
-def render_summary(summary: dict) -> bytes:
-    return canonical_json(summary, pretty=True)
+def render_summary(summary: Summary) -> bytes:
+    return canonical_json(summary.to_json(), pretty=True)

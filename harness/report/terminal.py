@@ -15,6 +15,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from harness.catalog.estimate import money
+from harness.folder import CellEntry, Execution
+from harness.folder.verdict import CheckResult
 from harness.report.markdown import mix
 
 # (header, right-aligned?) of the plan's table, in order.
@@ -44,11 +46,12 @@ def print_table(console: Console, title: str, columns: list[tuple[str, bool]], r
 
 
 def plan_rows(cells: list[dict]) -> list[list[str]]:
+    """`cells`: manifest cell entries, as the plan or manifest.json has them."""
     rows = []
-    for c in cells:
-        dim = f"{c['dimension']}" + (" fixed" if c.get("dimension_sent") is None else "")
-        rows.append([c["id"], c["model"], dim, mix(c["modality_mix"]), f"{c['requests']:,}", f"{c['contents']:,}",
-                     f"{c['estimated_tokens']['total']:,}", money(c["estimated_cost"])])
+    for c in map(CellEntry.from_json, cells):
+        dim = f"{c.dimension}" + (" fixed" if c.dimension_sent is None else "")
+        rows.append([c.id, c.model, dim, mix(c.modality_mix), f"{c.requests:,}", f"{c.contents:,}",
+                     f"{c.estimated_tokens['total']:,}", money(c.estimated_cost)])
     return rows
 
 
@@ -56,13 +59,13 @@ def print_cells(console: Console, cells: list[dict], title: str) -> None:
     print_table(console, title, PLAN_COLUMNS, plan_rows(cells))
 
 
-def result_rows(cells: list[dict], execution, results) -> list[list[str]]:
+def result_rows(cells: list[dict], execution: Execution | None, results: list[CheckResult]) -> list[list[str]]:
     """Per cell after a run: executed or why not, vectors, its check lines by status, and tokens and
     cost (in the cell's region's currency): `actual` from the usage the provider reported, `est.` from the
-    plan's estimate otherwise."""
+    plan's estimate otherwise. `cells`: manifest.json's cell entries."""
     rows = []
-    for c in cells:
-        cid = c["id"]
+    for c in map(CellEntry.from_json, cells):
+        cid = c.id
         info = execution.get(cid) if execution is not None else None
         mine = [r for r in results if r.cell == cid]
         counts = "/".join(str(sum(1 for r in mine if r.status == s)) for s in ("pass", "fail", "skip"))
