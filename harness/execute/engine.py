@@ -37,18 +37,17 @@ from typing import Any
 import numpy as np
 
 from harness.catalog.load import Catalog, load_catalog
-from harness.execute.cache import ResponseCache, cache_key
 from harness.evidence import sha256_bytes
+from harness.execute.cache import ResponseCache, cache_key
 from harness.execute.clients import ClientPool
 from harness.execute.limiter import RateLimiter, backoff_delay, clock_of
 from harness.execute.options import ExecuteOptions
-from harness.execute.results import CellOutcome, ExecutionSummary, add_usage, execution_checks, write_cell_evidence
-from harness.folder.usage import usage_tokens
-from harness.folder import Execution, FolderError, RunReader, RunWriter, layout
 from harness.execute.progress import RunProgress
+from harness.execute.results import CellOutcome, ExecutionSummary, add_usage, execution_checks, write_cell_evidence
+from harness.folder import Execution, FolderError, RunReader, RunWriter, layout
+from harness.folder.usage import usage_tokens
 from harness.providers.base import Embedded, NotExecutable, ProviderError
 from harness.providers.registry import provider_class
-
 
 # ---- the run -------------------------------------------------------------------------------
 
