@@ -41,7 +41,7 @@ import numpy as np
 from harness.catalog import estimate
 from harness.errors import HarnessError, Problem, SpecError, UsageError
 from harness.evidence import canonical_json
-from harness.folder import FolderError, RunReader, layout
+from harness.folder import CellEntry, FolderError, RunReader, layout
 
 if TYPE_CHECKING:
     from harness.audit.verify.parse import VerifyContext
@@ -89,7 +89,7 @@ class Tolerance:
 
 @dataclass
 class CellSample:
-    cell: dict[str, Any]              # the cell as re-planned from the spec (what execute_run takes)
+    cell: CellEntry                   # the cell as re-planned from the spec
     entries: list[dict[str, Any]]     # the chosen lines of payloads/<cell>/index.jsonl
     total: int                        # requests the cell has
     tokens: dict[str, int]
@@ -97,7 +97,7 @@ class CellSample:
 
     @property
     def id(self) -> str:
-        return self.cell["id"]
+        return self.cell.id
 
     @property
     def inputs(self) -> list[str]:
@@ -143,7 +143,7 @@ class Sample:
 
 
 def plan_cells(context: VerifyContext, base_url: str | None,
-               allow_hosts: tuple | list = ()) -> dict[str, dict[str, Any]]:
+               allow_hosts: tuple | list = ()) -> dict[str, CellEntry]:
     """The cells as `harness run` plans them from the spec copy: the same endpoints for the same
     `--base-url`, and a credential only to the hosts `harness run` would send it to (the official
     ones, `--base-url`, $DASHSCOPE_HTTP_BASE_URL, `--allow-host`, $HARNESS_ALLOW_HOSTS)."""
@@ -160,26 +160,26 @@ def plan_cells(context: VerifyContext, base_url: str | None,
     errors = [p for p in problems if p.is_error]
     if errors:
         raise SpecError(errors)
-    return {c.id: {**c.manifest_entry(), "required": True} for c in cells}
+    return {c.id: CellEntry.from_json({**c.manifest_entry(), "required": True}) for c in cells}
 
 
-def choose(context: VerifyContext, planned: dict[str, dict], per_cell: int | str | None,
+def choose(context: VerifyContext, planned: dict[str, CellEntry], per_cell: int | str | None,
            seed: int | None, untrusted: set[str] = frozenset(), cell_filter: Any = None) -> Sample:
     """Pick the requests to send again. `per_cell`: None for the default, "all", or a count.
     `untrusted`: cells whose payload files verify found changed (sending them would prove nothing).
     `cell_filter` (`--model/--dimension/--cell`): only the run's cells it admits are re-executed."""
-    folder, catalog = context.folder, context.catalog
+    read, catalog = context.run.read, context.catalog
     seed = secrets.randbelow(2 ** 32) if seed is None else seed
     sample = Sample(seed=seed, cells=[])
     recorded = context.record.files
-    cells = context.record.cells
+    cells = context.cells
     if cell_filter:
-        cells = [c for c in cells if cell_filter.admits(c)]
+        cells = [c for c in cells if cell_filter.admits(c.to_json())]
         if not cells:
             raise UsageError(Problem(f"no cell of the run matches {cell_filter.describe()}; nothing was sent",
                                        hint=f"the run's cells: {', '.join(context.record.cell_ids)}"))
-    for cid in (c["id"] for c in cells):
-        if not (folder / layout.vectors_file(cid)).is_file():
+    for cid in (c.id for c in cells):
+        if not read.has(layout.vectors_file(cid)):
             sample.skipped[cid] = "the run has no vectors for it: it was not executed"
             continue
         if cid in untrusted:
@@ -190,39 +190,39 @@ def choose(context: VerifyContext, planned: dict[str, dict], per_cell: int | str
             sample.unusable[cid] = "the spec copy no longer plans this cell"
             continue
         try:
-            entries = _index(folder, cid, recorded)
+            entries = _index(read, cid, recorded)
         except ValueError as exc:
             sample.unusable[cid] = str(exc)
             continue
         if per_cell == "all":
             n = len(entries)
         elif per_cell is None:
-            n = len(entries) if cell.get("provider") == "local" else DEFAULT_SAMPLE
+            n = len(entries) if cell.provider == "local" else DEFAULT_SAMPLE
         else:
             n = int(per_cell)
         rng = random.Random(f"{seed}:{cid}")    # per cell: adding a cell does not move another's sample
         chosen = [entries[i] for i in sorted(rng.sample(range(len(entries)), min(n, len(entries))))]
-        info = catalog.get(cell.get("model")) if cell.get("model") else None
+        info = catalog.get(cell.model) if cell.model else None
         tokens = {"text": 0, "image": 0, "video": 0}
         try:
             for e in chosen:
-                body = json.loads((folder / layout.payload_dir(cid) / e["file"]).read_bytes())
+                body = json.loads((context.folder / layout.payload_dir(cid) / e["file"]).read_bytes())
                 for k, v in estimate.body_tokens(body if isinstance(body, dict) else {}, info).items():
                     tokens[k] += v
         except (OSError, ValueError) as exc:
             sample.unusable[cid] = f"cannot read a payload file of it ({exc})"
             continue
-        cost = estimate.cost(info, tokens, cell.get("region"))
+        cost = estimate.cost(info, tokens, cell.region)
         sample.cells.append(CellSample(cell, chosen, len(entries), tokens, cost))
     return sample
 
 
-def _index(folder: Path, cid: str, recorded: dict[str, str]) -> list[dict[str, Any]]:
+def _index(read: RunReader, cid: str, recorded: dict[str, str]) -> list[dict[str, Any]]:
     """The payload index of a cell; every file it names must be a payload file the manifest records
     (a plain name inside payloads/<cell>/), so a doctored index sends nothing from elsewhere."""
     rel = layout.payload_index(cid)
     try:
-        entries = RunReader(folder).payload_index(cid)
+        entries = read.payload_index(cid)
     except FolderError as exc:
         raise ValueError(str(exc)) from None
     for n, e in enumerate(entries, 1):
@@ -289,7 +289,7 @@ def run_sample(context: VerifyContext, sample: Sample, tolerance: Tolerance | No
         return []
     folder = context.folder
     local_files = {}
-    if any(c.cell.get("upload_local_files") for c in sample.cells):   # what the upload stand-ins name
+    if any(c.cell.upload_local_files for c in sample.cells):   # what the upload stand-ins name
         from harness.providers.uploads import recorded_local_files
         local_files = recorded_local_files(folder, context.record)
     options = ExecuteOptions.from_run(context.spec.document.get("execution"),    # past the cache, never into it
@@ -303,22 +303,25 @@ def run_sample(context: VerifyContext, sample: Sample, tolerance: Tolerance | No
             (scratch / layout.payload_index(c.id)).write_bytes(b"".join(canonical_json(e) + b"\n" for e in c.entries))
             for e in c.entries:
                 shutil.copyfile(folder / layout.payload_dir(c.id) / e["file"], where / e["file"])
-        summary = execute_run(scratch, [c.cell for c in sample.cells], options, console)
+        summary = execute_run(scratch, [c.cell.to_json() for c in sample.cells], options, console)
         outcomes = {o.id: o for o in summary.cells}
-        return [_compare(folder, scratch, c, outcomes.get(c.id), tolerance) for c in sample.cells]
+        return [_compare(context.run.read, RunReader(scratch), c, outcomes.get(c.id), tolerance)
+                for c in sample.cells]
 
 
-def _vectors(folder: Path, cid: str):
+def _vectors(read: RunReader, cid: str):
     """A cell's vectors (None without a vectors file); ValueError for a file that breaks the contract."""
     try:
-        return RunReader(folder).vectors(cid)
+        return read.vectors(cid)
     except FolderError as exc:
         raise ValueError(str(exc)) from None
 
 
-def _compare(folder: Path, scratch: Path, c: CellSample, outcome: Any, tolerance: Tolerance | None) -> Agreement:
-    tol = tolerance or Tolerance.default(c.cell.get("provider"))
-    a = Agreement(c.id, tol, len(c.entries), c.total, endpoint=c.cell.get("endpoint"))
+def _compare(read: RunReader, scratch: RunReader, c: CellSample, outcome: Any,
+             tolerance: Tolerance | None) -> Agreement:
+    """`read`: the run's folder; `scratch`: what the engine wrote just now."""
+    tol = tolerance or Tolerance.default(c.cell.provider)
+    a = Agreement(c.id, tol, len(c.entries), c.total, endpoint=c.cell.endpoint)
     if outcome is not None and not outcome.executed:
         a.failed = f"not executed: {outcome.reason}"
         return a
@@ -327,12 +330,12 @@ def _compare(folder: Path, scratch: Path, c: CellSample, outcome: Any, tolerance
         what = ": ".join(str(x) for x in (first.get("code"), first.get("message")) if x)
         a.failed = f"{outcome.failed + outcome.not_sent} of {outcome.requests} requests failed ({what})"
         return a
-    fresh = _vectors(scratch, c.id)      # written by the engine just now
+    fresh = _vectors(scratch, c.id)
     if fresh is None:
         a.failed = "no vectors came back"
         return a
     try:
-        stored = _vectors(folder, c.id)
+        stored = _vectors(read, c.id)
     except ValueError as exc:
         a.conflict = str(exc)
         return a
@@ -340,7 +343,7 @@ def _compare(folder: Path, scratch: Path, c: CellSample, outcome: Any, tolerance
         a.conflict = (f"the stored vectors have {stored.dimension} floats, the model gives {fresh.dimension}"
                       if stored is not None else "the folder has no vectors for it")
         return a
-    failed_in_run = _failed_requests(folder, c.id)
+    failed_in_run = _failed_requests(read, c.id)
     cosines = []
     for e in c.entries:
         for i in map(str, e.get("inputs") or []):
@@ -365,11 +368,11 @@ def _compare(folder: Path, scratch: Path, c: CellSample, outcome: Any, tolerance
     return a
 
 
-def _failed_requests(folder: Path, cid: str) -> set[str]:
+def _failed_requests(read: RunReader, cid: str) -> set[str]:
     """Payload files whose request failed in the run (responses/<cell>.jsonl): their inputs have no
     stored vector by design."""
     try:
-        rows = RunReader(folder).responses(cid)
+        rows = read.responses(cid)
     except FolderError:
         return set()
     return {r["file"] for r in rows if r.get("error") and isinstance(r.get("file"), str)}

@@ -23,8 +23,8 @@ def check_manifest(context: VerifyContext, report: VerifyReport) -> None:
         recomputed = manifest_mod.digest(manifest)
     except ValueError:                  # NaN or Infinity, which canonical JSON refuses
         recomputed = None
-    if recomputed != manifest.get("digest"):
-        report.add("manifest", layout.MANIFEST, f"digest mismatch: recorded {short(manifest.get('digest'))}, "
+    if recomputed != context.record.digest:
+        report.add("manifest", layout.MANIFEST, f"digest mismatch: recorded {short(context.record.digest)}, "
                    f"recomputed {short(recomputed)}; a recorded field was changed")
 
 

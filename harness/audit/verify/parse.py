@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from harness.audit.verify.result import VerifyReport, short
 from harness.errors import HarnessError
 from harness.evidence import sha256_file
-from harness.folder import FolderError, Manifest, RunReader, layout
+from harness.folder import CellEntry, FolderError, Manifest, Run, layout, open_run
 
 if TYPE_CHECKING:
     from harness.catalog.load import Catalog
@@ -26,16 +26,23 @@ class VerifyContext:
     """An output folder as verify reads it. `spec` and `catalog` are read on first use, `spec`
     after `locate_spec` has set `base`."""
 
-    folder: Path
+    run: Run                    # the folder, opened once: its typed manifest and its one reader
     raw: bytes                  # manifest.json as stored: its canonical form is checked on these bytes
     manifest: dict[str, Any]    # manifest.json as JSON: its digest is recomputed from it
-    record: Manifest            # the same, typed
+    cells: list[CellEntry]      # the manifest's cells, typed
     files_table: bool = True    # False: the manifest has no `files` table, so no layer can check the folder
     base: Path | None = None    # the project root: where the spec's relative input paths start (None: unknown)
 
     @property
-    def reader(self) -> RunReader:
-        return RunReader(self.folder)
+    def folder(self) -> Path:
+        return self.run.path
+
+    @property
+    def record(self) -> Manifest:
+        return self.run.manifest
+
+    def cell(self, cell_id: str) -> CellEntry | None:
+        return next((c for c in self.cells if c.id == cell_id), None)
 
     @functools.cached_property
     def spec(self) -> Spec | HarnessError:
@@ -78,13 +85,14 @@ def open_folder(folder: Path, report: VerifyReport) -> VerifyContext | None:
     untabled = not isinstance(manifest, dict) or "files" not in manifest
     try:
         record = Manifest.from_json(manifest)    # the record's shape (a cells list of objects with ids, ...)
+        cells = record.entries()                 # and each cell's fields of their types
     except FolderError as exc:
         report.add("manifest", layout.MANIFEST, "has no `files` table; it was damaged or edited" if untabled
                    else f"{exc}; it was damaged or edited")
         return None
     if untabled:      # still a manifest re-execution can read
         report.add("manifest", layout.MANIFEST, "has no `files` table; it was damaged or edited")
-    return VerifyContext(folder, raw, manifest, record, files_table=not untabled)
+    return VerifyContext(open_run(folder, record), raw, manifest, cells, files_table=not untabled)
 
 
 def locate_spec(context: VerifyContext, spec_dir: Path | None, report: VerifyReport) -> None:

@@ -67,8 +67,7 @@ def derive(context: VerifyContext, allow_paths: tuple | list = (),
 
 def recorded_endpoints(context: VerifyContext) -> dict[str, str]:
     """Model name → the endpoint its cells were sent to, from the manifest."""
-    return {c["model"]: c["endpoint"] for c in context.record.cells
-            if isinstance(c.get("model"), str) and isinstance(c.get("endpoint"), str)}
+    return {c.model: c.endpoint for c in context.cells if c.model is not None and c.endpoint is not None}
 
 
 def check_derived(context: VerifyContext, report: VerifyReport, actual: dict[str, str], inputs_complete: bool,

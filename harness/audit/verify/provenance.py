@@ -68,7 +68,7 @@ def check_reexecution(context: VerifyContext | None, report: VerifyReport, *, pe
     agreements = run_sample(context, sample, tolerance, console, allow_hosts)
     for a in agreements:
         report.proved.append(a.line())
-        recorded = context.record.cell(a.cell).get("endpoint")
+        recorded = entry.endpoint if (entry := context.cell(a.cell)) is not None else None
         if a.endpoint and recorded and a.endpoint != recorded and not a.failed:
             report.notes.append(f"{a.cell} was re-executed at {a.endpoint}; the run recorded {recorded}")
         npy = layout.vectors_file(a.cell)

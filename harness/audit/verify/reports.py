@@ -11,7 +11,7 @@ from harness.folder import FolderError, layout
 
 
 def check_reports(context: VerifyContext, report: VerifyReport) -> None:
-    folder, reader, record = context.folder, context.reader, context.record
+    folder, reader, record = context.folder, context.run.read, context.record
     if record.manifest_version >= 2:
         # The digest leaves the reports' hashes out, so their entries must be there to be checked.
         for name in layout.REPORTS:
@@ -20,17 +20,17 @@ def check_reports(context: VerifyContext, report: VerifyReport) -> None:
     if not reader.has(layout.SUMMARY):
         return  # older runs wrote no summary; one the manifest records is reported missing already
     try:
-        summary, results = reader.summary(), reader.results()
+        results = reader.results()
+        summary = context.run.summary       # typed: a field of another type is a finding, not a guess
     except FolderError as exc:
         report.add("reports", layout.SUMMARY, str(exc))
         return
-    if record.manifest_version >= 2 and summary.get("manifest_digest") != record.digest:
-        report.add("reports", layout.SUMMARY, f"manifest_digest {short(summary.get('manifest_digest'))} is not the "
+    if record.manifest_version >= 2 and summary.manifest_digest != record.digest:
+        report.add("reports", layout.SUMMARY, f"manifest_digest {short(summary.manifest_digest)} is not the "
                    f"manifest's digest {short(record.digest)}: it reports another state of the folder")
     lines = reader.validate_lines()
-    if lines and ([c.get("line") for c in summary.get("checks") or []] != lines[:-1]
-                  or summary.get("verdict") != lines[-1]):
-        report.add("reports", layout.SUMMARY, f"its checks or verdict ({summary.get('verdict')}) differ from "
+    if lines and ([c.line for c in summary.checks] != lines[:-1] or summary.verdict != lines[-1]):
+        report.add("reports", layout.SUMMARY, f"its checks or verdict ({summary.verdict}) differ from "
                    f"validate.txt ({lines[-1]})")
     if any(f.kind in ("missing", "extra", "changed") for f in report.findings):
         return  # the files differ from the manifest already; re-rendering would only echo that
@@ -44,7 +44,7 @@ def check_reports(context: VerifyContext, report: VerifyReport) -> None:
     # JUnit's timestamp is the run's start: it is re-rendered as recorded (its hash is in the file table);
     # the other reports project the summary.json the folder holds, so each is compared with what it shows.
     expected = render_reports(folder, record, results, timestamp=recorded_timestamp(folder / layout.JUNIT),
-                              summary=summary)
+                              summary=summary.to_json())
     for name, content in expected.items():
         path = folder / name
         if path.is_file() and path.read_bytes() != content:

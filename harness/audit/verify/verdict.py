@@ -12,7 +12,7 @@ from harness.folder import layout
 
 
 def check_verdict(context: VerifyContext, report: VerifyReport) -> None:
-    folder, reader = context.folder, context.reader
+    folder, reader = context.folder, context.run.read
     if not reader.has(layout.VALIDATE):
         return  # reported as missing
     lines = reader.validate_lines()
