@@ -17,56 +17,47 @@ import numpy as np
 
 from harness.checks import metrics as M
 from harness.errors import MismatchError, Problem, UsageError
-from harness.folder import FolderError, Manifest, RunReader, layout
+from harness.folder import FolderError, NotARun, Run, Summary, open_run
 
 WORST_SHOWN = 5    # ids named per finding in the text output
 MOVED_SHOWN = 10   # inputs kept per cell in `worst`: the ones that moved most (lowest cosine A↔B)
 BINS = 20          # histogram bins of a cell's per-input cosines
 
 
-@dataclass
-class Run:
-    folder: Path
-    manifest: Manifest
-    summary: dict | None
-
-    @property
-    def cells(self) -> list[str]:
-        return self.manifest.cell_ids
-
-    def cell(self, cid: str) -> dict:
-        return self.manifest.cell(cid)
-
-
 def load_run(folder: str | Path) -> Run:
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise UsageError(Problem(f"no such folder: {folder}", hint="give two output folders of `harness run`"))
-    reader = RunReader(folder)
-    if not reader.has(layout.MANIFEST):
-        raise UsageError(Problem(f"{folder} has no manifest.json", hint="give the output folder of a run, "
-                                   "e.g. output/<spec name>"))
+    """The output folder at `folder`, opened as every command opens one; its manifest's cells typed."""
     try:
-        manifest = reader.manifest()
+        run = open_run(folder)
+        run.manifest.entries()      # each cell's fields of their types: one of another type is said here
+    except NotARun as exc:
+        if exc.why == "no manifest":
+            raise UsageError(Problem(f"{exc.path} has no manifest.json", hint="give the output folder of a run, "
+                                       "e.g. output/<spec name>")) from None
+        raise UsageError(Problem(f"no such folder: {exc.path}",
+                                 hint="give two output folders of `harness run`")) from None
     except FolderError as exc:
-        raise MismatchError(Problem(f"{folder}: {exc}", hint="check it with `harness verify`")) from None
+        raise MismatchError(Problem(f"{Path(folder)}: {exc}", hint="check it with `harness verify`")) from None
+    return run
+
+
+def _summary(run: Run) -> Summary | None:
+    """summary.json as its record; None when there is none or it breaks the contract (nothing to compare)."""
     try:
-        summary = reader.summary()
+        return run.summary
     except FolderError:
-        summary = None
-    return Run(folder, manifest, summary)
+        return None
 
 
-def _inputs(folder: Path) -> dict[str, dict]:
+def _inputs(run: Run) -> dict[str, dict]:
     try:
-        return {r["id"]: r for r in RunReader(folder).inputs()}
+        return {r["id"]: r for r in run.read.inputs()}
     except FolderError:
         return {}
 
 
 def _vectors(run: Run, cid: str):
     try:
-        v = RunReader(run.folder).vectors(cid)
+        v = run.read.vectors(cid)
     except FolderError:
         return None
     return v if v is not None and len(v.ids) else None
@@ -107,21 +98,21 @@ def pair_cells(a: Run, b: Run, pairs: list[tuple[str, str]] | None = None) -> li
     (one executed cell each, or a single cell per dimension on both sides)."""
     out = list(pairs or [])
     used_a, used_b = {p[0] for p in out}, {p[1] for p in out}
-    for cid in a.cells:
-        if cid in b.cells and cid not in used_a and cid not in used_b:
+    for cid in a.manifest.cell_ids:
+        if cid in b.manifest.cell_ids and cid not in used_a and cid not in used_b:
             out.append((cid, cid))
             used_a.add(cid)
             used_b.add(cid)
-    left_a = [c for c in a.cells if c not in used_a and _vectors(a, c) is not None]
-    left_b = [c for c in b.cells if c not in used_b and _vectors(b, c) is not None]
+    left_a = [c for c in a.manifest.cell_ids if c not in used_a and _vectors(a, c) is not None]
+    left_b = [c for c in b.manifest.cell_ids if c not in used_b and _vectors(b, c) is not None]
     if len(left_a) == 1 and len(left_b) == 1:
         return out + [(left_a[0], left_b[0])]
     dim_a: dict[Any, list[str]] = {}
     dim_b: dict[Any, list[str]] = {}
     for c in left_a:
-        dim_a.setdefault(a.cell(c).get("dimension"), []).append(c)
+        dim_a.setdefault(a.manifest.entry(c).dimension, []).append(c)
     for c in left_b:
-        dim_b.setdefault(b.cell(c).get("dimension"), []).append(c)
+        dim_b.setdefault(b.manifest.entry(c).dimension, []).append(c)
     for d, cs in dim_a.items():
         if len(cs) == 1 and len(dim_b.get(d, [])) == 1:
             out.append((cs[0], dim_b[d][0]))
@@ -171,12 +162,12 @@ def distribution(cos: np.ndarray) -> dict:
             "counts": [int(c) for c in counts]}
 
 
-def _quality(run: Run) -> dict[tuple[str, str], dict]:
-    return {(q["check"], q["cell"]): q["metrics"] for q in (run.summary or {}).get("quality") or []}
+def _quality(summary: Summary | None) -> dict[tuple[str, str | None], dict]:
+    return {(q.check, q.cell): q.metrics for q in summary.quality} if summary is not None else {}
 
 
-def _statuses(run: Run) -> dict[tuple[str, str | None], str]:
-    return {(c["name"], c.get("cell")): c["status"] for c in (run.summary or {}).get("checks") or []}
+def _statuses(summary: Summary | None) -> dict[tuple[str, str | None], str]:
+    return {(c.name, c.cell): c.status for c in summary.checks} if summary is not None else {}
 
 
 def diff_runs(a: str | Path | Run, b: str | Path | Run, *, pairs: list[tuple[str, str]] | None = None,
@@ -186,22 +177,23 @@ def diff_runs(a: str | Path | Run, b: str | Path | Run, *, pairs: list[tuple[str
     (|B − A| ≤ it for each)."""
     a = a if isinstance(a, Run) else load_run(a)
     b = b if isinstance(b, Run) else load_run(b)
-    for name, run, other in (("A", a, b.cells), ("B", b, a.cells)):
+    cells_a, cells_b = a.manifest.cell_ids, b.manifest.cell_ids
+    for name, run, cells in (("A", a, cells_a), ("B", b, cells_b)):
         for p in pairs or []:
             cid = p[0] if name == "A" else p[1]
-            if cid not in run.cells:
-                raise UsageError(Problem(f"run {name} ({run.folder}) has no cell {cid!r}",
-                                           hint=f"its cells: {', '.join(run.cells)}"))
-    r = DiffReport(a.folder, b.folder, tolerance=tolerance, metric_tolerance=metric_tolerance)
+            if cid not in cells:
+                raise UsageError(Problem(f"run {name} ({run.path}) has no cell {cid!r}",
+                                           hint=f"its cells: {', '.join(cells)}"))
+    r = DiffReport(a.path, b.path, tolerance=tolerance, metric_tolerance=metric_tolerance)
     sa, sb = a.manifest.spec, b.manifest.spec
     r.spec = {"same": sa.get("sha256") == sb.get("sha256"), "a": sa.get("sha256"), "b": sb.get("sha256"),
               "name_a": sa.get("name"), "name_b": sb.get("name")}
-    ia, ib = _inputs(a.folder), _inputs(b.folder)
+    ia, ib = _inputs(a), _inputs(b)
     r.inputs = {"both": len(set(ia) & set(ib)), "only_a": [i for i in ia if i not in ib],
                 "only_b": [i for i in ib if i not in ia],
                 "changed": [i for i in ia if i in ib and ia[i] != ib[i]]}
-    r.cells = {"both": [c for c in a.cells if c in b.cells], "only_a": [c for c in a.cells if c not in b.cells],
-               "only_b": [c for c in b.cells if c not in a.cells]}
+    r.cells = {"both": [c for c in cells_a if c in cells_b], "only_a": [c for c in cells_a if c not in cells_b],
+               "only_b": [c for c in cells_b if c not in cells_a]}
     fa, fb = a.manifest.files, b.manifest.files
     for cid in r.cells["both"]:
         prefix = f"payloads/{cid}/"
@@ -213,7 +205,8 @@ def diff_runs(a: str | Path | Run, b: str | Path | Run, *, pairs: list[tuple[str
             r.payloads.append({"cell": cid, "differ": differ, "only_in_one": only, "files": len(set(pa) | set(pb))})
     paired = pair_cells(a, b, pairs)
     r.vectors = [compare_vectors(a, b, ca, cb) for ca, cb in paired]
-    qa, qb = _quality(a), _quality(b)
+    summary_a, summary_b = _summary(a), _summary(b)
+    qa, qb = _quality(summary_a), _quality(summary_b)
     for ca, cb in paired:
         for (check, cell), ma in qa.items():
             if cell != ca or (check, cb) not in qb:
@@ -222,7 +215,7 @@ def diff_runs(a: str | Path | Run, b: str | Path | Run, *, pairs: list[tuple[str
             names = [n for n in M.metric_names([], [m for m in ma if M.METRIC_PATTERN.match(m)]) if n in ma and n in mb]
             deltas = {m: {"a": ma[m], "b": mb[m], "delta": round(mb[m] - ma[m], 6)} for m in names}
             r.metrics.append({"check": check, "a": ca, "b": cb, "metrics": deltas})
-    st_a, st_b = _statuses(a), _statuses(b)
+    st_a, st_b = _statuses(summary_a), _statuses(summary_b)
     pair_of = dict(paired)
     for (name, cell), s in st_a.items():
         other = st_b.get((name, pair_of.get(cell, cell)))
@@ -236,7 +229,7 @@ def _gate(r: DiffReport, a: Run) -> None:
     if r.tolerance is not None:
         need = 1.0 - r.tolerance
         compared_a = {v["a"] for v in r.vectors}
-        for cid in a.cells:
+        for cid in a.manifest.cell_ids:
             if cid not in compared_a and _vectors(a, cid) is not None:
                 r.breaches.append(f"{cid}: no cell in B to compare with (pair it with --pair {cid}:CELL_B)")
         for v in r.vectors:
