@@ -13,6 +13,9 @@ from typing import Any
 from harness.execute.cache import default_cache_dir
 
 
+SPEC_SETS = ("concurrency", "rpm", "tpm", "timeout", "max_attempts")   # spec.schema.json's `execution`
+
+
 @dataclass
 class ExecuteOptions:
     """How to execute. Quotas: None → the catalog's for the model, 0 → no limit."""
@@ -44,6 +47,9 @@ class ExecuteOptions:
         means not given); keys that name no option are left out. `local_files` and `allow_hosts` never
         come from a spec."""
         names = {f.name for f in fields(cls)}
-        chosen = {**(spec_execution or {}), **{k: v for k, v in (given or {}).items() if v is not None}}
+        # a spec sets only these (its schema allows no more; checked here too, since a cache folder,
+        # a client or a clock chosen by a stranger's spec would be a door)
+        spec = {k: v for k, v in (spec_execution or {}).items() if k in SPEC_SETS}
+        chosen = {**spec, **{k: v for k, v in (given or {}).items() if v is not None}}
         values = {k: v for k, v in chosen.items() if k in names}
         return cls(**{**values, "local_files": dict(local_files or {}), "allow_hosts": tuple(allow_hosts)})
