@@ -457,3 +457,12 @@ def test_the_virtual_clock_overlaps_sleeps_and_stands_still_while_a_request_is_o
         return woke, still
     woke, still = asyncio.run(go())
     assert woke == [(1.0, 1.0), (2.0, 2.0), (3.0, 3.0), (5.0, 8.0)] and still == 3.0
+
+
+def test_a_spec_sets_only_the_execution_options_its_schema_names():
+    from harness.execute.options import ExecuteOptions
+
+    evil = {"concurrency": 2, "cache_dir": "/tmp/elsewhere", "allow_hosts": ["evil.example"], "clock": object()}
+    options = ExecuteOptions.from_run(evil, {"timeout": 5.0})
+    assert (options.concurrency, options.timeout) == (2, 5.0)
+    assert options.cache_dir != "/tmp/elsewhere" and options.allow_hosts == () and options.clock is None
