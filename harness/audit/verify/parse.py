@@ -42,6 +42,7 @@ class VerifyContext:
         return self.run.manifest
 
     def cell(self, cell_id: str) -> CellEntry | None:
+        """The manifest's entry for `cell_id`; None when the run has no such cell."""
         return next((c for c in self.cells if c.id == cell_id), None)
 
     @functools.cached_property
