@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 import yaml
 
-from harness.folder import manifest as manifest_mod
+from harness.audit.verify.checker import verify_folder
 from harness.checks.evaluate import evaluate_checks
 from harness.errors import ExitCode
 from harness.evidence import canonical_json, hash_tree
 from harness.folder import CellVectors, RunReader, RunWriter
+from harness.folder import manifest as manifest_mod
 from harness.report.finalize import finalize
-from harness.audit.verify.checker import verify_folder
 from tests.helpers import Result, cli_env, run_cli
 
 SPEC = """\
