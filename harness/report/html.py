@@ -47,16 +47,11 @@ def failures(summary: Summary) -> list[dict]:
         if g["kind"] == "nearest":
             g["pairs"] += [{"cell": c.cell, **p} for p in data.get("pairs") or [] if not p.get("passed")]
         elif g["kind"] == "similarity":
-            g["pairs"] += [{"cell": c.cell, "want": _wanted(c), **p} for p in data.get("pairs") or []
+            g["pairs"] += [{"cell": c.cell, "want": data.get("want") or "", **p} for p in data.get("pairs") or []
                            if not p.get("passed")]
         elif g["kind"] == "retrieval" and (data.get("ranks") or data.get("per_query")):
             g["retrieval"].append({"cell": c.cell, "detail": c.detail, "queries": _query_rows(data)})
     return list(groups.values())
-
-
-def _wanted(check: SummaryCheck) -> str:
-    """The bounds a similarity check wanted, from its detail's last "want …" (its data has no bounds)."""
-    return check.detail.rsplit("want ", 1)[-1] if "want " in check.detail else ""
 
 
 def _query_rows(data: dict) -> list[dict]:
