@@ -7,6 +7,7 @@ the contract itself is documented in docs/architecture.md ("The output folder").
 from harness.folder import layout
 from harness.folder.reader import NotARun, Run, RunReader, open_run
 from harness.folder.records import (
+    EVIDENCE_FORMAT,
     EXECUTION_VERSION,
     MANIFEST_VERSION,
     CellEntry,
@@ -20,6 +21,6 @@ from harness.folder.records import (
 from harness.folder.summary import SUMMARY_VERSION, Quality, Summary, SummaryCell, SummaryCheck
 from harness.folder.writer import RunWriter
 
-__all__ = ["EXECUTION_VERSION", "MANIFEST_VERSION", "SUMMARY_VERSION", "CellEntry", "CellExecution", "CellVectors",
-           "Execution", "FolderError", "Manifest", "NotARun", "Quality", "Reason", "Run", "RunReader", "RunWriter",
-           "Summary", "SummaryCell", "SummaryCheck", "layout", "open_run"]
+__all__ = ["EVIDENCE_FORMAT", "EXECUTION_VERSION", "MANIFEST_VERSION", "SUMMARY_VERSION", "CellEntry",
+           "CellExecution", "CellVectors", "Execution", "FolderError", "Manifest", "NotARun", "Quality", "Reason",
+           "Run", "RunReader", "RunWriter", "Summary", "SummaryCell", "SummaryCheck", "layout", "open_run"]

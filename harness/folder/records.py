@@ -85,6 +85,14 @@ def checked_fields(cls: type, data: Any, where: str) -> dict[str, Any]:
 
 MANIFEST_VERSION = 2   # 2: the digest leaves out the reports' hashes (the reports show the digest)
 
+# What a run writes, as a whole: every change to the files a run writes (their fields, their bytes,
+# the reports' rendering) bumps it. A folder without the field is format 1. `verify` re-renders a
+# folder of this format byte for byte; for an earlier one it re-derives and compares the data both
+# formats record and says which byte-level checks it could not make. (The package version is not
+# this: it has not moved while the folders changed.)
+#   2: `evidence_format` recorded in the manifest (and covered by its digest)
+EVIDENCE_FORMAT = 2
+
 
 @dataclass
 class Manifest:
@@ -101,7 +109,13 @@ class Manifest:
     environment: dict[str, Any] | None = None
     files: dict[str, str] = field(default_factory=dict)
     digest: str | None = None
+    evidence_format: int | None = None     # None: a folder written before the field (format 1)
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def format(self) -> int:
+        """The evidence format the folder was written in (1 when the manifest does not say)."""
+        return self.evidence_format if self.evidence_format is not None else 1
 
     @property
     def cell_ids(self) -> list[str]:
@@ -137,11 +151,14 @@ class Manifest:
         files = data.get("files") or {}
         if not isinstance(files, dict):
             raise FolderError("manifest.json's \"files\" is not a table of path → sha256")
+        evidence_format = data.get("evidence_format")
+        if evidence_format is not None and (not _is(evidence_format, int) or evidence_format < 1):
+            raise FolderError("manifest.json's \"evidence_format\" is not a positive integer")
         known = {f.name for f in fields(cls)} - {"extra"}
         return cls(manifest_version=int(data.get("manifest_version") or 1), harness=data.get("harness") or {},
                    spec=data.get("spec") or {}, inputs=data.get("inputs") or {}, cells=cells,
                    schema=data.get("schema"), catalog=data.get("catalog"), environment=data.get("environment"),
-                   files=files, digest=data.get("digest"),
+                   files=files, digest=data.get("digest"), evidence_format=evidence_format,
                    extra={k: v for k, v in data.items() if k not in known})
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from harness.evidence import atomic_write, canonical_json, hash_tree, sha256_bytes
 from harness.folder import layout
 from harness.folder import manifest as manifest_mod
-from harness.folder.records import MANIFEST_VERSION, Manifest
+from harness.folder.records import EVIDENCE_FORMAT, MANIFEST_VERSION, Manifest
 from harness.folder.summary import Summary
 from harness.folder.verdict import CheckResult, render_validate_txt
 from harness.report.html import render_html
@@ -49,7 +49,8 @@ def finalize(folder: str | Path, manifest: Manifest, results: list[CheckResult],
     folder = Path(folder)
     atomic_write(folder / layout.VALIDATE, render_validate_txt(results))
     files = hash_tree(folder, exclude=layout.UNHASHED | set(layout.REPORTS), known=known)
-    final = dataclasses.replace(manifest, manifest_version=MANIFEST_VERSION, files=files, digest=None)
+    final = dataclasses.replace(manifest, manifest_version=MANIFEST_VERSION, evidence_format=EVIDENCE_FORMAT,
+                                files=files, digest=None)
     final.digest = manifest_mod.digest(final.to_json())
     timestamp = junit_timestamp(started) if started is not None else recorded_timestamp(folder / layout.JUNIT)
     reports = render_reports(folder, final, results, timestamp=timestamp)
