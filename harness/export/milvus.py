@@ -26,6 +26,7 @@ from harness.errors import HarnessError, Problem, ServiceError, UsageError
 from harness.evidence import canonical_json, sha256_bytes, sha256_file
 from harness.export.target import Target
 from harness.export.vectors import MAX_ID_LENGTH, ExportCell, RunFolder
+from harness.folder import layout
 
 MAX_BATCH_BYTES = 16 << 20        # per upsert call, well under gRPC's 64 MiB message limit
 PK_BATCH = 5000                   # primary keys per `pk in [...]` count query
@@ -102,8 +103,8 @@ class RunIdentity:
 def run_identity(run: RunFolder) -> RunIdentity:
     spec = run.manifest.spec or {}
     inputs = (run.manifest.inputs or {}).get("sha256")
-    if not inputs and (run.path / "inputs.jsonl").is_file():
-        inputs = sha256_file(run.path / "inputs.jsonl")
+    if not inputs and run.opened.read.has(layout.INPUTS):
+        inputs = sha256_file(run.path / layout.INPUTS)
     name = str(spec.get("name") or run.path.name)[:MAX_SPEC_NAME]
     return RunIdentity(name, sha256_bytes(canonical_json({"spec": spec.get("sha256"), "inputs": inputs})))
 

@@ -17,7 +17,7 @@ from harness.export import milvus, smoke
 from harness.export.milvus import RunIdentity
 from harness.export.target import resolve_target
 from harness.export.vectors import ExportCell, damaged_folder, load_cell, read_run, select_cells
-from harness.folder import FolderError, Manifest, RunReader, layout
+from harness.folder import FolderError, Manifest, layout, open_run
 from harness.folder.verdict import CheckResult
 from harness.report.finalize import finalize
 
@@ -144,13 +144,13 @@ def finish_export(folder: Path, results: list[CheckResult]) -> list[CheckResult]
     """Fold export results into the folder's evidence: earlier export results are replaced, then
     `finalize` writes validate.txt, every report and the manifest from the whole list. Returns it."""
     folder = Path(folder)
-    reader = RunReader(folder)
     try:
-        manifest, earlier = reader.manifest(), reader.results()
+        run = open_run(folder)
+        earlier = run.read.results()
     except FolderError as exc:
         raise damaged_folder(exc, folder) from None
     every = [r for r in earlier if r.kind != "export"] + list(results)
-    finalize(folder, manifest, every)
+    finalize(folder, run.manifest, every)
     return every
 
 

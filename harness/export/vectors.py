@@ -1,4 +1,4 @@
-"""The run's vectors as `export` reads them, checked before anything is loaded anywhere.
+"""The run's vectors as `export` reads them (through `open_run`), checked before anything is loaded anywhere.
 
 A folder that was not executed, a cell without vectors, or vectors that disagree with manifest.json
 are refused here, so no collection is touched for them.
@@ -14,7 +14,7 @@ import numpy as np
 
 from harness.errors import HarnessError, MismatchError, Problem, UsageError
 from harness.evidence import sha256_file
-from harness.folder import FolderError, Manifest, RunReader, layout
+from harness.folder import CellEntry, FolderError, Manifest, NotARun, Run, layout, open_run
 
 MAX_ID_LENGTH = 1024              # VARCHAR length of the input_id field (bytes)
 
@@ -40,11 +40,18 @@ class ExportCell:
 class RunFolder:
     """What `export` needs from an output folder, checked before anything is loaded anywhere."""
 
-    path: Path
-    manifest: Manifest
+    opened: Run
     modality: dict[str, str]                     # input id -> modality
     input_order: list[str]
     not_executed: dict[str, str] = field(default_factory=dict)  # cell id -> reason
+
+    @property
+    def path(self) -> Path:
+        return self.opened.path
+
+    @property
+    def manifest(self) -> Manifest:
+        return self.opened.manifest
 
     @property
     def cell_ids(self) -> list[str]:
@@ -60,41 +67,40 @@ def damaged_folder(exc: FolderError, folder: Path) -> HarnessError:
                                 "or run the spec again"))
 
 
+_NOT_A_RUN = {
+    "missing": lambda path: Problem(f"output folder {path} does not exist", hint=HINT_RUN),
+    "not a folder": lambda path: Problem(f"{path} is not a folder",
+                                         hint="pass the run's output folder, e.g. output/<spec name>"),
+    "no manifest": lambda path: Problem(f"{path} is not a harness output folder (no manifest.json)",
+                                        hint="pass the folder `harness run` wrote, e.g. output/<spec name>"),
+}
+
+
 def read_run(folder: str | os.PathLike, manifest: Manifest | None = None) -> RunFolder:
     """Open an output folder and find which cells were executed; no vectors are read yet.
 
     `manifest` stands in for manifest.json while the runner is still building the folder
     (it exports before `finalize` writes the manifest)."""
     path = Path(folder)
-    if not path.exists():
-        raise UsageError(Problem(f"output folder {path} does not exist", hint=HINT_RUN))
-    if not path.is_dir():
-        raise UsageError(Problem(f"{path} is not a folder",
-                                 hint="pass the run's output folder, e.g. output/<spec name>"))
-    reader = RunReader(path)
-    if manifest is None and not reader.has(layout.MANIFEST):
-        raise UsageError(
-            Problem(f"{path} is not a harness output folder (no manifest.json)",
-                    hint="pass the folder `harness run` wrote, e.g. output/<spec name>"),
-        )
     try:
-        manifest = manifest or reader.manifest()
-        inputs = reader.inputs()
-        execution = reader.execution()
+        opened = open_run(path, manifest)
+        inputs = opened.read.inputs()
+        execution = opened.execution
+    except NotARun as exc:
+        raise UsageError(_NOT_A_RUN[exc.why](path)) from None
     except FolderError as exc:
         raise damaged_folder(exc, path) from None
     modality = {row["id"]: str(row.get("modality") or "unknown") for row in inputs}
     reasons = {c.id: c.reason.text if c.reason else "not executed"
                for c in (execution.cells if execution else []) if not c.executed}
     not_executed = {}
-    for cid in manifest.cell_ids:
-        if not reader.has(layout.vectors_file(cid)) or not reader.has(layout.ids_file(cid)):
+    for cid in opened.manifest.cell_ids:
+        if not opened.read.has(layout.vectors_file(cid)) or not opened.read.has(layout.ids_file(cid)):
             not_executed[cid] = reasons.get(cid) or ("no vectors file" if execution else
                                                      "not executed: the run had no --execute")
         elif cid in reasons:
             not_executed[cid] = reasons[cid]
-    return RunFolder(path=path, manifest=manifest, modality=modality, input_order=[row["id"] for row in inputs],
-                     not_executed=not_executed)
+    return RunFolder(opened, modality=modality, input_order=[row["id"] for row in inputs], not_executed=not_executed)
 
 
 def select_cells(run: RunFolder, cells: list[str] | None) -> tuple[list[str], list[str]]:
@@ -118,26 +124,28 @@ def select_cells(run: RunFolder, cells: list[str] | None) -> tuple[list[str], li
 
 def load_cell(run: RunFolder, cell_id: str) -> ExportCell:
     """Read one cell's vectors and ids, checked against the manifest (shape, dimension, hashes)."""
-    cell = run.manifest.cell(cell_id)
-    vpath = run.path / layout.vectors_file(cell_id)
-    ipath = run.path / layout.ids_file(cell_id)
+    vrel, irel = layout.vectors_file(cell_id), layout.ids_file(cell_id)
+    vpath, ipath = run.path / vrel, run.path / irel
 
     def damaged(message: str, file: Path, hint: str = "run `harness verify` on the folder, or run the spec again"):
         return MismatchError(Problem(message, file=str(file), hint=hint))
 
     recorded = run.manifest.files
-    for p in (vpath, ipath):
-        rel = p.relative_to(run.path).as_posix()
+    for rel, p in ((vrel, vpath), (irel, ipath)):
         if rel in recorded and recorded[rel] != sha256_file(p):
             raise damaged(f"{rel} changed since the run (its sha256 differs from manifest.json)", p)
     try:
-        loaded = RunReader(run.path).vectors(cell_id)
+        cell = run.manifest.entry(cell_id) or CellEntry(cell_id)
+    except FolderError as exc:
+        raise damaged_folder(exc, run.path) from None
+    try:
+        loaded = run.opened.read.vectors(cell_id)
     except FolderError as e:
         raise damaged(str(e), vpath) from None
     if loaded is None:
         raise damaged("no vectors file", vpath)
     ids, vectors = loaded.ids, loaded.matrix
-    dimension = int(cell.get("dimension") or 0)
+    dimension = cell.dimension or 0
     if dimension and vectors.shape[1] != dimension:
         raise damaged(f"vectors have {vectors.shape[1]} dimensions but manifest.json says cell {cell_id} "
                       f"has {dimension}", vpath)
@@ -155,8 +163,8 @@ def load_cell(run: RunFolder, cell_id: str) -> ExportCell:
         raise damaged("vectors contain NaN or infinity", vpath)
     return ExportCell(
         cell=cell_id,
-        model=str(cell.get("model") or cell_id),
-        provider=str(cell.get("provider") or ""),
+        model=cell.model or cell_id,
+        provider=cell.provider or "",
         dimension=int(vectors.shape[1]),
         ids=ids,
         modalities=[run.modality.get(i, "unknown") for i in ids],
