@@ -28,7 +28,8 @@ def run(tmp_path) -> Path:
 
 
 def verify(folder: Path, *extra: str) -> Result:
-    return harness("verify", str(folder), *extra, cwd=folder.parent)
+    # from the folder holding the project and the run, as a user verifies (the root of recorded paths)
+    return harness("verify", str(folder), *extra, cwd=folder.parents[1])
 
 
 # --- --hashes-only ------------------------------------------------------------------------------

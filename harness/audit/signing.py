@@ -26,18 +26,20 @@ import os
 import shutil
 import struct
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import ExitCode, HarnessError, MismatchError, Problem, UsageError
 from harness.evidence import atomic_write
-from harness.folder import layout
+from harness.folder import FolderError, layout, scan
 from harness.folder import manifest as manifest_mod
 
 NAMESPACE = "mm-embed-harness"
 SIGNATURE = layout.SIGNATURE
 MANIFEST = layout.MANIFEST
 TIMEOUT = 60.0
+MAX_SIGNATURE = 64 << 10      # an SSH signature is a few hundred bytes
 INSTALL_HINT = "install OpenSSH's client tools (Debian/Ubuntu: apt-get install openssh-client; macOS ships them)"
 
 
@@ -117,7 +119,7 @@ def fingerprint(signature: Path) -> str | None:
     """The signing key's fingerprint as ssh-keygen -l shows it, read from the SSHSIG blob (magic,
     version, then the public key); it names the key, it proves nothing."""
     try:
-        text = signature.read_text(encoding="ascii")
+        text = scan.read_path(signature, MAX_SIGNATURE).decode("ascii")
         body = "".join(line for line in text.splitlines() if line and not line.startswith("-----"))
         blob = base64.b64decode(body)
         if blob[:6] != b"SSHSIG":
@@ -126,7 +128,7 @@ def fingerprint(signature: Path) -> str | None:
         key = blob[14:14 + n]
         (t,) = struct.unpack(">I", key[:4])
         kind = key[4:4 + t].decode("ascii")
-    except (OSError, ValueError, UnicodeDecodeError, struct.error):
+    except (OSError, ValueError, UnicodeDecodeError, struct.error, FolderError):
         return None
     digest = base64.b64encode(hashlib.sha256(key).digest()).decode("ascii").rstrip("=")
     return f"{kind} SHA256:{digest}"
@@ -150,10 +152,20 @@ def check(folder: str | os.PathLike, allowed_signers: str | os.PathLike) -> Sign
         raise UsageError(Problem(f"--allowed-signers {allowed_signers}: no such file",
                                    hint="one line per signer: `PRINCIPAL namespaces=\"mm-embed-harness\" "
                                         "ssh-ed25519 AAAA…`"))
-    sig = folder / SIGNATURE
-    if not sig.is_file():
+    if scan.entry_kind(folder, SIGNATURE) is None:
         return SignatureCheck(False, False, None, None, f"the folder is not signed (no {SIGNATURE}); sign it with "
                               "`harness sign DIR --key KEY` or `harness run --sign KEY`")
+    try:     # ssh-keygen reads a copy: never a link, a FIFO or more than a signature's size
+        signed = bytes(scan.read_file(folder, SIGNATURE, MAX_SIGNATURE))
+    except FolderError as exc:
+        return SignatureCheck(True, False, None, None, f"{exc}")
+    with tempfile.TemporaryDirectory(prefix="harness-sig-") as scratch:
+        sig = Path(scratch) / SIGNATURE
+        sig.write_bytes(signed)
+        return _check(folder, sig, allowed, allowed_signers)
+
+
+def _check(folder: Path, sig: Path, allowed: Path, allowed_signers: str | os.PathLike) -> SignatureCheck:
     key = fingerprint(sig)
     try:
         data = statement(_manifest(folder))
@@ -181,12 +193,13 @@ def check(folder: str | os.PathLike, allowed_signers: str | os.PathLike) -> Sign
 
 
 def _manifest(folder: Path) -> dict:
-    try:
-        data = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UsageError(Problem(f"{folder} has no {MANIFEST}",
-                                 hint="give the output folder of `harness run`")) from None
-    except (ValueError, UnicodeDecodeError) as exc:
+    if scan.entry_kind(folder, MANIFEST) is None:
+        raise UsageError(Problem(f"{folder} has no {MANIFEST}", hint="give the output folder of `harness run`"))
+    try:   # a regular file, no link followed, bounded
+        data = json.loads(scan.read_file(folder, MANIFEST).decode("utf-8"))
+    except FolderError as exc:
+        raise MismatchError(Problem(f"{folder}: {exc}", hint="check it with `harness verify`")) from None
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise MismatchError(Problem(f"{folder / MANIFEST} is not valid JSON ({exc})",
                                    hint="check it with `harness verify`")) from None
     if not isinstance(data, dict):

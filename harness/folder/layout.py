@@ -20,11 +20,15 @@ REPORT_MD = "report.md"
 REPORT_HTML = "report.html"
 REPEAT_DIR = "repeat"               # `stability: {repeat: true}`: the second execution of a run
 SIGNATURE = "manifest.sig"          # `run --sign`, `harness sign`: made after the manifest, over its digest
+ATTESTATION = "attestation.intoto.json"   # an in-toto attestation over the manifest, made after it
 
 # The reports show the manifest digest, so the digest cannot cover their bytes (see manifest.py);
 # the manifest's file table still hashes them.
 REPORTS = (SUMMARY, JUNIT, REPORT_MD, REPORT_HTML)
-UNHASHED = frozenset({MANIFEST, RUN, SIGNATURE})
+UNHASHED = frozenset({MANIFEST, RUN, SIGNATURE, ATTESTATION})
+# Why each file beside the manifest is outside its hashes, as `verify` lists them.
+UNHASHED_WHY = {RUN: "times and host facts", SIGNATURE: "a signature over the digest",
+                ATTESTATION: "an attestation over the digest"}
 
 
 def payload_dir(cell_id: str) -> str:

@@ -53,10 +53,14 @@ def digest(manifest: dict[str, Any]) -> str:
 
     From manifest_version 2 the file table inside it leaves out the reports (summary.json,
     junit.xml, report.md, report.html): they show this digest, so it cannot depend on their
-    bytes. They are still hashed in `files`, and `verify` checks they agree with the digest.
+    bytes. They are still hashed in `files` (and sized in `sizes`), and `verify` checks they agree
+    with the digest.
     Version 1 manifests (older runs) covered every file.
     """
     body = {k: v for k, v in manifest.items() if k not in ("environment", "digest")}
-    if int(manifest.get("manifest_version") or 1) >= 2 and isinstance(body.get("files"), dict):
-        body["files"] = {p: h for p, h in body["files"].items() if p not in REPORTS}
+    version = manifest.get("manifest_version")
+    if isinstance(version, int) and version >= 2:
+        for table in ("files", "sizes"):     # format 2's sizes: the reports' are left out alike
+            if isinstance(body.get(table), dict):
+                body[table] = {p: h for p, h in body[table].items() if p not in REPORTS}
     return sha256_bytes(canonical_json(body))

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import functools
+import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.folder import layout
+from harness.folder import layout, scan
 from harness.folder.records import CellEntry, CellVectors, Execution, FolderError, Manifest
-from harness.folder.summary import Summary
+from harness.folder.summary import Summary, SummaryCheck
 from harness.folder.verdict import WORD, CheckResult
 
 STATUS = {word: status for status, word in WORD.items()}   # summary.json's word → CheckResult status
@@ -18,28 +19,32 @@ STATUS = {word: status for status, word in WORD.items()}   # summary.json's word
 
 class RunReader:
     """Read the files of the output folder at `path`; a file that breaks the contract raises
-    `FolderError` naming it."""
+    `FolderError` naming it. Every read goes through `scan`: regular files only, no link followed,
+    none longer than a cap, nor than `sizes` records (`verify` gives the manifest's sizes, format 2)."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, sizes: dict[str, int] | None = None):
         self.path = Path(path)
+        self.sizes = sizes or {}
+
+    def raw(self, rel: str, limit: int = scan.MAX_RECORD) -> bytearray:
+        """The bytes of the file `rel` (see `scan.read_file`)."""
+        return scan.read_file(self.path, rel, limit, self.sizes.get(rel), exact=False)
+
+    def text(self, rel: str) -> str:
+        try:
+            return self.raw(rel).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise FolderError(f"{rel} is not UTF-8 ({exc})") from None
 
     def _json(self, rel: str) -> Any:
         try:
-            return json.loads((self.path / rel).read_text(encoding="utf-8"))
-        except (ValueError, UnicodeDecodeError, RecursionError) as exc:   # RecursionError: nesting too deep
+            return json.loads(self.text(rel))
+        except (ValueError, RecursionError) as exc:   # RecursionError: nesting too deep
             raise FolderError(f"{rel} is not JSON ({exc})") from None
-        except OSError as exc:
-            raise FolderError(f"cannot read {rel}: {exc.strerror or exc}") from None
 
     def _jsonl(self, rel: str) -> list[Any]:
-        try:
-            lines = (self.path / rel).read_text(encoding="utf-8").splitlines()
-        except UnicodeDecodeError as exc:
-            raise FolderError(f"{rel} is not UTF-8 ({exc})") from None
-        except OSError as exc:
-            raise FolderError(f"cannot read {rel}: {exc.strerror or exc}") from None
         out = []
-        for n, line in enumerate(lines, 1):
+        for n, line in enumerate(self.text(rel).split("\n"), 1):   # split on \n alone, as the writers write
             if line.strip():
                 try:
                     out.append(json.loads(line))
@@ -48,7 +53,8 @@ class RunReader:
         return out
 
     def has(self, rel: str) -> bool:
-        return (self.path / rel).is_file()
+        """Something is at `rel` (a link or a FIFO too: reading it then says what it is)."""
+        return scan.entry_kind(self.path, rel) is not None
 
     # --- the records
 
@@ -67,21 +73,19 @@ class RunReader:
         npy, ids_rel = layout.vectors_file(cell_id), layout.ids_file(cell_id)
         if not self.has(npy):
             return None
-        try:
-            import numpy as np  # here: commands that read no vectors need not load it
-            matrix = np.load(self.path / npy, allow_pickle=False, mmap_mode="r" if mmap else None)
-        except Exception as exc:  # a truncated or foreign file
-            raise FolderError(f"{npy} is not a readable .npy file ({exc})") from None
+        matrix = _matrix(npy, scan.map_file(self.path, npy, scan.MAX_FILE, self.sizes.get(npy), exact=False) if mmap
+                         else self.raw(npy, scan.MAX_FILE))
         if not self.has(ids_rel):
             raise FolderError(f"{ids_rel} is missing beside {npy}")
         ids = self._json(ids_rel)
-        if matrix.ndim == 1 and matrix.size == 0:
-            matrix = matrix.reshape(0, 0)
-        if matrix.ndim != 2 or not isinstance(ids, list) or len(ids) != matrix.shape[0]:
-            raise FolderError(
-                f"vectors/{cell_id}: {len(ids) if isinstance(ids, list) else '?'} ids for "
-                f"{matrix.shape[0] if matrix.ndim else '?'} rows (shape {tuple(matrix.shape)})")
-        return CellVectors([str(i) for i in ids], matrix)
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            raise FolderError(f"{ids_rel} is not a list of input ids")
+        if len(set(ids)) != len(ids):
+            raise FolderError(f"{ids_rel} names an input twice")
+        if len(ids) != matrix.shape[0]:
+            raise FolderError(f"vectors/{cell_id}: {len(ids)} ids for {matrix.shape[0]} rows "
+                              f"(shape {tuple(matrix.shape)})")
+        return CellVectors(ids, matrix)
 
     def inputs(self) -> list[dict[str, Any]]:
         """inputs.jsonl rows in order; empty when the file is absent."""
@@ -129,17 +133,47 @@ class RunReader:
         checks = summary.get("checks") if isinstance(summary, dict) else None
         if not isinstance(checks, list):
             raise FolderError(f"{layout.SUMMARY} has no \"checks\" list")
-        try:
-            return [CheckResult(c["name"], bool(c["passed"]), c.get("detail") or "", c.get("cell"),
-                                c.get("kind") or "offline", c.get("data") or {}, status=STATUS.get(c.get("status"), ""))
-                    for c in checks]
-        except (KeyError, TypeError):
-            raise FolderError(f"{layout.SUMMARY}: a check has no name or passed flag") from None
+        out = []
+        for n, c in enumerate(checks):
+            c = SummaryCheck.from_json(c, f"{layout.SUMMARY}: checks[{n}]")   # each field of its type
+            out.append(CheckResult(c.name, c.passed, c.detail or "", c.cell, c.kind or "offline", c.data or {},
+                                   status=STATUS.get(c.status, "")))
+        return out
 
     def validate_lines(self) -> list[str]:
         if not self.has(layout.VALIDATE):
             return []
-        return (self.path / layout.VALIDATE).read_text(encoding="utf-8", errors="replace").splitlines()
+        text = self.raw(layout.VALIDATE).decode("utf-8", errors="replace")
+        return text.split("\n")[:-1] if text.endswith("\n") else text.split("\n")
+
+
+def _matrix(rel: str, data) -> Any:
+    """A .npy file's bytes (or a map of them) as a float32 matrix (rows, dimension), its header read
+    before anything is allocated: another dtype, a shape its bytes do not hold, a header that is not
+    numpy's is a FolderError."""
+    import numpy as np  # here: commands that read no vectors need not load it
+    from numpy.lib import format as npy
+
+    try:
+        head = io.BytesIO(bytes(data[:65536]))
+        version = npy.read_magic(head)
+        if version not in ((1, 0), (2, 0)):
+            raise ValueError(f"format version {version}")
+        read = npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0
+        shape, fortran, dtype = read(head)
+    except Exception as exc:  # a truncated or foreign file
+        raise FolderError(f"{rel} is not a readable .npy file ({exc})") from None
+    if dtype != np.dtype("<f4") or fortran:
+        raise FolderError(f"{rel} holds {dtype}{' in Fortran order' if fortran else ''}, not float32 vectors")
+    if shape == (0,):
+        shape = (0, 0)
+    if len(shape) != 2:
+        raise FolderError(f"{rel} holds an array of shape {shape}, not a matrix of vectors")
+    count = shape[0] * shape[1]
+    if head.tell() + count * 4 != len(data):
+        raise FolderError(f"{rel} is {len(data)} bytes, not the {head.tell() + count * 4} its header "
+                          f"(shape {shape}) needs")
+    return np.frombuffer(data, dtype=np.float32, count=count, offset=head.tell()).reshape(shape)
 
 
 class NotARun(FolderError):

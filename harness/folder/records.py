@@ -81,6 +81,51 @@ def checked_fields(cls: type, data: Any, where: str) -> dict[str, Any]:
     return known
 
 
+class MapOf:
+    """A shape: a JSON object whose every value has `shape` (a table keyed by path or name)."""
+
+    def __init__(self, shape: Any):
+        self.shape = shape
+
+
+def shaped(value: Any, shape: Any, where: str) -> Any:
+    """`value` if it has `shape`, else a FolderError naming where it breaks. A shape is a JSON type
+    (`str`, `int`, `float`, `bool`, `dict`, `list`), a tuple of shapes (`None` in it: null), `[s]`: a
+    list of `s`, `MapOf(s)`, or `{key: s}`: an object whose keys named here have their shapes
+    (others are kept unchecked, absent ones are allowed)."""
+    if isinstance(shape, tuple):
+        if (value is None and None in shape) or any(_fits(value, s) for s in shape if s is not None):
+            return next((shaped(value, s, where) for s in shape if s is not None and _fits(value, s)), value)
+        said = " or ".join("null" if s is None else _said(s) for s in shape)
+        raise FolderError(f"{where} is not {said}")
+    if not _fits(value, shape):
+        raise FolderError(f"{where} is not {_said(shape)}")
+    if isinstance(shape, list):
+        for n, item in enumerate(value):
+            shaped(item, shape[0], f"{where}[{n}]")
+    elif isinstance(shape, MapOf):
+        for key, item in value.items():
+            shaped(item, shape.shape, f"{where}[{key!r}]")
+    elif isinstance(shape, dict):
+        for key, sub in shape.items():
+            if key in value:
+                shaped(value[key], sub, f"{where}.{key}")
+    return value
+
+
+def _fits(value: Any, shape: Any) -> bool:
+    kind = list if isinstance(shape, list) else dict if isinstance(shape, (dict, MapOf)) else shape
+    return _is(value, kind)
+
+
+def _said(shape: Any) -> str:
+    if isinstance(shape, list):
+        return f"a list of {_said(shape[0]).removeprefix('a ').removeprefix('an ')}s"
+    if isinstance(shape, (dict, MapOf)):
+        return "an object"
+    return _SAID.get(shape, getattr(shape, "__name__", str(shape)))
+
+
 # --------------------------------------------------------------------------- manifest.json
 
 MANIFEST_VERSION = 2   # 2: the digest leaves out the reports' hashes (the reports show the digest)
@@ -90,8 +135,26 @@ MANIFEST_VERSION = 2   # 2: the digest leaves out the reports' hashes (the repor
 # folder of this format byte for byte; for an earlier one it re-derives and compares the data both
 # formats record and says which byte-level checks it could not make. (The package version is not
 # this: it has not moved while the folders changed.)
-#   2: `evidence_format` recorded in the manifest (and covered by its digest)
+#   2: `evidence_format` recorded in the manifest (and covered by its digest); `sizes`: every
+#      file's size in bytes beside its sha256, so a reader reads no more than that
 EVIDENCE_FORMAT = 2
+
+# manifest.json's fields and their JSON types (`shaped`): a field of another type is a FolderError
+_INPUT_FILE = {"path": str, "sha256": str, "size": int, "role": str, "mime": str, "format": str}
+MANIFEST_SHAPE = {
+    "manifest_version": int, "evidence_format": int, "digest": (str, None),
+    "harness": ({"version": (str, None)}, None),
+    "schema": ({"id": (str, None), "sha256": (str, None)}, None),
+    "catalog": ({"version": (str, None), "sha256": (str, None)}, None),
+    "spec": ({"name": (str, None), "path": (str, None), "copy": (str, None), "sha256": (str, None)}, None),
+    "environment": (dict, None),
+    "inputs": ({"count": int, "sha256": (str, None), "urls": [(str, {"url": str, "kind": str})],
+                "files": [_INPUT_FILE], "modality_counts": MapOf(int)}, None),
+    "cells": [{"id": str}],
+    "files": MapOf(str),
+    "sizes": MapOf(int),
+    "filter": (MapOf([str]), None),
+}
 
 
 @dataclass
@@ -110,6 +173,7 @@ class Manifest:
     files: dict[str, str] = field(default_factory=dict)
     digest: str | None = None
     evidence_format: int | None = None     # None: a folder written before the field (format 1)
+    sizes: dict[str, int] | None = None    # path → bytes, beside `files` (format 2; None: format 1)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -144,21 +208,26 @@ class Manifest:
 
     @classmethod
     def from_json(cls, data: Any) -> "Manifest":
-        data = _need(data, dict, "manifest.json")
-        cells = data.get("cells")
-        if not isinstance(cells, list) or not all(isinstance(c, dict) and isinstance(c.get("id"), str) for c in cells):
+        cells = _need(data, dict, "manifest.json").get("cells")
+        if not isinstance(cells, list) or not all(isinstance(c, dict) for c in cells):
             raise FolderError("manifest.json has no usable \"cells\" list")
-        files = data.get("files") or {}
-        if not isinstance(files, dict):
-            raise FolderError("manifest.json's \"files\" is not a table of path → sha256")
-        evidence_format = data.get("evidence_format")
-        if evidence_format is not None and (not _is(evidence_format, int) or evidence_format < 1):
-            raise FolderError("manifest.json's \"evidence_format\" is not a positive integer")
+        data = shaped(data, MANIFEST_SHAPE, "manifest.json")
+        for c in cells:
+            if not isinstance(c.get("id"), str) or c["id"] in ("", ".", "..") or any(x in c["id"] for x in "/\\\0"):
+                raise FolderError(f"manifest.json: a cell's id {c.get('id')!r} is not a cell id")
+        if len({c["id"] for c in cells}) != len(cells):
+            raise FolderError("manifest.json names a cell twice")
+        for key in ("manifest_version", "evidence_format"):
+            if key in data and data[key] < 1:
+                raise FolderError(f"manifest.json's \"{key}\" is not a positive integer")
+        if any(n < 0 for n in (data.get("sizes") or {}).values()):
+            raise FolderError("manifest.json's \"sizes\" holds a negative size")
         known = {f.name for f in fields(cls)} - {"extra"}
-        return cls(manifest_version=int(data.get("manifest_version") or 1), harness=data.get("harness") or {},
+        return cls(manifest_version=data.get("manifest_version") or 1, harness=data.get("harness") or {},
                    spec=data.get("spec") or {}, inputs=data.get("inputs") or {}, cells=cells,
                    schema=data.get("schema"), catalog=data.get("catalog"), environment=data.get("environment"),
-                   files=files, digest=data.get("digest"), evidence_format=evidence_format,
+                   files=data.get("files") or {}, digest=data.get("digest"),
+                   evidence_format=data.get("evidence_format"), sizes=data.get("sizes"),
                    extra={k: v for k, v in data.items() if k not in known})
 
 
@@ -258,12 +327,11 @@ class CellExecution:
         data = _need(data, dict, "a cell of execution.json")
         if not isinstance(data.get("id"), str):
             raise FolderError("a cell of execution.json has no \"id\"")
-        reason = data.get("reason")
-        if reason is not None and not isinstance(reason, str):
-            raise FolderError(f"execution.json: cell {data['id']}: \"reason\" is not text")
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names and k != "reason"},
-                   reason=Reason.parse(reason) if reason is not None else None)
+        known = _typed(cls, data, f"execution.json: cell {data['id']}")   # each field of its type
+        shaped(data, {"requests": MapOf(int), "norms": (MapOf((float, None)), None), "failures": [dict]},
+               f"execution.json: cell {data['id']}")
+        reason = known.pop("reason", None)
+        return cls(**known, reason=Reason.parse(reason) if reason is not None else None)
 
     def usage_tokens(self) -> dict[str, int]:
         """The input tokens by modality the provider reported for the cell."""
@@ -307,8 +375,9 @@ class Execution:
     def from_json(cls, data: Any) -> "Execution":
         data = _need(data, dict, "execution.json")
         cells = _need(data.get("cells"), list, "execution.json's \"cells\"")
+        shaped(data, {"fatal": (dict, None), "execution_version": (int, None)}, "execution.json")
         return cls(cells=[CellExecution.from_json(c) for c in cells], fatal=data.get("fatal"),
-                   execution_version=int(data.get("execution_version") or EXECUTION_VERSION))
+                   execution_version=data.get("execution_version") or EXECUTION_VERSION)
 
 
 # --------------------------------------------------------------------------- vectors/<cell>.*

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 
 from harness.evidence import atomic_write, canonical_json, hash_tree, sha256_bytes
@@ -49,13 +50,15 @@ def finalize(folder: str | Path, manifest: Manifest, results: list[CheckResult],
     folder = Path(folder)
     atomic_write(folder / layout.VALIDATE, render_validate_txt(results))
     files = hash_tree(folder, exclude=layout.UNHASHED | set(layout.REPORTS), known=known)
+    sizes = {rel: os.stat(folder / rel).st_size for rel in files}   # format 2: a reader reads no more
     final = dataclasses.replace(manifest, manifest_version=MANIFEST_VERSION, evidence_format=EVIDENCE_FORMAT,
-                                files=files, digest=None)
+                                files=files, sizes=sizes, digest=None)
     final.digest = manifest_mod.digest(final.to_json())
     timestamp = junit_timestamp(started) if started is not None else recorded_timestamp(folder / layout.JUNIT)
     reports = render_reports(folder, final, results, timestamp=timestamp)
     for name, data in reports.items():
         atomic_write(folder / name, data)
     final.files = dict(sorted({**files, **{name: sha256_bytes(data) for name, data in reports.items()}}.items()))
+    final.sizes = dict(sorted({**sizes, **{name: len(data) for name, data in reports.items()}}.items()))
     atomic_write(folder / layout.MANIFEST, canonical_json(final.to_json(), pretty=True))
     return final

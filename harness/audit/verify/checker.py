@@ -25,7 +25,7 @@ from pathlib import Path
 from harness.audit.verify import files, payloads, reports, verdict
 from harness.audit.verify.parse import VerifyContext, locate_spec, open_folder
 from harness.audit.verify.result import VerifyReport
-from harness.folder import layout
+from harness.folder import FolderError, layout, scan
 
 
 def verify(folder: str | Path, *, spec_dir: str | Path | None = None, strict: bool = False,
@@ -44,13 +44,23 @@ def verify(folder: str | Path, *, spec_dir: str | Path | None = None, strict: bo
     actual = files.check_files(context, report)
     if hashes_only:
         return context, report
-    locate_spec(context, Path(spec_dir) if spec_dir else None, report)
+    locate_spec(context, Path(spec_dir) if spec_dir else None, report, allow_paths)
     complete = payloads.check_local_inputs(context, report)
-    if (folder / layout.SPEC_COPY).is_file():     # parsed once: payloads and verdict both start from it
-        payloads.check_derived(context, report, actual, complete, allow_paths, max_payload)
-        verdict.check_verdict(context, report)
-    reports.check_reports(context, report)
+    if scan.entry_kind(folder, layout.SPEC_COPY) == "file":   # parsed once: payloads and verdict start from it
+        _guarded(report, "payload", "payloads/", payloads.check_derived, context, report, actual, complete,
+                 allow_paths, max_payload)
+        _guarded(report, "verdict", layout.VALIDATE, verdict.check_verdict, context, report)
+    _guarded(report, "reports", layout.SUMMARY, reports.check_reports, context, report)
     return context, report
+
+
+def _guarded(report: VerifyReport, kind: str, path: str, layer, *args) -> None:
+    """Run one layer; a file it reads that breaks the contract (`FolderError`: not a regular file,
+    larger than recorded, not of its type) is a finding of that layer, never a crash."""
+    try:
+        layer(*args)
+    except FolderError as exc:
+        report.add(kind, path, str(exc))
 
 
 def verify_folder(folder: str | Path, **options) -> VerifyReport:

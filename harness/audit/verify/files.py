@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from harness.audit.verify.parse import VerifyContext
 from harness.audit.verify.result import VerifyReport, short
-from harness.evidence import canonical_json, hash_tree
-from harness.folder import layout
+from harness.evidence import canonical_json
+from harness.folder import FolderError, layout, scan
 from harness.folder import manifest as manifest_mod
 
 
@@ -29,13 +29,42 @@ def check_manifest(context: VerifyContext, report: VerifyReport) -> None:
 
 
 def check_files(context: VerifyContext, report: VerifyReport) -> dict[str, str]:
-    """Hash the folder; returns {relative path: sha256} of what is there, for the later layers."""
-    recorded = context.record.files
-    actual = hash_tree(context.folder, exclude=layout.UNHASHED)
-    for path in sorted(set(recorded) - set(actual)):
+    """Hash the folder; returns {relative path: sha256} of what is there, for the later layers.
+
+    The folder is walked without following a link (`scan`): a link, a FIFO, a device or an empty
+    folder is extra (or, under a recorded name, a changed file), never read. A file whose size is not
+    the one the manifest records (evidence format 2) is changed without being read; every other read
+    stops at the recorded size, or at `scan.MAX_FILE` for a format-1 folder, which records none."""
+    record, folder = context.record, context.folder
+    recorded, sizes = record.files, record.sizes or {}
+    found = scan.scan(folder, exclude=layout.UNHASHED)
+    if record.format >= 2:
+        for path in sorted(set(recorded) - set(sizes)):
+            report.add("manifest", layout.MANIFEST, f"records no size for {path}, which its format "
+                       f"({record.format}) records for every file", cell=context.cell_of(path))
+        for path in sorted(set(sizes) - set(recorded)):
+            report.add("manifest", layout.MANIFEST, f"records a size for {path}, which its file table does not list")
+    for entry in found.odd:
+        name = entry.path.rstrip("/")
+        kind = "changed" if name in recorded else "extra"
+        report.add(kind, entry.path, entry.describe(), cell=context.cell_of(name))
+    odd = {e.path.rstrip("/") for e in found.odd}
+    actual: dict[str, str] = {}
+    for path, size in found.files.items():
+        if path not in recorded:
+            report.add("extra", path, "in the folder but not in the manifest", cell=context.cell_of(path))
+        elif path in sizes and size != sizes[path]:
+            report.add("changed", path, f"{size} bytes, the manifest recorded {sizes[path]} (not read)",
+                       cell=context.cell_of(path))
+            continue
+        try:   # an extra file is hashed only for the payload layer's sake: never one larger than a record
+            limit = scan.MAX_FILE if path in recorded else scan.MAX_RECORD
+            actual[path] = scan.hash_file(folder, path, limit, sizes.get(path))
+        except FolderError as exc:
+            if path in recorded:
+                report.add("changed", path, str(exc), cell=context.cell_of(path))
+    for path in sorted(set(recorded) - set(found.files) - odd):
         report.add("missing", path, "recorded in the manifest but not in the folder", cell=context.cell_of(path))
-    for path in sorted(set(actual) - set(recorded)):
-        report.add("extra", path, "in the folder but not in the manifest", cell=context.cell_of(path))
     for path in sorted(set(recorded) & set(actual)):
         if recorded[path] != actual[path]:
             report.add("changed", path, f"sha256 {short(actual[path])}, the manifest recorded {short(recorded[path])}",
@@ -45,4 +74,8 @@ def check_files(context: VerifyContext, report: VerifyReport) -> dict[str, str]:
     inputs_sha = context.record.inputs.get("sha256")
     if inputs_sha and "inputs.jsonl" in actual and actual["inputs.jsonl"] != inputs_sha:
         report.add("changed", "inputs.jsonl", "differs from inputs.sha256 in the manifest")
+    by_design = [f"{name} ({why})" for name, why in layout.UNHASHED_WHY.items()
+                 if scan.entry_kind(folder, name) == "file"]
+    if by_design:
+        report.notes.append(f"not hashed, by design: {', '.join(by_design)}")
     return actual

@@ -7,27 +7,42 @@ from __future__ import annotations
 from harness.audit.verify.parse import VerifyContext
 from harness.audit.verify.result import VerifyReport, short
 from harness.errors import HarnessError, SpecError
-from harness.evidence import sha256_file
-from harness.folder import layout
+from harness.folder import FolderError, layout, scan
+from harness.inputs.files import InputFiles
+from harness.inputs.types import InputProblem
 
 
 def check_local_inputs(context: VerifyContext, report: VerifyReport) -> bool:
-    """Compare each local input file with its recorded sha256; False when one is unavailable."""
+    """Compare each local input file with its recorded sha256; False when one is unavailable. A
+    recorded path is resolved as a run resolves its inputs (`InputFiles`, confined to
+    `context.roots`): one that leads outside them is not read, and nothing of it is shown."""
     base = context.base
+    files = InputFiles(base, context.roots) if base is not None else None
     complete = True
     for entry in context.record.inputs.get("files") or []:
         rel = entry.get("path", "?")
-        if base is None:
+        if files is None:
             report.add("not-derived", rel, "local input not checked: the original spec's folder is unknown "
                        "(pass --spec-dir DIR, the folder the spec's relative paths start from)", mismatch=False)
             complete = False
             continue
-        path = base / rel
-        if not path.is_file():
+        try:
+            path = files.resolve(rel, "local input", ())
+        except InputProblem as exc:    # nothing of it is read or shown; a run would refuse it alike
+            report.add("input", rel, f"not read: {exc.message} (pass --allow-path DIR as the run was given, "
+                       "or --spec-dir DIR)")
+            complete = False
+            continue
+        if not path.exists():
             report.add("not-derived", rel, f"local input not found at {path}", mismatch=False)
             complete = False
             continue
-        digest = sha256_file(path)
+        try:
+            digest = scan.hash_path(path)
+        except FolderError as exc:
+            report.add("not-derived", rel, f"local input not checked at {path}: {exc}", mismatch=False)
+            complete = False
+            continue
         if digest != entry.get("sha256"):
             report.add("input", rel, f"local input changed since the run (sha256 {short(digest)}, size "
                        f"{path.stat().st_size}; recorded {short(entry.get('sha256'))}, size {entry.get('size')})")
@@ -37,14 +52,15 @@ def check_local_inputs(context: VerifyContext, report: VerifyReport) -> bool:
 
 
 def derive(context: VerifyContext, allow_paths: tuple | list = (),
-           max_payload: int | None = None) -> tuple[dict[str, str], list[str], dict]:
+           max_payload: int | None = None) -> tuple[dict[str, str], list[str], dict, list[dict]]:
     """Re-derive payload files, index files and inputs.jsonl from the spec copy, through the
     runner's own writer, in memory: only each file's sha256 is kept (nothing is written), so
     verify and run can never drift apart. The endpoints are the ones the run recorded (it may have
     been sent to `--base-url` or $DASHSCOPE_HTTP_BASE_URL, which this machine need not have), and
     the same slice of cells (the manifest's `filter`: `run --model/--dimension/--cell`) is re-derived.
 
-    Returns ({relative path: sha256}, cell ids, catalog facts). Raises HarnessError when the spec
+    Returns ({relative path: sha256}, cell ids, catalog facts, the local files the inputs read, as
+    the manifest records them). Raises HarnessError when the spec
     or an input cannot be read or planned here.
     """
     from harness.plan.build import build_plan
@@ -62,7 +78,7 @@ def derive(context: VerifyContext, allow_paths: tuple | list = (),
                     cell_filter=CellFilter.from_dict(context.manifest.get("filter"))) as plan:
         hashes = derive_plan(plan)     # the very writer `harness run` used
         return dict(sorted(hashes.items())), [c.id for c in plan.cells], \
-            {"version": plan.catalog.version, "sha256": plan.catalog.sha256}
+            {"version": plan.catalog.version, "sha256": plan.catalog.sha256}, plan.input_files
 
 
 def recorded_endpoints(context: VerifyContext) -> dict[str, str]:
@@ -75,13 +91,18 @@ def check_derived(context: VerifyContext, report: VerifyReport, actual: dict[str
     """Compare the re-derived files' sha256 with `actual`, the folder's files as just hashed."""
     folder = context.folder
     try:
-        derived, cell_ids, catalog = derive(context, allow_paths, max_payload)
+        derived, cell_ids, catalog, input_files = derive(context, allow_paths, max_payload)
     except HarnessError as exc:
         why = "; ".join(p.render() for p in exc.problems[:3])
         report.add("not-derived", "payloads/", f"cannot re-derive the payloads here: {why}",
                    mismatch=False if not inputs_complete or not (folder / layout.SPEC_COPY).is_file() else True)
         return
     recorded = context.record.files
+    listed = {f.get("path"): f for f in context.record.inputs.get("files") or []}
+    read = {f["path"]: f for f in input_files}
+    for rel in sorted(set(listed) ^ set(read), key=str):
+        report.add("input", str(rel), "the manifest records this local input, which the spec does not read"
+                   if rel in listed else "the spec reads this local input, which the manifest does not record")
     recorded_cells = context.record.cell_ids
     if cell_ids != recorded_cells:
         gone = [c for c in recorded_cells if c not in cell_ids]
