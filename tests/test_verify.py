@@ -233,7 +233,7 @@ def test_json_output_and_bad_folder(run, tmp_path):
 
 def test_api_reports_findings_as_values(run):
     flip(run / "vectors" / f"{CELL}.ids.json", offset=3)
-    report = verify_folder(run)
+    report = verify_folder(run, spec_dir=run.parents[1] / "project")
     assert not report.ok
     assert [(f.kind, f.path) for f in report.findings] == [("changed", f"vectors/{CELL}.ids.json")]
 
@@ -242,6 +242,7 @@ def forge_hashes(folder: Path) -> None:
     """What a forger does after editing files: rewrite the manifest's hashes and its digest."""
     manifest = json.loads((folder / "manifest.json").read_text())
     manifest["files"] = hash_tree(folder, exclude=frozenset({"manifest.json", "run.json"}))
+    manifest["sizes"] = {rel: (folder / rel).stat().st_size for rel in manifest["files"]}   # and the sizes
     manifest["digest"] = manifest_mod.digest(manifest)
     (folder / "manifest.json").write_bytes(canonical_json(manifest, pretty=True))
 
