@@ -23,8 +23,9 @@ Load the vectors of an executed run into Milvus, one collection per model and di
 count them and run a smoke search (each query input should find itself at rank 1). The results
 go into the output folder: export.json, new lines in validate.txt, refreshed reports (summary.json,
 junit.xml, report.md, report.html) and manifest.json. A folder that does not pass `harness verify`
-is refused (exit 5) before anything is loaded or written. Ctrl-C while the folder is being
-rewritten waits until every file is (so the folder still verifies), then exits 130.
+is refused (exit 5) before anything is loaded or written. The folder's new files are written
+beside it and swapped in whole, as `harness run` does: Ctrl-C (exit 130) or a kill before the swap
+leaves the folder as it was, and it still verifies.
 
 --to PATH.db           embedded Milvus Lite (no server; a folder is created at PATH.db)
 --to http://host:19530 a Milvus standalone server or cluster (with --token-env or --token)
@@ -91,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
         for problem in e.problems:
             print(problem.render(), file=sys.stderr)
         return int(e.exit_code)
-    except KeyboardInterrupt:   # the folder is rewritten with signals held: in full, or not at all
+    except KeyboardInterrupt:   # the rewrite is staged and swapped in whole: in full, or not at all
         done = any(path == folder for path, _ in COMMITTED)
         print(f"interrupted after the export was complete: {folder} was rewritten in full" if done else
               "interrupted: the output folder was not changed; exporting again upserts the same rows",

@@ -23,7 +23,7 @@ from typing import Any
 
 from harness import __version__
 from harness.errors import HarnessError, Problem, ServiceError, UsageError
-from harness.evidence import canonical_json, sha256_bytes, sha256_file
+from harness.evidence import canonical_json, sha256_bytes
 from harness.export.target import Target
 from harness.export.vectors import MAX_ID_LENGTH, ExportCell, RunFolder
 from harness.folder import layout
@@ -104,7 +104,7 @@ def run_identity(run: RunFolder) -> RunIdentity:
     spec = run.manifest.spec or {}
     inputs = (run.manifest.inputs or {}).get("sha256")
     if not inputs and run.opened.read.has(layout.INPUTS):
-        inputs = sha256_file(run.path / layout.INPUTS)
+        inputs = sha256_bytes(run.opened.read.raw(layout.INPUTS))
     name = str(spec.get("name") or run.path.name)[:MAX_SPEC_NAME]
     return RunIdentity(name, sha256_bytes(canonical_json({"spec": spec.get("sha256"), "inputs": inputs})))
 

@@ -8,16 +8,18 @@ not verify (finalising re-hashes the folder, which would bless edits made to it)
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 from typing import Any
 
 from harness.errors import MismatchError, Problem, UsageError
-from harness.evidence import COMMITTED, atomic_write, canonical_json, signals_held
+from harness.evidence import StagedFolder, atomic_write, canonical_json
 from harness.export import milvus, smoke
 from harness.export.milvus import RunIdentity
 from harness.export.target import resolve_target
 from harness.export.vectors import ExportCell, damaged_folder, load_cell, read_run, select_cells
-from harness.folder import FolderError, Manifest, layout, open_run
+from harness.folder import FolderError, Manifest, RunReader, layout, open_run, scan
 from harness.folder.verdict import CheckResult
 from harness.report.finalize import finalize
 
@@ -128,16 +130,18 @@ def export_run(folder: Path, **options: Any) -> list[CheckResult]:
 # --- the standalone `harness export`: verify, export, finalize ------------------------------
 
 
-def check_verifies(folder: Path) -> None:
-    """Refuse a folder that does not verify: finalising it would hash its edits into evidence."""
-    from harness.audit.verify.checker import verify_folder
+def check_verifies(folder: Path) -> bytes:
+    """Refuse a folder that does not verify: finalising it would hash its edits into evidence.
+    Returns the bytes of the manifest verified."""
+    from harness.audit.verify.checker import verify
 
-    report = verify_folder(folder)
+    context, report = verify(folder)
     if not report.ok:
         problems = [Problem(f"{folder} does not verify, so it is not exported: {f.path}: {f.message}",
                             hint="run `harness verify` on it, then run the spec again")
                     for f in report.sorted_findings() if f.mismatch or report.strict]
         raise MismatchError(problems)
+    return context.raw
 
 
 def finish_export(folder: Path, results: list[CheckResult]) -> list[CheckResult]:
@@ -156,15 +160,45 @@ def finish_export(folder: Path, results: list[CheckResult]) -> list[CheckResult]
 
 def export_folder(folder: Path, **options: Any) -> tuple[list[CheckResult], list[CheckResult]]:
     """`harness export`: verify the folder, export it (`export_run` options), finalize it.
-    Returns (the export's results, every result of the folder now)."""
+    Returns (the export's results, every result of the folder now).
+
+    The folder is not rewritten in place: its files are linked into a staging folder beside it
+    (`evidence.StagedFolder`, as `run` builds a run), export.json, validate.txt, the reports and the
+    manifest are written there, and the whole is swapped in. A kill -9 or Ctrl-C at any point before
+    the swap leaves the folder as it was (the staging folder is swept by the next run or export)."""
     folder = Path(folder)
     read_run(folder)  # a missing or foreign folder is a usage error, before the verification
-    check_verifies(folder)
+    verified = check_verifies(folder)
     results, record = _export(folder, **options)
-    # The folder is rewritten in place: SIGINT/SIGTERM wait until export.json, validate.txt, the reports
-    # and the manifest all tell the new story (else it would no longer verify), then act.
-    with signals_held():
-        atomic_write(folder / EXPORT_FILE, canonical_json(record, pretty=True))
-        every = finish_export(folder, results)
-        COMMITTED.append((folder, True))
+    with StagedFolder(folder, guard=lambda final: _unchanged(final, verified)) as stage:
+        _link_tree(folder, stage.path)
+        atomic_write(stage.path / EXPORT_FILE, canonical_json(record, pretty=True))
+        every = finish_export(stage.path, results)
+        stage.commit()
     return results, every
+
+
+def _unchanged(folder: Path, manifest: bytes) -> None:
+    """Refuse to swap the export in over a folder whose manifest changed since it was verified."""
+    try:
+        now = bytes(RunReader(folder).raw(layout.MANIFEST))
+    except FolderError as exc:
+        raise damaged_folder(exc, folder) from None
+    if now != manifest:
+        raise MismatchError(Problem(f"{folder} changed while it was exported (its manifest.json is not the one "
+                                    "verified); it is left as it is", hint="export it again"))
+
+
+def _link_tree(source: Path, target: Path) -> None:
+    """Every file of the verified folder `source` into `target`, hard-linked where the disk allows
+    (every later write replaces a file by renaming, so `source`'s files are never changed)."""
+    found = scan.scan(source)
+    for entry in found.odd:      # verified, so none; a folder changed since is not exported
+        raise MismatchError(Problem(f"{source / entry.path}: {entry.describe()}", hint="run `harness verify` on it"))
+    for rel in found.files:
+        src, dst = source / rel, target / rel
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(src, dst, follow_symlinks=False)
+        except OSError:
+            shutil.copy2(src, dst, follow_symlinks=False)

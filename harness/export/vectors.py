@@ -13,8 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.errors import HarnessError, MismatchError, Problem, UsageError
-from harness.evidence import sha256_file
-from harness.folder import CellEntry, FolderError, Manifest, NotARun, Run, layout, open_run
+from harness.folder import CellEntry, FolderError, Manifest, NotARun, Run, layout, open_run, scan
 
 MAX_ID_LENGTH = 1024              # VARCHAR length of the input_id field (bytes)
 
@@ -132,7 +131,13 @@ def load_cell(run: RunFolder, cell_id: str) -> ExportCell:
 
     recorded = run.manifest.files
     for rel, p in ((vrel, vpath), (irel, ipath)):
-        if rel in recorded and recorded[rel] != sha256_file(p):
+        if rel not in recorded:
+            continue
+        try:     # a regular file inside the folder, no link followed, bounded
+            digest = scan.hash_file(run.path, rel)
+        except FolderError as exc:
+            raise damaged(str(exc), p) from None
+        if recorded[rel] != digest:
             raise damaged(f"{rel} changed since the run (its sha256 differs from manifest.json)", p)
     try:
         cell = run.manifest.entry(cell_id) or CellEntry(cell_id)
@@ -169,5 +174,5 @@ def load_cell(run: RunFolder, cell_id: str) -> ExportCell:
         ids=ids,
         modalities=[run.modality.get(i, "unknown") for i in ids],
         vectors=np.ascontiguousarray(vectors, dtype=np.float32),
-        sha256=sha256_file(vpath),
+        sha256=scan.hash_file(run.path, vrel),
     )
