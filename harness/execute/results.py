@@ -173,63 +173,97 @@ def write_cell_evidence(folder: Path, cell: SentCell, catalog: Any) -> None:
 
 def execution_checks(cells: list[SentCell], summary: ExecutionSummary) -> list[CheckResult]:
     """Per cell: did every request succeed, and did vectors of the right length come back."""
+    stopped = summary.fatal.describe() if summary.fatal else None
+    said: dict[str, str] = {}
     results: list[CheckResult] = []
-    fatal = summary.fatal
-    first_with: dict[str, str] = {}     # reason -> the cell whose line says it in full
     for cell in cells:
-        out = cell.outcome
-        cid = out.id
-        if not out.executed:
-            # A required cell that did not run fails; any other is a skip, never a pass.
-            data = {"executed": False, "reason": out.reason}
-            said = first_with.setdefault(out.reason or "", cid)
-            brief = out.why.brief if out.reason else "not executed"
-            why = out.reason if said == cid else f"{brief} (as for {said} above)"
-            results.append(CheckResult("execution", not out.required, f"not executed: {why}"
-                                       + ("" if out.required else " (optional cell, so the run goes on)"),
-                                       cell=cid, kind="execution", data=data,
-                                       status="fail" if out.required else "skip"))
-            continue
-        data = {"requests": out.requests, "ok": out.ok, "failed": out.failed, "not_sent": out.not_sent,
-                "cache_hits": out.cache_hits, "retries": out.retries, "throttled": out.throttled}
-        notes = []
-        if out.cache_hits:
-            notes.append(f"{out.cache_hits} from cache")
-        if out.retries:
-            notes.append(f"{out.retries} retries, {out.throttled} throttled")
         limiter = getattr(cell, "limiter", None)
-        if limiter is not None and limiter.adaptive and limiter.cuts:
-            per_minute = limiter.rate * 60 / limiter.window
-            notes.append(f"no published quota: the rate adapted to the throttles, ending at {per_minute:,.0f} "
-                         "requests/min")
-            data["adapted_rpm"] = round(per_minute, 1)
-        note = f" ({', '.join(notes)})" if notes else ""
-        if out.ok == out.requests:
-            results.append(CheckResult("execution", True, f"all {out.requests} requests succeeded{note}",
-                                       cell=cid, kind="execution", data=data))
-        else:
-            bits = []
-            if out.failed:
-                first = out.failures[0]
-                what = ": ".join(str(x) for x in (f"HTTP {first['status']}" if first.get("status") else None,
-                                                  first.get("code"), first.get("message")) if x)
-                rid = f" request_id={first['request_id']}" if first.get("request_id") else ""
-                bits.append(f"{out.failed} of {out.requests} requests failed (first: {first['file']}: {what}{rid})")
-            if out.not_sent:
-                why = f"stopped early: {fatal.describe()}" if fatal else "stopped early"
-                bits.append(f"{out.not_sent} not sent ({why})")
-            results.append(CheckResult("execution", False, "; ".join(bits) + note, cell=cid, kind="execution",
-                                       data=data))
-        dim = out.dimension
-        if out.wrong_dimension:
-            results.append(CheckResult("dimensions", False, f"{out.wrong_dimension} requests answered with "
-                                       f"vectors that are not {dim} long", cell=cid, kind="execution"))
-        elif out.vectors == 0:
-            results.append(CheckResult("dimensions", False, "no vectors came back", cell=cid, kind="execution"))
-        else:
-            missing = out.expected_vectors - out.vectors
-            extra = f"; {missing} inputs have none" if missing else ""
-            results.append(CheckResult("dimensions", True, f"{out.vectors} vectors of {dim} floats, as "
-                                       f"requested{extra}", cell=cid, kind="execution",
-                                       data={"vectors": out.vectors, "dimension": dim, "norms": out.norms}))
+        adapted = (round(limiter.rate * 60 / limiter.window, 1)
+                   if limiter is not None and limiter.adaptive and limiter.cuts else None)
+        results += cell_lines(cell.outcome, stopped=stopped, adapted_rpm=adapted, said=said)
     return results
+
+
+def fatal_text(error: dict[str, Any] | None) -> str | None:
+    """A fatal error as the lines describe it, from its JSON (execution.json's `fatal`): the words
+    of `ProviderError.describe`."""
+    if not isinstance(error, dict):
+        return None
+    bits = [f"HTTP {error['status']}" if error.get("status") else None, error.get("code"), error.get("message"),
+            f"request_id={error['request_id']}" if error.get("request_id") else None]
+    return ": ".join(str(b) for b in bits if b)
+
+
+def cell_lines(out: CellOutcome, *, stopped: str | None = None, adapted_rpm: float | None = None,
+               said: dict[str, str] | None = None) -> list[CheckResult]:
+    """A cell's `execution` and `dimensions` lines from its outcome: the one derivation the run
+    writes and `verify` re-derives from the folder's evidence. `stopped`: the fatal error that
+    ended the run early, in words; `adapted_rpm`: where an adaptive rate ended; `said`: reason →
+    the cell whose line said it in full (shared across a run's cells)."""
+    said = {} if said is None else said
+    cid = out.id
+    if not out.executed:
+        # A required cell that did not run fails; any other is a skip, never a pass.
+        data = {"executed": False, "reason": out.reason}
+        first = said.setdefault(out.reason or "", cid)
+        brief = out.why.brief if out.reason else "not executed"
+        why = out.reason if first == cid else f"{brief} (as for {first} above)"
+        return [CheckResult("execution", not out.required, f"not executed: {why}"
+                            + ("" if out.required else " (optional cell, so the run goes on)"),
+                            cell=cid, kind="execution", data=data, status="fail" if out.required else "skip")]
+    results: list[CheckResult] = []
+    data = {"requests": out.requests, "ok": out.ok, "failed": out.failed, "not_sent": out.not_sent,
+            "cache_hits": out.cache_hits, "retries": out.retries, "throttled": out.throttled}
+    notes = []
+    if out.cache_hits:
+        notes.append(f"{out.cache_hits} from cache")
+    if out.retries:
+        notes.append(f"{out.retries} retries, {out.throttled} throttled")
+    if adapted_rpm is not None:
+        notes.append(f"no published quota: the rate adapted to the throttles, ending at {adapted_rpm:,.0f} "
+                     "requests/min")
+        data["adapted_rpm"] = adapted_rpm
+    note = f" ({', '.join(notes)})" if notes else ""
+    if out.ok == out.requests:
+        results.append(CheckResult("execution", True, f"all {out.requests} requests succeeded{note}",
+                                   cell=cid, kind="execution", data=data))
+    else:
+        bits = []
+        if out.failed:
+            first = out.failures[0]
+            what = ": ".join(str(x) for x in (f"HTTP {first['status']}" if first.get("status") else None,
+                                              first.get("code"), first.get("message")) if x)
+            rid = f" request_id={first['request_id']}" if first.get("request_id") else ""
+            bits.append(f"{out.failed} of {out.requests} requests failed (first: {first['file']}: {what}{rid})")
+        if out.not_sent:
+            why = f"stopped early: {stopped}" if stopped else "stopped early"
+            bits.append(f"{out.not_sent} not sent ({why})")
+        results.append(CheckResult("execution", False, "; ".join(bits) + note, cell=cid, kind="execution",
+                                   data=data))
+    dim = out.dimension
+    if out.wrong_dimension:
+        results.append(CheckResult("dimensions", False, f"{out.wrong_dimension} requests answered with "
+                                   f"vectors that are not {dim} long", cell=cid, kind="execution"))
+    elif out.vectors == 0:
+        results.append(CheckResult("dimensions", False, "no vectors came back", cell=cid, kind="execution"))
+    else:
+        missing = out.expected_vectors - out.vectors
+        extra = f"; {missing} inputs have none" if missing else ""
+        results.append(CheckResult("dimensions", True, f"{out.vectors} vectors of {dim} floats, as "
+                                   f"requested{extra}", cell=cid, kind="execution",
+                                   data={"vectors": out.vectors, "dimension": dim, "norms": out.norms}))
+    return results
+
+
+def nothing_executed(results: list[CheckResult]) -> CheckResult | None:
+    """With --execute: the failed `executed` line when no cell was executed (no key, no provider),
+    naming why: a run that measured nothing has nothing to gate on, so it must not PASS. A cell
+    that was sent but failed counts as executed; its own FAIL line and exit code 4 say so."""
+    lines = [r for r in results if r.kind == "execution" and r.name == "execution"]
+    if any((r.data or {}).get("executed") is not False for r in lines):
+        return None
+    why: dict[str, list[str]] = {}
+    for r in lines:
+        why.setdefault((r.data or {}).get("reason") or "not executed", []).append(r.cell or "?")
+    text = "; ".join(f"{len(cells)} cell{'s' if len(cells) != 1 else ''}: {reason}" for reason, cells in why.items())
+    return CheckResult("executed", False, f"no cell executed ({text or 'the plan has no cells'})", kind="execution")

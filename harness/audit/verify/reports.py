@@ -1,17 +1,36 @@
 """Layer 5: the reports. summary.json carries the manifest's digest and validate.txt's lines and
-verdict, and (for a folder of this harness version) summary.json, junit.xml, report.md and
-report.html are exactly what the folder and summary.json render to, so every report tells one story."""
+verdict, and summary.json, junit.xml, report.md and report.html are exactly what the folder and
+summary.json render to, so every report tells one story.
+
+The evidence format (`evidence_format`, never the harness version) says how: a folder of a format in
+`RENDERED_AS_WRITTEN` is re-rendered byte for byte; one of another earlier format has summary.json's
+data compared with what this harness builds from the folder (statuses, metric values, counts, the
+verdict and the digest), and the note names the byte-level comparisons that were not made. A folder
+of a newer format than this harness reads is a finding: nothing it records switches a check off."""
 
 from __future__ import annotations
 
-from harness import __version__
 from harness.audit.verify.parse import VerifyContext
 from harness.audit.verify.result import VerifyReport, short
-from harness.folder import FolderError, layout
+from harness.folder import EVIDENCE_FORMAT, FolderError, layout
+
+# Evidence formats whose reports this harness renders byte for byte (their renderers have not changed
+# since): format 1 is every folder written before `evidence_format` existed.
+RENDERED_AS_WRITTEN = frozenset({1, 2})
 
 
 def check_reports(context: VerifyContext, report: VerifyReport) -> None:
     folder, reader, record = context.folder, context.run.read, context.record
+    if record.format > EVIDENCE_FORMAT:
+        report.add("manifest", layout.MANIFEST, f"evidence format {record.format} is newer than this harness "
+                   f"reads ({EVIDENCE_FORMAT}): it cannot be checked here; verify it with the harness that wrote it")
+        return
+    if report.reworded:
+        shown = "; ".join(report.reworded[:3]) + (f" and {len(report.reworded) - 3} more" if len(report.reworded) > 3
+                                                  else "")
+        report.notes.append(f"{len(report.reworded)} lines of evidence format {record.format} are worded otherwise "
+                            f"by this harness (format {EVIDENCE_FORMAT}): compared by status, name, cell and the data "
+                            f"both formats record, not word for word: {shown}")
     if record.manifest_version >= 2:
         # The digest leaves the reports' hashes out, so their entries must be there to be checked.
         for name in layout.REPORTS:
@@ -34,9 +53,8 @@ def check_reports(context: VerifyContext, report: VerifyReport) -> None:
                    f"validate.txt ({lines[-1]})")
     if any(f.kind in ("missing", "extra", "changed") for f in report.findings):
         return  # the files differ from the manifest already; re-rendering would only echo that
-    version = record.harness.get("version")
-    if version != __version__:
-        report.notes.append(f"reports not re-rendered: written by harness {version}, this is {__version__}")
+    if record.format not in RENDERED_AS_WRITTEN:
+        compare_data(context, report, results, summary)
         return
     from harness.report.finalize import render_reports
     from harness.report.junit import recorded_timestamp
@@ -50,3 +68,38 @@ def check_reports(context: VerifyContext, report: VerifyReport) -> None:
         if path.is_file() and path.read_bytes() != content:
             report.add("reports", name, "differs from what the folder and summary.json render to: "
                        "it tells another story than the other reports")
+
+
+def compare_data(context: VerifyContext, report: VerifyReport, results: list, summary) -> None:
+    """summary.json of an earlier evidence format against what this harness builds from the folder and
+    the recorded results: the verdict, the counts, the digest, and each check's status and the data
+    both formats hold (`verdict` compared the results with the vectors); the other reports are named
+    as not compared byte for byte."""
+    from harness.audit.verify.execution import data_differs
+    from harness.report.summary import build_summary
+
+    record = context.record
+    built = build_summary(context.folder, record, results)
+    for what, got, want in (("verdict", summary.verdict, built.verdict), ("counts", summary.counts, built.counts),
+                            ("manifest_digest", summary.manifest_digest, built.manifest_digest)):
+        if got != want:
+            report.add("reports", layout.SUMMARY, f"{what} {got} is not what the folder gives ({want})")
+    theirs = {(c.name, c.cell): c for c in summary.checks}
+    for c in built.checks:
+        got = theirs.get((c.name, c.cell))
+        if got is None or got.status != c.status or data_differs(got.data, c.data):
+            report.add("reports", layout.SUMMARY, f"check {c.name} [{c.cell}]: its status or data differ from the "
+                       "results it records", cell=c.cell)
+    cells = {c.id: c for c in summary.cells}
+    for c in built.cells:
+        got = cells.get(c.id)
+        mine, want = (got.to_json() if got else {}), c.to_json()
+        wrong = sorted(k for k in ("executed", "vectors", "cache_hits", "errors", "usage", "tokens")
+                       if k in mine and mine[k] != want[k])
+        if got is None or wrong:
+            report.add("reports", layout.SUMMARY, f"cell {c.id}: {', '.join(wrong) or 'missing'} differ from the "
+                       "folder's evidence", cell=c.id)
+    report.notes.append(f"written in evidence format {record.format}, whose reports this harness (format "
+                        f"{EVIDENCE_FORMAT}) does not render byte for byte: summary.json's data were compared; "
+                        f"{layout.SUMMARY}, {layout.JUNIT}, {layout.REPORT_MD} and {layout.REPORT_HTML} were not "
+                        "compared byte for byte with what they render to")

@@ -15,8 +15,8 @@ NOT_CHECKED_BY_HASHES = (
 )
 
 # Finding kinds, in the order a report lists them.
-KINDS = ("manifest", "missing", "extra", "changed", "spec", "input", "payload", "cells", "verdict", "reports",
-         "signature", "reexecute", "not-reexecuted", "not-derived")
+KINDS = ("manifest", "missing", "extra", "changed", "spec", "input", "payload", "cells", "execution", "verdict",
+         "reports", "signature", "reexecute", "not-reexecuted", "not-derived")
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,7 @@ class VerifyReport:
     hashed: int = 0           # files whose sha256 matched the manifest
     derived: int = 0          # files re-derived byte for byte
     rechecked: int = 0        # validate.txt lines the checks give again from the vectors
+    reworded: list[str] = field(default_factory=list)   # of those, lines of an earlier format whose words differ
     inputs_checked: int = 0   # local input files whose sha256 matched
     spec_source: str | None = None  # where the original spec was found, if it was
     notes: list[str] = field(default_factory=list)

@@ -1,14 +1,19 @@
-"""Layer 4: the verdict. The spec's checks re-evaluated over the folder's vectors must give the very
-lines validate.txt holds, and its last line must follow from them, so an edited verdict is caught
-even when someone also rewrote the manifest's hashes."""
+"""Layer 4: the verdict. The execution lines re-derived from the evidence (`execution`) and the
+spec's checks re-evaluated over the folder's vectors must give the very lines validate.txt holds,
+with the data summary.json records for them, and its last line must follow from them, so an edited
+verdict is caught even when someone also rewrote the manifest's hashes.
+
+Nothing the folder records switches a comparison off: a folder of this evidence format is compared
+word for word; one of an earlier format too, and where its words differ from this harness's, by
+status, name, cell and the data both formats record (the metric values among them), said in a note."""
 
 from __future__ import annotations
 
-from harness import __version__
+from harness.audit.verify import execution
 from harness.audit.verify.parse import VerifyContext
 from harness.audit.verify.result import VerifyReport
 from harness.errors import HarnessError
-from harness.folder import layout
+from harness.folder import EVIDENCE_FORMAT, FolderError, layout
 
 
 def check_verdict(context: VerifyContext, report: VerifyReport) -> None:
@@ -23,6 +28,7 @@ def check_verdict(context: VerifyContext, report: VerifyReport) -> None:
     if (lines[-1] == "PASS") == failed:
         report.add("verdict", layout.VALIDATE, f"ends in {lines[-1]} but "
                    + ("a line failed" if failed else "no line failed"))
+    execution.check_execution(context, report)
     spec = context.spec
     if isinstance(spec, HarnessError):
         return  # the spec copy is reported already
@@ -34,11 +40,11 @@ def check_verdict(context: VerifyContext, report: VerifyReport) -> None:
     from harness.plan.cells import CellFilter
 
     present = set(lines)
-    version = context.record.harness.get("version")
-    same_version = version == __version__
-    if not same_version:
-        report.notes.append(f"check details not compared word for word: the folder was written by harness "
-                            f"{version}, this is {__version__}")
+    same = context.record.format == EVIDENCE_FORMAT
+    try:
+        held = {(r.name, r.cell): r for r in reader.results()}
+    except FolderError:
+        held = {}       # the reports layer names it
     spec_dir = context.base if context.base is not None else folder
     sliced = CellFilter.from_dict(context.manifest.get("filter")).describe() or None
     outputs: dict[str, bytes] = {}
@@ -53,21 +59,25 @@ def check_verdict(context: VerifyContext, report: VerifyReport) -> None:
                        "the folder the spec's relative paths start from)", mismatch=False, cell=r.cell)
             continue
         # The whole line, detail included (an `ok` over a detail that says "expected X at rank 2"
-        # is a forgery); a folder of another harness version may word details differently, so
-        # there only status, name and cell must match.
+        # is a forgery), and the data the reports draw. A folder of an earlier evidence format may
+        # word a line otherwise: there status, name, cell and the data both formats hold must agree.
         head = r.head()
-        if same_version and r.line() in present:
+        got = held.get((r.name, r.cell))
+        if r.line() in present:
+            if got is not None and execution.data_differs(got.data, r.data, every=same):
+                report.add("verdict", layout.SUMMARY, f"{head}: the data summary.json records for it differ from "
+                           "what the check gives from the vectors (metric values, counts)", cell=r.cell)
+            else:
+                report.rechecked += 1
+            continue
+        said = next((line for line in lines if line == head or line.startswith(head + ": ")), None)
+        earlier = _earlier_line(r, got) if not same else None
+        if earlier is not None and not execution.data_differs(got.data, r.data):
             report.rechecked += 1
-        elif same_version:
-            held = next((line for line in lines if line == head or line.startswith(head + ": ")), None)
-            report.add("verdict", layout.VALIDATE, f"re-evaluated from the vectors, the check gives {r.line()!r}, "
-                       + (f"but validate.txt says {held!r}" if held else "which validate.txt does not hold"),
-                       cell=r.cell)
-        elif head not in present and not any(line.startswith(head + ": ") for line in lines):
-            report.add("verdict", layout.VALIDATE, f"re-evaluated from the vectors, the check gives "
-                       f"{r.line()!r}, which validate.txt does not hold", cell=r.cell)
-        else:
-            report.rechecked += 1
+            report.reworded.append(earlier)
+            continue
+        report.add("verdict", layout.VALIDATE, f"re-evaluated from the vectors, the check gives {r.line()!r}, "
+                   + (f"but validate.txt says {said!r}" if said else "which validate.txt does not hold"), cell=r.cell)
     # A retrieval check's result and run files, derived again from the vectors: byte for byte.
     for rel, content in sorted(outputs.items()):
         path = folder / rel
@@ -77,3 +87,16 @@ def check_verdict(context: VerifyContext, report: VerifyReport) -> None:
             report.add("verdict", rel, "differs from what the retrieval check derives from the vectors")
         else:
             report.derived += 1
+
+
+def _earlier_line(r, got) -> str | None:
+    """How a line of an earlier evidence format that words `r` otherwise is accepted: the same status,
+    name and cell; or an `ok` this harness makes a `warn` (a check that proves nothing, which that
+    format counted as a pass). None when it is another line."""
+    if got is None or got.name != r.name or got.cell != r.cell:
+        return None
+    if got.status == r.status:
+        return r.head()
+    if got.status == "pass" and r.status == "warn" and (r.data or {}).get("vacuous"):
+        return f"{r.head()} (counted as a pass by that format: {r.detail})"
+    return None
