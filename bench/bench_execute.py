@@ -250,7 +250,8 @@ def main() -> int:
                   f"(steady rate at the server: {q['steady_use']:.1%}); {q['throttled']} throttled "
                   f"({q['throttled_share']:.2%})")
         with Server() as server:
-            print("\n| concurrency | client | req/s | CPU ms/req | peak RSS MB | server busy |\n|---|---|---|---|---|---|")
+            print("\n| concurrency | client | req/s | CPU ms/req | peak RSS MB | server busy |"
+                  "\n|---|---|---|---|---|---|")
             for c in args.concurrency:
                 runs: dict[str, list[dict]] = {k: [] for k in args.clients}
                 for r in range(rounds):

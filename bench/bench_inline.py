@@ -11,7 +11,7 @@
 
     python bench/bench_inline.py            # N = 100,000, medians of 3 interleaved runs (about 2 minutes on 2 quiet cores)
     python bench/bench_inline.py --quick    # N = 5,000, for development
-"""
+"""  # noqa: E501
 
 from __future__ import annotations
 
@@ -89,11 +89,8 @@ def main() -> None:
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}; "
           f"CPU seconds (user + system) unless said")
 
-    from harness.spec import schemafast
-
     from harness.spec import load as spec_mod
-
-    from harness.spec import yamlpos
+    from harness.spec import schemafast, yamlpos
 
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         folder = Path(tmp)

@@ -81,6 +81,7 @@ def part_embedded(args) -> dict:
 
 def part_openai(args) -> dict:
     from types import SimpleNamespace
+
     from harness.providers.openai_compat import OpenAIProvider
     cell = {"model": "openai/e5-small", "endpoint": f"{args.base_url}/embeddings", "dimension": 384}
     provider = OpenAIProvider.from_cell(cell, SimpleNamespace(timeout=120, concurrency=args.concurrency))

@@ -51,7 +51,8 @@ def child(cmd: list[str], cwd: Path) -> tuple[float, float, int, subprocess.Comp
     wall = time.perf_counter() - t0
     rc = os.waitstatus_to_exitcode(status)
     cpu = usage.ru_utime + usage.ru_stime
-    return wall, cpu, usage.ru_maxrss // 1024, subprocess.CompletedProcess(cmd, rc, (cwd / "stdout.txt").read_text(), "")
+    return wall, cpu, usage.ru_maxrss // 1024, subprocess.CompletedProcess(
+        cmd, rc, (cwd / "stdout.txt").read_text(), "")
 
 
 def file_floor(folder: Path, count: int, size: int) -> float:
@@ -113,7 +114,8 @@ def main() -> None:
         one_shot = (time.perf_counter() - t0) / args.sample
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores, runs written under {args.dir}")
     print(f"load average before: {os.getloadavg()[0]:.2f}")
-    print("| inputs | contents | requests | wall s | CPU s | contents/s (wall) | peak RSS MB | creating as many files alone, s |")
+    print("| inputs | contents | requests | wall s | CPU s | contents/s (wall) | peak RSS MB "
+          "| creating as many files alone, s |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     for (n, contents, requests, wall, cpu, rate, cpu_rate, rss), floor in zip(rows, floors):
         print(f"| {n:,} | {contents:,} | {requests:,} | {wall:.1f} | {cpu:.1f} | {rate:,.0f} | {rss} | {floor:.1f} |")

@@ -56,8 +56,8 @@ def make(folder: Path, passages: int, queries: int, seed: int = 0) -> None:
 
 
 def load(folder: Path):
-    from harness.inputs.datasets.qrels import read_qrels
     from harness.folder import RunReader
+    from harness.inputs.datasets.qrels import read_qrels
     v = RunReader(folder).vectors(CELL)
     qrels, _, _ = read_qrels(folder / "qrels.tsv")
     q_ids = [i for i in v.ids if i.startswith("q:")]
@@ -71,7 +71,8 @@ def metrics_of(rankings, d_ids, q_ids, qrels) -> dict[str, float]:
     per = []
     for q, cols in zip(q_ids, rankings):
         grades = qrels[q]
-        per.append(M.graded_scores(np.array([grades.get(d_ids[c], 0) for c in cols]), np.array(list(grades.values())), names))
+        per.append(M.graded_scores(np.array([grades.get(d_ids[c], 0) for c in cols]), np.array(list(grades.values())),
+                                   names))
     return {m: float(np.mean([p[m] for p in per])) for m in names}
 
 

@@ -176,7 +176,8 @@ def main() -> None:
     mb = 1 << 20
     print(f"\nfinishing a cell of {args.vectors:,} × {args.dimension} float32 vectors (matrix {size / mb:.0f} MB), "
           f"{cpu:.2f} s CPU for the whole process\n")
-    print("| before the matrix MB | with the matrix MB | peak while finishing MB | memory for the cell / matrix | target |")
+    print("| before the matrix MB | with the matrix MB | peak while finishing MB "
+          "| memory for the cell / matrix | target |")
     print("|---:|---:|---:|---:|---|")
     print(f"| {before / mb:.0f} | {held / mb:.0f} | {peak / mb:.0f} | {(peak - before) / size:.2f}× | ≤ 1.5× |")
 

@@ -62,7 +62,8 @@ def main() -> int:
     ap.add_argument("--baseline", required=True, help="python of the baseline checkout's venv (its harness)")
     ap.add_argument("--baseline-root", type=Path, help="the baseline checkout (default: two levels above its venv)")
     args = ap.parse_args()
-    base_root = args.baseline_root or Path(args.baseline).absolute().parents[2]   # not resolve(): the venv python is a symlink
+    # not resolve(): the venv python is a symlink
+    base_root = args.baseline_root or Path(args.baseline).absolute().parents[2]
     specs = sorted(p.name for p in (ROOT / "specs").glob("*.yaml") if (base_root / "specs" / p.name).is_file())
     bad = 0
     # each output folder at the same place inside its checkout, so the spec path the manifest

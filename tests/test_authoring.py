@@ -78,7 +78,8 @@ def test_init_links_the_editor_to_schemas_that_survive_a_reinstall(tmp_path):
     project = tmp_path / "project"
     shutil.copytree(SCHEMAS, project / "schemas")
     assert harness("init", "specs/x.yaml", cwd=project).returncode == 0
-    assert (project / "specs" / "x.yaml").read_text().startswith("# yaml-language-server: $schema=../schemas/spec.schema.json\n")
+    assert (project / "specs" / "x.yaml").read_text().startswith(
+        "# yaml-language-server: $schema=../schemas/spec.schema.json\n")
     assert not (project / "specs" / "schemas").exists()
     assert check_jsonschema(project / "schemas" / "spec.schema.json", project / "specs" / "x.yaml",
                             cwd=project).returncode == 0

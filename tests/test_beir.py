@@ -181,8 +181,8 @@ def test_missing_corpus_file_is_named(tmp_path):
 
 def test_missing_split_names_the_splits_there(tmp_path):
     folder = project(tmp_path, duplicates=False)
-    (folder / "spec.yaml").write_text((folder / "spec.yaml").read_text().replace("beir: data/beir-mini",
-                                                                                   "beir: data/beir-mini\n    split: dev"))
+    (folder / "spec.yaml").write_text(
+        (folder / "spec.yaml").read_text().replace("beir: data/beir-mini", "beir: data/beir-mini\n    split: dev"))
     r = harness("run", "spec.yaml", cwd=folder)
     assert r.returncode == 3 and "data/beir-mini/qrels/dev.tsv does not exist (splits here: test)" in r.stderr
 
@@ -241,10 +241,12 @@ def test_ids_an_input_id_cannot_hold_are_escaped_and_the_run_file_keeps_the_orig
 
 
 @pytest.mark.parametrize("entry, message", [
-    ("  - beir: data/beir-mini\n    text: hello\n", "5:5: inputs[0]: a data set (`beir:`) brings its own ids and texts"),
+    ("  - beir: data/beir-mini\n    text: hello\n",
+     "5:5: inputs[0]: a data set (`beir:`) brings its own ids and texts"),
     ("  - text: hello\n    split: dev\n", "5:5: inputs[0]: an input needs exactly one of text"),
     ("  - beir: data/beir-mini\n    sample: {queries: 0}\n", "6:23: inputs[0].sample.queries: 0 is less than"),
-    ("  - beir: data/beir-mini\n    retrieval: {min: {f1@10: 0.5}}\n", "6:22: inputs[0].retrieval.min \"f1@10\" is not allowed"),
+    ("  - beir: data/beir-mini\n    retrieval: {min: {f1@10: 0.5}}\n",
+     "6:22: inputs[0].retrieval.min \"f1@10\" is not allowed"),
 ])
 def test_misplaced_or_wrong_data_set_keys_are_spec_errors(tmp_path, entry, message):
     project(tmp_path, duplicates=False)
@@ -274,6 +276,7 @@ def test_a_query_that_is_also_in_the_corpus_does_not_find_itself(tmp_path):
 def test_a_model_that_takes_no_text_is_told_it_gets_nothing_from_a_beir_set(tmp_path):
     project(tmp_path, duplicates=False)
     (tmp_path / "spec.yaml").write_text("version: 1\nname: b\nmodels:\n  - name: qwen3-vl-embedding\n"
-                                        "    modalities: [image]\ndimensions: [256]\ninputs:\n  - beir: data/beir-mini\n")
+                                        "    modalities: [image]\ndimensions: [256]\ninputs:\n"
+                                        "  - beir: data/beir-mini\n")
     r = harness("validate", "spec.yaml", cwd=tmp_path)
     assert r.returncode == 3 and "qwen3-vl-embedding would get no inputs" in r.stderr and "(text)" in r.stderr, r.stderr

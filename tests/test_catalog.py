@@ -221,8 +221,10 @@ def test_catalog_facts_that_moved(cat):
 def test_a_price_without_currency_or_for_an_unlisted_region_is_located(tmp_path):
     p = _broken(tmp_path, "ap-southeast-1: {currency: USD, per: 1000000, text: 0.09, image: 0.09",
                 "ap-southeast-1: {currency: dollars, per: 1000000, text: 0.09, image: 0.09")
-    p.write_text(p.read_text().replace("    regions: [cn-beijing]\n    modalities: [text, image, video]\n    dimensions: [2560",
-                                       "    regions: [ap-southeast-1]\n    modalities: [text, image, video]\n    dimensions: [2560", 1))
+    p.write_text(p.read_text().replace("    regions: [cn-beijing]\n    modalities: [text, image, video]\n"
+                                       "    dimensions: [2560",
+                                       "    regions: [ap-southeast-1]\n    modalities: [text, image, video]\n"
+                                       "    dimensions: [2560", 1))
     with pytest.raises(HarnessError) as exc:
         load_catalog(p)
     msg = str(exc.value)

@@ -12,8 +12,7 @@ import numpy as np
 
 from harness import __version__
 from harness.evidence import canonical_json, sha256_bytes
-from harness.folder import MANIFEST_VERSION, CellExecution, CellVectors, Execution, Manifest, RunWriter
-from harness.folder import Reason
+from harness.folder import MANIFEST_VERSION, CellExecution, CellVectors, Execution, Manifest, Reason, RunWriter
 from harness.report.finalize import finalize
 
 # Four inputs on a plane: captions sit near their photos.

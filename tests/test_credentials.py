@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.providers.credentials import find_api_key, missing_key_message
 from harness.errors import ExitCode, HarnessError
 from harness.providers.base import NotExecutable
+from harness.providers.credentials import find_api_key, missing_key_message
 from harness.providers.dashscope import DashScopeProvider
 
 CELL = {"id": "qwen3-vl-embedding-1024", "model": "qwen3-vl-embedding", "provider": "dashscope",
@@ -115,7 +115,8 @@ def test_sdk_and_cli_places_in_the_documented_order(home, monkeypatch, tmp_path)
     with pytest.raises(HarnessError) as err:
         find_api_key()
     assert err.value.exit_code == ExitCode.PROVIDER_ERROR
-    assert "$DASHSCOPE_API_KEY_FILE_PATH names" in err.value.problems[0].message and "nope.txt" in err.value.problems[0].message
+    assert ("$DASHSCOPE_API_KEY_FILE_PATH names" in err.value.problems[0].message
+            and "nope.txt" in err.value.problems[0].message)
     # the workspace: DASHSCOPE_WORKSPACE, else DASHSCOPE_WORKSPACE_ID, sent as the header
     monkeypatch.setenv("DASHSCOPE_API_KEY", "sk-env")
     monkeypatch.setenv("DASHSCOPE_WORKSPACE_ID", "llm-ws-id")
@@ -129,7 +130,8 @@ def test_sdk_and_cli_places_in_the_documented_order(home, monkeypatch, tmp_path)
     assert "$DASHSCOPE_WORKSPACE_ID holds a line break" in err.value.problems[0].message
     readme = (Path(__file__).parents[1] / "README.md").read_text()
     order = [readme.index(s) for s in ("1. `DASHSCOPE_API_KEY`", "2. the file `DASHSCOPE_API_KEY_FILE_PATH`",
-                                       "`$ALIBABA_CLOUD_PROFILE`, else `$ALICLOUD_PROFILE`", "4. `~/.dashscope/api_key`")]
+                                       "`$ALIBABA_CLOUD_PROFILE`, else `$ALICLOUD_PROFILE`",
+                                       "4. `~/.dashscope/api_key`")]
     assert order == sorted(order) and "else `DASHSCOPE_WORKSPACE_ID`" in readme
 
 

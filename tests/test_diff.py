@@ -6,9 +6,9 @@ import json
 
 import pytest
 
+from harness.audit.diff import diff_runs
 from harness.checks.evaluate import evaluate_checks
 from harness.cli import main
-from harness.audit.diff import diff_runs
 from harness.errors import ExitCode
 from harness.report.finalize import finalize
 from tests.test_checks_support import VECTORS, make_run, pad, unit
@@ -90,7 +90,8 @@ def test_metric_deltas_and_metric_gate(tmp_path, capsys):
     b = build(tmp_path / "b", {CELL: worse})
     code, out = diff(capsys, a, b)
     assert code == ExitCode.OK
-    assert f"retrieval [{CELL}]: recall@1 1.000 → 0.500 (-0.500), ndcg@1 1.000 → 0.500 (-0.500), mrr 1.000 → 0.750" in out
+    assert (f"retrieval [{CELL}]: recall@1 1.000 → 0.500 (-0.500), ndcg@1 1.000 → 0.500 (-0.500), "
+            "mrr 1.000 → 0.750") in out
     code, out = diff(capsys, a, b, "--metric-tolerance", "0.1")
     assert code == ExitCode.VERIFY_MISMATCH and "recall@1 1.0000 → 0.5000 (-0.5000, tolerance 0.1)" in out
     code, _ = diff(capsys, a, b, "--metric-tolerance", "0.6")

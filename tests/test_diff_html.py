@@ -85,7 +85,8 @@ def test_the_page_shows_metric_deltas_the_cosine_distribution_and_what_moved(run
     [metrics] = data["metrics"]
     for name, d in metrics["metrics"].items():
         row = re.search(rf'<tr data-metric="{re.escape(name)}">(.*?)</tr>', section, re.S).group(1)
-        cells = [htmllib.unescape(re.sub(r"<[^>]+>", "", c)).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
+        cells = [htmllib.unescape(re.sub(r"<[^>]+>", "", c)).strip()
+                 for c in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
         trend = "▲" if d["delta"] > 0 else ("▼" if d["delta"] < 0 else "=")
         assert cells[:3] == [name, f"{d['a']:.3f}", f"{d['b']:.3f}"]
         assert cells[3].startswith(f"{trend} {d['delta']:+.3f}") and cells[3].endswith("✗") == (abs(d["delta"]) > 0.1)

@@ -89,7 +89,7 @@ def test_a_video_costs_its_frames_at_the_res_level_tier(tmp_path):
           - {id: v, video: "https://example.com/clip.mp4"}
         """
     cid = "tongyi-embedding-vision-plus-2026-03-06-1152"
-    assert plan_json(tmp_path, base % "")[cid]["estimated_tokens"]["video"] == 8 * 402       # defaults: 8 frames, tier 1
+    assert plan_json(tmp_path, base % "")[cid]["estimated_tokens"]["video"] == 8 * 402  # defaults: 8 frames, tier 1
     assert plan_json(tmp_path, base % "res_level: 3")[cid]["estimated_tokens"]["video"] == 8 * 1026
     got = plan_json(tmp_path, base % "res_level: 0, max_video_frames: 16, fps: 0.5")[cid]["estimated_tokens"]["video"]
     assert got == 16 * 127                 # fps only lowers the count below the cap: the cap bounds the estimate
@@ -141,7 +141,8 @@ def test_validate_txt_says_the_tongyi_dimension_dispute_both_ways(tmp_path):
     proc = harness("run", "spec.yaml", cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     validate = (tmp_path / "output/dims/validate.txt").read_text()
-    line = next(ln for ln in validate.splitlines() if ln.startswith("warn disputed-fact: tongyi-embedding-vision-plus dimensions"))
+    line = next(ln for ln in validate.splitlines()
+                if ln.startswith("warn disputed-fact: tongyi-embedding-vision-plus dimensions"))
     assert "Chinese reference (ZH-NEW): no dimension parameter" in line and "English references" in line
     assert "Chosen: fixed 1152, dimension_param false: never send dimension" in line
     body = json.loads((tmp_path / "output/dims/payloads/tongyi-embedding-vision-plus-1152/00001.json").read_text())

@@ -133,7 +133,8 @@ def test_exhausted_retries_fail_one_request_and_keep_the_rest(server, tmp_path):
     assert lines(summary)[0].startswith(f"FAIL execution [{CID}]: 1 of 4 requests failed (first: 00002.json: "
                                         "HTTP 503: ServiceUnavailable")
     assert "gave up after 3 attempts" in lines(summary)[0] and "request_id=" in lines(summary)[0]
-    assert lines(summary)[1].endswith("8 vectors expected; 2 inputs have none") or "2 inputs have none" in lines(summary)[1]
+    assert (lines(summary)[1].endswith("8 vectors expected; 2 inputs have none")
+            or "2 inputs have none" in lines(summary)[1])
     ids = json.loads((folder / "vectors" / f"{CID}.ids.json").read_text())
     assert ids == ["t0", "t1", "t2", "t3", "t6", "t7"]
     assert np.load(folder / "vectors" / f"{CID}.npy").shape == (6, 256)

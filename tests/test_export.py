@@ -15,15 +15,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.folder import manifest as manifest_mod
 from harness.errors import ExitCode, HarnessError
 from harness.evidence import hash_tree, sha256_file
 from harness.export.milvus import collection_name, primary_key
 from harness.export.run import export_run, finish_export
 from harness.export.target import resolve_target
 from harness.folder import CellExecution, CellVectors, Execution, RunReader, RunWriter
-from harness.report.finalize import finalize
+from harness.folder import manifest as manifest_mod
 from harness.folder.verdict import CheckResult
+from harness.report.finalize import finalize
 from tests.helpers import Result, cli_env, harness, run_cli
 
 pytest.importorskip("pymilvus")

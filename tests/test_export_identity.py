@@ -72,7 +72,7 @@ def test_a_later_run_of_the_same_spec_replaces_only_its_own_rows_and_says_so(tmp
     run(tmp_path, "cats", "A cat sitting on a red chair")
     run(tmp_path, "tigers", "A tiger walking through tall grass")
     before, _ = rows(tmp_path / "vectors.db")
-    r = run(tmp_path, "cats", "A black cat asleep on a sofa", other="sea")   # edited spec: a new run
+    run(tmp_path, "cats", "A black cat asleep on a sofa", other="sea")   # edited spec: a new run
     found, props = rows(tmp_path / "vectors.db")
     assert [(r["spec_name"], r["input_id"]) for r in found] == \
         [("cats", "cat"), ("cats", "sea"), ("tigers", "cat"), ("tigers", "sky")]

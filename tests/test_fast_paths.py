@@ -20,13 +20,10 @@ import sys
 
 import pytest
 
-from harness.spec import schemafast
-
-from harness.spec import load as spec_mod
-
-from harness.spec import yamlpos
 from harness.errors import HarnessError
 from harness.plan.build import build_plan
+from harness.spec import load as spec_mod
+from harness.spec import schemafast, yamlpos
 from harness.spec.load import SPEC_SCHEMA, read_spec, schema_documents
 from tests.helpers import SPECS, cli_env, harness, tree, write_spec
 
@@ -275,7 +272,8 @@ def test_inline_inputs_validate_on_the_fast_paths_as_the_same_inputs_from_csv_do
     rows = [(i, f"A short caption number {i} about a cat on a red chair") for i in range(n)]
     (tmp_path / "texts.csv").write_text("id,text\n" + "".join(f"{i},{t}\n" for i, t in rows), encoding="utf-8")
     head = "version: 1\nname: t\nmodels: [qwen3-vl-embedding]\ndimensions: [1024, 512, 256]\ninputs:\n"
-    write_spec(tmp_path, head + '  - from: texts.csv\n    id: "t-{{ row.id }}"\n    text: "{{ row.text }}"\n', "csv.yaml")
+    write_spec(tmp_path, head + '  - from: texts.csv\n    id: "t-{{ row.id }}"\n    text: "{{ row.text }}"\n',
+               "csv.yaml")
     write_spec(tmp_path, head + "".join(f"  - id: t-{i}\n    text: {t}\n" for i, t in rows), "inline.yaml")
     used = _slow_paths(monkeypatch)
     for name in ("csv", "inline"):

@@ -75,9 +75,11 @@ server = dashscope_fixture(KEY)
 
 
 def test_verify_reexecute_sends_only_the_filtered_cells(server, tmp_path):
-    write_spec(tmp_path, SPEC.replace("  - name: local/e5-small\n    dimensions: default\n    modalities: [text]\n", ""))
+    write_spec(tmp_path, SPEC.replace("  - name: local/e5-small\n    dimensions: default\n    modalities: [text]\n",
+                                      ""))
     env = {"DASHSCOPE_API_KEY": KEY}
-    proc = harness("run", str(tmp_path / "spec.yaml"), "--execute", "--base-url", server.base_url, cwd=tmp_path, env=env)
+    proc = harness("run", str(tmp_path / "spec.yaml"), "--execute", "--base-url", server.base_url, cwd=tmp_path,
+                   env=env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     folder = tmp_path / "output" / "sliced"
     sent = len(server.served())

@@ -4,11 +4,10 @@ after an export every report tells the same story as validate.txt."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
-
-import importlib.util
 
 import pytest
 

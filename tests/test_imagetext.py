@@ -34,7 +34,8 @@ JSONL = [{"image": "cat.png", "captions": ["a cat on a chair", "a small kitten"]
 def project(tmp_path: Path, captions: str = "captions.jsonl", text: str | None = None) -> Path:
     shutil.copytree(SPECS / "images", tmp_path / "pictures")
     (tmp_path / "data").mkdir()
-    (tmp_path / "data" / captions).write_text(text if text is not None else "".join(json.dumps(r) + "\n" for r in JSONL))
+    (tmp_path / "data" / captions).write_text(text if text is not None
+                                              else "".join(json.dumps(r) + "\n" for r in JSONL))
     write_spec(tmp_path, SPEC.replace("CAPTIONS", captions))
     return tmp_path
 
@@ -64,7 +65,10 @@ def test_both_directions_are_scored_and_equal_trec_eval(tmp_path):
             q, _, d, _, score, _ = line.split()
             run.setdefault(q, {})[d] = float(score)
         trec = pytrec_eval.RelevanceEvaluator(qrels, {"recall.1,5", "recip_rank", "ndcg_cut.5"}).evaluate(run)
-        mean = lambda m: sum(trec[q][m] for q in trec) / len(trec)
+
+        def mean(m):
+            return sum(trec[q][m] for q in trec) / len(trec)
+
         assert metrics["recall@1"] == pytest.approx(mean("recall_1"), abs=1e-6)
         assert metrics["recall@5"] == pytest.approx(mean("recall_5"), abs=1e-6) == 1.0
         assert metrics["mrr"] == pytest.approx(mean("recip_rank"), abs=1e-6)

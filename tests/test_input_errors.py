@@ -83,7 +83,8 @@ def test_a_template_repeating_fields_with_its_own_text_is_fine(tmp_path):
 
 
 def test_ordinary_aliases_still_work(tmp_path):
-    lines = ["version: 1", "name: t", "models: [qwen3-vl-embedding]", "inputs:", f"  - {{id: i0, text: &t {'y' * 1000}}}"]
+    lines = ["version: 1", "name: t", "models: [qwen3-vl-embedding]", "inputs:",
+             f"  - {{id: i0, text: &t {'y' * 1000}}}"]
     lines += [f"  - {{id: i{n}, text: *t}}" for n in range(1, 1000)]
     (tmp_path / "spec.yaml").write_text("\n".join(lines) + "\n")
     r = harness("validate", "spec.yaml", cwd=tmp_path)
@@ -188,7 +189,8 @@ def test_a_header_naming_a_column_twice_is_an_error(tmp_path):
                                          ("NaN", "NaN is not a JSON number")])
 def test_a_jsonl_line_python_cannot_read_is_an_error_naming_the_line(tmp_path, value, what):
     # a 5,000-digit number (ValueError) and deep nesting (RecursionError) were exit 70; NaN became "nan"
-    (tmp_path / "rows.jsonl").write_text('{"id": "a", "caption": "a cat"}\n{"id": "b", "caption": "x", "n": %s}\n' % value)
+    (tmp_path / "rows.jsonl").write_text(('{"id": "a", "caption": "a cat"}\n'
+                                          '{"id": "b", "caption": "x", "n": %s}\n') % value)
     write_spec(tmp_path, JSONL_SPEC)
     refused(tmp_path, f"spec.yaml:5:11: rows.jsonl line 2 is not usable JSON: {what}")
 

@@ -4,8 +4,8 @@ import time
 import xml.etree.ElementTree as ET
 
 from harness.checks.evaluate import evaluate_checks
-from harness.report.finalize import finalize
 from harness.folder.verdict import CheckResult
+from harness.report.finalize import finalize
 from tests.helpers import harness
 from tests.test_checks_support import VECTORS, make_run, pad
 
@@ -66,6 +66,7 @@ def test_junit_as_a_ci_consumer_reads_it(tmp_path):
     verifies (re-rendered)."""
     import json
     from datetime import datetime, timezone
+
     from junitparser import Failure, JUnitXml
     (tmp_path / "specs").mkdir()
     (tmp_path / "specs" / "x.yaml").write_text(SPEC)

@@ -91,7 +91,8 @@ def test_top_k_orders_ties_as_trec_eval_rescoring_its_run():
             mine[q] = M.graded_scores(np.array([grades.get(d, 0) for d in ranked]), np.array(list(grades.values())),
                                       ["ndcg@5", "map", "mrr", "precision@5", "recall@5"])
         assert any(len(set(s.values())) < len(s) for s in run.values())
-        theirs = pytrec_eval.RelevanceEvaluator(qrels, {"ndcg_cut.5", "map", "recip_rank", "P.5", "recall.5"}).evaluate(run)
+        theirs = pytrec_eval.RelevanceEvaluator(qrels,
+                                                {"ndcg_cut.5", "map", "recip_rank", "P.5", "recall.5"}).evaluate(run)
         for q in qrels:
             got = mine[q]
             want = theirs[q]

@@ -219,7 +219,9 @@ def test_retry_after_reads_seconds_and_http_dates():
 
 def test_base64_vectors_are_read_and_non_finite_numbers_refused():
     import base64
+
     import httpx
+
     from harness.providers.openai_compat import _parse
     vec = np.arange(384, dtype="<f4") / 384
     doc = {"data": [{"index": 0, "embedding": base64.b64encode(vec.tobytes()).decode()}], "usage": {}}

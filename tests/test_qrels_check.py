@@ -45,13 +45,17 @@ def test_a_trec_qrels_file_gives_graded_metrics_equal_to_trec_eval(tmp_path):
     for line in (out / "runs" / CELL / "graded.trec").read_text().splitlines():
         q, _, d, _, score, _ = line.split()
         run.setdefault(q, {})[d] = float(score)
-    assert set(run) == {"q-cat", "q-stock"} and all(len(v) == 5 for v in run.values())   # depth 10 (nDCG@10) > 5 candidates
+    # depth 10 (nDCG@10) > 5 candidates
+    assert set(run) == {"q-cat", "q-stock"} and all(len(v) == 5 for v in run.values())
     qrels = {}
     for line in TREC.splitlines():
         q, _, d, g = line.split()
         qrels.setdefault(q, {})[d] = int(g)
     trec = pytrec_eval.RelevanceEvaluator(qrels, {"ndcg_cut.1,2,3", "P.1,2,3", "map", "recall.1,2,3"}).evaluate(run)
-    mean = lambda m: sum(trec[q][m] for q in trec) / len(trec)
+
+    def mean(m):
+        return sum(trec[q][m] for q in trec) / len(trec)
+
     assert metrics["ndcg@3"] == pytest.approx(mean("ndcg_cut_3"), abs=1e-6)
     assert metrics["ndcg@1"] == pytest.approx(mean("ndcg_cut_1"), abs=1e-6)
     assert metrics["precision@2"] == pytest.approx(mean("P_2"), abs=1e-6)
@@ -71,7 +75,8 @@ def test_a_trec_qrels_file_gives_graded_metrics_equal_to_trec_eval(tmp_path):
 
 
 def test_a_beir_tsv_qrels_file_works_too(tmp_path):
-    tsv = "query-id\tcorpus-id\tscore\n" + "".join(f"{q}\t{d}\t{g}\n" for q, _, d, g in map(str.split, TREC.splitlines()))
+    tsv = "query-id\tcorpus-id\tscore\n" + "".join(f"{q}\t{d}\t{g}\n"
+                                                  for q, _, d, g in map(str.split, TREC.splitlines()))
     (tmp_path / "judged.tsv").write_text(tsv)
     write_spec(tmp_path, SPEC.replace("QRELS", "judged.tsv"))
     r = harness("run", "spec.yaml", "--execute", cwd=tmp_path)
@@ -82,7 +87,8 @@ def test_a_beir_tsv_qrels_file_works_too(tmp_path):
 @pytest.mark.parametrize("text, message", [
     (TREC + "q-cat 0 no-such-doc 1\n", "judged.trec:6: document 'no-such-doc' is not an input of this spec"),
     (TREC + "q-nope 0 bonds 1\n", "judged.trec:6: query 'q-nope' is not an input of this spec"),
-    (TREC + "q-cat 0 cat-chair 1\n", "judged.trec:6: judges query 'q-cat' / document 'cat-chair' again (first at line 1)"),
+    (TREC + "q-cat 0 cat-chair 1\n",
+     "judged.trec:6: judges query 'q-cat' / document 'cat-chair' again (first at line 1)"),
     (TREC + "q-cat 0 bonds\n", "judged.trec:6: has 3 fields, TREC qrels have 4"),
     (TREC.replace("bonds 1", "bonds one"), "judged.trec:5: grade 'one' is not an integer"),
 ])

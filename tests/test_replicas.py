@@ -62,7 +62,8 @@ def test_a_replica_killed_mid_run_leaves_the_run_to_the_other_with_identical_vec
     cell = next(c for c in json.loads((folder / "manifest.json").read_text())["cells"] if c["id"] == CELL)
     assert cell["endpoint"] == a.base_url + "/embeddings"
     assert cell["replicas"] == [a.base_url + "/embeddings", b.base_url + "/embeddings"]
-    answered = [json.loads(line)["replica"] for line in (folder / "responses" / f"{CELL}.jsonl").read_text().splitlines()]
+    answered = [json.loads(line)["replica"]
+                for line in (folder / "responses" / f"{CELL}.jsonl").read_text().splitlines()]
     assert sorted(answered) == sorted([a.base_url + "/embeddings"] * 6 + [b.base_url + "/embeddings"] * 2)
     assert harness("verify", str(folder), cwd=tmp_path).returncode == 0
 

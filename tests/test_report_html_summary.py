@@ -6,9 +6,9 @@ from pathlib import Path
 from jsonschema import Draft202012Validator
 
 from harness.checks.evaluate import evaluate_checks
-from harness.report.finalize import finalize
 from harness.folder import SUMMARY_VERSION, Summary
 from harness.folder.verdict import CheckResult
+from harness.report.finalize import finalize
 from tests.test_checks_support import VECTORS, make_run, pad
 
 SCHEMA = json.loads((Path(__file__).parents[1] / "schemas" / "summary.schema.json").read_text())

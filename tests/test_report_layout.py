@@ -142,7 +142,8 @@ def test_no_text_overlaps_another_or_is_clipped(run, chromium, tmp_path, width):
         c = t["clip"]
         if c and (x0 < c[0] - 0.5 or y0 < c[1] - 0.5 or x1 > c[2] + 0.5 or y1 > c[3] + 0.5):
             problems.append(f"clipped by its box: {t}")
-        problems += [f"overlap: {t['s']!r} {t['r']} and {u['s']!r} {u['r']}" for u in texts[i + 1:] if _overlap(t["r"], u["r"])]
+        problems += [f"overlap: {t['s']!r} {t['r']} and {u['s']!r} {u['r']}"
+                     for u in texts[i + 1:] if _overlap(t["r"], u["r"])]
     assert problems == []
 
 
@@ -170,8 +171,9 @@ def test_the_cells_starred_and_the_answer_name_the_best_for_their_cost(run):
     # the first threshold) against the cost per 1,000 inputs, computed here from summary.json.
     cost = {c["id"]: c["cost"]["per_1k_inputs"] for c in summary["cells"]}
     value = {q["cell"]: q["metrics"]["ndcg@5"] for q in summary["quality"]}
-    front = {c for c in value if not any(cost[o] <= cost[c] and value[o] >= value[c] and (cost[o], value[o]) != (cost[c], value[c])
-                                         for o in value)}
+    front = {c for c in value
+             if not any(cost[o] <= cost[c] and value[o] >= value[c] and (cost[o], value[o]) != (cost[c], value[c])
+                        for o in value)}
     page = (folder / "report.html").read_text()
     starred = set(re.findall(r'<tr data-choice="([^"]+)" class="best">', page))
     assert starred == front and 0 < len(front) < 9
@@ -244,7 +246,8 @@ def test_failed_checks_come_first_with_what_failed(run):
         if c["name"].startswith("similarity") and c["status"] == "failed":
             cos = f'{c["data"]["pairs"][0]["cosine"]:.3f}'
             assert re.search(rf'<code>{re.escape(c["cell"])}</code></td><td data-label="a">cat-caption</td>'
-                             rf'<td data-label="b">cat-photo</td><td class="num bad" data-label="cosine">{cos}</td>', failed)
+                             rf'<td data-label="b">cat-photo</td>'
+                             rf'<td class="num bad" data-label="cosine">{cos}</td>', failed)
     # retrieval: a table per failed cell, a row per query
     retrieval = [c for c in summary["checks"] if c["name"] == "retrieval" and c["status"] == "failed"]
     assert retrieval and failed.count('<table class="cards queries">') == len(retrieval)
@@ -280,7 +283,8 @@ def test_a_cell_not_executed_says_why_in_a_few_words_and_the_hint_once(tmp_path)
     page = (tmp_path / "out" / "pick-a-model" / "report.html").read_text()
     cells = re.search(r'<section id="s-cells">(.*?)</section>', page, re.S).group(1)
     executed = re.findall(r'<td data-label="executed">(.*?)</td>', cells, re.S)
-    assert len(executed) == 9 and all(re.sub(r"<[^>]+>", "", e).strip() == "no: no DashScope API key [1]" for e in executed)
+    assert len(executed) == 9 and all(re.sub(r"<[^>]+>", "", e).strip() == "no: no DashScope API key [1]"
+                                      for e in executed)
     reasons = re.findall(r'<li id="reason-\d+">(.*?)</li>', cells, re.S)   # the how-to-fix, once, as note [1]
     assert len(reasons) == 1 and "DASHSCOPE_API_KEY" in reasons[0] and cells.count(reasons[0]) == 1
     costs = re.findall(r'data-label="cost">(.*?)</td>', cells)
@@ -317,7 +321,8 @@ def test_tokens_are_one_shape_across_providers(server, tmp_path):
     local, dashscope = cells["local"], cells["dashscope"]
     assert "prompt_tokens" in local["usage"] and "input_tokens" in dashscope["usage"]
     assert local["tokens"] == {"text": local["usage"]["prompt_tokens"], "image": 0}
-    assert dashscope["tokens"] == {"text": dashscope["usage"]["input_tokens"], "image": dashscope["usage"]["image_tokens"]}
+    assert dashscope["tokens"] == {"text": dashscope["usage"]["input_tokens"],
+                                   "image": dashscope["usage"]["image_tokens"]}
     assert local["cost"] is None and dashscope["cost"]["basis"] == "usage"     # no region bills a local model
     page = (folder / "report.html").read_text()
     assert "prompt_tokens" not in page and "Usage per cell" not in page

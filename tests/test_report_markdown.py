@@ -108,7 +108,8 @@ def test_failed_checks_come_first_with_the_worst_queries(run):
     ranks, per_query = check["data"]["ranks"], check["data"]["per_query"]
     # worst first: lowest recall@1, then the relevant input ranked lowest, then by id
     best = {q: min(r["rank"] for r in ranks[q]["relevant"]) for q in ranks}
-    missed = sorted((q for q in ranks if per_query[q]["recall@1"] < 1), key=lambda q: (per_query[q]["recall@1"], -best[q], q))
+    missed = sorted((q for q in ranks if per_query[q]["recall@1"] < 1),
+                    key=lambda q: (per_query[q]["recall@1"], -best[q], q))
     assert [r[0].strip("`") for r in queries["rows"]] == missed
     first = ranks[missed[0]]
     rel = first["relevant"][0]

@@ -119,7 +119,8 @@ def test_signature_of_another_namespace_does_not_count(setup):
     allowed_any.write_text(f"alice@example.com {alice.with_suffix('.pub').read_text()}")
     proc = cli(tmp, "verify", str(other), "--allowed-signers", str(allowed_any))
     assert proc.returncode == 5, proc.stdout + proc.stderr
-    assert "does not hold for this manifest digest: it was made for another namespace than mm-embed-harness" in proc.stdout
+    assert ("does not hold for this manifest digest: it was made for another namespace "
+            "than mm-embed-harness") in proc.stdout
 
 
 def test_sign_refuses_a_folder_that_does_not_verify(setup):

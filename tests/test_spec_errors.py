@@ -56,11 +56,13 @@ def test_every_error_is_reported_together_in_file_order_with_line_col_and_hint(t
 
 @pytest.mark.parametrize("text, expected", [
     ("version: 1\nname: t\ninputs: [\n", r"spec.yaml:4:1: invalid YAML"),
-    ("version: 1\nname: t\nname: u\ninputs: [{text: a}]\n", r"spec.yaml:3:1: duplicate key 'name' \(first defined at line 2\)"),
+    ("version: 1\nname: t\nname: u\ninputs: [{text: a}]\n",
+     r"spec.yaml:3:1: duplicate key 'name' \(first defined at line 2\)"),
     ("version: 1\nname: t\ninputs: []\n", r"spec.yaml:3:1: inputs is empty"),
     ("version: 1\nname: t\ninputs: [{text: a}]\ndimensions: [1024, \"x\"]\n", r"spec.yaml:4:\d+: dimensions"),
     ("version: 1\nname: ../../etc\ninputs: [{text: a}]\n", r"spec.yaml:2:7: name \"../../etc\" is not allowed"),
-    ("version: 1\nname: t\ninputs: [{id: ../x, text: a}]\n", r"spec.yaml:3:\d+: inputs\[0\].id .../x. is not a valid input id"),
+    ("version: 1\nname: t\ninputs: [{id: ../x, text: a}]\n",
+     r"spec.yaml:3:\d+: inputs\[0\].id .../x. is not a valid input id"),
     ("version: 1\nname: t\nmodels: [multimodal-embedding-v1]\ndimensions: [512]\ninputs: [{text: a}]\n",
      r"spec.yaml:4:\d+: multimodal-embedding-v1 does not support output dimension 512 \(it supports: 1024\)"),
     ("version: 1\nname: t\nmodels: [local/e5-small]\ninputs: [{image: https://x/y.png}]\n",
@@ -119,7 +121,8 @@ def test_missing_unreadable_not_image_and_oversized_images(tmp_path):
     assert r.returncode == 3
     assert "spec.yaml:4:12: image file 'nowhere.png' does not exist" in r.stderr
     assert "spec.yaml:5:12: 'notes.png' is not an image" in r.stderr
-    assert re.search(r"spec.yaml:6:\d+: .*big.png' is 5,100,\d+ bytes; qwen3-vl-embedding takes at most 5,000,000", r.stderr)
+    assert re.search(r"spec.yaml:6:\d+: .*big.png' is 5,100,\d+ bytes; qwen3-vl-embedding takes at most 5,000,000",
+                     r.stderr)
 
 
 def test_template_errors_name_the_row_and_the_fields(tmp_path):

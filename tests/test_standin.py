@@ -11,10 +11,9 @@ import urllib.request
 
 import pytest
 
+from harness.execute import ExecuteOptions, execute_run
 from tests.helpers import REPO
 from tests.servers.dashscope_server import stage_payloads, text_requests
-
-from harness.execute import ExecuteOptions, execute_run
 
 KEY = "sk-standin-test-0000"
 MODEL = "qwen3-vl-embedding"

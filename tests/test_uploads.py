@@ -80,7 +80,8 @@ def test_a_local_video_without_the_opt_in_is_refused_with_the_fix(tmp_path):
     write(tmp_path, upload=False, big_image=False)
     proc = cli(tmp_path, "validate", str(tmp_path / "spec.yaml"))
     assert proc.returncode == 3, proc.stdout + proc.stderr
-    assert "spec.yaml:10:12:" in proc.stdout + proc.stderr and "video 'clips/street.mp4' is not a URL" in proc.stdout + proc.stderr
+    assert ("spec.yaml:10:12:" in proc.stdout + proc.stderr
+            and "video 'clips/street.mp4' is not a URL" in proc.stdout + proc.stderr)
     assert "upload_local_files: true" in proc.stdout + proc.stderr
 
 

@@ -17,8 +17,8 @@ from pathlib import Path
 from harness.commands import add_allow_path, flags
 from harness.errors import HarnessError, Problem, SpecError
 from harness.evidence import atomic_write, canonical_json
-from harness.plan.payloads import render
 from harness.plan.build import build_plan
+from harness.plan.payloads import render
 from harness.spec.load import spec_from_data
 
 NAME = "prepare"
@@ -93,7 +93,8 @@ def _check_utf8(args) -> None:
                 value.encode("utf-8")
             except UnicodeEncodeError as e:
                 which = f"{flag} #{n}" if len(values) > 1 else flag
-                shown = value[e.start].encode("utf-8", "surrogateescape").hex() if "\udc80" <= value[e.start] <= "\udcff" else None
+                shown = (value[e.start].encode("utf-8", "surrogateescape").hex()
+                         if "\udc80" <= value[e.start] <= "\udcff" else None)
                 what = f"the byte 0x{shown}" if shown else f"{value[e.start]!r}"
                 raise SpecError(Problem(
                     f"{which} is not valid UTF-8 text: {what} at character {e.start + 1}",
@@ -153,10 +154,12 @@ def run(args) -> int:
             raise SpecError(Problem(
                 f"{m.name} cannot take these {len(inputs)} content items in one request "
                 f"(per request: {m.max_contents or 'no cap on'} items, {m.max_images or 'no cap on'} images, "
-                f"{m.max_videos or 'no cap on'} videos{', and one item only: it fuses everything' if m.fusion == 'always' else ''})",
+                f"{m.max_videos or 'no cap on'} videos"
+                f"{', and one item only: it fuses everything' if m.fusion == 'always' else ''})",
                 hint="send fewer items, or write a spec and use `harness run`, which splits requests"))
         body = render(cell, batches[0])
-    output = Path(args.output) if args.output else Path(os.environ.get("OUTPUT_DIR") or "output") / DEFAULT_FOLDER / "request.json"
+    output = (Path(args.output) if args.output
+              else Path(os.environ.get("OUTPUT_DIR") or "output") / DEFAULT_FOLDER / "request.json")
     if output.is_dir():
         raise SpecError(Problem(f"--output {output} is a folder", hint="give a file name, e.g. request.json"))
     atomic_write(output, canonical_json(body, pretty=True))

@@ -15,11 +15,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from harness.spec import schemafast
-
-from harness.spec import yamlpos
 from harness.errors import InternalError, Problem, SpecError
 from harness.evidence import sha256_bytes
+from harness.spec import schemafast, yamlpos
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
 SPEC_SCHEMA = "spec.schema.json"
@@ -189,7 +187,8 @@ def _explain_leaf(error, spec: Spec) -> list[tuple[tuple, Problem]]:
         for key in extras:
             hint = _did_you_mean(key, allowed) or f"allowed keys here: {', '.join(allowed)}"
             place = f" in {where}" if path else ""
-            out.append((path + (key,), spec.problem(path + (key,), f"unknown key {key!r}{place}", hint, prefer_key=True)))
+            out.append((path + (key,),
+                        spec.problem(path + (key,), f"unknown key {key!r}{place}", hint, prefer_key=True)))
         return out
     if custom and v in ("oneOf", "anyOf", "not", "if", "then", "else"):
         return [(path, spec.problem(path, f"{where}: {custom}", prefer_key=True))]

@@ -372,7 +372,8 @@ def _load_pure(text: str) -> tuple[Any, Positions]:
         before = text[:e.position]
         line, col = before.count("\n") + 1, e.position - (before.rfind("\n") + 1) + 1
         raise YamlProblem(f"invalid YAML: the control character {e.character:#06x} is not allowed in YAML text",
-                          line, col, "delete it; to send it, write it as an escape in double quotes, e.g. \"\\a\"") from None
+                          line, col,
+                          "delete it; to send it, write it as an escape in double quotes, e.g. \"\\a\"") from None
     try:
         try:
             node = loader.get_single_node()

@@ -85,6 +85,9 @@ ERROR_FAULTS: dict[str, tuple[int, str, str]] = {
     "403": (403, "AccessDenied", "Access denied."),
     "400": (400, "InvalidParameter", "url error, please check url!"),
     "error-200": (200, "InternalError.Algo", "An algorithm error occurred."),
+    # a message with Unicode line separators and raw HTML/Markdown, as a hostile or broken server may send
+    "400-hostile": (400, "InvalidParameter", "bad input\u2028FAIL forged line\u2029ok   forged too "
+                    "<img src=x onerror=alert(1)> <script>alert(2)</script> **bold** [link](http://evil.example) | a"),
 }
 BODY_FAULTS = ("slow", "drop", "malformed", "wrong-length", "missing-index", "nan",
                "huge-int", "true-number", "string-number", "deep-nesting", "echo-key", "echo-key-error", "redirect",
@@ -358,9 +361,10 @@ class FakeDashScope:
             n = self._policies
         entry["status"] = 200
         host = self.storage_host or self.base_url.removesuffix("/api/v1") + "/_oss"
-        data = {"policy": POLICY_DOCUMENT, "signature": POLICY_SIGNATURE, "upload_dir": f"dashscope-instant/fake/{n:04d}",
-                "upload_host": host, "expire_in_seconds": 300, "max_file_size_mb": 100, "capacity_limit_mb": 999999,
-                "oss_access_key_id": POLICY_ACCESS_KEY_ID, "x_oss_object_acl": "private", "x_oss_forbid_overwrite": "true"}
+        data = {"policy": POLICY_DOCUMENT, "signature": POLICY_SIGNATURE,
+                "upload_dir": f"dashscope-instant/fake/{n:04d}", "upload_host": host, "expire_in_seconds": 300,
+                "max_file_size_mb": 100, "capacity_limit_mb": 999999, "oss_access_key_id": POLICY_ACCESS_KEY_ID,
+                "x_oss_object_acl": "private", "x_oss_forbid_overwrite": "true"}
         await _respond(send, 200, json.dumps({"request_id": str(uuid.uuid4()), "data": data}).encode())
 
     async def _storage(self, scope, raw, send):
@@ -386,7 +390,8 @@ class FakeDashScope:
         form = _multipart(headers.get("content-type", ""), raw)
         if form is None or "file" not in form:
             return await refuse(400, "InvalidArgument", "not a multipart form with a file")
-        if form.get("Signature") != POLICY_SIGNATURE.encode() or form.get("OSSAccessKeyId") != POLICY_ACCESS_KEY_ID.encode() \
+        if form.get("Signature") != POLICY_SIGNATURE.encode() \
+                or form.get("OSSAccessKeyId") != POLICY_ACCESS_KEY_ID.encode() \
                 or form.get("policy") != POLICY_DOCUMENT.encode():
             return await refuse(403, "SignatureDoesNotMatch", "The request signature we calculated does not match.")
         key = form.get("key", b"").decode()
