@@ -26,7 +26,9 @@ except ImportError:  # pragma: no cover - depends on what is installed
 
 MAX_KEPT_TEXT = 1000      # characters of one string kept from an answer (a message, a code, an id)
 MAX_KEPT_DEPTH = 4        # nesting kept of a usage object (input_tokens_details is one level)
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")   # a line break in a message could forge a line of validate.txt
+# A line break in a message could forge a line of validate.txt: the C0 and C1 controls, and Unicode's
+# line and paragraph separators (U+2028, U+2029), which str.splitlines() and many viewers break on too.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _DROP = object()
 
 

@@ -8,6 +8,8 @@ check line and the plan. Tables are built here as rows; the Jinja2 template lays
 
 from __future__ import annotations
 
+import re
+
 import jinja2
 
 from harness.catalog.estimate import money
@@ -23,14 +25,24 @@ QUERIES_SHOWN = 10   # rows of a failed retrieval check's per-query table
 TOP_SHOWN = 3        # candidates named per query in that table
 
 
+# HTML's and Markdown's own characters in text a provider or a folder chose (an error message, an id):
+# report.md lands in $GITHUB_STEP_SUMMARY, which renders both, so such text is shown as written.
+# (an underscore inside a word emphasises nothing in GitHub's Markdown, so `image_tokens` stays as it is)
+_PROSE = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "\\": "\\\\", "`": "\\`", "*": "\\*",
+                        "[": "\\[", "]": "\\]", "|": "\\|", "~": "\\~"})
+_EDGE_UNDERSCORE = re.compile(r"(?<![0-9A-Za-z])_|_(?![0-9A-Za-z])")
+
+
 def cell(text) -> str:
-    """Text safe inside a Markdown table cell: no line break, pipes escaped."""
-    return " ".join(str(text).split()).replace("|", "\\|")
+    """Text safe inside a Markdown table cell: no line break (Unicode's line separators included),
+    HTML and Markdown escaped, so it renders as the very text."""
+    return _EDGE_UNDERSCORE.sub(r"\\_", " ".join(str(text).split()).translate(_PROSE))
 
 
 def code(text) -> str:
-    """An id as inline code inside a table cell (a backtick in the id widens the fence)."""
-    text = cell(text)
+    """An id as inline code inside a table cell (a backtick in the id widens the fence; inside code
+    nothing renders, so only the table's pipes are escaped)."""
+    text = " ".join(str(text).split()).replace("|", "\\|")
     fence = "``" if "`" in text else "`"
     return f"{fence} {text} {fence}" if fence == "``" else f"`{text}`"
 
