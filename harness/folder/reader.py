@@ -10,11 +10,22 @@ from pathlib import Path
 from typing import Any
 
 from harness.folder import layout, scan
-from harness.folder.records import CellEntry, CellVectors, Execution, FolderError, Manifest
+from harness.folder.records import CellEntry, CellVectors, Execution, FolderError, Manifest, shaped
 from harness.folder.summary import Summary, SummaryCheck
 from harness.folder.verdict import WORD, CheckResult
 
 STATUS = {word: status for status, word in WORD.items()}   # summary.json's word → CheckResult status
+
+# The fields of a line of each JSONL file and their JSON types (`shaped`); a line of other types is a FolderError.
+ROWS = {
+    layout.INPUTS: {"id": str, "modality": (str, None), "parts": [dict]},
+    "index": {"file": str, "sha256": str, "inputs": [str], "contents": int},
+    "responses": {"file": (str, None), "request_id": (str, None), "status": (int, None), "attempts": (int, None),
+                  "latency_ms": (float, None), "cache_hit": (bool, None), "usage": (dict, None),
+                  "error": ({"status": (int, None), "code": (str, None), "message": (str, None),
+                             "request_id": (str, None)}, None),
+                  "replica": (str, None), "uploads": (list, None)},
+}
 
 
 class RunReader:
@@ -25,10 +36,20 @@ class RunReader:
     def __init__(self, path: str | Path, sizes: dict[str, int] | None = None):
         self.path = Path(path)
         self.sizes = sizes or {}
+        self._root, self._prefix = self.path, ""    # `within`: a folder inside, read through this one
+
+    def within(self, sub: str) -> "RunReader":
+        """A reader of the folder `sub` inside this one (`repeat/`), reading through this folder, so a
+        link on the way is not followed either (a RunReader of `path / sub` would follow `sub`)."""
+        scan.parts(sub)
+        inner = RunReader(self.path / sub, {k[len(sub) + 1:]: v for k, v in self.sizes.items()
+                                            if k.startswith(sub + "/")})
+        inner._root, inner._prefix = self._root, f"{self._prefix}{sub}/"
+        return inner
 
     def raw(self, rel: str, limit: int = scan.MAX_RECORD) -> bytearray:
         """The bytes of the file `rel` (see `scan.read_file`)."""
-        return scan.read_file(self.path, rel, limit, self.sizes.get(rel), exact=False)
+        return scan.read_file(self._root, self._prefix + rel, limit, self.sizes.get(rel), exact=False)
 
     def text(self, rel: str) -> str:
         try:
@@ -54,7 +75,7 @@ class RunReader:
 
     def has(self, rel: str) -> bool:
         """Something is at `rel` (a link or a FIFO too: reading it then says what it is)."""
-        return scan.entry_kind(self.path, rel) is not None
+        return scan.entry_kind(self._root, self._prefix + rel) is not None
 
     # --- the records
 
@@ -73,8 +94,9 @@ class RunReader:
         npy, ids_rel = layout.vectors_file(cell_id), layout.ids_file(cell_id)
         if not self.has(npy):
             return None
-        matrix = _matrix(npy, scan.map_file(self.path, npy, scan.MAX_FILE, self.sizes.get(npy), exact=False) if mmap
-                         else self.raw(npy, scan.MAX_FILE))
+        data = (scan.map_file(self._root, self._prefix + npy, scan.MAX_FILE, self.sizes.get(npy), exact=False)
+                if mmap else self.raw(npy, scan.MAX_FILE))
+        matrix = _matrix(npy, data)
         if not self.has(ids_rel):
             raise FolderError(f"{ids_rel} is missing beside {npy}")
         ids = self._json(ids_rel)
@@ -95,6 +117,7 @@ class RunReader:
         for n, row in enumerate(rows, 1):
             if not isinstance(row, dict) or not isinstance(row.get("id"), str):
                 raise FolderError(f"{layout.INPUTS} line {n} is not an input (no \"id\")")
+            shaped(row, ROWS[layout.INPUTS], f"{layout.INPUTS} line {n}")
         return rows
 
     def input_ids(self) -> list[str]:
@@ -114,12 +137,18 @@ class RunReader:
         for n, row in enumerate(rows, 1):
             if not isinstance(row, dict) or not isinstance(row.get("file"), str):
                 raise FolderError(f"{rel} line {n} is not a payload entry")
+            shaped(row, ROWS["index"], f"{rel} line {n}")
         return rows
 
     def responses(self, cell_id: str) -> list[dict[str, Any]]:
         """responses/<cell>.jsonl rows; empty when the cell was not executed."""
         rel = layout.responses_file(cell_id)
-        return [r for r in self._jsonl(rel) if isinstance(r, dict)] if self.has(rel) else []
+        if not self.has(rel):
+            return []
+        rows = self._jsonl(rel)
+        for n, row in enumerate(rows, 1):
+            shaped(row, ROWS["responses"], f"{rel} line {n}")
+        return rows
 
     def summary(self) -> dict[str, Any] | None:
         """summary.json's content as JSON (the bytes the other reports project); `Run.summary` is its record."""
