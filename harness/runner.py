@@ -238,7 +238,7 @@ def run(spec_path: str | Path, *, base: Path, execute: bool = False, execute_opt
                 exec_results, provider_failed = _execute(plan, folder, cells, execute_options or {}, console, known,
                                                          allow_hosts)
                 results += exec_results
-                results += _spec_checks(spec, folder, body.cells, cell_filter)
+                results += _spec_checks(spec, folder, body.cells, cell_filter, allow_paths)
                 results += _spec_export(spec, folder, body)
                 from harness.execute.results import nothing_executed  # shared with verify
                 empty = nothing_executed(exec_results)
@@ -263,14 +263,14 @@ def _sign(folder: Path, key: str) -> str:
     return sign(folder, key)
 
 
-def _spec_checks(spec: Spec, folder: Path, cells: list[dict],
-                 cell_filter: CellFilter | None = None) -> list[CheckResult]:
+def _spec_checks(spec: Spec, folder: Path, cells: list[dict], cell_filter: CellFilter | None = None,
+                 allow_paths: tuple | list = ()) -> list[CheckResult]:
     checks = all_checks(spec.data)     # the spec's, then those its `beir:` inputs bring
     if not checks:
         return []
     return list(evaluate_checks(checks, folder, cells, lambda p: spec.positions.of(("checks",) + tuple(p)),
                                 spec_dir=spec.base_dir, sliced=cell_filter.describe() if cell_filter else None,
-                                write=RunWriter(folder).check_output))
+                                write=RunWriter(folder).check_output, allow_paths=allow_paths))
 
 
 def _spec_export(spec: Spec, folder: Path, manifest: Manifest) -> list[CheckResult]:

@@ -27,8 +27,8 @@ def _toy(calls: list) -> SimpleNamespace:
     def checks(entry):
         return [{"retrieval": {"name": "toy", "toy": {"file": entry["toy"]}}}]
 
-    def judgements(check, spec_dir):
-        calls.append(("judgements", check["file"], spec_dir))
+    def judgements(check, files):     # the spec's confinement (InputFiles), not a bare folder
+        calls.append(("judgements", check["file"], files.base_dir))
         return Judgements({"toy-1": {"toy-1": 1}})
 
     return SimpleNamespace(MODALITIES=("text",), inputs=inputs, checks=checks, judgements=judgements)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from harness.folder import CellVectors
+from harness.inputs.files import InputFiles
 
 SKIP = "skip"          # key in a kind's data: every trial was about inputs this cell does not take
 OUTPUTS = "_outputs"   # key in a kind's data: files it gives the run folder ({"run"|"results": bytes})
@@ -24,9 +25,12 @@ class Ctx:
     trials, while a planned input without a vector is a failure."""
 
     def __init__(self, folder: Path, cell: dict, vectors: CellVectors, input_ids: list[str], spec_dir: Path,
-                 name: str = ""):
+                 name: str = "", files: InputFiles | None = None):
         self.folder, self.cell, self.vectors, self.input_ids, self.spec_dir = folder, cell, vectors, input_ids, spec_dir
         self.name = name
+        # the confinement the run was planned with: a check reading the spec's files (qrels,
+        # captions) reads them as the plan did, never a link out of the project or a FIFO
+        self.files = files if files is not None else InputFiles.for_spec(spec_dir)
         self.planned = set(input_ids) if input_ids else set(vectors.ids)
 
     def missing(self, ids: Iterable[str]) -> list[str]:

@@ -19,6 +19,7 @@ from harness.checks.stability import check_stability
 from harness.checks.vectors import check_vectors
 from harness.folder import CellExecution, FolderError, RunReader, layout
 from harness.folder.verdict import CheckResult
+from harness.inputs.files import InputFiles
 from harness.spec.checkrefs import Locate, _where, check_kind
 
 Write = Callable[[str, bytes], None]
@@ -88,6 +89,7 @@ def evaluate_checks(
     spec_dir: Path | None = None,
     sliced: str | None = None,
     write: Write | None = None,
+    allow_paths: tuple | list = (),
 ) -> list[CheckResult]:
     """Evaluate every check in every cell it selects, in spec order then cell order.
 
@@ -95,7 +97,9 @@ def evaluate_checks(
     vectors file, whatever execution.json says) gives a `skip` result with the reason (never a pass: reports count it as skipped); a check whose
     filters select no cell fails, so a typo never passes silently, unless the run was `sliced`
     (`run --model/--dimension/--cell`, described by this text): then it is a `skip`.
-    `spec_dir` resolves a stability check's relative `against` path (default: the cwd).
+    `spec_dir` resolves a stability check's relative `against` path (default: the cwd); with
+    `allow_paths` (the run's `--allow-path`) it is the confinement a check's own files (qrels,
+    captions) are read through, as when the run was planned.
     `locate(path)` maps a path inside `checks:` (e.g. (0, "nearest")) to (line, col).
     `write(relative path, bytes)` receives the files a check gives the folder (a retrieval check
     over qrels: the cell's MTEB-layout result and TREC run file); `run` writes them through
@@ -103,6 +107,7 @@ def evaluate_checks(
     """
     folder = Path(folder)
     spec_dir = Path(spec_dir) if spec_dir is not None else Path.cwd()
+    files = InputFiles.for_spec(spec_dir, allow_paths)
     run = RunReader(folder)
     try:
         execution = run.execution()
@@ -135,7 +140,7 @@ def evaluate_checks(
         for index, name, kind, body, base in mine:
             by_slot[(index, position)] = _evaluate_one(
                 name, kind, body, {**base, "model": cell.get("model"), "dimension": cell.get("dimension")},
-                cell, vec, info, folder, planned if planned is not None else input_ids, spec_dir, write)
+                cell, vec, info, folder, planned if planned is not None else input_ids, spec_dir, write, files)
     results: list[CheckResult] = []
     for index, name, kind, body, base in prepared:
         mine = [by_slot[k] for k in sorted(k for k in by_slot if k[0] == index)]
@@ -152,7 +157,8 @@ def evaluate_checks(
 
 
 def _evaluate_one(name: str, kind: str, body: dict, meta: dict, cell: dict, vec, info: CellExecution | None,
-                  folder: Path, planned: list[str], spec_dir: Path, write: Write | None = None) -> CheckResult:
+                  folder: Path, planned: list[str], spec_dir: Path, write: Write | None = None,
+                  files: InputFiles | None = None) -> CheckResult:
     cid = cell["id"]
     if isinstance(vec, FolderError):
         return CheckResult(name, False, str(vec), cid, "check",
@@ -163,7 +169,7 @@ def _evaluate_one(name: str, kind: str, body: dict, meta: dict, cell: dict, vec,
         return CheckResult.skip(name, f"cell not executed: {reason.brief}" if reason else "cell not executed",
                                 cid, "check", {**meta, "status": "skipped",
                                                "reason": reason.text if reason else "cell not executed"})
-    trials, failures, detail, data = EVALUATORS[kind](body, Ctx(folder, cell, vec, planned, spec_dir, name))
+    trials, failures, detail, data = EVALUATORS[kind](body, Ctx(folder, cell, vec, planned, spec_dir, name, files))
     outputs = data.pop(OUTPUTS, None)
     if outputs:
         paths = {"results": layout.check_results_file(cid, name), "run": layout.check_run_file(cid, name)}

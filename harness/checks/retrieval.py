@@ -24,7 +24,7 @@ GRADED_SHOWN = ("ndcg@10", "recall@100", "map@10", "mrr@10")   # a qrels check's
 
 def check_retrieval(body: dict, ctx: Ctx) -> Outcome:
     try:
-        judged = datasets.judgements(body, ctx.spec_dir)
+        judged = datasets.judgements(body, ctx.files)
     except datasets.JudgementsError as exc:
         return 1, 1, str(exc), {QRELS_UNAVAILABLE: True}
     graded = judged.source is not None

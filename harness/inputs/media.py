@@ -11,9 +11,13 @@ before anything is written.
 from __future__ import annotations
 
 import base64
+import errno
 import hashlib
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from harness.errors import ExitCode, Failure
 from harness.evidence import sha256_bytes
@@ -45,6 +49,40 @@ _VIDEO_SIGNATURES: list[tuple[int, bytes, str, str]] = [
     (0, b"\x00\x00\x01\xb3", "mpeg", "video/mpeg"),
 ]
 UPLOAD_PREFIX = "upload:sha256:"
+
+
+# What a path that is no regular file is, in words: reading a FIFO blocks until someone writes,
+# a device such as /dev/zero never ends, a socket cannot be opened at all.
+_SPECIAL = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+            (stat.S_ISSOCK, "a socket"))
+
+
+class NotRegularFile(OSError):
+    """A path that is a FIFO, a device or a socket: never read as an input (`strerror` says which)."""
+
+
+def open_regular(path: Path | str) -> BinaryIO:
+    """`path` opened for reading when it is a regular file. Opened without blocking (a FIFO would
+    wait for a writer) and without following a last symlink (the caller passes a resolved path);
+    `NotRegularFile` for a FIFO, a device or a socket, IsADirectoryError for a folder."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as e:
+        if e.errno == errno.ENXIO:       # a socket (or a FIFO with no writer, on some systems)
+            raise NotRegularFile(errno.ENXIO, "not a regular file (a socket)", str(path)) from None
+        raise
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+        if not stat.S_ISREG(mode):
+            what = next((name for test, name in _SPECIAL if test(mode)), "a special file")
+            raise NotRegularFile(errno.EINVAL, f"not a regular file ({what})", str(path))
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def upload_placeholder(sha256: str) -> str:
@@ -99,7 +137,8 @@ class LocalImage:
 
     def data_uri(self) -> str:
         try:
-            data = self.path.read_bytes()
+            with open_regular(self.path) as f:
+                data = f.read()
         except OSError as e:
             raise MediaError(f"cannot read image {self.shown!r} any more ({e.strerror}): it changed while the run "
                              "was being written", "run again; do not edit inputs during a run") from None
@@ -129,14 +168,15 @@ def inspect_local_image(shown: str, path: Path, kind: str = "image") -> LocalIma
                          if kind == "image" else "give one video file")
     h = hashlib.sha256()
     try:
-        with open(path, "rb") as f:
+        with open_regular(path) as f:
             head = f.read(64)
             h.update(head)
             while block := f.read(1 << 20):
                 h.update(block)
-        size = path.stat().st_size
+            size = os.fstat(f.fileno()).st_size
     except OSError as e:
-        raise MediaError(f"cannot read {kind} {shown!r}: {e.strerror}", "check the file's permissions")
+        raise MediaError(f"cannot read {kind} {shown!r}: {e.strerror}", "give an image or a video file"
+                         if isinstance(e, NotRegularFile) else "check the file's permissions") from None
     if kind == "video":
         found = sniff_video(head)
         if found is None:

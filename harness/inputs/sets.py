@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import csv
 import functools
-import glob
 import hashlib
 import io
 import json
 import os
-import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
 from harness.inputs.files import CSV_FIELD_LIMIT, InputFiles, media_part
+from harness.inputs.media import open_regular
 from harness.inputs.types import ID_RE, Input, InputProblem, Part, unicode_problem
 
 if TYPE_CHECKING:       # annotations only: jinja2 is imported where input sets are read
@@ -115,12 +114,6 @@ class _HashingReader(io.RawIOBase):
         return n
 
 
-def _glob_anchor(source: str) -> str:
-    """The folder a `from:` glob starts in: the part before its first wildcard, up to a '/'."""
-    head = re.split(r"[*?\[]", source, maxsplit=1)[0]
-    return head if head.endswith("/") else os.path.dirname(head) or "."
-
-
 def _rows(entry: dict, files: InputFiles, where: tuple, errors: _RowErrors) -> tuple[str, Iterator[tuple[str, dict]]]:
     """(kind of row variable, iterator of (row label, variables)). Bad rows go to `errors`."""
     source = entry["from"]
@@ -139,10 +132,8 @@ def _rows(entry: dict, files: InputFiles, where: tuple, errors: _RowErrors) -> t
             raise InputProblem(where + ("from",), f"cannot tell the format of {source!r}",
                                "name a .csv or .jsonl file or a folder of images, or set `format:`", False)
     if fmt == "images":
-        # the folder itself here; each file (a symlink may lead out) when its image is read
-        files.resolve(_glob_anchor(source) if has_glob else source, "folder", where + ("from",))
-        pattern = str(path / "*") if path.is_dir() else str(path)
-        found = sorted(p for p in glob.glob(pattern, recursive=True) if os.path.isfile(p))
+        # the folder and the walk here; each file (a symlink may lead out) when its image is read
+        found = files.listing(source, where + ("from",))
         if not found:
             raise InputProblem(where + ("from",), f"no files match {source!r}", "check the folder or glob", False)
 
@@ -153,7 +144,7 @@ def _rows(entry: dict, files: InputFiles, where: tuple, errors: _RowErrors) -> t
                 yield f"{rel}", {"file": {"path": p.as_posix(), "name": p.name, "stem": p.stem}}
         return "file", image_rows()
     path = files.resolve(source, "input file", where + ("from",))
-    if not path.is_file():
+    if not path.exists() or path.is_dir():      # a FIFO or a device exists: opening it says what it is
         raise InputProblem(where + ("from",), f"input file {source!r} does not exist",
                            "paths are relative to the spec file", False)
 
@@ -210,7 +201,7 @@ def _rows(entry: dict, files: InputFiles, where: tuple, errors: _RowErrors) -> t
 
     def file_rows():
         try:
-            with open(path, "rb") as raw:
+            with open_regular(path) as raw:
                 hashed = _HashingReader(raw)
                 with io.TextIOWrapper(io.BufferedReader(hashed, 1 << 16), encoding="utf-8-sig", newline="") as f:
                     yield from (csv_rows(f) if fmt == "csv" else jsonl_rows(f))

@@ -36,7 +36,7 @@ from typing import Any, Callable
 from urllib.parse import urlsplit
 
 from harness.evidence import atomic_write
-from harness.inputs.media import UPLOAD_PREFIX, sniff, sniff_video
+from harness.inputs.media import UPLOAD_PREFIX, open_regular, sniff, sniff_video
 from harness.providers import wire
 from harness.providers.base import ProviderError
 from harness.providers.credentials import Destination, allowed_hosts, scrub
@@ -209,7 +209,8 @@ class Uploader:
             raise ProviderError(f"no local file with sha256 {sha256[:12]}… is known to this run, so it cannot be "
                                 "uploaded", code="UploadFileUnknown")
         try:
-            data = Path(path).read_bytes()
+            with open_regular(Path(path).resolve()) as f:   # the file planned, or an error: never a FIFO's wait
+                data = f.read()
         except OSError as e:
             raise ProviderError(f"cannot read {Path(path).name} to upload it ({e.strerror})",
                                 code="UploadFileUnreadable") from None

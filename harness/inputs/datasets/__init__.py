@@ -4,7 +4,7 @@ Each data set gives its inputs, the retrieval checks its entry brings, the judge
 checks rank against, and the modalities of its inputs; the rest of the harness asks `DATASETS`
 and never names a data set. `all_checks(spec data)` is the one list of checks a run evaluates:
 the spec's `checks:` and, after them, those its data-set entries bring; `judgements(body,
-spec_dir)` reads what a retrieval check ranks against, whichever way it was given (raising
+files)` reads what a retrieval check ranks against, whichever way it was given (raising
 `JudgementsError` when that can no longer be read).
 """
 
@@ -35,7 +35,7 @@ class DataSet(Protocol):
 
     def checks(self, entry: dict) -> list[dict]: ...
 
-    def judgements(self, check: dict, spec_dir: Path) -> Judgements: ...
+    def judgements(self, check: dict, files: InputFiles) -> Judgements: ...
 
 
 DATASETS: dict[str, DataSet] = {"beir": beir, "imagetext": imagetext}
@@ -54,12 +54,16 @@ def all_checks(data: dict) -> list[dict]:
     return checks
 
 
-def judgements(body: dict, spec_dir: Path) -> Judgements:
+def judgements(body: dict, files: InputFiles | Path) -> Judgements:
     """What a retrieval check body ranks against: a data set's, its own qrels file's, or its
-    inline `queries:`. Raises JudgementsError when a file it needs cannot be read."""
+    inline `queries:`. Every file is read through `files`, the confinement the run was planned
+    with (a Path: the spec's folder, no --allow-path). Raises JudgementsError when a file it needs
+    cannot be read."""
+    if not isinstance(files, InputFiles):
+        files = InputFiles.for_spec(files)
     for key, dataset in DATASETS.items():
         if body.get(key):
-            return dataset.judgements(body[key], spec_dir)
+            return dataset.judgements(body[key], files)
     if body.get("qrels"):
-        return file_judgements(body["qrels"], spec_dir, body.get("query_prefix", ""), body.get("doc_prefix", ""))
+        return file_judgements(body["qrels"], files, body.get("query_prefix", ""), body.get("doc_prefix", ""))
     return Judgements({q: {r: 1 for r in rel} for q, rel in (body.get("queries") or {}).items()})

@@ -94,12 +94,16 @@ class _Problems:
                                               None, False))
 
 
-def _read_jsonl(path: Path, shown: str, fields: tuple[str, ...], errors: _Problems, files: InputFiles,
+def _read_jsonl(shown: str, fields: tuple[str, ...], errors: _Problems, files: InputFiles,
                 written: str) -> list[_Record]:
-    """Every record of a BEIR JSONL file, its text joined from `fields`; duplicates and bad lines
-    go to `errors` with file:line."""
+    """Every record of a BEIR JSONL file (read through the confinement: a link out of the project,
+    a FIFO or a device is refused), its text joined from `fields`; duplicates and bad lines go to
+    `errors` with file:line."""
     try:
-        data = path.read_bytes()
+        data = files.read_bytes(written, "BEIR file", errors.where)
+    except InputProblem as p:
+        errors.add(p.message, p.hint)
+        return []
     except FileNotFoundError:
         errors.add(f"{shown} does not exist", "a BEIR folder holds corpus.jsonl, queries.jsonl and qrels/<split>.tsv")
         return []
@@ -169,8 +173,8 @@ def load(entry: dict, index: int, files: InputFiles, problems: list) -> BeirSet 
     qrels_written = qrels_path(entry)
     qrels_file = files.resolve(qrels_written, "qrels file", where)
     corpus_at, queries_at = f"{written}/{CORPUS}", f"{written}/{QUERIES}"
-    corpus = _read_jsonl(folder / CORPUS, corpus_at, ("title", "text"), errors, files, corpus_at)
-    queries = _read_jsonl(folder / QUERIES, queries_at, ("text",), errors, files, queries_at)
+    corpus = _read_jsonl(corpus_at, ("title", "text"), errors, files, corpus_at)
+    queries = _read_jsonl(queries_at, ("text",), errors, files, queries_at)
     try:
         qrels, lines, data = read_qrels(qrels_file)
         files.record(qrels_written, sha256_bytes(data), len(data), "qrels", format="tsv")
@@ -251,9 +255,9 @@ def checks(entry: dict) -> list[dict]:
                                     **({"sample": entry["sample"]} if entry.get("sample") else {})}}}]
 
 
-def judgements(check: dict, spec_dir: Path) -> Judgements:
+def judgements(check: dict, files: InputFiles) -> Judgements:
     """What the check a `beir:` entry brought ranks against (`check`: its `beir:` part): the split's qrels."""
     entry = {"beir": check["folder"], "split": check["split"], "prefix": check.get("prefix", "")}
     extra = {"sample": check["sample"]} if check.get("sample") else {}
-    return file_judgements(qrels_path(entry), spec_dir, query_prefix(entry), doc_prefix(entry), escape, unescape,
+    return file_judgements(qrels_path(entry), files, query_prefix(entry), doc_prefix(entry), escape, unescape,
                            check.get("task"), check["split"], extra)

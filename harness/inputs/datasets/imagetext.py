@@ -104,10 +104,11 @@ def parse_captions(data: bytes, shown: str) -> tuple[list[Item], list[tuple[int,
     return list(items.values()), problems
 
 
-def read_items(entry: dict, base_dir: Path) -> list[Item]:
-    """The items again at check time (the file was checked when the run was planned)."""
+def read_items(entry: dict, files: InputFiles) -> list[Item]:
+    """The items again at check time (the file was checked when the run was planned; it is read
+    through the same confinement). Raises InputProblem or OSError."""
     written = str(entry["imagetext"])
-    items, _ = parse_captions((base_dir / written).read_bytes(), written)
+    items, _ = parse_captions(files.read_bytes(written, "captions file", ()), written)
     return items
 
 
@@ -115,9 +116,8 @@ def inputs(entry: dict, index: int, files: InputFiles, problems: list) -> Iterat
     """The inputs of one `imagetext:` entry: every image, then every caption."""
     where = ("inputs", index, "imagetext")
     written = str(entry["imagetext"])
-    path = files.resolve(written, "captions file", where)
     try:
-        data = path.read_bytes()
+        data = files.read_bytes(written, "captions file", where)
     except FileNotFoundError:
         raise InputProblem(where, f"captions file {written!r} does not exist", "paths are relative to the spec file",
                            False) from None
@@ -161,12 +161,14 @@ def checks(entry: dict) -> list[dict]:
             for direction in DIRECTIONS]
 
 
-def judgements(check: dict, spec_dir: Path) -> Judgements:
+def judgements(check: dict, files: InputFiles) -> Judgements:
     """What a check an `imagetext:` entry brought ranks against (`check`: its `imagetext:` part): in
     text→image each caption's one image, in image→text each image's captions."""
     entry = {"imagetext": check["file"], "images": check["images"], "prefix": check.get("prefix", "")}
     try:
-        items = read_items(entry, spec_dir)
+        items = read_items(entry, files)
+    except InputProblem as p:
+        raise JudgementsError(f"cannot read the captions {check['file']}: {p.message}") from None
     except OSError as e:
         raise JudgementsError(f"cannot read the captions {check['file']}: {e.strerror}") from None
     pairs = [(image_id(entry, i.image), [caption_id(entry, i.image, n) for n in range(1, len(i.captions) + 1)])

@@ -14,6 +14,8 @@ from typing import Callable
 
 from harness.errors import ExitCode, Failure
 from harness.evidence import sha256_bytes
+from harness.inputs.files import InputFiles
+from harness.inputs.media import open_regular
 from harness.inputs.types import InputProblem
 
 BEIR_HEADER = ("query-id", "corpus-id", "score")
@@ -73,9 +75,11 @@ def parse_qrels(text: str) -> tuple[Qrels, dict[tuple[str, str], int]]:
 
 
 def read_qrels(path: Path) -> tuple[Qrels, dict[tuple[str, str], int], bytes]:
-    """Read and parse a qrels file: (qrels, line of each pair, the bytes read). Raises QrelsError
-    (the whole file: line None) or OSError."""
-    data = Path(path).read_bytes()
+    """Read and parse a qrels file (resolved by the caller through `InputFiles`; a regular file
+    only): (qrels, line of each pair, the bytes read). Raises QrelsError (the whole file: line
+    None) or OSError (NotRegularFile for a FIFO or a device)."""
+    with open_regular(path) as f:
+        data = f.read()
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
@@ -122,14 +126,17 @@ def _same(input_id: str) -> str:
     return input_id
 
 
-def file_judgements(path: str, spec_dir: Path, qp: str, dp: str, esc: Callable[[str], str] = _same,
+def file_judgements(path: str, files: InputFiles, qp: str, dp: str, esc: Callable[[str], str] = _same,
                     back: Callable[[str], str] = _same, task: str | None = None, split: str | None = None,
                     extra: dict | None = None) -> Judgements:
-    """The judgements of the qrels file `path` (as written, relative to `spec_dir`), its ids made
-    input ids as `qp`/`dp` + `esc(id)`. Raises JudgementsError when the file cannot be read (the
-    spec was checked when the run was planned; this is a file gone since)."""
+    """The judgements of the qrels file `path` (as written, relative to the spec's folder, read
+    through the same confinement as when the run was planned), its ids made input ids as
+    `qp`/`dp` + `esc(id)`. Raises JudgementsError when the file cannot be read (the spec was
+    checked when the run was planned; this is a file gone or changed since)."""
     try:
-        qrels, _, _ = read_qrels(spec_dir / path)
+        qrels, _, _ = read_qrels(files.resolve(path, "qrels file", ()))
+    except InputProblem as p:
+        raise JudgementsError(f"cannot read the qrels {path}: {p.message}") from None
     except (OSError, QrelsError) as e:
         why = e.strerror if isinstance(e, OSError) else (f"line {e.line}: " if e.line else "") + e.message
         raise JudgementsError(f"cannot read the qrels {path}: {why}") from None
