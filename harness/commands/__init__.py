@@ -8,8 +8,8 @@ from pathlib import Path
 
 def _folder(value: str) -> Path:
     path = Path(value).expanduser()
-    if not path.is_dir():
-        raise argparse.ArgumentTypeError(f"{value!r} is not a folder")
+    if not path.is_dir() and not path.is_file():   # a single file: a credential file read on purpose
+        raise argparse.ArgumentTypeError(f"{value!r} is not a folder or a file")
     return path.resolve()
 
 
@@ -17,9 +17,10 @@ def add_allow_path(parser) -> None:
     """`--allow-path DIR` (repeatable): the commands that read a spec's input files share it."""
     parser.add_argument("--allow-path", action="append", default=[], type=_folder, metavar="DIR",
                         dest="allow_paths",
-                        help="also read input files (images, CSV/JSONL sets) from DIR; by default they must lie "
-                             "in the spec's project: the git work tree holding the spec, else the spec's folder "
-                             "(repeatable)")
+                        help="also read input files (images, CSV/JSONL sets) from DIR (or the one file DIR names); "
+                             "by default they must lie in the spec's project: the git work tree holding the spec, "
+                             "else the spec's folder (repeatable). Also what lets a spec read a well-known "
+                             "credential file (.netrc, .env, *.pem, .ssh/, ...); nothing reads a git directory")
 
 
 def add_allow_host(parser: argparse.ArgumentParser) -> None:
@@ -36,7 +37,20 @@ def add_allow_host(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--allow-host", action="append", default=[], type=host, metavar="HOST[:PORT]",
                         help="a host the spec's endpoint/base_url may send a credential to (repeatable; also "
                              f"${ALLOW_ENV}, comma-separated). Without it keys go only to the official "
-                             "DashScope hosts, --base-url and $DASHSCOPE_HTTP_BASE_URL")
+                             "DashScope hosts, --base-url and $DASHSCOPE_HTTP_BASE_URL; in CI mode the "
+                             "inputs too (loopback aside), key or not")
+    parser.add_argument("--trusted-hosts-only", action="store_true", default=None,
+                        help="CI mode whatever the environment says: every send, key or not, goes only to the "
+                             "official hosts, loopback, --base-url, $DASHSCOPE_HTTP_BASE_URL, --allow-host and "
+                             f"${ALLOW_ENV} (on by itself when $CI is true; for Jenkins, which sets no CI, this "
+                             "or HARNESS_CI=1; HARNESS_CI=0 turns CI mode off)")
+
+
+def host_grants(args):
+    """What `add_allow_host`'s flags allow, as one value every stage passes on (`HostGrants`)."""
+    from harness.providers.credentials import HostGrants
+
+    return HostGrants(args.allow_host, trusted_only=bool(args.trusted_hosts_only))
 
 
 def add_max_payload(parser) -> None:

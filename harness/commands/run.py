@@ -6,13 +6,21 @@ import argparse
 
 from rich.markup import escape
 
-
-from harness.commands import add_allow_host, add_allow_path, add_filters, add_max_payload, cell_filter, flags
-from harness.providers.credentials import unsendable
+from harness.commands import (
+    add_allow_host,
+    add_allow_path,
+    add_filters,
+    add_max_payload,
+    cell_filter,
+    flags,
+    host_grants,
+)
 from harness.errors import ExitCode, Problem, UsageError
 from harness.folder import RunReader
+from harness.providers.credentials import unsendable
 from harness.report.terminal import RESULT_COLUMNS, make_console, print_cells, print_table, result_rows
-from harness.runner import output_base, run as run_pipeline
+from harness.runner import output_base
+from harness.runner import run as run_pipeline
 
 NAME = "run"
 HELP = "write payloads and evidence to output/<name>/ (and execute them with --execute)"
@@ -100,7 +108,7 @@ def run(args) -> int:
                "use_cache": False if args.no_cache else None, "refresh": args.refresh or None,
                "workspace": args.workspace}
     outcome = run_pipeline(args.spec, base=output_base(args.output), execute=args.execute,
-                           execute_options=options, base_url=args.base_url, allow_hosts=args.allow_host,
+                           execute_options=options, base_url=args.base_url, allow_hosts=host_grants(args),
                            console=console, require_executed=args.require_executed, allow_paths=args.allow_paths,
                            max_payload=args.max_payload, sign_key=args.sign,
                            cell_filter=cell_filter(args))

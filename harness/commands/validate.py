@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 
-from harness.commands import add_allow_host, add_allow_path, add_filters, add_max_payload, cell_filter
+from harness.commands import add_allow_host, add_allow_path, add_filters, add_max_payload, cell_filter, host_grants
 from harness.errors import ExitCode, HarnessError
 from harness.evidence import canonical_json
 from harness.plan.build import load_plan
@@ -38,7 +38,7 @@ def run(args) -> int:
         entry = {"spec": path, "valid": True}
         try:
             with load_plan(path, base_url=args.base_url, allow_paths=args.allow_paths, max_payload=args.max_payload,
-                           allow_hosts=args.allow_host, cell_filter=cell_filter(args)) as plan:
+                           allow_hosts=host_grants(args), cell_filter=cell_filter(args)) as plan:
                 entry.update(cells=len(plan.cells), inputs=plan.input_count, problems=plan.warnings)
                 if not args.json:
                     for w in plan.warnings:

@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from harness.commands import add_allow_host, add_allow_path, add_filters, add_max_payload, cell_filter
+from harness.commands import add_allow_host, add_allow_path, add_filters, add_max_payload, cell_filter, host_grants
 from harness.errors import Problem, UsageError
 
 NAME = "verify"
@@ -117,8 +117,8 @@ def run(args) -> int:
             if getattr(args, flag) not in (None, False):
                 raise UsageError(Problem(f"--{flag.replace('_', '-')} does nothing with --hashes-only, which "
                                            "re-derives and re-executes nothing", hint="drop one of the two"))
-    for flag in ("tolerance", "max_cost", "seed", "base_url", "allow_host", "filter_model", "filter_dimension",
-                 "filter_cell"):
+    for flag in ("tolerance", "max_cost", "seed", "base_url", "allow_host", "trusted_hosts_only", "filter_model",
+                 "filter_dimension", "filter_cell"):
         if getattr(args, flag) not in (None, []) and args.reexecute is None:
             raise UsageError(Problem(f"--{flag.removeprefix('filter_').replace('_', '-')} applies to --reexecute, "
                                        "which was not given"))
@@ -141,7 +141,7 @@ def run(args) -> int:
             (lambda text: print(text, flush=True))
         check_reexecution(context, report, per_cell=None if args.reexecute == "default" else args.reexecute,
                           seed=args.seed, tolerance=args.tolerance, max_cost=args.max_cost, base_url=args.base_url,
-                          allow_hosts=args.allow_host, announce=announce, cell_filter=cell_filter(args))
+                          allow_hosts=host_grants(args), announce=announce, cell_filter=cell_filter(args))
     if args.json:
         sys.stdout.write(json.dumps(report.as_dict(), indent=2, ensure_ascii=False) + "\n")
     else:

@@ -18,18 +18,24 @@ carry (a line break, a non-ASCII letter) is refused here, naming the place but n
 Where credentials may go (`AllowedHosts`): the official DashScope hosts (the catalog's regions) and
 the hosts allowed outside the spec (`DASHSCOPE_HTTP_BASE_URL`, `--base-url`, `--allow-host`,
 `HARNESS_ALLOW_HOSTS`). A spec from someone else decides nothing about where a key is sent.
+In CI mode (`ci_mode`: `CI` or `HARNESS_CI` true, or `--trusted-hosts-only`) the same holds for
+the inputs themselves: every send, key or not, goes only to those hosts or to loopback.
+A base URL given outside the spec carries no credential of its own (`check_base_url`): it is
+written into the manifest.
 """
 
 from __future__ import annotations
 
 import configparser
 import functools
+import ipaddress
 import json
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Mapping
+from urllib.parse import urlsplit
 
 from harness.errors import Problem, ServiceError, UsageError
 
@@ -40,6 +46,12 @@ WORKSPACE_ENVS = ("DASHSCOPE_WORKSPACE", "DASHSCOPE_WORKSPACE_ID")   # first set
 INI_KEY = "dashscope_api_key"
 BASE_URL_ENV = "DASHSCOPE_HTTP_BASE_URL"   # the official SDK's name, so setups carry over
 ALLOW_ENV = "HARNESS_ALLOW_HOSTS"
+# CI mode: GitHub Actions, GitLab, CircleCI, Travis and Buildkite set CI=true; Jenkins sets nothing,
+# so HARNESS_CI=1 (or --trusted-hosts-only) turns it on there, and HARNESS_CI=0 turns it off anywhere.
+CI_ENV, HARNESS_CI_ENV = "CI", "HARNESS_CI"
+TRUSTED_ONLY_FLAG = "--trusted-hosts-only"
+_FALSE = ("", "0", "false", "no", "off")
+_TRUE = ("1", "true", "yes", "on")
 
 
 @dataclass(frozen=True)
@@ -210,15 +222,76 @@ def parse_host(value: str) -> tuple[str, int | None]:
     return m["host"].strip("[]").lower(), port
 
 
+def ci_mode(env: Mapping[str, str] = os.environ, trusted_only: bool = False) -> bool:
+    """Whether every send is held to hosts allowed outside the spec: `--trusted-hosts-only`, else
+    `HARNESS_CI` when set (1/0, true/false, yes/no, on/off; anything else is exit 2), else `CI`
+    holding a true value (any but empty, 0, false, no, off: CI services set `true` or their name)."""
+    if trusted_only:
+        return True
+    own = (env.get(HARNESS_CI_ENV) or "").strip().lower()
+    if own:
+        if own not in _TRUE + _FALSE:
+            raise UsageError(Problem(f"${HARNESS_CI_ENV}={own[:20]!r} is neither 1 nor 0",
+                                     hint="HARNESS_CI=1 holds every send to trusted hosts (as CI=true does), "
+                                          "HARNESS_CI=0 turns that off"))
+        return own in _TRUE
+    return (env.get(CI_ENV) or "").strip().lower() not in _FALSE
+
+
+def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 and `localhost`: the machine's own services, nothing leaves it."""
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class HostGrants(tuple):
+    """What the command line allows: the `--allow-host` values, and whether `--trusted-hosts-only`
+    was given. One value, so every stage that asks `allowed_hosts` gets both."""
+
+    trusted_only: bool = False
+
+    def __new__(cls, hosts=(), trusted_only: bool = False) -> "HostGrants":
+        grants = super().__new__(cls, hosts)
+        grants.trusted_only = bool(trusted_only)
+        return grants
+
+
+def check_base_url(url: str, origin: str) -> str | None:
+    """What in a base URL would carry a secret: a user name or password, a query string or a
+    fragment ("user:pass@"), or None. A base URL is written into manifest.json (and the path is
+    appended to it), so it holds none; `origin` names where it came from, never the URL itself."""
+    rest = url.split("://", 1)[1] if "://" in url else url
+    if "@" in re.split(r"[/?#]", rest, maxsplit=1)[0]:
+        what = "a user name or password (user:pass@)"
+    elif "?" in url:
+        what = "a query string (?...)"
+    elif "#" in url:
+        what = "a fragment (#...)"
+    else:
+        return None
+    return (f"{origin} holds {what}: a base URL is written into manifest.json and the endpoint path goes after "
+            "it, so it may carry no credential (not shown here)")
+
+
+BASE_URL_HINT = ("give the bare base URL (scheme, host, port, path); the key goes in DASHSCOPE_API_KEY or the "
+                 "model's api_key_env")
+
+
 @dataclass(frozen=True)
 class AllowedHosts:
     """The hosts a credential may be sent to; everything else is refused before anything is sent.
-    URLs (official, --base-url, the environment's) are parsed on the first question, so a spec that
-    names no URL of its own never loads the HTTP client."""
+    In CI mode (`ci`) the hosts any data may be sent to: these and loopback. URLs (official,
+    --base-url, the environment's) are parsed on the first question, so a spec that names no URL of
+    its own never loads the HTTP client."""
 
     urls: tuple[str, ...]                 # allowed with their scheme and port
     official_urls: tuple[str, ...]        # the catalog's regions, shown in messages
     hosts: tuple[_Allowed, ...]           # --allow-host and HARNESS_ALLOW_HOSTS
+    ci: bool = False                      # CI mode: keyless sends are held to these hosts and loopback too
 
     @functools.cached_property
     def entries(self) -> tuple[_Allowed, ...]:
@@ -233,21 +306,60 @@ class AllowedHosts:
         d = Destination.of(url)
         return d is not None and any(a.admits(d) for a in self.entries)
 
+    def admits_data(self, url: str) -> bool:
+        """May the inputs (with no credential) go to `url`? Anywhere, outside CI mode; in CI mode
+        only where a credential may go, or to loopback."""
+        if not self.ci:
+            return True
+        d = Destination.of(url)
+        return d is not None and (is_loopback(d.host) or any(a.admits(d) for a in self.entries))
+
     def refusal(self, what: str, url: str) -> tuple[str, str]:
         """(message, hint) for a spec that would send `what` to `url`."""
-        d = Destination.of(url)
-        where = d.shown if d else repr(url)
+        where = _shown_host(url)
         message = f"this would send {what} to {where}, which is not an allowed host"
         hint = (f"credentials go only to {', '.join(self.official)} and to hosts allowed outside the spec: "
                 f"pass --allow-host {where}, or add it to ${ALLOW_ENV} (comma-separated list)")
         return message, hint
+
+    def data_refusal(self, what: str, url: str) -> tuple[str, str]:
+        """(message, hint) for a spec that would send `what` (no credential) to `url` in CI mode."""
+        where = _shown_host(url)
+        message = (f"in CI mode this would send {what} to {where}, which is not an allowed host (a spec from a "
+                   "pull request must not choose where the repository's data goes)")
+        hint = (f"in CI mode data goes only to {', '.join(self.official)}, loopback and hosts allowed outside the "
+                f"spec: pass --allow-host {where}, or add it to ${ALLOW_ENV}; HARNESS_CI=0 turns off the CI mode $CI "
+                "turns on")
+        return message, hint
+
+
+def _shown_host(url: str) -> str:
+    """Where `url` goes, as messages name it: host:port, never the rest (a user name, a password, a query)."""
+    d = Destination.of(url)
+    if d is not None:
+        return d.shown
+    try:
+        parts = urlsplit(url)
+        return f"{parts.hostname}:{parts.port}" if parts.hostname and parts.port else \
+            parts.hostname or "a URL that is not http(s)://host"
+    except ValueError:
+        return "a URL that is not http(s)://host"
 
 
 def allowed_hosts(official_urls: Iterable[str], *, extra: Iterable[str] = (), base_url: str | None = None,
                   env: Mapping[str, str] = os.environ) -> AllowedHosts:
     """Official hosts (the catalog's region URLs, scheme and port included), `--base-url` and
     `DASHSCOPE_HTTP_BASE_URL` (likewise), `--allow-host` values and `HARNESS_ALLOW_HOSTS` (any port
-    unless one is given). A malformed `HARNESS_ALLOW_HOSTS` entry is a usage error (exit 2)."""
+    unless one is given); CI mode from the environment and `extra` (a `HostGrants` carries
+    `--trusted-hosts-only`). A malformed `HARNESS_ALLOW_HOSTS` entry or `HARNESS_CI` is a usage
+    error (exit 2), as is a `--base-url` carrying a credential; `DASHSCOPE_HTTP_BASE_URL` carrying
+    one is exit 4, as a bad workspace id in the environment is."""
+    for url, origin, error in ((base_url, "--base-url", UsageError), (env.get(BASE_URL_ENV), f"${BASE_URL_ENV}",
+                                                                        ServiceError)):
+        problem = check_base_url(url, origin) if url else None
+        if problem:
+            raise error(Problem(problem, hint=BASE_URL_HINT))
+    ci = ci_mode(env, getattr(extra, "trusted_only", False))
     hosts: list[_Allowed] = []
     listed = [(v, "--allow-host") for v in extra]
     listed += [(v, f"${ALLOW_ENV}") for v in re.split(r"[,\s]+", env.get(ALLOW_ENV) or "") if v]
@@ -258,7 +370,7 @@ def allowed_hosts(official_urls: Iterable[str], *, extra: Iterable[str] = (), ba
             raise UsageError(Problem(f"{origin}: {exc}")) from None
         hosts.append(_Allowed(host, port, None))
     urls = tuple(u for u in (base_url, env.get(BASE_URL_ENV)) if u)
-    return AllowedHosts(urls, tuple(official_urls), tuple(hosts))
+    return AllowedHosts(urls, tuple(official_urls), tuple(hosts), ci)
 
 
 @functools.lru_cache(maxsize=8)
