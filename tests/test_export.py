@@ -20,7 +20,7 @@ from harness.evidence import hash_tree, sha256_file
 from harness.export.milvus import collection_name, primary_key
 from harness.export.run import export_run, finish_export
 from harness.export.target import resolve_target
-from harness.folder import CellExecution, CellVectors, Execution, RunReader, RunWriter
+from harness.folder import CellVectors, RunReader, RunWriter
 from harness.folder import manifest as manifest_mod
 from harness.folder.verdict import CheckResult
 from harness.report.finalize import finalize
@@ -45,8 +45,12 @@ def make_run(root: Path, *, cells=(QWEN, E5), n_text: int = 24, n_image: int = 6
              name: str = "cat-retrieval", seed: int = 7, passed: bool = True) -> Path:
     """An executed output folder: the real offline `harness run` plans it (spec, inputs.jsonl,
     payloads), random unit vectors stand in for the provider's, and the folder writer and
-    `finalize` record them as execution does. The text-only local model takes the text inputs."""
+    `finalize` record them as execution does (responses, execution.json and its lines:
+    `forgery.record_execution`). The text-only local model takes the text inputs. `passed=False`:
+    a `vectors` check the unit vectors fail."""
     from harness import runner
+    from harness.checks.evaluate import evaluate_checks
+    from tests import forgery
 
     root.mkdir(parents=True, exist_ok=True)
     extra = {"local": ", modalities: [text]", "openai": ", modalities: [text], base_url: 'http://127.0.0.1:9/v1'"}
@@ -54,22 +58,22 @@ def make_run(root: Path, *, cells=(QWEN, E5), n_text: int = 24, n_image: int = 6
     inputs = "\n".join([f"  - {{id: caption-{i:03d}, text: caption number {i}}}" for i in range(n_text)]
                        + [f"  - {{id: photo-{i:03d}, image: 'https://example.com/{i}.png'}}" for i in range(n_image)])
     spec = root / f"{name}.yaml"
-    spec.write_text(f"version: 1\nname: {name}\nmodels:\n{models}\ninputs:\n{inputs}\n")
+    checks = "" if passed else "checks:\n  - vectors: {norm_min: 2.0}\n"
+    spec.write_text(f"version: 1\nname: {name}\nmodels:\n{models}\ninputs:\n{inputs}\n{checks}")
     folder = runner.run(spec, base=root).folder
     if not executed:
         return folder
-    reader, writer = RunReader(folder), RunWriter(folder)
+    reader = RunReader(folder)
     rng = np.random.default_rng(seed)
-    execution = []
+    vectors = {}
     for cell in reader.manifest().cells:
         ids = reader.planned_ids(cell["id"])
         v = rng.standard_normal((len(ids), cell["dimension"])).astype(np.float32)
         v /= np.linalg.norm(v, axis=1, keepdims=True)
-        writer.vectors(cell["id"], CellVectors(ids, v))
-        execution.append(CellExecution(cell["id"], cell["model"], cell["provider"], vectors=len(ids),
-                                       expected_vectors=len(ids), dimension=cell["dimension"]))
-    writer.execution(Execution(execution))
-    results = reader.results() + [CheckResult("execution", passed, "stand-in vectors", kind="execution")]
+        vectors[cell["id"]] = CellVectors(ids, v)
+    results = reader.results() + forgery.record_execution(folder, vectors)
+    if not passed:
+        results += evaluate_checks([{"vectors": {"norm_min": 2.0}}], folder, reader.manifest().cells)
     finalize(folder, reader.manifest(), results)
     return folder
 

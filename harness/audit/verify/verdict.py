@@ -34,22 +34,35 @@ def check_verdict(context: VerifyContext, report: VerifyReport) -> None:
         return  # the spec copy is reported already
     from harness.inputs.datasets import all_checks
     checks = all_checks(spec.document)     # as written: checks the schema refuses are still compared
-    if not checks or not (folder / "vectors").is_dir():
-        return
-    from harness.checks.evaluate import evaluate_checks
-    from harness.plan.cells import CellFilter
-
-    present = set(lines)
-    same = context.record.format == EVIDENCE_FORMAT
     try:
         held = {(r.name, r.cell): r for r in reader.results()}
     except FolderError:
         held = {}       # the reports layer names it
+    given: set[tuple[str, str | None]] = set()
+    if checks and ((folder / "vectors").is_dir() or reader.has(layout.EXECUTION)):   # executed: checked
+        _recheck(context, report, checks, lines, held, given)
+    for r in held.values():     # a check line no check of the spec gives (an `ok` added to the count)
+        if r.kind == "check" and (r.name, r.cell) not in given:
+            report.add("verdict", layout.VALIDATE, f"{r.line()!r} follows from no check of the spec over "
+                       "this folder", cell=r.cell)
+
+
+def _recheck(context: VerifyContext, report: VerifyReport, checks: list, lines: list[str], held: dict,
+             given: set) -> None:
+    """The spec's checks re-evaluated over the vectors against the lines and data the folder holds;
+    `given` collects the (name, cell) of every result they give."""
+    from harness.checks.evaluate import evaluate_checks
+    from harness.plan.cells import CellFilter
+
+    folder = context.folder
+    present = set(lines)
+    same = context.record.format == EVIDENCE_FORMAT
     spec_dir = context.base if context.base is not None else folder
     sliced = CellFilter.from_dict(context.manifest.get("filter")).describe() or None
     outputs: dict[str, bytes] = {}
     for r in evaluate_checks(checks, folder, context.record.cells, spec_dir=spec_dir, sliced=sliced,
                              write=outputs.__setitem__):
+        given.add((r.name, r.cell))
         if r.data.get("earlier_found") is False:     # a stability check whose earlier run is not here
             report.add("not-derived", layout.VALIDATE, f"{r.name} [{r.cell}]: the earlier run it compares with is "
                        "not here", mismatch=False, cell=r.cell)
@@ -91,12 +104,12 @@ def check_verdict(context: VerifyContext, report: VerifyReport) -> None:
 
 def _earlier_line(r, got) -> str | None:
     """How a line of an earlier evidence format that words `r` otherwise is accepted: the same status,
-    name and cell; or an `ok` this harness makes a `warn` (a check that proves nothing, which that
-    format counted as a pass). None when it is another line."""
+    name and cell, showing the same numbers; or an `ok` this harness makes a `warn` (a check that
+    proves nothing, which that format counted as a pass). None when it is another line."""
     if got is None or got.name != r.name or got.cell != r.cell:
         return None
     if got.status == r.status:
-        return r.head()
+        return r.head() if execution.numbers(got.detail) == execution.numbers(r.detail) else None
     if got.status == "pass" and r.status == "warn" and (r.data or {}).get("vacuous"):
         return f"{r.head()} (counted as a pass by that format: {r.detail})"
     return None
