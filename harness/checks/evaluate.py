@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from harness.checks.context import OUTPUTS, SKIP, Ctx, Kind, json_number, listed
+from harness.checks.context import OUTPUTS, SKIP, VACUOUS, Ctx, Kind, json_number, listed
 from harness.checks.pairs import check_nearest, check_similarity
 from harness.checks.retrieval import check_retrieval
 from harness.checks.stability import check_stability
@@ -94,8 +94,10 @@ def evaluate_checks(
     """Evaluate every check in every cell it selects, in spec order then cell order.
 
     `cells` are the manifest's cell entries. A selected cell that was not executed (it has no
-    vectors file, whatever execution.json says) gives a `skip` result with the reason (never a pass: reports count it as skipped); a check whose
-    filters select no cell fails, so a typo never passes silently, unless the run was `sliced`
+    vectors file, whatever execution.json says) gives a `skip` result with the reason (never a
+    pass: reports count it as skipped); a check that would pass for any vectors (`VACUOUS`) a
+    `warn` saying why, never counted as a pass; a check whose filters select no cell fails, so a
+    typo never passes silently, unless the run was `sliced`
     (`run --model/--dimension/--cell`, described by this text): then it is a `skip`.
     `spec_dir` resolves a stability check's relative `against` path (default: the cwd); with
     `allow_paths` (the run's `--allow-path`) it is the confinement a check's own files (qrels,
@@ -156,6 +158,16 @@ def evaluate_checks(
     return results
 
 
+def _lenient(body: dict, trials: int) -> str | None:
+    """Why a check's pass rule lets every trial fail, if it does (`pass_rate: 0`, `max_failures` ≥ the trials)."""
+    rate, allowed = body.get("pass_rate"), body.get("max_failures")
+    if rate is not None and float(rate) <= 0:
+        return f"pass_rate {rate:g} passes with every trial failed"
+    if allowed is not None and trials and int(allowed) >= trials:
+        return f"max_failures {allowed} allows all {trials} trials to fail"
+    return None
+
+
 def _evaluate_one(name: str, kind: str, body: dict, meta: dict, cell: dict, vec, info: CellExecution | None,
                   folder: Path, planned: list[str], spec_dir: Path, write: Write | None = None,
                   files: InputFiles | None = None) -> CheckResult:
@@ -181,6 +193,13 @@ def _evaluate_one(name: str, kind: str, body: dict, meta: dict, cell: dict, vec,
         return CheckResult.skip(name, detail, cid, "check", {**meta, "status": "skipped", "reason": detail})
     passed, rule = gate(trials, failures, body) if kind != "retrieval" else (failures == 0 and trials > 0, "")
     text = detail if not rule or trials == 1 else f"{detail} ({rule})"
+    vacuous = data.get(VACUOUS) or _lenient(body, trials)
+    if passed and vacuous:   # it would pass for any vectors: a warning, never counted as a pass
+        data[VACUOUS] = vacuous
+        return CheckResult.warn(name, f"proves nothing: {vacuous} ({text})", cid, "check", {
+            **meta, **data, "status": "warning", "trials": trials, "failures": failures,
+            "pass_rate": json_number((trials - failures) / trials) if trials else 0.0})
+    data.pop(VACUOUS, None)
     return CheckResult(name, passed, text, cid, "check", {
         **meta, **data, "status": "passed" if passed else "failed", "trials": trials, "failures": failures,
         "pass_rate": json_number((trials - failures) / trials) if trials else 0.0})

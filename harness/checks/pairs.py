@@ -5,7 +5,7 @@ reading the detail text."""
 from __future__ import annotations
 
 from harness.checks import metrics as M
-from harness.checks.context import SKIP, Ctx, Outcome, json_number, listed
+from harness.checks.context import SKIP, VACUOUS, Ctx, Outcome, json_number, listed
 
 
 def check_nearest(body: dict, ctx: Ctx) -> Outcome:
@@ -46,7 +46,10 @@ def check_nearest(body: dict, ctx: Ctx) -> Outcome:
         failed = [n for n, p in zip(notes, per) if not p["passed"]]
         detail = f"{trials - failures}/{trials} queries ranked the expected input first" + (
             f"; failed: {listed(failed, 3)}" if failed else "")
-    return trials, failures, detail, {"pairs": per}
+    data: dict = {"pairs": per}
+    if all(p.get("candidates") == 1 for p in per):
+        data[VACUOUS] = "one candidate besides the query, which ranks first for any vectors"
+    return trials, failures, detail, data
 
 
 def check_similarity(body: dict, ctx: Ctx) -> Outcome:
@@ -79,4 +82,9 @@ def check_similarity(body: dict, ctx: Ctx) -> Outcome:
         failed = [n for n, p in zip(notes, per) if not p["passed"]]
         detail = f"{trials - failures}/{trials} pairs have cosine {bounds}" + (
             f"; failed: {listed(failed, 3)}" if failed else "")
-    return trials, failures, detail, {"pairs": per, "want": bounds}
+    data: dict = {"pairs": per, "want": bounds}
+    if (lo is None or lo <= -1) and (hi is None or hi >= 1):
+        data[VACUOUS] = f"every cosine is {bounds}" if bounds else "no bound (min, max)"
+    elif all(a == b for a, b in pairs):
+        data[VACUOUS] = "an input's cosine with itself is 1 for any vectors"
+    return trials, failures, detail, data

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from harness.checks import metrics as M
-from harness.checks.context import OUTPUTS, SKIP, Ctx, Outcome, json_number, listed
+from harness.checks.context import OUTPUTS, SKIP, VACUOUS, Ctx, Outcome, json_number, listed
 from harness.evidence import canonical_json
 from harness.inputs import datasets
 from harness.inputs.datasets.qrels import relevant
@@ -97,11 +97,38 @@ def check_retrieval(body: dict, ctx: Ctx) -> Outcome:
     detail = f"{len(qids)} queries over {len(among)} candidates: {shown}"
     if below:
         detail += _worst_queries(data["ranks"], data["per_query"], next(m for m in names if m in below))
+    vacuous = _vacuous(thresholds, max(len(among) - (e is not None) for e in exclude))
+    if vacuous:
+        data[VACUOUS] = vacuous
     if graded:
         data.update({"qrels": judged.source, "depth": depth, **judged.extra})
         data[OUTPUTS] = {"run": ("\n".join(run_lines) + "\n").encode("utf-8"),
                          "results": _mteb_result(judged, ctx, means, len(qids), len(among), depth)}
     return max(len(thresholds), 1), len(below), detail, data
+
+
+# Metrics whose value at k, once k reaches every candidate, no ranking changes: recall@k is the share of
+# the relevant inputs among the candidates, precision@k that count over k (nDCG, MAP and MRR weigh ranks).
+RANK_FREE = ("recall", "precision")
+
+
+def _vacuous(thresholds: dict[str, float], candidates: int) -> str | None:
+    """Why the check's thresholds hold for any vectors, when every one does: none is set; a minimum of
+    0 or less (no metric is below 0); recall@k or precision@k with k at least the most candidates a
+    query is ranked against. Metrics reported without a threshold are not judged."""
+    if not thresholds:
+        return "no threshold (`min`): it reports metrics and asserts nothing"
+    why = []
+    for metric, least in thresholds.items():
+        kind, k = M.parse_metric(metric)
+        if least <= 0:
+            why.append(f"{metric} ≥ {least:g} holds for any ranking")
+        elif kind in RANK_FREE and k is not None and k >= candidates:
+            why.append(f"{metric} over {candidates} candidate{'s' if candidates != 1 else ''} is the same "
+                       "for any ranking")
+        else:
+            return None
+    return "; ".join(why)
 
 
 def _outside(query: str, relevant: str, ctx: Ctx) -> float:

@@ -136,7 +136,10 @@ MANIFEST_VERSION = 2   # 2: the digest leaves out the reports' hashes (the repor
 # formats record and says which byte-level checks it could not make. (The package version is not
 # this: it has not moved while the folders changed.)
 #   2: `evidence_format` recorded in the manifest (and covered by its digest); `sizes`: every
-#      file's size in bytes beside its sha256, so a reader reads no more than that
+#      file's size in bytes beside its sha256, so a reader reads no more than that; report.md
+#      escapes HTML and Markdown in its table cells; a check that proves nothing is a `warn` line
+#      (data `vacuous`; JUnit: a skipped case), no longer `ok`; an adaptive rate's note shows the
+#      rate its line's data record (rounded to 0.1 first)
 EVIDENCE_FORMAT = 2
 
 # manifest.json's fields and their JSON types (`shaped`): a field of another type is a FolderError

@@ -112,6 +112,13 @@ def validate_check_refs(
                         "the query never counts among its candidates; expect another input")
                 elif among and e not in among and e in known_set:
                     add(at + sub, f"check nearest: expected {e!r} is not in `among`", f"add {e!r} to among")
+        if kind == "similarity":
+            same = [(("a",), body["a"])] if isinstance(body.get("a"), str) and body.get("a") == body.get("b") else []
+            same += [(("pairs", j), p[0]) for j, p in enumerate(body.get("pairs") or [])
+                     if isinstance(p, list) and len(p) == 2 and isinstance(p[0], str) and p[0] == p[1]]
+            for sub, i in same:
+                add(at + sub, f"check similarity: {i!r} is compared with itself, whose cosine is 1 for any vectors",
+                    "compare it with another input; such a check proves nothing")
         if kind == "similarity" and _num(body.get("min")) and _num(body.get("max")) and body["min"] > body["max"]:
             add(at + ("min",), f"check similarity: min {body['min']} is greater than max {body['max']}", "swap them")
         if kind == "vectors" and _num(body.get("norm_min")) and _num(body.get("norm_max")) \
