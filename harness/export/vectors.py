@@ -134,7 +134,7 @@ def load_cell(run: RunFolder, cell_id: str) -> ExportCell:
         if rel not in recorded:
             continue
         try:     # a regular file inside the folder, no link followed, bounded
-            digest = scan.hash_file(run.path, rel)
+            digest = scan.hash_file(run.path, rel, scan.limit_for(rel))
         except FolderError as exc:
             raise damaged(str(exc), p) from None
         if recorded[rel] != digest:

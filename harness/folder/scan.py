@@ -9,8 +9,8 @@ file may be far larger than any run writes. So every read of a run folder comes 
   empty or `.` component), and each folder on the way is opened with O_NOFOLLOW from the one
   before it (`dir_fd`), so no link is followed, not even one a run could have written;
 - only a regular file is read (a FIFO is opened non-blocking and refused, as is a device);
-- a read stops at its bound: the size the manifest records for the file (evidence format 2), else
-  `MAX_RECORD` for a record read whole, `MAX_FILE` for a file hashed as a stream.
+- a read stops at its bound: the size the manifest records for the file (evidence format 2), and in
+  any case `limit_for` the file: `MAX_RECORD` for a record, `MAX_FILE` for a vectors file.
 
 Every problem is a `FolderError` naming the path; `scan` reports links, other non-files and empty
 folders as entries, for `verify` to name as extra.
@@ -28,13 +28,19 @@ from typing import Iterator
 
 from harness.folder.records import FolderError
 
-MAX_RECORD = 256 << 20    # a JSON or JSONL record of a run is read whole into memory: at most this
-MAX_FILE = 8 << 30        # a file without a recorded size (format 1) is hashed up to this
+MAX_RECORD = 256 << 20    # a record (JSON, JSONL, text, a payload, a report) is read whole: at most this
+MAX_FILE = 8 << 30        # a vectors file (.npy), the one kind of file a run writes larger, up to this
 MAX_DEPTH = 32            # folders nested deeper than any run writes are not walked
 CHUNK = 1 << 20
 
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+
+
+def limit_for(rel: str) -> int:
+    """The most bytes a run writes into a file at `rel`: `MAX_FILE` for vectors, `MAX_RECORD` for the rest,
+    whatever size a manifest records (a forger may record any size; hashing it costs time)."""
+    return MAX_FILE if rel.endswith(".npy") else MAX_RECORD
 
 
 def parts(rel: str) -> list[str]:

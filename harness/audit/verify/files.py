@@ -34,7 +34,8 @@ def check_files(context: VerifyContext, report: VerifyReport) -> dict[str, str]:
     The folder is walked without following a link (`scan`): a link, a FIFO, a device or an empty
     folder is extra (or, under a recorded name, a changed file), never read. A file whose size is not
     the one the manifest records (evidence format 2) is changed without being read; every other read
-    stops at the recorded size, or at `scan.MAX_FILE` for a format-1 folder, which records none."""
+    stops at the recorded size (a format-1 folder records none) and at what a run writes into such a
+    file at most (`scan.limit_for`: a forger may record any size)."""
     record, folder = context.record, context.folder
     recorded, sizes = record.files, record.sizes or {}
     found = scan.scan(folder, exclude=layout.UNHASHED)
@@ -58,7 +59,7 @@ def check_files(context: VerifyContext, report: VerifyReport) -> dict[str, str]:
                        cell=context.cell_of(path))
             continue
         try:   # an extra file is hashed only for the payload layer's sake: never one larger than a record
-            limit = scan.MAX_FILE if path in recorded else scan.MAX_RECORD
+            limit = scan.limit_for(path) if path in recorded else scan.MAX_RECORD
             actual[path] = scan.hash_file(folder, path, limit, sizes.get(path))
         except FolderError as exc:
             if path in recorded:
