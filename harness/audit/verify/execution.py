@@ -46,7 +46,7 @@ def check_execution(context: VerifyContext, report: VerifyReport) -> None:
         if empty is not None:
             derived.append(empty)
     if reader.has(layout.REPEAT_DIR):     # `stability: {repeat: true}`: the same payloads sent again
-        repeat = RunReader(context.folder / layout.REPEAT_DIR)
+        repeat = reader.within(layout.REPEAT_DIR)    # through the run's folder: a link there is not followed
         derived += [_renamed(r, "repeat:") for r in _derive(context, repeat, "repeat", recorded, report, damaged)]
     compare(context, report, derived, [r for r in recorded if r.cell not in damaged
                                        and not (damaged and r.name == "executed")])

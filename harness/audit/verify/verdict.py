@@ -54,7 +54,7 @@ def _recheck(context: VerifyContext, report: VerifyReport, checks: list, lines: 
     from harness.checks.evaluate import evaluate_checks
     from harness.plan.cells import CellFilter
 
-    folder = context.folder
+    folder, reader = context.folder, context.run.read
     present = set(lines)
     same = context.record.format == EVIDENCE_FORMAT
     spec_dir = context.base if context.base is not None else folder
@@ -93,10 +93,15 @@ def _recheck(context: VerifyContext, report: VerifyReport, checks: list, lines: 
                    + (f"but validate.txt says {said!r}" if said else "which validate.txt does not hold"), cell=r.cell)
     # A retrieval check's result and run files, derived again from the vectors: byte for byte.
     for rel, content in sorted(outputs.items()):
-        path = folder / rel
-        if not path.is_file():
+        if not reader.has(rel):
             report.add("verdict", rel, "the retrieval check gives this file, which the folder does not hold")
-        elif path.read_bytes() != content:
+            continue
+        try:
+            held = reader.raw(rel)        # a regular file inside the folder, no link followed, bounded
+        except FolderError as exc:
+            report.add("verdict", rel, str(exc))
+            continue
+        if held != content:
             report.add("verdict", rel, "differs from what the retrieval check derives from the vectors")
         else:
             report.derived += 1
