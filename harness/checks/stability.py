@@ -26,8 +26,10 @@ def check_stability(body: dict, ctx: Ctx) -> Outcome:
         base, other = (against if against.is_absolute() else ctx.spec_dir / against), str(body["against"])
     cell_id = ctx.cell["id"]
     data: dict[str, Any] = {"against": other, "earlier_found": True}
+    # repeat/ is read through the run's folder, so a link there is not followed (RunReader(base) would)
+    reader = RunReader(ctx.folder).within(REPEAT_DIR) if body.get("repeat") else RunReader(base)
     try:
-        earlier = RunReader(base).vectors(cell_id)
+        earlier = reader.vectors(cell_id)
     except FolderError as exc:
         return 1, 1, f"earlier run {base}: {exc}", data
     if earlier is None:
