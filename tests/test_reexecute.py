@@ -205,27 +205,30 @@ def test_paid_sample_is_seeded_recorded_and_priced(server, tmp_path):
     proc = cli(tmp_path, "verify", str(folder), "--json")
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
-    # default for a paid provider: a sample; with --seed the very same sample again
+    # default for a paid provider: a sample; with --seed the very same sample again. On top of the N
+    # drawn at random, the 3 requests carrying the inputs the nearest check names (issue 23, 3)
     runs = []
     for _ in range(2):
-        proc = cli(tmp_path, "verify", str(folder), "--reexecute", "2", "--seed", "7", "--json",
+        proc = cli(tmp_path, "verify", str(folder), "--reexecute", "1", "--seed", "7", "--json",
                    "--base-url", server.base_url)
         assert proc.returncode == 0, proc.stdout + proc.stderr
-        assert "re-execution: 2 requests in 1 cell (seed 7" in proc.stderr      # the estimate, before the JSON
+        assert "re-execution: 4 requests in 1 cell (seed 7" in proc.stderr      # the estimate, before the JSON
+        assert "3 carrying the inputs the checks name, 1 drawn at random" in proc.stderr
         runs.append(json.loads(proc.stdout)["reexecution"])
     assert runs[0]["seed"] == 7 and runs[0]["cells"] == runs[1]["cells"]
-    assert runs[0]["cells"][0]["requests"] == 2 and runs[0]["cells"][0]["of"] == 4
-    assert len(runs[0]["cells"][0]["files"]) == 2
+    assert runs[0]["cells"][0]["requests"] == 4 and runs[0]["cells"][0]["of"] == 4
+    assert runs[0]["kinds"] == {"checks": 3, "data sets": 0, "random": 1}
+    assert len(runs[0]["cells"][0]["files"]) == 4
     [cost] = runs[0]["estimated_cost"]                                       # one entry per currency
     assert cost["amount"] > 0 and cost["currency"] == "CNY"
-    assert len(server.served()) == sent + 4
+    assert len(server.served()) == sent + 8
 
     # --max-cost below the estimate: refused before anything is sent
     proc = cli(tmp_path, "verify", str(folder), "--reexecute", "all", "--max-cost", "0", "--base-url", server.base_url)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "re-execution: 4 requests in 1 cell" in proc.stdout
     assert "above --max-cost 0; nothing was sent" in proc.stderr
-    assert len(server.served()) == sent + 4
+    assert len(server.served()) == sent + 8
 
 
 def test_reexecution_without_a_key_is_a_provider_error(server, dashscope_run):

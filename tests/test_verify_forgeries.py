@@ -19,6 +19,7 @@ from harness.folder import Reason, RunReader, RunWriter
 from harness.folder import manifest as manifest_mod
 from harness.folder.verdict import CheckResult
 from harness.report.finalize import finalize
+from tests import forgery
 from tests.helpers import REPO, Result, cli_env, dashscope_fixture, run_cli
 
 FIXTURE = REPO / "tests" / "fixtures" / "format-1"
@@ -374,3 +375,64 @@ def test_4_a_similarity_of_an_input_with_itself_is_a_validate_error(tmp_path):
     assert ("same.yaml:10:21: check similarity: 'cat' is compared with itself, whose cosine is 1 for any vectors"
             in proc.stderr)
     assert "same.yaml:11:41: check similarity: 'kitten' is compared with itself" in proc.stderr
+
+
+# --------------------------------------------------------------------------- 3. the re-execution sample and the checks
+
+def ds_run(server, tmp: Path, name: str, checks: str, extra_inputs: str = "") -> Path:
+    """30 texts, one request each, to the DashScope stand-in."""
+    server.reset()
+    texts = "\n".join(f"  - {{id: t{n:02d}, text: sentence number {n}}}" for n in range(30))
+    (tmp / f"{name}.yaml").write_text(f"version: 1\nname: {name}\nmodels: [qwen3-vl-embedding]\ndimensions: [256]\n"
+                                      f"batching: {{max_contents: 1}}\ninputs:\n{texts}\n{extra_inputs}"
+                                      f"checks:\n{checks}")
+    proc = harness(tmp, "run", f"{name}.yaml", "--execute", "--output", "out", "--quiet", "--base-url", server.base_url)
+    assert proc.returncode in (0, 1), proc.stdout + proc.stderr
+    return tmp / "out" / name
+
+
+def test_3_the_requests_carrying_a_checks_inputs_are_always_sent_again(server, tmp_path):
+    folder = ds_run(server, tmp_path, "copied", "  - similarity: {a: t00, b: t17, min: 0.99}\n")
+    assert (folder / "validate.txt").read_text().endswith("FAIL\n")          # two unrelated sentences
+    forgery.copy_row(folder, DS_CELL, "t00", "t17", tmp_path)               # t17 gets t00's vector
+    assert (folder / "validate.txt").read_text().endswith("PASS\n")
+    # seed 1 draws requests 2, 3, 11, 14 and 22 of 30: before, the copied row was never sent again
+    proc = harness(tmp_path, "verify", str(folder), "--reexecute", "--seed", "1", "--base-url", server.base_url)
+    assert proc.returncode == 5, proc.stdout + proc.stderr
+    assert ("re-execution: 7 requests in 1 cell (seed 1; --seed 1 repeats this sample), estimated cost "
+            in proc.stdout)
+    assert (f"  {DS_CELL}: 7 of 30 requests (2 carrying the inputs the checks name, 5 drawn at random)"
+            in proc.stdout)
+    assert f"reexecute   vectors/{DS_CELL}.npy: input t17: the model gives another vector" in proc.stdout
+    # the estimate --max-cost bounds counts them: below the cost of all 7, nothing is sent
+    data = json.loads(harness(tmp_path, "verify", str(folder), "--reexecute", "--seed", "1", "--json",
+                              "--base-url", server.base_url).stdout)["reexecution"]
+    assert data["kinds"] == {"checks": 2, "data sets": 0, "random": 5}
+    [cost] = data["estimated_cost"]
+    sent = len(server.served())
+    proc = harness(tmp_path, "verify", str(folder), "--reexecute", "--seed", "1", "--max-cost",
+                   repr(cost["amount"] * 6 / 7), "--base-url", server.base_url)
+    assert proc.returncode == 2 and "nothing was sent" in proc.stderr, proc.stdout + proc.stderr
+    assert len(server.served()) == sent
+
+
+def test_3_a_data_set_check_has_a_seeded_sample_of_its_queries_sent_with_their_judged_documents(server, tmp_path):
+    (tmp_path / "qrels.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join(
+        f"{q}\t{d}\t1\n" for q, d in (("1", "11"), ("1", "12"), ("2", "21"), ("3", "13"), ("4", "24"),
+                                      ("5", "15"), ("6", "26"), ("7", "17"))))
+    queries = "\n".join(f"  - {{id: 'q{n}', text: question {n}}}" for n in range(1, 8))
+    folder = ds_run(server, tmp_path, "judged", "  - retrieval: {name: judged, qrels: qrels.tsv, query_prefix: q, "
+                    "doc_prefix: t, min: {ndcg@10: 0.0001}}\n", extra_inputs=queries + "\n")
+    proc = harness(tmp_path, "verify", str(folder), "--reexecute", "1", "--seed", "3", "--json",
+                   "--base-url", server.base_url)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    data = json.loads(proc.stdout)["reexecution"]
+    [cell] = data["cells"]
+    # 5 of the 7 judged queries, drawn from the seed, each with the documents judged for it
+    sent = {i for f in cell["files"] for i in RunReader(folder).payload_index(DS_CELL)[int(f[:5]) - 1]["inputs"]}
+    qrels = {"q1": {"t11", "t12"}, "q2": {"t21"}, "q3": {"t13"}, "q4": {"t24"}, "q5": {"t15"}, "q6": {"t26"},
+             "q7": {"t17"}}
+    picked = [q for q in qrels if q in sent]
+    assert len(picked) == 5 and all(qrels[q] <= sent for q in picked), sent
+    assert data["kinds"]["data sets"] == 5 + sum(len(qrels[q]) for q in picked) and data["kinds"]["random"] == 1
+    assert "carrying sampled data-set queries and their judged documents" in proc.stderr

@@ -6,10 +6,12 @@ payload files (already re-derived from the spec and inputs by `verify`) go to th
 past the response cache (never read, never written), and every vector that comes back is compared
 with the stored one of the same input id.
 
-- Sample: every request of a local model (free, and bit-for-bit reproducible); for a network provider (paid, or slow)
-  `DEFAULT_SAMPLE` requests per cell, or N with `--reexecute N` (`all` for every one). The sample
-  is drawn from a seed that is random unless `--seed` is given, and printed, so the auditee cannot
-  know which requests will be checked, and the auditor can repeat the very sample.
+- Sample (`harness.audit.sample`): every request of a local model (free, and bit-for-bit
+  reproducible); for a network provider (paid, or slow) `DEFAULT_SAMPLE` requests per cell, or N
+  with `--reexecute N` (`all` for every one), drawn from a seed that is random unless `--seed` is
+  given, and printed, so the auditee cannot know which requests will be checked, and the auditor can
+  repeat the very sample; on top of them always the requests carrying the inputs the spec's checks
+  name, and a seeded sample of each data-set check's queries with their judged documents.
 - Tolerance: an input agrees when the stored float32 bytes are identical to the new ones, or, for a
   cosine-distance tolerance X, when their cosine is ≥ 1 − X. Defaults per provider in `TOLERANCE`:
   the embedded model must match bit for bit; a network service runs on GPUs whose batching and
@@ -27,9 +29,6 @@ sampled payload files, so retries, quotas, answer checks and key handling are th
 
 from __future__ import annotations
 
-import json
-import random
-import secrets
 import shutil
 import tempfile
 from dataclasses import dataclass, field
@@ -38,15 +37,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from harness.catalog import estimate
-from harness.errors import HarnessError, Problem, SpecError, UsageError
+from harness.audit.sample import DEFAULT_SAMPLE, CellSample, Sample, choose
+from harness.errors import HarnessError, SpecError
 from harness.evidence import canonical_json
 from harness.folder import CellEntry, FolderError, RunReader, layout
 
 if TYPE_CHECKING:
     from harness.audit.verify.parse import VerifyContext
 
-DEFAULT_SAMPLE = 5                      # requests per cell of a network provider (DashScope, OpenAI-compatible)
 TOLERANCE: dict[str, float | None] = {   # provider → cosine distance allowed; None: bit for bit
     "local": None,
     "dashscope": 0.001,
@@ -85,62 +83,7 @@ class Tolerance:
         return "bit for bit" if self.distance is None else f"cosine ≥ {1.0 - self.distance:g}"
 
 
-# --------------------------------------------------------------------------- the sample
-
-@dataclass
-class CellSample:
-    cell: CellEntry                   # the cell as re-planned from the spec
-    entries: list[dict[str, Any]]     # the chosen lines of payloads/<cell>/index.jsonl
-    total: int                        # requests the cell has
-    tokens: dict[str, int]
-    cost: dict[str, Any]              # estimate.cost: amount and the currency of the cell's region
-
-    @property
-    def id(self) -> str:
-        return self.cell.id
-
-    @property
-    def inputs(self) -> list[str]:
-        return [str(i) for e in self.entries for i in e.get("inputs") or []]
-
-
-@dataclass
-class Sample:
-    seed: int
-    cells: list[CellSample]
-    skipped: dict[str, str] = field(default_factory=dict)     # cell id → why it is not re-executed
-    unusable: dict[str, str] = field(default_factory=dict)    # cell id → why it cannot be (a finding)
-
-    @property
-    def requests(self) -> int:
-        return sum(len(c.entries) for c in self.cells)
-
-    @property
-    def cost(self) -> dict[str, float]:
-        """The estimate per currency (never one sum across currencies)."""
-        return estimate.by_currency(c.cost for c in self.cells)
-
-    def describe(self) -> str:
-        """The `harness plan`-style estimate printed before anything is sent."""
-        lines = [f"re-execution: {_n(self.requests, 'request')} in {_n(len(self.cells), 'cell')} (seed {self.seed}; "
-                 f"--seed {self.seed} repeats this sample), estimated cost "
-                 f"{estimate.money_totals(c.cost for c in self.cells)}"]
-        for c in self.cells:
-            tokens = sum(c.tokens.values())
-            lines.append(f"  {c.id}: {len(c.entries)} of {c.total} requests, {len(c.inputs)} inputs, "
-                         f"~{tokens:,} tokens, {estimate.money(c.cost)}")
-        for cid, why in self.skipped.items():
-            lines.append(f"  {cid}: not re-executed ({why})")
-        return "\n".join(lines)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"seed": self.seed, "requests": self.requests,
-                "estimated_cost": [{"amount": v, "currency": k} for k, v in self.cost.items()],
-                "cells": [{"id": c.id, "requests": len(c.entries), "of": c.total,
-                           "files": [e["file"] for e in c.entries], "estimated_tokens": c.tokens,
-                           "estimated_cost": c.cost} for c in self.cells],
-                "skipped": self.skipped}
-
+# --------------------------------------------------------------------------- planning the cells
 
 def plan_cells(context: VerifyContext, base_url: str | None,
                allow_hosts: tuple | list = ()) -> dict[str, CellEntry]:
@@ -161,79 +104,6 @@ def plan_cells(context: VerifyContext, base_url: str | None,
     if errors:
         raise SpecError(errors)
     return {c.id: CellEntry.from_json({**c.manifest_entry(), "required": True}) for c in cells}
-
-
-def choose(context: VerifyContext, planned: dict[str, CellEntry], per_cell: int | str | None,
-           seed: int | None, untrusted: set[str] = frozenset(), cell_filter: Any = None) -> Sample:
-    """Pick the requests to send again. `per_cell`: None for the default, "all", or a count.
-    `untrusted`: cells whose payload files verify found changed (sending them would prove nothing).
-    `cell_filter` (`--model/--dimension/--cell`): only the run's cells it admits are re-executed."""
-    read, catalog = context.run.read, context.catalog
-    seed = secrets.randbelow(2 ** 32) if seed is None else seed
-    sample = Sample(seed=seed, cells=[])
-    recorded = context.record.files
-    cells = context.cells
-    if cell_filter:
-        cells = [c for c in cells if cell_filter.admits(c.to_json())]
-        if not cells:
-            raise UsageError(Problem(f"no cell of the run matches {cell_filter.describe()}; nothing was sent",
-                                       hint=f"the run's cells: {', '.join(context.record.cell_ids)}"))
-    for cid in (c.id for c in cells):
-        if not read.has(layout.vectors_file(cid)):
-            sample.skipped[cid] = "the run has no vectors for it: it was not executed"
-            continue
-        if cid in untrusted:
-            sample.unusable[cid] = "its payload files do not verify (see above); re-executing them would prove nothing"
-            continue
-        cell = planned.get(cid)
-        if cell is None:
-            sample.unusable[cid] = "the spec copy no longer plans this cell"
-            continue
-        try:
-            entries = _index(read, cid, recorded)
-        except ValueError as exc:
-            sample.unusable[cid] = str(exc)
-            continue
-        if per_cell == "all":
-            n = len(entries)
-        elif per_cell is None:
-            n = len(entries) if cell.provider == "local" else DEFAULT_SAMPLE
-        else:
-            n = int(per_cell)
-        rng = random.Random(f"{seed}:{cid}")    # per cell: adding a cell does not move another's sample
-        chosen = [entries[i] for i in sorted(rng.sample(range(len(entries)), min(n, len(entries))))]
-        info = catalog.get(cell.model) if cell.model else None
-        tokens = {"text": 0, "image": 0, "video": 0}
-        try:
-            for e in chosen:
-                body = json.loads((context.folder / layout.payload_dir(cid) / e["file"]).read_bytes())
-                for k, v in estimate.body_tokens(body if isinstance(body, dict) else {}, info).items():
-                    tokens[k] += v
-        except (OSError, ValueError) as exc:
-            sample.unusable[cid] = f"cannot read a payload file of it ({exc})"
-            continue
-        cost = estimate.cost(info, tokens, cell.region)
-        sample.cells.append(CellSample(cell, chosen, len(entries), tokens, cost))
-    return sample
-
-
-def _index(read: RunReader, cid: str, recorded: dict[str, str]) -> list[dict[str, Any]]:
-    """The payload index of a cell; every file it names must be a payload file the manifest records
-    (a plain name inside payloads/<cell>/), so a doctored index sends nothing from elsewhere."""
-    rel = layout.payload_index(cid)
-    try:
-        entries = read.payload_index(cid)
-    except FolderError as exc:
-        raise ValueError(str(exc)) from None
-    for n, e in enumerate(entries, 1):
-        name = e["file"]
-        if "/" in name or "\\" in name or name in (".", "..") or f"{layout.payload_dir(cid)}/{name}" not in recorded:
-            raise ValueError(f"{rel} entry {n} names {name!r}, which is not a payload file of the manifest")
-        if not isinstance(e.get("inputs"), list):
-            raise ValueError(f"{rel} entry {n} has no inputs list")
-    if not entries:
-        raise ValueError(f"{rel} lists no requests")
-    return entries
 
 
 # --------------------------------------------------------------------------- sending and comparing
@@ -384,6 +254,5 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(a64 @ b64 / n) if n else (1.0 if not a64.any() and not b64.any() else 0.0)
 
 
-def _n(count: int, word: str) -> str:
-    return f"{count} {word}{'' if count == 1 else 's'}"
+__all__ = ["DEFAULT_SAMPLE", "Agreement", "CellSample", "Sample", "Tolerance", "choose", "plan_cells", "run_sample"]
 

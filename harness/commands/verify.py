@@ -86,8 +86,10 @@ def add_parser(sub):
     a.add_argument("--reexecute", nargs="?", const="default", type=_count, metavar="N",
                    help="send N requests per cell again, past the cache, and compare each vector with the stored "
                         "one by input id (default: every request of a local model, 5 per cell of a network provider; "
-                        "`all`: every request). Re-evaluates every check line, detail included. Costs money "
-                        "on a paid provider: the estimate is printed first")
+                        "`all`: every request); on top of them, always the requests carrying the inputs the spec's "
+                        "checks name, and a seeded sample of each data-set check's queries with their judged "
+                        "documents. Re-evaluates every check line, detail included. Costs money on a paid provider: "
+                        "the estimate, by kind, is printed first")
     a.add_argument("--tolerance", type=_tolerance, metavar="X",
                    help="with --reexecute: `exact` (identical float32 bytes) or a cosine distance (cosine ≥ 1 − X), "
                         "as for `harness diff`. Default per provider: local exact, DashScope and "

@@ -13,7 +13,8 @@ from harness.errors import ExitCode, HarnessError, Problem, UsageError
 from harness.folder import layout
 
 if TYPE_CHECKING:
-    from harness.audit.reexecute import Sample, Tolerance
+    from harness.audit.reexecute import Tolerance
+    from harness.audit.sample import Sample
 
 SHOWN = 5                               # disagreeing inputs named per cell
 
@@ -35,7 +36,8 @@ def check_reexecution(context: VerifyContext | None, report: VerifyReport, *, pe
     """`verify --reexecute`: estimate, refuse above `max_cost` (exit 2, nothing sent), re-execute,
     and add the outcome to the verify report (findings `reexecute`, `not-reexecuted`).
     `cell_filter` limits which of the run's cells are re-executed."""
-    from harness.audit.reexecute import choose, plan_cells, run_sample  # numpy: only when re-executing
+    from harness.audit.reexecute import plan_cells, run_sample  # numpy: only when re-executing
+    from harness.audit.sample import choose
 
     folder = Path(report.folder)
     if context is None or not (folder / layout.SPEC_COPY).is_file():
