@@ -6,9 +6,11 @@ Independent lines of evidence, each named when it breaks (one module each):
 3. the payloads, index files and inputs.jsonl re-derived from the spec copy (spec.yaml) and
    the local inputs, in memory; and the original spec and local inputs compared with the hashes
    recorded at run time, "changed since the run" (parse, payloads);
-4. the verdict: validate.txt's lines given again by the spec's checks over the vectors (verdict);
+4. the verdict: validate.txt's lines given again, the execution lines and each cell's executed
+   state by the evidence (responses, vectors, payload index: execution), the checks' lines and
+   summary.json's data for them by the spec's checks over the vectors (verdict);
 5. the reports: summary.json, junit.xml, report.md and report.html tell validate.txt's and the
-   manifest's story (reports).
+   manifest's story (reports), compared by the folder's evidence format, never its harness version.
 With `--allowed-signers` and `--reexecute`, who vouches for the folder and whether the model gives
 its vectors (provenance). The folder and its spec are parsed once (parse.VerifyContext).
 
