@@ -129,7 +129,8 @@ def test_a_malformed_allowed_host_is_a_usage_error(server, tmp_path):
     flag = harness(tmp_path, "validate", endpoint_spec(server), "--allow-host", "http://127.0.0.1:8000/api")
     assert flag.returncode == 2 and "is not HOST or HOST:PORT" in flag.stderr
     variable = harness(tmp_path, "validate", endpoint_spec(server), HARNESS_ALLOW_HOSTS="127.0.0.1/x")
-    assert variable.returncode == 2 and "$HARNESS_ALLOW_HOSTS: '127.0.0.1/x' is not HOST or HOST:PORT" in variable.stderr
+    assert variable.returncode == 2
+    assert "$HARNESS_ALLOW_HOSTS: '127.0.0.1/x' is not HOST or HOST:PORT" in variable.stderr
 
 
 def test_a_redirect_from_an_allowed_host_does_not_carry_the_key_along(server, tmp_path):

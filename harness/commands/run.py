@@ -52,7 +52,8 @@ def add_parser(sub):
                        "and no API key is needed.")
     p.add_argument("spec", metavar="SPEC")
     p.add_argument("--output", metavar="DIR", help="base output folder (default: $OUTPUT_DIR or ./output); "
-                   "the run goes to DIR/<spec name>/, which it replaces only if that holds an earlier run (else exit 2)")
+                   "the run goes to DIR/<spec name>/, which it replaces only if that holds an earlier run "
+                   "(else exit 2)")
     p.add_argument("--execute", action="store_true", help="send the requests and record the vectors")
     p.add_argument("--base-url", help="DashScope native API base URL (overrides the spec, "
                    "$DASHSCOPE_HTTP_BASE_URL and the region), e.g. http://127.0.0.1:8000/api/v1")
@@ -73,8 +74,8 @@ def add_parser(sub):
     g.add_argument("--workspace", help="DashScope workspace id (header X-DashScope-WorkSpace; "
                    "default $DASHSCOPE_WORKSPACE, else $DASHSCOPE_WORKSPACE_ID)")
     g.add_argument("--require-executed", action="store_true",
-                   help="with --execute (else exit 2), every cell must execute: one that does not (e.g. no API key) is a FAIL line and "
-                        "exit code 4, as with the spec's `execution.required`; without this flag it is a "
+                   help="with --execute (else exit 2), every cell must execute: one that does not (e.g. no API key) "
+                        "is a FAIL line and exit code 4, as with the spec's `execution.required`; without this flag it is a "
                         "`skip` line, and a run in which no cell executed is FAIL with exit code 6")
     p.add_argument("--fail-on", type=fail_on, default=DEFAULT_FAIL_ON, metavar="WHAT",
                    help="which failures give a non-zero exit code: a comma list of checks (1), provider (4), "
@@ -140,7 +141,8 @@ def run(args) -> int:
             failed.add("verify")
             console.print(escape(render_report(report)), highlight=False)
     if outcome.signed_by:
-        console.print(f"signed: {escape(str(outcome.folder))}/manifest.sig ({escape(outcome.signed_by)})", highlight=False)
+        console.print(f"signed: {escape(str(outcome.folder))}/manifest.sig ({escape(outcome.signed_by)})",
+                      highlight=False)
     verdict = "PASS" if outcome.passed and not failed else "FAIL"
     line = f"{verdict}: {outcome.folder}/validate.txt"
     if args.quiet:

@@ -6,8 +6,8 @@ payload files and uses the cache, `results` turns what came back into evidence a
 
 from harness.execute.clients import ClientPool
 from harness.execute.engine import execute_run
-from harness.execute.options import ExecuteOptions
 from harness.execute.limiter import RateLimiter, backoff_delay
+from harness.execute.options import ExecuteOptions
 from harness.execute.results import CellOutcome, ExecutionSummary
 
 __all__ = ["CellOutcome", "ClientPool", "ExecuteOptions", "ExecutionSummary", "RateLimiter", "backoff_delay",

@@ -12,7 +12,6 @@ from typing import Any
 
 from harness.execute.cache import default_cache_dir
 
-
 SPEC_SETS = ("concurrency", "rpm", "tpm", "timeout", "max_attempts")   # spec.schema.json's `execution`
 
 
