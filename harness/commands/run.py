@@ -75,8 +75,8 @@ def add_parser(sub):
                    "default $DASHSCOPE_WORKSPACE, else $DASHSCOPE_WORKSPACE_ID)")
     g.add_argument("--require-executed", action="store_true",
                    help="with --execute (else exit 2), every cell must execute: one that does not (e.g. no API key) "
-                        "is a FAIL line and exit code 4, as with the spec's `execution.required`; without this flag it is a "
-                        "`skip` line, and a run in which no cell executed is FAIL with exit code 6")
+                        "is a FAIL line and exit code 4, as with the spec's `execution.required`; without this flag "
+                        "it is a `skip` line, and a run in which no cell executed is FAIL with exit code 6")
     p.add_argument("--fail-on", type=fail_on, default=DEFAULT_FAIL_ON, metavar="WHAT",
                    help="which failures give a non-zero exit code: a comma list of checks (1), provider (4), "
                         "verify (5: re-verify the folder just written, which costs a second pass), "
