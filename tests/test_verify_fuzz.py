@@ -6,7 +6,6 @@ exit 70 (a crash), never hang."""
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 from pathlib import Path
@@ -220,10 +219,9 @@ def test_verify_names_every_damage_without_crashing_or_hanging(base, kind):
     try:
         with guarded(seconds=20):
             r = base.cli("verify", str(folder))
-            j = base.cli("verify", str(folder), "--json")
     except Hang:
         pytest.fail(f"{kind}: verify did not finish")
     said = r.stdout + r.stderr
     assert r.returncode == ExitCode.VERIFY_MISMATCH, f"{kind}: exit {r.returncode}\n{said}"
     assert "internal error" not in said and "Traceback" not in said, said
-    assert j.returncode == ExitCode.VERIFY_MISMATCH and json.loads(j.stdout)["verified"] is False, j.stdout + j.stderr
+    assert r.stdout.startswith(f"MISMATCH: {folder}: "), said
