@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from rich.markup import escape
 
@@ -136,7 +137,10 @@ def run(args) -> int:
     if "verify" in args.fail_on:
         from harness.audit.verify.checker import verify_folder
         from harness.audit.verify.reporter import render_report
-        report = verify_folder(outcome.folder, allow_paths=args.allow_paths, max_payload=args.max_payload)
+        # the root of the paths the folder records is the run's own spec folder, never the folder's say
+        spec_dir = Path(args.spec).resolve().parent if Path(args.spec).is_file() else None
+        report = verify_folder(outcome.folder, spec_dir=spec_dir, allow_paths=args.allow_paths,
+                               max_payload=args.max_payload)
         if not report.ok:
             failed.add("verify")
             console.print(escape(render_report(report)), highlight=False)
