@@ -68,7 +68,9 @@ def add_parser(sub):
                               "--max-cost (nothing sent)")
     p.add_argument("folder", metavar="OUTPUT_DIR", help="an output folder written by `harness run`")
     p.add_argument("--spec-dir", metavar="DIR", help="folder the spec's relative input paths start from, when the "
-                   "output folder was moved away from the spec (default: found via the manifest)")
+                   "output folder was moved away from the spec (default: the spec the manifest's relative path "
+                   "leads to, looked for only inside the git work tree holding OUTPUT_DIR, else the current "
+                   "folder: a path the folder records never leads verify elsewhere)")
     p.add_argument("--strict", action="store_true", help="also fail when something cannot be re-derived here "
                    "(e.g. a local input image is not available)")
     p.add_argument("--json", action="store_true", help="print the findings as JSON")
