@@ -151,10 +151,11 @@ def choose(context: VerifyContext, planned: dict[str, CellEntry], per_cell: int 
         tokens = {"text": 0, "image": 0, "video": 0}
         try:
             for e in chosen:
-                body = json.loads((context.folder / layout.payload_dir(cid) / e["file"]).read_bytes())
+                # through the folder's reader: a file inside the folder (no `..`, no link), bounded
+                body = json.loads(context.run.read.raw(f"{layout.payload_dir(cid)}/{e['file']}"))
                 for k, v in estimate.body_tokens(body if isinstance(body, dict) else {}, info).items():
                     tokens[k] += v
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, RecursionError, FolderError) as exc:
             sample.unusable[cid] = f"cannot read a payload file of it ({exc})"
             continue
         cost = estimate.cost(info, tokens, cell.region)
