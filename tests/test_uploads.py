@@ -128,8 +128,8 @@ def test_run_uploads_video_and_large_image_records_oss_urls_and_verifies(server,
             "mime": "video/mp4"} in manifest["inputs"]["files"]
     assert manifest["cells"][0]["upload_local_files"] is True
 
-    check = cli(tmp_path, "verify", str(folder))
-    assert check.returncode == 0, check.stdout + check.stderr
+    check = cli(tmp_path, "verify", str(folder), "--spec-dir", str(tmp_path))   # the tests run from the repo
+    assert check.returncode == 0 and "2 local inputs unchanged" in check.stdout, check.stdout + check.stderr
     no_secret_anywhere(tmp_path, proc)
     record = json.loads((tmp_path / "cache" / "uploads.json").read_text())
     assert len(record["entries"]) == 2
@@ -159,13 +159,15 @@ def test_run_uploads_video_and_large_image_records_oss_urls_and_verifies(server,
     (line3,) = responses(tmp_path)
     assert not any(u["reused"] for u in line3["uploads"])
     assert {u["url"] for u in line3["uploads"]}.isdisjoint(u["url"] for u in line2["uploads"])
-    assert cli(tmp_path, "verify", str(folder)).returncode == 0
+    assert cli(tmp_path, "verify", str(folder), "--spec-dir", str(tmp_path)).returncode == 0
 
     # `verify --reexecute` sends a sample again: with no upload record left, the stand-ins are
-    # resolved from the run's recorded input files, uploaded afresh, and the vectors agree
+    # resolved from the run's recorded input files (inside the spec's folder, never where the
+    # folder's recorded paths would lead), uploaded afresh, and the vectors agree
     (tmp_path / "cache" / "uploads.json").unlink()
     served = len(server.served())
-    redo = cli(tmp_path, "verify", str(folder), "--reexecute", "--base-url", server.base_url)
+    redo = cli(tmp_path, "verify", str(folder), "--spec-dir", str(tmp_path), "--reexecute",
+               "--base-url", server.base_url)
     assert redo.returncode == 0, redo.stdout + redo.stderr
     assert len(server.served()) == served + 1 and len(server.upload_log) == 12
     no_secret_anywhere(tmp_path, redo)

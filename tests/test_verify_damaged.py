@@ -191,10 +191,38 @@ def test_6_the_root_is_the_callers_project_and_not_what_the_folder_says(base, tm
     assert r.returncode == ExitCode.OK and "1 local inputs unchanged" in r.stdout, r.stdout
 
 
-# --- 7. a provider's message: no line split in validate.txt, no HTML in report.md -----------------
-
 KEY = "sk-test-0123456789abcdef"
 server = dashscope_fixture(KEY)
+MP4 = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + bytes(range(256)) * 8
+
+
+def test_6_reexecution_uploads_no_file_a_recorded_path_leads_to_outside_the_root(server, tmp_path):
+    """`verify --reexecute` of an `upload_local_files` run sends the local files again through temporary
+    storage: a manifest whose recorded path leads out of the project must not get a file from there sent."""
+    project, outside = tmp_path / "project", tmp_path / "outside"
+    (project / "clips").mkdir(parents=True)
+    outside.mkdir()
+    (project / "clips" / "street.mp4").write_bytes(MP4)
+    (outside / "street.mp4").write_bytes(MP4)           # the same bytes, outside the project
+    (project / "spec.yaml").write_text("version: 1\nname: up\nregion: cn-beijing\nmodels: [qwen3-vl-embedding]\n"
+                                       "dimensions: [256]\nupload_local_files: true\ninputs:\n"
+                                       "  - {id: street, video: clips/street.mp4}\n")
+    server.reset()
+    env = cli_env(tmp_path / "home", DASHSCOPE_API_KEY=KEY)
+    r = run_cli("run", "spec.yaml", "--execute", "--base-url", server.base_url, cwd=project, env=env)
+    assert r.returncode == ExitCode.OK, r.stdout + r.stderr
+    folder = project / "output" / "up"
+    (tmp_path / "home" / ".cache" / "uploads.json").unlink()   # nothing to reuse: re-execution uploads again
+    (project / "clips" / "street.mp4").unlink()
+    damage.edit_manifest(folder, lambda m: m["inputs"]["files"][0].update(path="../outside/street.mp4"))
+    uploaded = len(server.upload_log)
+    r = run_cli("verify", str(folder), "--reexecute", "--base-url", server.base_url, cwd=project, env=env)
+    assert r.returncode not in (ExitCode.OK, ExitCode.INTERNAL), r.stdout + r.stderr
+    assert [e["kind"] for e in server.upload_log[uploaded:]] == [], "a file outside the project was uploaded"
+    assert "is known to this run" in r.stdout, r.stdout
+
+
+# --- 7. a provider's message: no line split in validate.txt, no HTML in report.md -----------------
 
 
 def test_7_a_hostile_provider_message_neither_splits_validate_txt_nor_renders_in_report_md(server, tmp_path):

@@ -29,7 +29,6 @@ sampled payload files, so retries, quotas, answer checks and key handling are th
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -157,11 +156,9 @@ def run_sample(context: VerifyContext, sample: Sample, tolerance: Tolerance | No
 
     if not sample.cells:
         return []
-    folder = context.folder
     local_files = {}
     if any(c.cell.upload_local_files for c in sample.cells):   # what the upload stand-ins name
-        from harness.providers.uploads import recorded_local_files
-        local_files = recorded_local_files(folder, context.record)
+        local_files = context.local_files()     # inside the caller's roots, never where the folder says
     options = ExecuteOptions.from_run(context.spec.document.get("execution"),    # past the cache, never into it
                                       {"use_cache": False, "refresh": False, "quiet": console is None},
                                       local_files=local_files, allow_hosts=allow_hosts)
@@ -171,8 +168,8 @@ def run_sample(context: VerifyContext, sample: Sample, tolerance: Tolerance | No
             where = scratch / layout.payload_dir(c.id)
             where.mkdir(parents=True)
             (scratch / layout.payload_index(c.id)).write_bytes(b"".join(canonical_json(e) + b"\n" for e in c.entries))
-            for e in c.entries:
-                shutil.copyfile(folder / layout.payload_dir(c.id) / e["file"], where / e["file"])
+            for e in c.entries:     # the bytes the folder's reader gives: inside it, no link followed, bounded
+                (where / e["file"]).write_bytes(context.run.read.raw(f"{layout.payload_dir(c.id)}/{e['file']}"))
         summary = execute_run(scratch, [c.cell.to_json() for c in sample.cells], options, console)
         outcomes = {o.id: o for o in summary.cells}
         return [_compare(context.run.read, RunReader(scratch), c, outcomes.get(c.id), tolerance)

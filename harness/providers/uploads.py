@@ -54,17 +54,6 @@ OFFICIAL_STORAGE_SUFFIX = ".aliyuncs.com"
 _LOCKS: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Lock]]" = weakref.WeakKeyDictionary()
 
 
-def recorded_local_files(folder: Path, manifest: Any) -> dict[str, Path]:
-    """sha256 → path of the local images and videos a run's manifest records, found beside the
-    original spec (for `verify --reexecute`; a file changed since is refused when it is read)."""
-    spec_path = (manifest.spec or {}).get("path")
-    if not spec_path:
-        return {}
-    base = Path(os.path.normpath(Path(folder) / spec_path)).parent
-    return {f["sha256"]: base / f["path"] for f in (manifest.inputs or {}).get("files") or []
-            if isinstance(f, dict) and f.get("role") in ("image", "video") and f.get("sha256") and f.get("path")}
-
-
 def iso(epoch: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
 

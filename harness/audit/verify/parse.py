@@ -70,6 +70,21 @@ class VerifyContext:
 
         return load_catalog()
 
+    def local_files(self, roles: tuple[str, ...] = ("image", "video")) -> dict[str, Path]:
+        """sha256 → path of the local files of `roles` the manifest records, resolved from `base` as a
+        run resolves its inputs (inside `roots`); one that leads elsewhere, or any when `base` is
+        unknown, is left out (a request naming it then fails, and says so)."""
+        if self.base is None:
+            return {}
+        files, out = InputFiles(self.base, self.roots), {}
+        for f in self.record.inputs.get("files") or []:
+            if f.get("role") in roles and f.get("sha256"):
+                try:
+                    out[f["sha256"]] = files.resolve(f["path"], f["role"], ())
+                except InputProblem:
+                    continue
+        return out
+
     def cell_of(self, path: str) -> str | None:
         """The cell whose payload files, vectors or responses `path` is one of, if any."""
         return next((cid for cid in self.record.cell_ids if path.startswith(f"{layout.payload_dir(cid)}/")
