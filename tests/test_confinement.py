@@ -193,4 +193,5 @@ def test_verify_reads_a_qrels_file_through_the_same_allow_path_as_the_run(layout
     assert r.returncode == 0, r.stdout + r.stderr
     ok = harness("verify", "output/q", "--allow-path", str(outside), cwd=proj)
     assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "cannot read the qrels" not in ok.stdout, ok.stdout     # re-derived, not left aside
     assert harness("verify", "output/q", cwd=proj).returncode != 0
