@@ -68,6 +68,7 @@ def trec_measure(name: str) -> str:
     return {"recall": "recall_{}", "ndcg": "ndcg_cut_{}", "precision": "P_{}", "map": "map_cut_{}"}[kind].format(k)
 
 
+@pytest.mark.slow    # the whole BEIR example executed, then trec_eval over its run file
 def test_beir_folder_end_to_end_equals_trec_eval_on_its_own_run_file(tmp_path):
     folder = project(tmp_path)
     r = run(folder)

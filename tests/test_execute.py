@@ -104,8 +104,9 @@ def test_evidence_follows_the_output_folder_contract(server, tmp_path):
     assert entry["estimated_cost"]["currency"] == "CNY" and entry["estimated_cost"]["amount"] > 0
 
 
-@pytest.mark.parametrize("kind", ["429", "429-retry-after", "500", "503", "slow", "drop", "malformed",
-                                  "error-200"])
+@pytest.mark.parametrize("kind", ["429", "429-retry-after", "500", "503",
+                                  pytest.param("slow", marks=pytest.mark.slow),   # a real HTTP timeout, waited for
+                                  "drop", "malformed", "error-200"])
 def test_transient_faults_are_retried_until_every_request_succeeds(server, tmp_path, kind):
     folder = staged(tmp_path, n=4)
     server.add_fault(kind, times=2, match="text number t2", retry_after=0.3, delay=0.7)

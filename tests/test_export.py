@@ -5,6 +5,7 @@ and the evidence the standalone command leaves in the output folder."""
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import socket
 import subprocess
@@ -26,11 +27,10 @@ from harness.folder.verdict import CheckResult
 from harness.report.finalize import finalize
 from tests.helpers import Result, cli_env, harness, run_cli
 
-pytest.importorskip("pymilvus")
-pytest.importorskip("milvus_lite")
-
-from milvus_lite.server_manager import server_manager_instance  # noqa: E402
-from pymilvus import MilvusClient  # noqa: E402
+# Looked up, not imported: pymilvus takes most of a second to import, which every test worker
+# would pay at collection; the tests that talk to Milvus import it when they run.
+pytestmark = pytest.mark.skipif(not all(importlib.util.find_spec(m) for m in ("pymilvus", "milvus_lite")),
+                                reason="needs pymilvus, milvus_lite (pip install -e '.[test]')")
 
 PY = sys.executable
 QWEN = ("qwen3-vl-embedding", "dashscope", 256)
@@ -82,6 +82,9 @@ def make_run(root: Path, *, cells=(QWEN, E5), n_text: int = 24, n_image: int = 6
 def lite(db: Path):
     """A client on a Milvus Lite file that, like the export, frees the file's lock afterwards
     (closing the client alone keeps it until the process exits)."""
+    from milvus_lite.server_manager import server_manager_instance
+    from pymilvus import MilvusClient
+
     client = MilvusClient(uri=str(db))
     try:
         yield client

