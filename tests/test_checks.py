@@ -123,8 +123,22 @@ def test_stability_against_earlier_run(tmp_path):
     assert not r.passed and "below: dog-photo" in r.detail
     assert r.data["compared"] == 4 and r.data["min_cosine"] < 0.99 and r.data["median_cosine"] > 0.99
     assert r.data["earlier_found"] is True
-    [r] = evaluate_checks([{"stability": {"against": str(earlier), "pass_rate": 0.75}}], now, cells)
+    [r] = evaluate_checks([{"stability": {"against": str(earlier), "pass_rate": 0.75}}], now, cells, spec_dir=tmp_path)
     assert r.passed
+
+
+def test_stability_reads_no_earlier_run_outside_the_project(tmp_path):
+    """`against:` is a path a spec names: confined like every other (issue 24), so a stranger's spec
+    cannot make the check read vectors from elsewhere on the machine."""
+    make_run(tmp_path / "elsewhere" / "baseline")
+    now = tmp_path / "proj" / "now"
+    cells = make_run(now).cells
+    for against in (str(tmp_path / "elsewhere" / "baseline"), "../elsewhere/baseline"):
+        [r] = evaluate_checks([{"stability": {"against": against}}], now, cells, spec_dir=tmp_path / "proj")
+        assert not r.passed and "outside the project" in r.detail, r.detail
+    [r] = evaluate_checks([{"stability": {"against": "../elsewhere/baseline"}}], now, cells,
+                          spec_dir=tmp_path / "proj", allow_paths=[tmp_path / "elsewhere"])
+    assert r.passed, r.detail
 
 
 def test_stability_missing_baseline_fails_with_hint(run, tmp_path):

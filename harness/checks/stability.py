@@ -12,6 +12,7 @@ from harness.checks import metrics as M
 from harness.checks.context import Ctx, Outcome, json_number, listed
 from harness.folder import FolderError, RunReader
 from harness.folder.layout import REPEAT_DIR
+from harness.inputs.types import InputProblem
 
 DEFAULT_MIN_COSINE = 0.99
 
@@ -26,6 +27,13 @@ def check_stability(body: dict, ctx: Ctx) -> Outcome:
         base, other = (against if against.is_absolute() else ctx.spec_dir / against), str(body["against"])
     cell_id = ctx.cell["id"]
     data: dict[str, Any] = {"against": other, "earlier_found": True}
+    if not body.get("repeat"):
+        # the earlier run is read through the run's confinement, as every file a spec names: a
+        # stranger's spec cannot point it outside the project (nor into a git directory)
+        try:
+            ctx.files.resolve(other, "the earlier run", ())
+        except InputProblem as exc:
+            return 1, 1, f"cannot compare with {other}: {exc.message}", data
     # repeat/ is read through the run's folder, so a link there is not followed (RunReader(base) would)
     reader = RunReader(ctx.folder).within(REPEAT_DIR) if body.get("repeat") else RunReader(base)
     try:
