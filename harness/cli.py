@@ -16,7 +16,8 @@ from harness.evidence import COMMITTED
 
 EPILOG = """exit codes: 0 ok/PASS · 1 checks failed (validate.txt FAIL) · 2 bad command line ·
 3 spec or input invalid (nothing written) · 4 provider/infrastructure error · 5 verify/diff mismatch ·
-6 --execute but no cell executed (e.g. no API key; validate.txt FAIL) · 70 internal error · 130 interrupted
+6 --execute but no cell executed (e.g. no API key; validate.txt FAIL), or diff --tolerance compared nothing ·
+70 internal error · 130 interrupted
 run: of several failures the most serious gives the code, in the order 4, 5, 1, 6 (see run --fail-on)"""
 
 

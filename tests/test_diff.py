@@ -136,3 +136,33 @@ def test_non_finite_vectors_never_pass_the_gate(tmp_path, capsys):
     code, out = diff(capsys, a, b, "--tolerance", "0.5")
     assert code == ExitCode.VERIFY_MISMATCH
     assert "non-finite values (counted as cosine -1): cat-photo" in out and "for cat-photo (-1.0000)" in out
+
+
+OTHER = "qwen3-vl-embedding-8"
+
+
+def test_cells_executed_in_neither_run_are_skipped_and_gate_nothing(tmp_path, capsys):
+    """The keyless CI case: a cell no run could execute is skipped, not a mismatch; one executed on
+    one side only is still a difference."""
+    cells = {CELL: vectors(), OTHER: vectors(8)}
+    a = build(tmp_path / "a", cells, checks=[])
+    both_skip_a = tmp_path / "sa"
+    both_skip_b = tmp_path / "sb"
+    for f in (both_skip_a, both_skip_b):
+        finalize(f, make_run(f, cells, skip=(OTHER,)), [])
+    code, out = diff(capsys, both_skip_a, both_skip_b, "--tolerance", "0.001")
+    assert code == ExitCode.OK, out
+    assert f"skipped (executed in neither run): {OTHER}" in out and "PASS: within tolerance" in out
+    code, out = diff(capsys, a, both_skip_b, "--tolerance", "0.001")
+    assert code == ExitCode.VERIFY_MISMATCH and f"{OTHER}: not executed in B" in out, out
+
+
+def test_a_gate_that_compared_nothing_says_so_and_exits_6(tmp_path, capsys):
+    cells = {CELL: vectors()}
+    for f in (tmp_path / "a", tmp_path / "b"):
+        finalize(f, make_run(f, cells, skip=(CELL,)), [])
+    code, out = diff(capsys, tmp_path / "a", tmp_path / "b", "--tolerance", "0.001")
+    assert code == ExitCode.NOTHING_EXECUTED, out
+    assert "nothing compared" in out and "FAIL" not in out and "PASS" not in out
+    code, out = diff(capsys, tmp_path / "a", tmp_path / "b")       # no gate: it only informs
+    assert code == ExitCode.OK, out

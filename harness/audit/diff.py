@@ -86,6 +86,19 @@ class DiffReport:
     def ok(self) -> bool:
         return not self.breaches
 
+    @property
+    def compared(self) -> int:
+        """How many cell pairs' vectors or metrics were compared: none means the gate judged nothing
+        (e.g. two keyless CI runs, where no cell executed on either side)."""
+        return sum(v["status"] == "compared" for v in self.vectors) + len(self.metrics)
+
+    @property
+    def skipped(self) -> list[str]:
+        """The cell pairs executed in neither run: nothing to compare, so they gate nothing (as pytest
+        skips a test), unlike a cell executed on one side only, which is a difference."""
+        return [v["a"] if v["a"] == v["b"] else f"{v['a']} ↔ {v['b']}" for v in self.vectors
+                if v["status"] == NEITHER]
+
     def as_dict(self) -> dict[str, Any]:
         return {"a": str(self.a), "b": str(self.b), "spec": self.spec, "inputs": self.inputs, "cells": self.cells,
                 "payloads": self.payloads, "vectors": self.vectors, "metrics": self.metrics, "checks": self.checks,
@@ -119,12 +132,18 @@ def pair_cells(a: Run, b: Run, pairs: list[tuple[str, str]] | None = None) -> li
     return out
 
 
+NEITHER = "not executed in A and B"
+
+
 def compare_vectors(a: Run, b: Run, ca: str, cb: str) -> dict:
     """Per-input cosine between two cells' vectors, matched by input id."""
     va, vb = _vectors(a, ca), _vectors(b, cb)
     row: dict[str, Any] = {"a": ca, "b": cb}
+    if va is None and vb is None:
+        row["status"] = NEITHER
+        return row
     if va is None or vb is None:
-        row["status"] = "not executed in " + " and ".join(s for s, v in (("A", va), ("B", vb)) if v is None)
+        row["status"] = f"not executed in {'A' if va is None else 'B'}"
         return row
     row.update({"dimension_a": va.dimension, "dimension_b": vb.dimension, "count_a": len(va.ids),
                 "count_b": len(vb.ids),
@@ -234,6 +253,8 @@ def _gate(r: DiffReport, a: Run) -> None:
                 r.breaches.append(f"{cid}: no cell in B to compare with (pair it with --pair {cid}:CELL_B)")
         for v in r.vectors:
             where = v["a"] if v["a"] == v["b"] else f"{v['a']} ↔ {v['b']}"
+            if v["status"] == NEITHER:      # nothing to compare: skipped, not a difference
+                continue
             if v["status"] != "compared":
                 r.breaches.append(f"{where}: {v['status']}")
                 continue
@@ -309,7 +330,11 @@ def render_diff(r: DiffReport) -> str:
         out.append("checks that changed status:")
         for ch in r.checks:
             out.append(f"  {ch['check']} [{ch['a']}]: {ch['status_a']} → {ch['status_b']}")
-    if r.gated:
+    if r.skipped:
+        out.append(f"skipped (executed in neither run): {_ids(r.skipped)}")
+    if r.gated and not r.compared:
+        out.append("nothing compared: no cell executed in both runs, so the tolerance judged nothing")
+    elif r.gated:
         rule = " and ".join(x for x in (
             f"cosine ≥ {1 - r.tolerance:g}" if r.tolerance is not None else "",
             f"|metric delta| ≤ {r.metric_tolerance:g}" if r.metric_tolerance is not None else "") if x)

@@ -82,4 +82,7 @@ def run(args) -> int:
         sys.stdout.write(json.dumps(report.as_dict(), indent=2, ensure_ascii=False) + "\n")
     else:
         print(render_diff(report))
-    return int(ExitCode.OK if report.ok else ExitCode.VERIFY_MISMATCH)
+    if not report.ok:
+        return int(ExitCode.VERIFY_MISMATCH)
+    # a gate that compared nothing passes nothing, as `run --execute` with no cell executed
+    return int(ExitCode.NOTHING_EXECUTED if report.gated and not report.compared else ExitCode.OK)
