@@ -113,3 +113,16 @@ def test_interrupt_under_no_cache_does_not_promise_a_cache(server, tmp_path):  #
     assert proc.returncode == 130, out + err
     assert "in the cache" not in err and "with --no-cache no response was kept" in err
     assert not (tmp_path / "cache").exists() or not list((tmp_path / "cache").rglob("*.json"))
+
+
+def test_piped_output_is_never_wrapped_nor_padded(tmp_path):
+    """Piped with no $COLUMNS (a CI log, a file, grep): a long line stays one line, words whole,
+    and no line ends in spaces (issue 26, item 10)."""
+    from tests.helpers import SPECS, harness
+
+    r = harness("run", str(SPECS / "quickstart.yaml"), "--output", str(tmp_path / "out"), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert not [line for line in lines if line != line.rstrip()]
+    disputed = [line for line in lines if line.startswith("warn disputed-fact: qwen3-vl-embedding max_images:")]
+    assert len(disputed) == 1 and disputed[0].endswith("contradicts every ZH version"), disputed

@@ -81,8 +81,11 @@ def result_rows(cells: list[dict], execution: Execution | None, results: list[Ch
     return rows
 
 
+PIPED_WIDTH = 10_000   # piped with no $COLUMNS: no line is ever wrapped (a CI log, a file, grep)
+
+
 def make_console(quiet: bool = False) -> Console:
-    """A console for stdout: the terminal's width, $COLUMNS when set, else a wide fixed one when
-    piped (CI logs)."""
-    fixed = not sys.stdout.isatty() and not os.environ.get("COLUMNS")
-    return Console(quiet=quiet, width=160 if fixed else None)
+    """A console for stdout: the terminal's width, $COLUMNS when set; piped, no wrapping at all (a
+    hard wrap at some width breaks words and leaves trailing spaces in logs and greps)."""
+    piped = not sys.stdout.isatty() and not os.environ.get("COLUMNS")
+    return Console(quiet=quiet, width=PIPED_WIDTH if piped else None, soft_wrap=piped)
