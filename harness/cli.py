@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
 import os
 import pkgutil
@@ -67,8 +68,26 @@ def interrupted_message(cached: bool = True) -> str:
     return f"interrupted after the run was complete: {done}"
 
 
+def unknown_command(argv: list[str]) -> str | None:
+    """The message for a mistyped command (`valdate`), with the nearest command; None when the
+    first word names a command (or there is none: argparse then says what is missing)."""
+    word = next((a for a in argv if not a.startswith("-")), None)
+    if word is None:
+        return None
+    names = [m.NAME for m in _command_modules()]
+    if word in names:
+        return None
+    close = difflib.get_close_matches(word, names, n=1, cutoff=0.6)
+    hint = f"did you mean {close[0]!r}?" if close else "see `harness --help`"
+    return f"harness: unknown command {word!r}: {hint} (commands: {', '.join(names)})"
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    names = {m.name for m in pkgutil.iter_modules(commands.__path__)}
+    if next((a for a in argv if not a.startswith("-")), None) not in names and (message := unknown_command(argv)):
+        print(message, file=sys.stderr)
+        return int(ExitCode.USAGE)
     parser = build_parser(argv)
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _interrupt)

@@ -113,3 +113,11 @@ def test_a_huge_rate_in_the_spec_is_out_of_range_not_a_crash(tmp_path):
     r = harness("run", "spec.yaml", "--execute", cwd=tmp_path, env={"DASHSCOPE_API_KEY": "sk-test-1234567"})
     assert r.returncode == 3, r.stderr
     assert "spec.yaml:7:8: execution.rpm:" in r.stderr and "maximum of 1000000" in r.stderr
+
+
+def test_a_mistyped_command_gets_the_nearest_one(tmp_path):
+    """`harness valdate` names `validate` (issue 26, item 12), exit 2 as any bad command line."""
+    r = harness("valdate", "spec.yaml", cwd=tmp_path)
+    assert r.returncode == 2 and "unknown command 'valdate': did you mean 'validate'?" in r.stderr, r.stderr
+    r = harness("frobnicate", cwd=tmp_path)
+    assert r.returncode == 2 and "unknown command 'frobnicate'" in r.stderr and "validate" in r.stderr
