@@ -166,3 +166,15 @@ def test_a_gate_that_compared_nothing_says_so_and_exits_6(tmp_path, capsys):
     assert "nothing compared" in out and "FAIL" not in out and "PASS" not in out
     code, out = diff(capsys, tmp_path / "a", tmp_path / "b")       # no gate: it only informs
     assert code == ExitCode.OK, out
+
+
+def test_metrics_that_did_not_move_are_counted_not_listed(tmp_path, capsys):
+    """What moved is named; the rest is said to be unchanged, not listed at +0.000 (issue 26, 12)."""
+    a = build(tmp_path / "a", {CELL: vectors()})
+    b = build(tmp_path / "b", {CELL: vectors()})
+    code, out = diff(capsys, a, b)
+    assert code == ExitCode.OK and f"retrieval [{CELL}]: unchanged (" in out and "+0.000" not in out, out
+    worse = build(tmp_path / "w", {CELL: vectors(**{"dog-caption": unit([0.9, 0.2, 0.1, 0.0])})})
+    code, out = diff(capsys, a, worse)
+    line = next(x for x in out.splitlines() if x.startswith(f"  retrieval [{CELL}]"))
+    assert "recall@1 1.000 → 0.500 (-0.500)" in line and "+0.000" not in line, line

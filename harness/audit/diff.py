@@ -324,7 +324,14 @@ def render_diff(r: DiffReport) -> str:
         out.append("metrics (A → B):")
         for m in r.metrics:
             where = m["a"] if m["a"] == m["b"] else f"{m['a']} ↔ {m['b']}"
-            vals = ", ".join(f"{k} {d['a']:.3f} → {d['b']:.3f} ({d['delta']:+.3f})" for k, d in m["metrics"].items())
+            # what moved (as printed, to 3 decimals); the rest is counted, not listed at +0.000
+            moved = {k: d for k, d in m["metrics"].items() if f"{d['delta']:+.3f}" not in ("+0.000", "-0.000")}
+            vals = ", ".join(f"{k} {d['a']:.3f} → {d['b']:.3f} ({d['delta']:+.3f})" for k, d in moved.items())
+            still = len(m["metrics"]) - len(moved)
+            if not moved:
+                vals = f"unchanged ({still} metric{'s' if still != 1 else ''})"
+            elif still:
+                vals += f"; {still} other{'s' if still != 1 else ''} unchanged"
             out.append(f"  {m['check']} [{where}]: {vals}")
     if r.checks:
         out.append("checks that changed status:")
