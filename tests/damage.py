@@ -1,20 +1,17 @@
 """Damage a real run folder the way a hostile reviewer or a broken disk would, for the tests of
 issue 23 (items 5-8) and the fuzz test: a small executed run is written once by the project's own
 runner; each case copies it and damages the copy (links, FIFOs, wrong types with the manifest's
-hashes and digest recomputed by the project's own code, truncations, ...). `guarded` runs a command
-with a hang guard (SIGALRM) and a memory guard (RLIMIT_AS), both put back afterwards."""
+hashes and digest recomputed by the project's own code, truncations, ...). The tests run each case
+under `tests.helpers.guarded` (a hang guard and a memory guard)."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import resource
 import shutil
-import signal
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 from harness.evidence import canonical_json, hash_tree
 from harness.folder import layout
@@ -130,32 +127,3 @@ def replace_with_fifo(folder: Path, rel: str) -> None:
     os.mkfifo(folder / rel)
 
 
-# --- the guards ---------------------------------------------------------------------------------
-
-class Hang(BaseException):
-    """The command did not finish in time (a BaseException: the CLI's own handlers do not catch it)."""
-
-
-def _vm_size() -> int:
-    with open("/proc/self/status", encoding="ascii") as f:
-        return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmSize:"))
-
-
-@contextlib.contextmanager
-def guarded(seconds: int = 20, memory: int = 2 << 30) -> Iterator[None]:
-    """Raise `Hang` after `seconds`; let the process map at most `memory` bytes more than it has
-    (an allocation past that is a MemoryError). Both limits are put back on the way out."""
-    def on_alarm(signum, frame):
-        raise Hang(f"no answer in {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, on_alarm)
-    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
-    cap = _vm_size() + memory
-    resource.setrlimit(resource.RLIMIT_AS, (cap if hard == resource.RLIM_INFINITY else min(cap, hard), hard))
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
-        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))

