@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from harness.evidence import canonical_json, hash_tree
-from harness.folder import Reason, RunReader, RunWriter
+from harness.folder import EVIDENCE_FORMAT, Reason, RunReader, RunWriter
 from harness.folder import manifest as manifest_mod
 from harness.folder.verdict import CheckResult
 from harness.report.finalize import finalize
@@ -43,6 +43,30 @@ def test_a_format_1_folder_written_by_the_earlier_code_verifies(tmp_path, format
     assert proc.stdout.startswith(f"verified: {format1}"), proc.stdout
     # 3 check lines and 2 execution lines (before issue 23: the 3 check lines alone)
     assert "3 re-derived byte for byte" in proc.stdout and "check lines re-evaluated" in proc.stdout
+
+
+@pytest.fixture
+def format2(tmp_path) -> Path:
+    """A copy of the format-2 fixture (spec and BEIR data beside it, as committed), its run folder."""
+    shutil.copytree(REPO / "tests" / "fixtures" / "format-2", tmp_path / "format-2")
+    return tmp_path / "format-2" / "out" / "format-2"
+
+
+def test_a_format_2_folder_written_by_the_earlier_code_verifies(tmp_path, format2):
+    proc = cli(tmp_path, "verify", str(format2))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.startswith(f"verified: {format2}"), proc.stdout
+    assert "5 check lines re-evaluated" in proc.stdout, proc.stdout
+
+
+def test_a_damaged_format_2_folder_is_refused(tmp_path, format2):
+    vectors = format2 / "vectors" / f"{F1_CELL}.npy"
+    data = bytearray(vectors.read_bytes())
+    data[-5] ^= 0x40                                   # one float of the last vector changed
+    vectors.write_bytes(bytes(data))
+    proc = cli(tmp_path, "verify", str(format2))
+    assert proc.returncode == 5, proc.stdout + proc.stderr
+    assert f"vectors/{F1_CELL}.npy" in proc.stdout, proc.stdout
 
 
 # --------------------------------------------------------------------------- 1. execution lines re-derived
@@ -283,7 +307,7 @@ def test_2_a_newer_evidence_format_than_this_harness_reads_is_a_finding(tmp_path
     rehash(format1, lambda m: m.update(evidence_format=99))
     proc = cli(tmp_path, "verify", str(format1))
     assert proc.returncode == 5, proc.stdout
-    assert "evidence format 99 is newer than this harness reads (2)" in proc.stdout
+    assert f"evidence format 99 is newer than this harness reads ({EVIDENCE_FORMAT})" in proc.stdout
 
 
 def test_2_an_earlier_format_whose_reports_are_not_rendered_as_written_has_its_data_compared(
@@ -295,7 +319,8 @@ def test_2_an_earlier_format_whose_reports_are_not_rendered_as_written_has_its_d
     monkeypatch.setattr(reports, "AS_WRITTEN_BY", {})
     proc = cli(tmp_path, "verify", str(format1))
     assert proc.returncode == 0, proc.stdout
-    assert ("written in evidence format 1, whose reports this harness (format 2) does not render byte for byte: "
+    assert (f"written in evidence format 1, whose reports this harness (format {EVIDENCE_FORMAT}) does not render "
+            "byte for byte: "
             "summary.json's data were compared; summary.json, junit.xml, report.md and report.html were not "
             "compared byte for byte") in proc.stdout
     summary = json.loads((format1 / "summary.json").read_text())

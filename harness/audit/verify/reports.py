@@ -31,7 +31,8 @@ def format_1_markdown(rendered: bytes) -> bytes:
 
 # Earlier evidence formats whose reports this harness still renders as they were written, once what the
 # later formats changed is undone: format → {report: undo}; a report not named is rendered as it is.
-AS_WRITTEN_BY: dict[int, dict[str, Callable[[bytes], bytes]]] = {1: {layout.REPORT_MD: format_1_markdown}}
+AS_WRITTEN_BY: dict[int, dict[str, Callable[[bytes], bytes]]] = {1: {layout.REPORT_MD: format_1_markdown},
+                                                                 2: {}}
 
 
 def check_reports(context: VerifyContext, report: VerifyReport) -> None:
