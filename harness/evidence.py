@@ -26,9 +26,41 @@ def canonical_json(obj: Any, *, pretty: bool = False) -> bytes:
     """
     if pretty:
         text = json.dumps(obj, sort_keys=True, ensure_ascii=False, allow_nan=False, indent=2) + "\n"
-    else:
-        text = json.dumps(obj, sort_keys=True, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-    return text.encode("utf-8")
+        return text.encode("utf-8")
+    if _orjson is not None and _plain(obj):
+        try:
+            return _orjson.dumps(obj, option=_orjson.OPT_SORT_KEYS)
+        except (TypeError, ValueError):     # nesting past orjson's limit: json says what it says
+            pass
+    return _COMPACT.encode(obj).encode("utf-8")
+
+
+try:   # the same bytes as _COMPACT, ten times faster, for the values `_plain` admits (tests/test_canonical.py)
+    import orjson as _orjson
+except ImportError:  # pragma: no cover - a dependency; without it every value takes json's path
+    _orjson = None
+_COMPACT = json.JSONEncoder(sort_keys=True, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+_INT_RANGE = range(-(1 << 63), 1 << 64)     # orjson's integers; json's are unbounded
+
+
+def _plain(obj: Any) -> bool:
+    """True when orjson writes `obj` byte for byte as json does: dicts with str keys, lists, tuples, str,
+    bool, None and 64-bit ints, exact types only. Floats are not (json writes 1e-05, orjson 0.00001),
+    nor subclasses (an IntEnum), nor ints past 64 bits; a lone surrogate orjson refuses, then json."""
+    t = type(obj)
+    if t is str or t is bool or obj is None:
+        return True
+    if t is dict:
+        for k, v in obj.items():
+            if type(k) is not str or not (type(v) is str or _plain(v)):
+                return False
+        return True
+    if t is list or t is tuple:
+        for v in obj:
+            if not (type(v) is str or _plain(v)):
+                return False
+        return True
+    return t is int and obj in _INT_RANGE
 
 
 def sha256_bytes(data: bytes) -> str:
