@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from harness.execute import limiter
+from harness.execute.cache import ResponseCache
 from harness.execute.limiter import VirtualClock
 from tests.helpers import Result, cli_env, dashscope_fixture, run_cli
 from tests.servers.dashscope_server import vector
@@ -178,7 +179,8 @@ def test_sigterm_mid_run_exits_130_and_the_rerun_sends_only_the_rest(server, tmp
     assert "Traceback" not in err and not (tmp_path / "out" / "e2e").exists()
     server.settle()                                      # the answer in flight when the signal came
     received = len(server.served())
-    cached = len(list((tmp_path / "cache").rglob("*.json")))
+    with ResponseCache(tmp_path / "cache") as stored:
+        cached = len(stored)
     # every answer kept was served; one request at a time, so at most the one in flight is lost
     assert 4 <= received < 18 and cached <= received <= cached + 1
     server.latency = 0.0

@@ -58,7 +58,7 @@ def test_dashscope_server_echoing_the_key_in_every_field_gets_it_written_nowhere
         assert_key_nowhere(tmp_path, first, KEY[:6])      # not even the start of it, where a snippet cut it
         assert {"validate.txt", "junit.xml", "report.html", "summary.json", "execution.json"} <= \
             {p.name for p in files}
-        assert any("cache" in p.parts and p.suffix == ".json" for p in files)
+        assert any("cache" in p.parts and p.name == "responses.sqlite3" for p in files)
         echoed, error, _, cut = responses(tmp_path, "qwen3-vl-embedding-256")[1:5]
         assert cut["error"]["message"].endswith("x***…'")
         assert echoed["error"] is None and echoed["request_id"] == "***"
@@ -88,16 +88,16 @@ def test_a_cached_answer_holding_the_key_gets_it_written_nowhere(tmp_path):
                     DASHSCOPE_API_KEY=KEY)
         assert first.returncode == 0, first.stdout + first.stderr
         folder = tmp_path / "out" / "echo"
-        cache = ResponseCache(tmp_path / "cache")
         [cell] = RunReader(folder).manifest().cells
-        for entry in RunReader(folder).payload_index(cell["id"]):
-            body = json.loads((folder / layout.payload_dir(cell["id"]) / entry["file"]).read_bytes())
-            key = cache_key(cell["endpoint"], body)
-            hit = cache.get(key)
-            assert hit is not None
-            cache.put(key, {**{k: v for k, v in hit.items() if k not in ("v", "key")},
-                            "request_id": f"req-{KEY}",
-                            "usage": {**hit["usage"], KEY: 1, "echo": f"billed to {KEY}"}})
+        with ResponseCache(tmp_path / "cache") as cache:
+            for entry in RunReader(folder).payload_index(cell["id"]):
+                body = json.loads((folder / layout.payload_dir(cell["id"]) / entry["file"]).read_bytes())
+                key = cache_key(cell["endpoint"], body)
+                hit = cache.get(key)
+                assert hit is not None
+                cache.put(key, {**{k: v for k, v in hit.items() if k not in ("v", "key")},
+                                "request_id": f"req-{KEY}",
+                                "usage": {**hit["usage"], KEY: 1, "echo": f"billed to {KEY}"}})
         sent = len(server.log)
         again = run(tmp_path, spec(models) + "dimensions: [256]\n", "--base-url", server.base_url,
                     DASHSCOPE_API_KEY=KEY)

@@ -13,9 +13,9 @@ This module owns everything around that call:
   attempts; a throttle pauses the whole model, not only the worker that saw it; every such wait
   is on `options.clock` (real time unless a test or a simulation gives a `limiter.VirtualClock`);
 - an early stop when an error will fail every request (bad key, unknown model, wrong URL);
-- a content-addressed response cache (`harness.execute.cache`), written as each answer arrives, so an
-  interrupted run (Ctrl-C, SIGTERM, kill -9) loses nothing received and a re-run sends only what
-  is missing. An answer read back from the cache is cleaned by the provider like a fresh one: an
+- a content-addressed response cache (`harness.execute.cache`, one SQLite file), written in batches, so an
+  interrupted run loses nothing received (Ctrl-C, SIGTERM) or at most its last batch (kill -9) and a
+  re-run sends only what is missing. An answer read back from the cache is cleaned by the provider like a fresh one: an
   entry written before answers were scrubbed, or by someone else, may hold an echoed key;
 - the evidence of the output-folder contract (`harness.execute.results`).
 """
@@ -93,7 +93,8 @@ def execute_run(folder: Path, cells: list[dict], options: ExecuteOptions | None 
     started = time.monotonic()
     catalog = load_catalog()
     run_cells = [_load_cell(folder, spec, catalog) for spec in cells]
-    cache = ResponseCache(options.cache_dir, enabled=options.use_cache, refresh=options.refresh)
+    cache = ResponseCache(options.cache_dir, enabled=options.use_cache, refresh=options.refresh,
+                          now=clock_of(options).now)
     progress = RunProgress(console, quiet=options.quiet)
     state: dict[str, Any] = {"fatal": None, "fatal_cell": None, "terminated": False}
     try:
@@ -103,6 +104,7 @@ def execute_run(folder: Path, cells: list[dict], options: ExecuteOptions | None 
             raise KeyboardInterrupt("terminated (SIGTERM)") from None
         raise
     finally:
+        cache.close()           # the last batch of answers, also at an interrupt
         progress.stop()
 
     for cell in run_cells:
@@ -201,11 +203,13 @@ async def _execute(cells: list[_Cell], options: ExecuteOptions, cache: ResponseC
                 if state["fatal"] is not None:
                     return
                 gate = request.cell.gate
+                began = clock.now()
                 if gate is None:
                     await _process(request, options, cache, progress, state)
                 else:
                     async with gate:
                         await _process(request, options, cache, progress, state)
+                request.cell.outcome.timed(began, clock.now())
 
         workers = [asyncio.create_task(worker()) for _ in range(max(1, min(slots, len(queue))))]
         try:
