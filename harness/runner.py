@@ -31,7 +31,7 @@ from harness.export.target import token_from_env
 from harness.folder import MANIFEST_VERSION, Manifest, RunWriter, layout
 from harness.folder import manifest as manifest_mod
 from harness.folder.verdict import CheckResult, verdict
-from harness.inputs.datasets import all_checks
+from harness.inputs.datasets import all_checks, check_places
 from harness.inputs.media import MediaError
 from harness.plan.build import Plan, build_plan
 from harness.plan.cells import CellFilter
@@ -268,7 +268,15 @@ def _spec_checks(spec: Spec, folder: Path, cells: list[dict], cell_filter: CellF
     checks = all_checks(spec.data)     # the spec's, then those its `beir:` inputs bring
     if not checks:
         return []
-    return list(evaluate_checks(checks, folder, cells, lambda p: spec.positions.of(("checks",) + tuple(p)),
+    places = check_places(spec.data)    # a check a `beir:` entry brings is located at that entry
+
+    def locate(path: tuple) -> tuple[int, int]:
+        index, *rest = path
+        if index < len(places) and places[index][0] == "inputs":
+            return spec.positions.of(places[index], prefer_key=True)
+        return spec.positions.of(("checks", index, *rest))
+
+    return list(evaluate_checks(checks, folder, cells, locate,
                                 spec_dir=spec.base_dir, sliced=cell_filter.describe() if cell_filter else None,
                                 write=RunWriter(folder).check_output, allow_paths=allow_paths))
 

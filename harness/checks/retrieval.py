@@ -20,6 +20,7 @@ DEFAULT_K = (1, 5, 10)
 QRELS_UNAVAILABLE = "qrels_unavailable"   # key in a retrieval check's data: its qrels file could not be read
 RANKS_TOP = 10         # top candidates shown per query in a retrieval check's data
 GRADED_SHOWN = ("ndcg@10", "recall@100", "map@10", "mrr@10")   # a qrels check's line shows these (and thresholds)
+NOT_CANDIDATES = "not_candidates"   # key in a qrels check's data: per query, relevant ids it was not ranked against
 
 
 def check_retrieval(body: dict, ctx: Ctx) -> Outcome:
@@ -87,6 +88,11 @@ def check_retrieval(body: dict, ctx: Ctx) -> Outcome:
     data["metrics"] = {m: json_number(v) for m, v in means.items()}
     data["per_query"] = {q: {m: json_number(v) for m, v in p.items()} for q, p in zip(qids, per)}
     data["ranks"] = ranks
+    if graded:   # how deep each ranking was kept, and the relevant inputs a query was not ranked against
+        data["depth"] = depth
+        data[NOT_CANDIDATES] = {q: out for q, e in zip(qids, exclude)
+                                if (out := [d for d, g in queries[q].items() if g > 0
+                                            and (d not in position or position[d] == e)])}
     below = {m: t for m, t in thresholds.items() if means[m] < t}
     # image-text sets read as Flickr30k/COCO report them: recall@1/5/10
     highlights = [f"recall@{k}" for k in ks] + ["mrr"] if body.get("imagetext") else GRADED_SHOWN
@@ -96,12 +102,12 @@ def check_retrieval(body: dict, ctx: Ctx) -> Outcome:
         for m in shown_metrics)
     detail = f"{len(qids)} queries over {len(among)} candidates: {shown}"
     if below:
-        detail += _worst_queries(data["ranks"], data["per_query"], next(m for m in names if m in below))
+        detail += _worst_queries(data, next(m for m in names if m in below))
     vacuous = _vacuous(thresholds, max(len(among) - (e is not None) for e in exclude))
     if vacuous:
         data[VACUOUS] = vacuous
     if graded:
-        data.update({"qrels": judged.source, "depth": depth, **judged.extra})
+        data.update({"qrels": judged.source, **judged.extra})
         data[OUTPUTS] = {"run": ("\n".join(run_lines) + "\n").encode("utf-8"),
                          "results": _mteb_result(judged, ctx, means, len(qids), len(among), depth)}
     return max(len(thresholds), 1), len(below), detail, data
@@ -146,17 +152,30 @@ def worst_queries(ranks: dict[str, dict], per_query: dict[str, dict], metric: st
     return sorted((q for q in ranks if per_query[q][metric] < 1), key=key)
 
 
-def _worst_queries(ranks: dict[str, dict], per_query: dict[str, dict], metric: str, limit: int = 3) -> str:
-    """`; worst by recall@1: q3: relevant cat-1 at rank 7, ...`: the queries that scored lowest on
+def placement(r: dict, query: str, data: dict) -> str:
+    """Where relevant input `r` of `query` landed, worded alike in validate.txt, the terminal, report.md and
+    report.html: `at rank 3 (cosine 0.812)`; `below rank 10 (cosine 0.009)` for a candidate ranked past
+    the depth a qrels check keeps (`depth`); `not a candidate (cosine 0.104)` for an input the query was
+    not ranked against (left out of the candidates, or the query's own twin)."""
+    cosine = r.get("cosine")
+    how = f" (cosine {cosine:.3f})" if isinstance(cosine, (int, float)) and not isinstance(cosine, bool) else ""
+    if r.get("rank") is not None:
+        return f"at rank {r['rank']}{how}"
+    outside = data.get(NOT_CANDIDATES)
+    if data.get("depth") is not None and isinstance(outside, dict) and r.get("id") not in (outside.get(query) or ()):
+        return f"below rank {data['depth']}{how}"
+    return f"not a candidate{how}"
+
+
+def _worst_queries(data: dict, metric: str, limit: int = 3) -> str:
+    """`; worst by recall@1: q3: relevant cat-1 at rank 7 (cosine 0.612), ...`: the queries that scored lowest on
     the first metric below its threshold, so a CI log shows what failed."""
-    worst = worst_queries(ranks, per_query, metric)
+    ranks = data["ranks"]
+    worst = worst_queries(ranks, data["per_query"], metric)
     if not worst:
         return ""
 
-    def where(r: dict) -> str:
-        return f"{r['id']} at rank {r['rank']}" if r["rank"] is not None else f"{r['id']} not among the candidates"
-
-    shown = [f"{q}: relevant " + ", ".join(where(r) for r in ranks[q]["relevant"][:3])
+    shown = [f"{q}: relevant " + ", ".join(f"{r['id']} {placement(r, q, data)}" for r in ranks[q]["relevant"][:3])
              + (" …" if len(ranks[q]["relevant"]) > 3 else "") for q in worst]
     return f"; worst by {metric}: " + listed(shown, limit)
 

@@ -48,6 +48,13 @@ class CellOutcome:
     estimated_cost: dict[str, Any] | None = None
     failures: list[dict[str, Any]] = field(default_factory=list)
     written: dict[str, str] = field(default_factory=dict)   # evidence files written → sha256 (not a record field)
+    began: float | None = None       # the engine's clock when the cell's first request was taken up
+    elapsed_s: float | None = None   # from then to its last answer, on the same clock
+
+    def timed(self, began: float, ended: float) -> None:
+        """One request of the cell, taken up at `began` and done at `ended` (the engine's clock)."""
+        self.began = began if self.began is None else min(self.began, began)
+        self.elapsed_s = round(max(self.elapsed_s or 0.0, ended - self.began), 3)
 
     @property
     def why(self) -> Reason | None:
@@ -63,7 +70,8 @@ class CellOutcome:
                       "throttled": self.throttled},
             vectors=self.vectors, expected_vectors=self.expected_vectors,
             dimension=self.dimension, norms=self.norms, usage=self.usage,
-            estimated_cost=self.estimated_cost, failures=self.failures[:SHOWN_FAILURES])
+            estimated_cost=self.estimated_cost, failures=self.failures[:SHOWN_FAILURES],
+            elapsed_s=self.elapsed_s if self.executed else None)
 
 
 @dataclass

@@ -141,6 +141,9 @@ MANIFEST_VERSION = 2   # 2: the digest leaves out the reports' hashes (the repor
 #      (data `vacuous`; JUnit: a skipped case), no longer `ok`; an adaptive rate's note shows the
 #      rate its line's data record (rounded to 0.1 first)
 #   3: (each change below names its issue; tests/fixtures/format-2 keeps format 2 verifying)
+#      - issue 28.4: execution.json's cells record `elapsed_s` (the engine's clock, first request to
+#        last answer), summary.json's cells carry it; junit.xml: a suite's `time` is that elapsed time
+#        (not the summed latency), `timestamp` on each <testsuite> (none on <testsuites>, nor `skipped`)
 EVIDENCE_FORMAT = 3
 
 # manifest.json's fields and their JSON types (`shaped`): a field of another type is a FolderError
@@ -320,6 +323,7 @@ class CellExecution:
     usage: dict[str, Any] = field(default_factory=dict)
     estimated_cost: dict[str, Any] | None = None
     failures: list[dict[str, Any]] = field(default_factory=list)
+    elapsed_s: float | None = None   # seconds from the cell's first request sent to its last answer (format 3)
 
     def to_json(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in fields(self)}

@@ -35,10 +35,13 @@ class SummaryCell:
     tokens: dict[str, int] | None = None         # input tokens by modality, as the provider reported them
     cost: dict[str, Any] | None = None           # amount, currency, basis ("usage" | "estimate"), per_1k_inputs
     spent: dict[str, Any] | None = None          # CellExecution.spent
+    elapsed_s: float | None = None               # CellExecution.elapsed_s (absent: not recorded, format < 3)
 
     def to_json(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         out["reason"] = self.reason.text if self.reason is not None else None
+        if out["elapsed_s"] is None:      # a folder of an earlier format keeps its summary.json's bytes
+            del out["elapsed_s"]
         return out
 
     @classmethod

@@ -8,11 +8,18 @@ proves nothing (its data say `vacuous`) is a `<skipped/>` case, so it stays in t
 without counting as a pass.
 
 `file=` is the spec path the run was given (the `spec` line records it), so CI annotations land on
-the spec in the repository, not on the copy in the folder. `time=` is what the folder records: a
-cell's summed request latency (0 when nothing was sent). `timestamp=` is when the run started (UTC,
-the JUnit schema's form without a zone; run.json records the same instant). It is the one part of the
-reports that differs between two runs of the same spec: the manifest digest leaves report hashes out,
-so the digest stays the same, and `verify` re-renders the file with the timestamp it holds.
+the spec in the repository, not on the copy in the folder; `line=` is where the check is written (a
+check a `beir:` entry brings: that entry). `time=` is what the folder records: a cell's elapsed time
+(`elapsed_s` in execution.json, first request sent to last answer), or, for a folder of an earlier
+format that recorded none, the cell's summed request latency; 0 when nothing was sent. Each
+`<testsuite>` carries `timestamp=`, when the run started (UTC, the schema's xs:dateTime form without a
+zone; run.json records the same instant). It is the one part of the reports that differs between two
+runs of the same spec: the manifest digest leaves report hashes out, so the digest stays the same, and
+`verify` re-renders the file with the timestamp it holds.
+
+The file follows Jenkins xunit's junit-10.xsd (`<testsuites>` has name, time, tests, failures,
+disabled, errors; `<testsuite>` has timestamp and skipped), with `file` and `line` on `<testcase>`,
+which GitHub's annotators read; tests/data/junit-10-rules.xsd holds those rules.
 """
 
 from __future__ import annotations
@@ -24,7 +31,8 @@ from pathlib import Path
 
 from harness.folder import Summary, SummaryCheck
 
-_TIMESTAMP = re.compile(r'<testsuites [^>]*?timestamp="(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)"')
+# format 3 writes it on each <testsuite>, earlier formats on <testsuites> too
+_TIMESTAMP = re.compile(r'<testsuites? [^>]*?timestamp="(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)"')
 
 
 def junit_timestamp(when: float) -> str:
@@ -63,11 +71,13 @@ def render_junit(summary: Summary, timestamp: str | None = None) -> bytes:
     spec_file = next((c.data["path"] for c in summary.checks
                       if c.name == "spec" and not c.cell and c.data.get("path")),
                      "spec.yaml")    # a folder written before the spec line recorded its path
-    seconds = {c.id: _latency_sum(c.latency_ms) / 1000 for c in summary.cells if c.id}
+    seconds = {c.id: c.elapsed_s if c.elapsed_s is not None else _latency_sum(c.latency_ms) / 1000
+               for c in summary.cells if c.id}
 
     when = {"timestamp": timestamp} if timestamp else {}
-    root = ET.Element("testsuites", {"name": f"harness: {name}", **counts([c for cs in suites.values() for c in cs]),
-                                     "time": _seconds(sum(seconds.values())), **when})
+    every = counts([c for cs in suites.values() for c in cs])
+    del every["skipped"]                   # junit-10.xsd: `skipped` is a <testsuite>'s, not <testsuites>'
+    root = ET.Element("testsuites", {"name": f"harness: {name}", **every, "time": _seconds(sum(seconds.values()))})
     for suite_name, checks in suites.items():
         suite = ET.SubElement(root, "testsuite", {"name": f"{name}.{suite_name}", **counts(checks),
                                                   "time": _seconds(seconds.get(suite_name, 0)), **when})
@@ -104,3 +114,18 @@ def _seconds(value: float) -> str:
 def _latency_sum(stats: dict | None) -> float:
     """The cell's summed request latency in ms, from summary.json's count and mean (none: cache hits only)."""
     return stats["count"] * stats["mean"] if isinstance(stats, dict) and stats.get("count") else 0.0
+
+
+_ROOT = re.compile(rb'<testsuites ([^>]*?) errors="(\d+)" time="([^"]*)"')
+_SUITE = re.compile(rb'<testsuite [^>]*?skipped="(\d+)"[^>]*?(?: timestamp="([^"]*)")?>')
+
+
+def format_2_junit(rendered: bytes) -> bytes:
+    """junit.xml as format 2 wrote it: `skipped` (the suites' sum) and `timestamp` on <testsuites> too.
+    (A format-2 folder records no elapsed time, so each `time` is the summed latency in both.)"""
+    suites = _SUITE.findall(rendered)
+    skipped = sum(int(n) for n, _ in suites)
+    stamp = next((t for _, t in suites if t), b"")
+    when = b' timestamp="' + stamp + b'"' if stamp else b""
+    return _ROOT.sub(lambda m: b'<testsuites ' + m.group(1) + b' errors="' + m.group(2) + b'" skipped="'
+                     + str(skipped).encode() + b'" time="' + m.group(3) + b'"' + when, rendered, count=1)

@@ -126,7 +126,8 @@ def cell_summary(run: RunReader, cell: CellEntry, execution: Execution | None) -
         inputs=cell.inputs,
         tokens=input_tokens(rows),
         cost=cell_cost(cell, info, executed),
-        spent=info.spent(cell) if info is not None else None)
+        spent=info.spent(cell) if info is not None else None,
+        elapsed_s=info.elapsed_s if info is not None and executed else None)
 
 
 def build_summary(folder: Path, manifest: Manifest, results: list[CheckResult]) -> Summary:

@@ -18,6 +18,7 @@ from typing import Callable
 from harness.audit.verify.parse import VerifyContext
 from harness.audit.verify.result import VerifyReport, short
 from harness.folder import EVIDENCE_FORMAT, FolderError, layout
+from harness.report.junit import format_2_junit
 
 _CELL_ESCAPE = re.compile(rb"&(amp|lt|gt);|\\([\\`*\[\]~_])")
 _ENTITY = {b"amp": b"&", b"lt": b"<", b"gt": b">"}
@@ -31,8 +32,10 @@ def format_1_markdown(rendered: bytes) -> bytes:
 
 # Earlier evidence formats whose reports this harness still renders as they were written, once what the
 # later formats changed is undone: format → {report: undo}; a report not named is rendered as it is.
-AS_WRITTEN_BY: dict[int, dict[str, Callable[[bytes], bytes]]] = {1: {layout.REPORT_MD: format_1_markdown},
-                                                                 2: {}}
+# (format 3 moved JUnit's timestamp to each suite and dropped `skipped` from <testsuites>: `format_2_junit`)
+AS_WRITTEN_BY: dict[int, dict[str, Callable[[bytes], bytes]]] = {
+    1: {layout.REPORT_MD: format_1_markdown, layout.JUNIT: format_2_junit},
+    2: {layout.JUNIT: format_2_junit}}
 
 
 def check_reports(context: VerifyContext, report: VerifyReport) -> None:

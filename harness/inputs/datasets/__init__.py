@@ -19,7 +19,7 @@ from harness.inputs.files import InputFiles
 from harness.inputs.types import Input
 
 __all__ = ["DATASETS", "MTEB_K", "QRELS_KINDS", "DataSet", "Judgements", "JudgementsError", "all_checks",
-           "judgements"]
+           "check_places", "judgements"]
 
 # The cut-offs MTEB reports for retrieval; a check over qrels reports every metric at each.
 MTEB_K = (1, 3, 5, 10, 20, 100, 1000)
@@ -52,6 +52,21 @@ def all_checks(data: dict) -> list[dict]:
         if dataset is not None:
             checks.extend(dataset.checks(entry))
     return checks
+
+
+def check_places(data: dict) -> list[tuple]:
+    """Where each of `all_checks(data)` is written in the spec, as a path of keys: the spec's own
+    `("checks", i)`, a data set's `("inputs", j, "beir")` (the entry that brings it)."""
+    own = [c for c in (data.get("checks") or []) if isinstance(c, dict)] if isinstance(data, dict) else []
+    places: list[tuple] = [("checks", i) for i in range(len(own))]
+    inputs = data.get("inputs") if isinstance(data, dict) else None
+    for j, entry in enumerate(inputs if isinstance(inputs, list) else []):
+        if not isinstance(entry, dict):
+            continue
+        key = next((k for k in DATASETS if isinstance(entry.get(k), str)), None)
+        if key is not None:
+            places += [("inputs", j, key)] * len(DATASETS[key].checks(entry))
+    return places
 
 
 def judgements(body: dict, files: InputFiles | Path) -> Judgements:
