@@ -126,3 +126,12 @@ def test_a_suites_time_is_the_cells_elapsed_time_not_its_summed_latency(server, 
     assert suite.get("time") == root.get("time") == f"{cell['elapsed_s']:.3f}"
     assert run_cli("verify", str(folder), cwd=tmp_path, env=env).returncode == 0
     server.settle()
+
+
+def test_the_ci_docs_say_what_the_file_holds():
+    """docs/ci.md's JUnit note: the suite's time is the elapsed time execution.json records, the
+    timestamp is on each suite, and the schema is junit-10.xsd (the summed latency is gone)."""
+    text = " ".join((Path(__file__).parents[1] / "docs" / "ci.md").read_text(encoding="utf-8").split())
+    assert "summed request latency" not in text
+    assert "A suite's `time` is its cell's elapsed time" in text and "(`elapsed_s`)" in text
+    assert "each `<testsuite>`'s `timestamp`" in text and "`junit-10.xsd`" in text
