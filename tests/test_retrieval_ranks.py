@@ -97,9 +97,14 @@ def test_a_failing_retrieval_line_names_the_worst_queries(tmp_path):
     ranks = check["data"]["ranks"]
     stocks = ranks["stocks"]["relevant"][0]["rank"]
     bonds, puppy = (x["rank"] for x in ranks["dog"]["relevant"])
+
+    def cos(query: str, i: int) -> str:
+        return f"{ranks[query]['relevant'][i]['cosine']:.3f}"
+
     # cat finds kitten first; stocks' only relevant input and half of dog's are missed at rank 1
-    assert line.endswith(f"; worst by recall@1: stocks: relevant puppy at rank {stocks}, "
-                         f"dog: relevant bonds at rank {bonds}, puppy at rank {puppy}"), line
+    assert line.endswith(f"; worst by recall@1: stocks: relevant puppy at rank {stocks} (cosine {cos('stocks', 0)}), "
+                         f"dog: relevant bonds at rank {bonds} (cosine {cos('dog', 0)}), "
+                         f"puppy at rank {puppy} (cosine {cos('dog', 1)})"), line
     assert "cat:" not in line
     # a passing line stays as it was (validate.txt, hence the manifest digest, unchanged)
     r, folder, _, _ = run(tmp_path, need=0.1)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import jinja2
 
+from harness.checks.retrieval import placement
 from harness.folder import Reason, Summary, SummaryCheck
 from harness.report.charts import (
     choices,
@@ -67,7 +68,7 @@ def _query_rows(data: dict) -> list[dict]:
         ids = {x["id"] for x in relevant}
         rows.append({"query": q,
                      "relevant": [{"id": x["id"], "rank": x.get("rank"), "cosine": x.get("cosine"),
-                                   "grade": x.get("grade")} for x in relevant],
+                                   "grade": x.get("grade"), "where": placement(x, q, data)} for x in relevant],
                      "top": [{"id": t["id"], "cosine": t.get("cosine"), "relevant": t["id"] in ids}
                              for t in (r.get("top") or [])[:5]],
                      "metrics": [{"name": m, "value": v,

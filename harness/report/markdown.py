@@ -14,7 +14,7 @@ import jinja2
 
 from harness.catalog.estimate import money
 from harness.checks import metrics as M
-from harness.checks.retrieval import worst_queries
+from harness.checks.retrieval import placement, worst_queries
 from harness.folder import CellEntry, Manifest, Quality, Summary
 from harness.folder.verdict import CheckResult, counts, verdict
 
@@ -76,8 +76,7 @@ def query_rows(check: dict) -> dict | None:
     shown = order[:QUERIES_SHOWN]
     rows = []
     for q in shown:
-        rel = ", ".join(f"{code(r['id'])} " + (f"#{r['rank']}" if r["rank"] is not None else "not a candidate")
-                        + f" ({r['cosine']:.3f})" for r in ranks[q]["relevant"])
+        rel = ", ".join(f"{code(r['id'])} {placement(r, q, data)}" for r in ranks[q]["relevant"])
         top = ", ".join(f"{code(t['id'])} ({t['cosine']:.3f})" for t in ranks[q]["top"][:TOP_SHOWN])
         rows.append({"query": code(q), "relevant": rel, "top": top or "—", "value": f"{per_query[q][metric]:.3f}"})
     return {"metric": metric, "rows": rows, "more": len(order) - len(rows), "total": len(ranks)}

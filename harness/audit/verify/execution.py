@@ -244,12 +244,17 @@ def compare(context: VerifyContext, report: VerifyReport, derived: list[CheckRes
 
 
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+# Where a relevant input ranked, as format 3 words it (`at rank 7 (cosine 0.612)`, `below rank 10 (cosine
+# 0.009)`, `not a candidate (cosine 0.104)`); formats 1 and 2 wrote `at rank 7` and `not among the candidates`.
+_PLACED = re.compile(r" (at rank \d+|below rank \d+|not a candidate) \(cosine -?\d+\.\d+\)")
 
 
 def numbers(text: str) -> list[str]:
     """The numbers a line shows, in order: a line of an earlier format worded otherwise must show the
-    same ones (its counts and metric values)."""
-    return _NUMBER.findall(text or "")
+    same ones (its counts and metric values; a placement as those formats worded it)."""
+    text = _PLACED.sub(lambda m: " " + m.group(1) if m.group(1).startswith("at ") else " not among the candidates",
+                       text or "")
+    return _NUMBER.findall(text)
 
 
 def data_differs(recorded: dict, derived: dict, every: bool = False) -> bool:

@@ -30,12 +30,31 @@ def format_1_markdown(rendered: bytes) -> bytes:
     return _CELL_ESCAPE.sub(lambda m: _ENTITY[m.group(1)] if m.group(1) else m.group(2), rendered)
 
 
+_RANKED = re.compile(rb" at rank (\d+) \(cosine (-?\d+\.\d+)\)")
+_UNRANKED = re.compile(rb" (?:below rank \d+|not a candidate) \(cosine (-?\d+\.\d+)\)")
+
+
+def format_2_markdown(rendered: bytes) -> bytes:
+    """report.md as formats 1 and 2 wrote a relevant input's place in a failed retrieval check's table:
+    `#7 (0.612)` and `not a candidate (0.009)`, where format 3 writes `at rank 7 (cosine 0.612)`, `below rank
+    10 (cosine 0.009)` or `not a candidate (cosine 0.009)` (as validate.txt and report.html do)."""
+    return _UNRANKED.sub(rb" not a candidate (\1)", _RANKED.sub(rb" #\1 (\2)", rendered))
+
+
+def format_2_html(rendered: bytes) -> bytes:
+    """report.html as formats 1 and 2 wrote that place: `cat-1: #7 (0.612)`, `cat-1: not ranked (0.009)`,
+    under the heading `relevant: rank (cosine)`."""
+    rendered = rendered.replace(b"<th>relevant: where it ranked</th>", b"<th>relevant: rank (cosine)</th>")
+    return _UNRANKED.sub(rb": not ranked (\1)", _RANKED.sub(rb": #\1 (\2)", rendered))
+
+
 # Earlier evidence formats whose reports this harness still renders as they were written, once what the
 # later formats changed is undone: format → {report: undo}; a report not named is rendered as it is.
 # (format 3 moved JUnit's timestamp to each suite and dropped `skipped` from <testsuites>: `format_2_junit`)
 AS_WRITTEN_BY: dict[int, dict[str, Callable[[bytes], bytes]]] = {
-    1: {layout.REPORT_MD: format_1_markdown, layout.JUNIT: format_2_junit},
-    2: {layout.JUNIT: format_2_junit}}
+    1: {layout.REPORT_MD: lambda b: format_1_markdown(format_2_markdown(b)), layout.REPORT_HTML: format_2_html,
+        layout.JUNIT: format_2_junit},
+    2: {layout.REPORT_MD: format_2_markdown, layout.REPORT_HTML: format_2_html, layout.JUNIT: format_2_junit}}
 
 
 def check_reports(context: VerifyContext, report: VerifyReport) -> None:
