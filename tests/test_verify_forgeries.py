@@ -218,7 +218,7 @@ def rank_run(tmp: Path) -> Path:
     proc = harness(tmp, "run", "rank.yaml", "--execute", "--output", "out", "--quiet")
     assert proc.returncode == 1, proc.stdout + proc.stderr
     folder = tmp / "out" / "rank"
-    assert "FAIL topics [local--e5-small-384]: 2 queries over 3 candidates: recall@1 0.500 < 0.9" in \
+    assert "FAIL topics [local--e5-small-384]: 2 queries over 3 candidates: recall@1 0.500 [0.000, 1.000] < 0.9" in \
         (folder / "validate.txt").read_text()
     return folder
 
@@ -261,7 +261,7 @@ def test_2_a_rewritten_harness_version_no_longer_switches_the_reports_off(tmp_pa
     proc = harness(tmp_path, "verify", str(folder))
     assert proc.returncode == 5, proc.stdout
     assert "re-evaluated from the vectors, the check gives 'FAIL topics [local--e5-small-384]: 2 queries over 3 " \
-           "candidates: recall@1 0.500 < 0.9" in proc.stdout
+           "candidates: recall@1 0.500 [0.000, 1.000] < 0.9" in proc.stdout
     assert "reports     report.md: differs from what the folder and summary.json render to" in proc.stdout
 
 
@@ -379,7 +379,8 @@ def test_4_vacuous_checks_are_warnings_that_say_why_never_passes(tmp_path):
                       ("nearest:cat", "one candidate besides the query, which ranks first for any vectors")):
         assert any(line.startswith(f"warn {name} {cell}: proves nothing: {why} (") for line in lines), (name, lines)
     # a threshold that the vectors decide stays a check; metrics reported without one are not judged
-    assert any(line.startswith(f"ok   real {cell}: 1 queries over 3 candidates: recall@1 1.000 ≥ 1") for line in lines)
+    assert any(line.startswith(f"ok   real {cell}: 1 queries over 3 candidates: recall@1 1.000 [1.000, 1.000] ≥ 1")
+               for line in lines)
     assert any(line.startswith(f"ok   nearest:cat#2 {cell}: cat → kitten first of 2") for line in lines)
     summary = json.loads((folder / "summary.json").read_text())
     checks = [c for c in summary["checks"] if c["kind"] == "check"]

@@ -11,9 +11,11 @@ from typing import Any
 import numpy as np
 
 from harness.checks import metrics as M
+from harness.checks import stats
 from harness.checks.context import OUTPUTS, SKIP, VACUOUS, Ctx, Outcome, json_number, listed
-from harness.evidence import canonical_json
+from harness.checks.retrieval_files import retrieval_files
 from harness.inputs import datasets
+from harness.inputs.datasets.beir import ZERO_GRADES_FROM
 from harness.inputs.datasets.qrels import relevant
 
 DEFAULT_K = (1, 5, 10)
@@ -24,13 +26,17 @@ NOT_CANDIDATES = "not_candidates"   # key in a qrels check's data: per query, re
 
 
 def check_retrieval(body: dict, ctx: Ctx) -> Outcome:
+    graded = False
     try:
         judged = datasets.judgements(body, ctx.files)
+        graded = judged.source is not None   # over qrels: the data set's digest, MTEB's dataset_revision
+        revision = judged.revision(ctx.files) if graded and ctx.format >= ZERO_GRADES_FROM else None
     except datasets.JudgementsError as exc:
         return 1, 1, str(exc), {QRELS_UNAVAILABLE: True}
-    graded = judged.source is not None
-    if graded:   # judged relevant to something and taken by this cell (a sample leaves queries out)
-        queries = {q: docs for q, docs in judged.qrels.items() if ctx.takes(q) and relevant(docs)}
+    if graded:   # every judged query this cell takes, as BEIR and MTEB count them (a query judged only
+        # grade 0 scores 0; formats 1 and 2 left it out); a sample leaves queries out
+        queries = {q: docs for q, docs in judged.qrels.items()
+                   if ctx.takes(q) and (ctx.format >= ZERO_GRADES_FROM or relevant(docs))}
     else:
         queries = {q: {r: g for r, g in rel.items() if ctx.takes(r)} for q, rel in judged.qrels.items()
                    if ctx.takes(q)}
@@ -38,9 +44,10 @@ def check_retrieval(body: dict, ctx: Ctx) -> Outcome:
     if not queries:
         return 0, 0, "this cell takes none of the queries with their relevant inputs", {SKIP: True}
     thresholds: dict[str, float] = body.get("min") or {}
+    lower: dict[str, float] = body.get("min_lower") or {}    # thresholds on an interval's low end
     ks = body.get("k") or (datasets.MTEB_K if graded else DEFAULT_K)
-    names = (M.metric_names(ks, [*thresholds, "ndcg@10", "map"], datasets.QRELS_KINDS) if graded
-             else M.metric_names(ks, thresholds))
+    names = (M.metric_names(ks, [*thresholds, *lower, "ndcg@10", "map"], datasets.QRELS_KINDS) if graded
+             else M.metric_names(ks, [*thresholds, *lower]))
     if body.get("among"):
         pool = body["among"]
     elif judged.doc_prefix:
@@ -54,6 +61,8 @@ def check_retrieval(body: dict, ctx: Ctx) -> Outcome:
     data: dict[str, Any] = {"model": ctx.cell.get("model"), "dimension": ctx.cell.get("dimension"),
                             "queries": len(queries), "candidates": len(among), "thresholds": thresholds,
                             "threshold_order": list(thresholds)}   # JSON files sort keys; the spec's order
+    if lower:
+        data["min_lower"] = lower
     if missing:
         data["metrics"] = {}
         return len(thresholds) or 1, len(thresholds) or 1, f"no vector for {listed(missing)}", data
@@ -66,7 +75,10 @@ def check_retrieval(body: dict, ctx: Ctx) -> Outcome:
     ranks: dict[str, dict] = {}
     run_lines: list[str] = []
     # a query is never its own candidate, nor (over qrels) the document with its own id
-    exclude = [position.get(q) if q in position else position.get(judged.twin(q)) for q in qids]
+    # (`ignore_identical_ids: false`: the twin stays a candidate, as MTEB's default for a custom task)
+    identical = body.get("ignore_identical_ids", True) is not False
+    exclude = [position.get(q) if q in position else position.get(judged.twin(q)) if identical else None
+               for q in qids]
     tops = M.top_k(ctx.vectors.rows(qids), ctx.vectors.rows(among), depth, exclude=exclude)
     for q, top in zip(qids, tops):
         grades = queries[q]
@@ -88,29 +100,44 @@ def check_retrieval(body: dict, ctx: Ctx) -> Outcome:
     data["metrics"] = {m: json_number(v) for m, v in means.items()}
     data["per_query"] = {q: {m: json_number(v) for m, v in p.items()} for q, p in zip(qids, per)}
     data["ranks"] = ranks
+    # how sure each mean is: a percentile bootstrap over the queries, from the per-query values as recorded
+    confidence = float(body.get("confidence") or stats.CONFIDENCE)
+    iv = stats.intervals({m: [p[m] for p in data["per_query"].values()] for m in names}, confidence=confidence)
+    data.update({"intervals": iv, "confidence": confidence, "resamples": stats.RESAMPLES, "seed": stats.SEED,
+                 "headline": next(iter([*thresholds, *lower]), "ndcg@10" if "ndcg@10" in names else names[0])})
     if graded:   # how deep each ranking was kept, and the relevant inputs a query was not ranked against
         data["depth"] = depth
         data[NOT_CANDIDATES] = {q: out for q, e in zip(qids, exclude)
                                 if (out := [d for d, g in queries[q].items() if g > 0
                                             and (d not in position or position[d] == e)])}
     below = {m: t for m, t in thresholds.items() if means[m] < t}
+    below_lower = {m: t for m, t in lower.items() if iv[m][0] < t}
     # image-text sets read as Flickr30k/COCO report them: recall@1/5/10
     highlights = [f"recall@{k}" for k in ks] + ["mrr"] if body.get("imagetext") else GRADED_SHOWN
-    shown_metrics = names if not graded else [m for m in names if m in thresholds or m in highlights]
-    shown = ", ".join(
-        f"{m} {means[m]:.3f}" + (f" {'<' if m in below else '≥'} {thresholds[m]:g}" if m in thresholds else "")
-        for m in shown_metrics)
-    detail = f"{len(qids)} queries over {len(among)} candidates: {shown}"
-    if below:
-        detail += _worst_queries(data, next(m for m in names if m in below))
-    vacuous = _vacuous(thresholds, max(len(among) - (e is not None) for e in exclude))
+    shown_metrics = names if not graded else [m for m in names if m in thresholds or m in lower or m in highlights]
+    shown = ", ".join(_metric_text(m, means[m], iv[m], thresholds, lower) for m in shown_metrics)
+    detail = f"{len(qids)} queries over {len(among)} candidates: {shown} ({confidence * 100:g}% intervals)"
+    if below or below_lower:
+        detail += _worst_queries(data, next(m for m in names if m in below or m in below_lower))
+    vacuous = _vacuous(thresholds, max(len(among) - (e is not None) for e in exclude), lower)
     if vacuous:
         data[VACUOUS] = vacuous
     if graded:
         data.update({"qrels": judged.source, **judged.extra})
-        data[OUTPUTS] = {"run": ("\n".join(run_lines) + "\n").encode("utf-8"),
-                         "results": _mteb_result(judged, ctx, means, len(qids), len(among), depth)}
-    return max(len(thresholds), 1), len(below), detail, data
+        data[OUTPUTS] = retrieval_files(judged, ctx, means, queries, len(among), depth, run_lines,
+                                        lambda i: _run_id(judged.to_qrels_id(i)), revision, identical)
+    return max(len(thresholds) + len(lower), 1), len(below) + len(below_lower), detail, data
+
+
+def _metric_text(m: str, mean: float, bounds: list[float], least: dict[str, float], low: dict[str, float]) -> str:
+    """`ndcg@10 0.921 [0.850, 0.970] ≥ 0.5 and low end ≥ 0.8`: the mean, its interval and its thresholds
+    (`min` on the mean, `min_lower` on the interval's low end)."""
+    text = f"{m} {mean:.3f} [{bounds[0]:.3f}, {bounds[1]:.3f}]"
+    if m in least:
+        text += f" {'<' if mean < least[m] else '≥'} {least[m]:g}"
+    if m in low:
+        text += f"{' and' if m in least else ''} low end {'<' if bounds[0] < low[m] else '≥'} {low[m]:g}"
+    return text
 
 
 # Metrics whose value at k, once k reaches every candidate, no ranking changes: recall@k is the share of
@@ -118,14 +145,15 @@ def check_retrieval(body: dict, ctx: Ctx) -> Outcome:
 RANK_FREE = ("recall", "precision")
 
 
-def _vacuous(thresholds: dict[str, float], candidates: int) -> str | None:
+def _vacuous(thresholds: dict[str, float], candidates: int, lower: dict[str, float] | None = None) -> str | None:
     """Why the check's thresholds hold for any vectors, when every one does: none is set; a minimum of
     0 or less (no metric is below 0); recall@k or precision@k with k at least the most candidates a
-    query is ranked against. Metrics reported without a threshold are not judged."""
-    if not thresholds:
+    query is ranked against (`min_lower`, on an interval's low end, alike). Metrics reported without a
+    threshold are not judged."""
+    if not thresholds and not lower:
         return "no threshold (`min`): it reports metrics and asserts nothing"
     why = []
-    for metric, least in thresholds.items():
+    for metric, least in [*thresholds.items(), *(lower or {}).items()]:
         kind, k = M.parse_metric(metric)
         if least <= 0:
             why.append(f"{metric} ≥ {least:g} holds for any ranking")
@@ -185,17 +213,3 @@ def _run_id(qrels_id: str) -> str:
     id (a title used as an id) is written @HH, as in input ids."""
     return re.sub(r"\s", lambda m: "".join(f"@{b:02X}" for b in m.group().encode("utf-8")), qrels_id)
 
-
-def _mteb_result(judged: "datasets.Judgements", ctx: Ctx, means: dict[str, float], queries: int,
-                 candidates: int, depth: int) -> bytes:
-    """The cell's scores in MTEB's result layout (task_name, scores per split and subset,
-    metrics named `ndcg_at_10`..., main_score = nDCG@10 as MTEB's retrieval tasks), so tools that
-    read MTEB results read these; what MTEB records about its own run stays null."""
-    scores = {M.mteb_name(m): json_number(v) for m, v in means.items() if "@" in m}
-    row = {"hf_subset": "default", "languages": [], "main_score": scores["ndcg_at_10"], **dict(sorted(scores.items()))}
-    doc = {"dataset_revision": None, "evaluation_time": None, "kg_co2_emissions": None, "mteb_version": None,
-           "task_name": judged.task or ctx.name, "scores": {judged.split or "test": [row]},
-           "harness": {"check": ctx.name, "cell": ctx.cell["id"], "model": ctx.cell.get("model"),
-                       "dimension": ctx.cell.get("dimension"), "queries": queries, "candidates": candidates,
-                       "depth": depth, "qrels": judged.source, **judged.extra}}
-    return canonical_json(doc, pretty=True)

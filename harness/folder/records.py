@@ -148,6 +148,11 @@ MANIFEST_VERSION = 2   # 2: the digest leaves out the reports' hashes (the repor
 #        `at rank 7 (cosine 0.612)`, `below rank 10 (cosine 0.009)` (a candidate past a qrels check's
 #        `depth`), `not a candidate (cosine 0.104)`; a qrels check's data adds `not_candidates`; formats
 #        1, 2 wrote `not among the candidates`, `#7 (0.612)`, `not ranked` (verify undoes the wording)
+#      - issue 27: a retrieval line shows each metric's bootstrap interval and their level (`ndcg@10
+#        0.921 [0.836, 0.982] ≥ 0.5 (95% intervals)`), `min_lower` judges an interval's low end; its data,
+#        summary.json's `quality` rows add intervals, confidence, queries, resamples, seed, headline;
+#        summary.json adds `comparisons` (cells vs the best, paired sign-flip p-values, Holm); formats
+#        1, 2 have neither (verify compares their lines without the intervals)
 EVIDENCE_FORMAT = 3
 
 # manifest.json's fields and their JSON types (`shaped`): a field of another type is a FolderError

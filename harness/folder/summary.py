@@ -83,12 +83,57 @@ class Quality:
     metrics: dict[str, float | None] = field(default_factory=dict)
     thresholds: dict[str, float] = field(default_factory=dict)
     threshold_order: list[str] = field(default_factory=list)   # the spec's order (summary.json sorts keys)
+    # How sure each metric is (evidence format 3; None: not recorded, and left out of the JSON so a folder
+    # of an earlier format keeps its summary.json's bytes): the percentile bootstrap interval of the mean
+    # over `queries` queries, `resamples` resamples from RandomState(`seed`), at `confidence`
+    intervals: dict[str, list[float]] | None = None
+    confidence: float | None = None
+    queries: int | None = None
+    resamples: int | None = None
+    seed: int | None = None
+    min_lower: dict[str, float] | None = None      # the check's `min_lower`: thresholds on an interval's low end
+    headline: str | None = None                    # the metric cells are compared on (`comparisons`)
+
+    def to_json(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        return {k: v for k, v in out.items() if v is not None or k in _QUALITY_ALWAYS}
+
+    @classmethod
+    def from_json(cls, data: Any, where: str = "summary.json: a quality entry") -> "Quality":
+        return cls(**checked_fields(cls, data, where))
+
+
+_QUALITY_ALWAYS = ("check", "cell", "model", "dimension", "metrics", "thresholds", "threshold_order")
+
+
+@dataclass
+class Comparison:
+    """A cell against the best cell of its retrieval check on the headline metric, query by query
+    (summary.json `comparisons`): `delta` = mean(b − a) over the queries both ranked, its bootstrap
+    `interval`, the two-sided paired sign-flip test's `p_value` and `p_holm` (Holm-corrected across
+    the check's comparisons); `significant`: p_holm < 1 − confidence."""
+
+    check: str
+    metric: str
+    a: str                                   # the best cell
+    b: str                                   # the cell compared with it
+    delta: float
+    interval: list[float]
+    p_value: float
+    p_holm: float
+    test: str                                # paired-sign-flip-exact | paired-sign-flip-monte-carlo
+    significant: bool = False
+    queries: int = 0
+    flips: int = 0
+    seed: int = 0
+    confidence: float = 0.95
+    resamples: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
     @classmethod
-    def from_json(cls, data: Any, where: str = "summary.json: a quality entry") -> "Quality":
+    def from_json(cls, data: Any, where: str = "summary.json: a comparison") -> "Comparison":
         return cls(**checked_fields(cls, data, where))
 
 
@@ -104,11 +149,15 @@ class Summary:
     checks: list[SummaryCheck] = field(default_factory=list)
     quality: list[Quality] = field(default_factory=list)
     summary_version: int = SUMMARY_VERSION
+    comparisons: list[Comparison] | None = None   # None: not recorded (a folder of evidence format < 3)
 
     def to_json(self) -> dict[str, Any]:
-        return {"summary_version": self.summary_version, "spec": self.spec, "manifest_digest": self.manifest_digest,
-                "verdict": self.verdict, "counts": self.counts, "cells": [c.to_json() for c in self.cells],
-                "checks": [c.to_json() for c in self.checks], "quality": [q.to_json() for q in self.quality]}
+        out = {"summary_version": self.summary_version, "spec": self.spec, "manifest_digest": self.manifest_digest,
+               "verdict": self.verdict, "counts": self.counts, "cells": [c.to_json() for c in self.cells],
+               "checks": [c.to_json() for c in self.checks], "quality": [q.to_json() for q in self.quality]}
+        if self.comparisons is not None:
+            out["comparisons"] = [c.to_json() for c in self.comparisons]
+        return out
 
     @classmethod
     def from_json(cls, data: Any) -> "Summary":
@@ -119,4 +168,7 @@ class Summary:
                       "checks": [SummaryCheck.from_json(c, f"summary.json: checks[{n}]")
                                  for n, c in enumerate(known.get("checks") or [])],
                       "quality": [Quality.from_json(q, f"summary.json: quality[{n}]")
-                                  for n, q in enumerate(known.get("quality") or [])]})
+                                  for n, q in enumerate(known.get("quality") or [])],
+                      "comparisons": None if known.get("comparisons") is None else
+                      [Comparison.from_json(c, f"summary.json: comparisons[{n}]")
+                       for n, c in enumerate(known["comparisons"])]})

@@ -28,6 +28,7 @@ from harness.folder import (
     SummaryCell,
     SummaryCheck,
 )
+from harness.folder.summary import Comparison
 from harness.folder.usage import usage_tokens
 from harness.folder.verdict import CheckResult, counts, verdict
 
@@ -140,11 +141,13 @@ def build_summary(folder: Path, manifest: Manifest, results: list[CheckResult]) 
     checks = [SummaryCheck(name=r.name, kind=r.kind, cell=r.cell, passed=bool(r.passed), status=r.word,
                            detail=r.detail, line=r.line(), data=plain(r.data or {}))
               for r in results]
+    scored = [r for r in results if r.kind == "check" and (r.data or {}).get("check") == "retrieval"
+              and r.data.get("metrics")]
     quality = [Quality(check=r.name, cell=r.cell, model=r.data.get("model"), dimension=r.data.get("dimension"),
                        metrics=plain(r.data.get("metrics") or {}), thresholds=plain(r.data.get("thresholds") or {}),
-                       threshold_order=list(r.data.get("threshold_order") or r.data.get("thresholds") or {}))
-               for r in results if r.kind == "check" and (r.data or {}).get("check") == "retrieval"
-               and r.data.get("metrics")]
+                       threshold_order=list(r.data.get("threshold_order") or r.data.get("thresholds") or {}),
+                       **_sureness(r.data))
+               for r in scored]
     spec = manifest.spec
     return Summary(spec={"name": spec.get("name"), "sha256": spec.get("sha256")},
                    manifest_digest=manifest.digest,
@@ -152,7 +155,42 @@ def build_summary(folder: Path, manifest: Manifest, results: list[CheckResult]) 
                    counts=counts(results),
                    cells=[cell_summary(run, c, execution) for c in manifest.entries()],
                    checks=checks,
-                   quality=quality)
+                   quality=quality,
+                   comparisons=comparisons(scored) if manifest.format >= 3 else None)
+
+
+# a retrieval check's data → Quality's fields for how sure its means are (evidence format 3)
+_SURENESS = ("intervals", "confidence", "queries", "resamples", "seed", "min_lower", "headline")
+
+
+def _sureness(data: dict) -> dict[str, Any]:
+    if data.get("intervals") is None:
+        return {}       # a check of an earlier evidence format recorded none: its row keeps its bytes
+    return {k: plain(data[k]) for k in _SURENESS if data.get(k) is not None}
+
+
+def comparisons(scored: list[CheckResult]) -> list[Comparison]:
+    """Per retrieval check, every cell against the best on the check's headline metric, query by query
+    (`harness.checks.stats.against_best`, from the per-query values the results record), in check order."""
+    from harness.checks import stats
+
+    by_check: dict[str, list[CheckResult]] = {}
+    for r in scored:
+        if r.data.get("intervals") is not None and isinstance(r.data.get("per_query"), dict):
+            by_check.setdefault(r.name, []).append(r)
+    out = []
+    for check, rows in by_check.items():
+        metric = rows[0].data.get("headline")
+        rows = [r for r in rows if metric in r.data["metrics"]]
+        cells = [(str(r.cell), r.data["metrics"][metric],
+                  {q: v[metric] for q, v in r.data["per_query"].items() if isinstance(v, dict) and metric in v})
+                 for r in rows]
+        first = rows[0].data if rows else {}
+        for c in stats.against_best(cells, confidence=first.get("confidence") or stats.CONFIDENCE,
+                                    resamples=first.get("resamples") or stats.RESAMPLES,
+                                    seed=first.get("seed") or stats.SEED):
+            out.append(Comparison(check=check, metric=metric, **c))
+    return out
 
 
 def render_summary(summary: Summary) -> bytes:

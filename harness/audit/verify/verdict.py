@@ -9,6 +9,8 @@ status, name, cell and the data both formats record (the metric values among the
 
 from __future__ import annotations
 
+import re
+
 from harness.audit.verify import execution
 from harness.audit.verify.parse import VerifyContext
 from harness.audit.verify.result import VerifyReport
@@ -87,7 +89,11 @@ def _recheck(context: VerifyContext, report: VerifyReport, checks: list, lines: 
             continue
         said = next((line for line in lines if line == head or line.startswith(head + ": ")), None)
         earlier = _earlier_line(r, got) if not same else None
-        if earlier is not None and not execution.data_differs(got.data, r.data):
+        if earlier is not None and execution.data_differs(got.data, r.data):
+            report.add("verdict", layout.SUMMARY, f"{head}: the data summary.json records for it differ from "
+                       "what the check gives from the vectors (metric values, counts)", cell=r.cell)
+            continue
+        if earlier is not None:
             report.rechecked += 1
             report.reworded.append(earlier)
             continue
@@ -116,7 +122,17 @@ def _earlier_line(r, got) -> str | None:
     if got is None or got.name != r.name or got.cell != r.cell:
         return None
     if got.status == r.status:
-        return r.head() if execution.numbers(got.detail) == execution.numbers(r.detail) else None
+        return r.head() if execution.numbers(got.detail) == execution.numbers(without_intervals(r.detail)) else None
     if got.status == "pass" and r.status == "warn" and (r.data or {}).get("vacuous"):
         return f"{r.head()} (counted as a pass by that format: {r.detail})"
     return None
+
+
+# what format 3 added to a retrieval line (issue 27): each metric's interval and their confidence level
+_INTERVALS = re.compile(r" \[-?\d+\.\d+, -?\d+\.\d+\]| \(\d+(?:\.\d+)?% intervals\)")
+
+
+def without_intervals(detail: str) -> str:
+    """A retrieval line's detail as formats 1 and 2 worded it: without the metrics' intervals, which
+    they did not record (the same means and thresholds must still be shown)."""
+    return _INTERVALS.sub("", detail or "")

@@ -1,0 +1,207 @@
+"""How sure a retrieval metric is: percentile bootstrap intervals of a mean over queries, and the paired
+sign-flip (randomization) test between two cells, with Holm's correction across a check's cells.
+
+Pure numpy, no I/O, and reproducible on any machine, so `verify` re-derives every number:
+
+- the resampled query indices come from `numpy.random.RandomState(seed)` (a stream NumPy keeps stable
+  across versions, unlike `Generator`'s), drawn as one `randint(0, n, size=(resamples, n))` matrix
+  (in row chunks when it is large: the same stream), reused for every metric and cell of that n;
+- per-query values are summary.json's 6-decimal numbers, taken as integers in millionths: every sum
+  (a resample's, a sign flip's) is then exact in float64 whatever the BLAS, and ties are ties;
+- the bounds are `numpy.percentile` (linear) of the resampled means, as
+  `scipy.stats.bootstrap(..., method="percentile")` takes them;
+- the p-value is computed as `scipy.stats.permutation_test(..., permutation_type="samples")` does for
+  two paired samples: two-sided, min(P(null ≤ observed), P(null ≥ observed)) × 2, clipped to 1; exact
+  over all 2^n sign flips when n ≤ `EXACT_UP_TO`, else `FLIPS` random flips from `RandomState(seed)`
+  with the observed one counted in (+1 over +1).
+
+The seed defaults to `SEED` (0) and is recorded beside every interval and comparison.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Iterable, Iterator, Sequence
+
+import numpy as np
+
+RESAMPLES = 10_000     # bootstrap resamples of the queries
+CONFIDENCE = 0.95      # an interval's level unless the check says `confidence:`
+SEED = 0               # RandomState seed of the resamples and of Monte Carlo flips
+FLIPS = 10_000         # random sign flips when there are too many queries to flip them all
+EXACT_UP_TO = 20       # up to this many queries the test is exact: all 2^n sign flips
+SCALE = 1_000_000      # per-query values have 6 decimals: integers in millionths
+CHUNK = 2_000_000      # resample matrix entries held at once (16 MB of float64)
+TEST_EXACT = "paired-sign-flip-exact"
+TEST_RANDOM = "paired-sign-flip-monte-carlo"
+
+
+def fixed(values: Iterable[float] | np.ndarray) -> np.ndarray:
+    """Values as integers in millionths (float64 holding integers): sums of them are exact."""
+    return np.rint(np.asarray(values, dtype=np.float64) * SCALE)
+
+
+def _counts(index: np.ndarray, n: int) -> np.ndarray:
+    """How often each query appears in each resample: rows of `index` (resamples × n) as counts."""
+    rows = index.shape[0]
+    flat = (index + (np.arange(rows, dtype=np.int64) * n)[:, None]).ravel()
+    return np.bincount(flat, minlength=rows * n).reshape(rows, n).astype(np.float64)
+
+
+@lru_cache(maxsize=8)
+def _cached_counts(n: int, resamples: int, seed: int) -> np.ndarray:
+    counts = np.vstack(list(_draw_counts(n, resamples, seed)))
+    counts.setflags(write=False)
+    return counts
+
+
+def _draw_counts(n: int, resamples: int, seed: int) -> Iterator[np.ndarray]:
+    state = np.random.RandomState(seed)
+    step = max(1, CHUNK // max(n, 1))
+    for start in range(0, resamples, step):
+        yield _counts(state.randint(0, n, size=(min(step, resamples - start), n)), n)
+
+
+def resample_counts(n: int, resamples: int = RESAMPLES, seed: int = SEED) -> Iterator[np.ndarray]:
+    """The bootstrap's resamples of n queries as count matrices (rows of resamples × n), in order:
+    `RandomState(seed).randint(0, n, size=(resamples, n))` counted per row. Kept once per (n, seed)
+    when small, so every metric and cell of a run reuses it; drawn in chunks when large."""
+    if n * resamples <= CHUNK:
+        yield _cached_counts(n, resamples, seed)
+    else:
+        yield from _draw_counts(n, resamples, seed)
+
+
+def bootstrap_means(columns: np.ndarray, resamples: int = RESAMPLES, seed: int = SEED) -> np.ndarray:
+    """The resampled means (resamples × metrics) of `columns` (queries × metrics, in millionths)."""
+    columns = np.asarray(columns, dtype=np.float64)
+    if columns.ndim == 1:
+        columns = columns[:, None]
+    n = columns.shape[0]
+    sums = np.vstack([c @ columns for c in resample_counts(n, resamples, seed)])
+    return sums / (n * SCALE)
+
+
+def _bounds(means: np.ndarray, confidence: float) -> np.ndarray:
+    tail = (1.0 - confidence) / 2.0
+    return np.percentile(means, [100.0 * tail, 100.0 * (1.0 - tail)], axis=0)
+
+
+def _rounded(x: float) -> float:
+    return round(float(x), 6) + 0.0     # -0.0 is written 0.0
+
+
+def intervals(per_query: dict[str, Sequence[float]] | None = None, *, columns: np.ndarray | None = None,
+              names: Sequence[str] = (), confidence: float = CONFIDENCE, resamples: int = RESAMPLES,
+              seed: int = SEED) -> dict[str, list[float]]:
+    """Percentile bootstrap interval of the mean over queries, per metric: `{metric: [low, high]}`.
+    `per_query` maps metric → its per-query values (all of one length, in the same query order);
+    or give `columns` (queries × metrics) and their `names`. Bounds rounded to 6 decimals."""
+    if per_query is not None:
+        names = list(per_query)
+        columns = np.column_stack([fixed(per_query[m]) for m in names]) if names else np.zeros((0, 0))
+    else:
+        columns = fixed(columns)
+    if not len(names) or columns.shape[0] == 0:
+        return {}
+    lows, highs = _bounds(bootstrap_means(columns, resamples, seed), confidence)
+    return {m: [_rounded(lo), _rounded(hi)] for m, lo, hi in zip(names, lows, highs)}
+
+
+def interval(values: Sequence[float], confidence: float = CONFIDENCE, resamples: int = RESAMPLES,
+             seed: int = SEED) -> list[float]:
+    """One metric's interval (see `intervals`)."""
+    return intervals({"x": values}, confidence=confidence, resamples=resamples, seed=seed)["x"]
+
+
+def _exact_null(d: np.ndarray) -> np.ndarray:
+    """Σ ±d_i over all 2^n sign choices (integers: exact)."""
+    null = np.zeros(1)
+    for x in d:
+        null = np.concatenate([null + x, null - x])
+    return null
+
+
+def _random_null(d: np.ndarray, flips: int, seed: int) -> np.ndarray:
+    state = np.random.RandomState(seed)
+    n = len(d)
+    step = max(1, CHUNK // max(n, 1))
+    out = []
+    for start in range(0, flips, step):
+        signs = state.randint(0, 2, size=(min(step, flips - start), n)).astype(np.float64) * 2.0 - 1.0
+        out.append(signs @ d)
+    return np.concatenate(out)
+
+
+def sign_flip(diffs: Sequence[float], *, flips: int = FLIPS, seed: int = SEED,
+              exact_up_to: int = EXACT_UP_TO) -> tuple[float, str, int]:
+    """Two-sided paired randomization test of mean(diffs) = 0: (p-value, test, flips counted).
+    Exact over all 2^n sign flips when n ≤ `exact_up_to`, else `flips` random ones (p = (k+1)/(flips+1)),
+    as scipy.stats.permutation_test(..., permutation_type="samples") counts them."""
+    d = fixed(diffs)
+    n = len(d)
+    if n == 0:
+        return 1.0, TEST_EXACT, 0
+    observed = d.sum()
+    if n <= exact_up_to:
+        null, adjustment, test = _exact_null(d), 0, TEST_EXACT
+    else:
+        null, adjustment, test = _random_null(d, flips, seed), 1, TEST_RANDOM
+    total = len(null) + adjustment
+    less = (np.count_nonzero(null <= observed) + adjustment) / total
+    greater = (np.count_nonzero(null >= observed) + adjustment) / total
+    return float(min(1.0, 2.0 * min(less, greater))), test, len(null)
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm's step-down adjustment (family-wise error) of m p-values, in their order:
+    the i-th smallest becomes max over j ≤ i of min(1, (m − j + 1) · p_(j))."""
+    m = len(p_values)
+    order = sorted(range(m), key=lambda i: (p_values[i], i))
+    out = [0.0] * m
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p_values[i]))
+        out[i] = running
+    return out
+
+
+def paired(best: Sequence[float], other: Sequence[float], *, confidence: float = CONFIDENCE,
+           resamples: int = RESAMPLES, seed: int = SEED, flips: int = FLIPS) -> dict:
+    """One cell against the best, query by query (the same queries, in the same order): the mean
+    difference (other − best), its bootstrap interval, and the sign-flip test's p-value."""
+    a, b = fixed(best), fixed(other)
+    if len(a) != len(b):
+        raise ValueError(f"paired samples differ in length ({len(a)} and {len(b)})")
+    diff = (b - a) / SCALE
+    n = len(diff)
+    p, test, counted = sign_flip(diff, flips=flips, seed=seed)
+    low, high = interval(diff, confidence, resamples, seed) if n else [0.0, 0.0]
+    return {"delta": _rounded((b.sum() - a.sum()) / (n * SCALE)) if n else 0.0, "interval": [low, high],
+            "p_value": _rounded(p), "test": test, "flips": counted, "queries": n, "seed": seed,
+            "confidence": confidence, "resamples": resamples}
+
+
+def against_best(cells: Sequence[tuple[str, float, dict[str, float]]], *, confidence: float = CONFIDENCE,
+                 resamples: int = RESAMPLES, seed: int = SEED, flips: int = FLIPS) -> list[dict]:
+    """Every cell against the best one of a check on one metric: `cells` are (cell id, its mean, its
+    per-query values {query: value}) in plan order; the best has the highest mean (the first on a tie).
+    Each other cell is paired with it over the queries both ranked (in the best cell's order); Holm's
+    correction runs across these comparisons, `significant` is p_holm < 1 − confidence. A cell that
+    shares no query with the best is left out."""
+    if len(cells) < 2:
+        return []
+    best = max(range(len(cells)), key=lambda i: (cells[i][1], -i))
+    a, _, pa = cells[best]
+    out = []
+    for i, (b, _, pb) in enumerate(cells):
+        common = [q for q in pa if q in pb]
+        if i == best or not common:
+            continue
+        row = paired([pa[q] for q in common], [pb[q] for q in common], confidence=confidence,
+                     resamples=resamples, seed=seed, flips=flips)
+        out.append({"a": a, "b": b, **row})
+    for row, adjusted in zip(out, holm([r["p_value"] for r in out])):
+        row["p_holm"] = _rounded(adjusted)
+        row["significant"] = adjusted < round(1.0 - confidence, 12)
+    return out
