@@ -80,7 +80,7 @@ def test_non_finite_and_numpy_data_do_not_break_canonical_json(tmp_path):
 
 def test_headline_metric_is_the_first_threshold_the_spec_gives(tmp_path):
     """summary.json sorts object keys; the reports still headline the metric the user wrote first."""
-    from harness.report.charts import headline_metric
+    from harness.report.recommend import headline as headline_metric
     for order in (["recall@1", "mrr"], ["mrr", "recall@1"]):
         folder = tmp_path / order[0]
         cells = {"qwen3-vl-embedding-8": {k: pad(v, 8) for k, v in VECTORS.items()}}

@@ -90,8 +90,8 @@ def test_every_table_line_parses_as_a_gfm_table(run):
     for t in found:
         assert all(len(r) == len(t["header"]) for r in t["rows"]), t["heading"]
     headings = [ln[3:] for ln in md.splitlines() if ln.startswith("## ")]
-    assert headings == ["Failed", "Quality by model and dimension", "Usage and cost", "Results per cell",
-                        "Checks", "Plan"]
+    assert headings == ["Which model and dimension", "Failed", "Quality by model and dimension", "Usage and cost",
+                        "Results per cell", "Checks", "Plan"]
     assert harness("verify", str(folder), cwd=root).returncode == 0   # verify re-renders it byte for byte
 
 
@@ -122,18 +122,21 @@ def test_quality_is_a_table_of_models_by_dimensions(run):
     q = by_heading(md, "Quality by model and dimension")
     assert q["header"] == ["model", "metric", "min", "256", "384", "512"]
     quality = {(e["model"], e["dimension"]): e["metrics"] for e in summary["quality"]}
+    intervals = {(e["model"], e["dimension"]): e.get("intervals") or {} for e in summary["quality"]}
     metrics = ["recall@1", "recall@3", "ndcg@1", "ndcg@3", "mrr"]
     assert [(r[0], r[1]) for r in q["rows"]] == [(m, k) for m in ("qwen3-vl-embedding", "local/e5-small")
                                                    for k in metrics]
     for row in q["rows"]:
         for dim, shown in zip((256, 384, 512), row[3:]):
             value = quality.get((row[0], dim), {}).get(row[1])
+            iv = intervals.get((row[0], dim), {}).get(row[1])      # ± half the interval, where recorded
+            text = f"{value:.3f}" + (f" ±{(iv[1] - iv[0]) / 2:.3f}" if iv else "") if value is not None else ""
             if value is None:
                 assert shown == "—"            # local/e5-small has dimension 384 only
             elif row[1] in ("recall@1", "mrr") and value < 0.99:
-                assert shown == f"**{value:.3f}** ✗"
+                assert shown == f"**{text}** ✗"
             else:
-                assert shown == f"{value:.3f}"
+                assert shown == text
 
 
 def test_usage_shows_the_providers_figures_beside_the_estimates(run):

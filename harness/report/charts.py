@@ -16,13 +16,23 @@ import numpy as np
 
 from harness.checks import metrics as M
 from harness.folder import FolderError, Quality, RunReader, Summary, SummaryCell
-from harness.report.svg import Svg, nice_ticks, shorten, text_width, x_ticks, y_ticks
+from harness.report.svg import (
+    Svg,
+    column_labels,
+    error_bar,
+    nice_ticks,
+    shorten,
+    text_width,
+    value_range,
+    x_ticks,
+    y_ticks,
+)
 
 PALETTE = ["#2f6fdf", "#d1453b", "#2a9d4b", "#8e5bd0", "#d98200", "#1a9fb0", "#c2478f", "#7a6a58"]
 # Heatmap colour ramp: low cosine -> high cosine.
 RAMP = [(247, 251, 255), (198, 219, 239), (107, 174, 214), (33, 113, 181), (8, 48, 107)]
 HEATMAP = {"max_inputs": 40, "max_cells": 8, "cell_px": 18, "big_cell_px": 30, "big_up_to": 12, "max_label": 150}
-QUALITY = {"width": 440, "height": 240, "left": 44, "right": 14, "top": 14, "bottom": 44}
+QUALITY = {"width": 440, "height": 250, "left": 44, "right": 14, "top": 14, "bottom": 54}
 SCATTER = {"width": 480, "height": 290, "left": 44, "right": 14, "top": 14, "bottom": 44}
 BARS = {"width": 480, "bar": 13, "gap": 8, "max_label": 210, "top": 26, "axis": 34}
 MAX_QUALITY_METRICS = 4
@@ -59,6 +69,17 @@ def count(n: float | None) -> str:
     return "–" if n is None else f"{int(round(n)):,}"
 
 
+def size(n: float | None) -> str:
+    """Bytes in decimal units, two significant digits below 10: 61,440 -> 61 KB, 1.536e9 -> 1.5 GB."""
+    if n is None:
+        return "–"
+    for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+        if n >= scale * 0.9995:
+            v = n / scale
+            return f"{v:.1f} {unit}" if v < 9.95 else f"{v:,.0f} {unit}"
+    return f"{n:.0f} B"
+
+
 def metric(v: float | None) -> str:
     return "–" if v is None else f"{v:.3f}"
 
@@ -69,14 +90,14 @@ def _colours(models: list[str]) -> dict[str, str]:
     return {m: PALETTE[i % len(PALETTE)] for i, m in enumerate(models)}
 
 
-def _retrieval_checks(summary: Summary) -> dict[str, list[Quality]]:
+def retrieval_checks(summary: Summary) -> dict[str, list[Quality]]:
     by_check: dict[str, list[Quality]] = {}
     for q in summary.quality:
         by_check.setdefault(q.check, []).append(q)
     return by_check
 
 
-def _metric_order(rows: list[Quality]) -> list[str]:
+def metric_order(rows: list[Quality]) -> list[str]:
     """Thresholded metrics first, in the spec's order (summary.json sorts object keys, so the
     order comes from `threshold_order`), then the others."""
     names = list(dict.fromkeys(m for r in rows for m in r.metrics))
@@ -85,24 +106,16 @@ def _metric_order(rows: list[Quality]) -> list[str]:
     return first + [m for m in names if m not in first]
 
 
-def headline_metric(summary: Summary) -> tuple[str, str, float | None] | None:
-    """The metric the user asked for first: the first threshold of the first retrieval check."""
-    for check, rows in _retrieval_checks(summary).items():
-        order = _metric_order(rows)
-        if order:
-            return check, order[0], rows[0].thresholds.get(order[0])
-    return None
-
-
 def quality_charts(summary: Summary) -> list[dict]:
     """Quality against output dimension on a log-2 axis, one chart per (retrieval check, metric),
-    every model a series, the threshold dashed."""
+    every model a series, its intervals as bars, the threshold dashed; under each dimension the size of a
+    million of its vectors. A check whose cells share one dimension gets no chart (`quality_table`)."""
     charts = []
-    for check, rows in _retrieval_checks(summary).items():
+    for check, rows in retrieval_checks(summary).items():
         rows = [r for r in rows if r.dimension is not None]
-        if not rows:
-            continue
         dims = sorted({int(r.dimension) for r in rows})
+        if len(dims) < 2:
+            continue
         models = list(dict.fromkeys(r.model for r in rows))
         colour = _colours(models)
         c = QUALITY
@@ -119,13 +132,16 @@ def quality_charts(summary: Summary) -> list[dict]:
         def y(v: float) -> float:
             return bottom - (bottom - top) * v
 
-        for name in _metric_order(rows)[:MAX_QUALITY_METRICS]:
+        for name in metric_order(rows)[:MAX_QUALITY_METRICS]:
             threshold = rows[0].thresholds.get(name)
             svg = Svg(c["width"], c["height"], "quality", f"{check}: {name} by output dimension")
             svg.rect(left, top, right - left, bottom - top, None, "frame")
             y_ticks(svg, left, right, [(y(v), f"{v:g}") for v in (0, 0.25, 0.5, 0.75, 1)])
             x_ticks(svg, [(x(d), str(d)) for d in dims], bottom + 16, (top, bottom))
-            svg.text((left + right) / 2, bottom + 34, "output dimension (log scale)", "middle", "axis-label")
+            for d in dims:
+                svg.text(x(d), bottom + 29, size(4 * d * 1_000_000), "middle", "tick storage", size=9)
+            svg.text((left + right) / 2, bottom + 44, "output dimension (log scale) · float32 size of 1M vectors",
+                     "middle", "axis-label")
             if threshold is not None:
                 svg.line(left, y(threshold), right, y(threshold), "threshold", title=f"threshold {threshold:g}")
             series = []
@@ -135,11 +151,18 @@ def quality_charts(summary: Summary) -> list[dict]:
                 if not pts:
                     continue
                 under = len(models) - 1 - models.index(model)      # series drawn later go on top
-                svg.path([(x(d), y(v)) for d, v in pts], colour[model], width=2 + 1.75 * under)
+                intervals = {int(r.dimension): (getattr(r, "intervals", None) or {}).get(name) for r in rows
+                             if r.model == model}
+                # with intervals, each model's bars stand a little apart, so equal ones do not hide each other
+                shift = (models.index(model) - (len(models) - 1) / 2) * 5 if any(intervals.values()) else 0.0
+                svg.path([(x(d) + shift, y(v)) for d, v in pts], colour[model], width=2 + 1.75 * under)
                 for d, v in pts:
-                    svg.circle(x(d), y(v), 3.5 + 1.5 * under, colour[model], "point",
-                               f"{model} at {d}: {name} {metric(v)}")
-                    svg.boxes.append((x(d) - 4, y(v) - 4, x(d) + 4, y(v) + 4))
+                    iv = intervals.get(d)
+                    tip = f"{model} at {d}: {name} {metric(v)}" + (f" [{iv[0]:.3f}, {iv[1]:.3f}]" if iv else "")
+                    if iv:
+                        error_bar(svg, x(d) + shift, y(iv[0]), y(iv[1]), colour[model], tip)
+                    svg.circle(x(d) + shift, y(v), 3.5 + 1.5 * under, colour[model], "point", tip)
+                    svg.boxes.append((x(d) + shift - 4, y(v) - 4, x(d) + shift + 4, y(v) + 4))
                 series.append({"model": model, "color": colour[model],
                                "points": [{"x": round(x(d), 1), "y": round(y(v), 1), "dimension": d, "value": v}
                                           for d, v in pts]})
@@ -169,84 +192,23 @@ def _threshold_label(svg: Svg, threshold: float, ty: float, left: float, right: 
             return
 
 
-def pareto_front(points: list[tuple[float, float]]) -> list[int]:
-    """Indexes of the points no other point beats: as cheap or cheaper and as good or better,
-    strictly one of the two. Ordered by cost."""
-    front = []
-    for i, (c, q) in enumerate(points):
-        if not any((c2 <= c and q2 >= q) and (c2 < c or q2 > q) for j, (c2, q2) in enumerate(points) if j != i):
-            front.append(i)
-    return sorted(front, key=lambda i: (points[i][0], -points[i][1]))
-
-
-def choices(summary: Summary) -> dict | None:
-    """One row per executed cell with a headline quality value: its cost per 1,000 inputs, and
-    whether it is on the Pareto front of quality against cost."""
-    head = headline_metric(summary)
-    if head is None:
+def cost_chart(rec) -> dict | None:
+    """The headline metric (its interval as a bar) against cost per 1,000 inputs, one point per billed
+    cell, the cells best for their cost ringed and joined, each labelled with its dimension (a model's
+    dimensions share a cost: their labels stand in a column beside them). `rec`: a Recommendation.
+    None when fewer than two cells are billed: one point is no chart (the table says it)."""
+    if rec is None:
         return None
-    check, name, threshold = head
-    quality = {q.cell: q.metrics.get(name) for q in summary.quality if q.check == check}
-    failed: dict[str, int] = {}
-    total: dict[str, int] = {}
-    for c in summary.checks:
-        if c.cell and c.status in ("passed", "failed"):
-            total[c.cell] = total.get(c.cell, 0) + 1
-            failed[c.cell] = failed.get(c.cell, 0) + (c.status == "failed")
-    rows = []
-    for cell in summary.cells:
-        if cell.id not in quality or quality[cell.id] is None:
-            continue
-        cost = cell.cost or {}
-        rows.append({"cell": cell.id, "model": cell.model, "dimension": cell.dimension,
-                     "value": quality[cell.id], "per_1k": cost.get("per_1k_inputs"),
-                     "currency": cost.get("currency", "CNY"), "basis": cost.get("basis"),
-                     "latency": (cell.latency_ms or {}).get("p50"),
-                     "failed": failed.get(cell.id, 0), "checks": total.get(cell.id, 0),
-                     "meets": threshold is None or quality[cell.id] >= threshold, "best": False})
-    priced = [i for i, r in enumerate(rows) if r["per_1k"] is not None]
-    for k in pareto_front([(rows[i]["per_1k"], rows[i]["value"]) for i in priced]):
-        rows[priced[k]]["best"] = True
-    mine = [q for q in summary.quality if q.check == check]
-    limits = mine[0].thresholds
-    others = [m for m in _metric_order(mine) if m != name and m in limits]      # the other thresholded metrics
-    extra = {q.cell: q.metrics for q in mine}
-    for r in rows:
-        r["others"] = [{"name": m, "value": extra[r["cell"]].get(m)} for m in others]
-    for r in rows:
-        r["meets_all"] = r["meets"] and all(o["value"] is not None and o["value"] >= limits[o["name"]]
-                                            for o in r["others"])
-
-    def cheapest(ok: list[dict]) -> dict | None:
-        """The cheapest of `ok` (then the best, then plan order): the answer to 'for how much'."""
-        priced = [r for r in ok if r["per_1k"] is not None]
-        return min(priced, key=lambda r: (r["per_1k"], -r["value"])) if priced else None
-
-    answer = {"all": cheapest([r for r in rows if r["meets_all"]]),
-              "headline": cheapest([r for r in rows if r["meets"]]) if threshold is not None else None,
-              "thresholds": [name, *others] if threshold is not None else others}
-    groups = [{"model": m, "rows": [r for r in rows if r["model"] == m]}
-              for m in dict.fromkeys(r["model"] for r in rows)]
-    return {"check": check, "metric": name, "threshold": threshold, "rows": rows, "groups": groups, "answer": answer,
-            "currency": next((r["currency"] for r in rows if r["per_1k"] is not None), "CNY"),
-            "others": [{"name": m, "threshold": limits.get(m)} for m in others]}
-
-
-def cost_chart(pick: dict | None) -> dict | None:
-    """The headline metric against cost per 1,000 inputs, one point per cell, the cells best
-    for their cost ringed and joined."""
-    if pick is None:
-        return None
-    rows = [r for r in pick["rows"] if r["per_1k"] is not None]
-    if not rows:
+    rows = [o for o in rec.options if o.billed]
+    if len(rows) < 2:
         return None
     c = SCATTER
-    models = list(dict.fromkeys(r["model"] for r in pick["rows"]))
+    models = list(dict.fromkeys(o.model for o in rec.options))
     colour = _colours(models)
-    currency = rows[0]["currency"]
+    currency = rows[0].currency
     left, right, top, bottom = c["left"], c["width"] - c["right"], c["top"], c["height"] - c["bottom"]
-    costs = [r["per_1k"] for r in rows]
-    inner_left, inner_right = left + 14, right - 14     # points and end labels stay off the frame
+    costs = [o.per_1k for o in rows]
+    inner_left, inner_right = left + 14, right - 60     # points stay off the frame, their labels inside it
     log = min(costs) > 0 and max(costs) / min(costs) >= 8     # prices often differ tenfold between models
     if log:
         lo, hi = math.floor(math.log10(min(costs)) * 3) / 3, math.ceil(math.log10(max(costs)) * 3) / 3
@@ -262,47 +224,63 @@ def cost_chart(pick: dict | None) -> dict | None:
         def x(v: float) -> float:
             return inner_left + (inner_right - inner_left) * v / span
 
-    def y(v: float) -> float:
-        return bottom - (bottom - top) * v
+    name, threshold = rec.metric, rec.threshold
+    shown = [o.value for o in rows] + [v for o in rows for v in (o.interval or [])]
+    y_lo, y_hi, yt = value_range(shown + ([threshold] if threshold is not None else []))
 
-    name, threshold = pick["metric"], pick["threshold"]
+    def y(v: float) -> float:
+        return bottom - (bottom - top) * (v - y_lo) / ((y_hi - y_lo) or 1)
+
     svg = Svg(c["width"], c["height"], "cost", f"{name} against cost per 1,000 inputs")
     svg.rect(left, top, right - left, bottom - top, None, "frame")
-    y_ticks(svg, left, right, [(y(v), f"{v:g}") for v in (0, 0.25, 0.5, 0.75, 1)])
+    y_ticks(svg, left, right, [(y(v), f"{v:g}") for v in yt])
     x_ticks(svg, [(x(v), money(v, currency)) for v in xt], bottom + 16, (top, bottom))
-    estimated = any(r["basis"] == "estimate" for r in rows)
+    estimated = any(o.basis == "estimate" for o in rows)
     svg.text((left + right) / 2, bottom + 34, f"cost per 1,000 inputs ({currency}{', log scale' if log else ''})",
              "middle", "axis-label")
     if threshold is not None:
         svg.line(left, y(threshold), right, y(threshold), "threshold", title=f"threshold {threshold:g}")
-    front = sorted((r for r in rows if r["best"]), key=lambda r: (r["per_1k"], -r["value"]))
+    front = sorted((o for o in rows if o.front), key=lambda o: (o.per_1k, -o.value))
     if len(front) > 1:
-        steps = [(x(front[0]["per_1k"]), y(front[0]["value"]))]
+        steps = [(x(front[0].per_1k), y(front[0].value))]
         for a, b in zip(front, front[1:]):
-            steps += [(x(b["per_1k"]), y(a["value"])), (x(b["per_1k"]), y(b["value"]))]
+            steps += [(x(b.per_1k), y(a.value)), (x(b.per_1k), y(b.value))]
         svg.path(steps, None, "front-line")
-    for r in rows:
-        px, py = x(r["per_1k"]), y(r["value"])
-        how = "estimated" if r["basis"] == "estimate" else "from reported usage"
-        tip = f"{r['cell']}: {name} {metric(r['value'])}, {money(r['per_1k'], currency)} per 1,000 inputs ({how})"
-        m = 8 if r["best"] else 5
+    columns: dict[float, list] = {}
+    for o in rows:
+        columns.setdefault(round(x(o.per_1k)), []).append(o)
+    where: dict[str, tuple[float, float]] = {}
+    for cx, group in columns.items():
+        # Points of one column that would touch are spread sideways a little, in value order.
+        group.sort(key=lambda o: -o.value)
+        crowded = any(abs(y(a.value) - y(b.value)) < 9 for a, b in zip(group, group[1:]))
+        for i, o in enumerate(group):
+            shift = (i - (len(group) - 1) / 2) * 6 if crowded else 0.0
+            where[o.cell] = (x(o.per_1k) + shift, y(o.value))
+    for o in rows:
+        px, py = where[o.cell]
+        how = "estimated" if o.basis == "estimate" else "from reported usage"
+        iv = f" [{o.interval[0]:.3f}, {o.interval[1]:.3f}]" if o.interval else ""
+        tip = f"{o.cell}: {name} {metric(o.value)}{iv}, {money(o.per_1k, currency)} per 1,000 inputs ({how})"
+        if o.interval:
+            error_bar(svg, px, y(o.interval[0]), y(o.interval[1]), colour[o.model], tip)
+        m = 8 if o.front else 5
         svg.boxes.append((px - m, py - m, px + m, py + m))     # a label must not cover a point
-        if r["best"]:
-            svg.circle(px, py, 7.5, None, "front", tip, stroke=colour[r["model"]])
-        if r["basis"] == "estimate":
-            svg.circle(px, py, 4, None, "point hollow", tip, stroke=colour[r["model"]])
+        if o.front:
+            svg.circle(px, py, 7.5, None, "front", tip, stroke=colour[o.model])
+        if o.basis == "estimate":
+            svg.circle(px, py, 4, None, "point hollow", tip, stroke=colour[o.model])
         else:
-            svg.circle(px, py, 4, colour[r["model"]], "point", tip)
-    # Dimension next to each point where it fits: right, left, above, below; the best first.
-    for r in sorted(rows, key=lambda r: not r["best"]):
-        px, py, label = x(r["per_1k"]), y(r["value"]), str(r["dimension"])
-        for dx, dy, anchor in ((10, 4, "start"), (-10, 4, "end"), (0, -10, "middle"), (0, 17, "middle")):
-            if svg.text(px + dx, py + dy, label, anchor, "point-label", full=f"{r['cell']}"):
-                break
+            svg.circle(px, py, 4, colour[o.model], "point", tip)
+    for group in columns.values():
+        column_labels(svg, [(*where[o.cell], str(o.dimension), o.cell) for o in group], top + 10, bottom - 2)
     if threshold is not None:
         _threshold_label(svg, threshold, y(threshold), left, right)
-    legend = [{"name": m, "color": colour[m]} for m in models if any(r["model"] == m for r in rows)]
+    legend = [{"name": m, "color": colour[m]} for m in models if any(o.model == m for o in rows)]
     legend.append({"name": "best for its cost (Pareto front)", "shape": "ring", "color": "currentColor"})
+    if any(o.interval for o in rows):
+        legend.append({"name": f"{round((1 - rec.alpha) * 100):g}% interval", "shape": "bar",
+                       "color": "currentColor"})
     if estimated:
         legend.append({"name": "cost estimated (not executed)", "shape": "hollow", "color": "currentColor"})
     if threshold is not None:
@@ -311,8 +289,8 @@ def cost_chart(pick: dict | None) -> dict | None:
     svg.height += used + 4
     svg.legend(legend, c["height"] + 2)
     out = svg.to_dict()
-    out["points"] = [{"cell": r["cell"], "x": round(x(r["per_1k"]), 1), "y": round(y(r["value"]), 1),
-                      "best": r["best"]} for r in rows]
+    out["points"] = [{"cell": o.cell, "x": round(where[o.cell][0], 1), "y": round(where[o.cell][1], 1),
+                      "best": o.front} for o in rows]
     return out
 
 

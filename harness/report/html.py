@@ -15,18 +15,23 @@ import jinja2
 from harness.checks.retrieval import placement
 from harness.folder import Reason, Summary, SummaryCheck
 from harness.report.charts import (
-    choices,
     cost_chart,
     count,
     duration,
     heatmaps,
     latency_chart,
     metric,
+    metric_order,
     money,
     quality_charts,
+    retrieval_checks,
+    size,
 )
+from harness.report.recommend import RULE, interval_text, p_text, plus_minus, recommend, signed
 
 TEMPLATES = Path(__file__).parent / "templates"
+MAX_TABLE_METRICS = 6     # columns of a quality table (thresholded metrics first)
+FOLD_ROWS = 12            # a table of more check lines than this is folded (<details>)
 
 
 # --------------------------------------------------------------------------- what failed
@@ -118,14 +123,43 @@ def _env() -> jinja2.Environment:
     env.filters["duration"] = duration
     env.filters["count"] = count
     env.filters["metric"] = metric
+    env.filters["size"] = size
+    env.filters["interval"] = interval_text
+    env.filters["pm"] = plus_minus
+    env.filters["p"] = p_text
+    env.filters["signed"] = signed
     return env
 
 
+def quality_tables(summary: Summary, charted: set[str]) -> list[dict]:
+    """The retrieval checks `quality_charts` draws no chart for (their cells share one dimension: one
+    point per line adds nothing): a table, a row per cell, its metrics with their intervals."""
+    out = []
+    for check, rows in retrieval_checks(summary).items():
+        if check in charted:
+            continue
+        names = metric_order(rows)[:MAX_TABLE_METRICS]
+        out.append({"check": check, "metrics": [{"name": m, "threshold": rows[0].thresholds.get(m)} for m in names],
+                    "rows": [{"cell": r.cell, "model": r.model, "dimension": r.dimension,
+                              "values": [{"value": r.metrics.get(m), "interval": (getattr(r, "intervals", None)
+                                                                                  or {}).get(m),
+                                          "low": m in r.thresholds and r.metrics.get(m) is not None
+                                          and r.metrics[m] < r.thresholds[m]} for m in names]}
+                             for r in rows]})
+    return out
+
+
 def render_html(summary: Summary, folder: Path) -> bytes:
-    pick = choices(summary)
+    rec = recommend(summary)
     reasons = list(dict.fromkeys(c.reason for c in summary.cells if not c.executed and c.reason))
+    quality = quality_charts(summary)
+    timed = [c for c in summary.cells if c.latency_ms]
     page = _env().get_template("report.html.j2").render(
-        s=summary, pick=pick, cost=cost_chart(pick), quality=quality_charts(summary),
-        heatmaps=heatmaps(summary, Path(folder)), latency=latency_chart(summary), failures=failures(summary),
-        checks=sorted_checks(summary), usage={u["id"]: u for u in usage_rows(summary)}, reasons=reasons)
+        s=summary, rec=rec, cost=cost_chart(rec), quality=quality, rule=RULE, FOLD_ROWS=FOLD_ROWS,
+        groups=[(m, [o for o in rec.options if o.model == m]) for m in dict.fromkeys(o.model for o in rec.options)]
+        if rec else [],
+        quality_tables=quality_tables(summary, {ch["check"] for ch in quality}),
+        heatmaps=heatmaps(summary, Path(folder)), latency=latency_chart(summary) if len(timed) > 1 else None,
+        failures=failures(summary), checks=sorted_checks(summary), usage={u["id"]: u for u in usage_rows(summary)},
+        reasons=reasons)
     return page.encode("utf-8")

@@ -17,6 +17,8 @@ from harness.checks import metrics as M
 from harness.checks.retrieval import placement, worst_queries
 from harness.folder import CellEntry, Manifest, Quality, Summary
 from harness.folder.verdict import CheckResult, counts, verdict
+from harness.report.charts import size
+from harness.report.recommend import RULE, interval_text, p_text, plus_minus, recommend, signed
 
 _ENV = jinja2.Environment(loader=jinja2.PackageLoader("harness", "report/templates"),
                           autoescape=False, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
@@ -100,7 +102,9 @@ def quality_tables(summary: Summary) -> list[dict]:
                 for d in dims:
                     v = at[d].metrics.get(m) if d in at else None
                     low = v is not None and m in thresholds and v < thresholds[m]
-                    values.append("—" if v is None else (f"**{v:.3f}** ✗" if low else f"{v:.3f}"))
+                    pm = plus_minus((getattr(at[d], "intervals", None) or {}).get(m)) if d in at else ""
+                    shown = "—" if v is None else f"{v:.3f}" + (f" {pm}" if pm else "")
+                    values.append("—" if v is None else (f"**{shown}** ✗" if low else shown))
                 rows.append({"model": cell(model), "metric": m, "min": num(thresholds.get(m)), "by_dim": values})
         tables.append({"check": cell(check), "dims": dims, "rows": rows, "any_min": bool(thresholds)})
     return tables
@@ -133,6 +137,38 @@ def _actual_cost(cost: dict | None) -> str:
     return f"{cost['amount']:.4f} {cost.get('currency', '')}".strip()
 
 
+def choice_table(summary: Summary) -> dict | None:
+    """The recommendation (`recommend`, the one rule) in words, and the cells it chose among: the headline
+    metric with its interval, the difference from the best, cost per 1,000 inputs and float32 storage."""
+    rec = recommend(summary)
+    if rec is None:
+        return None
+    rows = []
+    for o in rec.options:
+        vs = o.vs_best
+        if o is rec.best and rec.compared:
+            versus = "best"
+        elif vs:
+            p = vs["p_holm"] if vs["p_holm"] is not None else vs["p"]
+            versus = (f"{'≈' if o.tied else 'worse'} {signed(vs['delta'])} {interval_text(vs['interval'], True)}, "
+                      f"{p_text(p)}")
+        else:
+            versus = "—"
+        values = [f"{o.value:.3f} {plus_minus(o.interval)}".strip()] + [
+            "—" if x["value"] is None else f"{x['value']:.3f} {plus_minus(x['interval'])}".strip() for x in o.others]
+        marks = [v if ok else f"**{v}** ✗" for v, ok in zip(values, [o.meets] + [
+            x["value"] is not None and x["value"] >= x["threshold"] for x in o.others])]
+        rows.append({"id": code(o.cell) + (" **recommended**" if o.recommended else ""), "dim": num(o.dimension),
+                     "values": marks, "versus": cell(versus), "cost": cell(o.cost + (" (est.)" if o.basis ==
+                                                                                     "estimate" else "")),
+                     "size": f"{size(o.per_million)} / {size(o.corpus_bytes)}"})
+    heads = [f"{rec.metric}" + (f" (min {rec.threshold:g})" if rec.threshold is not None else "")]
+    heads += [f"{x['name']} (min {x['threshold']:g})" for x in (rec.options[0].others if rec.options else [])]
+    corpus = rec.options[0].corpus_vectors if rec.options else None
+    return {"text": [cell(t) for t in rec.sentences], "heads": heads, "rows": rows, "compared": rec.compared,
+            "corpus": num(corpus), "rule": cell(RULE), "check": cell(rec.check)}
+
+
 def cell_results(summary: Summary) -> list[dict]:
     """Per cell: how many of its check lines passed, failed, were skipped or warned."""
     rows = []
@@ -156,4 +192,5 @@ def render_markdown(manifest: Manifest, results: list[CheckResult], description:
         m=manifest, cells=cells, results=results, passed=verdict(results), counts=counts(results), mix=mix,
         description=description, failed=failed,
         quality=quality_tables(summary) if summary else [], usage=usage_rows(summary, cells) if summary else [],
-        per_cell=cell_results(summary) if summary else [], cell=cell, code=code, money=money)
+        per_cell=cell_results(summary) if summary else [], cell=cell, code=code, money=money,
+        rec=choice_table(summary) if summary else None)

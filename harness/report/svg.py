@@ -119,6 +119,10 @@ class Svg:
                 self.circle(x + 5, y + 5, 4, None, "legend hollow", stroke=e.get("color"))
             elif shape == "dash":
                 self.line(x, y + 5, x + 12, y + 5, "legend threshold")
+            elif shape == "bar":
+                self.line(x + 5, y, x + 5, y + 10, "legend errbar")
+                for yy in (y, y + 10):
+                    self.line(x + 2, yy, x + 8, yy, "legend errbar")
             else:
                 self.rect(x, y, 10, 10, e.get("color"), "legend")
             self.text(x + 16, y + 9, label, cls="legend", full=e["name"], force=True)
@@ -161,3 +165,55 @@ def y_ticks(svg: Svg, left: float, right: float, ticks: list[tuple[float, str]])
     for y, label in ticks:
         svg.line(left, y, right, y, "grid")
         svg.text(left - 6, y + 4, label, "end", "tick")
+
+
+def value_range(values: list[float]) -> tuple[float, float, list[float]]:
+    """A y range in [0, 1] around `values` (points, interval bounds, a threshold) with round ticks: points
+    that differ by 0.04 stay apart, which an axis from 0 to 1 would pile up."""
+    lo, hi = min(values), max(values)
+    span = max(hi - lo, 0.08)
+    step = next(s for s in (0.01, 0.02, 0.025, 0.05, 0.1, 0.2, 0.25) if span / s <= 5)
+    lo = max(0.0, math.floor((lo - span * 0.08) / step) * step)
+    hi = min(1.0, math.ceil((hi + span * 0.08) / step) * step)
+    ticks = [round(lo + i * step, 6) for i in range(int(round((hi - lo) / step)) + 1)]
+    return lo, hi, ticks
+
+
+def error_bar(svg: Svg, x: float, y0: float, y1: float, colour: str, title: str) -> None:
+    """An interval as a vertical bar with caps (y0, y1: its bounds on the page)."""
+    svg.line(x, y0, x, y1, "errbar", stroke=colour, title=title)
+    for yy in (y0, y1):
+        svg.line(x - 3, yy, x + 3, yy, "errbar", stroke=colour)
+
+
+def column_labels(svg: Svg, points: list[tuple[float, float, str, str]], lowest: float, highest: float) -> None:
+    """Labels for points that share an x (a model's dimensions cost the same per input): in a column beside
+    them, in the points' vertical order, at least a line apart, each joined to its point when moved.
+    `points`: (x, y, label, full text). Right of the column where it fits, else left; else each alone."""
+    points = sorted(points, key=lambda p: p[1])
+    gap = 12.0
+    want = [p[1] + 4 for p in points]
+    placed: list[float] = []
+    for w in want:
+        placed.append(max(w, placed[-1] + gap) if placed else w)
+    over = placed[-1] - highest if placed else 0
+    if over > 0:
+        placed = [v - over for v in placed]
+        for i in range(len(placed) - 2, -1, -1):
+            placed[i] = min(placed[i], placed[i + 1] - gap)
+    placed = [max(v, lowest + i * gap) for i, v in enumerate(placed)]
+    xs = max(p[0] for p in points)
+    for dx, anchor in ((12, "start"), (-12, "end")):
+        edge = (xs if dx > 0 else min(p[0] for p in points)) + dx
+        boxes = [svg.box(edge, ly, p[2], anchor) for p, ly in zip(points, placed)]
+        if all(svg.free(b) for b in boxes) and all(
+                a[3] + 1 <= b[1] or b[3] + 1 <= a[1] for i, a in enumerate(boxes) for b in boxes[i + 1:]):
+            for (px, py, label, full), ly in zip(points, placed):
+                svg.text(edge, ly, label, anchor, "point-label", full=full)
+                if abs(ly - 4 - py) > 2:
+                    svg.line(px + (5 if dx > 0 else -5), py, edge - (2 if dx > 0 else -2), ly - 4, "leader")
+            return
+    for px, py, label, full in points:     # no room for a column: each where it fits, or only in its tooltip
+        for ddx, dy, anchor in ((10, 4, "start"), (-10, 4, "end"), (0, -10, "middle"), (0, 17, "middle")):
+            if svg.text(px + ddx, py + dy, label, anchor, "point-label", full=full):
+                break
