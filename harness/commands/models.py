@@ -1,4 +1,4 @@
-"""harness models: what each model in the catalog accepts."""
+"""harness models: what each model in the catalog accepts and what each region bills for it."""
 
 from __future__ import annotations
 
@@ -10,10 +10,15 @@ from harness.evidence import canonical_json
 from harness.report.terminal import make_console, print_table
 
 NAME = "models"
-HELP = "list the model catalog: modalities, dimensions, fusion, limits, quotas"
+HELP = "list the model catalog: modalities, dimensions, fusion, limits, quotas, prices per region"
 ORDER = 70
+PER = 1_000_000     # prices are shown per this many input tokens, whatever unit the catalog writes them in
 COLUMNS = [(h, False) for h in ("model", "provider", "modalities", "dimensions", "fusion", "per request",
                                   "RPM/TPM")]
+LEGEND = ("legend: * the sources disagree on a fact of the model (`harness models --json` shows each dispute and "
+          "the value chosen); (default) the dimension sent when the spec names none; - none documented; prices: "
+          "text/image/video per 1M input tokens, in the region's currency; not offered: the model is not served in "
+          "that region; not billed: self-hosted, nothing is billed")
 
 
 def add_parser(sub):
@@ -52,5 +57,26 @@ def run(args) -> int:
         limits = f"{m.max_contents or '-'} items, {m.max_images or '-'} img, {m.max_videos or '-'} vid"
         quota = f"{m.rpm or '-'}/{m.tpm or '-'}"
         rows.append([name + star, m.provider, ", ".join(sorted(m.modalities)), dims, m.fusion, limits, quota])
-    print_table(make_console(), f"model catalog {cat.version} ({cat.path})", COLUMNS, rows)
+    console = make_console()
+    print_table(console, f"model catalog {cat.version} ({cat.path})", COLUMNS, rows)
+    regions = list(cat.regions)
+    print_table(console, "prices per 1M input tokens: text/image/video",
+                [("model", False)] + [(r, False) for r in regions],
+                [[name + (" *" if cat.get(name).disputes else ""), *price_cells(cat.get(name), regions)]
+                 for name in cat.names()])
+    console.print(LEGEND, highlight=False, markup=False)
     return 0
+
+
+def price_cells(model, regions: list[str]) -> list[str]:
+    """What each of `regions` bills for `model` per 1M input tokens, text/image/video in its currency
+    (`0.7/1.8/1.8 CNY`); `not offered` where the model is not served; `not billed` when self-hosted."""
+    if not model.prices:
+        return ["not billed"] * len(regions)
+    cells = []
+    for region in regions:
+        p = model.prices.get(region)
+        cells.append("not offered" if p is None else
+                     "/".join(f"{round(getattr(p, k) * PER / p.per, 9):g}" for k in ("text", "image", "video"))
+                     + f" {p.currency}")
+    return cells
