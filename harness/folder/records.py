@@ -153,6 +153,11 @@ MANIFEST_VERSION = 2   # 2: the digest leaves out the reports' hashes (the repor
 #        summary.json's `quality` rows add intervals, confidence, queries, resamples, seed, headline;
 #        summary.json adds `comparisons` (cells vs the best, paired sign-flip p-values, Holm); formats
 #        1, 2 have neither (verify compares their lines without the intervals)
+#      - issue 27.3-4, 26.1, 26.11: report.md and report.html open with the recommendation (one rule,
+#        report/recommend.py) and a table of the cells with ± intervals, the difference from the best and
+#        float32 storage; report.html folds long detail in <details>, draws error bars, tables a one-
+#        dimension check; formats 1, 2 laid these reports out otherwise (verify compares the verdict and
+#        the check statuses they show, `RELAID`, not their bytes)
 EVIDENCE_FORMAT = 3
 
 # manifest.json's fields and their JSON types (`shaped`): a field of another type is a FolderError

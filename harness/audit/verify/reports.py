@@ -8,7 +8,11 @@ changed in a report is undone (format 2 escapes HTML and Markdown in report.md's
 1 only pipes); one of another earlier format has summary.json's data compared with what this harness
 builds from the folder (statuses, metric values, counts, the verdict and the digest), and a note names
 the byte-level comparisons that were not made. A folder of a newer format than this harness reads is
-a finding: nothing it records switches a check off."""
+a finding: nothing it records switches a check off.
+
+Format 3 laid report.md and report.html out anew (a recommendation first, intervals, folded detail), which
+no undo of bytes gives back: for a folder of an earlier format they are compared by what they show of
+summary.json (`RELAID`): the verdict and every check line's status, in order."""
 
 from __future__ import annotations
 
@@ -56,6 +60,29 @@ AS_WRITTEN_BY: dict[int, dict[str, Callable[[bytes], bytes]]] = {
         layout.JUNIT: format_2_junit},
     2: {layout.REPORT_MD: format_2_markdown, layout.REPORT_HTML: format_2_html, layout.JUNIT: format_2_junit}}
 
+# Reports an earlier format laid out otherwise than this harness does: compared by what they show (`shows`).
+RELAID: dict[int, set[str]] = {1: {layout.REPORT_MD, layout.REPORT_HTML}, 2: {layout.REPORT_MD, layout.REPORT_HTML}}
+_MD_STATUS = {"ok": "passed", "**FAIL**": "failed", "skip": "skipped", "warn": "warning"}
+_MD_ROW = re.compile(r"^\| (ok|\*\*FAIL\*\*|skip|warn) \|", re.M)
+_HTML_ROW = re.compile(r'<tr class="check-(\w+)">')
+_MD_VERDICT = re.compile(r"^Verdict: \*\*(PASS|FAIL)\*\*", re.M)
+_HTML_VERDICT = re.compile(r'id="verdict">(PASS|FAIL)<')
+
+
+def shows(name: str, held: bytes, summary) -> bool:
+    """Whether a report laid out by an earlier format shows summary.json's verdict and its check lines'
+    statuses (report.md in the order of the lines, report.html failed first)."""
+    text = held.decode("utf-8", errors="replace")
+    if name == layout.REPORT_MD:
+        verdict, statuses = _MD_VERDICT.findall(text), [_MD_STATUS[w] for w in _MD_ROW.findall(text)]
+        want = [c.status for c in summary.checks]
+    else:
+        from harness.report.html import sorted_checks
+
+        verdict, statuses = _HTML_VERDICT.findall(text), _HTML_ROW.findall(text)
+        want = [c.status for c in sorted_checks(summary)]
+    return verdict == [summary.verdict] and statuses == want
+
 
 def check_reports(context: VerifyContext, report: VerifyReport) -> None:
     folder, reader, record = context.folder, context.run.read, context.record
@@ -102,6 +129,11 @@ def check_reports(context: VerifyContext, report: VerifyReport) -> None:
     # the other reports project the summary.json the folder holds, so each is compared with what it shows.
     expected = render_reports(folder, record, results, timestamp=recorded_timestamp(folder / layout.JUNIT),
                               summary=summary.to_json())
+    relaid = RELAID.get(record.format, set()) if record.format != EVIDENCE_FORMAT else set()
+    if relaid:
+        report.notes.append(f"{' and '.join(sorted(relaid))} of evidence format {record.format} are laid out "
+                            f"otherwise by this harness (format {EVIDENCE_FORMAT}): their verdict and check "
+                            "statuses were compared with summary.json, not their bytes")
     for name, content in expected.items():
         if name in undo:
             content = undo[name](content)
@@ -109,6 +141,11 @@ def check_reports(context: VerifyContext, report: VerifyReport) -> None:
             held = reader.raw(name)       # a regular file inside the folder, no link followed, bounded
         except FolderError:
             continue                      # missing or not a file: the files layer names it
+        if name in relaid:
+            if not shows(name, held, summary):
+                report.add("reports", name, "differs from what the folder and summary.json render to: its "
+                           "verdict or check statuses are not summary.json's")
+            continue
         if held != content:
             report.add("reports", name, "differs from what the folder and summary.json render to: "
                        "it tells another story than the other reports")
