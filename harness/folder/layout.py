@@ -63,3 +63,26 @@ def check_run_file(cell_id: str, check: str) -> str:
 
 def responses_file(cell_id: str) -> str:
     return f"responses/{cell_id}.jsonl"
+
+
+# A cell's raw evidence: what its shard ran (`harness merge` takes these files from the shard that ran
+# the cell); results/, runs/ and the reports are derived from them again, never taken.
+_CELL_RAW = (re.compile(r"payloads/(?P<cell>[^/]+)/[^/]+"),
+             re.compile(r"vectors/(?P<cell>[^/]+?)(?:\.ids\.json|\.npy)"),
+             re.compile(r"responses/(?P<cell>[^/]+)\.jsonl"))
+
+
+def cell_of(path: str) -> str | None:
+    """The cell whose raw evidence the folder's file `path` is (its payload files, vectors and ids,
+    responses; the same under repeat/), else None: a file of the whole run, or a derived one."""
+    rel = path.removeprefix(f"{REPEAT_DIR}/")
+    for pattern in _CELL_RAW:
+        m = pattern.fullmatch(rel)
+        if m:
+            return m.group("cell")
+    return None
+
+
+def cell_files(files: dict[str, str] | list[str], cell_id: str) -> list[str]:
+    """The files of `files` (a manifest's file table, or paths) that are `cell_id`'s raw evidence."""
+    return sorted(p for p in files if cell_of(p) == cell_id)
