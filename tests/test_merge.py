@@ -134,3 +134,22 @@ def test_shards_of_another_spec_are_refused_naming_the_field(tmp_path):
     assert r.returncode == 5 and "the shards disagree on spec.sha256" in r.stderr
     nothing = harness(tmp_path, "merge", str(tmp_path / "nowhere"), "--output", "out")
     assert nothing.returncode == 2 and "is not a run folder" in nothing.stderr
+
+
+def test_the_sharded_workflow_in_docs_ci_md_parses_with_todays_cli():
+    import re
+    import shlex
+
+    import yaml
+
+    from harness.cli import build_parser
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "ci.md").read_text()
+    block = re.search(r"```yaml\n(# \.github/workflows/embeddings-sharded\.yml.*?)```", text, re.S)
+    jobs = yaml.safe_load(block.group(1))["jobs"]
+    assert jobs["merge"]["needs"] == "shard" and "cell" in jobs["shard"]["strategy"]["matrix"]
+    commands = [s["run"] for job in jobs.values() for s in job["steps"] if str(s.get("run", "")).startswith("harness ")]
+    assert [c.split()[1] for c in commands] == ["run", "merge", "verify"]
+    for command in commands:
+        build_parser().parse_args(shlex.split(command.replace("${{ matrix.cell }}", "x"))[1:])
+    assert "quota is per account" in text
