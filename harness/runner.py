@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from harness import __version__
 from harness.audit.signing import sign
@@ -198,6 +198,14 @@ def _execute(plan: Plan, folder: Path, cells: list[dict], execute_options: dict,
     return results, failed
 
 
+def _pending(plan: Plan, folder: Path, cells: list[dict], execute_options: dict, allow_hosts: tuple | list = ()):
+    from harness.execute.options import ExecuteOptions
+    from harness.execute.pending import pending  # here, not at the top: an offline run needs no HTTP
+
+    options = ExecuteOptions.from_run(plan.spec.data.get("execution"), execute_options, allow_hosts=allow_hosts)
+    return pending(folder, cells, options)
+
+
 def local_files(plan: Plan) -> dict[str, Path]:
     """sha256 → path of every local image and video the inputs read (what `upload_local_files` sends)."""
     return {r["sha256"]: plan.spec.base_dir / r["path"] for r in plan.input_files
@@ -213,11 +221,16 @@ def _repeated_cells(spec: Spec, cells: list[dict]) -> list[dict]:
 def run(spec_path: str | Path, *, base: Path, execute: bool = False, execute_options: dict | None = None,
         base_url: str | None = None, allow_hosts: tuple[str, ...] | list[str] = (), console=None,
         require_executed: bool = False, allow_paths: tuple | list = (), max_payload: int | None = None,
-        sign_key: str | None = None, cell_filter: CellFilter | None = None) -> RunOutcome:
+        sign_key: str | None = None, cell_filter: CellFilter | None = None,
+        on_plan: Callable[[Manifest, list | None], None] | None = None) -> RunOutcome:
     """Validate, expand, write payloads and evidence (and execute when asked). Raises HarnessError
     for an invalid spec, before anything is written. `require_executed` makes every cell required
     (a cell that is not executed fails, as with the spec's `execution.required`). `cell_filter`
-    (`--model`/`--dimension`/`--cell`) runs a slice; the manifest records it as `filter`."""
+    (`--model`/`--dimension`/`--cell`) runs a slice; the manifest records it as `filter`.
+    `on_plan(body, pending)` is called once the payloads are written and before anything is sent,
+    with the manifest body (its `cells`, `spec`, `inputs`) and, when executing, each cell's
+    `execute.pending.CellPending` (what is left to send after the cache); raising there leaves
+    nothing written or sent."""
     started = time.time()
     spec = read_spec(spec_path)
     with build_plan(spec, base_url=base_url, allow_paths=allow_paths, allow_hosts=allow_hosts,
@@ -233,8 +246,11 @@ def run(spec_path: str | Path, *, base: Path, execute: bool = False, execute_opt
                 body.extra["filter"] = cell_filter.as_dict()
             provider_failed = False
             empty = None
+            cells = [{**c, "required": True} for c in body.cells] if require_executed else body.cells
+            if on_plan is not None:      # before anything is sent: the plan, and what is left to send
+                on_plan(body, _pending(plan, folder, cells, execute_options or {}, allow_hosts)
+                        if execute else None)
             if execute:
-                cells = [{**c, "required": True} for c in body.cells] if require_executed else body.cells
                 exec_results, provider_failed = _execute(plan, folder, cells, execute_options or {}, console, known,
                                                          allow_hosts)
                 results += exec_results

@@ -36,11 +36,14 @@ def assert_readable(text: str, headers: list[str]) -> None:
     assert "\x1b[" not in text                       # nothing said by colour alone
 
 
-def test_plan_at_80_columns_piped_shows_every_value(tmp_path):
+def test_plan_at_80_columns_shows_every_value_it_keeps_and_names_what_it_left_out(tmp_path):
     proc = harness("plan", str(quickstart(tmp_path)), cwd=tmp_path, env=NARROW)
     assert proc.returncode == 0, proc.stderr
-    assert_readable(proc.stdout, PLAN_HEADERS)
-    for value in ("qwen3-vl-embedding-1024", "local--e5-small-384", "384 fixed", "image 2, text 3", "0.0046 CNY"):
+    # the model is in the cell id, and the least needed columns give way before the table is stacked
+    assert_readable(proc.stdout, [h for h in PLAN_HEADERS if h not in ("model", "contents", "modality mix")])
+    assert "(left out to fit 80 columns: contents, modality mix)" in proc.stdout
+    assert "- cell:" not in proc.stdout
+    for value in ("qwen3-vl-embedding-1024", "local--e5-small-384", "384 fixed", "0.0046 CNY"):
         assert value in proc.stdout
 
 
@@ -54,11 +57,10 @@ def test_models_piped_shows_full_names_and_the_default_in_words(tmp_path):
 
 def test_run_prints_a_result_per_cell(tmp_path):
     spec = quickstart(tmp_path)
-    proc = harness("run", str(spec), "--execute", "--output", "out", cwd=tmp_path, env=NARROW)
+    proc = harness("run", str(spec), "--execute", "--output", "out", cwd=tmp_path, env={**NARROW, "COLUMNS": "50"})
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert_readable(proc.stdout, RESULT_HEADERS)
     results = proc.stdout[proc.stdout.index("results ("):]
-    assert "results (tokens and cost: actual where usage was reported, else est.)" in proc.stdout
+    assert "results (tokens, cost: actual if reported, else est.)" in " ".join(proc.stdout.split())
     blocks = {b.splitlines()[0].removeprefix("cell: "): b for b in results.split("\n- ")[1:]}
     assert set(blocks) == {"qwen3-vl-embedding-1024", "qwen3-vl-embedding-256", "local--e5-small-384"}
     skipped = blocks["qwen3-vl-embedding-256"]
@@ -68,7 +70,20 @@ def test_run_prints_a_result_per_cell(tmp_path):
     assert "executed:              yes" in local and "vectors:               3" in local
     assert "checks pass/fail/skip: 5/0/0" in local
     assert " actual" in local.split("tokens:")[1].splitlines()[0]       # the local model reports its usage
-    assert proc.stdout.count(HINT) == 1
+    assert proc.stdout.count(HINT) == 0          # the key how-to: with --verbose (and in validate.txt)
+    assert "not executed: no DashScope API key (--verbose says how to fix it): 2 cells" in " ".join(proc.stdout.split())
+    wide = harness("run", str(spec), "--execute", "--output", "out", cwd=tmp_path, env=NARROW | {"COLUMNS": "120"})
+    assert_readable_at(wide.stdout, 120, RESULT_HEADERS)
+    verbose = harness("run", str(spec), "--execute", "--verbose", "--output", "out", cwd=tmp_path, env=NARROW)
+    assert verbose.stdout.count(HINT) == 1
+
+
+def assert_readable_at(text: str, width: int, headers: list[str]) -> None:
+    assert "…" not in text and "\x1b[" not in text, text
+    assert max(len(line) for line in text.splitlines()) <= width, text
+    flat = text.replace("\n", " ")
+    for header in headers:
+        assert all(word in flat for word in header.split()), (header, text)
 
 
 def test_the_key_hint_is_said_once_per_run_and_verify_agrees(tmp_path):
@@ -122,6 +137,10 @@ def test_piped_output_is_never_wrapped_nor_padded(tmp_path):
 
     r = harness("run", str(SPECS / "quickstart.yaml"), "--output", str(tmp_path / "out"), cwd=tmp_path)
     assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert not [line for line in lines if line != line.rstrip()]
+    assert "3 warnings (disputed-fact 3): in validate.txt; --verbose prints them" in lines
+    r = harness("run", str(SPECS / "quickstart.yaml"), "--verbose", "--output", str(tmp_path / "out"), cwd=tmp_path)
     lines = r.stdout.splitlines()
     assert not [line for line in lines if line != line.rstrip()]
     disputed = [line for line in lines if line.startswith("warn disputed-fact: qwen3-vl-embedding max_images:")]

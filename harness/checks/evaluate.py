@@ -18,7 +18,7 @@ from harness.checks.retrieval import check_retrieval
 from harness.checks.stability import check_stability
 from harness.checks.vectors import check_vectors
 from harness.folder import CellExecution, FolderError, RunReader, layout
-from harness.folder.verdict import CheckResult
+from harness.folder.verdict import CheckResult, failure_cause, unexecuted
 from harness.inputs.files import InputFiles
 from harness.spec.checkrefs import Locate, _where, check_kind
 
@@ -90,6 +90,7 @@ def evaluate_checks(
     sliced: str | None = None,
     write: Write | None = None,
     allow_paths: tuple | list = (),
+    skip_failed: bool = True,
 ) -> list[CheckResult]:
     """Evaluate every check in every cell it selects, in spec order then cell order.
 
@@ -106,6 +107,9 @@ def evaluate_checks(
     `write(relative path, bytes)` receives the files a check gives the folder (a retrieval check
     over qrels: the cell's MTEB-layout result and TREC run file); `run` writes them through
     `RunWriter`, `verify` compares them with the folder's.
+    A cell that was sent but failed to execute (no vector came back: a refused key, an unreachable
+    host) gives `skip` lines naming the cause: its execution line is the FAIL they gate through.
+    `skip_failed=False` gives the FAIL lines evidence formats 1 and 2 wrote instead (verify).
     """
     folder = Path(folder)
     spec_dir = Path(spec_dir) if spec_dir is not None else Path.cwd()
@@ -142,7 +146,8 @@ def evaluate_checks(
         for index, name, kind, body, base in mine:
             by_slot[(index, position)] = _evaluate_one(
                 name, kind, body, {**base, "model": cell.get("model"), "dimension": cell.get("dimension")},
-                cell, vec, info, folder, planned if planned is not None else input_ids, spec_dir, write, files)
+                cell, vec, info, folder, planned if planned is not None else input_ids, spec_dir, write, files,
+                _failed_cause(cell, vec, info, execution) if skip_failed else None)
     results: list[CheckResult] = []
     for index, name, kind, body, base in prepared:
         mine = [by_slot[k] for k in sorted(k for k in by_slot if k[0] == index)]
@@ -168,10 +173,22 @@ def _lenient(body: dict, trials: int) -> str | None:
     return None
 
 
+def _failed_cause(cell: dict, vec, info: CellExecution | None, execution) -> str | None:
+    """Why a cell that was sent has no vector at all ('HTTP 401 InvalidApiKey at 127.0.0.1:18733');
+    None when it has vectors or nothing failed."""
+    if vec is None or isinstance(vec, FolderError) or len(vec.ids):
+        return None
+    error = unexecuted(info, execution.fatal if execution is not None else None)
+    return failure_cause(error, cell.get("endpoint")) if error is not None else None
+
+
 def _evaluate_one(name: str, kind: str, body: dict, meta: dict, cell: dict, vec, info: CellExecution | None,
                   folder: Path, planned: list[str], spec_dir: Path, write: Write | None = None,
-                  files: InputFiles | None = None) -> CheckResult:
+                  files: InputFiles | None = None, failed: str | None = None) -> CheckResult:
     cid = cell["id"]
+    if failed is not None:     # nothing to evaluate: the cell's execution line is the FAIL
+        return CheckResult.skip(name, f"cell failed to execute: {failed}", cid, "check",
+                                {**meta, "status": "skipped", "reason": f"cell failed to execute: {failed}"})
     if isinstance(vec, FolderError):
         return CheckResult(name, False, str(vec), cid, "check",
                            {**meta, "status": "failed", "trials": 0, "failures": 0})

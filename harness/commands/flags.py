@@ -34,6 +34,17 @@ def number(kind: type, *, minimum: float | None = None, maximum: float | None = 
     return parse
 
 
+def amount(text: str) -> float:
+    """An argparse `type=` for a sum of money (`--max-cost`): a finite number ≥ 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an amount") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text}: give an amount ≥ 0")
+    return value
+
+
 def describe(*, minimum=None, maximum=None, above=None) -> str:
     """The range in words, for messages and --help."""
     low = f"more than {above}" if above is not None else (f"at least {minimum}" if minimum is not None else "")

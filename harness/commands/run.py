@@ -7,6 +7,7 @@ from pathlib import Path
 
 from rich.markup import escape
 
+from harness.catalog.estimate import by_currency, money_totals
 from harness.commands import (
     add_allow_host,
     add_allow_path,
@@ -19,9 +20,11 @@ from harness.commands import (
 from harness.errors import ExitCode, Problem, UsageError
 from harness.folder import RunReader
 from harness.providers.credentials import unsendable
-from harness.report.terminal import RESULT_COLUMNS, make_console, print_cells, print_table, result_rows
+from harness.report import outcome
+from harness.report.terminal import make_console, print_cells, print_table, result_columns, result_rows
 from harness.runner import output_base
 from harness.runner import run as run_pipeline
+from harness.words import counted
 
 NAME = "run"
 HELP = "write payloads and evidence to output/<name>/ (and execute them with --execute)"
@@ -85,7 +88,13 @@ def add_parser(sub):
                         f"The most serious wins, in the order {', '.join(CATEGORIES)}. Default: {DEFAULT_FAIL_ON}")
     p.add_argument("--sign", metavar="KEY", help="sign the manifest digest with this SSH key (ssh-keygen -Y sign) "
                    "into manifest.sig; `harness verify --allowed-signers FILE` checks it")
+    p.add_argument("--max-cost", type=flags.amount, metavar="AMOUNT",
+                   help="with --execute: refuse to send anything when the estimated cost of what the response "
+                        "cache does not hold is above AMOUNT, in the spec's region's currency (exit 2)")
     p.add_argument("--quiet", action="store_true", help="print only the verdict line")
+    p.add_argument("--verbose", action="store_true", help="print every FAIL and warn line (the disputed API "
+                   "facts among them) and the full reason a cell was not executed; by default failures are "
+                   "grouped by check and warnings counted (validate.txt holds every line)")
     add_allow_path(p)
     add_max_payload(p)
     add_filters(p, "write and run")
@@ -97,6 +106,9 @@ def run(args) -> int:
         raise UsageError(Problem("--require-executed needs --execute: without it no cell is executed, "
                                    "so there is nothing to require",
                                    hint="add --execute, or drop --require-executed"))
+    if args.max_cost is not None and not args.execute:
+        raise UsageError(Problem("--max-cost needs --execute: without it nothing is sent, so nothing costs",
+                                   hint="add --execute, or drop --max-cost"))
     bad = unsendable(args.workspace) if args.workspace else None
     if bad:
         raise UsageError(Problem(f"--workspace holds {bad}, which an HTTP header cannot carry",
@@ -109,30 +121,27 @@ def run(args) -> int:
                "max_attempts": args.max_attempts, "quiet": args.quiet or None,
                "use_cache": False if args.no_cache else None, "refresh": args.refresh or None,
                "workspace": args.workspace}
+
+    def on_plan(body, pending) -> None:     # before the first request, as `terraform apply` shows its plan
+        title = f"{body.spec['name']}: {counted(body.inputs['count'], 'input')} × {counted(len(body.cells), 'cell')}"
+        print_cells(console, body.cells, title)
+        for line in estimate_lines(body.cells, pending):
+            console.print(escape(line), highlight=False)
+        refuse_above(args.max_cost, pending)
+
     outcome = run_pipeline(args.spec, base=output_base(args.output), execute=args.execute,
                            execute_options=options, base_url=args.base_url, allow_hosts=host_grants(args),
                            console=console, require_executed=args.require_executed, allow_paths=args.allow_paths,
                            max_payload=args.max_payload, sign_key=args.sign,
-                           cell_filter=cell_filter(args))
+                           cell_filter=cell_filter(args), on_plan=on_plan)
     m = outcome.manifest
-    print_cells(console, m["cells"], f"{m['spec']['name']}: {m['inputs']['count']} inputs × {len(m['cells'])} cells")
-    for r in outcome.results:
-        if r.status == "fail":
-            console.print(f"[red]{escape(r.line())}[/]", highlight=False)
-        elif r.status == "warn":
-            console.print(f"[yellow]{escape(r.line())}[/]", highlight=False)
     execution = RunReader(outcome.folder).execution() if args.execute else None
     if execution is not None:
-        print_table(console, "results (tokens and cost: actual where usage was reported, else est.)",
-                    RESULT_COLUMNS, result_rows(m["cells"], execution, outcome.results))
-        # Why cells were skipped, each reason in full once (the table gives it briefly).
-        skipped: dict[str, list[str]] = {}
-        for r in outcome.results:
-            if r.status == "skip" and r.kind == "execution":
-                skipped.setdefault((r.data or {}).get("reason") or "not executed", []).append(r.cell or "?")
-        for reason, cells in skipped.items():
-            console.print(f"[yellow]not executed: {escape(reason)}[/]: {len(cells)} cell(s) ({', '.join(cells)})",
-                          highlight=False)
+        print_table(console, "results (tokens, cost: actual if reported, else est.)",
+                    result_columns(outcome.results), result_rows(m["cells"], execution, outcome.results))
+    for line in outcome_lines(outcome.results, args.verbose):
+        style = "red" if line.startswith("FAIL") else "yellow"
+        console.print(f"[{style}]{escape(line)}[/]", highlight=False)
     failed = set(outcome.failed)
     if "verify" in args.fail_on:
         from harness.audit.verify.checker import verify_folder
@@ -148,12 +157,63 @@ def run(args) -> int:
         console.print(f"signed: {escape(str(outcome.folder))}/manifest.sig ({escape(outcome.signed_by)})",
                       highlight=False)
     verdict = "PASS" if outcome.passed and not failed else "FAIL"
-    line = f"{verdict}: {outcome.folder}/validate.txt"
     if args.quiet:
-        print(line)
+        print(f"{verdict}: {outcome.folder}/validate.txt")
     else:
-        console.print(f"[{'green' if verdict == 'PASS' else 'red'}]{line}[/]", highlight=False)
+        for line in last_lines(verdict, outcome, execution, args.execute):
+            colour = "green" if line.startswith("PASS") else "red" if line.startswith("FAIL") else None
+            console.print(f"[{colour}]{escape(line)}[/]" if colour else escape(line), highlight=False)
     for name, code in SEVERITY:
         if name in failed and name in args.fail_on:
             return int(code)
     return int(ExitCode.OK)
+
+
+def estimate_lines(cells: list[dict], pending: list | None) -> list[str]:
+    """The plan's estimate in total and, when executing, what is left to send after the cache."""
+    requests = sum(int(c.get("requests") or 0) for c in cells)
+    total = f"estimated cost: {money_totals(c.get('estimated_cost') for c in cells)} for {_n(requests, 'request')}"
+    if pending is None:
+        return [total + " (nothing is sent without --execute)"]
+    left = sum(p.left for p in pending)
+    cached = sum(p.cached for p in pending)
+    unsent = [p for p in pending if p.unsent]
+    billed = money_totals(p.left_cost for p in pending if not p.unsent)
+    line = "left to send after the cache: " + (
+        "nothing" if not left else f"{_n(left, 'request')}, not billed" if billed == "nothing billed"
+        else f"{billed} for {_n(left, 'request')}") + (f" ({cached:,} cached)" if cached else "")
+    if unsent:
+        line += f"; {_n(len(unsent), 'cell')} not sent ({', '.join(sorted({p.unsent for p in unsent}))})"
+    return [total, line]
+
+
+def refuse_above(max_cost: float | None, pending: list | None) -> None:
+    """`--max-cost`: exit 2 before anything is sent when what is left to send would cost more, in any currency."""
+    if max_cost is None or pending is None:
+        return
+    over = {k: v for k, v in by_currency(p.left_cost for p in pending if not p.unsent).items() if v > max_cost}
+    if over:
+        raise UsageError(Problem(f"the run would cost about {' + '.join(f'{v:.4f} {k}' for k, v in over.items())} "
+                                   f"to send (what the cache does not hold), above --max-cost {max_cost:g}; "
+                                   "nothing was sent",
+                                   hint="run fewer cells (--model, --dimension, --cell) or raise --max-cost"))
+
+
+def outcome_lines(results: list, verbose: bool) -> list[str]:
+    """The run's problems, root cause first: failures grouped by check, skipped cells by reason, warnings counted."""
+    return (outcome.grouped_failures(results, verbose) + outcome.not_executed(results, verbose)
+            + outcome.warning_lines(results, verbose))
+
+
+def last_lines(verdict: str, run, execution, executed: bool) -> list[str]:
+    """Where the evidence is, and the verdict with its first cause ('FAIL: 2 cells could not execute: ...')."""
+    validate = f"{run.folder}/validate.txt"
+    if verdict == "PASS":
+        return [f"evidence: {validate}", "PASS (dry run: nothing executed)"] if not executed else [f"PASS: {validate}"]
+    cause = (outcome.could_not_execute(run.manifest["cells"], execution) or outcome.failed_checks(run.results)
+             or outcome.no_cell_executed(run.results))
+    return [f"evidence: {validate}", f"FAIL: {cause}"] if cause else [f"FAIL: {validate}"]
+
+
+def _n(count: int, word: str) -> str:
+    return f"{count:,} {word}{'' if count == 1 else 's'}"

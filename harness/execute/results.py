@@ -203,11 +203,13 @@ def fatal_text(error: dict[str, Any] | None) -> str | None:
 
 
 def cell_lines(out: CellOutcome, *, stopped: str | None = None, adapted_rpm: float | None = None,
-               said: dict[str, str] | None = None) -> list[CheckResult]:
+               said: dict[str, str] | None = None, skip_unmeasured: bool = True) -> list[CheckResult]:
     """A cell's `execution` and `dimensions` lines from its outcome: the one derivation the run
     writes and `verify` re-derives from the folder's evidence. `stopped`: the fatal error that
     ended the run early, in words; `adapted_rpm`: where an adaptive rate ended; `said`: reason →
-    the cell whose line said it in full (shared across a run's cells)."""
+    the cell whose line said it in full (shared across a run's cells). A cell whose requests all failed
+    has a `skip` dimensions line (nothing was measured; its execution line is the FAIL), or with
+    `skip_unmeasured=False` the FAIL line evidence formats 1 and 2 wrote (verify)."""
     said = {} if said is None else said
     cid = out.id
     if not out.executed:
@@ -252,6 +254,9 @@ def cell_lines(out: CellOutcome, *, stopped: str | None = None, adapted_rpm: flo
     if out.wrong_dimension:
         results.append(CheckResult("dimensions", False, f"{out.wrong_dimension} requests answered with "
                                    f"vectors that are not {dim} long", cell=cid, kind="execution"))
+    elif out.vectors == 0 and skip_unmeasured and (out.failed or out.not_sent):
+        results.append(CheckResult.skip("dimensions", "not measured: no vector came back (the cell failed to "
+                                        "execute)", cell=cid, kind="execution"))
     elif out.vectors == 0:
         results.append(CheckResult("dimensions", False, "no vectors came back", cell=cid, kind="execution"))
     else:

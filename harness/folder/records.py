@@ -158,6 +158,9 @@ MANIFEST_VERSION = 2   # 2: the digest leaves out the reports' hashes (the repor
 #        float32 storage; report.html folds long detail in <details>, draws error bars, tables a one-
 #        dimension check; formats 1, 2 laid these reports out otherwise (verify compares the verdict and
 #        the check statuses they show, `RELAID`, not their bytes)
+#      - issue 26.8: a cell that was sent but got no vector (a refused key, an unreachable host) has
+#        `skip` lines for its checks and its `dimensions` line ("cell failed to execute: HTTP 401
+#        InvalidApiKey at HOST"), gated through its execution FAIL line; formats 1, 2 wrote FAIL lines
 EVIDENCE_FORMAT = 3
 
 # manifest.json's fields and their JSON types (`shaped`): a field of another type is a FolderError

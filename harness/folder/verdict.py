@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any, Iterable
+from urllib.parse import urlsplit
 
 # status → its 4-character prefix in validate.txt (aligned, so `cut -c1-4` gives the status)
 PREFIX = {"pass": "ok  ", "fail": "FAIL", "skip": "skip", "warn": "warn"}
@@ -57,6 +58,28 @@ class CheckResult:
 
     def line(self) -> str:
         return f"{self.head()}: {self.detail}" if self.detail else self.head()
+
+
+def failure_cause(error: dict[str, Any] | None, endpoint: str | None = None) -> str:
+    """A failed request's cause in a few words, and where: 'HTTP 401 InvalidApiKey at 127.0.0.1:18733',
+    'ConnectionError at 127.0.0.1:9' (`error`: a failure as execution.json records it)."""
+    error = error if isinstance(error, dict) else {}
+    status, code = error.get("status"), error.get("code")
+    what = " ".join(str(b) for b in (f"HTTP {status}" if status else None, code) if b) or "an error"
+    parts = urlsplit(endpoint or "")
+    return f"{what} at {parts.netloc}" if parts.scheme in ("http", "https") and parts.netloc else what
+
+
+def unexecuted(info: Any, fatal: dict[str, Any] | None) -> dict[str, Any] | None:
+    """For a cell that was sent but got no vector at all (`info`: its execution.json entry, a
+    `CellExecution`), the failure it owes that to: its first failed request's, else the run's fatal
+    error ({} when neither is known); None for a cell that has vectors, or was not sent, or had
+    no failure. Its check lines are then skipped, naming `failure_cause` of it."""
+    if info is None or not info.executed or info.vectors:
+        return None
+    if not (info.failures or info.requests.get("failed") or info.requests.get("not_sent")):
+        return None
+    return info.failures[0] if info.failures else (fatal or {})
 
 
 def verdict(results: Iterable[CheckResult]) -> bool:

@@ -214,10 +214,12 @@ class DashScopeProvider(wire.KeptAnswers):
             resp = await self._http.get().post(self.endpoint, content=data, headers=headers,
                                            timeout=self.timeout)
         except httpx.TimeoutException:
-            raise ProviderError(f"no answer within {self.timeout:g}s", code="Timeout",
+            raise ProviderError(f"no answer within {self.timeout:g}s from {urlsplit(self.endpoint).netloc}",
+                                code="Timeout",
                                 retryable=True) from None
         except httpx.TransportError as exc:
-            raise ProviderError(f"connection failed or dropped ({type(exc).__name__}: "
+            raise ProviderError(f"connection to {urlsplit(self.endpoint).netloc} failed or dropped "
+                                f"({type(exc).__name__}: "
                                 f"{str(exc) or 'closed without a complete answer'})",
                                 code="ConnectionError", retryable=True) from None
         try:

@@ -9,40 +9,83 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import NamedTuple
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from harness.catalog.estimate import money
-from harness.folder import CellEntry, Execution
-from harness.folder.verdict import CheckResult
+from harness.folder import CellEntry, CellExecution, Execution
+from harness.folder.verdict import CheckResult, failure_cause, unexecuted
 from harness.report.markdown import mix
 
-# (header, right-aligned?) of the plan's table, in order.
-PLAN_COLUMNS = [("cell", False), ("model", False), ("dim", True), ("modality mix", False), ("requests", True),
-                ("contents", True), ("est. tokens", True), ("est. cost", True)]
-RESULT_COLUMNS = [("cell", False), ("executed", False), ("vectors", True), ("checks pass/fail/skip", True),
-                  ("tokens", True), ("cost", True)]
+
+class Column(NamedTuple):
+    """A column of a terminal table. At a width too narrow for the whole table, the columns that only
+    repeat the row's first value (the cell id) go first, then those with a `drop` rank, lowest
+    first; only when the rest still does not fit is the table stacked."""
+
+    header: str
+    right: bool = False          # right-aligned (numbers)
+    drop: int | None = None      # left out to fit, lowest first; None: always shown
+    repeats_id: bool = False     # left out to fit when every value is already in its row's cell id
+
+    @property
+    def name(self) -> str:
+        """The header on one line (a table may break it in two)."""
+        return self.header.replace("\n", " ")
 
 
-def print_table(console: Console, title: str, columns: list[tuple[str, bool]], rows: list[list[str]]) -> None:
-    """`rows` of plain text (no markup): a table when it fits, else stacked."""
+PLAN_COLUMNS = [Column("cell"), Column("model", repeats_id=True), Column("dim", True, repeats_id=True),
+                Column("modality mix", drop=2), Column("requests", True, drop=3), Column("contents", True, drop=1),
+                Column("est. tokens", True, drop=4), Column("est. cost", True)]
+RESULT_COLUMNS = [Column("cell"), Column("executed"), Column("vectors", True, drop=2),
+                  Column("checks\npass/fail/skip", True, drop=3), Column("tokens", True, drop=1), Column("cost", True)]
+
+
+def _in_id(value: str, cell_id: str) -> bool:
+    return value.replace("/", "--") in cell_id      # a cell id writes a model's `/` as `--`
+
+
+def _table(title: str, columns: list[Column], rows: list[list[str]]) -> Table:
     table = Table(title=escape(title), title_justify="left")
-    for header, right in columns:
-        table.add_column(header, justify="right" if right else "left", no_wrap=True)
+    for c in columns:
+        table.add_column(c.header, justify="right" if c.right else "left", no_wrap=True)
     for row in rows:
         table.add_row(*(escape(v) for v in row))
-    natural = console.measure(table, options=console.options.update_width(10_000)).maximum
-    if natural <= console.width:
-        console.print(table)
-        return
+    return table
+
+
+def print_table(console: Console, title: str, columns: list, rows: list[list[str]]) -> None:
+    """`rows` of plain text (no markup): a table when it fits (columns left out as `Column` says,
+    named below it), else stacked with every column."""
+    columns = [Column(*c) for c in columns]
+    keep = list(range(len(columns)))
+
+    def width(kept: list[int]) -> int:
+        table = _table(title, [columns[i] for i in kept], [[row[i] for i in kept] for row in rows])
+        return console.measure(table, options=console.options.update_width(10_000)).maximum
+
+    order = ([i for i, c in enumerate(columns) if c.repeats_id and rows and all(_in_id(r[i], r[0]) for r in rows)]
+             + sorted((i for i, c in enumerate(columns) if c.drop is not None), key=lambda i: columns[i].drop))
+    left_out: list[int] = []
+    for i in [None, *order]:
+        if i is not None:
+            keep.remove(i)
+            left_out.append(i)
+        if width(keep) <= console.width:
+            console.print(_table(title, [columns[j] for j in keep], [[row[j] for j in keep] for row in rows]))
+            dropped = [columns[j].name for j in left_out if not columns[j].repeats_id]
+            if dropped:      # a column that repeats the cell id goes unsaid: the id shows it
+                console.print(f"(left out to fit {console.width} columns: {', '.join(dropped)})", highlight=False)
+            return
     console.print(title, highlight=False)
-    label = max(len(h) for h, _ in columns[1:]) if len(columns) > 1 else 0
+    label = max(len(c.name) for c in columns[1:]) if len(columns) > 1 else 0
     for row in rows:
-        console.print(f"- {columns[0][0]}: {row[0]}", highlight=False)
-        for (header, _), value in zip(columns[1:], row[1:]):
-            console.print(f"  {header + ':':<{label + 1}} {value}", highlight=False)
+        console.print(f"- {columns[0].name}: {row[0]}", highlight=False)
+        for c, value in zip(columns[1:], row[1:]):
+            console.print(f"  {c.name + ':':<{label + 1}} {value}", highlight=False)
 
 
 def plan_rows(cells: list[dict]) -> list[list[str]]:
@@ -59,26 +102,65 @@ def print_cells(console: Console, cells: list[dict], title: str) -> None:
     print_table(console, title, PLAN_COLUMNS, plan_rows(cells))
 
 
+def retrieval_names(results: list[CheckResult]) -> list[str]:
+    """The retrieval checks of a run, in order: each gets a column of its headline metric."""
+    names: list[str] = []
+    for r in results:
+        if r.kind == "check" and (r.data or {}).get("check") == "retrieval" and r.name not in names:
+            names.append(r.name)
+    return names
+
+
+def headline(r: CheckResult | None) -> str:
+    """A retrieval check's headline metric in one cell, with its threshold: 'recall@1 0.667 (min 0.66)';
+    the first threshold the spec sets, else nDCG@10 or the first metric; '-' when none was measured."""
+    data = (r.data or {}) if r is not None else {}
+    metrics, thresholds = data.get("metrics") or {}, data.get("thresholds") or {}
+    if not metrics:
+        return "-" if r is None or r.status != "skip" else "skipped"
+    order = list(data.get("threshold_order") or thresholds)
+    name = (next((m for m in order if m in metrics), None)
+            or ("ndcg@10" if "ndcg@10" in metrics else next(iter(metrics))))
+    shown = f"{name} {metrics[name]:.3f}"
+    if name in thresholds:
+        shown += f" {'<' if metrics[name] < thresholds[name] else '≥'} min {thresholds[name]:g}"
+    return shown
+
+
+def result_columns(results: list[CheckResult]) -> list[Column]:
+    return RESULT_COLUMNS + [Column(name) for name in retrieval_names(results)]
+
+
 def result_rows(cells: list[dict], execution: Execution | None, results: list[CheckResult]) -> list[list[str]]:
-    """Per cell after a run: executed or why not, vectors, its check lines by status, and tokens and
-    cost (in the cell's region's currency): `actual` from the usage the provider reported, `est.` from the
-    plan's estimate otherwise. `cells`: manifest.json's cell entries."""
+    """Per cell after a run (the columns of `result_columns`): executed, or why not, or why it failed;
+    vectors, its check lines by status, and tokens and cost (in the cell's region's currency): `actual`
+    from the usage the provider reported, `est.` from the plan's estimate otherwise; then each retrieval
+    check's headline metric. `cells`: manifest.json's cell entries."""
     rows = []
+    retrieval = retrieval_names(results)
     for c in map(CellEntry.from_json, cells):
         cid = c.id
         info = execution.get(cid) if execution is not None else None
         mine = [r for r in results if r.cell == cid]
         counts = "/".join(str(sum(1 for r in mine if r.status == s)) for s in ("pass", "fail", "skip"))
         why = info.reason.brief if info is not None and info.reason else "not executed"
-        executed = "yes" if info is not None and info.executed else f"no: {why}"
-        got = info.spent(c) if info is not None else None
+        cause = failed_cause(c, info, execution)
+        executed = (f"failed: {cause}" if cause else "yes") if info is not None and info.executed else f"no: {why}"
+        got = info.spent(c) if info is not None and not cause else None
         if got is None:
             spent_cols = ["-", "-"]           # nothing was sent, nothing spent
         else:
             word = "actual" if got["basis"] == "usage" else "est."
             spent_cols = [f"{got['tokens']:,} {word}", f"{money(got['cost'])} {word}" if got["cost"] else "not billed"]
-        rows.append([cid, executed, f"{info.vectors:,}" if info is not None else "0", counts, *spent_cols])
+        metric = [headline(next((r for r in mine if r.name == name), None)) for name in retrieval]
+        rows.append([cid, executed, f"{info.vectors:,}" if info is not None else "0", counts, *spent_cols, *metric])
     return rows
+
+
+def failed_cause(cell: CellEntry, info: CellExecution | None, execution: Execution | None) -> str | None:
+    """Why a cell that was sent got no vector at all ('HTTP 401 InvalidApiKey'), else None."""
+    error = unexecuted(info, execution.fatal if execution is not None else None)
+    return failure_cause(error) if error is not None else None
 
 
 PIPED_WIDTH = 10_000   # piped with no $COLUMNS: no line is ever wrapped (a CI log, a file, grep)
@@ -89,3 +171,31 @@ def make_console(quiet: bool = False) -> Console:
     hard wrap at some width breaks words and leaves trailing spaces in logs and greps)."""
     piped = not sys.stdout.isatty() and not os.environ.get("COLUMNS")
     return Console(quiet=quiet, width=PIPED_WIDTH if piped else None, soft_wrap=piped)
+
+
+def print_recommendation(console: Console, summary) -> None:
+    """The cells of the headline retrieval check as report.md and report.html show them (the headline
+    metric ± half its interval, against the best, cost per 1,000 inputs, float32 storage per million
+    vectors and for the corpus), then the recommendation in the words the reports use
+    (report/recommend.py: one rule everywhere). `summary`: the run's summary.json record."""
+    from harness.report.charts import size
+    from harness.report.recommend import p_text, plus_minus, recommend, signed
+
+    rec = recommend(summary)
+    if rec is None:
+        return
+    if len(rec.options) > 1:
+        rows = []
+        for o in rec.options:
+            vs = o.vs_best
+            versus = ("best" if o is rec.best and rec.compared else "-" if not vs else
+                      f"{'~' if o.tied else 'worse'} {signed(vs['delta'])}, "
+                      f"{p_text(vs['p_holm'] if vs['p_holm'] is not None else vs['p'])}")
+            rows.append([o.cell + (" *" if o.recommended else ""), f"{o.value:.3f} {plus_minus(o.interval)}".strip(),
+                         versus, o.cost, f"{size(o.per_million)} / {size(o.corpus_bytes)}"])
+        corpus = rec.options[0].corpus_vectors
+        print_table(console, f"{rec.check}: {rec.metric} by cell (* recommended)",
+                    [("cell", False), (rec.metric, True), ("vs best", True), ("cost / 1k inputs", True),
+                     (f"float32 size: 1M vectors / corpus ({corpus or '-'})", True)], rows)
+    for text in rec.sentences:
+        console.print(escape(text), highlight=False)

@@ -81,7 +81,8 @@ def _derive(context: VerifyContext, reader: RunReader, where: str, recorded: lis
         out = _outcome(context, reader, cell, info, evidence[cell.id], at, report)
         if out is None:
             continue
-        mine = cell_lines(out, stopped=stopped, adapted_rpm=_adapted(recorded, cell.id, where), said=said)
+        mine = cell_lines(out, stopped=stopped, adapted_rpm=_adapted(recorded, cell.id, where), said=said,
+                          skip_unmeasured=context.record.format >= 3)   # formats 1, 2: a FAIL line
         lines += mine if cell.id not in damaged else []    # still said: a later cell's line refers to it
     return lines
 
