@@ -125,7 +125,7 @@ def run(args) -> int:
     def on_plan(body, pending) -> None:     # before the first request, as `terraform apply` shows its plan
         title = f"{body.spec['name']}: {counted(body.inputs['count'], 'input')} × {counted(len(body.cells), 'cell')}"
         print_cells(console, body.cells, title)
-        for line in estimate_lines(body.cells, pending):
+        for line in joined(estimate_lines(body.cells, pending), console.width):
             console.print(escape(line), highlight=False)
         refuse_above(args.max_cost, pending)
 
@@ -185,6 +185,12 @@ def estimate_lines(cells: list[dict], pending: list | None) -> list[str]:
     if unsent:
         line += f"; {_n(len(unsent), 'cell')} not sent ({', '.join(sorted({p.unsent for p in unsent}))})"
     return [total, line]
+
+
+def joined(lines: list[str], width: int) -> list[str]:
+    """The estimate's lines as one when it fits the terminal's width."""
+    one = "; ".join(lines)
+    return [one] if len(one) <= width else lines
 
 
 def refuse_above(max_cost: float | None, pending: list | None) -> None:
