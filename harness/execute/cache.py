@@ -56,6 +56,9 @@ CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
+_WARNED: set[tuple[Path, str]] = set()      # (cache folder, reason) already warned about
+
+
 def default_cache_dir() -> Path:
     override = os.environ.get(CACHE_ENV)
     if override:
@@ -144,6 +147,7 @@ class ResponseCache:
             if self._opened:
                 return self._db
             self._opened = True
+            db = None
             try:
                 self.root.mkdir(parents=True, exist_ok=True)
                 os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))   # an OS reason, not SQLite's
@@ -161,6 +165,8 @@ class ResponseCache:
                 db.execute("PRAGMA synchronous = NORMAL")
                 _retry(lambda: db.executescript(SCHEMA))
             except (OSError, sqlite3.Error) as exc:
+                if db is not None:
+                    db.close()          # no file left open (a full disk must be unmountable)
                 self._give_up(exc)
                 return None
             self._db = db
@@ -168,7 +174,8 @@ class ResponseCache:
             return db
 
     def _give_up(self, exc: BaseException) -> None:
-        if self.storing:
+        if self.storing and (self.root, _reason(exc, self.root)) not in _WARNED:   # once per process, too
+            _WARNED.add((self.root, _reason(exc, self.root)))   # (a run opens the cache to estimate, then to send)
             self.note(f"warning: cannot write the response cache in {self.root} ({_reason(exc, self.root)}); going on "
                       f"without it, so this run's answers are not cached (free some space, or point ${CACHE_ENV} "
                       "at a writable folder)")
