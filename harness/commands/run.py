@@ -21,7 +21,14 @@ from harness.errors import ExitCode, Problem, UsageError
 from harness.folder import RunReader
 from harness.providers.credentials import unsendable
 from harness.report import outcome
-from harness.report.terminal import make_console, print_cells, print_table, result_columns, result_rows
+from harness.report.terminal import (
+    make_console,
+    print_cells,
+    print_recommendation,
+    print_table,
+    result_columns,
+    result_rows,
+)
 from harness.runner import output_base
 from harness.runner import run as run_pipeline
 from harness.words import counted
@@ -139,6 +146,7 @@ def run(args) -> int:
     if execution is not None:
         print_table(console, "results (tokens, cost: actual if reported, else est.)",
                     result_columns(outcome.results), result_rows(m["cells"], execution, outcome.results))
+        print_recommendation(console, outcome.folder)
     for line in outcome_lines(outcome.results, args.verbose):
         style = "red" if line.startswith("FAIL") else "yellow"
         console.print(f"[{style}]{escape(line)}[/]", highlight=False)

@@ -173,15 +173,19 @@ def make_console(quiet: bool = False) -> Console:
     return Console(quiet=quiet, width=PIPED_WIDTH if piped else None, soft_wrap=piped)
 
 
-def print_recommendation(console: Console, summary) -> None:
+def print_recommendation(console: Console, folder) -> None:
     """The cells of the headline retrieval check as report.md and report.html show them (the headline
     metric ± half its interval, against the best, cost per 1,000 inputs, float32 storage per million
     vectors and for the corpus), then the recommendation in the words the reports use
-    (report/recommend.py: one rule everywhere). `summary`: the run's summary.json record."""
+    (report/recommend.py: one rule everywhere), from the run folder's summary.json."""
+    from harness.folder import FolderError, RunReader, Summary
     from harness.report.charts import size
     from harness.report.recommend import p_text, plus_minus, recommend, signed
 
-    rec = recommend(summary)
+    try:
+        rec = recommend(Summary.from_json(RunReader(folder).summary()))
+    except FolderError:
+        return          # no summary to read: the verdict line says what happened
     if rec is None:
         return
     if len(rec.options) > 1:
@@ -194,8 +198,9 @@ def print_recommendation(console: Console, summary) -> None:
             rows.append([o.cell + (" *" if o.recommended else ""), f"{o.value:.3f} {plus_minus(o.interval)}".strip(),
                          versus, o.cost, f"{size(o.per_million)} / {size(o.corpus_bytes)}"])
         corpus = rec.options[0].corpus_vectors
-        print_table(console, f"{rec.check}: {rec.metric} by cell (* recommended)",
-                    [("cell", False), (rec.metric, True), ("vs best", True), ("cost / 1k inputs", True),
-                     (f"float32 size: 1M vectors / corpus ({corpus or '-'})", True)], rows)
+        print_table(console, f"which cell: {rec.metric} of {rec.check} (* recommended; size: float32, 1M "
+                    f"vectors / the {corpus or '-'} of the corpus)",
+                    [Column("cell"), Column(rec.metric, True), Column("vs best", True, drop=2),
+                     Column("cost/1k", True), Column("size", True, drop=1)], rows)
     for text in rec.sentences:
         console.print(escape(text), highlight=False)
