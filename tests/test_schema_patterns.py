@@ -16,7 +16,7 @@ from tests.helpers import harness, write_spec
 
 SCHEMAS = sorted((Path(__file__).resolve().parents[1] / "schemas").glob("*.schema.json"))
 # one value each pattern should accept; a new pattern needs a sample here
-SAMPLES = ["cat-retrieval", "https://example.com/api/v1", "MILVUS_TOKEN", "recall@5", "mrr"]
+SAMPLES = ["cat-retrieval", "https://example.com/api/v1", "MILVUS_TOKEN", "recall@5", "mrr", "eng-Latn"]
 
 
 def _patterns(node, where="#"):

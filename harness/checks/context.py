@@ -10,7 +10,7 @@ import math
 from pathlib import Path
 from typing import Callable, Iterable
 
-from harness.folder import CellVectors
+from harness.folder import EVIDENCE_FORMAT, CellExecution, CellVectors
 from harness.inputs.files import InputFiles
 
 SKIP = "skip"          # key in a kind's data: every trial was about inputs this cell does not take
@@ -26,9 +26,13 @@ class Ctx:
     trials, while a planned input without a vector is a failure."""
 
     def __init__(self, folder: Path, cell: dict, vectors: CellVectors, input_ids: list[str], spec_dir: Path,
-                 name: str = "", files: InputFiles | None = None):
+                 name: str = "", files: InputFiles | None = None, evidence_format: int = EVIDENCE_FORMAT,
+                 info: CellExecution | None = None):
         self.folder, self.cell, self.vectors, self.input_ids, self.spec_dir = folder, cell, vectors, input_ids, spec_dir
         self.name = name
+        # the folder's evidence format (`verify` re-derives an earlier one as it was written) and the
+        # cell's entry in execution.json (None when there is none)
+        self.format, self.info = evidence_format, info
         # the confinement the run was planned with: a check reading the spec's files (qrels,
         # captions) reads them as the plan did, never a link out of the project or a FIFO
         self.files = files if files is not None else InputFiles.for_spec(spec_dir)

@@ -17,7 +17,7 @@ from harness.checks.pairs import check_nearest, check_similarity
 from harness.checks.retrieval import check_retrieval
 from harness.checks.stability import check_stability
 from harness.checks.vectors import check_vectors
-from harness.folder import CellExecution, FolderError, RunReader, layout
+from harness.folder import EVIDENCE_FORMAT, CellExecution, FolderError, RunReader
 from harness.folder.verdict import CheckResult, failure_cause, unexecuted
 from harness.inputs.files import InputFiles
 from harness.spec.checkrefs import Locate, _where, check_kind
@@ -91,6 +91,7 @@ def evaluate_checks(
     write: Write | None = None,
     allow_paths: tuple | list = (),
     skip_failed: bool = True,
+    evidence_format: int = EVIDENCE_FORMAT,
 ) -> list[CheckResult]:
     """Evaluate every check in every cell it selects, in spec order then cell order.
 
@@ -110,6 +111,8 @@ def evaluate_checks(
     A cell that was sent but failed to execute (no vector came back: a refused key, an unreachable
     host) gives `skip` lines naming the cause: its execution line is the FAIL they gate through.
     `skip_failed=False` gives the FAIL lines evidence formats 1 and 2 wrote instead (verify).
+    `evidence_format`: the folder's (verify passes the manifest's), so a check gives the data and files
+    that format wrote (a retrieval check's file layout, the queries it counts).
     """
     folder = Path(folder)
     spec_dir = Path(spec_dir) if spec_dir is not None else Path.cwd()
@@ -147,7 +150,7 @@ def evaluate_checks(
             by_slot[(index, position)] = _evaluate_one(
                 name, kind, body, {**base, "model": cell.get("model"), "dimension": cell.get("dimension")},
                 cell, vec, info, folder, planned if planned is not None else input_ids, spec_dir, write, files,
-                _failed_cause(cell, vec, info, execution) if skip_failed else None)
+                _failed_cause(cell, vec, info, execution) if skip_failed else None, evidence_format=evidence_format)
     results: list[CheckResult] = []
     for index, name, kind, body, base in prepared:
         mine = [by_slot[k] for k in sorted(k for k in by_slot if k[0] == index)]
@@ -184,7 +187,8 @@ def _failed_cause(cell: dict, vec, info: CellExecution | None, execution) -> str
 
 def _evaluate_one(name: str, kind: str, body: dict, meta: dict, cell: dict, vec, info: CellExecution | None,
                   folder: Path, planned: list[str], spec_dir: Path, write: Write | None = None,
-                  files: InputFiles | None = None, failed: str | None = None) -> CheckResult:
+                  files: InputFiles | None = None, failed: str | None = None, *,
+                  evidence_format: int = EVIDENCE_FORMAT) -> CheckResult:
     cid = cell["id"]
     if failed is not None:     # nothing to evaluate: the cell's execution line is the FAIL
         return CheckResult.skip(name, f"cell failed to execute: {failed}", cid, "check",
@@ -198,14 +202,14 @@ def _evaluate_one(name: str, kind: str, body: dict, meta: dict, cell: dict, vec,
         return CheckResult.skip(name, f"cell not executed: {reason.brief}" if reason else "cell not executed",
                                 cid, "check", {**meta, "status": "skipped",
                                                "reason": reason.text if reason else "cell not executed"})
-    trials, failures, detail, data = EVALUATORS[kind](body, Ctx(folder, cell, vec, planned, spec_dir, name, files))
+    trials, failures, detail, data = EVALUATORS[kind](body, Ctx(folder, cell, vec, planned, spec_dir, name, files,
+                                                                evidence_format, info))
     outputs = data.pop(OUTPUTS, None)
-    if outputs:
-        paths = {"results": layout.check_results_file(cid, name), "run": layout.check_run_file(cid, name)}
-        data["files"] = {what: paths[what] for what in sorted(outputs)}
+    if outputs:   # {what: (relative path, bytes)}: checks.retrieval_files
+        data["files"] = {what: path for what, (path, _) in sorted(outputs.items())}
         if write is not None:
-            for what, content in sorted(outputs.items()):
-                write(paths[what], content)
+            for what, (path, content) in sorted(outputs.items()):
+                write(path, content)
     if data.get(SKIP):
         return CheckResult.skip(name, detail, cid, "check", {**meta, "status": "skipped", "reason": detail})
     passed, rule = gate(trials, failures, body) if kind != "retrieval" else (failures == 0 and trials > 0, "")

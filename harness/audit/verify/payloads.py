@@ -4,6 +4,8 @@ written), their sha256 compared with the folder's files as layer 2 hashed them."
 
 from __future__ import annotations
 
+import dataclasses
+
 from harness.audit.verify.parse import VerifyContext
 from harness.audit.verify.result import VerifyReport, short
 from harness.errors import HarnessError, SpecError
@@ -72,13 +74,26 @@ def derive(context: VerifyContext, allow_paths: tuple | list = (),
         raise spec
     if spec.problems:
         raise SpecError(spec.problems)
+    spec = as_planned_in(spec, context.record.format)
     # re-rendering sends nothing, so where the run was allowed to send keys is not checked again
     with build_plan(spec, catalog=context.catalog, allow_paths=allow_paths, allow_hosts=None,
                     endpoints=recorded_endpoints(context), max_payload=max_payload,
                     cell_filter=CellFilter.from_dict(context.manifest.get("filter"))) as plan:
-        hashes = derive_plan(plan)     # the very writer `harness run` used
+        hashes = derive_plan(plan, context.record.format)   # the very writer `harness run` used, in the folder's layout
         return dict(sorted(hashes.items())), [c.id for c in plan.cells], \
             {"version": plan.catalog.version, "sha256": plan.catalog.sha256}, plan.input_files
+
+
+def as_planned_in(spec, evidence_format: int):
+    """The spec as a run of `evidence_format` planned it: its data-set entries carry the format, so a
+    `beir:` entry of format 1 or 2 leaves out the queries judged only grade 0, as those formats did."""
+    from harness.inputs.datasets.beir import FORMAT_KEY, ZERO_GRADES_FROM
+
+    if evidence_format >= ZERO_GRADES_FROM or not isinstance(spec.data.get("inputs"), list):
+        return spec
+    inputs = [{**e, FORMAT_KEY: evidence_format} if isinstance(e, dict) and "beir" in e else e
+              for e in spec.data["inputs"]]
+    return dataclasses.replace(spec, data={**spec.data, "inputs": inputs})
 
 
 def recorded_endpoints(context: VerifyContext) -> dict[str, str]:

@@ -66,7 +66,8 @@ def _recheck(context: VerifyContext, report: VerifyReport, checks: list, lines: 
     # spec's project and --allow-path, as `run --allow-path` read them
     for r in evaluate_checks(checks, folder, context.record.cells, spec_dir=spec_dir, sliced=sliced,
                              write=outputs.__setitem__, allow_paths=context.roots,
-                             skip_failed=context.record.format >= 3):   # formats 1, 2: FAIL lines
+                             skip_failed=context.record.format >= 3,    # formats 1, 2: FAIL lines
+                             evidence_format=context.record.format):    # its files, its query count
         given.add((r.name, r.cell))
         if r.data.get("earlier_found") is False:     # a stability check whose earlier run is not here
             report.add("not-derived", layout.VALIDATE, f"{r.name} [{r.cell}]: the earlier run it compares with is "

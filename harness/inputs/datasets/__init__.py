@@ -80,5 +80,7 @@ def judgements(body: dict, files: InputFiles | Path) -> Judgements:
         if body.get(key):
             return dataset.judgements(body[key], files)
     if body.get("qrels"):
-        return file_judgements(body["qrels"], files, body.get("query_prefix", ""), body.get("doc_prefix", ""))
+        judged = file_judgements(body["qrels"], files, body.get("query_prefix", ""), body.get("doc_prefix", ""))
+        judged.languages = tuple(body.get("languages") or ())
+        return judged
     return Judgements({q: {r: 1 for r in rel} for q, rel in (body.get("queries") or {}).items()})

@@ -1,13 +1,14 @@
 """A BEIR-format folder as inputs: `corpus.jsonl` (`_id`, `title`, `text`), `queries.jsonl`
 (`_id`, `text`) and `qrels/<split>.tsv` (`query-id  corpus-id  score`, with a header).
 
-One `beir:` entry in `inputs:` gives the split's queries (those the qrels judge relevant to
-something, as BEIR's loader keeps) as inputs `<prefix>q:<id>` and the corpus as `<prefix>d:<id>`,
-so query and document ids never collide; a document's text is its title and text joined by one
-space and stripped, as BEIR's models embed it. `sample:` keeps a seeded sample of the queries,
-every document judged for them and a seeded sample of the others, for a quick run on a big set.
-The entry also brings a retrieval check over them (`checks`), ranked against the split's qrels
-(`judgements`).
+One `beir:` entry in `inputs:` gives the split's queries (every query the qrels judge, whatever the
+grades, as BEIR's loader and MTEB keep them: a query judged only grade 0 scores 0) as inputs
+`<prefix>q:<id>` and the corpus as `<prefix>d:<id>`, so query and document ids never collide; a
+document's text is its title and text joined by one space and stripped, as BEIR's models embed it.
+`sample:` keeps a seeded sample of the queries, every document judged for them and a seeded sample
+of the others, for a quick run on a big set. The entry also brings a retrieval check over them
+(`checks`), ranked against the split's qrels (`judgements`); its `languages:` (default `eng-Latn`)
+are the MTEB result's.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Iterator
 
 from harness.evidence import sha256_bytes
+from harness.folder import EVIDENCE_FORMAT
 from harness.inputs.datasets.qrels import Judgements, Qrels, QrelsError, file_judgements, read_qrels, relevant
 from harness.inputs.files import InputFiles
 from harness.inputs.types import ID_RE, Input, InputProblem, Part, unicode_problem
@@ -29,6 +31,11 @@ CORPUS, QUERIES = "corpus.jsonl", "queries.jsonl"
 DEFAULT_SPLIT = "test"
 MAX_ERRORS = 20
 _UNSAFE = re.compile(r"[^A-Za-z0-9._:-]")     # what an input id cannot hold, and `@`, the escape
+DEFAULT_LANGUAGES = ("eng-Latn",)   # an entry's `languages:` when not given (BEIR's sets are English)
+# `verify` plans a folder of an earlier evidence format with this key on its data-set entries (its value
+# the format): formats 1 and 2 left out the queries judged only grade 0 (`ZERO_GRADES_FROM`)
+FORMAT_KEY = "_evidence_format"
+ZERO_GRADES_FROM = 3
 
 
 def escape(dataset_id: str) -> str:
@@ -211,9 +218,11 @@ def load(entry: dict, index: int, files: InputFiles, problems: list) -> BeirSet 
 
 
 def select(beir: BeirSet, entry: dict) -> tuple[list[_Record], list[_Record]]:
-    """The queries to embed (judged relevant to something, BEIR's rule) and the documents,
-    after the seeded `sample:` when given; both in file order."""
-    judged = [q for q in beir.queries if relevant(beir.qrels.get(q.id, {}))]
+    """The queries to embed (every query the qrels judge, BEIR's and MTEB's rule; judged relevant to
+    something in a folder of evidence format 1 or 2) and the documents, after the seeded `sample:`
+    when given; both in file order."""
+    every = entry.get(FORMAT_KEY, EVIDENCE_FORMAT) >= ZERO_GRADES_FROM
+    judged = [q for q in beir.queries if q.id in beir.qrels and (every or relevant(beir.qrels[q.id]))]
     sample = entry.get("sample") or {}
     if not sample:
         return judged, beir.corpus
@@ -252,6 +261,7 @@ def checks(entry: dict) -> list[dict]:
     return [{"retrieval": {"name": f"{task_name(entry)}-{split}", **settings,
                            "beir": {"folder": str(entry["beir"]).rstrip("/"), "split": split,
                                     "prefix": entry.get("prefix", ""), "task": task_name(entry),
+                                    **({"languages": entry["languages"]} if entry.get("languages") else {}),
                                     **({"sample": entry["sample"]} if entry.get("sample") else {})}}}]
 
 
@@ -259,5 +269,10 @@ def judgements(check: dict, files: InputFiles) -> Judgements:
     """What the check a `beir:` entry brought ranks against (`check`: its `beir:` part): the split's qrels."""
     entry = {"beir": check["folder"], "split": check["split"], "prefix": check.get("prefix", "")}
     extra = {"sample": check["sample"]} if check.get("sample") else {}
-    return file_judgements(qrels_path(entry), files, query_prefix(entry), doc_prefix(entry), escape, unescape,
-                           check.get("task"), check["split"], extra)
+    judged = file_judgements(qrels_path(entry), files, query_prefix(entry), doc_prefix(entry), escape, unescape,
+                             check.get("task"), check["split"], extra)
+    folder = str(check["folder"]).rstrip("/")
+    name = f"qrels/{check['split']}.tsv"
+    judged.files = ((f"{folder}/{CORPUS}", CORPUS), (f"{folder}/{QUERIES}", QUERIES), (f"{folder}/{name}", name))
+    judged.languages = tuple(check.get("languages") or DEFAULT_LANGUAGES)
+    return judged

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Iterator
 
 from harness.evidence import sha256_bytes
-from harness.inputs.datasets.beir import escape, jsonl_rows
+from harness.inputs.datasets.beir import DEFAULT_LANGUAGES, escape, jsonl_rows
 from harness.inputs.datasets.qrels import Judgements, JudgementsError
 from harness.inputs.files import InputFiles, media_part
 from harness.inputs.types import ID_RE, Input, InputProblem, Part, unicode_problem
@@ -157,7 +157,8 @@ def checks(entry: dict) -> list[dict]:
     return [{"retrieval": {"k": list(IMAGETEXT_K), **settings, "name": f"{name}-{direction}",
                            "imagetext": {"file": str(entry["imagetext"]), "images": images_dir(entry),
                                          "prefix": entry.get("prefix", ""), "direction": direction,
-                                         "task": set_name(entry)}}}
+                                         "task": set_name(entry),
+                                         **({"languages": entry["languages"]} if entry.get("languages") else {})}}}
             for direction in DIRECTIONS]
 
 
@@ -179,4 +180,7 @@ def judgements(check: dict, files: InputFiles) -> Judgements:
     else:
         qrels = {img: {c: 1 for c in caps} for img, caps in pairs}
         docs = caption_prefix(entry)
-    return Judgements(qrels, check["file"], check.get("task"), "test", docs)
+    # the data set's files: the captions file and every image it names, by the names it gives them
+    files = ((check["file"], Path(check["file"]).name), *((f"{check['images']}/{i.image}", i.image) for i in items))
+    return Judgements(qrels, check["file"], check.get("task"), "test", docs, files=files,
+                      languages=tuple(check.get("languages") or DEFAULT_LANGUAGES))

@@ -8,6 +8,7 @@ line. Grades are integers; a repeated (query, document) pair is an error, never 
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -106,6 +107,27 @@ class Judgements:
     to_qrels_id: Callable[[str], str] = lambda i: i
     extra: dict = field(default_factory=dict)
     query_prefix: str | None = None
+    # the data set's files as (path as written relative to the spec, name inside the data set), whose
+    # digest is the MTEB result's dataset_revision (`revision`); empty: the qrels file alone
+    files: tuple[tuple[str, str], ...] = ()
+    languages: tuple[str, ...] = ()                # ISO 639-3 + script (`eng-Latn`); empty: the default
+
+    def revision(self, files: InputFiles) -> tuple[str, list[dict]]:
+        """The data set's digest (an MTEB result's `dataset_revision`) and the files it covers: the
+        sha256 of what `sha256sum` prints for them, run in the data set's folder with the names
+        sorted (`<sha256>  <name>` lines: `cd data/scifact && sha256sum corpus.jsonl qrels/test.tsv
+        queries.jsonl | sha256sum`). Raises JudgementsError when a file cannot be read."""
+        named = self.files or (((self.source, Path(self.source).name),) if self.source else ())
+        listing = []
+        for written, name in sorted(set(named), key=lambda f: f[1].encode("utf-8")):
+            try:
+                listing.append({"name": name, "sha256": file_sha256(files.resolve(written, "data-set file", ()))})
+            except InputProblem as p:
+                raise JudgementsError(f"cannot read {written}: {p.message}") from None
+            except OSError as e:
+                raise JudgementsError(f"cannot read {written}: {e.strerror}") from None
+        text = "".join(f"{f['sha256']}  {f['name']}\n" for f in listing)
+        return sha256_bytes(text.encode("utf-8")), listing
 
     def twin(self, query: str) -> str | None:
         """The document input with the query's own qrels id (BEIR's and MTEB's `ignore_identical_ids`:
@@ -114,6 +136,24 @@ class Judgements:
         if self.query_prefix and self.doc_prefix and query.startswith(self.query_prefix):
             return self.doc_prefix + query[len(self.query_prefix):]
         return None
+
+
+_HASHED: dict[tuple, str] = {}     # a data set's files are hashed once per process, not per cell and check
+
+
+def file_sha256(path: Path) -> str:
+    """A regular file's sha256, read in blocks (a FIFO or a device is refused: OSError)."""
+    st = path.stat()
+    key = (str(path), st.st_size, st.st_mtime_ns, st.st_ino)
+    if key not in _HASHED:
+        digest = hashlib.sha256()
+        with open_regular(path) as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        if len(_HASHED) > 4096:
+            _HASHED.clear()
+        _HASHED[key] = digest.hexdigest()
+    return _HASHED[key]
 
 
 class JudgementsError(Failure):
