@@ -115,6 +115,21 @@ def tree(folder: Path) -> dict[str, bytes]:
     return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
+def payload(folder: Path, cell: str, n: int = 1) -> bytes:
+    """Request `n`'s body (1-based) as the folder holds it, whichever its payload layout (through
+    the folder's reader, as `harness payload` prints it)."""
+    from harness.folder import open_run
+
+    run = open_run(folder)
+    return run.read.payload_body(cell, n, run.manifest.format)
+
+
+def payload_json(folder: Path, cell: str, n: int = 1):
+    import json
+
+    return json.loads(payload(folder, cell, n))
+
+
 def dashscope_fixture(api_key: str):
     """A module-scoped pytest fixture: the fake DashScope server on 127.0.0.1 accepting `api_key`."""
     import pytest

@@ -75,7 +75,7 @@ def make_run(folder: Path, cells: dict[str, dict[str, list[float]]] | None = Non
         body = canonical_json({"model": model, "input": {"contents": [{"text": i} for i in ids]},
                                "parameters": {"dimension": dim}})
         (folder / "payloads" / cid).mkdir(parents=True, exist_ok=True)
-        (folder / "payloads" / cid / "00001.json").write_bytes(body)
+        (folder / "payloads" / cid / "requests.jsonl").write_bytes(body + b"\n")
         (folder / "payloads" / cid / "index.jsonl").write_bytes(canonical_json(
             {"file": "00001.json", "sha256": sha256_bytes(body), "inputs": ids, "contents": len(ids)}) + b"\n")
         if executed and cid not in skip:

@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from tests.helpers import SPECS, harness, write_spec
+from tests.helpers import SPECS, harness, payload_json, write_spec
 
 CAT = SPECS / "images" / "cat.png"
 
@@ -48,7 +48,7 @@ def test_csv_row_naming_an_image_elsewhere_on_disk_is_refused_unless_allowed(lay
     r = harness("run", "spec.yaml", "--allow-path", str(outside), cwd=proj)
     assert r.returncode == 0, r.stderr
     out = proj / "output" / "leak"
-    body = json.loads((out / "payloads/qwen3-vl-embedding-2560/00001.json").read_text())
+    body = payload_json(out, "qwen3-vl-embedding-2560", 1)
     assert body["input"]["contents"][0]["image"].endswith(base64.b64encode(secret.read_bytes()).decode())
     # the manifest names it relative to the spec's folder, never by a host path
     files = json.loads((out / "manifest.json").read_text())["inputs"]["files"]

@@ -101,10 +101,10 @@ def test_metric_deltas_and_metric_gate(tmp_path, capsys):
 def test_payload_and_input_changes_are_named(tmp_path, capsys):
     a = build(tmp_path / "a", {CELL: vectors()})
     b = build(tmp_path / "b", {CELL: vectors()})
-    (b / "payloads" / CELL / "00001.json").write_bytes(b'{"changed":1}')
-    manifest = json.loads((b / "manifest.json").read_text())
-    manifest["files"][f"payloads/{CELL}/00001.json"] = "0" * 64
-    (b / "manifest.json").write_text(json.dumps(manifest))
+    index = b / "payloads" / CELL / "index.jsonl"
+    rows = [json.loads(line) for line in index.read_text().splitlines()]
+    rows[0]["sha256"] = "0" * 64          # request 1's body changed (the index names each body's sha256)
+    index.write_text("".join(json.dumps(r) + "\n" for r in rows))
     lines = (b / "inputs.jsonl").read_text().splitlines()
     row = json.loads(lines[0])
     row["parts"][0]["chars"] += 1
@@ -112,7 +112,7 @@ def test_payload_and_input_changes_are_named(tmp_path, capsys):
     (b / "inputs.jsonl").write_text("\n".join(lines) + "\n")
     code, out = diff(capsys, a, b, "--json")
     data = json.loads(out)
-    assert data["payloads"] == [{"cell": CELL, "differ": ["00001.json"], "only_in_one": [], "files": 2}]
+    assert data["payloads"] == [{"cell": CELL, "differ": ["00001.json"], "only_in_one": [], "files": 1}]
     assert data["inputs"]["changed"] == ["cat-caption"]
 
 

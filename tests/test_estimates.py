@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from tests.helpers import dashscope_fixture, harness, write_spec
+from tests.helpers import dashscope_fixture, harness, payload_json, write_spec
 
 KEY = "sk-estimates-0a1b2c3d4e5f"
 server = dashscope_fixture(KEY)
@@ -145,7 +145,7 @@ def test_validate_txt_says_the_tongyi_dimension_dispute_both_ways(tmp_path):
                 if ln.startswith("warn disputed-fact: tongyi-embedding-vision-plus dimensions"))
     assert "Chinese reference (ZH-NEW): no dimension parameter" in line and "English references" in line
     assert "Chosen: fixed 1152, dimension_param false: never send dimension" in line
-    body = json.loads((tmp_path / "output/dims/payloads/tongyi-embedding-vision-plus-1152/00001.json").read_text())
+    body = payload_json(tmp_path / "output/dims", "tongyi-embedding-vision-plus-1152", 1)
     assert body["parameters"] == {"instruct": "Find the matching caption"}        # no dimension sent
 
 

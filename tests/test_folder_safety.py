@@ -105,7 +105,8 @@ def _env(tmp_path: Path) -> dict[str, str]:
     """The environment of a harness process: isolated as `cli_env` isolates an in-process call, with
     its own TMPDIR (where the input spool goes) and a key."""
     (tmp_path / "tmp").mkdir(exist_ok=True)
-    return cli_env(tmp_path, tmp_path / "cache", TMPDIR=str(tmp_path / "tmp"), DASHSCOPE_API_KEY=KEY)
+    return cli_env(tmp_path, tmp_path / "cache", TMPDIR=str(tmp_path / "tmp"), DASHSCOPE_API_KEY=KEY,
+                   HARNESS_SPOOL_MEMORY="0")     # its few inputs spooled to a file all the same
 
 
 class Hang:

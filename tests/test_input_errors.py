@@ -3,11 +3,9 @@ each is an error at exit 3 naming the file and row (or the spec's line:col), and
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
-from tests.helpers import harness, write_spec
+from tests.helpers import harness, payload_json, write_spec
 
 CSV_SPEC = """
     version: 1
@@ -51,7 +49,7 @@ def test_jsonl_list_joined_in_the_template_is_fine(tmp_path):
     (tmp_path / "rows.jsonl").write_text('{"id": "a", "caption": ["red", "chair"]}\n')
     write_spec(tmp_path, JSONL_SPEC.replace("row.caption", "row.caption | join(' ')"))
     assert harness("run", "spec.yaml", cwd=tmp_path).returncode == 0
-    body = json.loads((tmp_path / "output/t/payloads/qwen3-vl-embedding-2560/00001.json").read_text())
+    body = payload_json(tmp_path / "output/t", "qwen3-vl-embedding-2560", 1)
     assert body["input"]["contents"] == [{"text": "red chair"}]
 
 
@@ -122,7 +120,7 @@ def test_csv_field_longer_than_pythons_default_limit_is_read(tmp_path):
     write_spec(tmp_path, CSV_SPEC)
     r = harness("run", "spec.yaml", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    body = json.loads((tmp_path / "output/t/payloads/qwen3-vl-embedding-2560/00001.json").read_text())
+    body = payload_json(tmp_path / "output/t", "qwen3-vl-embedding-2560", 1)
     assert len(body["input"]["contents"][0]["text"]) == 200_000
 
 
@@ -154,7 +152,7 @@ def test_escaped_surrogate_pair_in_the_spec_is_one_character(tmp_path):
           - text: "smile \ud83d\ude00"
         """)
     assert harness("run", "spec.yaml", cwd=tmp_path).returncode == 0
-    body = json.loads((tmp_path / "output/t/payloads/qwen3-vl-embedding-2560/00001.json").read_text())
+    body = payload_json(tmp_path / "output/t", "qwen3-vl-embedding-2560", 1)
     assert body["input"]["contents"] == [{"text": "smile \U0001F600"}]
 
 

@@ -96,8 +96,7 @@ def test_run_executes_local_and_openai_cells_with_no_dashscope_key(tmp_path, ser
     manifest = json.loads((out / "manifest.json").read_text())
     cell = next(c for c in manifest["cells"] if c["id"] == "openai--e5-small-384")
     assert cell["endpoint"] == f"{proxy.base_url}/embeddings"
-    index = (out / "payloads" / "openai--e5-small-384" / "index.jsonl").read_text().splitlines()
-    payload = (out / "payloads" / "openai--e5-small-384" / json.loads(index[0])["file"]).read_bytes()
+    payload = (out / "payloads" / "openai--e5-small-384" / "requests.jsonl").read_bytes().split(b"\n")[0]
     assert json.loads(payload) == {"model": "multilingual-e5-small", "encoding_format": "float",
                                    "input": ["A cat sitting on a red chair", "A kitten resting on a crimson seat",
                                              "The stock market fell sharply today", "猫坐在垫子上"]}

@@ -1,6 +1,6 @@
 """The execution engine driving the local and OpenAI-compatible providers on a staged folder.
 
-The folder is laid out by hand per the output-folder contract (payloads/<cell>/NNNNN.json +
+The folder is laid out by hand per the output-folder contract (payloads/<cell>/requests.jsonl +
 index.jsonl), so this checks the providers inside the real engine (retries, cache, evidence)
 independently of the planner.
 """
@@ -40,16 +40,17 @@ def server():
 
 def stage(folder: Path, cid: str, model: str, batch: int = 4) -> None:
     ids = list(TEXTS)
-    lines = []
+    lines, bodies = [], []
     for n, i in enumerate(range(0, len(ids), batch)):
         chunk = ids[i:i + batch]
         data = canonical_json({"model": model, "input": [TEXTS[k] for k in chunk], "encoding_format": "float"})
         name = f"{n:05d}.json"
         (folder / "payloads" / cid).mkdir(parents=True, exist_ok=True)
-        (folder / "payloads" / cid / name).write_bytes(data)
+        bodies.append(data + b"\n")
         lines.append(json.dumps({"file": name, "sha256": sha256_bytes(data), "inputs": chunk,
                                  "contents": len(chunk)}))
     (folder / "payloads" / cid / "index.jsonl").write_text("\n".join(lines) + "\n")
+    (folder / "payloads" / cid / "requests.jsonl").write_bytes(b"".join(bodies))
 
 
 LOCAL = {"id": "local--e5-small-384", "model": "local/e5-small", "provider": "local",

@@ -100,7 +100,7 @@ def test_untouched_local_run_reexecutes_bit_for_bit(local_run):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     # the estimate comes first, then the verdict and the agreement per cell
     assert proc.stdout.index("re-execution: 1 request in 1 cell") < proc.stdout.index("verified:")
-    assert (f"re-executed {LOCAL_CELL}: 1 of 1 requests, 4 vectors, cosine min 1.000000 mean 1.000000, "
+    assert (f"re-executed {LOCAL_CELL}: 1 of 1 request, 4 vectors, cosine min 1.000000 mean 1.000000, "
             "4 bit-identical; tolerance bit for bit: agree") in proc.stdout
 
 
@@ -169,7 +169,7 @@ def test_dashscope_forgeries_are_caught_by_reexecution(server, dashscope_run):
     assert_hashes_fooled(tmp, forged)
     proc = cli(tmp, "verify", str(folder), "--reexecute", "--base-url", server.base_url)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert f"re-executed {DS_CELL}: 1 of 1 requests, 4 vectors" in proc.stdout
+    assert f"re-executed {DS_CELL}: 1 of 1 request, 4 vectors" in proc.stdout
     assert "tolerance cosine ≥ 0.999: agree" in proc.stdout
     # another input's vector is far outside the default tolerance
     for name, ids in {"swap": ["cat-paraphrase", "dog"], "row": ["stock-news"]}.items():
@@ -267,7 +267,8 @@ def test_payloads_that_do_not_verify_are_not_resent(local_run):
     """Sending edited payload files again would prove nothing about the run: the cell is refused."""
     tmp, folder, _ = local_run
     edited = copy(folder, "audit-payload")
-    body = edited / "payloads" / LOCAL_CELL / "00001.json"
+    body = edited / "payloads" / LOCAL_CELL / "requests.jsonl"
+    assert b"red chair" in body.read_bytes()
     body.write_bytes(body.read_bytes().replace(b"red chair", b"blue chair"))
     proc = cli(tmp, "verify", str(edited), "--reexecute")
     assert proc.returncode == 5, proc.stdout + proc.stderr

@@ -9,7 +9,7 @@ import shutil
 
 import pytest
 
-from tests.helpers import SPECS, copy_images, harness, tree, write_spec
+from tests.helpers import SPECS, copy_images, harness, payload_json, tree, write_spec
 
 
 def read_json(path):
@@ -18,7 +18,7 @@ def read_json(path):
 
 def payloads(folder, cell):
     index = [json.loads(l) for l in (folder / "payloads" / cell / "index.jsonl").read_text().splitlines()]
-    return index, [read_json(folder / "payloads" / cell / row["file"]) for row in index]
+    return index, [payload_json(folder, cell, n) for n in range(1, len(index) + 1)]
 
 
 def test_quickstart_writes_exact_bodies_and_evidence(tmp_path):

@@ -80,7 +80,7 @@ def test_a_cached_answer_holding_the_key_gets_it_written_nowhere(tmp_path):
     """A cache entry written before answers were scrubbed, or by someone else sharing the cache, may
     hold an echoed key; reused, it is cleaned by the provider like a fresh answer."""
     from harness.execute.cache import ResponseCache, cache_key
-    from harness.folder import RunReader, layout
+    from harness.folder import EVIDENCE_FORMAT, RunReader
 
     with serve(api_key=KEY) as server:
         models = "  - qwen3-vl-embedding\n"
@@ -90,8 +90,8 @@ def test_a_cached_answer_holding_the_key_gets_it_written_nowhere(tmp_path):
         folder = tmp_path / "out" / "echo"
         [cell] = RunReader(folder).manifest().cells
         with ResponseCache(tmp_path / "cache") as cache:
-            for entry in RunReader(folder).payload_index(cell["id"]):
-                body = json.loads((folder / layout.payload_dir(cell["id"]) / entry["file"]).read_bytes())
+            for _, data in RunReader(folder).payload_bodies(cell["id"], EVIDENCE_FORMAT):
+                body = json.loads(data)
                 key = cache_key(cell["endpoint"], body)
                 hit = cache.get(key)
                 assert hit is not None

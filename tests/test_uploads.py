@@ -103,7 +103,7 @@ def test_run_uploads_video_and_large_image_records_oss_urls_and_verifies(server,
     folder = tmp_path / "out" / "up"
 
     # the payload file holds stand-ins tied to the bytes, never an oss:// URL or a 7 MB data URI
-    payload = (folder / "payloads" / CID / "00001.json").read_text()
+    payload = payload_text = (folder / "payloads" / CID / "requests.jsonl").read_text()
     assert f'"upload:sha256:{video_sha}"' in payload and f'"upload:sha256:{image_sha}"' in payload
     assert "oss://" not in payload and len(payload) < 2000
     # what was sent: oss:// URLs with the resolve header; the storage never saw the key
@@ -145,7 +145,7 @@ def test_run_uploads_video_and_large_image_records_oss_urls_and_verifies(server,
     planned = {k: v for k, v in json.loads((folder / "manifest.json").read_text())["files"].items()
                if k.startswith("payloads/")}
     assert planned == payload_hashes, "the same payload files: an upload changes no cache key"
-    assert (folder / "payloads" / CID / "00001.json").read_text() == payload
+    assert (folder / "payloads" / CID / "requests.jsonl").read_text() == payload_text
 
     # 48 h later the record has expired (its time moved back, as the clock would): upload again
     from harness.providers.uploads import LIFETIME

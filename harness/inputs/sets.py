@@ -13,6 +13,7 @@ import hashlib
 import io
 import json
 import os
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
@@ -234,10 +235,16 @@ def input_set(entry: dict, index: int, files: InputFiles, problems: list[InputPr
     tmpl_id = _compile(entry, "id", where)
     fast_value = _chunk_template(value_src, var)
     fast_id = _chunk_template(entry["id"], var) if tmpl_id is not None else None
+    # a template of plain text and `{{ row.field }}` needs no Jinja, and stays within the budget
+    direct_value = _direct(value_src, var)
+    direct_id = _direct(entry["id"], var) if tmpl_id is not None else None
     value_where = where + ((kind,) if kind in entry else ("from",))   # an image folder needs no `image:`
     for chunk in _chunks(rows, CHUNK):
-        values = _render_chunk(fast_value, chunk, var)
-        ids = _render_chunk(fast_id, chunk, var) if fast_id is not None else None
+        values, ids = _fill(direct_value, chunk, var), _fill(direct_id, chunk, var)
+        bounded = (values is not None, tmpl_id is None or ids is not None)
+        values = values if values is not None else _render_chunk(fast_value, chunk, var)
+        if ids is None and fast_id is not None:
+            ids = _render_chunk(fast_id, chunk, var)
         for n, (label, variables) in enumerate(chunk):
             key = kind
             try:
@@ -251,8 +258,9 @@ def input_set(entry: dict, index: int, files: InputFiles, problems: list[InputPr
                     row = variables["row"]
                     input_id = (str(row["id"]) if row.get("id") not in (None, "")
                                 else f"{Path(source).stem}-{variables['index']}")
-                for key, text, src in ((kind, value, value_src), ("id", input_id, entry.get("id", ""))):
-                    if len(text) > _template_budget(src, variables):
+                for key, text, src, ok in ((kind, value, value_src, bounded[0]),
+                                           ("id", input_id, entry.get("id", ""), bounded[1])):
+                    if not ok and len(text) > _template_budget(src, variables):
                         given = variables.get("row", variables.get("file", {}))
                         raise Amplified(f"the `{key}` template prints {len(text):,} characters for a row of "
                                         f"{sum(len(str(v)) for v in given.values()):,}")
@@ -325,6 +333,45 @@ def _chunks(rows, size):
             chunk = []
     if chunk:
         yield chunk
+
+
+# `{{ row.caption }}`, `t-{{ row.id }}`: text without braces or line ends around a few fields printed as
+# they are. Jinja gives the same string when the field is a str (a dict's own attribute, like `items`,
+# is what Jinja would print instead, so those names are left to it); at most TEMPLATE_GROWTH fields, so
+# what it prints is within `_template_budget` by construction. Anything else renders through Jinja.
+_FIELD = re.compile(r"\{\{\s*(row|file)\.([A-Za-z][A-Za-z0-9_]*)\s*\}\}")
+_LITERAL = re.compile(r"[^{}\r\n]*")
+
+
+def _direct(source: str, var: str) -> list | None:
+    """The template as [literal, field, literal, ...] when it is only text and fields of `var`, else None."""
+    pieces, at = [], 0
+    for m in _FIELD.finditer(source):
+        if m.group(1) != var or hasattr(dict, m.group(2)) or not _LITERAL.fullmatch(source, at, m.start()):
+            return None
+        pieces += [source[at:m.start()], m.group(2)]
+        at = m.end()
+    if not pieces or len(pieces) // 2 > TEMPLATE_GROWTH or not _LITERAL.fullmatch(source, at):
+        return None
+    return pieces + [source[at:]]
+
+
+def _fill(pieces: list | None, chunk: list, var: str) -> list[str] | None:
+    """Each row's text from `_direct` pieces; None when a field is missing or not a string (Jinja then
+    renders, and says what is wrong)."""
+    if pieces is None:
+        return None
+    out = []
+    for _, variables in chunk:
+        fields = variables[var]
+        text = pieces[0]
+        for i in range(1, len(pieces), 2):
+            value = fields.get(pieces[i])
+            if type(value) is not str:
+                return None
+            text += value + pieces[i + 1]
+        out.append(text)
+    return out
 
 
 def _chunk_template(source: str, var: str) -> jinja2.Template | None:

@@ -2,7 +2,8 @@
 
 The `Batcher` packs within the model's per-request limits (contents, images, videos, texts), in
 input order; an input that must come back as exactly one vector travels alone. The `Spool` holds
-the resolved inputs between checking and writing, so memory stays flat in their number.
+the resolved inputs between checking and writing: in memory while they are few, else in a file, so
+memory stays flat in their number.
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ from typing import Iterator
 
 from harness.catalog.load import ModelInfo
 from harness.evidence import OWNER, dead_owners, owner
+from harness.folder import layout
 from harness.inputs.types import Input
 from harness.plan.cells import Cell
 
 SPOOL = re.compile(r"^harness-inputs-" + OWNER + r"-\w+\.spool$")   # temp file of one process's inputs
+MEMORY_ENV = "HARNESS_SPOOL_MEMORY"   # bytes of inputs a plan keeps in memory before spooling them (0: none)
 DEFAULT_BATCH = 20          # when the catalog documents no per-request cap (undated tongyi, local)
 
 
@@ -33,7 +36,7 @@ class Batch:
 
     @property
     def file(self) -> str:
-        return f"{self.seq:05d}.json"
+        return layout.request_name(self.seq)
 
 
 def contents_of(inp: Input, model: ModelInfo) -> int:
@@ -117,36 +120,73 @@ def batches(cell: Cell, inputs: Iterator[Input], max_contents: int | None) -> It
 
 
 class Spool:
-    """The plan's resolved inputs in a temporary file, in order, as they were checked: writing streams
-    them back instead of resolving (and rendering) them again. `add` inside `with spool:`, whose end
-    completes the file. Files of killed runs are removed."""
+    """The plan's resolved inputs, in order, as they were checked: writing streams them back instead of
+    resolving (and rendering) them again. `add` inside `with spool:`, whose end completes it.
 
-    def __init__(self):
+    Inputs stay in memory while they fit `memory` bytes (about), which a run of a few hundred
+    thousand short texts does; past it they all go to a temporary file, pickled `CHUNK` at a time, so
+    memory stays flat in their number. Files of killed runs are removed."""
+
+    CHUNK = 1024
+    MEMORY = 128 << 20
+    PER_INPUT = 600            # bytes an `Input` of one short text takes in memory, beyond its strings
+
+    def __init__(self, memory: int | None = None):
         for debris, _ in dead_owners(Path(tempfile.gettempdir()), SPOOL):
             debris.unlink(missing_ok=True)
-        fd, name = tempfile.mkstemp(prefix=f"harness-inputs-{owner()}-", suffix=".spool")
-        self.path: Path | None = Path(name)
-        self._out = os.fdopen(fd, "wb")
+        if memory is None:
+            raw = os.environ.get(MEMORY_ENV, "")
+            memory = int(raw) if raw.isdigit() else self.MEMORY
+        self.memory = memory
+        self.path: Path | None = None
+        self._out = None
+        self._held: list[Input] = []
+        self._bytes = 0
 
-    def add(self, inp: Input) -> None:
-        pickle.dump(inp, self._out, protocol=pickle.HIGHEST_PROTOCOL)
+    def add(self, inp: Input, wire: int = 0) -> None:
+        """Keep `inp`; `wire`: about the bytes its parts hold (`build.wire_bytes`)."""
+        self._held.append(inp)
+        if self._out is None:
+            self._bytes += self.PER_INPUT + wire
+            if self._bytes <= self.memory:
+                return
+            fd, name = tempfile.mkstemp(prefix=f"harness-inputs-{owner()}-", suffix=".spool")
+            self.path, self._out = Path(name), os.fdopen(fd, "wb")
+        if len(self._held) >= self.CHUNK:
+            self._spill()
+
+    def _spill(self) -> None:
+        pickle.dump(self._held, self._out, protocol=pickle.HIGHEST_PROTOCOL)
+        self._held = []
+
+    @property
+    def on_disk(self) -> bool:
+        return self.path is not None
 
     def __enter__(self) -> "Spool":
         return self
 
     def __exit__(self, *exc) -> None:
-        self._out.close()
+        if self._out is not None and not self._out.closed:
+            if self._held:
+                self._spill()
+            self._out.close()
 
     def __iter__(self) -> Iterator[Input]:
+        if self.path is None:
+            yield from self._held
+            return
         with open(self.path, "rb") as f:
             while True:
                 try:
-                    yield pickle.load(f)
+                    yield from pickle.load(f)
                 except EOFError:
                     return
 
     def remove(self) -> None:
-        self._out.close()
+        self._held = []
+        if self._out is not None:
+            self._out.close()
         if self.path is not None:
             self.path.unlink(missing_ok=True)
             self.path = None

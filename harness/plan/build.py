@@ -115,6 +115,7 @@ def _scan_inputs(spec: Spec, cells: list[Cell], problems: list[Problem], spool: 
     # identical rule breaks of many rows of one input set are reported once, with a count
     grouped: dict[tuple, list] = {}
     n = planned = 0
+    every_modality = all(c.modalities is None for c in cells)    # then every cell takes an input for all models
     # Ids written in the spec are checked from the spec itself, so a duplicate is reported even
     # when one of the two inputs fails for another reason (a missing image, say).
     entries = spec.data.get("inputs") or []
@@ -140,7 +141,9 @@ def _scan_inputs(spec: Spec, cells: list[Cell], problems: list[Problem], spool: 
             continue
         seen[inp.id] = inp.row
         # Bytes, not values, are what a hostile spec multiplies: stop before any is written.
-        planned += wire_bytes(inp) * sum(1 for c in cells if c.takes(inp))
+        wire = wire_bytes(inp)
+        takers = len(cells) if inp.models is None and every_modality else sum(1 for c in cells if c.takes(inp))
+        planned += wire * takers
         if planned > budget:
             problems.append(_payload_problem(spec, planned, budget, cells))
             break
@@ -152,7 +155,7 @@ def _scan_inputs(spec: Spec, cells: list[Cell], problems: list[Problem], spool: 
                 grouped.setdefault(key, [rule.message, rule.hint, rule.severity, label, 0])[4] += 1
         counts[inp.modality] += 1
         n += 1
-        spool.add(inp)
+        spool.add(inp, wire)
     for (where, _, _), (message, hint, severity, first, count) in grouped.items():
         text = f"{first}: {message}" if count == 1 else f"{count} inputs ({first} and more): {message}"
         problems.append(spec.problem(where, text, hint, severity=severity, prefer_key=True))

@@ -1,19 +1,19 @@
-"""Writing a plan into an output folder: inputs.jsonl, every cell's payload files and index.jsonl.
+"""Writing a plan into an output folder: inputs.jsonl, and every cell's request bodies and index.
 
 One pass over the inputs feeds every cell's `CellWriter` (the `Batcher` packs, `payloads.render`
-gives the body, a `FileSink` thread writes the file); the counts and estimates come out as
-`CellStats`. `harness run` and `harness verify` (which re-derives the payloads) use the very same
-`write_plan`: the run into a `FolderTarget`, verify into a `DigestTarget`, which keeps only each
-file's sha256 (nothing written and read back). `harness plan` does the same counting without a
-target (`plan_stats`).
+gives the body); each cell's bodies go to one JSON Lines file, `payloads/<cell>/requests.jsonl`,
+line N the canonical body of request N, and its index to `payloads/<cell>/index.jsonl` (evidence
+format 3; `legacy` writes formats 1 and 2's one file per request, for `verify` to re-derive such a
+folder). The counts and estimates come out as `CellStats`. `harness run` and `harness verify` (which
+re-derives the payloads) use the very same `write_plan`: the run into a `FolderTarget`, verify into a
+`DigestTarget`, which keeps only each file's sha256 (nothing written and read back). `harness plan`
+does the same counting without a target (`plan_stats`).
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
-from collections import Counter, deque
-from concurrent.futures import ThreadPoolExecutor
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from harness.plan.build import Plan
 from harness.plan.cells import Cell
 from harness.plan.payloads import render
 from harness.providers.registry import provider_class
+from harness.words import counted
 
 
 @dataclass
@@ -46,18 +47,19 @@ class CellStats:
 
 
 def _tokens(cell: Cell, inputs, t: Counter) -> None:
-    """Add the estimated tokens of `inputs` in this cell to `t`, by modality."""
+    """Add the estimated tokens of a batch's `inputs` in this cell to `t`, by modality."""
+    text = 0
     for inp in inputs:
-        if inp.modality == "text":
-            t["text"] += inp.text_tokens
-            continue
         for p in inp.parts:
             if p.kind == "text":
-                t["text"] += estimate.text_tokens(p.value)
+                v = p.value     # estimate.text_tokens, its ASCII case inline: most texts of a big run
+                text += max(1, (len(v) + 3) // 4) if v.isascii() else estimate.text_tokens(v)
             elif p.kind == "image":
                 t["image"] += estimate.image_tokens(cell.model, cell.parameters)
             else:
                 t["video"] += estimate.video_tokens(cell.model, cell.parameters)
+    if text:
+        t["text"] += text
 
 
 def body_problems(cell: Cell, body: dict) -> list[str]:
@@ -74,43 +76,8 @@ def index_line(batch, data: bytes, sha: str | None = None) -> bytes:
                            "inputs": [i.id for i in batch.inputs], "contents": batch.contents}) + b"\n"
 
 
-class FileSink:
-    """Writes payload files on a thread of its own while the main thread renders the next bodies.
-
-    Creating a file costs more in the kernel than rendering its body costs in Python, and the
-    GIL is released meanwhile. Files inside the staging folder need no per-file rename: the
-    folder swap is the commit. At most `window` writes are pending, so memory stays flat."""
-
-    def __init__(self, threads: int = 1, window: int = 512):
-        self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="payload-writer")
-        self.pending: deque = deque()
-        self.window = window
-
-    @staticmethod
-    def _write(path: Path, data: bytes) -> None:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)   # the umask decides, as for any file
-        try:
-            view = memoryview(data)
-            while view:     # a write may take only part (a file size limit): the next one says why
-                view = view[os.write(fd, view):]
-        finally:
-            os.close(fd)
-
-    def write(self, path: Path, data: bytes) -> None:
-        self.pending.append(self.pool.submit(self._write, path, data))
-        while len(self.pending) > self.window:
-            self.pending.popleft().result()
-
-    def close(self) -> None:
-        try:
-            while self.pending:
-                self.pending.popleft().result()
-        finally:
-            self.pool.shutdown(wait=True, cancel_futures=True)
-
-
 class _Stream:
-    """A file written line by line whose sha256 is known the moment it is closed."""
+    """A file written in pieces whose sha256 is known the moment it is closed."""
 
     def __init__(self, rel: str, done, f=None):
         self.rel, self.done, self.f = rel, done, f
@@ -131,20 +98,24 @@ class _Stream:
 
 class FolderTarget:
     """Where `harness run` writes a plan: files in the (staging) output folder. `hashes` holds the
-    sha256 of every file written, from the very bytes (nothing is read back to hash it)."""
+    sha256 of every file written, from the very bytes (nothing is read back to hash it). Files inside
+    the staging folder need no rename of their own: the folder swap is the commit."""
 
-    def __init__(self, folder: Path, sink: FileSink):
-        self.folder, self.sink = folder, sink
+    BUFFER = 1 << 20
+
+    def __init__(self, folder: Path):
+        self.folder = folder
         self.hashes: dict[str, str] = {}
 
     def mkdir(self, rel: str) -> None:
         (self.folder / rel).mkdir(parents=True)
 
     def open(self, rel: str) -> _Stream:
-        return _Stream(rel, self.hashes.__setitem__, open(self.folder / rel, "wb"))
+        return _Stream(rel, self.hashes.__setitem__, open(self.folder / rel, "wb", buffering=self.BUFFER))
 
     def write(self, rel: str, data: bytes, sha: str) -> None:
-        self.sink.write(self.folder / rel, data)
+        with open(self.folder / rel, "xb") as f:
+            f.write(data)
         self.hashes[rel] = sha
 
 
@@ -166,19 +137,23 @@ class DigestTarget:
 
 
 class CellWriter:
-    """Counts (and, given a target, writes) one cell's requests as its batches complete."""
+    """Counts (and, given a target, writes) one cell's requests as its batches complete. `legacy`:
+    one file per request (evidence formats 1 and 2), else one JSON Lines file of bodies."""
 
-    def __init__(self, cell: Cell, max_contents: int | None, target: "FolderTarget | DigestTarget | None" = None):
+    def __init__(self, cell: Cell, max_contents: int | None, target: "FolderTarget | DigestTarget | None" = None,
+                 legacy: bool = False):
         self.cell = cell
         self.target = target
         self.batcher = Batcher(cell, max_contents)
         self.stats = CellStats()
         self.wrong: list[str] = []
-        self.dir = self.index = None
+        self.dir = self.index = self.bodies = None
         if target is not None:
             self.dir = layout.payload_dir(cell.id)
             target.mkdir(self.dir)
             self.index = target.open(layout.payload_index(cell.id))
+            if not legacy:
+                self.bodies = target.open(layout.payload_bodies(cell.id))
 
     def add(self, inp) -> None:
         if self.cell.takes(inp):
@@ -188,8 +163,9 @@ class CellWriter:
     def close(self) -> CellStats:
         for batch in self.batcher.close():
             self._take(batch)
-        if self.index is not None:
-            self.index.close()
+        for stream in (self.bodies, self.index):
+            if stream is not None:
+                stream.close()
         self.stats.cost = estimate.cost(self.cell.model, self.stats.tokens, self.cell.region)
         return self.stats
 
@@ -198,8 +174,7 @@ class CellWriter:
         s.requests += 1
         s.contents += batch.contents
         s.inputs += len(batch.inputs)
-        for inp in batch.inputs:
-            s.modality_mix[inp.modality] += 1
+        s.modality_mix.update(inp.modality for inp in batch.inputs)
         _tokens(self.cell, batch.inputs, s.tokens)
         params = {**self.cell.parameters, "enable_fusion": True} if batch.fused else self.cell.parameters
         s.tokens["text"] += (estimate.vector_tokens(self.cell.model, params)
@@ -209,7 +184,10 @@ class CellWriter:
         body = render(self.cell, batch)
         data = canonical_json(body)
         sha = sha256_bytes(data)
-        self.target.write(f"{self.dir}/{batch.file}", data, sha)
+        if self.bodies is not None:
+            self.bodies.write(data + b"\n")
+        else:
+            self.target.write(layout.payload_file(self.cell.id, batch.file), data, sha)
         self.index.write(index_line(batch, data, sha))
         if not self.wrong:
             self.wrong.extend(f"{batch.file}: {w}" for w in body_problems(self.cell, body))
@@ -222,7 +200,8 @@ class CellWriter:
             where = f"{provider_class(cell.protocol).dimension_field}={cell.dimension_sent}"
         return CheckResult("payloads", not self.wrong,
                            self.wrong[0] if self.wrong else
-                           f"{s.requests} requests, {s.contents} contents, model {cell.model.wire_model}, {where}",
+                           f"{counted(s.requests, 'request')}, {counted(s.contents, 'content')}, "
+                           f"model {cell.model.wire_model}, {where}",
                            cell=cell.id, data=s.as_dict())
 
 
@@ -239,25 +218,21 @@ def write_plan(plan: Plan, folder: Path) -> tuple[dict, dict[str, CellStats], li
     """One pass over the inputs writes inputs.jsonl and every cell's payload files into `folder`.
     Returns the manifest's `inputs`, the stats and payload checks per cell, and the sha256 of
     every file written (so `finalize` need not read them back)."""
-    sink = FileSink()
-    try:
-        target = FolderTarget(folder, sink)
-        inputs, stats, results = _write_plan(plan, target)
-    finally:
-        sink.close()
+    target = FolderTarget(folder)
+    inputs, stats, results = _write_plan(plan, target)
     return inputs, stats, results, target.hashes
 
 
-def derive_plan(plan: Plan) -> dict[str, str]:
+def derive_plan(plan: Plan, evidence_format: int) -> dict[str, str]:
     """The sha256 of every file `write_plan` would write for `plan`, keyed by relative path,
-    computed in memory (for `harness verify`)."""
+    computed in memory (for `harness verify`), in the payload layout of `evidence_format`."""
     target = DigestTarget()
-    _write_plan(plan, target)
+    _write_plan(plan, target, legacy=evidence_format < layout.BODIES_FROM_FORMAT)
     return target.hashes
 
 
-def _write_plan(plan: Plan, target: FolderTarget | DigestTarget):
-    writers = [CellWriter(cell, plan.max_contents, target) for cell in plan.cells]
+def _write_plan(plan: Plan, target: FolderTarget | DigestTarget, legacy: bool = False):
+    writers = [CellWriter(cell, plan.max_contents, target, legacy) for cell in plan.cells]
     urls: dict[str, dict] = {}
     f = target.open(layout.INPUTS)
     try:

@@ -548,23 +548,24 @@ async def _respond(send, status: int, body: bytes, extra: list | None = None,
 
 
 def stage_payloads(folder, cell_id: str, requests: list[tuple[dict, list[str]]]) -> None:
-    """Write payloads/<cell>/NNNNN.json + index.jsonl as the runner does (the output-folder contract)."""
+    """Write payloads/<cell>/requests.jsonl + index.jsonl as the runner does (the output-folder contract)."""
     from pathlib import Path
 
     from harness.evidence import canonical_json, sha256_bytes
 
     d = Path(folder) / "payloads" / cell_id
     d.mkdir(parents=True, exist_ok=True)
-    lines = []
+    lines, bodies = [], []
     for n, (body, inputs) in enumerate(requests):
         data = canonical_json(body)
         name = f"{n:05d}.json"
-        (d / name).write_bytes(data)
+        bodies.append(data + b"\n")
         given = body.get("input")
         contents = len(given.get("contents") or []) if isinstance(given, dict) else len(given or [])
         lines.append(json.dumps({"file": name, "sha256": sha256_bytes(data), "inputs": inputs,
                                  "contents": contents}) + "\n")
     (d / "index.jsonl").write_text("".join(lines))
+    (d / "requests.jsonl").write_bytes(b"".join(bodies))
 
 
 def text_requests(model: str, dimension: int | None, n_requests: int, per_request: int = 2,
