@@ -9,8 +9,10 @@ from harness.spec.load import load_schemas
 
 
 def _objects(node, path="#"):
+    """Every object schema by path; a subschema whose properties are all `true` is no object schema but
+    the declaration ajv's strictRequired wants beside a `required` (in an if, not, oneOf...)."""
     if isinstance(node, dict):
-        if "properties" in node:
+        if "properties" in node and not all(v is True for v in node["properties"].values()):
             yield path, node
         for key, value in node.items():
             yield from _objects(value, f"{path}/{key}")

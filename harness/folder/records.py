@@ -146,6 +146,8 @@ MANIFEST_VERSION = 2   # 2: the digest leaves out the reports' hashes (the repor
 #      - issue 28.4: execution.json's cells record `elapsed_s` (the engine's clock, first request to
 #        last answer), summary.json's cells carry it; junit.xml: a suite's `time` is that elapsed time
 #        (not the summed latency), `timestamp` on each <testsuite> (none on <testsuites>, nor `skipped`)
+#      - issue 28.5: validate.txt's `spec` line and the manifest's `schema.id` cite the schema by its path
+#        (`schemas/spec.schema.json`) instead of a URL no file carried
 #      - issue 26.4: where a relevant input ranked reads alike in validate.txt, report.md, report.html:
 #        `at rank 7 (cosine 0.612)`, `below rank 10 (cosine 0.009)` (a candidate past a qrels check's
 #        `depth`), `not a candidate (cosine 0.104)`; a qrels check's data adds `not_candidates`; formats

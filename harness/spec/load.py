@@ -21,19 +21,45 @@ from harness.spec import schemafast, yamlpos
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
 SPEC_SCHEMA = "spec.schema.json"
-# The schema files carry no `$id`, so standard validators (check-jsonschema, yaml-language-server)
-# resolve their relative `$ref`s beside the file, offline; the harness names them under this base.
-SCHEMA_BASE = "https://mm-embed-harness.github.io/schemas/"
+# The schema files carry no `$id`, so standard validators (check-jsonschema, ajv, yaml-language-server)
+# resolve their relative `$ref`s beside the file, offline. The harness names each by the path it has in
+# the repository and the package (`schemas/spec.schema.json`): what messages and the manifest cite.
+SCHEMA_BASE = "schemas/"
+# The harness's words for a spec that fails a oneOf/anyOf/not/if of a schema, by JSON pointer, beside
+# the schemas: `errorMessage` is no JSON Schema keyword, and ajv's strict mode refuses unknown ones.
+SCHEMA_MESSAGES = "messages.json"
 
 
 @lru_cache(maxsize=1)
 def schema_documents() -> dict[str, dict]:
-    """Every schema file by name (spec, checks, …), each with its `$id` under SCHEMA_BASE."""
+    """Every schema file by name (spec, checks, …), each with its `$id`: its path, under SCHEMA_BASE."""
     docs = {path.name: {"$id": SCHEMA_BASE + path.name, **json.loads(path.read_text(encoding="utf-8"))}
             for path in sorted(SCHEMA_DIR.glob("*.schema.json"))}
     if SPEC_SCHEMA not in docs:
         raise InternalError(f"the spec schema is missing from {SCHEMA_DIR}")
     return docs
+
+
+@lru_cache(maxsize=1)
+def schema_messages() -> dict[int, str]:
+    """schemas/messages.json as {id(subschema): message}, the subschemas being those of
+    `schema_documents()` (the very objects a jsonschema error carries as `error.schema`)."""
+    docs = schema_documents()
+    out: dict[int, str] = {}
+    raw = json.loads((SCHEMA_DIR / SCHEMA_MESSAGES).read_text(encoding="utf-8"))
+    for name, by_pointer in raw.items():
+        if name.startswith("$"):
+            continue
+        for pointer, message in by_pointer.items():
+            node: Any = docs[name]
+            try:
+                for part in pointer.split("/")[1:]:
+                    part = part.replace("~1", "/").replace("~0", "~")
+                    node = node[int(part)] if isinstance(node, list) else node[part]
+            except (KeyError, IndexError, ValueError):
+                raise InternalError(f"{SCHEMA_MESSAGES}: {name}#{pointer} is no subschema of {name}") from None
+            out[id(node)] = message
+    return out
 
 
 def spec_schema() -> dict:
@@ -152,7 +178,7 @@ def _leaves(error) -> list:
     """For anyOf/oneOf without a custom message, the sub-errors that explain it: every error of
     the one branch that fits the value's kind (so each bad item of a list is reported), else the
     single sub-error that explains most."""
-    if error.validator not in ("anyOf", "oneOf") or not error.context or "errorMessage" in error.schema:
+    if error.validator not in ("anyOf", "oneOf") or not error.context or id(error.schema) in schema_messages():
         return [error]
     branches: dict[Any, list] = {}
     for e in error.context:
@@ -178,7 +204,7 @@ def _explain_leaf(error, spec: Spec) -> list[tuple[tuple, Problem]]:
     path = tuple(error.absolute_path)
     where = format_path(path)
     schema = error.schema if isinstance(error.schema, dict) else {}
-    custom = schema.get("errorMessage")
+    custom = schema_messages().get(id(error.schema))
     v = error.validator
     if v == "additionalProperties" or v == "unevaluatedProperties":
         allowed = list((schema.get("properties") or {}).keys())

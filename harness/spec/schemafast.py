@@ -16,7 +16,7 @@ from typing import Any
 
 # keywords that say nothing about validity
 _ANNOTATIONS = frozenset({"description", "examples", "default", "title", "$schema", "$id", "$defs",
-                          "$comment", "errorMessage", "deprecated", "readOnly", "writeOnly"})
+                          "$comment", "deprecated", "readOnly", "writeOnly"})
 _TYPES = {"string": (str,), "object": (dict,), "array": (list,), "boolean": (bool,), "null": (type(None),),
           "integer": (int,), "number": (int, float)}
 
