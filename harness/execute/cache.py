@@ -50,7 +50,7 @@ CREATE TABLE IF NOT EXISTS responses (
     created INTEGER NOT NULL,      -- unix seconds the answer was stored (prune)
     entry TEXT NOT NULL,           -- JSON: endpoint, shape, dtype, usage, request_id, status, fetched_at
     vectors BLOB NOT NULL          -- the vectors' bytes, dtype and shape in entry
-) WITHOUT ROWID;
+);                                 -- a rowid table: rows of kilobytes do not belong in a WITHOUT ROWID b-tree
 CREATE INDEX IF NOT EXISTS responses_created ON responses (created);
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
