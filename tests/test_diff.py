@@ -90,8 +90,9 @@ def test_metric_deltas_and_metric_gate(tmp_path, capsys):
     b = build(tmp_path / "b", {CELL: worse})
     code, out = diff(capsys, a, b)
     assert code == ExitCode.OK
-    assert (f"retrieval [{CELL}]: recall@1 1.000 → 0.500 (-0.500), ndcg@1 1.000 → 0.500 (-0.500), "
-            "mrr 1.000 → 0.750") in out
+    # each with its paired interval and sign-flip p-value over the 2 queries (one moved: p = 1)
+    assert (f"retrieval [{CELL}]: recall@1 1.000 → 0.500 (-0.500 [-1.000, +0.000], p = 1), ndcg@1 1.000 → 0.500 "
+            "(-0.500 [-1.000, +0.000], p = 1), mrr 1.000 → 0.750 (-0.250 [-0.500, +0.000], p = 1)") in out
     code, out = diff(capsys, a, b, "--metric-tolerance", "0.1")
     assert code == ExitCode.VERIFY_MISMATCH and "recall@1 1.0000 → 0.5000 (-0.5000, tolerance 0.1)" in out
     code, _ = diff(capsys, a, b, "--metric-tolerance", "0.6")
@@ -177,4 +178,4 @@ def test_metrics_that_did_not_move_are_counted_not_listed(tmp_path, capsys):
     worse = build(tmp_path / "w", {CELL: vectors(**{"dog-caption": unit([0.9, 0.2, 0.1, 0.0])})})
     code, out = diff(capsys, a, worse)
     line = next(x for x in out.splitlines() if x.startswith(f"  retrieval [{CELL}]"))
-    assert "recall@1 1.000 → 0.500 (-0.500)" in line and "+0.000" not in line, line
+    assert "recall@1 1.000 → 0.500 (-0.500 [" in line and "(+0.000" not in line, line

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from harness.audit import diff_stats
 from harness.checks import metrics as M
 from harness.errors import MismatchError, Problem, UsageError
 from harness.folder import FolderError, NotARun, Run, Summary, open_run
@@ -92,7 +93,7 @@ class DiffReport:
 
     @property
     def gated(self) -> bool:
-        return self.tolerance is not None or self.metric_tolerance is not None
+        return self.tolerance is not None or self.metric_tolerance is not None or bool(self.max_drop)
 
     @property
     def ok(self) -> bool:
@@ -115,6 +116,7 @@ class DiffReport:
         return {"a": str(self.a), "b": str(self.b), "spec": self.spec, "inputs": self.inputs, "cells": self.cells,
                 "payloads": self.payloads, "vectors": self.vectors, "metrics": self.metrics, "checks": self.checks,
                 "tolerance": self.tolerance, "metric_tolerance": self.metric_tolerance,
+                "max_drop": self.max_drop, "alpha": self.alpha, "warnings": self.warnings,
                 "breaches": self.breaches, "passed": self.ok}
 
 
@@ -202,10 +204,12 @@ def _statuses(summary: Summary | None) -> dict[tuple[str, str | None], str]:
 
 
 def diff_runs(a: str | Path | Run, b: str | Path | Run, *, pairs: list[tuple[str, str]] | None = None,
-              tolerance: float | None = None, metric_tolerance: float | None = None) -> DiffReport:
+              tolerance: float | None = None, metric_tolerance: float | None = None,
+              max_drop: dict[str, float] | None = None, alpha: float = diff_stats.ALPHA) -> DiffReport:
     """Compare two output folders. `tolerance` gates vectors (every compared input's cosine
     ≥ 1 − tolerance, same dimension and inputs); `metric_tolerance` gates retrieval metrics
-    (|B − A| ≤ it for each)."""
+    (|B − A| ≤ it for each); `max_drop` ({metric: margin}) fails a drop beyond the margin that is
+    significant at `alpha` (`harness.audit.diff_stats`)."""
     a = a if isinstance(a, Run) else load_run(a)
     b = b if isinstance(b, Run) else load_run(b)
     cells_a, cells_b = a.manifest.cell_ids, b.manifest.cell_ids
@@ -215,7 +219,8 @@ def diff_runs(a: str | Path | Run, b: str | Path | Run, *, pairs: list[tuple[str
             if cid not in cells:
                 raise UsageError(Problem(f"run {name} ({run.path}) has no cell {cid!r}",
                                            hint=f"its cells: {', '.join(cells)}"))
-    r = DiffReport(a.path, b.path, tolerance=tolerance, metric_tolerance=metric_tolerance)
+    r = DiffReport(a.path, b.path, tolerance=tolerance, metric_tolerance=metric_tolerance,
+                   max_drop=dict(max_drop or {}), alpha=alpha)
     sa, sb = a.manifest.spec, b.manifest.spec
     r.spec = {"same": sa.get("sha256") == sb.get("sha256"), "a": sa.get("sha256"), "b": sb.get("sha256"),
               "name_a": sa.get("name"), "name_b": sb.get("name")}
@@ -243,6 +248,7 @@ def diff_runs(a: str | Path | Run, b: str | Path | Run, *, pairs: list[tuple[str
             names = [n for n in M.metric_names([], [m for m in ma if M.METRIC_PATTERN.match(m)]) if n in ma and n in mb]
             deltas = {m: {"a": ma[m], "b": mb[m], "delta": round(mb[m] - ma[m], 6)} for m in names}
             r.metrics.append({"check": check, "a": ca, "b": cb, "metrics": deltas})
+    diff_stats.add_significance(r.metrics, summary_a, summary_b, alpha)   # the queries paired: interval, p
     st_a, st_b = _statuses(summary_a), _statuses(summary_b)
     pair_of = dict(paired)
     for (name, cell), s in st_a.items():
@@ -322,7 +328,7 @@ def render_diff(r: DiffReport) -> str:
             if v["status"] != "compared":
                 out.append(f"  {where}: {v['status']}")
                 continue
-            text = (f"  {where}: {v['compared']} inputs, min {v['min_cosine']:.6f} ({v['worst'][0]['id']}), "
+            text = (f"  {where}: {counted(v['compared'], 'input')}, min {v['min_cosine']:.6f} ({v['worst'][0]['id']}), "
                     f"median {v['median_cosine']:.6f}")
             if v["only_a"] or v["only_b"]:
                 text += f"; only in A: {len(v['only_a'])}, only in B: {len(v['only_b'])}"
@@ -335,7 +341,7 @@ def render_diff(r: DiffReport) -> str:
             where = m["a"] if m["a"] == m["b"] else f"{m['a']} ↔ {m['b']}"
             # what moved (as printed, to 3 decimals); the rest is counted, not listed at +0.000
             moved = {k: d for k, d in m["metrics"].items() if f"{d['delta']:+.3f}" not in ("+0.000", "-0.000")}
-            vals = ", ".join(f"{k} {d['a']:.3f} → {d['b']:.3f} ({d['delta']:+.3f})" for k, d in moved.items())
+            vals = ", ".join(diff_stats.moved_text(k, d) for k, d in moved.items())
             still = len(m["metrics"]) - len(moved)
             if not moved:
                 vals = f"unchanged ({still} metric{'s' if still != 1 else ''})"

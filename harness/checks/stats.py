@@ -123,8 +123,10 @@ def _exact_null(d: np.ndarray) -> np.ndarray:
 
 
 def _random_null(d: np.ndarray, flips: int, seed: int) -> np.ndarray:
+    """Σ ±d_i for `flips` random sign choices per column of `d` (queries × columns): the signs are
+    `RandomState(seed).randint(0, 2, size=(flips, n))`, the same for every column."""
     state = np.random.RandomState(seed)
-    n = len(d)
+    n = d.shape[0]
     step = max(1, CHUNK // max(n, 1))
     out = []
     for start in range(0, flips, step):
@@ -133,24 +135,37 @@ def _random_null(d: np.ndarray, flips: int, seed: int) -> np.ndarray:
     return np.concatenate(out)
 
 
-def sign_flip(diffs: Sequence[float], *, flips: int = FLIPS, seed: int = SEED,
-              exact_up_to: int = EXACT_UP_TO) -> tuple[float, str, int]:
-    """Two-sided paired randomization test of mean(diffs) = 0: (p-value, test, flips counted).
-    Exact over all 2^n sign flips when n ≤ `exact_up_to`, else `flips` random ones (p = (k+1)/(flips+1)),
-    as scipy.stats.permutation_test(..., permutation_type="samples") counts them."""
-    d = fixed(diffs)
-    n = len(d)
-    if n == 0:
-        return 1.0, TEST_EXACT, 0
-    observed = d.sum()
-    if n <= exact_up_to:
-        null, adjustment, test = _exact_null(d), 0, TEST_EXACT
-    else:
-        null, adjustment, test = _random_null(d, flips, seed), 1, TEST_RANDOM
+def _two_sided(null: np.ndarray, observed: float, adjustment: int) -> float:
     total = len(null) + adjustment
     less = (np.count_nonzero(null <= observed) + adjustment) / total
     greater = (np.count_nonzero(null >= observed) + adjustment) / total
-    return float(min(1.0, 2.0 * min(less, greater))), test, len(null)
+    return float(min(1.0, 2.0 * min(less, greater)))
+
+
+def sign_flips(columns: np.ndarray, *, flips: int = FLIPS, seed: int = SEED,
+               exact_up_to: int = EXACT_UP_TO) -> list[tuple[float, str, int]]:
+    """Two-sided paired randomization test of mean = 0 for each column of per-query differences
+    (queries × columns, in millionths): (p-value, test, flips counted) per column. Exact over all 2^n
+    sign flips when n ≤ `exact_up_to`, else `flips` random ones (p = (k + 1) / (flips + 1)), as
+    scipy.stats.permutation_test(..., permutation_type="samples") counts them."""
+    d = np.asarray(columns, dtype=np.float64)
+    n = d.shape[0]
+    if n == 0:
+        return [(1.0, TEST_EXACT, 0)] * d.shape[1]
+    if n <= exact_up_to:
+        out = []
+        for j in range(d.shape[1]):
+            null = _exact_null(d[:, j])
+            out.append((_two_sided(null, d[:, j].sum(), 0), TEST_EXACT, len(null)))
+        return out
+    null = _random_null(d, flips, seed)
+    return [(_two_sided(null[:, j], d[:, j].sum(), 1), TEST_RANDOM, flips) for j in range(d.shape[1])]
+
+
+def sign_flip(diffs: Sequence[float], *, flips: int = FLIPS, seed: int = SEED,
+              exact_up_to: int = EXACT_UP_TO) -> tuple[float, str, int]:
+    """One column of `sign_flips`: the test of mean(diffs) = 0 (diffs as 6-decimal numbers)."""
+    return sign_flips(fixed(diffs)[:, None], flips=flips, seed=seed, exact_up_to=exact_up_to)[0]
 
 
 def holm(p_values: Sequence[float]) -> list[float]:
@@ -166,20 +181,35 @@ def holm(p_values: Sequence[float]) -> list[float]:
     return out
 
 
+def paired_columns(a: np.ndarray, b: np.ndarray, *, confidence: float = CONFIDENCE, resamples: int = RESAMPLES,
+                   seed: int = SEED, flips: int = FLIPS) -> list[dict]:
+    """Per column (metric) of two paired samples (queries × metrics, the same queries in the same order,
+    6-decimal values): the mean difference b − a, its bootstrap interval and the sign-flip test's p-value."""
+    a, b = fixed(a), fixed(b)
+    if a.shape != b.shape:
+        raise ValueError(f"paired samples differ in shape ({a.shape} and {b.shape})")
+    n, m = a.shape
+    if n == 0:
+        return [{"delta": 0.0, "interval": [0.0, 0.0], "p_value": 1.0, "test": TEST_EXACT, "flips": 0, "queries": 0}
+                for _ in range(m)]
+    d = b - a
+    lows, highs = _bounds(bootstrap_means(d, resamples, seed), confidence)
+    tests = sign_flips(d, flips=flips, seed=seed)
+    return [{"delta": _rounded(d[:, j].sum() / (n * SCALE)), "interval": [_rounded(lows[j]), _rounded(highs[j])],
+             "p_value": _rounded(p), "test": test, "flips": counted, "queries": n}
+            for j, (p, test, counted) in enumerate(tests)]
+
+
 def paired(best: Sequence[float], other: Sequence[float], *, confidence: float = CONFIDENCE,
            resamples: int = RESAMPLES, seed: int = SEED, flips: int = FLIPS) -> dict:
     """One cell against the best, query by query (the same queries, in the same order): the mean
     difference (other − best), its bootstrap interval, and the sign-flip test's p-value."""
-    a, b = fixed(best), fixed(other)
-    if len(a) != len(b):
-        raise ValueError(f"paired samples differ in length ({len(a)} and {len(b)})")
-    diff = (b - a) / SCALE
-    n = len(diff)
-    p, test, counted = sign_flip(diff, flips=flips, seed=seed)
-    low, high = interval(diff, confidence, resamples, seed) if n else [0.0, 0.0]
-    return {"delta": _rounded((b.sum() - a.sum()) / (n * SCALE)) if n else 0.0, "interval": [low, high],
-            "p_value": _rounded(p), "test": test, "flips": counted, "queries": n, "seed": seed,
-            "confidence": confidence, "resamples": resamples}
+    if len(best) != len(other):
+        raise ValueError(f"paired samples differ in length ({len(best)} and {len(other)})")
+    [row] = paired_columns(np.reshape(np.asarray(best, dtype=np.float64), (-1, 1)),
+                           np.reshape(np.asarray(other, dtype=np.float64), (-1, 1)),
+                           confidence=confidence, resamples=resamples, seed=seed, flips=flips)
+    return {**row, "seed": seed, "confidence": confidence, "resamples": resamples}
 
 
 def against_best(cells: Sequence[tuple[str, float, dict[str, float]]], *, confidence: float = CONFIDENCE,

@@ -23,11 +23,37 @@ def _pair(text: str) -> tuple[str, str]:
     return a, b
 
 
+def _max_drop(text: str) -> tuple[str, float]:
+    from harness.checks.metrics import METRIC_PATTERN
+
+    metric, sep, margin = text.partition("=")
+    try:
+        value = float(margin)
+    except ValueError:
+        value = -1.0
+    if not sep or not METRIC_PATTERN.match(metric) or not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: use METRIC=MARGIN, a retrieval metric and a margin from 0 to 1, "
+                                         "e.g. ndcg@10=0.02")
+    return metric, value
+
+
+def _alpha(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: a significance level between 0 and 1, e.g. 0.05")
+    return value
+
+
 def add_parser(sub):
     p = sub.add_parser(NAME, help=HELP, description=HELP + ". Vectors are matched by input id, so runs of "
                        "different providers or models over the same inputs compare. Without a tolerance the "
                        "diff only informs (exit 0).",
-                       epilog="exit codes: 0 no tolerance given, or within it · 5 outside the tolerance "
+                       epilog="exit codes: 0 no tolerance given, or within it (a drop --max-drop finds not "
+                              "significant is a warning) · 5 outside the tolerance, or a significant drop beyond "
+                              "--max-drop "
                               "(VERIFY_MISMATCH) · 2 a folder is not a run, or --html names a folder, a path "
                               "inside either run or a place that cannot be written")
     p.add_argument("a", metavar="RUN_A", help="output folder of the reference run")
@@ -37,6 +63,14 @@ def add_parser(sub):
                         "same dimension and inputs, e.g. 0.001")
     p.add_argument("--metric-tolerance", type=flags.metric_change, metavar="Y",
                    help="gate: every retrieval metric may move by at most Y (0 to 1), e.g. 0.02")
+    p.add_argument("--max-drop", type=_max_drop, action="append", metavar="METRIC=MARGIN",
+                   help="gate (repeatable): fail when B is worse than A on METRIC by more than MARGIN and the drop "
+                        "is significant (paired sign-flip test over the check's queries, p < --alpha); a larger "
+                        "drop that is not significant is a warning with its p-value, e.g. ndcg@10=0.02. Use it to "
+                        "ask 'did this change hurt us' of runs over a few queries; --metric-tolerance judges any "
+                        "change, significant or not")
+    p.add_argument("--alpha", type=_alpha, default=0.05, metavar="P",
+                   help="significance level of --max-drop, and 1 − the level of the deltas' intervals (default 0.05)")
     p.add_argument("--pair", type=_pair, action="append", metavar="CELL_A:CELL_B",
                    help="compare these two cells (repeatable); by default equal cell ids pair, "
                         "then unambiguous leftovers")
@@ -68,7 +102,7 @@ def run(args) -> int:
 
     html = _html_target(args.html, [args.a, args.b]) if args.html else None
     report = diff_runs(args.a, args.b, pairs=args.pair, tolerance=args.tolerance,
-                       metric_tolerance=args.metric_tolerance)
+                       metric_tolerance=args.metric_tolerance, max_drop=dict(args.max_drop or []), alpha=args.alpha)
     if html is not None:
         from harness.audit.diff_html import render_diff_html
         from harness.evidence import atomic_write

