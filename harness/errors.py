@@ -32,6 +32,7 @@ class Problem:
     col: int | None = None
     hint: str | None = None
     severity: str = "error"  # "error" | "warning"
+    source: str | None = None   # the source line and a caret under `col`, shown under the message (YAML syntax)
 
     @property
     def is_error(self) -> bool:
@@ -55,6 +56,8 @@ class Problem:
         text += self.message
         if self.hint:
             text += f" ({self.hint})"
+        if self.source:
+            text += "\n" + self.source
         return text
 
     def sort_key(self) -> tuple:

@@ -38,6 +38,7 @@ from harness.plan.cells import CellFilter
 from harness.plan.write import CellStats, write_plan
 from harness.report.finalize import finalize
 from harness.spec.load import Spec, read_spec, schema_info
+from harness.words import counted
 
 DEFAULT_OUTPUT = "output"
 SHAPING_FACTS = ("dimensions", "default_dimension", "dimension_param", "fusion", "max_images", "max_contents",
@@ -128,8 +129,8 @@ def offline_results(plan: Plan) -> list[CheckResult]:
         CheckResult("spec", True, f"{plan.spec.display} is valid against {info['id']}",
                     data={"path": plan.spec.display}),      # JUnit's file=: the spec as given, not the copy
         CheckResult("catalog", True,
-                    f"{len(plan.cells)} cells within the rules of model catalog {plan.catalog.version}"),
-        CheckResult("inputs", True, f"{plan.input_count} inputs with unique ids "
+                    f"{counted(len(plan.cells), 'cell')} within the rules of model catalog {plan.catalog.version}"),
+        CheckResult("inputs", True, f"{counted(plan.input_count, 'input')} with unique ids "
                     f"({', '.join(f'{k} {v}' for k, v in sorted(plan.modality_counts.items()))})"),
     ]
     for w in plan.warnings:

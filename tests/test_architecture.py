@@ -17,7 +17,7 @@ HARNESS = REPO / "harness"
 
 # The stages, lowest first. A module may import its own stage and the ones below it.
 STAGES = [
-    {"harness", "errors", "evidence"},          # foundations: exit codes and problems, hashing and atomic writes
+    {"harness", "errors", "evidence", "words"},  # foundations: exit codes and problems, hashing, counts in words
     {"folder"},                                 # the run folder's records, reader and writer: a leaf
     {"spec"},                                   # YAML → Spec
     {"catalog"},                                # model facts and prices

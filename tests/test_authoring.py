@@ -113,7 +113,7 @@ def test_validate_json_reports_every_problem_and_the_verdict(tmp_path):
     assert bad["valid"] is False
     unknown = [p for p in bad["problems"] if "txt" in p["message"]]
     assert unknown == [{"file": "bad.yaml", "line": 5, "col": 5, "message": "unknown key 'txt' in inputs[0]",
-                        "hint": "did you mean 'text'?", "severity": "error"}]
+                        "hint": "did you mean 'text'?", "severity": "error", "source": None}]
     assert missing["valid"] is False and missing["problems"][0]["file"] == "missing.yaml"
     r = harness("validate", "--json", "good.yaml", cwd=tmp_path)
     assert r.returncode == 0 and json.loads(r.stdout)["valid"] is True

@@ -54,7 +54,7 @@ def test_nearest_pairs_with_pass_rate(run):
     counted = evaluate_checks([{"nearest": {"pairs": pairs, "max_failures": 1}}], folder, cells)[0]
     assert not strict.passed and "1/2 queries" in strict.detail
     assert lenient.passed and "pass rate 0.50 ≥ 0.5" in lenient.detail
-    assert counted.passed and "1 failures ≤ max 1" in counted.detail
+    assert counted.passed and "1 failure ≤ max 1" in counted.detail
     assert strict.data["trials"] == 2 and strict.data["failures"] == 1
 
 

@@ -78,7 +78,7 @@ def test_run_execute_writes_vectors_and_passes(server, tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     folder = tmp_path / "out" / "e2e"
     validate = (folder / "validate.txt").read_text()
-    assert f"ok   execution [{CID}]: all 1 requests succeeded" in validate
+    assert f"ok   execution [{CID}]: the 1 request succeeded" in validate
     assert f"ok   dimensions [{CID}]: 4 vectors of 256 floats, as requested" in validate
     assert validate.endswith("PASS\n")
     ids = json.loads((folder / "vectors" / f"{CID}.ids.json").read_text())
@@ -149,7 +149,7 @@ def test_faults_are_retried_and_the_key_is_never_written_or_printed(server, tmp_
     proc = harness(["--concurrency", "2", "--timeout", "5"], tmp_path, server)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     validate = (tmp_path / "out" / "e2e" / "validate.txt").read_text()
-    assert "all 1 requests succeeded (3 retries, 1 throttled)" in validate
+    assert "the 1 request succeeded (3 retries, 1 throttled)" in validate
     texts = [proc.stdout, proc.stderr]
     files = [p for p in (tmp_path / "out").rglob("*") if p.is_file()]
     files += [p for p in (tmp_path / "cache").rglob("*") if p.is_file()]

@@ -44,7 +44,7 @@ def test_plan_and_validate_keep_the_slice_the_globs_name(tmp_path):
     assert planned(tmp_path, "--model", "qwen3*", "--dimension", "2??") == ALL[1:2]     # kinds: all
     assert planned(tmp_path, "--cell", "local--*") == ALL[2:]
     proc = harness("validate", str(tmp_path / "spec.yaml"), "--model", "local/*", cwd=tmp_path)
-    assert proc.returncode == 0 and "ok (1 cells" in proc.stdout, proc.stdout + proc.stderr
+    assert proc.returncode == 0 and "ok (1 cell," in proc.stdout, proc.stdout + proc.stderr
 
 
 def test_a_filter_that_selects_nothing_is_a_usage_error_naming_what_exists(tmp_path):

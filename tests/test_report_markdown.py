@@ -113,7 +113,7 @@ def test_failed_checks_come_first_with_the_worst_queries(run):
     assert [r[0].strip("`") for r in queries["rows"]] == missed
     first = ranks[missed[0]]
     rel = first["relevant"][0]
-    assert queries["rows"][0][2] == f"`{rel['id']}` #{rel['rank']} ({rel['cosine']:.3f})"
+    assert queries["rows"][0][2] == f"`{rel['id']}` at rank {rel['rank']} (cosine {rel['cosine']:.3f})"
     assert queries["rows"][0][3].startswith(f"`{first['top'][0]['id']}` ({first['top'][0]['cosine']:.3f})")
 
 

@@ -379,7 +379,7 @@ def test_4_vacuous_checks_are_warnings_that_say_why_never_passes(tmp_path):
                       ("nearest:cat", "one candidate besides the query, which ranks first for any vectors")):
         assert any(line.startswith(f"warn {name} {cell}: proves nothing: {why} (") for line in lines), (name, lines)
     # a threshold that the vectors decide stays a check; metrics reported without one are not judged
-    assert any(line.startswith(f"ok   real {cell}: 1 queries over 3 candidates: recall@1 1.000 [1.000, 1.000] ≥ 1")
+    assert any(line.startswith(f"ok   real {cell}: 1 query over 3 candidates: recall@1 1.000 [1.000, 1.000] ≥ 1")
                for line in lines)
     assert any(line.startswith(f"ok   nearest:cat#2 {cell}: cat → kitten first of 2") for line in lines)
     summary = json.loads((folder / "summary.json").read_text())

@@ -31,10 +31,12 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import MismatchError, Problem, UsageError
-from harness.evidence import StagedFolder, atomic_write, canonical_json, sha256_bytes
-from harness.folder import Execution, FolderError, Manifest, RunWriter, layout
+from harness.evidence import StagedFolder, atomic_write, atomic_writer, canonical_json, sha256_bytes
+from harness.folder import EVIDENCE_FORMAT, Execution, FolderError, Manifest, RunWriter, layout, scan
+from harness.folder import manifest as manifest_mod
 from harness.folder.reader import NotARun, Run, open_run
 from harness.folder.verdict import CheckResult
+from harness.words import counted
 
 HEAD = ("spec", "catalog", "inputs")      # the plan's first lines, in this order
 
@@ -108,9 +110,14 @@ def _open(path: Path) -> Run:
         raise UsageError(Problem(f"{path} is not a run folder (no manifest.json)",
                                  hint="give the output folders of `harness run --cell ...`, e.g. output/<spec name>"))
     try:
-        return open_run(path)
-    except (NotARun, FolderError) as exc:
+        run = open_run(path)
+        recorded = json.loads(bytes(run.read.raw(layout.MANIFEST)))
+    except (NotARun, FolderError, ValueError) as exc:
         raise MismatchError(Problem(f"{path}: {exc}", hint="run `harness verify` on it")) from None
+    if manifest_mod.digest(recorded) != run.manifest.digest:
+        raise MismatchError(Problem(f"{path}/{layout.MANIFEST} does not match its own digest: it was edited",
+                                    hint="run `harness verify` on that shard; run the shard again"))
+    return run
 
 
 def _facts(run: Run) -> dict[str, Any]:
@@ -126,6 +133,12 @@ def _facts(run: Run) -> dict[str, Any]:
 
 
 def _agree(runs: list[Run]) -> None:
+    for run in runs:      # finalize writes today's format: a shard's files must be laid out in it
+        if run.manifest.format != EVIDENCE_FORMAT:
+            raise MismatchError(Problem(
+                f"field evidence_format: {run.path} was written in evidence format {run.manifest.format}, "
+                f"this harness writes format {EVIDENCE_FORMAT}",
+                hint="run the shards again with this harness, or merge with the version that wrote them"))
     base = _facts(runs[0])
     for run in runs[1:]:
         for name, value in _facts(run).items():
@@ -189,17 +202,25 @@ def _cell_evidence(run: Run, cid: str) -> tuple:
 
 
 def _copy(run: Run, rel: str, folder: Path) -> str:
-    """`rel` of the shard into the merged folder, after checking it against its shard's manifest."""
-    want = run.manifest.files.get(rel)
+    """`rel` of the shard into the merged folder (a regular file inside the shard, no link followed,
+    of the size its manifest records, streamed: a cell's vectors are not held in memory twice),
+    refused unless it has the sha256 the shard's manifest records."""
     try:
-        data = bytes(run.read.raw(rel, limit=(run.manifest.sizes or {}).get(rel, 1 << 40)))
+        data = scan.map_file(run.path, rel, recorded=(run.manifest.sizes or {}).get(rel))
     except FolderError as exc:
         raise MismatchError(Problem(f"{run.path}: {exc}", hint="run `harness verify` on that shard")) from None
-    got = sha256_bytes(data)
-    if got != want:
-        raise MismatchError(Problem(f"{run.path}/{rel} does not match the sha256 its manifest records",
-                                    hint="run `harness verify` on that shard; run the shard again"))
-    atomic_write(folder / rel, data)
+    try:
+        with atomic_writer(folder / rel) as out:
+            with memoryview(data) as view:
+                for start in range(0, len(data), 1 << 20):
+                    out.write(view[start:start + (1 << 20)])
+            got = out.sha256
+            if got != run.manifest.files.get(rel):
+                raise MismatchError(Problem(f"{run.path}/{rel} does not match the sha256 its manifest records",
+                                            hint="run `harness verify` on that shard; run the shard again"))
+    finally:
+        if hasattr(data, "close"):
+            data.close()
     return got
 
 
@@ -228,7 +249,7 @@ def _plan_lines(runs: list[Run], chosen: dict[str, Run], ids: list[str]) -> list
         if r is None:
             continue
         if name == "catalog":
-            r = dataclasses.replace(r, detail=re.sub(r"^\d+ cells", f"{len(ids)} cells", r.detail))
+            r = dataclasses.replace(r, detail=re.sub(r"^\d+ cells?\b", counted(len(ids), "cell"), r.detail))
         lines.append(r)
     models = list(dict.fromkeys(chosen[cid].manifest.cell(cid).get("model") for cid in ids))
     warned: dict[str, CheckResult] = {}
@@ -249,7 +270,10 @@ def _plan_lines(runs: list[Run], chosen: dict[str, Run], ids: list[str]) -> list
 
 
 def _results(run: Run) -> list[CheckResult]:
+    """The shard's lines, from its summary.json, which must be the bytes its manifest hashes."""
     try:
+        if sha256_bytes(bytes(run.read.raw(layout.SUMMARY))) != run.manifest.files.get(layout.SUMMARY):
+            raise FolderError(f"{layout.SUMMARY} does not match the sha256 the manifest records")
         return run.read.results()
     except FolderError as exc:
         raise MismatchError(Problem(f"{run.path}: {exc}", hint="run `harness verify` on that shard")) from None

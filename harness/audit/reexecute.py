@@ -40,6 +40,7 @@ from harness.audit.sample import DEFAULT_SAMPLE, CellSample, Sample, choose
 from harness.errors import HarnessError, SpecError
 from harness.evidence import canonical_json
 from harness.folder import CellEntry, FolderError, RunReader, layout
+from harness.words import counted
 
 if TYPE_CHECKING:
     from harness.audit.verify.parse import VerifyContext
@@ -133,10 +134,10 @@ class Agreement:
                 and not self.extra)
 
     def line(self) -> str:
-        head = f"re-executed {self.cell}: {self.requests} of {self.total} requests"
+        head = f"re-executed {self.cell}: {self.requests} of {counted(self.total, 'request')}"
         if self.failed or self.conflict:
             return f"{head}: not compared ({self.failed or self.conflict})"
-        stats = (f", {self.compared} vectors, cosine min {self.min_cosine:.6f} mean {self.mean_cosine:.6f}, "
+        stats = (f", {counted(self.compared, 'vector')}, cosine min {self.min_cosine:.6f} mean {self.mean_cosine:.6f}, "
                  f"{self.identical} bit-identical" if self.compared else ", no vectors compared")
         return f"{head}{stats}; tolerance {self.tolerance.describe()}: {'agree' if self.ok else 'DISAGREE'}"
 
@@ -193,7 +194,7 @@ def _compare(read: RunReader, scratch: RunReader, c: CellSample, outcome: Any,
     if outcome is not None and outcome.failed + outcome.not_sent:
         first = (outcome.failures or [{}])[0]
         what = ": ".join(str(x) for x in (first.get("code"), first.get("message")) if x)
-        a.failed = f"{outcome.failed + outcome.not_sent} of {outcome.requests} requests failed ({what})"
+        a.failed = f"{outcome.failed + outcome.not_sent} of {counted(outcome.requests, 'request')} failed ({what})"
         return a
     fresh = _vectors(scratch, c.id)
     if fresh is None:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from harness.catalog import estimate
 from harness.errors import HarnessError, Problem, UsageError
 from harness.folder import CellEntry, FolderError, RunReader, layout
+from harness.words import counted
 
 if TYPE_CHECKING:
     from harness.audit.verify.parse import VerifyContext
@@ -80,8 +81,9 @@ class Sample:
                  f"{estimate.money_totals(c.cost for c in self.cells)}: {_kinds(self.count)}"]
         for c in self.cells:
             tokens = sum(c.tokens.values())
-            lines.append(f"  {c.id}: {len(c.entries)} of {c.total} requests ({_kinds(c.kinds.get)}), "
-                         f"{len(c.inputs)} inputs, ~{tokens:,} tokens, {estimate.money(c.cost)}")
+            lines.append(f"  {c.id}: {len(c.entries)} of {counted(c.total, 'request')} ({_kinds(c.kinds.get)}), "
+                         f"{counted(len(c.inputs), 'input')}, ~{counted(tokens, 'token', ',')}, "
+                         f"{estimate.money(c.cost)}")
         for cid, why in self.skipped.items():
             lines.append(f"  {cid}: not re-executed ({why})")
         lines.extend(f"  note: {note}" for note in self.notes)

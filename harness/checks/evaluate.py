@@ -21,6 +21,7 @@ from harness.folder import EVIDENCE_FORMAT, CellExecution, FolderError, RunReade
 from harness.folder.verdict import CheckResult, failure_cause, unexecuted
 from harness.inputs.files import InputFiles
 from harness.spec.checkrefs import Locate, _where, check_kind
+from harness.words import counted
 
 Write = Callable[[str, bytes], None]
 
@@ -66,7 +67,7 @@ def gate(trials: int, failures: int, body: dict) -> tuple[bool, str]:
     allowed = int(body.get("max_failures") or 0)
     if allowed == 0:
         return failures == 0, f"{trials - failures}/{trials} passed"
-    return failures <= allowed, f"{failures} failures {'≤' if failures <= allowed else '>'} max {allowed}"
+    return failures <= allowed, f"{counted(failures, 'failure')} {'≤' if failures <= allowed else '>'} max {allowed}"
 
 
 # --------------------------------------------------------------------------- public entry points

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from harness.checks import metrics as M
 from harness.checks.context import SKIP, VACUOUS, Ctx, Outcome, json_number, listed
+from harness.words import counted
 
 
 def check_nearest(body: dict, ctx: Ctx) -> Outcome:
@@ -44,7 +45,7 @@ def check_nearest(body: dict, ctx: Ctx) -> Outcome:
         detail = notes[0]
     else:
         failed = [n for n, p in zip(notes, per) if not p["passed"]]
-        detail = f"{trials - failures}/{trials} queries ranked the expected input first" + (
+        detail = f"{trials - failures}/{counted(trials, 'query')} ranked the expected input first" + (
             f"; failed: {listed(failed, 3)}" if failed else "")
     data: dict = {"pairs": per}
     if all(p.get("candidates") == 1 for p in per):
@@ -80,7 +81,7 @@ def check_similarity(body: dict, ctx: Ctx) -> Outcome:
         detail = notes[0] + (f" ({bounds})" if failures == 0 else "")
     else:
         failed = [n for n, p in zip(notes, per) if not p["passed"]]
-        detail = f"{trials - failures}/{trials} pairs have cosine {bounds}" + (
+        detail = f"{trials - failures}/{counted(trials, 'pair')} {'has' if trials == 1 else 'have'} cosine {bounds}" + (
             f"; failed: {listed(failed, 3)}" if failed else "")
     data: dict = {"pairs": per, "want": bounds}
     if (lo is None or lo <= -1) and (hi is None or hi >= 1):

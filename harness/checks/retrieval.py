@@ -17,6 +17,7 @@ from harness.checks.retrieval_files import retrieval_files
 from harness.inputs import datasets
 from harness.inputs.datasets.beir import ZERO_GRADES_FROM
 from harness.inputs.datasets.qrels import relevant
+from harness.words import counted
 
 DEFAULT_K = (1, 5, 10)
 QRELS_UNAVAILABLE = "qrels_unavailable"   # key in a retrieval check's data: its qrels file could not be read
@@ -116,7 +117,8 @@ def check_retrieval(body: dict, ctx: Ctx) -> Outcome:
     highlights = [f"recall@{k}" for k in ks] + ["mrr"] if body.get("imagetext") else GRADED_SHOWN
     shown_metrics = names if not graded else [m for m in names if m in thresholds or m in lower or m in highlights]
     shown = ", ".join(_metric_text(m, means[m], iv[m], thresholds, lower) for m in shown_metrics)
-    detail = f"{len(qids)} queries over {len(among)} candidates: {shown} ({confidence * 100:g}% intervals)"
+    detail = (f"{counted(len(qids), 'query')} over {counted(len(among), 'candidate')}: {shown} "
+              f"({confidence * 100:g}% intervals)")
     if below or below_lower:
         detail += _worst_queries(data, next(m for m in names if m in below or m in below_lower))
     vacuous = _vacuous(thresholds, max(len(among) - (e is not None) for e in exclude), lower)

@@ -13,6 +13,7 @@ from harness.checks.context import Ctx, Outcome, json_number, listed
 from harness.folder import FolderError, RunReader
 from harness.folder.layout import REPEAT_DIR
 from harness.inputs.types import InputProblem
+from harness.words import counted
 
 DEFAULT_MIN_COSINE = 0.99
 
@@ -56,7 +57,7 @@ def check_stability(body: dict, ctx: Ctx) -> Outcome:
     data.update({"min_cosine": json_number(cos.min()) if cos.size else None,
                  "median_cosine": json_number(float(np.median(cos))) if cos.size else None,
                  "threshold": need, "compared": len(both)})
-    parts = [f"{len(both)} inputs compared with {other}"]
+    parts = [f"{counted(len(both), 'input')} compared with {other}"]
     if cos.size:
         parts.append(f"cosine min {cos.min():.4f}, median {np.median(cos):.4f} (want ≥ {need:g})")
     if low:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from harness.checks.context import Ctx, Outcome, json_number, listed
+from harness.words import counted
 
 
 def check_vectors(body: dict, ctx: Ctx) -> Outcome:
@@ -43,6 +44,6 @@ def check_vectors(body: dict, ctx: Ctx) -> Outcome:
             "norm_min": json_number(norms.min()) if norms.size else None,
             "norm_max": json_number(norms.max()) if norms.size else None}
     detail = "; ".join(problems) if problems else (
-        f"{trials} vectors of dimension {v.dimension}, finite"
+        f"{counted(trials, 'vector')} of dimension {v.dimension}, finite"
         + (f", norms {data['norm_min']:.4f}..{data['norm_max']:.4f}" if norms.size else ""))
     return trials, failures, detail, data

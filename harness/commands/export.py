@@ -14,6 +14,7 @@ import time
 from harness.commands import flags
 from harness.errors import ExitCode, HarnessError
 from harness.evidence import COMMITTED
+from harness.words import counted
 
 NAME = "export"
 HELP = "load an executed run's vectors into Milvus Lite (a .db file) or a Milvus server"
@@ -103,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
         print(r.line())
     vectors = sum(r.data.get("vectors", 0) for r in results if r.name == "export")
     rate = f" ({vectors / elapsed:,.0f} vectors/s)" if elapsed > 0 and vectors else ""
-    print(f"exported {vectors} vectors in {elapsed:.1f}s{rate}; wrote {folder / EXPORT_FILE}")
+    print(f"exported {counted(vectors, 'vector')} in {elapsed:.1f}s{rate}; wrote {folder / EXPORT_FILE}")
     export_ok = all(r.passed for r in results)
     if passed:
         print("validate.txt: PASS")

@@ -12,6 +12,7 @@ from harness.commands import add_allow_host, add_allow_path, add_filters, add_ma
 from harness.plan.build import load_plan
 from harness.plan.write import plan_stats
 from harness.report.terminal import make_console, print_cells
+from harness.words import counted
 
 NAME = "plan"
 HELP = "print the cells, requests, contents, modality mix and estimated tokens/cost; writes nothing"
@@ -42,8 +43,10 @@ def run(args) -> int:
         console = make_console()
         for w in plan.warnings:
             console.print(f"[yellow]{escape(w.render())}[/]", highlight=False)
-        print_cells(console, cells, f"{plan.spec.name}: {plan.input_count} inputs × {len(cells)} cells")
+        print_cells(console, cells,
+                    f"{plan.spec.name}: {counted(plan.input_count, 'input')} × {counted(len(cells), 'cell')}")
         total_req = sum(c["requests"] for c in cells)
-        console.print(f"{total_req:,} requests, estimated cost {money_totals(c['estimated_cost'] for c in cells)}. "
+        console.print(f"{counted(total_req, 'request', ',')}, estimated cost "
+                      f"{money_totals(c['estimated_cost'] for c in cells)}. "
                       f"Nothing written; `harness run {args.spec}` writes the payloads.", highlight=False)
     return 0

@@ -9,6 +9,7 @@ from harness.commands import add_allow_host, add_allow_path, add_filters, add_ma
 from harness.errors import ExitCode, HarnessError
 from harness.evidence import canonical_json
 from harness.plan.build import load_plan
+from harness.words import counted
 
 NAME = "validate"
 HELP = "check one or more specs (schema, model catalog, inputs); writes nothing"
@@ -17,7 +18,8 @@ ORDER = 10
 
 def add_parser(sub):
     p = sub.add_parser(NAME, help=HELP, description=HELP + ". Reports every mistake of each spec at once "
-                       "(a YAML syntax error: the first only), each as file:line:col: message (hint), in file order; "
+                       "(a YAML syntax error: the first only, with its source line and a caret under the column), "
+                       "each as file:line:col: message (hint), in file order; "
                        "exit 3 if any spec is invalid.")
     p.add_argument("specs", nargs="+", metavar="SPEC", help="spec files (YAML)")
     p.add_argument("--base-url", help="DashScope native API base URL to check against (as `run` would use)")
@@ -27,7 +29,8 @@ def add_parser(sub):
     add_allow_host(p)
     p.add_argument("--json", action="store_true",
                    help="print one JSON document on stdout instead: per spec its problems (file, line, col, "
-                        "message, hint, severity) and verdict; the exit code is the same")
+                        "message, hint, severity, source: the line and caret of a YAML syntax error) and "
+                        "verdict; the exit code is the same")
     return p
 
 
@@ -43,7 +46,7 @@ def run(args) -> int:
                 if not args.json:
                     for w in plan.warnings:
                         print(w.render(), file=sys.stderr)
-                    print(f"{path}: ok ({len(plan.cells)} cells, {plan.input_count} inputs)")
+                    print(f"{path}: ok ({counted(len(plan.cells), 'cell')}, {counted(plan.input_count, 'input')})")
         except HarnessError as e:
             entry.update(valid=False, exit_code=int(e.exit_code), problems=e.problems)
             if not args.json:

@@ -19,6 +19,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from harness.words import counted
+
 
 class RunProgress:
     """`start(total)`, then `advance(cached=...)`, `retry(throttled=...)`, `failed()`; `stop()` at the end."""
@@ -51,7 +53,7 @@ class RunProgress:
         if self.cached:
             bits.append(f"{self.cached} cached")
         if self.retries:
-            bits.append(f"{self.retries} retries")
+            bits.append(counted(self.retries, "retry"))
         if self.throttled:
             bits.append(f"{self.throttled} throttled")
         if self.failed_count:

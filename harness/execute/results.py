@@ -17,6 +17,7 @@ from harness.folder import CellExecution, CellVectors, Reason, RunWriter
 from harness.folder.usage import usage_reported
 from harness.folder.verdict import CheckResult
 from harness.providers.base import ProviderError
+from harness.words import counted
 
 SHOWN_FAILURES = 5        # failures listed per cell in execution.json and the checks
 
@@ -228,14 +229,15 @@ def cell_lines(out: CellOutcome, *, stopped: str | None = None, adapted_rpm: flo
     if out.cache_hits:
         notes.append(f"{out.cache_hits} from cache")
     if out.retries:
-        notes.append(f"{out.retries} retries, {out.throttled} throttled")
+        notes.append(f"{counted(out.retries, 'retry')}, {out.throttled} throttled")
     if adapted_rpm is not None:
         notes.append(f"no published quota: the rate adapted to the throttles, ending at {adapted_rpm:,.0f} "
                      "requests/min")
         data["adapted_rpm"] = adapted_rpm
     note = f" ({', '.join(notes)})" if notes else ""
     if out.ok == out.requests:
-        results.append(CheckResult("execution", True, f"all {out.requests} requests succeeded{note}",
+        every = f"all {out.requests} requests" if out.requests != 1 else "the 1 request"
+        results.append(CheckResult("execution", True, f"{every} succeeded{note}",
                                    cell=cid, kind="execution", data=data))
     else:
         bits = []
@@ -244,7 +246,8 @@ def cell_lines(out: CellOutcome, *, stopped: str | None = None, adapted_rpm: flo
             what = ": ".join(str(x) for x in (f"HTTP {first['status']}" if first.get("status") else None,
                                               first.get("code"), first.get("message")) if x)
             rid = f" request_id={first['request_id']}" if first.get("request_id") else ""
-            bits.append(f"{out.failed} of {out.requests} requests failed (first: {first['file']}: {what}{rid})")
+            bits.append(f"{out.failed} of {counted(out.requests, 'request')} failed "
+                        f"(first: {first['file']}: {what}{rid})")
         if out.not_sent:
             why = f"stopped early: {stopped}" if stopped else "stopped early"
             bits.append(f"{out.not_sent} not sent ({why})")
@@ -252,7 +255,7 @@ def cell_lines(out: CellOutcome, *, stopped: str | None = None, adapted_rpm: flo
                                    data=data))
     dim = out.dimension
     if out.wrong_dimension:
-        results.append(CheckResult("dimensions", False, f"{out.wrong_dimension} requests answered with "
+        results.append(CheckResult("dimensions", False, f"{counted(out.wrong_dimension, 'request')} answered with "
                                    f"vectors that are not {dim} long", cell=cid, kind="execution"))
     elif out.vectors == 0 and skip_unmeasured and (out.failed or out.not_sent):
         results.append(CheckResult.skip("dimensions", "not measured: no vector came back (the cell failed to "
@@ -261,8 +264,8 @@ def cell_lines(out: CellOutcome, *, stopped: str | None = None, adapted_rpm: flo
         results.append(CheckResult("dimensions", False, "no vectors came back", cell=cid, kind="execution"))
     else:
         missing = out.expected_vectors - out.vectors
-        extra = f"; {missing} inputs have none" if missing else ""
-        results.append(CheckResult("dimensions", True, f"{out.vectors} vectors of {dim} floats, as "
+        extra = f"; {counted(missing, 'input')} {'has' if missing == 1 else 'have'} none" if missing else ""
+        results.append(CheckResult("dimensions", True, f"{counted(out.vectors, 'vector')} of {dim} floats, as "
                                    f"requested{extra}", cell=cid, kind="execution",
                                    data={"vectors": out.vectors, "dimension": dim, "norms": out.norms}))
     return results

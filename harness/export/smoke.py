@@ -11,6 +11,7 @@ from harness.errors import Problem, UsageError
 from harness.export.milvus import RunIdentity
 from harness.export.vectors import ExportCell, RunFolder
 from harness.folder.verdict import CheckResult
+from harness.words import counted
 
 MAX_DEFAULT_QUERIES = 20          # default queries: the run's text inputs, capped
 SELF_TIE = 1e-5                   # a duplicate input may tie its twin at rank 1
@@ -70,10 +71,11 @@ def search_result(cell: str, searched: list[dict[str, Any]], picked: list[str], 
     return CheckResult(
         name="export:search", cell=cell, kind="export",
         passed=bool(searched) and good >= SMOKE_PASS * len(searched),
-        detail=(f"{good}/{len(searched)} queries find themselves at rank 1 of top-{top_k}"
+        detail=(f"{good}/{counted(len(searched), 'query')} find themselves at rank 1 of top-{top_k}"
                 + (f"; missed: {', '.join(misses[:5])}" if misses else "")
                 + (" (an approximate index may miss a few; at least "
                    f"{SMOKE_PASS:.0%} must be found)" if misses else "")
-                + (f"; {absent} queries have no vector in this cell" if absent else "")),
+                + (f"; {counted(absent, 'query')} {'has' if absent == 1 else 'have'} no vector in this cell"
+                   if absent else "")),
         data={"queries": len(searched), "found": good, "top_k": top_k},
     )

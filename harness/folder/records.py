@@ -165,6 +165,9 @@ MANIFEST_VERSION = 2   # 2: the digest leaves out the reports' hashes (the repor
 #      - issue 26.8: a cell that was sent but got no vector (a refused key, an unreachable host) has
 #        `skip` lines for its checks and its `dimensions` line ("cell failed to execute: HTTP 401
 #        InvalidApiKey at HOST"), gated through its execution FAIL line; formats 1, 2 wrote FAIL lines
+#      - issue 26.12: counts agree with their noun in validate.txt and the reports ("1 cell", "1 request",
+#        "the 1 request succeeded", "1 query over 40 candidates"); formats 1, 2 wrote "1 cells", "all 1
+#        requests succeeded" (verify compares such lines by their numbers)
 EVIDENCE_FORMAT = 3
 
 # manifest.json's fields and their JSON types (`shaped`): a field of another type is a FolderError

@@ -160,6 +160,23 @@ def _did_you_mean(word: str, choices) -> str | None:
     return f"did you mean {close[0]!r}?" if close else None
 
 
+def _pattern_fix(value: Any, pattern: str) -> str | None:
+    """The value a pattern of named alternatives (`(recall|ndcg|...)@K`) most likely meant: its leading
+    word replaced by the closest alternative (`recal@1` -> `recall@1`, `NDCG10` -> `ndcg@10`), when that
+    matches the pattern; None when no such fix does."""
+    found = re.match(r"([A-Za-z]+)(.*)", value) if isinstance(value, str) else None
+    if found is None:
+        return None
+    word, rest = found.groups()
+    words = sorted(set(re.findall(r"(?<=[(|])([A-Za-z]+)(?=[|)])", pattern)))
+    close = difflib.get_close_matches(word.lower(), words, n=1, cutoff=0.6)
+    digits = re.sub(r"\D", "", rest)
+    for fixed in ([close[0] + rest, close[0] + "@" + digits, close[0]] if close else []):
+        if fixed != value and re.search(pattern, fixed):
+            return fixed
+    return None
+
+
 _TYPE_NAMES = {"string": "a string", "integer": "an integer", "number": "a number", "boolean": "true or false",
                "array": "a list", "object": "a mapping", "null": "null"}
 
@@ -239,8 +256,12 @@ def _explain_leaf(error, spec: Spec) -> list[tuple[tuple, Problem]]:
                                     f"add at least one entry; {schema.get('description', '')}".strip("; "),
                                     prefer_key=True))]
     if v == "pattern":
-        return [(path, spec.problem(path, f"{where} {_short(error.instance)} is not allowed here",
-                                    schema.get("description")))]
+        # a mapping's key refused by `propertyNames` (a metric in `min`) is pointed at where it is written
+        at = path + (error.instance,) if "propertyNames" in error.schema_path else path
+        fix = _pattern_fix(error.instance, error.validator_value)
+        hint = " ".join(h for h in (f"did you mean {fix!r}?" if fix else None, schema.get("description")) if h)
+        return [(path, spec.problem(at, f"{where} {_short(error.instance)} is not allowed here", hint or None,
+                                    prefer_key=at != path))]
     return [(path, spec.problem(path, f"{where}: {error.message}", schema.get("description")))]
 
 
@@ -349,7 +370,7 @@ def read_spec(path: str | Path) -> Spec:
     try:
         data, positions = yamlpos.load(text)
     except yamlpos.YamlProblem as e:
-        raise SpecError(Problem(e.message, display, e.line, e.col, e.hint))
+        raise SpecError(Problem(e.message, display, e.line, e.col, e.hint, source=e.excerpt))
     spec = Spec(data=data if isinstance(data, dict) else {}, display=display, base_dir=path.resolve().parent,
                 path=path, raw=raw, positions=positions)
     if not isinstance(data, dict):

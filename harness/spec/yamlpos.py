@@ -19,6 +19,7 @@ import contextlib
 import gc
 import os
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from sys import intern
 from typing import Any, Callable
@@ -80,6 +81,33 @@ class YamlProblem(Failure):
     def __init__(self, message: str, line: int, col: int, hint: str | None = None):
         super().__init__(message)
         self.message, self.line, self.col, self.hint = message, line, col, hint
+        self.excerpt: str | None = None      # the source line and a caret under `col` (`load` sets it)
+
+
+EXCERPT_WIDTH = 100   # characters of a long source line shown around the column
+
+
+def excerpt(text: str, line: int, col: int) -> str | None:
+    """The source line `line` and a caret under column `col`, as a terminal shows them:
+
+        12 |   - {id: cat, text: Where is it?}
+           |                                ^
+
+    A control character shows as U+FFFD and a tab as a space; a wide (CJK) character takes two
+    columns, so the caret stays under its character; a long line shows EXCERPT_WIDTH characters
+    around the column. The line after the last (an error at the end of the text) shows empty."""
+    lines = text.split("\n")
+    if not 1 <= line <= len(lines):
+        return None
+    source = "".join(" " if c == "\t" else c if c.isprintable() else "\ufffd"
+                     for c in lines[line - 1].rstrip("\r"))
+    at = min(max(col - 1, 0), len(source))
+    start = max(0, min(at - EXCERPT_WIDTH // 2, len(source) - EXCERPT_WIDTH))
+    shown = source[start:start + EXCERPT_WIDTH]
+    lead, tail = ("…" if start else ""), ("…" if start + EXCERPT_WIDTH < len(source) else "")
+    pad = len(lead) + sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in shown[:at - start])
+    gutter = " " * len(str(line))
+    return f"  {line} | {lead}{shown}{tail}\n  {gutter} | {' ' * pad}^"
 
 
 def _mark(node: yaml.Node) -> tuple[int, int]:
@@ -349,7 +377,11 @@ def load(text: str, *, pure: bool | None = None) -> tuple[Any, Positions]:
                 return _load_c(text)
             except _Fallback:
                 pass
-        return _load_pure(text)
+        try:
+            return _load_pure(text)
+        except YamlProblem as problem:
+            problem.excerpt = excerpt(text, problem.line, problem.col)
+            raise
 
 
 @contextlib.contextmanager

@@ -4,20 +4,23 @@ from __future__ import annotations
 
 from harness.audit.verify.result import NOT_CHECKED_BY_HASHES, VerifyReport
 from harness.errors import ExitCode
+from harness.words import counted
 
 
 def render_report(report: VerifyReport) -> str:
     """What `harness verify` prints: a verdict line, then one line per finding."""
     lines = []
     if report.ok and report.hashes_only:
-        lines.append(f"verified, hashes only: {report.folder} ({report.hashed} files match their sha256, the "
+        match = "matches its" if report.hashed == 1 else "match their"
+        lines.append(f"verified, hashes only: {report.folder} ({counted(report.hashed, 'file')} {match} sha256, the "
                      "manifest its digest)")
     elif report.ok:
-        bits = [f"{report.hashed} files match their sha256", f"{report.derived} re-derived byte for byte"]
+        bits = [f"{counted(report.hashed, 'file')} {'matches its' if report.hashed == 1 else 'match their'} sha256",
+                f"{report.derived} re-derived byte for byte"]
         if report.rechecked:
-            bits.append(f"{report.rechecked} check lines re-evaluated")
+            bits.append(f"{counted(report.rechecked, 'check line')} re-evaluated")
         if report.inputs_checked:
-            bits.append(f"{report.inputs_checked} local inputs unchanged")
+            bits.append(f"{counted(report.inputs_checked, 'local input')} unchanged")
         partial = any(f.kind == "not-derived" for f in report.findings)
         head = "verified (hashes only: the payloads were not re-derived, see below)" if partial else "verified"
         lines.append(f"{head}: {report.folder} ({', '.join(bits)})")
