@@ -127,7 +127,8 @@ def check_retrieval(body: dict, ctx: Ctx) -> Outcome:
     if graded:
         data.update({"qrels": judged.source, **judged.extra})
         data[OUTPUTS] = retrieval_files(judged, ctx, means, queries, len(among), depth, run_lines,
-                                        lambda i: _run_id(judged.to_qrels_id(i)), revision, identical)
+                                        lambda i: _run_id(judged.to_qrels_id(i)), revision, identical,
+                                        {k: data[k] for k in ("intervals", "confidence", "resamples", "seed")})
     return max(len(thresholds) + len(lower), 1), len(below) + len(below_lower), detail, data
 
 

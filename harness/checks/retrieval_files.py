@@ -25,10 +25,12 @@ Files = dict[str, tuple[str, bytes]]    # what ("results", "model_meta", "run", 
 
 def retrieval_files(judged: Judgements, ctx: Ctx, means: dict[str, float], queries: dict[str, dict[str, int]],
                     candidates: int, depth: int, run_lines: list[str], run_id: Callable[[str], str],
-                    revision: tuple[str, list[dict]] | None, ignore_identical_ids: bool = True) -> Files:
+                    revision: tuple[str, list[dict]] | None, ignore_identical_ids: bool = True,
+                    sureness: dict | None = None) -> Files:
     """The check's files for this cell. `queries`: the evaluated queries' judgements (input ids);
     `run_id(input id)`: the id the run file gives it; `revision`: the data set's digest and files
-    (`Judgements.revision`), None in a folder of evidence format 1 or 2."""
+    (`Judgements.revision`), None in a folder of evidence format 1 or 2; `sureness`: the metrics'
+    `intervals` and their `confidence`, `resamples` and `seed`, which the result's `harness` part records."""
     cid, name = ctx.cell["id"], ctx.name
     run = ("\n".join(run_lines) + "\n").encode("utf-8")
     if ctx.format < QRELS_FILES_FROM or revision is None:
@@ -41,7 +43,7 @@ def retrieval_files(judged: Judgements, ctx: Ctx, means: dict[str, float], queri
              "queries": len(queries), "candidates": candidates, "depth": depth, "qrels": judged.source,
              "ignore_identical_ids": ignore_identical_ids, "dataset": judged.task, "dataset_files": revision[1],
              "run_file": layout.check_run_file(cid, name), "qrels_file": layout.check_qrels_file(cid, name),
-             **judged.extra}
+             **judged.extra, **(sureness or {})}
     return {"run": (layout.check_run_file(cid, name), run),
             "qrels": (layout.check_qrels_file(cid, name), qrels.encode("utf-8")),
             "results": (layout.mteb_result_file(model, dimension, name),

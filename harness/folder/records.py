@@ -155,8 +155,9 @@ MANIFEST_VERSION = 2   # 2: the digest leaves out the reports' hashes (the repor
 #      - issue 27: a retrieval line shows each metric's bootstrap interval and their level (`ndcg@10
 #        0.921 [0.836, 0.982] ≥ 0.5 (95% intervals)`), `min_lower` judges an interval's low end; its data,
 #        summary.json's `quality` rows add intervals, confidence, queries, resamples, seed, headline;
-#        summary.json adds `comparisons` (cells vs the best, paired sign-flip p-values, Holm); formats
-#        1, 2 have neither (verify compares their lines without the intervals)
+#        summary.json adds `comparisons` (cells vs the best, paired sign-flip p-values, Holm), the MTEB
+#        result's `harness` part the intervals; formats 1, 2 have neither (verify compares their lines
+#        without the intervals)
 #      - issue 27.3-4, 26.1, 26.11: report.md and report.html open with the recommendation (one rule,
 #        report/recommend.py) and a table of the cells with ± intervals, the difference from the best and
 #        float32 storage; report.html folds long detail in <details>, draws error bars, tables a one-
