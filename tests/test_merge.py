@@ -153,3 +153,26 @@ def test_the_sharded_workflow_in_docs_ci_md_parses_with_todays_cli():
     for command in commands:
         build_parser().parse_args(shlex.split(command.replace("${{ matrix.cell }}", "x"))[1:])
     assert "quota is per account" in text
+
+
+def test_a_damaged_or_earlier_format_shard_is_refused_and_nothing_is_written(tmp_path):
+    (tmp_path / "spec.yaml").write_text(SPEC)
+    a = run(tmp_path, "a", "--cell", LOCAL)
+    b = run(tmp_path, "b", "--cell", REMOTE)
+    [payload] = [p for p in (b / "payloads" / REMOTE).iterdir() if p.name != "index.jsonl"][:1]
+    original = payload.read_bytes()
+    payload.write_bytes(original.replace(b"crimson", b"scarlet"))        # same size, other bytes
+    r = harness(tmp_path, "merge", str(a), str(b), "--output", "out")
+    assert r.returncode == 5 and f"{b}/payloads/{REMOTE}/{payload.name} does not match the sha256" in r.stderr
+    assert not (tmp_path / "out" / "m").exists()
+    payload.write_bytes(original)
+    edited = json.loads((a / "manifest.json").read_text())
+    edited["inputs"]["count"] = 5                                         # a manifest edited by hand
+    (a / "manifest.json").write_text(json.dumps(edited))
+    r = harness(tmp_path, "merge", str(a), str(b), "--output", "out")
+    assert r.returncode == 5 and "does not match its own digest" in r.stderr
+    fixture = Path(__file__).parent / "fixtures" / "format-2"
+    old = [p.parent for p in fixture.rglob("manifest.json")][0]
+    r = harness(tmp_path, "merge", str(old), "--output", "out")
+    assert r.returncode == 5 and "field evidence_format" in r.stderr and "format 2" in r.stderr
+    assert not (tmp_path / "out" / "m").exists()
