@@ -36,6 +36,7 @@ from harness.folder import EVIDENCE_FORMAT, Execution, FolderError, Manifest, Ru
 from harness.folder import manifest as manifest_mod
 from harness.folder.reader import NotARun, Run, open_run
 from harness.folder.verdict import CheckResult
+from harness.words import counted
 
 HEAD = ("spec", "catalog", "inputs")      # the plan's first lines, in this order
 
@@ -248,7 +249,7 @@ def _plan_lines(runs: list[Run], chosen: dict[str, Run], ids: list[str]) -> list
         if r is None:
             continue
         if name == "catalog":
-            r = dataclasses.replace(r, detail=re.sub(r"^\d+ cells", f"{len(ids)} cells", r.detail))
+            r = dataclasses.replace(r, detail=re.sub(r"^\d+ cells?\b", counted(len(ids), "cell"), r.detail))
         lines.append(r)
     models = list(dict.fromkeys(chosen[cid].manifest.cell(cid).get("model") for cid in ids))
     warned: dict[str, CheckResult] = {}
