@@ -82,6 +82,12 @@ def lines(text: str) -> list[str]:
     return text.rstrip("\n").splitlines()
 
 
+def table_after(text: str, title: str) -> list[str]:
+    """The lines of the table printed under `title` (the run's tables have no outer border)."""
+    out = text[text.index(title):].splitlines()[1:]
+    return out[:next((i for i, line in enumerate(out) if not set("│┃━╇").intersection(line)), len(out))]
+
+
 def validate(tmp_path: Path, name: str = "three") -> list[str]:
     return (tmp_path / "out" / name / "validate.txt").read_text().splitlines()
 
@@ -151,11 +157,10 @@ def test_the_results_table_shows_each_cells_headline_retrieval_metric(dashscope_
     r = run(tmp_path, "--execute", "--base-url", dashscope_server.base_url)
     assert r.returncode in (0, 1), r.stdout + r.stderr
     summary = json.loads((tmp_path / "out/three/summary.json").read_text())
-    results = r.stdout[r.stdout.index("results ("):]
-    results = results[:results.index("└")]          # the results table alone
-    rows = {line.split("│")[1].strip(): line for line in results.splitlines() if line.startswith("│")}
+    results = table_after(r.stdout, "results (")
+    rows = {line.split("│")[0].strip(): line for line in results if "│" in line}
     assert len(rows) == CELLS
-    header = next(line for line in results.splitlines() if line.startswith("┃"))
+    header = next(line for line in results if "┃" in line)
     assert "retrieval" in header
     for check in summary["checks"]:
         if check["name"] == "retrieval" and check.get("cell"):
@@ -245,9 +250,9 @@ def test_the_plan_table_at_120_columns_is_a_table_without_the_columns_the_cell_i
     out = lines(r.stdout)
     assert not any(line.startswith("- cell: ") for line in out)       # not stacked into blocks
     assert all(len(line) <= 120 for line in out)
-    table = [line for line in out if line.startswith("│")]
-    assert len(table) == CELLS
-    header = next(line for line in out if line.startswith("┃"))
+    table = table_after(r.stdout, "three: 6 inputs × 9 cells")
+    assert len([line for line in table if "│" in line]) == CELLS and len(table) == CELLS + 2
+    header = next(line for line in out if "┃" in line)
     assert "model" not in header and "est. cost" in header
 
 

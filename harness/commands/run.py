@@ -131,7 +131,7 @@ def run(args) -> int:
 
     def on_plan(body, pending) -> None:     # before the first request, as `terraform apply` shows its plan
         title = f"{body.spec['name']}: {counted(body.inputs['count'], 'input')} × {counted(len(body.cells), 'cell')}"
-        print_cells(console, body.cells, title)
+        print_cells(console, body.cells, title, edge=False)
         for line in joined(estimate_lines(body.cells, pending), console.width):
             console.print(escape(line), highlight=False)
         refuse_above(args.max_cost, pending)
@@ -145,7 +145,7 @@ def run(args) -> int:
     execution = RunReader(outcome.folder).execution() if args.execute else None
     if execution is not None:
         print_table(console, "results (tokens, cost: actual if reported, else est.)",
-                    result_columns(outcome.results), result_rows(m["cells"], execution, outcome.results))
+                    result_columns(outcome.results), result_rows(m["cells"], execution, outcome.results), edge=False)
         print_recommendation(console, outcome.folder)
     for line in outcome_lines(outcome.results, args.verbose):
         style = "red" if line.startswith("FAIL") else "yellow"

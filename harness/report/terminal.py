@@ -13,6 +13,7 @@ from typing import NamedTuple
 
 from rich.console import Console
 from rich.markup import escape
+from rich.segment import Segment, Segments
 from rich.table import Table
 
 from harness.catalog.estimate import money
@@ -41,15 +42,15 @@ PLAN_COLUMNS = [Column("cell"), Column("model", repeats_id=True), Column("dim", 
                 Column("modality mix", drop=2), Column("requests", True, drop=3), Column("contents", True, drop=1),
                 Column("est. tokens", True, drop=4), Column("est. cost", True)]
 RESULT_COLUMNS = [Column("cell"), Column("executed"), Column("vectors", True, drop=2),
-                  Column("checks\npass/fail/skip", True, drop=3), Column("tokens", True, drop=1), Column("cost", True)]
+                  Column("checks pass/fail/skip", True, drop=3), Column("tokens", True, drop=1), Column("cost", True)]
 
 
 def _in_id(value: str, cell_id: str) -> bool:
     return value.replace("/", "--") in cell_id      # a cell id writes a model's `/` as `--`
 
 
-def _table(title: str, columns: list[Column], rows: list[list[str]]) -> Table:
-    table = Table(title=escape(title), title_justify="left")
+def _table(title: str, columns: list[Column], rows: list[list[str]], edge: bool = True) -> Table:
+    table = Table(title=escape(title), title_justify="left", show_edge=edge, pad_edge=edge)
     for c in columns:
         table.add_column(c.header, justify="right" if c.right else "left", no_wrap=True)
     for row in rows:
@@ -57,14 +58,28 @@ def _table(title: str, columns: list[Column], rows: list[list[str]]) -> Table:
     return table
 
 
-def print_table(console: Console, title: str, columns: list, rows: list[list[str]]) -> None:
+def _print(console: Console, table: Table, edge: bool) -> None:
+    """A table; without its edge, each line with no trailing space (the last column's padding)."""
+    if edge:
+        console.print(table)
+        return
+    for line in console.render_lines(table, console.options, pad=False):
+        while line and not line[-1].text.rstrip():
+            line = line[:-1]
+        if line:
+            line = [*line[:-1], Segment(line[-1].text.rstrip(), line[-1].style)]
+        console.print(Segments([*line, Segment.line()]), end="")
+
+
+def print_table(console: Console, title: str, columns: list, rows: list[list[str]], *, edge: bool = True) -> None:
     """`rows` of plain text (no markup): a table when it fits (columns left out as `Column` says,
-    named below it), else stacked with every column."""
+    named below it), else stacked with every column. `edge=False`: no outer border (two lines and
+    four columns less: the run's own tables, so a run fits one screen)."""
     columns = [Column(*c) for c in columns]
     keep = list(range(len(columns)))
 
     def width(kept: list[int]) -> int:
-        table = _table(title, [columns[i] for i in kept], [[row[i] for i in kept] for row in rows])
+        table = _table(title, [columns[i] for i in kept], [[row[i] for i in kept] for row in rows], edge)
         return console.measure(table, options=console.options.update_width(10_000)).maximum
 
     order = ([i for i, c in enumerate(columns) if c.repeats_id and rows and all(_in_id(r[i], r[0]) for r in rows)]
@@ -75,7 +90,8 @@ def print_table(console: Console, title: str, columns: list, rows: list[list[str
             keep.remove(i)
             left_out.append(i)
         if width(keep) <= console.width:
-            console.print(_table(title, [columns[j] for j in keep], [[row[j] for j in keep] for row in rows]))
+            _print(console, _table(title, [columns[j] for j in keep], [[row[j] for j in keep] for row in rows], edge),
+                   edge)
             dropped = [columns[j].name for j in left_out if not columns[j].repeats_id]
             if dropped:      # a column that repeats the cell id goes unsaid: the id shows it
                 console.print(f"(left out to fit {console.width} columns: {', '.join(dropped)})", highlight=False)
@@ -98,8 +114,8 @@ def plan_rows(cells: list[dict]) -> list[list[str]]:
     return rows
 
 
-def print_cells(console: Console, cells: list[dict], title: str) -> None:
-    print_table(console, title, PLAN_COLUMNS, plan_rows(cells))
+def print_cells(console: Console, cells: list[dict], title: str, *, edge: bool = True) -> None:
+    print_table(console, title, PLAN_COLUMNS, plan_rows(cells), edge=edge)
 
 
 def retrieval_names(results: list[CheckResult]) -> list[str]:
