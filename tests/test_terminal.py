@@ -71,7 +71,7 @@ def test_run_prints_a_result_per_cell(tmp_path):
     assert "checks pass/fail/skip: 5/0/0" in local
     assert " actual" in local.split("tokens:")[1].splitlines()[0]       # the local model reports its usage
     assert proc.stdout.count(HINT) == 0          # the key how-to: with --verbose (and in validate.txt)
-    assert "not executed: no DashScope API key (--verbose says how to fix it): 2 cells" in " ".join(proc.stdout.split())
+    assert "not executed: no DashScope API key (--verbose for the fix): 2 cells" in " ".join(proc.stdout.split())
     wide = harness("run", str(spec), "--execute", "--output", "out", cwd=tmp_path, env=NARROW | {"COLUMNS": "120"})
     assert_readable_at(wide.stdout, 120, RESULT_HEADERS)
     verbose = harness("run", str(spec), "--execute", "--verbose", "--output", "out", cwd=tmp_path, env=NARROW)

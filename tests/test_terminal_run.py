@@ -237,7 +237,7 @@ def test_the_key_how_to_is_one_brief_line_unless_verbose(tmp_path):
     matrix(tmp_path)
     r = run(tmp_path, "--execute", key=None)
     assert "ALIBABA_CLOUD_PROFILE" not in r.stdout
-    assert "not executed: no DashScope API key (--verbose says how to fix it): 9 cells (" in r.stdout
+    assert "not executed: no DashScope API key (--verbose for the fix): 9 cells (" in r.stdout
     r = run(tmp_path, "--execute", "--verbose", key=None)
     assert "ALIBABA_CLOUD_PROFILE" in r.stdout
 

@@ -56,7 +56,7 @@ def not_executed(results: list[CheckResult], verbose: bool = False) -> list[str]
     lines = []
     for reason, cells in skipped.items():
         brief, sep, _ = reason.partition(": ")
-        said = reason if verbose or not sep else f"{brief} (--verbose says how to fix it)"
+        said = reason if verbose or not sep else f"{brief} (--verbose for the fix)"
         lines.append(f"not executed: {said}: {_cells(cells)}")
     return lines
 
