@@ -48,7 +48,7 @@ def add_significance(rows: list[dict], summary_a: Summary | None, summary_b: Sum
         pa, pb = per_query(summary_a, row["check"], row["a"]), per_query(summary_b, row["check"], row["b"])
         if not pa or not pb:
             continue
-        common = [q for q in pa if q in pb and isinstance(pa[q], dict) and isinstance(pb[q], dict)]
+        common = sorted(q for q in pa if q in pb and isinstance(pa[q], dict) and isinstance(pb[q], dict))
         names = [m for m in row["metrics"]
                  if common and all(_number(pa[q].get(m)) and _number(pb[q].get(m)) for q in common)]
         if not names:

@@ -103,7 +103,9 @@ def check_retrieval(body: dict, ctx: Ctx) -> Outcome:
     data["ranks"] = ranks
     # how sure each mean is: a percentile bootstrap over the queries, from the per-query values as recorded
     confidence = float(body.get("confidence") or stats.CONFIDENCE)
-    iv = stats.intervals({m: [p[m] for p in data["per_query"].values()] for m in names}, confidence=confidence)
+    # (the queries in the order of their ids, as summary.json lists them, so anyone re-derives the bounds)
+    recorded = [data["per_query"][q] for q in sorted(data["per_query"])]
+    iv = stats.intervals({m: [p[m] for p in recorded] for m in names}, confidence=confidence)
     data.update({"intervals": iv, "confidence": confidence, "resamples": stats.RESAMPLES, "seed": stats.SEED,
                  "headline": next(iter([*thresholds, *lower]), "ndcg@10" if "ndcg@10" in names else names[0])})
     if graded:   # how deep each ranking was kept, and the relevant inputs a query was not ranked against

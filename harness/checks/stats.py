@@ -5,7 +5,8 @@ Pure numpy, no I/O, and reproducible on any machine, so `verify` re-derives ever
 
 - the resampled query indices come from `numpy.random.RandomState(seed)` (a stream NumPy keeps stable
   across versions, unlike `Generator`'s), drawn as one `randint(0, n, size=(resamples, n))` matrix
-  (in row chunks when it is large: the same stream), reused for every metric and cell of that n;
+  (in row chunks when it is large: the same stream), reused for every metric and cell of that n; index
+  i is the i-th query in the order of the query ids (as summary.json lists them);
 - per-query values are summary.json's 6-decimal numbers, taken as integers in millionths: every sum
   (a resample's, a sign flip's) is then exact in float64 whatever the BLAS, and ties are ties;
 - the bounds are `numpy.percentile` (linear) of the resampled means, as
@@ -216,7 +217,8 @@ def against_best(cells: Sequence[tuple[str, float, dict[str, float]]], *, confid
                  resamples: int = RESAMPLES, seed: int = SEED, flips: int = FLIPS) -> list[dict]:
     """Every cell against the best one of a check on one metric: `cells` are (cell id, its mean, its
     per-query values {query: value}) in plan order; the best has the highest mean (the first on a tie).
-    Each other cell is paired with it over the queries both ranked (in the best cell's order); Holm's
+    Each other cell is paired with it over the queries both ranked (in the order of their ids, as
+    summary.json lists them, so the resampled indices pick the same queries wherever it is re-derived); Holm's
     correction runs across these comparisons, `significant` is p_holm < 1 − confidence. A cell that
     shares no query with the best is left out."""
     if len(cells) < 2:
@@ -225,7 +227,7 @@ def against_best(cells: Sequence[tuple[str, float, dict[str, float]]], *, confid
     a, _, pa = cells[best]
     out = []
     for i, (b, _, pb) in enumerate(cells):
-        common = [q for q in pa if q in pb]
+        common = sorted(q for q in pa if q in pb)
         if i == best or not common:
             continue
         row = paired([pa[q] for q in common], [pb[q] for q in common], confidence=confidence,

@@ -153,7 +153,7 @@ MANIFEST_VERSION = 2   # 2: the digest leaves out the reports' hashes (the repor
 #        `depth`), `not a candidate (cosine 0.104)`; a qrels check's data adds `not_candidates`; formats
 #        1, 2 wrote `not among the candidates`, `#7 (0.612)`, `not ranked` (verify undoes the wording)
 #      - issue 27: a retrieval line shows each metric's bootstrap interval and their level (`ndcg@10
-#        0.921 [0.836, 0.982] ≥ 0.5 (95% intervals)`), `min_lower` judges an interval's low end; its data,
+#        0.921 [0.835, 0.982] ≥ 0.5 (95% intervals)`), `min_lower` judges an interval's low end; its data,
 #        summary.json's `quality` rows add intervals, confidence, queries, resamples, seed, headline;
 #        summary.json adds `comparisons` (cells vs the best, paired sign-flip p-values, Holm), the MTEB
 #        result's `harness` part the intervals; formats 1, 2 have neither (verify compares their lines
