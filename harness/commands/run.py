@@ -180,7 +180,9 @@ def run(args) -> int:
 def estimate_lines(cells: list[dict], pending: list | None) -> list[str]:
     """The plan's estimate in total and, when executing, what is left to send after the cache."""
     requests = sum(int(c.get("requests") or 0) for c in cells)
-    total = f"estimated cost: {money_totals(c.get('estimated_cost') for c in cells)} for {_n(requests, 'request')}"
+    billed = money_totals(c.get("estimated_cost") for c in cells)
+    total = "estimated cost: " + (f"{_n(requests, 'request')}, not billed" if billed == "nothing billed"
+                                  else f"{billed} for {_n(requests, 'request')}")
     if pending is None:
         return [total + " (nothing is sent without --execute)"]
     left = sum(p.left for p in pending)
