@@ -148,7 +148,9 @@ def test_report_renders_cells_checks_and_plots_in_chromium(report, chromium, tmp
     assert dom.count('class="plot heatmap"') == len(MODELS) * len(DIMS)
 
     shot = tmp_path / "report.png"
-    chromium([f"--screenshot={shot}", "--window-size=1100,4000", url])
+    opened = tmp_path / "opened.html"          # the heatmaps are folded (<details>): a copy with them open
+    opened.write_text((folder / "report.html").read_text().replace("<details>", "<details open>"), encoding="utf-8")
+    chromium([f"--screenshot={shot}", "--window-size=1100,4000", opened.as_uri()])
     assert shot.is_file(), "Chromium wrote no screenshot"
     px = _png_pixels(shot)
     assert px.shape[:2] == (4000, 1100)
