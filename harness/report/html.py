@@ -28,6 +28,7 @@ from harness.report.charts import (
     size,
 )
 from harness.report.recommend import RULE, interval_text, p_text, plus_minus, recommend, signed
+from harness.words import counted
 
 TEMPLATES = Path(__file__).parent / "templates"
 MAX_TABLE_METRICS = 6     # columns of a quality table (thresholded metrics first)
@@ -122,6 +123,7 @@ def _env() -> jinja2.Environment:
     env.filters["noted"] = noted
     env.filters["duration"] = duration
     env.filters["count"] = count
+    env.filters["counted"] = counted
     env.filters["metric"] = metric
     env.filters["size"] = size
     env.filters["interval"] = interval_text

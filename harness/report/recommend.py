@@ -401,7 +401,6 @@ def _indistinct(rec: Recommendation, summary: Summary) -> list[str]:
     over = f" over {rec.queries} queries" if rec.queries else ""
     text = f"No cell can be told apart from the best on {rec.metric}{over}"
     if n is not None:
-        gap = abs(far.vs_best["delta"])
-        text += (f": the widest gap ({_name(far, rec.best)}, {gap:.3f}) would need about {n:,} queries at its "
-                 f"observed spread to tell ({int(POWER * 100)}% power, alpha {rec.alpha:g})")
+        text += (f": the widest gap to it ({_name(far, rec.best)}, {signed(far.vs_best['delta'])}) would need about "
+                 f"{n:,} queries at its observed spread to tell apart ({int(POWER * 100)}% power, alpha {rec.alpha:g})")
     return [text + "."]
