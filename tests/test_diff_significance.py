@@ -133,3 +133,25 @@ def test_a_max_drop_that_cannot_judge_is_refused(runs):
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "--max-drop recall@7: no retrieval check of both runs reports recall@7" in proc.stderr
     assert "name one they report: map, map@1" in proc.stderr
+
+
+def test_the_upgrade_workflow_in_docs_ci_md_parses_with_todays_cli():
+    """docs/ci.md's "did the model snapshot upgrade hurt us" job: every harness command it runs is one
+    today's CLI accepts, and its gate is --max-drop."""
+    import re
+    import shlex
+
+    import yaml
+
+    from harness.cli import build_parser
+    from tests.helpers import REPO
+
+    text = (REPO / "docs" / "ci.md").read_text(encoding="utf-8")
+    block = re.search(r"```yaml\n(# \.github/workflows/embeddings-upgrade\.yml.*?)```", text, re.S)
+    steps = yaml.safe_load(block.group(1))["jobs"]["upgrade"]["steps"]
+    commands = [s["run"] for s in steps if str(s.get("run", "")).startswith("harness ")]
+    assert [c.split()[1] for c in commands] == ["run", "verify", "diff"]
+    for command in commands:
+        build_parser().parse_args(shlex.split(command)[1:])
+    args = build_parser().parse_args(shlex.split(commands[-1])[1:])
+    assert args.max_drop == [("ndcg@10", 0.01), ("recall@100", 0.02)] and args.alpha == 0.05
