@@ -179,6 +179,7 @@ def _markdown_answer(md: str) -> str:
     return re.sub(r"\\(.)", r"\1", block.replace("**", ""))
 
 
+@pytest.mark.slow       # the embedded model embeds 51 texts: seconds
 def test_the_shipped_beir_example_names_its_unbilled_cell_everywhere(tmp_path):
     """Issue 26 item 1: a passing run whose only cell no region bills is recommended, never 'No cell
     meets every threshold'; report.html, report.md and the terminal say the same sentence."""
