@@ -137,7 +137,9 @@ def headline(r: CheckResult | None) -> str:
     order = list(data.get("threshold_order") or thresholds)
     name = (next((m for m in order if m in metrics), None)
             or ("ndcg@10" if "ndcg@10" in metrics else next(iter(metrics))))
-    shown = f"{name} {metrics[name]:.3f}"
+    iv = (data.get("intervals") or {}).get(name)     # its bootstrap interval, as ± half its width
+    shown = f"{name} {metrics[name]:.3f}" + (f" ±{(iv[1] - iv[0]) / 2:.3f}" if isinstance(iv, list) and len(iv) == 2
+                                              else "")
     if name in thresholds:
         shown += f" {'<' if metrics[name] < thresholds[name] else '≥'} min {thresholds[name]:g}"
     return shown
