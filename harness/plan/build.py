@@ -76,7 +76,8 @@ def wire_bytes(inp: Input) -> int:
         if p.image is not None:
             total += 4 * -(-p.image.size // 3) + len(p.image.mime) + 13
         else:
-            total += len(p.value.encode("utf-8", "surrogatepass"))
+            v = p.value
+            total += len(v) if v.isascii() else len(v.encode("utf-8", "surrogatepass"))
     return total
 
 

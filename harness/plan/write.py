@@ -20,6 +20,11 @@ from typing import Any
 
 from harness.catalog import estimate
 from harness.evidence import canonical_json, sha256_bytes
+
+try:
+    import orjson as _orjson
+except ImportError:  # pragma: no cover - a dependency
+    _orjson = None
 from harness.folder import layout
 from harness.folder.verdict import CheckResult
 from harness.plan.batching import Batcher
@@ -70,10 +75,23 @@ def body_problems(cell: Cell, body: dict) -> list[str]:
     return out
 
 
+def _record_line(obj: dict) -> bytes:
+    """A line of inputs.jsonl or index.jsonl: `canonical_json`'s bytes and a newline. These records
+    hold only dicts, lists, str and small ints (ids, hashes, counts, paths, URLs), which orjson
+    writes as json does (tests/test_canonical.py compares every line of the example specs), so
+    `canonical_json`'s type walk is left out; anything orjson refuses takes json's path."""
+    if _orjson is not None:
+        try:
+            return _orjson.dumps(obj, option=_orjson.OPT_SORT_KEYS | _orjson.OPT_APPEND_NEWLINE)
+        except TypeError:
+            pass
+    return canonical_json(obj) + b"\n"
+
+
 def index_line(batch, data: bytes, sha: str | None = None) -> bytes:
-    """One line of payloads/<cell>/index.jsonl: which inputs a request file carries, in order."""
-    return canonical_json({"file": batch.file, "sha256": sha or sha256_bytes(data),
-                           "inputs": [i.id for i in batch.inputs], "contents": batch.contents}) + b"\n"
+    """One line of payloads/<cell>/index.jsonl: which inputs a request carries, in order."""
+    return _record_line({"file": batch.file, "sha256": sha or sha256_bytes(data),
+                         "inputs": [i.id for i in batch.inputs], "contents": batch.contents})
 
 
 class _Stream:
@@ -238,7 +256,7 @@ def _write_plan(plan: Plan, target: FolderTarget | DigestTarget, legacy: bool = 
     try:
         for inp in plan.inputs():
             ref = inp.ref()
-            f.write(canonical_json(ref) + b"\n")
+            f.write(_record_line(ref))
             for part in ref["parts"]:
                 if "url" in part and part["url"] != "data:…":
                     urls.setdefault(part["url"], {"url": part["url"], "kind": part["kind"]})
