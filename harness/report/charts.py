@@ -273,7 +273,8 @@ def cost_chart(rec) -> dict | None:
         else:
             svg.circle(px, py, 4, colour[o.model], "point", tip)
     for group in columns.values():
-        column_labels(svg, [(*where[o.cell], str(o.dimension), o.cell) for o in group], top + 10, bottom - 2)
+        column_labels(svg, [(*where[o.cell], str(o.dimension) if o.dimension is not None else shorten(o.cell, 90),
+                             o.cell) for o in group], top + 10, bottom - 2)
     if threshold is not None:
         _threshold_label(svg, threshold, y(threshold), left, right)
     legend = [{"name": m, "color": colour[m]} for m in models if any(o.model == m for o in rows)]

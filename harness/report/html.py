@@ -140,7 +140,11 @@ def quality_tables(summary: Summary, charted: set[str]) -> list[dict]:
     for check, rows in retrieval_checks(summary).items():
         if check in charted:
             continue
-        names = metric_order(rows)[:MAX_TABLE_METRICS]
+        order = metric_order(rows)
+        asked = [m for m in order if m in rows[0].thresholds]
+        depth = order[0].partition("@")[2] if order else ""   # then the metrics at the headline's depth
+        rest = sorted((m for m in order if m not in asked), key=lambda m: m.partition("@")[2] != depth)
+        names = (asked + rest)[:MAX_TABLE_METRICS]
         out.append({"check": check, "metrics": [{"name": m, "threshold": rows[0].thresholds.get(m)} for m in names],
                     "rows": [{"cell": r.cell, "model": r.model, "dimension": r.dimension,
                               "values": [{"value": r.metrics.get(m), "interval": (getattr(r, "intervals", None)
