@@ -15,6 +15,7 @@ from pathlib import Path
 import jinja2
 
 from harness.audit.diff import DiffReport
+from harness.words import counted
 
 TEMPLATES = Path(__file__).parent.parent / "report" / "templates"
 
@@ -32,6 +33,7 @@ def _env() -> jinja2.Environment:
                              keep_trailing_newline=True)
     env.filters["num"] = lambda x, digits=3: "–" if x is None else f"{x:.{digits}f}"
     env.filters["signed"] = lambda x, digits=3: f"{x:+.{digits}f}"
+    env.filters["counted"] = counted
     return env
 
 

@@ -19,10 +19,12 @@ from harness.folder import CellEntry, Manifest, Quality, Summary
 from harness.folder.verdict import CheckResult, counts, verdict
 from harness.report.charts import size
 from harness.report.recommend import RULE, interval_text, p_text, plus_minus, recommend, signed
+from harness.words import counted
 
 _ENV = jinja2.Environment(loader=jinja2.PackageLoader("harness", "report/templates"),
                           autoescape=False, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
                           undefined=jinja2.StrictUndefined)
+_ENV.filters["counted"] = counted
 QUERIES_SHOWN = 10   # rows of a failed retrieval check's per-query table
 TOP_SHOWN = 3        # candidates named per query in that table
 
