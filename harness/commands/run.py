@@ -209,7 +209,8 @@ def refuse_above(max_cost: float | None, pending: list | None) -> None:
         return
     over = {k: v for k, v in by_currency(p.left_cost for p in pending if not p.unsent).items() if v > max_cost}
     if over:
-        raise UsageError(Problem(f"the run would cost about {' + '.join(f'{v:.4f} {k}' for k, v in over.items())} "
+        shown = {k: f"{v:.4f}" if float(f"{v:.4f}") > max_cost else f"{v:.6f}" for k, v in over.items()}
+        raise UsageError(Problem(f"the run would cost about {' + '.join(f'{v} {k}' for k, v in shown.items())} "
                                    f"to send (what the cache does not hold), above --max-cost {max_cost:g}; "
                                    "nothing was sent",
                                    hint="run fewer cells (--model, --dimension, --cell) or raise --max-cost"))
