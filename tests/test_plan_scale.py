@@ -1,0 +1,117 @@
+"""Issue 25's planning changes keep every byte: a template that only prints fields fills without
+Jinja and prints what Jinja prints; inputs kept in memory or spooled to a file give the same folder;
+a run's manifest lists two payload files per cell however many requests it has."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from harness.inputs.sets import _direct, _env, _fill
+from tests.helpers import cli_env, run_cli, tree
+
+ROWS = [{"text": "plain", "id": "7", "a": "x\ny", "b": "é \u2028 \\ \" 中文", "items": "it", "keys": "k", "_x": "u"},
+        {"text": "", "id": "", "a": "{{ not a template }}", "b": "{% raw %}", "items": "", "keys": "", "_x": ""}]
+TEMPLATES = ["{{ row.text }}", "t-{{ row.id }}", "{{row.a}}: {{ row.b }}", "{{ row.a }}{{ row.a }}", "  {{ row.b }}  ",
+             "{{ row.items }}", "{{ row.keys }}", "{{ row._x }}", "{{ row.text }}\n", "x{{ row.a | upper }}",
+             "{{ row['a'] }}", "a}}{{ row.a }}", "{{ row.missing }}", "{{ row.a }}" * 9, "{{ file.path }}"]
+
+
+@pytest.mark.parametrize("template", TEMPLATES)
+def test_a_direct_template_prints_what_jinja_prints_or_is_left_to_jinja(template):
+    pieces = _direct(template, "row")
+    if pieces is None:
+        return      # Jinja renders it, as before
+    for row in ROWS:
+        got = _fill(pieces, [("label", {"row": row})], "row")
+        try:
+            expected = _env().from_string(template).render(row=row)
+        except Exception:
+            assert got is None            # Jinja's error is the one reported
+            continue
+        assert got == [expected], template
+
+
+def test_templates_jinja_needs_are_left_to_it():
+    assert _direct("{{ row.items }}", "row") is None          # Jinja prints the dict's method here
+    assert _direct("{{ row.a | upper }}", "row") is None
+    assert _direct("{{ row.text }}\n", "row") is None          # Jinja drops a trailing newline
+    assert _direct("{{ row.a }}" * 9, "row") is None           # more fields than the budget allows unchecked
+    assert _direct("{{ file.path }}", "row") is None and _direct("{{ file.path }}", "file") == ["", "path", ""]
+    assert _fill(["", "n", ""], [("l", {"row": {"n": 5}})], "row") is None    # a JSONL number: Jinja says it
+
+
+def harness(tmp_path: Path, *args: str, **env: str):
+    return run_cli(*args, cwd=tmp_path, env=cli_env(tmp_path / "home", tmp_path / "cache", **env))
+
+
+def write(tmp_path: Path, text: str, ident: str = 't-{{ row.id }}', n: int = 45) -> None:
+    rows = ["id,text,items"] + [f'{i},"caption {i}, ""quoted"" é 中文 \\ {{{{x}}}}",v{i}' for i in range(n)]
+    (tmp_path / "rows.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    (tmp_path / "spec.yaml").write_text(f"version: 1\nname: s\nmodels: [{{name: qwen3-vl-embedding, dimensions: "
+                                        f"[256, 512]}}]\ninputs:\n  - from: rows.csv\n    id: '{ident}'\n"
+                                        f"    text: '{text}'\n", encoding="utf-8")
+
+
+def payload_files(folder: Path) -> dict[str, bytes]:
+    return {k: v for k, v in tree(folder).items() if k.startswith(("payloads/", "inputs.jsonl"))}
+
+
+def test_direct_and_jinja_templates_write_the_same_bytes(tmp_path):
+    outs = {}
+    for name, text, ident in (("direct", "{{ row.text }}", "t-{{ row.id }}"),
+                              ("jinja", "{{ row.text | string }}", "t-{{ row.id | string }}")):
+        write(tmp_path, text, ident)
+        r = harness(tmp_path, "run", "spec.yaml", "--output", name)
+        assert r.returncode == 0, r.stderr
+        outs[name] = payload_files(tmp_path / name / "s")
+    assert outs["direct"] == outs["jinja"] and len(outs["direct"]) == 5
+    body = json.loads(outs["direct"]["payloads/qwen3-vl-embedding-256/requests.jsonl"].split(b"\n")[0])
+    assert body["input"]["contents"][1] == {"text": 'caption 1, "quoted" é 中文 \\ {{x}}'}
+
+
+def test_inputs_in_memory_or_spooled_give_the_same_folder(tmp_path, monkeypatch):
+    from harness.plan.batching import Spool
+
+    spilled, paths = [], []
+    real = Spool._spill
+
+    def spill(self):
+        spilled.append(len(self._held))
+        paths.append(self.path)
+        real(self)
+
+    monkeypatch.setattr(Spool, "_spill", spill)
+    write(tmp_path, "{{ row.text }}", n=2500)
+    assert harness(tmp_path, "run", "spec.yaml", "--output", "memory").returncode == 0
+    assert spilled == []                                          # a few thousand texts stay in memory
+    spooled = harness(tmp_path, "run", "spec.yaml", "--output", "spooled", HARNESS_SPOOL_MEMORY="0")
+    assert spooled.returncode == 0, spooled.stderr
+    assert spilled == [1024, 1024, 452] and all(p == paths[0] for p in paths)   # pickled in chunks, one file
+    a, b = tmp_path / "memory" / "s", tmp_path / "spooled" / "s"
+    assert payload_files(a) == payload_files(b) and len(payload_files(a)) == 5
+    digest = [json.loads((f / "manifest.json").read_text())["digest"] for f in (a, b)]
+    assert digest[0] == digest[1]
+    assert not paths[0].exists()                                  # the spool went with the plan
+
+
+def test_the_manifest_lists_two_payload_files_per_cell_however_many_requests(tmp_path):
+    sizes = {}
+    for n in (45, 450):
+        write(tmp_path, "{{ row.text }}", n=n)
+        (tmp_path / "spec.yaml").write_text((tmp_path / "spec.yaml").read_text() + "batching: {max_contents: 2}\n")
+        r = harness(tmp_path, "run", "spec.yaml", "--output", f"n{n}")
+        assert r.returncode == 0, r.stderr
+        folder = tmp_path / f"n{n}" / "s"
+        manifest = json.loads((folder / "manifest.json").read_text())
+        payloads = sorted(k for k in manifest["files"] if k.startswith("payloads/"))
+        assert payloads == [f"payloads/qwen3-vl-embedding-{d}/{f}" for d in (256, 512)
+                            for f in ("index.jsonl", "requests.jsonl")]
+        assert manifest["cells"][0]["requests"] == -(-n // 2)
+        sizes[n] = len(json.dumps(manifest["files"]))
+        last = harness(tmp_path, "payload", str(folder), "qwen3-vl-embedding-512", str(-(-n // 2)))
+        assert last.returncode == 0 and json.loads(last.stdout)["input"]["contents"][-1]["text"].startswith(
+            f"caption {n - 1},")
+    assert sizes[450] == sizes[45]        # ten times the requests, the same file table
