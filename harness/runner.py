@@ -169,6 +169,7 @@ class RunOutcome:
     failed: set[str]                  # failure categories: "provider", "checks", "nothing-executed" (empty on PASS)
     stats: dict[str, CellStats]
     signed_by: str | None = None      # the signing key's fingerprint (`run --sign`)
+    attested: str | None = None       # `run --attest`: the attestation written, and by whom it is signed
 
     @property
     def passed(self) -> bool:
@@ -222,7 +223,8 @@ def _repeated_cells(spec: Spec, cells: list[dict]) -> list[dict]:
 def run(spec_path: str | Path, *, base: Path, execute: bool = False, execute_options: dict | None = None,
         base_url: str | None = None, allow_hosts: tuple[str, ...] | list[str] = (), console=None,
         require_executed: bool = False, allow_paths: tuple | list = (), max_payload: int | None = None,
-        sign_key: str | None = None, cell_filter: CellFilter | None = None,
+        sign_key: str | None = None, cell_filter: CellFilter | None = None, attest: bool = False,
+        attest_key: str | None = None,
         on_plan: Callable[[Manifest, list | None], None] | None = None) -> RunOutcome:
     """Validate, expand, write payloads and evidence (and execute when asked). Raises HarnessError
     for an invalid spec, before anything is written. `require_executed` makes every cell required
@@ -264,6 +266,7 @@ def run(spec_path: str | Path, *, base: Path, execute: bool = False, execute_opt
             manifest = finalize(folder, body, results, known, started=started).to_json()
             RunWriter(folder).run_facts(run_facts(started, execute))
             signed_by = _sign(folder, sign_key) if sign_key else None
+            attested = _attest(folder, attest_key) if attest or attest_key else None
             stage.commit()
     failed = set()
     if provider_failed:
@@ -272,7 +275,15 @@ def run(spec_path: str | Path, *, base: Path, execute: bool = False, execute_opt
         failed.add("checks")
     if empty is not None:
         failed.add("nothing-executed")
-    return RunOutcome(final, manifest, results, failed, stats, signed_by)
+    return RunOutcome(final, manifest, results, failed, stats, signed_by, attested)
+
+
+def _attest(folder: Path, key: str | None) -> str:
+    """`run --attest [--attest-key KEY]`: attestation.intoto.json in the staging folder, after the manifest."""
+    from harness.audit.attest import attest
+
+    path, signer = attest(folder, key)
+    return f"{path.name}" + (f" (DSSE, signed by {signer})" if signer else " (unsigned statement)")
 
 
 def _sign(folder: Path, key: str) -> str:

@@ -86,7 +86,8 @@ def run(args: argparse.Namespace) -> int:
         token = token_from_env(args.token_env) if args.token_env else args.token
         started = time.perf_counter()
         results, every = export_folder(folder, to=args.to, collection=args.collection, token=token,
-                                       top_k=args.top_k, queries=args.queries, cells=args.cells)
+                                       top_k=args.top_k, queries=args.queries, cells=args.cells,
+                                       warn=lambda text: print(f"warning: {text}", file=sys.stderr))
         elapsed = time.perf_counter() - started
         passed = all(r.passed for r in every)
     except HarnessError as e:

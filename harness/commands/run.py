@@ -95,6 +95,11 @@ def add_parser(sub):
                         f"The most serious wins, in the order {', '.join(CATEGORIES)}. Default: {DEFAULT_FAIL_ON}")
     p.add_argument("--sign", metavar="KEY", help="sign the manifest digest with this SSH key (ssh-keygen -Y sign) "
                    "into manifest.sig; `harness verify --allowed-signers FILE` checks it")
+    p.add_argument("--attest", action="store_true", help="write an in-toto attestation of the run folder "
+                   "(attestation.intoto.json: every evidence file's sha256, the spec, inputs, models, verdict, "
+                   "headline metrics; docs/attestation.md)")
+    p.add_argument("--attest-key", metavar="KEY", help="sign the attestation with this unencrypted private key file "
+                   "(OpenSSH or PEM; a DSSE envelope); implies --attest")
     p.add_argument("--max-cost", type=flags.amount, metavar="AMOUNT",
                    help="with --execute: refuse to send anything when the estimated cost of what the response "
                         "cache does not hold is above AMOUNT, in the spec's region's currency (exit 2)")
@@ -123,6 +128,9 @@ def run(args) -> int:
     if args.sign:
         from harness.audit.signing import check_key
         check_key(args.sign)          # before anything is spent
+    if args.attest_key:
+        from harness.audit.attest import load_private_key
+        load_private_key(args.attest_key)   # before anything is spent
     console = make_console(quiet=args.quiet)
     options = {"concurrency": args.concurrency, "rpm": args.rpm, "tpm": args.tpm, "timeout": args.timeout,
                "max_attempts": args.max_attempts, "quiet": args.quiet or None,
@@ -139,7 +147,8 @@ def run(args) -> int:
     outcome = run_pipeline(args.spec, base=output_base(args.output), execute=args.execute,
                            execute_options=options, base_url=args.base_url, allow_hosts=host_grants(args),
                            console=console, require_executed=args.require_executed, allow_paths=args.allow_paths,
-                           max_payload=args.max_payload, sign_key=args.sign,
+                           max_payload=args.max_payload, sign_key=args.sign, attest=args.attest,
+                           attest_key=args.attest_key,
                            cell_filter=cell_filter(args), on_plan=on_plan)
     m = outcome.manifest
     execution = RunReader(outcome.folder).execution() if args.execute else None
@@ -161,6 +170,8 @@ def run(args) -> int:
         if not report.ok:
             failed.add("verify")
             console.print(escape(render_report(report)), highlight=False)
+    if outcome.attested:
+        console.print(f"attested: {escape(str(outcome.folder))}/{escape(outcome.attested)}", highlight=False)
     if outcome.signed_by:
         console.print(f"signed: {escape(str(outcome.folder))}/manifest.sig ({escape(outcome.signed_by)})",
                       highlight=False)

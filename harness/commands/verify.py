@@ -85,6 +85,11 @@ def add_parser(sub):
     a.add_argument("--allowed-signers", metavar="FILE", help="check manifest.sig (made by `harness run --sign` or "
                    "`harness sign`) against these keys (OpenSSH allowed-signers format, as git uses) and say who "
                    "signed; an unsigned folder fails")
+    a.add_argument("--attestation", metavar="FILE", help="check an in-toto attestation of the folder (`harness "
+                   "attest`, `run --attest`): its subject must be the manifest's file table, and a DSSE envelope's "
+                   "signature must hold for --key")
+    a.add_argument("--key", metavar="PUB", help="with --attestation: the signer's public key (an OpenSSH .pub line "
+                   "or PEM)")
     a.add_argument("--reexecute", nargs="?", const="default", type=_count, metavar="N",
                    help="send N requests per cell again, past the cache, and compare each vector with the stored "
                         "one by input id (default: every request of a local model, 5 per cell of a network provider; "
@@ -139,6 +144,12 @@ def run(args) -> int:
         check_signature(report, args.allowed_signers)
     elif (folder / layout.SIGNATURE).is_file():
         report.notes.append("the folder is signed (manifest.sig); pass --allowed-signers FILE to check who signed")
+    if args.key and not args.attestation:
+        raise UsageError(Problem("--key applies to --attestation, which was not given",
+                                 hint="add --attestation FILE (e.g. DIR/attestation.intoto.json)"))
+    if args.attestation:
+        from harness.audit.verify.provenance import check_attestation
+        check_attestation(report, args.attestation, args.key)
     if args.reexecute is not None:
         from harness.audit.verify.provenance import check_reexecution
         announce = (lambda text: print(text, file=sys.stderr, flush=True)) if args.json else \

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from harness.errors import MismatchError, Problem, UsageError
 from harness.evidence import StagedFolder, atomic_write, canonical_json
@@ -158,7 +158,8 @@ def finish_export(folder: Path, results: list[CheckResult]) -> list[CheckResult]
     return every
 
 
-def export_folder(folder: Path, **options: Any) -> tuple[list[CheckResult], list[CheckResult]]:
+def export_folder(folder: Path, warn: Callable[[str], None] | None = None,
+                  **options: Any) -> tuple[list[CheckResult], list[CheckResult]]:
     """`harness export`: verify the folder, export it (`export_run` options), finalize it.
     Returns (the export's results, every result of the folder now).
 
@@ -171,7 +172,7 @@ def export_folder(folder: Path, **options: Any) -> tuple[list[CheckResult], list
     verified = check_verifies(folder)
     results, record = _export(folder, **options)
     with StagedFolder(folder, guard=lambda final: _unchanged(final, verified)) as stage:
-        _link_tree(folder, stage.path)
+        _link_tree(folder, stage.path, warn)
         atomic_write(stage.path / EXPORT_FILE, canonical_json(record, pretty=True))
         every = finish_export(stage.path, results)
         stage.commit()
@@ -189,13 +190,24 @@ def _unchanged(folder: Path, manifest: bytes) -> None:
                                     "verified); it is left as it is", hint="export it again"))
 
 
-def _link_tree(source: Path, target: Path) -> None:
+# Made over the manifest's digest or file table, which the export rewrites: left out, with a warning.
+STALE_AFTER_EXPORT = {layout.SIGNATURE: "sign it again: `harness sign DIR --key KEY`",
+                      layout.ATTESTATION: "attest it again: `harness attest DIR [--key KEY]`"}
+
+
+def _link_tree(source: Path, target: Path, warn: Callable[[str], None] | None = None) -> None:
     """Every file of the verified folder `source` into `target`, hard-linked where the disk allows
-    (every later write replaces a file by renaming, so `source`'s files are never changed)."""
+    (every later write replaces a file by renaming, so `source`'s files are never changed); a signature
+    or an attestation is left out (`STALE_AFTER_EXPORT`), `warn` told why."""
     found = scan.scan(source)
     for entry in found.odd:      # verified, so none; a folder changed since is not exported
         raise MismatchError(Problem(f"{source / entry.path}: {entry.describe()}", hint="run `harness verify` on it"))
     for rel in found.files:
+        if rel in STALE_AFTER_EXPORT:
+            if warn is not None:
+                warn(f"{rel} was made over the manifest the export rewrites, so it is dropped; "
+                     f"{STALE_AFTER_EXPORT[rel]}")
+            continue
         src, dst = source / rel, target / rel
         dst.parent.mkdir(parents=True, exist_ok=True)
         try:

@@ -29,6 +29,17 @@ def check_signature(report: VerifyReport, allowed_signers: str) -> None:
         report.add("signature", signing.SIGNATURE, result.message)
 
 
+def check_attestation(report: VerifyReport, attestation: str, key: str | None) -> None:
+    """`verify --attestation FILE [--key PUB]`: the attestation's signature and subject (`audit.attest.check`)."""
+    from harness.audit.attest import check
+
+    holds, fails = check(report.folder, attestation, key)
+    report.sections["attestation"] = {"file": str(attestation), "ok": not fails, "holds": holds, "fails": fails}
+    report.proved.extend(holds)
+    for message in fails:
+        report.add("attestation", layout.ATTESTATION, message)
+
+
 def check_reexecution(context: VerifyContext | None, report: VerifyReport, *, per_cell: int | str | None,
                       seed: int | None, tolerance: Tolerance | None, max_cost: float | None, base_url: str | None,
                       allow_hosts: tuple | list = (), announce: Callable[[str], None] = print,

@@ -16,7 +16,7 @@ NOT_CHECKED_BY_HASHES = (
 
 # Finding kinds, in the order a report lists them.
 KINDS = ("manifest", "missing", "extra", "changed", "spec", "input", "payload", "cells", "execution", "verdict",
-         "reports", "signature", "reexecute", "not-reexecuted", "not-derived")
+         "reports", "signature", "attestation", "reexecute", "not-reexecuted", "not-derived")
 
 
 @dataclass(frozen=True)
