@@ -105,6 +105,7 @@ def test_one_byte_of_a_payload(run):
     assert code == ExitCode.VERIFY_MISMATCH
     assert f"changed     payloads/{CELL}/requests.jsonl: sha256" in out
     assert f"payload     payloads/{CELL}/requests.jsonl: re-derived bytes differ" in out
+    assert "request 1 no longer matches the index" in out         # which body among the cell's
     assert "qwen3-vl-embedding-1024/requests.jsonl" not in out  # only the tampered file is named
 
 

@@ -96,6 +96,25 @@ def as_planned_in(spec, evidence_format: int):
     return dataclasses.replace(spec, data={**spec.data, "inputs": inputs})
 
 
+def _requests_off(context: VerifyContext, rel: str) -> str:
+    """For a cell's requests.jsonl that differs: which requests no longer match their index line
+    (`harness payload` prints them), so one changed body among thousands is named."""
+    cid = context.cell_of(rel)
+    if cid is None or rel != layout.payload_bodies(cid):
+        return ""
+    from harness.evidence import sha256_bytes
+
+    try:
+        off = [n for n, (entry, body) in enumerate(context.run.read.payload_bodies(cid, context.record.format), 1)
+               if sha256_bytes(body) != entry["sha256"]]
+    except FolderError as exc:
+        return f"; {exc}"
+    if not off:
+        return "; every body matches its line of the folder's index"
+    shown = ", ".join(map(str, off[:5])) + (f" and {len(off) - 5} more" if len(off) > 5 else "")
+    return f"; request{'s' if len(off) > 1 else ''} {shown} no longer match{'es' if len(off) == 1 else ''} the index"
+
+
 def recorded_endpoints(context: VerifyContext) -> dict[str, str]:
     """Model name → the endpoint its cells were sent to, from the manifest."""
     return {c.model: c.endpoint for c in context.cells if c.model is not None and c.endpoint is not None}
@@ -134,7 +153,8 @@ def check_derived(context: VerifyContext, report: VerifyReport, actual: dict[str
         if actual[rel] != sha:
             differs += 1
             report.add("payload", rel, f"re-derived bytes differ from the file (sha256 {short(sha)} "
-                       f"re-derived, {short(actual[rel])} in the folder)", cell=context.cell_of(rel))
+                       f"re-derived, {short(actual[rel])} in the folder){_requests_off(context, rel)}",
+                       cell=context.cell_of(rel))
         else:
             report.derived += 1
     for rel in sorted(recorded):
