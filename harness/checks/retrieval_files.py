@@ -38,7 +38,7 @@ def retrieval_files(judged: Judgements, ctx: Ctx, means: dict[str, float], queri
                 "results": (layout.check_results_file(cid, name),
                             _result_v2(judged, ctx, means, len(queries), candidates, depth))}
     qrels = "".join(f"{run_id(q)} 0 {run_id(d)} {g}\n" for q, docs in queries.items() for d, g in docs.items())
-    model, dimension = str(ctx.cell.get("model")), ctx.cell.get("dimension")
+    model, dimension = mteb_model_name(ctx.cell), ctx.cell.get("dimension")
     facts = {"check": name, "cell": cid, "model": ctx.cell.get("model"), "dimension": dimension,
              "queries": len(queries), "candidates": candidates, "depth": depth, "qrels": judged.source,
              "ignore_identical_ids": ignore_identical_ids, "dataset": judged.task, "dataset_files": revision[1],
@@ -49,6 +49,13 @@ def retrieval_files(judged: Judgements, ctx: Ctx, means: dict[str, float], queri
             "results": (layout.mteb_result_file(model, dimension, name),
                         mteb_result(judged, ctx, means, revision[0], facts)),
             "model_meta": (layout.mteb_model_meta(model, dimension), model_meta(ctx.cell))}
+
+
+def mteb_model_name(cell: dict) -> str:
+    """The cell's model as MTEB names a model, `organization/model`: the harness's name when it has a `/`
+    (`local/e5-small`), else the provider before it (`dashscope/qwen3-vl-embedding`)."""
+    model = str(cell.get("model"))
+    return model if "/" in model else f"{cell.get('provider') or 'harness'}/{model}"
 
 
 def _scores(means: dict[str, float]) -> dict[str, float]:
@@ -76,12 +83,12 @@ def mteb_result(judged: Judgements, ctx: Ctx, means: dict[str, float], revision:
 
 
 def model_meta(cell: dict) -> bytes:
-    """The cell's model as MTEB's ModelMeta (`model_meta.json`): its name, the revision its results are
-    filed under (`dim-<dimension>`), the dimension, cosine similarity, the modalities the cell embedded
-    (not all the model takes); what the harness does not know
+    """The cell's model as MTEB's ModelMeta (`model_meta.json`): its name (`mteb_model_name`), the revision
+    its results are filed under (`dim-<dimension>`), the dimension, cosine similarity, the modalities the
+    cell embedded (not all the model takes); what the harness does not know
     about the model (parameters, license, training data...) is null."""
     provider = cell.get("provider")
-    meta = {"loader": None, "loader_kwargs": {}, "name": cell.get("model"),
+    meta = {"loader": None, "loader_kwargs": {}, "name": mteb_model_name(cell),
             "revision": layout.mteb_revision(cell.get("dimension")), "release_date": None, "languages": None,
             "n_parameters": None, "n_active_parameters_override": None, "n_embedding_parameters": None,
             "memory_usage_mb": None, "max_tokens": None, "embed_dim": cell.get("dimension"), "license": None,

@@ -169,6 +169,11 @@ MANIFEST_VERSION = 2   # 2: the digest leaves out the reports' hashes (the repor
 #      - issue 26.12: counts agree with their noun in validate.txt and the reports ("1 cell", "1 request",
 #        "the 1 request succeeded", "1 query over 40 candidates"); formats 1, 2 wrote "1 cells", "all 1
 #        requests succeeded" (verify compares such lines by their numbers)
+#      - issue 28.1-3: a `beir:` entry embeds, and a qrels check counts, every judged query (one judged only
+#        grade 0 scores 0, as BEIR and MTEB count it); a qrels check writes its MTEB result in MTEB's layout,
+#        results/<model>/dim-<dimension>/<check>.json (dataset_revision, evaluation_time, mteb_version,
+#        languages filled) with model_meta.json, and runs/<cell>/<check>.qrels beside the run file (its data
+#        `files` names them); formats 1, 2: judged-relevant queries only, results/<cell>/<check>.json
 EVIDENCE_FORMAT = 3
 
 # manifest.json's fields and their JSON types (`shaped`): a field of another type is a FolderError
