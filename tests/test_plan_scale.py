@@ -115,3 +115,20 @@ def test_the_manifest_lists_two_payload_files_per_cell_however_many_requests(tmp
         assert last.returncode == 0 and json.loads(last.stdout)["input"]["contents"][-1]["text"].startswith(
             f"caption {n - 1},")
     assert sizes[450] == sizes[45]        # ten times the requests, the same file table
+
+
+def test_text_token_estimate_counts_ascii_characters_as_before():
+    """estimate.text_tokens counts ASCII characters in C now; the same numbers as one at a time."""
+    import random
+
+    from harness.catalog.estimate import text_tokens
+
+    def one_at_a_time(text: str) -> int:
+        ascii_chars = sum(1 for c in text if ord(c) < 128)
+        return max(1, (ascii_chars + 3) // 4 + (len(text) - ascii_chars))
+
+    rng = random.Random(25)
+    for _ in range(3000):
+        text = "".join(chr(rng.choice([rng.randrange(128), rng.randrange(128, 0x110000)]))
+                       for _ in range(rng.randrange(40)))
+        assert text_tokens(text) == one_at_a_time(text), repr(text)

@@ -22,7 +22,8 @@ RES_LEVEL_TOKENS = {0: 127, 1: 402, 2: 578, 3: 1026}
 
 
 def text_tokens(text: str) -> int:
-    ascii_chars = sum(1 for c in text if ord(c) < 128) if not text.isascii() else len(text)
+    # the ASCII characters are what an "ignore" encoding keeps: counted in C, not a char at a time
+    ascii_chars = len(text) if text.isascii() else len(text.encode("ascii", "ignore"))
     return max(1, (ascii_chars + 3) // 4 + (len(text) - ascii_chars))
 
 
