@@ -196,3 +196,30 @@ def test_misplaced_or_wrong_languages_and_identical_ids_are_spec_errors(tmp_path
                                         "inputs:\n" + entry)
     r = harness("validate", "spec.yaml", cwd=tmp_path)
     assert r.returncode == 3 and f"spec.yaml:{message}" in r.stderr, r.stderr
+
+
+def test_a_query_with_no_relevant_document_is_never_named_among_the_worst():
+    # it scores 0 whatever the ranking: naming it first would hide the queries a better model would fix
+    from harness.checks.retrieval import worst_queries
+
+    ranks = {"q:q1": {"relevant": [{"id": "d:a", "rank": 3}]}, "q:q13": {"relevant": []},
+             "q:q2": {"relevant": [{"id": "d:b", "rank": 1}]}}
+    per_query = {"q:q1": {"ndcg@10": 0.5}, "q:q13": {"ndcg@10": 0.0}, "q:q2": {"ndcg@10": 1.0}}
+    assert worst_queries(ranks, per_query, "ndcg@10") == ["q:q1"]
+
+
+@pytest.mark.parametrize("cell, folder", [
+    ({"model": "local/e5-small", "provider": "local", "dimension": 384}, "results/local__e5-small/dim-384"),
+    ({"model": "qwen3-vl-embedding", "provider": "dashscope", "dimension": 1024},
+     "results/dashscope__qwen3-vl-embedding/dim-1024"),
+])
+def test_mteb_names_each_cell_organization_slash_model_with_its_dimension_as_revision(cell, folder):
+    from harness.checks.retrieval_files import model_meta, mteb_model_name
+    from harness.folder import layout
+
+    name = mteb_model_name(cell)
+    assert "/" in name and layout.mteb_model_dir(name, cell["dimension"]) == folder
+    assert layout.mteb_result_file(name, cell["dimension"], "model_meta") == f"{folder}/model_meta_.json"
+    assert layout.mteb_model_dir("..", 8) == "results/_../dim-8"        # never a path out of results/
+    meta = json.loads(model_meta(cell))
+    assert (meta["name"], meta["revision"], meta["embed_dim"]) == (name, f"dim-{cell['dimension']}", cell["dimension"])

@@ -14,7 +14,7 @@ from harness.folder import EVIDENCE_FORMAT, CellExecution, CellVectors
 from harness.inputs.files import InputFiles
 
 SKIP = "skip"          # key in a kind's data: every trial was about inputs this cell does not take
-OUTPUTS = "_outputs"   # key in a kind's data: files it gives the run folder ({"run"|"results": bytes})
+OUTPUTS = "_outputs"   # key in a kind's data: files it gives the run folder ({what: (relative path, bytes)})
 VACUOUS = "vacuous"    # key in a kind's data: why the check holds for any vectors (a pass then proves nothing)
 
 Outcome = tuple[int, int, str, dict]   # trials, failures, detail, data

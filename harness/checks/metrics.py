@@ -89,7 +89,7 @@ def graded_scores(gains: np.ndarray, ideal: np.ndarray, names: Iterable[str]) ->
 
     `gains`: the grade of each retrieved document in rank order (0 for unjudged);
     `ideal`: the positive grades in the qrels, any order. A query without relevant documents
-    scores 0 everywhere (the checks leave such queries out, as BEIR does)."""
+    scores 0 everywhere (as trec_eval scores it; the checks count it, as BEIR and MTEB do)."""
     gains = np.asarray(gains, dtype=np.float64)
     ideal = np.sort(np.asarray(ideal, dtype=np.float64)[np.asarray(ideal) > 0])[::-1]
     n_rel = len(ideal)

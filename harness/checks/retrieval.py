@@ -177,12 +177,13 @@ def _outside(query: str, relevant: str, ctx: Ctx) -> float:
 
 def worst_queries(ranks: dict[str, dict], per_query: dict[str, dict], metric: str) -> list[str]:
     """The queries below 1 on `metric`, worst first: lowest value, then the one whose best
-    relevant input ranked lowest (absent counts as last), then by id (summary.json sorts its keys)."""
+    relevant input ranked lowest (absent counts as last), then by id (summary.json sorts its keys).
+    A query with no relevant input (judged only grade 0: it scores 0 whatever the ranking) is none."""
     def key(q: str) -> tuple:
         found = [r["rank"] for r in ranks[q]["relevant"] if r["rank"] is not None]
         return per_query[q][metric], -(min(found) if found else math.inf), q
 
-    return sorted((q for q in ranks if per_query[q][metric] < 1), key=key)
+    return sorted((q for q in ranks if per_query[q][metric] < 1 and ranks[q]["relevant"]), key=key)
 
 
 def placement(r: dict, query: str, data: dict) -> str:

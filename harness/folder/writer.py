@@ -61,7 +61,8 @@ class RunWriter:
         self._write(layout.responses_file(cell_id), ("\n".join(lines) + "\n").encode("utf-8") if lines else b"")
 
     def check_output(self, rel: str, data: bytes) -> None:
-        """A file a check gives the folder (layout.check_results_file, check_run_file)."""
+        """A file a check gives the folder (a retrieval check's MTEB result and model_meta.json, run file
+        and qrels: checks/retrieval_files.py)."""
         self._write(rel, data)
 
     def run_facts(self, facts: dict[str, Any]) -> None:
