@@ -223,3 +223,24 @@ def test_mteb_names_each_cell_organization_slash_model_with_its_dimension_as_rev
     assert layout.mteb_model_dir("..", 8) == "results/_../dim-8"        # never a path out of results/
     meta = json.loads(model_meta(cell))
     assert (meta["name"], meta["revision"], meta["embed_dim"]) == (name, f"dim-{cell['dimension']}", cell["dimension"])
+
+
+@pytest.mark.slow    # verify twice over the format-2 fixture (seconds)
+def test_a_format_2_folder_is_derived_again_as_format_2_wrote_it(tmp_path):
+    # format 2 left q13 out and wrote results/<cell>/<check>.json (languages empty, no qrels file): verify
+    # plans and checks it that way (nothing of format 3's layout is asked for), and derives that file again
+    shutil.copytree(REPO / "tests" / "fixtures" / "format-2", tmp_path / "format-2")
+    out = tmp_path / "format-2" / "out" / "format-2"
+    assert not (out / "runs" / CELL / "beir-test.qrels").exists()
+    v = harness("verify", str(out), cwd=tmp_path)
+    assert v.returncode == 0, v.stdout
+    old = out / "results" / CELL / "beir-test.json"
+    result = json.loads(old.read_text())
+    assert result["scores"]["test"][0]["languages"] == [] and result["harness"]["queries"] == 11
+    text = old.read_text()
+    score = f'"main_score": {result["scores"]["test"][0]["main_score"]}'
+    old.write_text(text.replace(score, score[:-1] + ("1" if score[-1] != "1" else "2")))   # same size, one digit
+    v = harness("verify", str(out), cwd=tmp_path)
+    assert v.returncode == 5, v.stdout
+    assert f"results/{CELL}/beir-test.json: differs from what the retrieval check derives from the vectors" in v.stdout
+    assert "payloads/" not in v.stdout and "results/local__e5-small" not in v.stdout
