@@ -188,7 +188,7 @@ def test_6_the_root_is_the_callers_project_and_not_what_the_folder_says(base, tm
     assert r.returncode == ExitCode.OK and "is not looked for" in r.stdout, r.stdout
     assert hashlib.sha256(decoy.read_bytes()).hexdigest()[:12] not in r.stdout and str(decoy) not in r.stdout
     r = base.cli("verify", str(moved), "--spec-dir", str(base.project), cwd=work)
-    assert r.returncode == ExitCode.OK and "1 local inputs unchanged" in r.stdout, r.stdout
+    assert r.returncode == ExitCode.OK and "1 local input unchanged" in r.stdout, r.stdout
 
 
 KEY = "sk-test-0123456789abcdef"
