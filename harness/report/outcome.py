@@ -29,7 +29,8 @@ def grouped_failures(results: list[CheckResult], verbose: bool = False) -> list[
             continue
         cells = sum(1 for r in results if r.name == name and r.cell is not None)
         first = mine[0]
-        lines.append(f"FAIL {name} failed in {len(mine)} of {cells} cells (first [{first.cell}]: {first.detail})")
+        said = first.detail.split("; ")[0]     # what it measured; the rest (worst queries...) is in validate.txt
+        lines.append(f"FAIL {name} failed in {len(mine)} of {cells} cells (first [{first.cell}]: {said})")
     return lines
 
 

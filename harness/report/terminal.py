@@ -225,6 +225,6 @@ def print_recommendation(console: Console, folder) -> None:
         print_table(console, f"which cell: {rec.metric} of {rec.check} (* recommended; size: float32, 1M "
                     f"vectors / the {corpus or '-'} of the corpus)",
                     [Column("cell"), Column(rec.metric, True), Column("vs best", True, drop=2),
-                     Column("cost/1k", True), Column("size", True, drop=1)], rows)
+                     Column("cost/1k", True), Column("size", True, drop=1)], rows, edge=False)   # as run's others
     for text in rec.sentences:
         console.print(escape(text), highlight=False)
