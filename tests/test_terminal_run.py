@@ -190,6 +190,9 @@ def test_a_wrong_key_is_one_fail_per_cell_and_the_last_line_names_the_cause_and_
                for line in checks), checks
     assert sum(line.startswith("skip dimensions [") for line in text) == CELLS
     assert "failed: HTTP 401 InvalidApiKey" in r.stdout           # the results table says why, per cell
+    grouped = " ".join(r.stdout.split())
+    assert f"FAIL execution failed in {CELLS} of {CELLS} cells (first [qwen3-vl-embedding-1024]: 1 of 1" in grouped
+    assert "DashScope keys are per region" in grouped              # the key's hint, whole
     assert len(lines(r.stdout)) <= SCREEN, r.stdout
     # verify re-derives the skip lines word for word from the folder
     v = run_cli("verify", "out/three", cwd=tmp_path, env=cli_env(tmp_path / "home", tmp_path / "cache"))

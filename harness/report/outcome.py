@@ -29,9 +29,19 @@ def grouped_failures(results: list[CheckResult], verbose: bool = False) -> list[
             continue
         cells = sum(1 for r in results if r.name == name and r.cell is not None)
         first = mine[0]
-        said = first.detail.split("; ")[0]     # what it measured; the rest (worst queries...) is in validate.txt
+        said = _first_clause(first.detail)     # what it measured; the rest (worst queries...) is in validate.txt
         lines.append(f"FAIL {name} failed in {len(mine)} of {cells} cells (first [{first.cell}]: {said})")
     return lines
+
+
+def _first_clause(text: str) -> str:
+    """`text` up to its first "; " outside parentheses (a hint in parentheses stays whole)."""
+    depth = 0
+    for i, ch in enumerate(text):
+        depth += (ch in "([") - (ch in ")]")
+        if depth == 0 and text.startswith("; ", i):
+            return text[:i]
+    return text
 
 
 def warning_lines(results: list[CheckResult], verbose: bool = False) -> list[str]:
