@@ -155,10 +155,9 @@ def _holm(c: dict) -> float | None:
 
 
 def _reference(comparisons: list[dict], check: str, metric: str) -> str | None:
-    """The cell every comparison of (check, metric) is made with: the best, as summary.json chose it."""
-    pairs = [{c.get("a"), c.get("b")} for c in comparisons if c.get("check") == check and c.get("metric") == metric]
-    common = set.intersection(*pairs) if pairs else set()
-    return next(iter(common)) if len(common) == 1 else None
+    """The cell every comparison of (check, metric) is made with (`a`): the best, as summary.json chose it."""
+    best = {c.get("a") for c in comparisons if c.get("check") == check and c.get("metric") == metric}
+    return next(iter(best)) if len(best) == 1 else None
 
 
 def _vs_best(comparisons: list[dict], check: str, metric: str, best: str, cell: str) -> dict | None:
@@ -169,7 +168,9 @@ def _vs_best(comparisons: list[dict], check: str, metric: str, best: str, cell: 
         delta, iv = c.get("delta"), c.get("interval")
         if not isinstance(delta, (int, float)):
             return None
-        return {"delta": delta, "interval": sorted(iv) if isinstance(iv, list) and len(iv) == 2 else None,
+        sign = -1 if c.get("a") == cell else 1        # delta is b − a: turned round when the cell is a
+        iv = sorted(sign * v for v in iv) if isinstance(iv, list) and len(iv) == 2 else None
+        return {"delta": sign * delta, "interval": iv,
                 "p": c.get("p_value"), "p_holm": _holm(c), "test": c.get("test")}
     return None
 
