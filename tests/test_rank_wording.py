@@ -67,6 +67,7 @@ def test_every_report_words_a_candidate_below_the_depth_and_a_non_candidate_alik
     # inline `queries:` rank every candidate: an input left out of `among` is not a candidate
     assert inline_line.endswith(f"q-cat: relevant d-cat8 at rank 1 (cosine {cos['d-cat8']:.3f}), {placed[2]}")
     assert ", ".join(placed) in r.stdout                                   # the terminal
+    assert not re.search(r"(?<![\d.])1 (cells|queries)\b", r.stdout), r.stdout    # "1 of 1 cell", "1 query over"
     md = (folder / "report.md").read_text()
     assert ", ".join(f"`{p.split()[0]}` {p.split(' ', 1)[1]}" for p in placed) in md
     html = (folder / "report.html").read_text()

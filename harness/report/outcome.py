@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from harness.folder import CellEntry, Execution
 from harness.folder.verdict import CheckResult, failure_cause, unexecuted
+from harness.words import counted
 
 
 def grouped_failures(results: list[CheckResult], verbose: bool = False) -> list[str]:
@@ -30,7 +31,7 @@ def grouped_failures(results: list[CheckResult], verbose: bool = False) -> list[
         cells = sum(1 for r in results if r.name == name and r.cell is not None)
         first = mine[0]
         said = _first_clause(first.detail)     # what it measured; the rest (worst queries...) is in validate.txt
-        lines.append(f"FAIL {name} failed in {len(mine)} of {cells} cells (first [{first.cell}]: {said})")
+        lines.append(f"FAIL {name} failed in {len(mine)} of {counted(cells, 'cell')} (first [{first.cell}]: {said})")
     return lines
 
 
@@ -99,7 +100,7 @@ def failed_checks(results: list[CheckResult]) -> str | None:
             names[r.name] = names.get(r.name, 0) + 1
     if not names:
         return None
-    shown = [f"{name} ({n} of {sum(1 for r in results if r.name == name and r.cell is not None)} cells)"
+    shown = [f"{name} ({n} of {counted(sum(1 for r in results if r.name == name and r.cell is not None), 'cell')})"
              for name, n in list(names.items())[:3]]
     more = f" and {len(names) - 3} more" if len(names) > 3 else ""
     return f"{len(names)} check{'s' if len(names) != 1 else ''} failed: {', '.join(shown)}{more}"
