@@ -109,15 +109,22 @@ def test_max_cost_refuses_before_anything_is_sent_and_names_the_estimate(dashsco
 def test_max_cost_counts_only_what_the_cache_does_not_hold(dashscope_server, tmp_path):
     matrix(tmp_path)
     three = ("--execute", "--base-url", dashscope_server.base_url, "--model", "qwen3-vl-embedding")
-    assert "would cost about 0.020733 CNY to send" in run(tmp_path, *three, "--max-cost", "0.0207").stderr
-    first = run(tmp_path, *three, "--max-cost", "0.021")
-    assert first.returncode in (0, 1), first.stdout + first.stderr
-    assert "left to send after the cache: 0.0207 CNY for 3 requests" in first.stdout
-    sent = len(dashscope_server.log)
-    assert sent == 3
+    one = run(tmp_path, *three, "--cell", "qwen3-vl-embedding-1024", "--max-cost", "0.01")
+    assert one.returncode in (0, 1), one.stdout + one.stderr
+    assert "left to send after the cache: 0.0069 CNY for 1 request" in one.stdout
+    assert len(dashscope_server.log) == 1
+    # the other two cells are left: 2 × 0.006911 CNY, named with the digits that show it is above
+    refused = run(tmp_path, *three, "--max-cost", "0.0138")
+    assert refused.returncode == 2 and "would cost about 0.013822 CNY to send" in refused.stderr
+    assert len(dashscope_server.log) == 1
+    rest = run(tmp_path, *three, "--max-cost", "0.014")
+    assert rest.returncode in (0, 1), rest.stdout + rest.stderr
+    assert "estimated cost: 0.0207 CNY for 3 requests; left to send after the cache: 0.0138 CNY for 2 requests " \
+           "(1 cached)" in rest.stdout
+    assert len(dashscope_server.log) == 3
     again = run(tmp_path, *three, "--max-cost", "0")
     assert again.returncode in (0, 1), again.stdout + again.stderr
-    assert len(dashscope_server.log) == sent                # all from the cache
+    assert len(dashscope_server.log) == 3                    # all from the cache
     assert "left to send after the cache: nothing (3 cached)\n" in again.stdout
     # a plan table comes before the results table
     assert again.stdout.index("est. cost") < again.stdout.index("results (")

@@ -38,14 +38,17 @@ class CellPending:
 
 def pending(folder: Path, cells: list[dict], options: ExecuteOptions) -> list[CellPending]:
     """`cells`: the manifest's cell entries; `folder` holds their payload files (the staging folder)."""
-    cache = ResponseCache(options.cache_dir, enabled=options.use_cache, refresh=options.refresh) \
-        if options.use_cache and not options.refresh else None
+    cache = None
+    if options.use_cache and not options.refresh:    # --no-cache, --refresh: every request is sent
+        cache = ResponseCache(options.cache_dir, note=lambda text: None)   # the engine warns, once
     try:
+        if cache is not None and not len(cache):     # an empty cache answers nothing: no payload is read
+            cache.close()
+            cache = None
         return [_cell(folder, cell, cache) for cell in cells]
     finally:
-        close = getattr(cache, "close", None)
-        if close is not None:
-            close()
+        if cache is not None:
+            cache.close()
 
 
 def _cell(folder: Path, cell: dict, cache: ResponseCache | None) -> CellPending:
