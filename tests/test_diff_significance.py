@@ -155,3 +155,41 @@ def test_the_upgrade_workflow_in_docs_ci_md_parses_with_todays_cli():
         build_parser().parse_args(shlex.split(command)[1:])
     args = build_parser().parse_args(shlex.split(commands[-1])[1:])
     assert args.max_drop == [("ndcg@10", 0.01), ("recall@100", 0.02)] and args.alpha == 0.05
+
+
+def test_runs_of_an_earlier_evidence_format_pair_their_queries_too(tmp_path):
+    """A format-2 baseline (tests/fixtures/format-2, written by the earlier code) records its per-query
+    values: diff pairs them, and --max-drop judges it (against itself: nothing moved, p = 1)."""
+    from tests.helpers import REPO
+
+    shutil.copytree(REPO / "tests" / "fixtures" / "format-2", tmp_path / "format-2")
+    folder = tmp_path / "format-2" / "out" / "format-2"
+    proc = run_cli("diff", str(folder), str(folder), "--max-drop", "ndcg@10=0.01", "--json", cwd=tmp_path,
+                   env=cli_env(tmp_path / "home", NO_COLOR="1"))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    report = json.loads(proc.stdout)
+    [row] = report["metrics"]
+    d = row["metrics"]["ndcg@10"]
+    assert row["queries"] > 0 and d["delta"] == 0 and d["interval"] == [0.0, 0.0] and d["p_value"] == 1.0
+    assert report["passed"] and report["warnings"] == []
+
+
+def test_the_drop_gate_fails_only_a_significant_drop_beyond_the_margin():
+    from harness.audit.diff_stats import drop_gate
+
+    def rows(b: float, p: float | None) -> list[dict]:
+        d = {"a": 0.9, "b": b, "delta": round(b - 0.9, 6)}
+        if p is not None:
+            d.update(p_value=p, interval=[-0.05, -0.01])
+        return [{"check": "c", "a": "x", "b": "x", "queries": 30, "metrics": {"ndcg@10": d}}]
+
+    assert drop_gate(rows(0.88, 0.001), {"ndcg@10": 0.02}, 0.05) == ([], [])     # 0.02 is not beyond 0.02
+    breaches, warnings = drop_gate(rows(0.85, 0.001), {"ndcg@10": 0.02}, 0.05)
+    assert warnings == [] and breaches == ["c [x]: ndcg@10 0.9000 → 0.8500 (-0.0500 [-0.050, -0.010], p = 0.001 "
+                                           "< 0.05): a significant drop beyond 0.02"]
+    breaches, warnings = drop_gate(rows(0.85, 0.06), {"ndcg@10": 0.02}, 0.05)
+    assert breaches == [] and "p = 0.06 ≥ 0.05): a drop beyond 0.02 but not significant over 30 queries" in warnings[0]
+    assert drop_gate(rows(0.85, 0.06), {"ndcg@10": 0.02}, 0.1)[0]                 # --alpha 0.1: significant
+    breaches, warnings = drop_gate(rows(0.85, None), {"ndcg@10": 0.02}, 0.05)
+    assert breaches == [] and "no per-query values to test it with" in warnings[0]
+    assert drop_gate(rows(0.99, 0.001), {"ndcg@10": 0.0}, 0.05) == ([], [])      # better is never a drop

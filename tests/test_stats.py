@@ -39,9 +39,13 @@ def test_intervals_agree_with_scipy_bootstrap_percentile(n, kind):
     assert low <= x.mean() <= high
 
 
-def test_an_interval_is_the_documented_draw_byte_for_byte():
+@pytest.mark.parametrize("kept", [True, False], ids=["draw-kept", "drawn-in-chunks"])
+def test_an_interval_is_the_documented_draw_byte_for_byte(kept, monkeypatch):
     """RandomState(seed).randint(0, n, size=(10000, n)) as resample indices, numpy.percentile (linear)
-    of the means: anyone can re-derive the recorded bounds (n = 300 takes the chunked path)."""
+    of the means: anyone can re-derive the recorded bounds, whether the draw was kept for reuse or (a
+    large n) drawn again in chunks."""
+    if not kept:
+        monkeypatch.setattr(stats, "CACHE_BYTES", 0)
     for n, confidence in ((11, 0.95), (300, 0.9)):
         x = per_query(n, "graded", seed=7)
         index = np.random.RandomState(0).randint(0, n, size=(10_000, n))

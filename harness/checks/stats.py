@@ -33,6 +33,7 @@ FLIPS = 10_000         # random sign flips when there are too many queries to fl
 EXACT_UP_TO = 20       # up to this many queries the test is exact: all 2^n sign flips
 SCALE = 1_000_000      # per-query values have 6 decimals: integers in millionths
 CHUNK = 2_000_000      # resample matrix entries held at once (16 MB of float64)
+CACHE_BYTES = 32 << 20  # the resample counts kept for reuse (10,000 × 1,600 queries at two bytes a count)
 TEST_EXACT = "paired-sign-flip-exact"
 TEST_RANDOM = "paired-sign-flip-monte-carlo"
 
@@ -46,12 +47,16 @@ def _counts(index: np.ndarray, n: int) -> np.ndarray:
     """How often each query appears in each resample: rows of `index` (resamples × n) as counts."""
     rows = index.shape[0]
     flat = (index + (np.arange(rows, dtype=np.int64) * n)[:, None]).ravel()
-    return np.bincount(flat, minlength=rows * n).reshape(rows, n).astype(np.float64)
+    return np.bincount(flat, minlength=rows * n).reshape(rows, n)
 
 
-@lru_cache(maxsize=8)
+def _compact(n: int) -> type:
+    return np.uint8 if n < 256 else np.uint16     # a count never exceeds n
+
+
+@lru_cache(maxsize=4)
 def _cached_counts(n: int, resamples: int, seed: int) -> np.ndarray:
-    counts = np.vstack(list(_draw_counts(n, resamples, seed)))
+    counts = np.vstack([c.astype(_compact(n)) for c in _draw_counts(n, resamples, seed)])
     counts.setflags(write=False)
     return counts
 
@@ -64,13 +69,18 @@ def _draw_counts(n: int, resamples: int, seed: int) -> Iterator[np.ndarray]:
 
 
 def resample_counts(n: int, resamples: int = RESAMPLES, seed: int = SEED) -> Iterator[np.ndarray]:
-    """The bootstrap's resamples of n queries as count matrices (rows of resamples × n), in order:
-    `RandomState(seed).randint(0, n, size=(resamples, n))` counted per row. Kept once per (n, seed)
-    when small, so every metric and cell of a run reuses it; drawn in chunks when large."""
-    if n * resamples <= CHUNK:
-        yield _cached_counts(n, resamples, seed)
+    """The bootstrap's resamples of n queries as count matrices (float64 rows of resamples × n), in
+    order: `RandomState(seed).randint(0, n, size=(resamples, n))` counted per row. Drawn once per
+    (n, seed) and kept compact (one or two bytes a count, up to `CACHE_BYTES`), so every metric and cell
+    of a run reuses the draw; past that, drawn again in chunks for each use."""
+    step = max(1, CHUNK // max(n, 1))
+    if n < 65536 and n * resamples * np.dtype(_compact(n)).itemsize <= CACHE_BYTES:
+        counts = _cached_counts(n, resamples, seed)
+        for start in range(0, resamples, step):
+            yield counts[start:start + step].astype(np.float64)
     else:
-        yield from _draw_counts(n, resamples, seed)
+        for chunk in _draw_counts(n, resamples, seed):
+            yield chunk.astype(np.float64)
 
 
 def bootstrap_means(columns: np.ndarray, resamples: int = RESAMPLES, seed: int = SEED) -> np.ndarray:
