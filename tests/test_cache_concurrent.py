@@ -49,4 +49,4 @@ def test_two_processes_writing_the_same_cache_at_once(tmp_path):
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         rows = dict(db.execute("SELECT key, vectors FROM responses").fetchall())
     assert sorted(int(k, 16) for k in rows) == list(range(2500))
-    assert all(np.frombuffer(v, "<f8").tolist() == [int(k, 16)] * 8 for k, v in rows.items())
+    assert all(np.frombuffer(v, "<f4").tolist() == [int(k, 16)] * 8 for k, v in rows.items())   # kept as float32

@@ -49,14 +49,11 @@ CREATE TABLE IF NOT EXISTS responses (
     key TEXT PRIMARY KEY,          -- sha256 of the endpoint and the canonical body
     created INTEGER NOT NULL,      -- unix seconds the answer was stored (prune)
     entry TEXT NOT NULL,           -- JSON: endpoint, shape, dtype, usage, request_id, status, fetched_at
-    vectors BLOB NOT NULL          -- the vectors' bytes, dtype and shape in entry
+    vectors BLOB NOT NULL          -- the vectors' bytes (float32, as a run keeps them); dtype, shape in entry
 );                                 -- a rowid table: rows of kilobytes do not belong in a WITHOUT ROWID b-tree
 CREATE INDEX IF NOT EXISTS responses_created ON responses (created);
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
-
-
-_WARNED: set[tuple[Path, str]] = set()      # (cache folder, reason) already warned about
 
 
 def default_cache_dir() -> Path:
@@ -174,8 +171,7 @@ class ResponseCache:
             return db
 
     def _give_up(self, exc: BaseException) -> None:
-        if self.storing and (self.root, _reason(exc, self.root)) not in _WARNED:   # once per process, too
-            _WARNED.add((self.root, _reason(exc, self.root)))   # (a run opens the cache to estimate, then to send)
+        if self.storing:
             self.note(f"warning: cannot write the response cache in {self.root} ({_reason(exc, self.root)}); going on "
                       f"without it, so this run's answers are not cached (free some space, or point ${CACHE_ENV} "
                       "at a writable folder)")
@@ -252,6 +248,10 @@ class ResponseCache:
         fields = {k: v for k, v in entry.items() if k not in ("v", "key", "vectors")}
         try:
             blob = base64.b64decode(entry.get("vectors") or "", validate=True)
+            if fields.get("dtype") == "<f8":   # kept as the run folder keeps them: float32, half the bytes
+                import numpy as np
+                blob = np.frombuffer(blob, dtype="<f8").astype("<f4").tobytes()
+                fields["dtype"] = "<f4"
         except (TypeError, ValueError):
             return
         text = json.dumps(fields, separators=(",", ":"), allow_nan=False, sort_keys=True)
