@@ -29,6 +29,7 @@ from harness.errors import MismatchError, Problem, UsageError
 from harness.evidence import atomic_write, canonical_json, sha256_bytes
 from harness.folder import FolderError, RunReader, layout, scan
 from harness.folder import manifest as manifest_mod
+from harness.words import counted
 
 ATTESTATION = layout.ATTESTATION
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
@@ -299,10 +300,10 @@ def _check_statement(folder: Path, doc: Any, holds: list[str], fails: list[str])
             listed[s.get("name")] = s["digest"].get("sha256")
     if listed != manifest.files:
         wrong = sorted(n for n in set(listed) | set(manifest.files) if listed.get(n) != manifest.files.get(n))
-        fails.append(f"its subject is not the manifest's file table: {len(wrong)} files differ "
+        fails.append(f"its subject is not the manifest's file table: {counted(len(wrong), 'file')} differ "
                      f"({', '.join(str(n) for n in wrong[:3])}{', …' if len(wrong) > 3 else ''})")
     else:
-        holds.append(f"the attestation's subject is the manifest's {len(listed)} files")
+        holds.append(f"the attestation's subject is the manifest's {counted(len(listed), 'file')}")
     predicate = doc.get("predicate") if isinstance(doc.get("predicate"), dict) else {}
     recorded = (predicate.get("manifest") or {}).get("digest") if isinstance(predicate.get("manifest"), dict) else None
     if recorded != manifest.digest:

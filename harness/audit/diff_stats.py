@@ -21,6 +21,7 @@ import numpy as np
 from harness.checks import stats
 from harness.errors import Problem, UsageError
 from harness.folder import Summary
+from harness.words import counted
 
 ALPHA = 0.05
 
@@ -86,7 +87,8 @@ def drop_gate(rows: list[dict], max_drop: dict[str, float], alpha: float) -> tup
                                 f"a significant drop beyond {margin:g}")
             else:
                 warnings.append(f"{said} {interval_text(d['interval'])}, p = {d['p_value']:.3g} ≥ {alpha:g}): a drop "
-                                f"beyond {margin:g} but not significant over {row.get('queries')} queries: noise, "
+                                f"beyond {margin:g} but not significant over "
+                                f"{counted(row.get('queries') or 0, 'query')}: noise, "
                                 "or more queries are needed to tell")
     return breaches, warnings
 

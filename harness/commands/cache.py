@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 
 from harness.commands.flags import number
 from harness.errors import ExitCode, Problem, UsageError
+from harness.words import counted
 
 NAME = "cache"
 HELP = "the response cache: where it is and how big (info), and removing old answers (prune)"
@@ -50,7 +51,7 @@ def run(args) -> int:
     try:
         if args.action == "prune":
             removed, before, after = prune(root, args.older_than)
-            print(f"removed {removed} answers stored more than {args.older_than:g} days ago from {root}; "
+            print(f"removed {counted(removed, 'answer')} stored more than {args.older_than:g} days ago from {root}; "
                   f"{_size(before)} → {_size(after)}")
             return int(ExitCode.OK)
         info = cache_info(root)

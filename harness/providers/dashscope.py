@@ -49,6 +49,7 @@ from harness.providers.credentials import KeySource, find_api_key, missing_key_m
 from harness.providers.credentials import workspace as env_workspace
 from harness.providers.tokens import estimate_tokens
 from harness.providers.uploads import Uploader, UploadRecord
+from harness.words import counted
 
 if TYPE_CHECKING:
     import httpx
@@ -275,7 +276,7 @@ def parse_response(status: int, content: bytes, headers: Any, expected: int,
         got = sorted(i.get("index") for i in items if isinstance(i, dict) and isinstance(i.get("index"), int))
         missing = [i for i in range(expected) if i not in set(got)]
         raise bad("MissingIndex" if len(items) < expected else "ExtraVectors",
-                  f"{len(items)} vectors for {expected} inputs"
+                  f"{counted(len(items), 'vector')} for {counted(expected, 'input')}"
                   + (f" (missing indexes {wire.ranges(missing)})" if missing else ""))
     fast = wire.fast_rows(items, expected, dimension)
     if fast is not None:

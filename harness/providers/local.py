@@ -36,6 +36,7 @@ from harness.providers import wire
 from harness.providers.base import Embedded, NotExecutable, ProviderError
 from harness.providers.openai_compat import EmbeddingsBody
 from harness.providers.tokens import estimate_tokens
+from harness.words import counted
 
 INSTALL_HINT = "pip install 'mm-embed-harness[local]'"
 
@@ -121,7 +122,8 @@ class LocalProvider(EmbeddingsBody):
             raise ProviderError(f"local/{self.name} embeds text only; 'input' must be a list of strings "
                                 "(images and video need a multimodal model)", code="InvalidInput")
         if len(texts) != expected:
-            raise ProviderError(f"the body carries {len(texts)} texts but {expected} vectors are expected",
+            raise ProviderError(f"the body carries {counted(len(texts), 'text')} but {counted(expected, 'vector')} "
+                                f"{'is' if expected == 1 else 'are'} expected",
                                 code="InvalidInput")
         dims = body.get("dimensions")
         if dims is not None and dims != self.dimension:

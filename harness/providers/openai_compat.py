@@ -43,6 +43,7 @@ from harness.providers.base import Embedded, NotExecutable, ProviderError, Reque
 from harness.providers.credentials import checked_key
 from harness.providers.replicas import DOWN_FOR, Replicas
 from harness.providers.tokens import estimate_tokens
+from harness.words import counted
 
 if TYPE_CHECKING:
     import httpx
@@ -199,7 +200,7 @@ def _parse(resp: httpx.Response, expected: int, dimension: int | None, key_env: 
         raise ProviderError("the response has no 'data' list", status=status,
                             code="MalformedResponse", request_id=request_id)
     if len(doc["data"]) > expected:
-        raise ProviderError(f"{len(doc['data'])} vectors for {expected} inputs", status=status,
+        raise ProviderError(f"{counted(len(doc['data']), 'vector')} for {counted(expected, 'input')}", status=status,
                             code="ExtraVectors", request_id=request_id)
     fast = wire.fast_rows(doc["data"], expected, dimension)
     if fast is not None:
@@ -219,7 +220,7 @@ def _parse(resp: httpx.Response, expected: int, dimension: int | None, key_env: 
         rows[index] = _vector(item.get("embedding"), index, dimension, status, request_id)
     missing = [i for i in range(expected) if i not in rows]
     if missing:
-        raise ProviderError(f"{len(missing)} of {expected} vectors missing from the response "
+        raise ProviderError(f"{len(missing)} of {counted(expected, 'vector')} missing from the response "
                             f"(indexes {wire.ranges(missing)})", status=status, code="MissingIndex",
                             request_id=request_id)
     usage = doc.get("usage") if isinstance(doc.get("usage"), dict) else {}

@@ -23,6 +23,7 @@ from statistics import NormalDist
 
 from harness.folder import Summary
 from harness.report.charts import metric_order, money, retrieval_checks, size
+from harness.words import counted
 
 ALPHA = 0.05
 POWER = 0.8
@@ -399,7 +400,7 @@ def _indistinct(rec: Recommendation, summary: Summary) -> list[str]:
         return []
     far = min(compared, key=lambda o: o.vs_best["delta"])
     n = queries_needed(summary, rec.check, rec.metric, rec.best.cell, far.cell, rec.alpha)
-    over = f" over {rec.queries} queries" if rec.queries else ""
+    over = f" over {counted(rec.queries, 'query')}" if rec.queries else ""
     text = f"No cell can be told apart from the best on {rec.metric}{over}"
     if n is not None:
         text += (f": the widest gap to it ({_name(far, rec.best)}, {signed(far.vs_best['delta'])}) would need about "

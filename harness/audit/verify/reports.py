@@ -23,6 +23,7 @@ from harness.audit.verify.parse import VerifyContext
 from harness.audit.verify.result import VerifyReport, short
 from harness.folder import EVIDENCE_FORMAT, FolderError, layout
 from harness.report.junit import format_2_junit
+from harness.words import counted
 
 _CELL_ESCAPE = re.compile(rb"&(amp|lt|gt);|\\([\\`*\[\]~_])")
 _ENTITY = {b"amp": b"&", b"lt": b"<", b"gt": b">"}
@@ -93,7 +94,8 @@ def check_reports(context: VerifyContext, report: VerifyReport) -> None:
     if report.reworded:
         shown = "; ".join(report.reworded[:3]) + (f" and {len(report.reworded) - 3} more" if len(report.reworded) > 3
                                                   else "")
-        report.notes.append(f"{len(report.reworded)} lines of evidence format {record.format} are worded otherwise "
+        report.notes.append(f"{counted(len(report.reworded), 'line')} of evidence format {record.format} "
+                            f"{'is' if len(report.reworded) == 1 else 'are'} worded otherwise "
                             f"by this harness (format {EVIDENCE_FORMAT}): compared by status, name, cell and the data "
                             f"both formats record, not word for word: {shown}")
     if record.manifest_version >= 2:
