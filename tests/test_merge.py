@@ -176,3 +176,19 @@ def test_a_damaged_or_earlier_format_shard_is_refused_and_nothing_is_written(tmp
     r = harness(tmp_path, "merge", str(old), "--output", "out")
     assert r.returncode == 5 and "field evidence_format" in r.stderr and "format 2" in r.stderr
     assert not (tmp_path / "out" / "m").exists()
+
+
+def test_the_merge_exit_code_is_the_runs():
+    from harness.commands.merge import exit_code
+    from harness.errors import ExitCode
+    from harness.folder.verdict import CheckResult
+
+    spec = CheckResult("spec", True, "valid")
+    sent = CheckResult("execution", False, "2 of 4 requests failed", "c1", kind="execution")
+    check = CheckResult("nearest:a", False, "a → c first", "c1", kind="check")
+    empty = CheckResult("executed", False, "no cell executed", kind="execution")
+    skipped = CheckResult("nearest:a", True, "not executed", "c2", kind="check", status="skip")
+    assert exit_code([spec, skipped]) == ExitCode.OK
+    assert exit_code([spec, check]) == ExitCode.CHECKS_FAILED
+    assert exit_code([spec, check, sent]) == ExitCode.PROVIDER_ERROR
+    assert exit_code([spec, skipped, empty]) == ExitCode.NOTHING_EXECUTED

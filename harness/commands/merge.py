@@ -17,9 +17,11 @@ def add_parser(sub):
                        "the catalog, the schema and the evidence format; each cell is taken from the shard that "
                        "ran it, the checks are evaluated again and the folder is finalized as `harness run` does, "
                        "so `harness verify` accepts it. See docs/ci.md.",
-                       epilog="exit codes: 0 merged, checks PASS · 1 merged, a check failed · 2 bad command line "
-                              "or output folder · 5 the shards disagree (the field is named) or hold one cell "
-                              "with different bytes (the cell is named); nothing written")
+                       epilog="exit codes: 0 merged, PASS · 1 merged, a check failed · 4 merged, a cell's requests "
+                              "had failed · 6 merged, no cell executed · 2 bad command line or output folder · "
+                              "5 the shards disagree (the field is named) or hold one cell with different bytes "
+                              "(the cell is named): nothing written. The spec's `export:` is not run: run "
+                              "`harness export` on the merged folder.")
     p.add_argument("shards", nargs="+", metavar="RUN", help="a shard's output folder (output/<spec name>)")
     p.add_argument("--output", required=True, metavar="DIR",
                    help="where the merged run goes: DIR/<spec name>, replacing only an earlier run there; give "
@@ -41,4 +43,17 @@ def run(args) -> int:
     print(f"merged {len(args.shards)} shards into {outcome.folder}: {taken}"
           + ("" if outcome.complete else " (not every cell of the spec: the folder is still a slice)"))
     print(f"{'PASS' if passed else 'FAIL'}: {outcome.folder / 'validate.txt'}")
-    return int(ExitCode.OK if passed else ExitCode.CHECKS_FAILED)
+    return int(exit_code(outcome.results))
+
+
+def exit_code(results) -> ExitCode:
+    """As `harness run` says it (its default --fail-on): a cell whose requests failed 4, a failed
+    check 1, no cell executed 6, else 0."""
+    failed = [r for r in results if r.status == "fail"]
+    if any(r.kind == "execution" and r.name != "executed" for r in failed):
+        return ExitCode.PROVIDER_ERROR
+    if any(r.kind != "execution" for r in failed):
+        return ExitCode.CHECKS_FAILED
+    if failed:
+        return ExitCode.NOTHING_EXECUTED
+    return ExitCode.OK
