@@ -172,11 +172,15 @@ def test_a_later_run_removes_the_debris_of_a_killed_run_but_not_of_a_live_one(tm
         killed.kill()                                          # SIGKILL: no chance to clean up
         killed.wait()
         assert [n for n in staging(out) if n.startswith(".killed.staging-")]
-        assert [p for p in tmp.iterdir() if p.name.startswith(f"harness-inputs-{killed.pid}-")]
+        # its input spool went when its payloads were written, before the first request
+        assert not [p for p in tmp.iterdir() if p.name.startswith(f"harness-inputs-{killed.pid}-")]
+        # a spool a process killed while planning leaves (its PID, not its start time: gone)
+        (tmp / f"harness-inputs-{killed.pid}-1-{evidence._host()}-dead.spool").write_bytes(b"x")
 
         live = start("live")
         _wait(lambda: any(n.startswith(".live.staging-") for n in staging(out)), live)
-        _wait(lambda: any(p.name.startswith(f"harness-inputs-{live.pid}-") for p in tmp.iterdir()), live)
+        live_spool = tmp / f"harness-inputs-{live.pid}-{evidence._start_time(live.pid)}-{evidence._host()}-x.spool"
+        live_spool.write_bytes(b"x")                       # as if it were still planning
         try:
             later = harness("run", str(spec_file(tmp_path, "later")), "--output", str(out), cwd=tmp_path,
                             env={"TMPDIR": str(tmp)})
@@ -191,7 +195,7 @@ def test_a_later_run_removes_the_debris_of_a_killed_run_but_not_of_a_live_one(tm
             live.send_signal(signal.SIGTERM)
             live.communicate(timeout=60)
         assert live.returncode == 130
-        assert staging(out) == [] and list(tmp.iterdir()) == []
+        assert staging(out) == [] and list(tmp.iterdir()) == [live_spool]
 
 
 # --- case 3: the swap and signals; a swap killed halfway is repaired ----------------------------

@@ -128,7 +128,7 @@ class Spool:
     memory stays flat in their number. Files of killed runs are removed."""
 
     CHUNK = 1024
-    MEMORY = 128 << 20
+    MEMORY = 64 << 20
     PER_INPUT = 600            # bytes an `Input` of one short text takes in memory, beyond its strings
 
     def __init__(self, memory: int | None = None):
@@ -156,8 +156,10 @@ class Spool:
             self._spill()
 
     def _spill(self) -> None:
-        pickle.dump(self._held, self._out, protocol=pickle.HIGHEST_PROTOCOL)
-        self._held = []
+        held, self._held = self._held, []
+        for start in range(0, len(held), self.CHUNK):     # what memory held goes a chunk at a time too
+            pickle.dump(held[start:start + self.CHUNK], self._out, protocol=pickle.HIGHEST_PROTOCOL)
+            held[start:start + self.CHUNK] = [None] * min(self.CHUNK, len(held) - start)
 
     @property
     def on_disk(self) -> bool:

@@ -52,10 +52,16 @@ class Plan:
 
     def inputs(self) -> Iterator[Input]:
         """Stream the resolved inputs back from the spool (memory stays flat in their number)."""
+        if self.spool is None:
+            raise RuntimeError("the plan's inputs were released (written already)")
         return iter(self.spool)
 
     def batches(self, cell: Cell) -> Iterator[Batch]:
         return batches(cell, (i for i in self.inputs() if cell.takes(i)), self.max_contents)
+
+    def release(self) -> None:
+        """Let the inputs go (once written); the cells, counts, warnings and files stay."""
+        self.close()
 
     def close(self) -> None:
         if self.spool is not None:

@@ -233,11 +233,13 @@ def plan_stats(plan: Plan) -> dict[str, CellStats]:
 
 
 def write_plan(plan: Plan, folder: Path) -> tuple[dict, dict[str, CellStats], list[CheckResult], dict[str, str]]:
-    """One pass over the inputs writes inputs.jsonl and every cell's payload files into `folder`.
+    """One pass over the inputs writes inputs.jsonl and every cell's payload files into `folder`,
+    then the plan lets its inputs go (`Plan.release`: its cells, counts and files stay).
     Returns the manifest's `inputs`, the stats and payload checks per cell, and the sha256 of
     every file written (so `finalize` need not read them back)."""
     target = FolderTarget(folder)
     inputs, stats, results = _write_plan(plan, target)
+    plan.release()      # written: the inputs need not stay in memory (or on disk) while the run executes
     return inputs, stats, results, target.hashes
 
 
