@@ -206,6 +206,16 @@ def test_a_wrong_key_is_one_fail_per_cell_and_the_last_line_names_the_cause_and_
     assert v.returncode == 0, v.stdout + v.stderr
 
 
+def test_a_cell_some_of_whose_requests_failed_says_so_and_how_many(dashscope_server, tmp_path):
+    matrix(tmp_path)
+    dashscope_server.add_fault("400", times=1, match="clear blue sky")     # one request of one cell
+    r = run(tmp_path, "--execute", "--base-url", dashscope_server.base_url, "--cell", "qwen2.5-vl-embedding-512")
+    assert r.returncode == 4, r.stdout + r.stderr
+    row = next(line for line in table_after(r.stdout, "results (") if "qwen2.5-vl-embedding-512" in line)
+    assert "partly: 1 of 6 requests failed (HTTP 400 InvalidParameter)" in row
+    assert "could not execute" not in r.stdout            # it has vectors: its checks ran on them
+
+
 def test_an_unreachable_endpoint_is_named_by_its_host(tmp_path):
     matrix(tmp_path)
     with socket.socket() as s:                 # a port nothing listens on

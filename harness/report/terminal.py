@@ -169,7 +169,8 @@ def result_rows(cells: list[dict], execution: Execution | None, results: list[Ch
         counts = "/".join(str(sum(1 for r in mine if r.status == s)) for s in ("pass", "fail", "skip"))
         why = info.reason.brief if info is not None and info.reason else "not executed"
         cause = failed_cause(c, info, execution)
-        executed = (f"failed: {cause}" if cause else "yes") if info is not None and info.executed else f"no: {why}"
+        executed = (f"failed: {cause}" if cause else _partly(info, execution) or "yes") \
+            if info is not None and info.executed else f"no: {why}"
         got = info.spent(c) if info is not None and not cause else None
         if got is None:
             spent_cols = ["-", "-"]           # nothing was sent, nothing spent
@@ -179,6 +180,16 @@ def result_rows(cells: list[dict], execution: Execution | None, results: list[Ch
         metric = [headline(next((r for r in mine if r.name == name), None)) for name in retrieval]
         rows.append([cid, executed, f"{info.vectors:,}" if info is not None else "0", counts, *spent_cols, *metric])
     return rows
+
+
+def _partly(info: CellExecution, execution: Execution | None) -> str | None:
+    """'partly: 1 of 6 requests failed (HTTP 400 InvalidParameter)' for a cell some of whose requests
+    failed or were not sent (its checks ran on the vectors that came back), else None."""
+    bad = (info.requests.get("failed") or 0) + (info.requests.get("not_sent") or 0)
+    if not bad:
+        return None
+    first = info.failures[0] if info.failures else (execution.fatal if execution is not None else None)
+    return f"partly: {bad} of {info.requests.get('total') or '?'} requests failed ({failure_cause(first)})"
 
 
 def failed_cause(cell: CellEntry, info: CellExecution | None, execution: Execution | None) -> str | None:
