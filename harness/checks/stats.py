@@ -235,14 +235,22 @@ def against_best(cells: Sequence[tuple[str, float, dict[str, float]]], *, confid
         return []
     best = max(range(len(cells)), key=lambda i: (cells[i][1], -i))
     a, _, pa = cells[best]
-    out = []
-    for i, (b, _, pb) in enumerate(cells):
-        common = sorted(q for q in pa if q in pb)
-        if i == best or not common:
-            continue
-        row = paired([pa[q] for q in common], [pb[q] for q in common], confidence=confidence,
-                     resamples=resamples, seed=seed, flips=flips)
-        out.append({"a": a, "b": b, **row})
+    # the cells that ranked the same queries are paired in one pass (one draw of resamples and flips
+    # for all of them: each column's numbers are those `paired` gives it alone)
+    groups: dict[tuple[str, ...], list[int]] = {}
+    for i, (_, _, pb) in enumerate(cells):
+        common = tuple(sorted(q for q in pa if q in pb))
+        if i != best and common:
+            groups.setdefault(common, []).append(i)
+    rows: dict[int, dict] = {}
+    for common, members in groups.items():
+        best_values = np.array([[pa[q]] * len(members) for q in common], dtype=np.float64)
+        others = np.array([[cells[i][2][q] for i in members] for q in common], dtype=np.float64)
+        for i, row in zip(members, paired_columns(best_values, others, confidence=confidence, resamples=resamples,
+                                                  seed=seed, flips=flips)):
+            rows[i] = {"a": a, "b": cells[i][0], **row, "seed": seed, "confidence": confidence,
+                       "resamples": resamples}
+    out = [rows[i] for i in sorted(rows)]
     for row, adjusted in zip(out, holm([r["p_value"] for r in out])):
         row["p_holm"] = _rounded(adjusted)
         row["significant"] = adjusted < round(1.0 - confidence, 12)
