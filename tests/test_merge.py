@@ -29,6 +29,7 @@ inputs:
 checks:
   - nearest: {query: a, among: [b, c, d], expect: b, models: [local/e5-small]}
   - vectors: {norm_min: 0.5, norm_max: 2.0}
+  - stability: {repeat: true, min_cosine: 0.99, models: [local/e5-small]}
 """
 LOCAL, REMOTE = "local--e5-small-384", "qwen3-vl-embedding-256"
 
@@ -47,7 +48,8 @@ def run(tmp_path: Path, out: str, *args: str, server=None, cache: str = "cache")
 
 def evidence(folder: Path) -> dict[str, bytes]:
     return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*"))
-            if p.is_file() and p.relative_to(folder).parts[0] in ("payloads", "vectors", "inputs.jsonl", "spec.yaml")}
+            if p.is_file() and (p.relative_to(folder).parts[0] in ("payloads", "vectors", "inputs.jsonl", "spec.yaml")
+                                or p.relative_to(folder).parts[:2] in (("repeat", "payloads"), ("repeat", "vectors")))}
 
 
 def manifest(folder: Path) -> dict:
@@ -68,12 +70,16 @@ def test_two_executed_shards_merge_into_the_one_piece_run(dashscope_server, tmp_
     assert {p for p in want if p.startswith("vectors/")} == {f"vectors/{c}.{x}" for c in (LOCAL, REMOTE)
                                                             for x in ("npy", "ids.json")}
     assert got == want                                   # payloads, vectors, ids, inputs: the same bytes
+    assert f"repeat/vectors/{LOCAL}.npy" in got          # the repeated execution too (stability: repeat)
+    assert json.loads((folder / "repeat" / "execution.json").read_text())["cells"][0]["id"] == LOCAL
     m = manifest(folder)
     assert [c["id"] for c in m["cells"]] == [LOCAL, REMOTE] and "filter" not in m
     lines = (folder / "validate.txt").read_text().splitlines()
     assert "ok   catalog: 2 cells within the rules of model catalog" in "\n".join(lines)
     assert any(line.startswith(f"ok   nearest:a [{LOCAL}]") for line in lines)
     assert any(line.startswith(f"ok   vectors [{REMOTE}]") for line in lines) and lines[-1] == "PASS"
+    assert any(line.startswith(f"ok   repeat:execution [{LOCAL}]") for line in lines)
+    assert any(line.startswith(f"ok   stability [{LOCAL}]") for line in lines)
     execution = json.loads((folder / "execution.json").read_text())
     assert [c["id"] for c in execution["cells"]] == [LOCAL, REMOTE]
     facts = json.loads((folder / "run.json").read_text())["merged"]
