@@ -226,3 +226,16 @@ def test_cache_info_and_prune_through_the_cli(tmp_path):
     assert "entries:  2\n" in run_cli("cache", "info", cwd=tmp_path, env=env).stdout
     bad = run_cli("cache", "prune", "--older-than", "-1", cwd=tmp_path, env=env)
     assert bad.returncode == 2 and "out of range" in bad.stderr
+
+
+def test_the_database_follows_the_umask_as_the_earlier_cache_files_did(tmp_path):
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        with ResponseCache(tmp_path / "shared") as cache:
+            cache.put("0" * 64, entry())
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "shared" / DB_NAME).stat().st_mode) == 0o644

@@ -147,7 +147,7 @@ class ResponseCache:
             db = None
             try:
                 self.root.mkdir(parents=True, exist_ok=True)
-                os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))   # an OS reason, not SQLite's
+                os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666))   # under the umask; an OS error
                 db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT, isolation_level=None,
                                      check_same_thread=False)
                 db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT * 1000)}")
