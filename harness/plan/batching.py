@@ -128,7 +128,7 @@ class Spool:
     memory stays flat in their number. Files of killed runs are removed."""
 
     CHUNK = 1024
-    MEMORY = 64 << 20
+    MEMORY = 8 << 20
     PER_INPUT = 600            # bytes an `Input` of one short text takes in memory, beyond its strings
 
     def __init__(self, memory: int | None = None):
