@@ -129,10 +129,16 @@ for i in range(0, len(rows), {per}):
 """.format(per=PER_REQUEST, model=MODEL, key=KEY, dim=DIM)
 
 
-def plan_round(work: Path, csv_path: Path) -> dict:
+def plan_round(work: Path, csv_path: Path, baseline: Path | None = None) -> dict:
     run_dir = work / "plan"
     shutil.rmtree(run_dir / "out", ignore_errors=True)
     shutil.rmtree(run_dir / "minimal", ignore_errors=True)
+    shutil.rmtree(run_dir / "before", ignore_errors=True)
+    b = None
+    if baseline is not None:    # the same command in a checkout of the code before issue 25, on the same CSV
+        b = child(harness("run", "spec.yaml", "--output", "before", "--quiet"), run_dir,
+                  {**env(work / "cache-plan"), "PYTHONPATH": str(baseline)})
+        shutil.rmtree(run_dir / "before", ignore_errors=True)
     h = child(harness("run", "spec.yaml", "--output", "out", "--quiet"), run_dir, env(work / "cache-plan"))
     m = child([sys.executable, str(ROOT / "bench" / "minimal_plan.py"), "texts.csv", "minimal", str(DIM)], run_dir)
     folder = run_dir / "out" / "scale"
@@ -140,7 +146,7 @@ def plan_round(work: Path, csv_path: Path) -> dict:
     same = all((cell / name).read_bytes() == (run_dir / "minimal" / name).read_bytes()
                for name in ("requests.jsonl", "index.jsonl"))
     v = child(harness("verify", str(folder)), run_dir, env(work / "cache-plan"))
-    return {"harness": h, "minimal": m, "verify": v, "same_bodies": same, "files": files_in(folder),
+    return {"harness": h, "minimal": m, "verify": v, "before": b, "same_bodies": same, "files": files_in(folder),
             "manifest_kb": (folder / "manifest.json").stat().st_size / 1024,
             "requests": sum(1 for _ in open(cell / "index.jsonl", "rb")),
             "payload_mb": (cell / "requests.jsonl").stat().st_size / 1e6, "verify_rc": v["rc"]}
@@ -199,16 +205,18 @@ def main() -> int:
     p.add_argument("--margin", type=int, nargs=2, default=[200, 800], metavar=("LOW", "HIGH"))
     p.add_argument("--skip-margin", action="store_true")
     p.add_argument("--dir", type=Path, default=OUT)
+    p.add_argument("--baseline", type=Path, help="a checkout of the code before issue 25: its plan time beside")
     args = p.parse_args()
     work = args.dir
     csv_path = texts(work / "plan", args.n)
     print(f"# python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}; "
           f"{args.n:,} texts, one cell {MODEL}-{DIM}, {PER_REQUEST} texts a request")
-    rounds = [plan_round(work, csv_path) for _ in range(args.rounds)]
-    best = {k: min((r[k] for r in rounds), key=lambda x: x["cpu"]) for k in ("harness", "minimal", "verify")}
+    rounds = [plan_round(work, csv_path, args.baseline) for _ in range(args.rounds)]
+    kinds = ("harness", "minimal", "verify") + (("before",) if args.baseline else ())
+    best = {k: min((r[k] for r in rounds), key=lambda x: x["cpu"]) for k in kinds}
     last = rounds[-1]
     print("\n| plan, " + f"{args.n:,} texts" + " | wall s | CPU s | peak RSS MB |\n|---|---:|---:|---:|")
-    for k in ("harness", "minimal", "verify"):
+    for k in kinds:
         b = best[k]
         print(f"| {k} | {b['wall']:.1f} | {b['cpu']:.1f} | {b['rss_mb']:.0f} |")
     print(f"\nharness ÷ minimal: {best['harness']['cpu'] / best['minimal']['cpu']:.2f}× CPU, "
@@ -218,8 +226,11 @@ def main() -> int:
           f"{last['verify_rc']}); same bodies and index as the minimal script: {last['same_bodies']}; "
           f"{last['requests']:,} requests, {last['payload_mb']:.0f} MB of bodies; run folder: {last['files']} files, "
           f"manifest {last['manifest_kb']:.1f} kB")
+    if args.baseline:
+        print(f"before issue 25 ÷ minimal: {best['before']['cpu'] / best['minimal']['cpu']:.2f}× CPU; "
+              f"now ÷ before: {best['harness']['cpu'] / best['before']['cpu']:.2f}× CPU")
     print("# every round (wall / CPU s): " + "; ".join(
-        f"{k} {r[k]['wall']:.1f}/{r[k]['cpu']:.1f}" for r in rounds for k in ("harness", "minimal", "verify")))
+        f"{k} {r[k]['wall']:.1f}/{r[k]['cpu']:.1f}" for r in rounds for k in kinds))
     with Server() as server:
         if args.execute_n:
             e = execute(work, csv_path, args.execute_n, server)

@@ -4,14 +4,16 @@ Issue 14's "byte-identical" promise, checked against another checkout of the har
 before the performance work) in its own venv. For each spec in `specs/` that both checkouts
 ship, `harness run SPEC` (offline) runs in each, and the script prints:
 
-- whether every payload file (`payloads/`) is byte-identical, which other files differ, and
-  whether the two folders hold the same file names;
+- whether every request body of every cell is byte-identical, whichever payload layout each
+  checkout writes (one file per request before evidence format 3, one requests.jsonl per cell
+  from it), whether the payload indexes are, which other files differ, and whether the two
+  folders hold the same other file names;
 - which manifest fields differ, with their values when short (the manifest digest covers the
   whole manifest, so any fact the newer harness records moves it; the payload bytes must not).
 
     python bench/same_evidence.py --baseline /path/to/old-checkout/.venv/bin/python
 
-Exit 1 when a payload differs.
+Exit 1 when a request body differs.
 """
 
 from __future__ import annotations
@@ -35,6 +37,20 @@ def run(python: str, checkout: Path, spec: Path, out: Path) -> Path:
         raise SystemExit(f"{python} run {spec.name} exited {proc.returncode}:\n{proc.stderr[-2000:]}")
     (folder,) = [p for p in out.iterdir() if p.is_dir()]
     return folder
+
+
+def bodies(folder: Path) -> dict[str, list[bytes]]:
+    """Each cell's request bodies in request order, whichever payload layout the folder has: one
+    requests.jsonl per cell (evidence format 3) or one file per request named by the index."""
+    out = {}
+    for index in sorted((folder / "payloads").glob("*/index.jsonl")):
+        cell = index.parent
+        if (cell / "requests.jsonl").is_file():
+            out[cell.name] = (cell / "requests.jsonl").read_bytes().split(b"\n")[:-1]
+        else:
+            names = [json.loads(line)["file"] for line in index.read_text().splitlines() if line.strip()]
+            out[cell.name] = [(cell / name).read_bytes() for name in names]
+    return out
 
 
 def files(folder: Path) -> dict[str, bytes]:
@@ -74,14 +90,17 @@ def main() -> int:
             old = run(args.baseline, base_root, base_root / "specs" / name, outs[0] / name)
             new = run(sys.executable, ROOT, ROOT / "specs" / name, outs[1] / name)
             a, b = files(old), files(new)
-            pay_a = {k: v for k, v in a.items() if k.startswith("payloads/")}
-            pay_b = {k: v for k, v in b.items() if k.startswith("payloads/")}
-            same = pay_a == pay_b
+            body_a, body_b = bodies(old), bodies(new)
+            same = body_a == body_b
             bad += not same
-            print(f"\n{name}: {len(pay_b)} payload files, {'byte-identical' if same else 'DIFFERENT'}")
+            count = sum(map(len, body_b.values()))
+            print(f"\n{name}: {count} request bodies in {len(body_b)} cells, "
+                  f"{'byte-identical' if same else 'DIFFERENT'}")
+            index = [k for k in set(a) & set(b) if k.endswith("/index.jsonl")]
+            print(f"  payload indexes: {'identical' if all(a[k] == b[k] for k in index) else 'DIFFERENT'}")
             other = sorted(k for k in set(a) & set(b) if not k.startswith("payloads/") and a[k] != b[k])
             print(f"  other files that differ: {', '.join(other) or 'none'}")
-            only = sorted(set(a) ^ set(b))
+            only = sorted(k for k in set(a) ^ set(b) if not k.startswith("payloads/"))
             if only:
                 print(f"  files in one folder only: {', '.join(only)}")
             ma, mb = json.loads(a["manifest.json"]), json.loads(b["manifest.json"])
