@@ -53,6 +53,7 @@ class MergeOutcome:
 def merge(shards: list[str | Path], output: str | Path, *, spec_dir: str | Path | None = None,
           allow_paths: tuple | list = ()) -> MergeOutcome:
     """Merge the shard folders into `output/<spec name>` (replacing only an earlier run there)."""
+    started = time.time()
     if not shards:
         raise UsageError(Problem("give the shard folders to merge", hint="harness merge RUN... --output DIR"))
     runs = [_open(Path(s)) for s in shards]
@@ -94,11 +95,13 @@ def merge(shards: list[str | Path], output: str | Path, *, spec_dir: str | Path 
             if empty is not None:
                 results.append(empty)
         from harness.report.finalize import finalize
-        manifest = finalize(folder, body, results, known, started=time.time()).to_json()
+        manifest = finalize(folder, body, results, known, started=started).to_json()
         RunWriter(folder).run_facts({
             "merged": [{"folder": str(r.path), "digest": r.manifest.digest,
                         "cells": [c for c in ids if chosen[c] is r]} for r in runs],
-            "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"), "host": socket.gethostname()})
+            "started": datetime.fromtimestamp(started, timezone.utc).isoformat(timespec="seconds"),
+            "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "seconds": round(time.time() - started, 3), "executed": bool(executed), "host": socket.gethostname()})
         stage.commit()
     return MergeOutcome(final, manifest, results, {cid: chosen[cid].path for cid in ids}, complete)
 
