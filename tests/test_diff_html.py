@@ -89,7 +89,9 @@ def test_the_page_shows_metric_deltas_the_cosine_distribution_and_what_moved(run
                  for c in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
         trend = "▲" if d["delta"] > 0 else ("▼" if d["delta"] < 0 else "=")
         assert cells[:3] == [name, f"{d['a']:.3f}", f"{d['b']:.3f}"]
-        assert cells[3].startswith(f"{trend} {d['delta']:+.3f}") and cells[3].endswith("✗") == (abs(d["delta"]) > 0.1)
+        delta, _, paired = cells[3].partition("[")           # the delta, then its interval and p-value
+        assert delta.startswith(f"{trend} {d['delta']:+.3f}") and delta.strip().endswith("✗") == (abs(d["delta"]) > 0.1)
+        assert paired == f"{d['interval'][0]:+.3f}, {d['interval'][1]:+.3f}] p {d['p_value']:.2g}"
     assert metrics["metrics"]["recall@1"]["delta"] < 0
 
     # the inputs that moved most are the changed ones, lowest cosine first, with the cosine of

@@ -71,8 +71,12 @@ def diff(runs, *args: str):
 
 @pytest.mark.slow     # three runs of the local model over the BEIR example (about 3 s)
 def test_the_diff_gate_passes_on_noise_and_fails_on_a_real_drop(runs):
-    noise = diff(runs, runs["a"], runs["noise"], "--max-drop", "ndcg@10=0.02")
+    page = runs["a"].parent.parent.parent / "noise.html"
+    noise = diff(runs, runs["a"], runs["noise"], "--max-drop", "ndcg@10=0.02", "--html", page)
     assert noise.returncode == 0, noise.stdout + noise.stderr
+    html = page.read_text()     # the page says the gate, the warning, and each delta's interval and p
+    assert "no significant ndcg@10 drop beyond 0.02 (p &lt; 0.05)" in html and 'id="warnings"' in html
+    assert "-0.066<br><span class=\"muted\">[-0.199, +0.000] p 1</span>" in html
     # one query of 11 worse: every sign-flip arrangement is as extreme, so p = 1
     assert (f"warn: {CHECK} [{CELL}]: ndcg@10 0.9213 → 0.8549 (-0.0664 [-0.199, +0.000], p = 1 ≥ 0.05): a drop "
             "beyond 0.02 but not significant over 11 queries") in noise.stdout, noise.stdout
