@@ -11,7 +11,8 @@ from harness.commands import flags
 from harness.errors import ExitCode, Problem, UsageError
 
 NAME = "diff"
-HELP = "compare two output folders: cells, payloads, inputs, per-input vector cosine, metric deltas"
+HELP = ("compare two output folders: cells, payloads, inputs, per-input vector cosine, metric deltas with their "
+        "interval and paired p-value")
 ORDER = 61
 
 
