@@ -95,18 +95,30 @@ def index_line(batch, data: bytes, sha: str | None = None) -> bytes:
 
 
 class _Stream:
-    """A file written in pieces whose sha256 is known the moment it is closed."""
+    """A file written in pieces whose sha256 is known the moment it is closed. Lines are gathered
+    into blocks of `BLOCK` bytes, hashed and written a block at a time (a million lines are a
+    million calls fewer)."""
+
+    BLOCK = 1 << 20
 
     def __init__(self, rel: str, done, f=None):
         self.rel, self.done, self.f = rel, done, f
         self.h = hashlib.sha256()
+        self.buf = bytearray()
 
     def write(self, data: bytes) -> None:
-        self.h.update(data)
+        self.buf += data
+        if len(self.buf) >= self.BLOCK:
+            self._flush()
+
+    def _flush(self) -> None:
+        self.h.update(self.buf)
         if self.f is not None:
-            self.f.write(data)
+            self.f.write(self.buf)
+        self.buf.clear()
 
     def close(self) -> str:
+        self._flush()
         if self.f is not None:
             self.f.close()
         digest = self.h.hexdigest()
