@@ -19,6 +19,7 @@ from harness.audit import diff_stats
 from harness.checks import metrics as M
 from harness.errors import MismatchError, Problem, UsageError
 from harness.folder import FolderError, NotARun, Run, Summary, open_run
+from harness.words import counted
 
 WORST_SHOWN = 5    # ids named per finding in the text output
 MOVED_SHOWN = 10   # inputs kept per cell in `worst`: the ones that moved most (lowest cosine A↔B)
@@ -90,6 +91,9 @@ class DiffReport:
     tolerance: float | None = None
     metric_tolerance: float | None = None
     breaches: list[str] = field(default_factory=list)
+    max_drop: dict[str, float] = field(default_factory=dict)    # metric → margin (`--max-drop`)
+    alpha: float = diff_stats.ALPHA                              # significance level of `--max-drop`
+    warnings: list[str] = field(default_factory=list)           # drops beyond a margin that are not significant
 
     @property
     def gated(self) -> bool:
@@ -286,6 +290,10 @@ def _gate(r: DiffReport, a: Run) -> None:
                 if abs(d["delta"]) > r.metric_tolerance:
                     r.breaches.append(f"{m['check']} [{m['a']}]: {name} {d['a']:.4f} → {d['b']:.4f} "
                                       f"({d['delta']:+.4f}, tolerance {r.metric_tolerance:g})")
+    if r.max_drop:
+        breaches, warnings = diff_stats.drop_gate(r.metrics, r.max_drop, r.alpha)
+        r.breaches += breaches
+        r.warnings += warnings
 
 
 def _ids(items: list[str], limit: int = 8) -> str:
@@ -315,7 +323,7 @@ def render_diff(r: DiffReport) -> str:
         for p in r.payloads:
             bits = []
             if p["differ"]:
-                bits.append(f"{len(p['differ'])} of {p['files']} files differ ({_ids(p['differ'], 4)})")
+                bits.append(f"{len(p['differ'])} of {counted(p['files'], 'request')} differ ({_ids(p['differ'], 4)})")
             if p["only_in_one"]:
                 bits.append(f"in one run only: {_ids(p['only_in_one'], 4)}")
             out.append(f"  {p['cell']}: {'; '.join(bits)}")
@@ -359,7 +367,10 @@ def render_diff(r: DiffReport) -> str:
     elif r.gated:
         rule = " and ".join(x for x in (
             f"cosine ≥ {1 - r.tolerance:g}" if r.tolerance is not None else "",
-            f"|metric delta| ≤ {r.metric_tolerance:g}" if r.metric_tolerance is not None else "") if x)
+            f"|metric delta| ≤ {r.metric_tolerance:g}" if r.metric_tolerance is not None else "",
+            " and ".join(f"no significant {m} drop beyond {v:g} (p < {r.alpha:g})" for m, v in r.max_drop.items()))
+            if x)
+        out.extend(f"warn: {w}" for w in r.warnings)
         if r.ok:
             out.append(f"PASS: within tolerance ({rule})")
         else:

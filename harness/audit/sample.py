@@ -148,7 +148,7 @@ def choose(context: VerifyContext, planned: dict[str, CellEntry], per_cell: int 
         rest = [k for k in range(len(entries)) if k not in carry["checks"] | carry["data sets"]]
         rng = random.Random(f"{seed}:{cid}")    # per cell: adding a cell does not move another's sample
         carry["random"] = set(rng.sample(rest, min(n, len(rest))))
-        chosen = [entries[k] for k in sorted(set().union(*carry.values()))]
+        picked = sorted(set().union(*carry.values()))
         kinds = {kind: len(rows) for kind, rows in carry.items()}
         info = catalog.get(cell.model) if cell.model else None
         tokens = {"text": 0, "image": 0, "video": 0}

@@ -22,6 +22,7 @@ from harness.export.vectors import ExportCell, damaged_folder, load_cell, read_r
 from harness.folder import FolderError, Manifest, RunReader, layout, open_run, scan
 from harness.folder.verdict import CheckResult
 from harness.report.finalize import finalize
+from harness.words import counted
 
 EXPORT_FILE = layout.EXPORT
 EXPORT_VERSION = 1
@@ -38,7 +39,7 @@ def _loaded_result(cv: ExportCell, name: str, me: RunIdentity, *, replaced: int,
         others += f"; replaced {replaced} rows of an earlier run of spec {me.spec}"
     return CheckResult(
         name="export", cell=cv.cell, kind="export", passed=present == n,
-        detail=(f"{n} vectors in collection {name} (model {cv.model}, dimension {cv.dimension})"
+        detail=(f"{counted(n, 'vector')} in collection {name} (model {cv.model}, dimension {cv.dimension})"
                 + (others if present == n else f"; only {present} of {n} found by primary key")),
         data={"collection": name, "vectors": n, "present": present, "collection_count": total},
     )

@@ -148,6 +148,9 @@ MANIFEST_VERSION = 2   # 2: the digest leaves out the reports' hashes (the repor
 #        (not the summed latency), `timestamp` on each <testsuite> (none on <testsuites>, nor `skipped`)
 #      - issue 28.5: validate.txt's `spec` line and the manifest's `schema.id` cite the schema by its path
 #        (`schemas/spec.schema.json`) instead of a URL no file carried
+#      - issue 26.8: a cell that was sent but got no vector (a refused key, an unreachable host) has
+#        `skip` lines for its checks and its `dimensions` line ("cell failed to execute: HTTP 401
+#        InvalidApiKey at HOST"), gated through its execution FAIL line; formats 1, 2 wrote FAIL lines
 #      - issue 26.4: where a relevant input ranked reads alike in validate.txt, report.md, report.html:
 #        `at rank 7 (cosine 0.612)`, `below rank 10 (cosine 0.009)` (a candidate past a qrels check's
 #        `depth`), `not a candidate (cosine 0.104)`; a qrels check's data adds `not_candidates`; formats
@@ -163,17 +166,14 @@ MANIFEST_VERSION = 2   # 2: the digest leaves out the reports' hashes (the repor
 #        float32 storage; report.html folds long detail in <details>, draws error bars, tables a one-
 #        dimension check; formats 1, 2 laid these reports out otherwise (verify compares the verdict and
 #        the check statuses they show, `RELAID`, not their bytes)
-#      - issue 26.8: a cell that was sent but got no vector (a refused key, an unreachable host) has
-#        `skip` lines for its checks and its `dimensions` line ("cell failed to execute: HTTP 401
-#        InvalidApiKey at HOST"), gated through its execution FAIL line; formats 1, 2 wrote FAIL lines
-#      - issue 26.12: counts agree with their noun in validate.txt and the reports ("1 cell", "1 request",
-#        "the 1 request succeeded", "1 query over 40 candidates"); formats 1, 2 wrote "1 cells", "all 1
-#        requests succeeded" (verify compares such lines by their numbers)
 #      - issue 28.1-3: a `beir:` entry embeds, and a qrels check counts, every judged query (one judged only
 #        grade 0 scores 0, as BEIR and MTEB count it); a qrels check writes its MTEB result in MTEB's layout,
 #        results/<model>/dim-<dimension>/<check>.json (dataset_revision, evaluation_time, mteb_version,
 #        languages filled) with model_meta.json, and runs/<cell>/<check>.qrels beside the run file (its data
 #        `files` names them); formats 1, 2: judged-relevant queries only, results/<cell>/<check>.json
+#      - issue 26.12: counts agree with their noun in validate.txt and the reports ("1 cell", "1 request",
+#        "the 1 request succeeded", "1 query over 40 candidates"); formats 1, 2 wrote "1 cells", "all 1
+#        requests succeeded" (verify compares such lines by their numbers)
 EVIDENCE_FORMAT = 3
 
 # manifest.json's fields and their JSON types (`shaped`): a field of another type is a FolderError
