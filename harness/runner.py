@@ -35,7 +35,7 @@ from harness.inputs.datasets import all_checks, check_places
 from harness.inputs.media import MediaError
 from harness.plan.build import Plan, build_plan
 from harness.plan.cells import CellFilter
-from harness.plan.write import CellStats, write_plan
+from harness.plan.write import CellStats, staged, write_plan
 from harness.report.finalize import finalize
 from harness.spec.load import Spec, read_spec, schema_info
 from harness.words import counted
@@ -237,7 +237,7 @@ def run(spec_path: str | Path, *, base: Path, execute: bool = False, execute_opt
     started = time.time()
     spec = read_spec(spec_path)
     with build_plan(spec, base_url=base_url, allow_paths=allow_paths, allow_hosts=allow_hosts,
-                    max_payload=max_payload, cell_filter=cell_filter) as plan:
+                    max_payload=max_payload, cell_filter=cell_filter, writer=staged) as plan:
         final = output_folder(base, spec)
         with _write_errors(spec, final), StagedFolder(final, guard=check_replaceable) as stage:
             folder = stage.path

@@ -1,6 +1,7 @@
 """Issue 25's planning changes keep every byte: a template that only prints fields fills without
-Jinja and prints what Jinja prints; inputs kept in memory or spooled to a file give the same folder;
-a run's manifest lists two payload files per cell however many requests it has."""
+Jinja and prints what Jinja prints; texts written while scanned, or inputs kept in memory or spooled to
+a file, give the same folder; a run's manifest lists two payload files per cell however many requests
+it has."""
 
 from __future__ import annotations
 
@@ -72,7 +73,11 @@ def test_direct_and_jinja_templates_write_the_same_bytes(tmp_path):
     assert body["input"]["contents"][1] == {"text": 'caption 1, "quoted" é 中文 \\ {{x}}'}
 
 
-def test_inputs_in_memory_or_spooled_give_the_same_folder(tmp_path, monkeypatch):
+def test_texts_written_while_scanned_or_spooled_give_the_same_folder(tmp_path, monkeypatch):
+    """A plan of texts is written while its inputs are scanned (in memory, or in unnamed temporary
+    files past $HARNESS_SPOOL_MEMORY); other plans spool their inputs (pickled in chunks) and write
+    them after. Every way gives the same folder, byte for byte."""
+    from harness.plan import build
     from harness.plan.batching import Spool
 
     spilled, paths = [], []
@@ -86,15 +91,22 @@ def test_inputs_in_memory_or_spooled_give_the_same_folder(tmp_path, monkeypatch)
     monkeypatch.setattr(Spool, "_spill", spill)
     write(tmp_path, "{{ row.text }}", n=2500)
     assert harness(tmp_path, "run", "spec.yaml", "--output", "memory").returncode == 0
+    assert harness(tmp_path, "run", "spec.yaml", "--output", "disk", HARNESS_SPOOL_MEMORY="0").returncode == 0
+    assert spilled == []                                          # written while scanned: no spool at all
+    monkeypatch.setattr(build, "reads_nothing_later", lambda spec: False)    # as a plan of images goes
+    assert harness(tmp_path, "run", "spec.yaml", "--output", "held").returncode == 0
     assert spilled == []                                          # a few thousand texts stay in memory
     spooled = harness(tmp_path, "run", "spec.yaml", "--output", "spooled", HARNESS_SPOOL_MEMORY="0")
     assert spooled.returncode == 0, spooled.stderr
     assert spilled == [1024, 1024, 452] and all(p == paths[0] for p in paths)   # pickled in chunks, one file
-    a, b = tmp_path / "memory" / "s", tmp_path / "spooled" / "s"
-    assert payload_files(a) == payload_files(b) and len(payload_files(a)) == 5
-    digest = [json.loads((f / "manifest.json").read_text())["digest"] for f in (a, b)]
-    assert digest[0] == digest[1]
+    folders = [tmp_path / name / "s" for name in ("memory", "disk", "held", "spooled")]
+    files = [payload_files(f) for f in folders]
+    assert all(f == files[0] for f in files) and len(files[0]) == 5
+    digest = {json.loads((f / "manifest.json").read_text())["digest"] for f in folders}
+    assert len(digest) == 1
     assert not paths[0].exists()                                  # the spool went with the plan
+    verified = harness(tmp_path, "verify", str(folders[0]))
+    assert verified.returncode == 0, verified.stdout + verified.stderr
 
 
 def test_the_manifest_lists_two_payload_files_per_cell_however_many_requests(tmp_path):

@@ -119,6 +119,12 @@ def batches(cell: Cell, inputs: Iterator[Input], max_contents: int | None) -> It
     yield from batcher.close()
 
 
+def spool_memory() -> int:
+    """Bytes a plan keeps in memory before going to a temporary file: $HARNESS_SPOOL_MEMORY, else 8 MB."""
+    raw = os.environ.get(MEMORY_ENV, "")
+    return int(raw) if raw.isdigit() else Spool.MEMORY
+
+
 class Spool:
     """The plan's resolved inputs, in order, as they were checked: writing streams them back instead of
     resolving (and rendering) them again. `add` inside `with spool:`, whose end completes it.
@@ -136,10 +142,7 @@ class Spool:
     def __init__(self, memory: int | None = None):
         for debris, _ in dead_owners(Path(tempfile.gettempdir()), SPOOL):
             debris.unlink(missing_ok=True)
-        if memory is None:
-            raw = os.environ.get(MEMORY_ENV, "")
-            memory = int(raw) if raw.isdigit() else self.MEMORY
-        self.memory = memory
+        self.memory = spool_memory() if memory is None else memory
         self.path: Path | None = None
         self._out = None
         self._held: list[Input] = []

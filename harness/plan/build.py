@@ -12,10 +12,11 @@ import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
 from harness.catalog.load import Catalog, load_catalog
 from harness.errors import HarnessError, Problem, SpecError, UsageError
+from harness.inputs.datasets import DATASETS
 from harness.inputs.datasets.qrels import check_qrels_files
 from harness.inputs.files import InputFiles
 from harness.inputs.resolve import iter_inputs
@@ -49,6 +50,7 @@ class Plan:
     max_contents: int | None
     spool: Spool | None = field(default=None, repr=False)
     input_files: list[dict] = field(default_factory=list)   # every file the inputs read (manifest inputs.files)
+    written: Any = field(default=None, repr=False)   # the files written while scanning (`build_plan(writer=)`)
 
     def inputs(self) -> Iterator[Input]:
         """Stream the resolved inputs back from the spool (memory stays flat in their number)."""
@@ -67,6 +69,8 @@ class Plan:
         if self.spool is not None:
             self.spool.remove()
             self.spool = None
+        if self.written is not None:
+            self.written.discard()
 
     def __enter__(self) -> "Plan":
         return self
@@ -111,10 +115,11 @@ def _payload_problem(spec: Spec, planned: int, budget: int, cells: list[Cell]) -
                         prefer_key=True)
 
 
-def _scan_inputs(spec: Spec, cells: list[Cell], problems: list[Problem], spool: Spool,
+def _scan_inputs(spec: Spec, cells: list[Cell], problems: list[Problem], spool,
                  files: InputFiles, budget: int = DEFAULT_MAX_PAYLOAD) -> tuple[int, Counter, set[str]]:
     """One pass over every input: ids and catalog rules per model; each input is spooled so the
-    writing pass streams them back instead of resolving (and rendering) them again."""
+    writing pass streams them back instead of resolving (and rendering) them again, or written
+    right away (`spool` is then the plan's writer)."""
     input_problems: list[InputProblem] = []
     seen: dict[str, str | None] = {}     # id → the row that gave it (None: an inline input, named by its id)
     counts: Counter = Counter()
@@ -173,10 +178,36 @@ def _scan_inputs(spec: Spec, cells: list[Cell], problems: list[Problem], spool: 
     return n, counts, set(seen)
 
 
+def reads_nothing_later(spec: Spec) -> bool:
+    """Are the inputs texts only (inline `text:` and `from:` sets of texts)? Their files can be
+    written while they are scanned: nothing is read again when they are written (an image is)."""
+    entries = spec.data.get("inputs")
+    if not isinstance(entries, list):
+        return False
+    for entry in entries:
+        if not isinstance(entry, dict) or "text" not in entry or any(k in entry for k in DATASETS):
+            return False
+        if any(k in entry for k in ("image", "video", "multi_images", "fused")):
+            return False
+    return True
+
+
+def _writer(spec: Spec, cells: list[Cell], problems: list[Problem], writer, cell_filter: CellFilter | None):
+    """The plan's writer for the scan (`build_plan(writer=)`), when its inputs allow it and nothing
+    is wrong so far, for the cells the filter keeps (the filter's own error comes later)."""
+    if writer is None or not cells or any(p.is_error for p in problems) or not reads_nothing_later(spec):
+        return None
+    try:
+        chosen = cell_filter.select(cells) if cell_filter else cells
+    except HarnessError:
+        return None
+    return writer(chosen, (spec.data.get("batching") or {}).get("max_contents"))
+
+
 def build_plan(spec: Spec, *, base_url: str | None = None, catalog: Catalog | None = None,
                allow_paths: tuple | list = (), allow_hosts: tuple[str, ...] | list[str] | None = (),
                endpoints: dict[str, str] | None = None, max_payload: int | None = None,
-               cell_filter: CellFilter | None = None) -> Plan:
+               cell_filter: CellFilter | None = None, writer: Callable | None = None) -> Plan:
     """Check every rule and expand the spec; raise HarnessError with all errors, in file order.
 
     Each stage runs on what the schema accepted, so a mistake in one part of the spec never
@@ -188,7 +219,9 @@ def build_plan(spec: Spec, *, base_url: str | None = None, catalog: Catalog | No
     them) win over every other source of a DashScope endpoint, so `verify` re-plans a run sent to
     `--base-url` as it ran. `max_payload` bounds the bytes of all request bodies
     (`--max-payload-bytes`; see `max_payload_bytes`). `cell_filter` keeps a slice of the cells,
-    after every rule is checked on the whole spec."""
+    after every rule is checked on the whole spec. `writer(cells, max_contents)` (`write.staged`,
+    `write.deriving`) gives an object whose `add` takes each input as it is scanned: a plan of
+    texts is then written in the same pass, and keeps no spool (`Plan.written`)."""
     budget = max_payload_bytes(max_payload)
     catalog = catalog or load_catalog()
     files = InputFiles.for_spec(spec.base_dir, allow_paths, upload=bool(spec.data.get("upload_local_files")))
@@ -199,6 +232,7 @@ def build_plan(spec: Spec, *, base_url: str | None = None, catalog: Catalog | No
     cells: list[Cell] = []
     n, counts = 0, Counter()
     spool = Spool()
+    written = None
     try:
         try:
             with spool:
@@ -208,7 +242,8 @@ def build_plan(spec: Spec, *, base_url: str | None = None, catalog: Catalog | No
                 check_export_host(spec, allowed, problems)
                 check_upload_region(spec, cells, problems)
                 check_export_path(spec, files, problems)
-                n, counts, ids = _scan_inputs(spec, cells, problems, spool, files, budget)
+                written = _writer(spec, cells, problems, writer, cell_filter)
+                n, counts, ids = _scan_inputs(spec, cells, problems, written or spool, files, budget)
             starved_models(spec, cells, problems)
             check_input_models(spec, cells, problems)
             check_refs(spec, ids, cells, problems, matrix_ok)
@@ -227,9 +262,14 @@ def build_plan(spec: Spec, *, base_url: str | None = None, catalog: Catalog | No
             cells = cell_filter.select(cells)
     except BaseException:
         spool.remove()
+        if written is not None:
+            written.discard()
         raise
     max_contents = (spec.data.get("batching") or {}).get("max_contents")
-    return Plan(spec, catalog, cells, n, dict(counts), problems, max_contents, spool, files.records())
+    if written is not None:
+        spool.remove()
+    return Plan(spec, catalog, cells, n, dict(counts), problems, max_contents,
+                None if written is not None else spool, files.records(), written)
 
 
 def load_plan(path: str | Path, *, base_url: str | None = None, allow_paths: tuple | list = (),

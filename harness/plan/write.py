@@ -13,6 +13,8 @@ does the same counting without a target (`plan_stats`).
 from __future__ import annotations
 
 import hashlib
+import shutil
+import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +29,7 @@ except ImportError:  # pragma: no cover - a dependency
     _orjson = None
 from harness.folder import layout
 from harness.folder.verdict import CheckResult
-from harness.plan.batching import Batcher
+from harness.plan.batching import Batcher, spool_memory
 from harness.plan.build import Plan
 from harness.plan.cells import Cell
 from harness.plan.payloads import render
@@ -118,10 +120,13 @@ class _Stream:
         self.buf.clear()
 
     def close(self) -> str:
+        if self.h is None:        # closed already
+            return self.digest
         self._flush()
-        if self.f is not None:
+        if self.f is not None and not isinstance(self.f, _Kept):
             self.f.close()
-        digest = self.h.hexdigest()
+        digest = self.digest = self.h.hexdigest()
+        self.h = None
         self.done(self.rel, digest)
         return digest
 
@@ -164,6 +169,53 @@ class DigestTarget:
 
     def write(self, rel: str, data: bytes, sha: str) -> None:
         self.hashes[rel] = sha
+
+
+class _Kept:
+    """A temporary file a `_Stream` writes to and leaves open (`_Deferred` moves it on)."""
+
+    def __init__(self, f):
+        self.f = f
+        self.write = f.write
+
+
+class _Deferred:
+    """Where `harness run` writes a plan while scanning its inputs, before its folder exists: each
+    file a temporary file (in memory to `memory` bytes, then an unnamed file on disk that a killed
+    process leaves nothing of), moved into the folder by `move_into`."""
+
+    def __init__(self, memory: int):
+        self.memory = memory
+        self.hashes: dict[str, str] = {}
+        self.dirs: list[str] = []
+        self.files: dict[str, Any] = {}
+
+    def mkdir(self, rel: str) -> None:
+        self.dirs.append(rel)
+
+    def open(self, rel: str) -> _Stream:
+        tmp = tempfile.SpooledTemporaryFile(self.memory) if self.memory else tempfile.TemporaryFile()
+        self.files[rel] = tmp
+        return _Stream(rel, self.hashes.__setitem__, _Kept(tmp))
+
+    def write(self, rel: str, data: bytes, sha: str) -> None:     # pragma: no cover - legacy layout: verify only
+        raise RuntimeError("a run writes one requests.jsonl per cell")
+
+    def move_into(self, folder: Path) -> dict[str, str]:
+        for rel in self.dirs:
+            (folder / rel).mkdir(parents=True)
+        for rel, tmp in self.files.items():
+            tmp.seek(0)
+            with open(folder / rel, "xb") as out:
+                shutil.copyfileobj(tmp, out, 1 << 20)
+            tmp.close()
+        self.files = {}
+        return self.hashes
+
+    def discard(self) -> None:
+        for tmp in self.files.values():
+            tmp.close()
+        self.files = {}
 
 
 class CellWriter:
@@ -249,6 +301,11 @@ def write_plan(plan: Plan, folder: Path) -> tuple[dict, dict[str, CellStats], li
     then the plan lets its inputs go (`Plan.release`: its cells, counts and files stay).
     Returns the manifest's `inputs`, the stats and payload checks per cell, and the sha256 of
     every file written (so `finalize` need not read them back)."""
+    if plan.written is not None:     # written while the plan scanned its inputs: moved into the folder
+        inputs, stats, results = plan.written.finish(plan)
+        hashes = plan.written.target.move_into(folder)
+        plan.release()
+        return inputs, stats, results, hashes
     target = FolderTarget(folder)
     inputs, stats, results = _write_plan(plan, target)
     plan.release()      # written: the inputs need not stay in memory (or on disk) while the run executes
@@ -258,29 +315,81 @@ def write_plan(plan: Plan, folder: Path) -> tuple[dict, dict[str, CellStats], li
 def derive_plan(plan: Plan, evidence_format: int) -> dict[str, str]:
     """The sha256 of every file `write_plan` would write for `plan`, keyed by relative path,
     computed in memory (for `harness verify`), in the payload layout of `evidence_format`."""
+    if plan.written is not None:     # derived while the plan scanned its inputs (`deriving`)
+        plan.written.finish(plan)
+        return plan.written.target.hashes
     target = DigestTarget()
     _write_plan(plan, target, legacy=evidence_format < layout.BODIES_FROM_FORMAT)
     return target.hashes
 
 
-def _write_plan(plan: Plan, target: FolderTarget | DigestTarget, legacy: bool = False):
-    writers = [CellWriter(cell, plan.max_contents, target, legacy) for cell in plan.cells]
-    urls: dict[str, dict] = {}
-    f = target.open(layout.INPUTS)
-    try:
-        for inp in plan.inputs():
+class PlanWriter:
+    """inputs.jsonl and every cell's payload files, fed one input at a time: over a plan's spooled
+    inputs (`_write_plan`), or while the plan scans them (`staged`, `deriving`: no spool at all)."""
+
+    def __init__(self, cells: list[Cell], max_contents: int | None, target, legacy: bool = False):
+        self.target = target
+        self.writers = [CellWriter(cell, max_contents, target, legacy) for cell in cells]
+        self.urls: dict[str, dict] = {}
+        self.f = target.open(layout.INPUTS)
+        self.done = None
+
+    def add(self, inp, wire: int = 0) -> None:
+        parts = inp.parts
+        if len(parts) == 1 and parts[0].kind == "text":      # the common case: no URL to collect
+            v = parts[0].value
+            ref = {"id": inp.id, "modality": inp.modality,
+                   "parts": [{"kind": "text", "sha256": hashlib.sha256(v.encode("utf-8")).hexdigest(),
+                              "chars": len(v)}]}
+            if inp.row:
+                ref["from"] = inp.row
+            self.f.write(_record_line(ref))
+        else:
             ref = inp.ref()
-            f.write(_record_line(ref))
+            self.f.write(_record_line(ref))
             for part in ref["parts"]:
                 if "url" in part and part["url"] != "data:…":
-                    urls.setdefault(part["url"], {"url": part["url"], "kind": part["kind"]})
-            for w in writers:
-                w.add(inp)
+                    self.urls.setdefault(part["url"], {"url": part["url"], "kind": part["kind"]})
+        for w in self.writers:
+            w.add(inp)
+
+    def finish(self, plan: Plan):
+        """Once every input is in: the manifest's `inputs`, the stats and the payload checks per cell."""
+        if self.done is None:
+            inputs_sha = self.f.close()
+            stats = {w.cell.id: w.close() for w in self.writers}
+            inputs = {"count": plan.input_count, "sha256": inputs_sha,
+                      "modality_counts": dict(sorted(plan.modality_counts.items())),
+                      "files": plan.input_files,     # input sets and images, as the plan read them
+                      "urls": sorted(self.urls.values(), key=lambda r: r["url"])}
+            self.done = inputs, stats, [w.result() for w in self.writers]
+        return self.done
+
+    def discard(self) -> None:
+        if isinstance(self.target, _Deferred):
+            self.target.discard()
+
+
+def staged(cells: list[Cell], max_contents: int | None) -> PlanWriter:
+    """For `build_plan(writer=...)` in `harness run`: the files are written while the inputs are
+    scanned, into temporary files (in memory to the spool's budget each), moved into the run's
+    folder by `write_plan`."""
+    return PlanWriter(cells, max_contents, _Deferred(spool_memory()))
+
+
+def deriving(evidence_format: int):
+    """For `build_plan(writer=...)` in `harness verify`: the sha256 of each file, derived while the
+    inputs are scanned, in the payload layout of `evidence_format` (`derive_plan` returns them)."""
+    def make(cells: list[Cell], max_contents: int | None) -> PlanWriter:
+        return PlanWriter(cells, max_contents, DigestTarget(), legacy=evidence_format < layout.BODIES_FROM_FORMAT)
+    return make
+
+
+def _write_plan(plan: Plan, target: FolderTarget | DigestTarget, legacy: bool = False):
+    writer = PlanWriter(plan.cells, plan.max_contents, target, legacy)
+    try:
+        for inp in plan.inputs():
+            writer.add(inp)
     finally:
-        inputs_sha = f.close()
-    stats = {w.cell.id: w.close() for w in writers}
-    inputs = {"count": plan.input_count, "sha256": inputs_sha,
-              "modality_counts": dict(sorted(plan.modality_counts.items())),
-              "files": plan.input_files,     # input sets and images, as the plan read them
-              "urls": sorted(urls.values(), key=lambda r: r["url"])}
-    return inputs, stats, [w.result() for w in writers]
+        writer.f.close()
+    return writer.finish(plan)

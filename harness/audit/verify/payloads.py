@@ -67,7 +67,7 @@ def derive(context: VerifyContext, allow_paths: tuple | list = (),
     """
     from harness.plan.build import build_plan
     from harness.plan.cells import CellFilter
-    from harness.plan.write import derive_plan
+    from harness.plan.write import derive_plan, deriving
 
     spec = context.spec
     if isinstance(spec, HarnessError):
@@ -78,7 +78,8 @@ def derive(context: VerifyContext, allow_paths: tuple | list = (),
     # re-rendering sends nothing, so where the run was allowed to send keys is not checked again
     with build_plan(spec, catalog=context.catalog, allow_paths=allow_paths, allow_hosts=None,
                     endpoints=recorded_endpoints(context), max_payload=max_payload,
-                    cell_filter=CellFilter.from_dict(context.manifest.get("filter"))) as plan:
+                    cell_filter=CellFilter.from_dict(context.manifest.get("filter")),
+                    writer=deriving(context.record.format)) as plan:
         hashes = derive_plan(plan, context.record.format)   # the very writer `harness run` used, in the folder's layout
         return dict(sorted(hashes.items())), [c.id for c in plan.cells], \
             {"version": plan.catalog.version, "sha256": plan.catalog.sha256}, plan.input_files
