@@ -121,7 +121,8 @@ def _scan_inputs(spec: Spec, cells: list[Cell], problems: list[Problem], spool,
     writing pass streams them back instead of resolving (and rendering) them again, or written
     right away (`spool` is then the plan's writer)."""
     input_problems: list[InputProblem] = []
-    seen: dict[str, str | None] = {}     # id → the row that gave it (None: an inline input, named by its id)
+    seen: dict[str, None] = {}     # the ids taken, in order (their rows are found again for a duplicate's message)
+    dups: list[tuple] = []
     counts: Counter = Counter()
     models = {c.model.name: c for c in cells}   # one representative cell per model: rules are per model
     # identical rule breaks of many rows of one input set are reported once, with a count
@@ -146,12 +147,9 @@ def _scan_inputs(spec: Spec, cells: list[Cell], problems: list[Problem], spool,
         if inp.id in seen or (not explicit and inp.id in declared):
             if explicit:
                 continue          # reported above
-            first = seen.get(inp.id) or f"input {inp.id!r}"
-            problems.append(spec.problem(inp.where + (("id",) if inp.row is None else ()),
-                                         f"duplicate input id {inp.id!r} ({label}; first used by {first})",
-                                         "give each input its own `id:`", prefer_key=True))
+            dups.append((inp.where + (("id",) if inp.row is None else ()), inp.id, label))
             continue
-        seen[inp.id] = inp.row
+        seen[inp.id] = None
         # Bytes, not values, are what a hostile spec multiplies: stop before any is written.
         wire = wire_bytes(inp)
         takers = len(cells) if inp.models is None and every_modality else sum(1 for c in cells if c.takes(inp))
@@ -168,6 +166,11 @@ def _scan_inputs(spec: Spec, cells: list[Cell], problems: list[Problem], spool,
         counts[inp.modality] += 1
         n += 1
         spool.add(inp, wire)
+    firsts = _first_rows({i for _, i, _ in dups}, entries, files, declared) if dups else {}
+    for where, input_id, label in dups:
+        problems.append(spec.problem(where, f"duplicate input id {input_id!r} ({label}; first used by "
+                                     f"{firsts.get(input_id) or f'input {input_id!r}'})",
+                                     "give each input its own `id:`", prefer_key=True))
     for (where, _, _), (message, hint, severity, first, count) in grouped.items():
         text = f"{first}: {message}" if count == 1 else f"{count} inputs ({first} and more): {message}"
         problems.append(spec.problem(where, text, hint, severity=severity, prefer_key=True))
@@ -175,7 +178,21 @@ def _scan_inputs(spec: Spec, cells: list[Cell], problems: list[Problem], spool,
         problems.append(spec.problem(p.where, p.message, p.hint, prefer_key=p.prefer_key))
     if n == 0 and not input_problems and spec.data.get("inputs"):
         problems.append(spec.problem(("inputs",), "the inputs resolve to nothing", prefer_key=True))
-    return n, counts, set(seen)
+    return n, counts, seen.keys()
+
+
+def _first_rows(wanted: set[str], entries: list, files: InputFiles, declared: set[str]) -> dict[str, str | None]:
+    """id → the row of the input that first took it (None: an inline input, named by its id), for the
+    messages of duplicates: the inputs read again, up to the last of them (the scan keeps no rows:
+    a million labels are 70 MB)."""
+    found: dict[str, str | None] = {}
+    for inp in iter_inputs(entries, files, []):
+        explicit = inp.row is None and isinstance(entries[inp.where[1]].get("id"), str)
+        if inp.id in wanted and inp.id not in found and (explicit or inp.id not in declared):
+            found[inp.id] = inp.row
+            if len(found) == len(wanted):
+                break
+    return found
 
 
 def reads_nothing_later(spec: Spec) -> bool:
