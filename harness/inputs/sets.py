@@ -8,6 +8,7 @@ The file is hashed as it is read and recorded for the manifest.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import functools
 import hashlib
 import io
@@ -258,8 +259,9 @@ def input_set(entry: dict, index: int, files: InputFiles, problems: list[InputPr
                     row = variables["row"]
                     input_id = (str(row["id"]) if row.get("id") not in (None, "")
                                 else f"{Path(source).stem}-{variables['index']}")
-                for key, text, src, ok in ((kind, value, value_src, bounded[0]),
-                                           ("id", input_id, entry.get("id", ""), bounded[1])):
+                for key, text, src, ok in (() if bounded == (True, True) else
+                                           ((kind, value, value_src, bounded[0]),
+                                            ("id", input_id, entry.get("id", ""), bounded[1]))):
                     if not ok and len(text) > _template_budget(src, variables):
                         given = variables.get("row", variables.get("file", {}))
                         raise Amplified(f"the `{key}` template prints {len(text):,} characters for a row of "
@@ -307,14 +309,29 @@ def _row_input(input_id, value, kind, label, where, value_where, files, problems
         if not value.strip():
             problems.append(InputProblem(value_where, f"{label}: the text is empty", "drop the row or fill it"))
             return None
-        part = Part("text", value)
-    else:
-        try:
-            part = media_part(kind, value, files, value_where)
-        except InputProblem as p:
-            problems.append(InputProblem(p.where, f"{label}: {p.message}", p.hint, p.prefer_key))
-            return None
+        return _text_input(input_id, value, where, label)
+    try:
+        part = media_part(kind, value, files, value_where)
+    except InputProblem as p:
+        problems.append(InputProblem(p.where, f"{label}: {p.message}", p.hint, p.prefer_key))
+        return None
     return Input(input_id, kind, (part,), where, label)
+
+
+_new = object.__new__
+if [f.name for f in dataclasses.fields(Input)] != ["id", "modality", "parts", "where", "row", "models"] or \
+        [f.name for f in dataclasses.fields(Part)] != ["kind", "value", "image", "video"]:   # pragma: no cover
+    raise ImportError("_text_input sets every field of Input and Part: update it")
+
+
+def _text_input(input_id: str, value: str, where: tuple, label: str) -> Input:
+    """`Input(input_id, "text", (Part("text", value),), where, label)`, its fields set directly: half
+    the time of the frozen dataclasses' __init__, a million times over in a big input set."""
+    part = _new(Part)
+    part.__dict__.update(kind="text", value=value, image=None, video=None)
+    inp = _new(Input)
+    inp.__dict__.update(id=input_id, modality="text", parts=(part,), where=where, row=label, models=None)
+    return inp
 
 
 # Rendering a template costs mostly its per-call context; rendering a chunk of rows inside one

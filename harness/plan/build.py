@@ -142,16 +142,19 @@ def _scan_inputs(spec: Spec, cells: list[Cell], problems: list[Problem], spool,
             else:
                 declared.add(entry["id"])
     for inp in iter_inputs(entries, files, input_problems):
-        label = inp.row or f"input {inp.id!r}"
         explicit = inp.row is None and isinstance(entries[inp.where[1]].get("id"), str)
         if inp.id in seen or (not explicit and inp.id in declared):
             if explicit:
                 continue          # reported above
-            dups.append((inp.where + (("id",) if inp.row is None else ()), inp.id, label))
+            dups.append((inp.where + (("id",) if inp.row is None else ()), inp.id, inp.row or f"input {inp.id!r}"))
             continue
         seen[inp.id] = None
         # Bytes, not values, are what a hostile spec multiplies: stop before any is written.
-        wire = wire_bytes(inp)
+        part = inp.parts[0]
+        if len(inp.parts) == 1 and part.image is None and part.value.isascii():     # wire_bytes, inline
+            wire = len(part.value)
+        else:
+            wire = wire_bytes(inp)
         takers = len(cells) if inp.models is None and every_modality else sum(1 for c in cells if c.takes(inp))
         planned += wire * takers
         if planned > budget:
@@ -162,6 +165,7 @@ def _scan_inputs(spec: Spec, cells: list[Cell], problems: list[Problem], spool,
                 continue
             for rule in input_rule_problems(inp, cell.model, cell.upload):
                 key = (inp.where, rule.message if inp.row is None else rule.group, rule.severity)
+                label = inp.row or f"input {inp.id!r}"
                 grouped.setdefault(key, [rule.message, rule.hint, rule.severity, label, 0])[4] += 1
         counts[inp.modality] += 1
         n += 1

@@ -223,9 +223,10 @@ class CellWriter:
     one file per request (evidence formats 1 and 2), else one JSON Lines file of bodies."""
 
     def __init__(self, cell: Cell, max_contents: int | None, target: "FolderTarget | DigestTarget | None" = None,
-                 legacy: bool = False):
+                 legacy: bool = False, estimates: bool = True):
         self.cell = cell
         self.target = target
+        self.estimates = estimates      # verify compares files only: no token counts nor modality mix
         self.batcher = Batcher(cell, max_contents)
         self.stats = CellStats()
         self.wrong: list[str] = []
@@ -256,11 +257,12 @@ class CellWriter:
         s.requests += 1
         s.contents += batch.contents
         s.inputs += len(batch.inputs)
-        s.modality_mix.update(inp.modality for inp in batch.inputs)
-        _tokens(self.cell, batch.inputs, s.tokens)
-        params = {**self.cell.parameters, "enable_fusion": True} if batch.fused else self.cell.parameters
-        s.tokens["text"] += (estimate.vector_tokens(self.cell.model, params)
-                             * estimate.vectors(self.cell.model, params, batch.contents))
+        if self.estimates:
+            s.modality_mix.update(inp.modality for inp in batch.inputs)
+            _tokens(self.cell, batch.inputs, s.tokens)
+            params = {**self.cell.parameters, "enable_fusion": True} if batch.fused else self.cell.parameters
+            s.tokens["text"] += (estimate.vector_tokens(self.cell.model, params)
+                                 * estimate.vectors(self.cell.model, params, batch.contents))
         if self.dir is None:
             return
         body = render(self.cell, batch)
@@ -319,7 +321,7 @@ def derive_plan(plan: Plan, evidence_format: int) -> dict[str, str]:
         plan.written.finish(plan)
         return plan.written.target.hashes
     target = DigestTarget()
-    _write_plan(plan, target, legacy=evidence_format < layout.BODIES_FROM_FORMAT)
+    _write_plan(plan, target, legacy=evidence_format < layout.BODIES_FROM_FORMAT, estimates=False)
     return target.hashes
 
 
@@ -327,9 +329,10 @@ class PlanWriter:
     """inputs.jsonl and every cell's payload files, fed one input at a time: over a plan's spooled
     inputs (`_write_plan`), or while the plan scans them (`staged`, `deriving`: no spool at all)."""
 
-    def __init__(self, cells: list[Cell], max_contents: int | None, target, legacy: bool = False):
+    def __init__(self, cells: list[Cell], max_contents: int | None, target, legacy: bool = False,
+                 estimates: bool = True):
         self.target = target
-        self.writers = [CellWriter(cell, max_contents, target, legacy) for cell in cells]
+        self.writers = [CellWriter(cell, max_contents, target, legacy, estimates) for cell in cells]
         self.urls: dict[str, dict] = {}
         self.f = target.open(layout.INPUTS)
         self.done = None
@@ -381,12 +384,13 @@ def deriving(evidence_format: int):
     """For `build_plan(writer=...)` in `harness verify`: the sha256 of each file, derived while the
     inputs are scanned, in the payload layout of `evidence_format` (`derive_plan` returns them)."""
     def make(cells: list[Cell], max_contents: int | None) -> PlanWriter:
-        return PlanWriter(cells, max_contents, DigestTarget(), legacy=evidence_format < layout.BODIES_FROM_FORMAT)
+        return PlanWriter(cells, max_contents, DigestTarget(), legacy=evidence_format < layout.BODIES_FROM_FORMAT,
+                          estimates=False)
     return make
 
 
-def _write_plan(plan: Plan, target: FolderTarget | DigestTarget, legacy: bool = False):
-    writer = PlanWriter(plan.cells, plan.max_contents, target, legacy)
+def _write_plan(plan: Plan, target: FolderTarget | DigestTarget, legacy: bool = False, estimates: bool = True):
+    writer = PlanWriter(plan.cells, plan.max_contents, target, legacy, estimates)
     try:
         for inp in plan.inputs():
             writer.add(inp)
