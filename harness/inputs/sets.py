@@ -164,11 +164,25 @@ def _rows(entry: dict, files: InputFiles, where: tuple, errors: _RowErrors) -> t
                                    f"{', '.join(map(repr, twice))} more than once",
                                    "give every column its own name", False)
             start = reader.line_num + 1
-            for n, row in enumerate(reader, start=1):
-                start = reader.line_num + 1
+            # DictReader's __next__, inline: its rows made into dicts here, blank lines skipped
+            lines, columns = reader.reader, len(header)
+            for fields in lines:
+                if not fields:
+                    continue
+                n += 1
+                line = lines.line_num
+                start = line + 1
+                if len(fields) == columns:
+                    yield f"{source} row {n}", {"row": dict(zip(header, fields)), "index": n}
+                    continue
+                row = dict(zip(header, fields))
+                if len(fields) > columns:
+                    row[None] = fields[columns:]
+                else:
+                    row.update(dict.fromkeys(header[len(fields):]))
                 if None in row or None in row.values():   # more fields than the header, or fewer
                     width = len(reader.fieldnames) + len(row.get(None, ())) - list(row.values()).count(None)
-                    if errors.add(InputProblem(where + ("from",), f"{source} row {n} (line {reader.line_num}) has "
+                    if errors.add(InputProblem(where + ("from",), f"{source} row {n} (line {line}) has "
                                                f"{width} field{'s' if width != 1 else ''}, "
                                                f"the header has {len(reader.fieldnames)}",
                                                "give every row as many fields as the header; quote a field "

@@ -129,6 +129,10 @@ def _scan_inputs(spec: Spec, cells: list[Cell], problems: list[Problem], spool,
     grouped: dict[tuple, list] = {}
     n = planned = 0
     every_modality = all(c.modalities is None for c in cells)    # then every cell takes an input for all models
+    # a text no model limits below its length breaks no rule (rules.input_rule_problems' own fast path)
+    text_takers = [c.model for c in models.values() if c.modalities is None or "text" in c.modalities]
+    text_ok = all("text" in m.modalities for m in text_takers)
+    short = min((m.text_max_tokens or 1 << 62 for m in text_takers), default=1 << 62)
     # Ids written in the spec are checked from the spec itself, so a duplicate is reported even
     # when one of the two inputs fails for another reason (a missing image, say).
     entries = spec.data.get("inputs") or []
@@ -151,16 +155,15 @@ def _scan_inputs(spec: Spec, cells: list[Cell], problems: list[Problem], spool,
         seen[inp.id] = None
         # Bytes, not values, are what a hostile spec multiplies: stop before any is written.
         part = inp.parts[0]
-        if len(inp.parts) == 1 and part.image is None and part.value.isascii():     # wire_bytes, inline
-            wire = len(part.value)
-        else:
-            wire = wire_bytes(inp)
+        plain = len(inp.parts) == 1 and part.image is None
+        wire = len(part.value) if plain and part.value.isascii() else wire_bytes(inp)   # wire_bytes, inline
         takers = len(cells) if inp.models is None and every_modality else sum(1 for c in cells if c.takes(inp))
         planned += wire * takers
         if planned > budget:
             problems.append(_payload_problem(spec, planned, budget, cells))
             break
-        for cell in models.values():
+        for cell in () if (text_ok and plain and inp.modality == "text" and inp.models is None
+                           and len(part.value) <= short) else models.values():
             if not cell.takes(inp):
                 continue
             for rule in input_rule_problems(inp, cell.model, cell.upload):
