@@ -392,6 +392,12 @@ def _fill(pieces: list | None, chunk: list, var: str) -> list[str] | None:
     renders, and says what is wrong)."""
     if pieces is None:
         return None
+    if len(pieces) == 3:        # one field, `{{ row.text }}`, `t-{{ row.id }}`: the whole chunk at once
+        head, name, tail = pieces
+        values = [variables[var].get(name) for _, variables in chunk]
+        if set(map(type, values)) - {str}:
+            return None
+        return values if not head and not tail else [head + v + tail for v in values]
     out = []
     for _, variables in chunk:
         fields = variables[var]

@@ -226,7 +226,7 @@ class CellWriter:
                  legacy: bool = False, estimates: bool = True):
         self.cell = cell
         self.target = target
-        self.estimates = estimates      # verify compares files only: no token counts nor modality mix
+        self.estimates = estimates      # verify compares files only: no estimates, modality mix nor body checks
         self.batcher = Batcher(cell, max_contents)
         self.stats = CellStats()
         self.wrong: list[str] = []
@@ -273,7 +273,7 @@ class CellWriter:
         else:
             self.target.write(layout.payload_file(self.cell.id, batch.file), data, sha)
         self.index.write(index_line(batch, data, sha))
-        if not self.wrong:
+        if not self.wrong and self.estimates:
             self.wrong.extend(f"{batch.file}: {w}" for w in body_problems(self.cell, body))
 
     def result(self) -> CheckResult:
