@@ -260,6 +260,18 @@ def input_set(entry: dict, index: int, files: InputFiles, problems: list[InputPr
         values = values if values is not None else _render_chunk(fast_value, chunk, var)
         if ids is None and fast_id is not None:
             ids = _render_chunk(fast_id, chunk, var)
+        if kind == "text" and ids is not None and bounded == (True, True):
+            # texts and ids filled from the row's strings: nothing to catch; a row that breaks a rule
+            # goes through `_row_input`, which says why
+            for n, (label, _) in enumerate(chunk):
+                value, input_id = values[n], ids[n].strip()
+                if ID_RE.match(input_id) and (value.isascii() or not unicode_problem(value)) and value.strip():
+                    yield _text_input(input_id, value, where, label)
+                else:
+                    item = _row_input(input_id, value, kind, label, where, value_where, files, problems)
+                    if item is not None:
+                        yield item
+            continue
         for n, (label, variables) in enumerate(chunk):
             key = kind
             try:
