@@ -1,5 +1,5 @@
-"""The spec reference in Markdown, generated from the JSON Schema's descriptions (so the README
-cannot drift from the contract: a test compares them)."""
+"""The spec reference in Markdown, generated from the JSON Schema's descriptions (so
+docs/spec-reference.md cannot drift from the contract: a test compares them)."""
 
 from __future__ import annotations
 

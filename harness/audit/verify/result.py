@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-# What `--hashes-only` leaves out, said in its output (and README's "Audit: what each layer proves").
+# What `--hashes-only` leaves out, said in its output (and docs/audit.md, "Audit: what each layer proves").
 NOT_CHECKED_BY_HASHES = (
     "that the payloads, index files and inputs.jsonl follow from the spec and the local inputs (not re-derived)",
     "that the local inputs and the original spec are unchanged since the run",
