@@ -1,4 +1,4 @@
-"""Which cell to pick: the one rule every report states (report.html, report.md, the terminal, README).
+"""Which cell to pick: the one rule every report states (report.html, report.md, the terminal, docs/recommendation.md).
 
 1. Candidates: the cells that meet every threshold of the headline check (the first retrieval check;
    its first threshold is the headline metric).
