@@ -68,8 +68,11 @@ def iter_inputs(entries: list[dict], files: InputFiles, problems: list[InputProb
                 found = iter([inline_input(entry, index, files)])
             else:
                 continue
-            for inp in found:
-                yield inp if only is None else dataclasses.replace(inp, models=only)
+            if only is None:
+                yield from found
+            else:
+                for inp in found:
+                    yield dataclasses.replace(inp, models=only)
         except InputProblem as p:
             problems.append(p)
 

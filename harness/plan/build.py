@@ -156,7 +156,11 @@ def _scan_inputs(spec: Spec, cells: list[Cell], problems: list[Problem], spool,
         # Bytes, not values, are what a hostile spec multiplies: stop before any is written.
         part = inp.parts[0]
         plain = len(inp.parts) == 1 and part.image is None
-        wire = len(part.value) if plain and part.value.isascii() else wire_bytes(inp)   # wire_bytes, inline
+        if plain:       # wire_bytes, inline
+            v = part.value
+            wire = len(v) if v.isascii() else len(v.encode("utf-8", "surrogatepass"))
+        else:
+            wire = wire_bytes(inp)
         takers = len(cells) if inp.models is None and every_modality else sum(1 for c in cells if c.takes(inp))
         planned += wire * takers
         if planned > budget:

@@ -335,7 +335,12 @@ class PlanWriter:
         self.writers = [CellWriter(cell, max_contents, target, legacy, estimates) for cell in cells]
         self.urls: dict[str, dict] = {}
         self.f = target.open(layout.INPUTS)
+        self.lines: list[bytes] = []     # inputs.jsonl lines not yet handed to `f`
         self.done = None
+
+    def _lines(self) -> None:
+        self.f.write(b"".join(self.lines))
+        self.lines.clear()
 
     def add(self, inp, wire: int = 0) -> None:
         parts = inp.parts
@@ -346,8 +351,11 @@ class PlanWriter:
                               "chars": len(v)}]}
             if inp.row:
                 ref["from"] = inp.row
-            self.f.write(_record_line(ref))
+            self.lines.append(_record_line(ref))
+            if len(self.lines) >= 4096:
+                self._lines()
         else:
+            self._lines()
             ref = inp.ref()
             self.f.write(_record_line(ref))
             for part in ref["parts"]:
@@ -359,6 +367,7 @@ class PlanWriter:
     def finish(self, plan: Plan):
         """Once every input is in: the manifest's `inputs`, the stats and the payload checks per cell."""
         if self.done is None:
+            self._lines()
             inputs_sha = self.f.close()
             stats = {w.cell.id: w.close() for w in self.writers}
             inputs = {"count": plan.input_count, "sha256": inputs_sha,
@@ -394,6 +403,7 @@ def _write_plan(plan: Plan, target: FolderTarget | DigestTarget, legacy: bool = 
     try:
         for inp in plan.inputs():
             writer.add(inp)
+        writer._lines()
     finally:
         writer.f.close()
     return writer.finish(plan)
