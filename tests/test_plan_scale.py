@@ -6,6 +6,7 @@ it has."""
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -75,8 +76,8 @@ def test_direct_and_jinja_templates_write_the_same_bytes(tmp_path):
 
 def test_texts_written_while_scanned_or_spooled_give_the_same_folder(tmp_path, monkeypatch):
     """A plan of texts is written while its inputs are scanned (in memory, or in unnamed temporary
-    files past $HARNESS_SPOOL_MEMORY); other plans spool their inputs (pickled in chunks) and write
-    them after. Every way gives the same folder, byte for byte."""
+    files from the start or past $HARNESS_SPOOL_MEMORY, shared by its files); other plans spool their
+    inputs (pickled in chunks) and write them after. Every way gives the same folder, byte for byte."""
     from harness.plan import build
     from harness.plan.batching import Spool
 
@@ -92,6 +93,12 @@ def test_texts_written_while_scanned_or_spooled_give_the_same_folder(tmp_path, m
     write(tmp_path, "{{ row.text }}", n=2500)
     assert harness(tmp_path, "run", "spec.yaml", "--output", "memory").returncode == 0
     assert harness(tmp_path, "run", "spec.yaml", "--output", "disk", HARNESS_SPOOL_MEMORY="0").returncode == 0
+    rolled = []
+    real_rollover = tempfile.SpooledTemporaryFile.rollover
+    monkeypatch.setattr(tempfile.SpooledTemporaryFile, "rollover",
+                        lambda self: rolled.append(self._rolled) or real_rollover(self))
+    assert harness(tmp_path, "run", "spec.yaml", "--output", "rolled", HARNESS_SPOOL_MEMORY="5000").returncode == 0
+    assert rolled.count(False) == 5        # inputs.jsonl and each cell's two files went on disk past 1,000 bytes
     assert spilled == []                                          # written while scanned: no spool at all
     monkeypatch.setattr(build, "reads_nothing_later", lambda spec: False)    # as a plan of images goes
     assert harness(tmp_path, "run", "spec.yaml", "--output", "held").returncode == 0
@@ -99,7 +106,7 @@ def test_texts_written_while_scanned_or_spooled_give_the_same_folder(tmp_path, m
     spooled = harness(tmp_path, "run", "spec.yaml", "--output", "spooled", HARNESS_SPOOL_MEMORY="0")
     assert spooled.returncode == 0, spooled.stderr
     assert spilled == [1024, 1024, 452] and all(p == paths[0] for p in paths)   # pickled in chunks, one file
-    folders = [tmp_path / name / "s" for name in ("memory", "disk", "held", "spooled")]
+    folders = [tmp_path / name / "s" for name in ("memory", "disk", "rolled", "held", "spooled")]
     files = [payload_files(f) for f in folders]
     assert all(f == files[0] for f in files) and len(files[0]) == 5
     digest = {json.loads((f / "manifest.json").read_text())["digest"] for f in folders}

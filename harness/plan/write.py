@@ -384,9 +384,9 @@ class PlanWriter:
 
 def staged(cells: list[Cell], max_contents: int | None) -> PlanWriter:
     """For `build_plan(writer=...)` in `harness run`: the files are written while the inputs are
-    scanned, into temporary files (in memory to the spool's budget each), moved into the run's
-    folder by `write_plan`."""
-    return PlanWriter(cells, max_contents, _Deferred(spool_memory()))
+    scanned, into temporary files (in memory while they fit the spool's budget, shared by the files),
+    moved into the run's folder by `write_plan`."""
+    return PlanWriter(cells, max_contents, _Deferred(spool_memory() // (1 + 2 * len(cells))))
 
 
 def deriving(evidence_format: int):
