@@ -3,7 +3,8 @@
 `build_plan` runs each stage on what the schema accepted (cells: `cells`; where requests go:
 `endpoints`; rules on inputs, cells and files: `rules`), so a mistake in one part of the spec
 never hides the mistakes in another, and reports every problem at once, in file order. The
-inputs are checked in one pass and kept in a `Spool` for writing (`batching`, `write`).
+inputs are checked in one pass and kept in a `Spool` for writing (`batching`, `write`), or, for a
+plan of texts, written in that same pass (`build_plan(writer=)`).
 """
 
 from __future__ import annotations

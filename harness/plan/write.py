@@ -7,7 +7,9 @@ format 3; `legacy` writes formats 1 and 2's one file per request, for `verify` t
 folder). The counts and estimates come out as `CellStats`. `harness run` and `harness verify` (which
 re-derives the payloads) use the very same `write_plan`: the run into a `FolderTarget`, verify into a
 `DigestTarget`, which keeps only each file's sha256 (nothing written and read back). `harness plan`
-does the same counting without a target (`plan_stats`).
+does the same counting without a target (`plan_stats`). A plan of texts is written while the plan
+scans its inputs (`PlanWriter` fed by `build_plan(writer=staged)`, or `deriving` for verify), so its
+inputs are never spooled nor read twice.
 """
 
 from __future__ import annotations
