@@ -135,7 +135,7 @@ def plan_round(work: Path, csv_path: Path, baseline: Path | None = None) -> dict
     shutil.rmtree(run_dir / "minimal", ignore_errors=True)
     shutil.rmtree(run_dir / "before", ignore_errors=True)
     b = None
-    if baseline is not None:    # the same command in a checkout of the code before issue 25, on the same CSV
+    if baseline is not None:    # the same command in a checkout of earlier code (`--baseline`), on the same CSV
         b = child(harness("run", "spec.yaml", "--output", "before", "--quiet"), run_dir,
                   {**env(work / "cache-plan"), "PYTHONPATH": str(baseline)})
         shutil.rmtree(run_dir / "before", ignore_errors=True)
@@ -205,7 +205,7 @@ def main() -> int:
     p.add_argument("--margin", type=int, nargs=2, default=[200, 800], metavar=("LOW", "HIGH"))
     p.add_argument("--skip-margin", action="store_true")
     p.add_argument("--dir", type=Path, default=OUT)
-    p.add_argument("--baseline", type=Path, help="a checkout of the code before issue 25: its plan time beside")
+    p.add_argument("--baseline", type=Path, help="a checkout of earlier code: its plan time beside")
     args = p.parse_args()
     work = args.dir
     csv_path = texts(work / "plan", args.n)
@@ -227,7 +227,7 @@ def main() -> int:
           f"{last['requests']:,} requests, {last['payload_mb']:.0f} MB of bodies; run folder: {last['files']} files, "
           f"manifest {last['manifest_kb']:.1f} kB")
     if args.baseline:
-        print(f"before issue 25 ÷ minimal: {best['before']['cpu'] / best['minimal']['cpu']:.2f}× CPU; "
+        print(f"baseline {args.baseline} ÷ minimal: {best['before']['cpu'] / best['minimal']['cpu']:.2f}× CPU; "
               f"now ÷ before: {best['harness']['cpu'] / best['before']['cpu']:.2f}× CPU")
     print("# every round (wall / CPU s): " + "; ".join(
         f"{k} {r[k]['wall']:.1f}/{r[k]['cpu']:.1f}" for r in rounds for k in kinds))
