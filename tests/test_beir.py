@@ -121,6 +121,7 @@ def test_beir_folder_end_to_end_equals_trec_eval_on_its_own_run_file(tmp_path):
     assert "re-derived" in v.stdout
 
 
+@pytest.mark.slow     # the embedded model over 51 texts, twice: ~2 s
 def test_a_forged_run_file_is_caught_by_verify_even_with_the_manifest_rehashed(tmp_path):
     from tests import forgery
     folder = project(tmp_path, duplicates=False)
@@ -213,6 +214,7 @@ def test_malformed_qrels_line_is_named(tmp_path):
     assert "data/beir-mini/qrels/test.tsv:35: grade 'high' is not an integer" in err
 
 
+@pytest.mark.slow     # the embedded model over 51 texts, twice: ~2 s
 def test_the_shipped_example_runs_offline_and_passes(tmp_path):
     shutil.copytree(SPECS, tmp_path / "specs")
     r = harness("run", "specs/beir-mini.yaml", "--execute", cwd=tmp_path)
