@@ -12,12 +12,20 @@ the fixture, not by remembering a decorator.
 from __future__ import annotations
 
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from tests.helpers import Result, cli_env, run_cli
+
+# A suite started in the background of a non-interactive shell (`.ci/run &`, nohup) inherits SIGINT
+# ignored, and so would every process a test starts: the Ctrl-C tests would see their run finish
+# instead of stop. Python's own handler is put back in this process (and each xdist worker), so a
+# child starts with SIGINT at its default whatever started the suite.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 MARKS_BY_FIXTURE = {
     "chromium": ("browser", "slow"),
