@@ -76,3 +76,24 @@ def cell_filter(args):
     from harness.plan.cells import CellFilter
 
     return CellFilter(tuple(args.filter_model), tuple(args.filter_dimension), tuple(args.filter_cell))
+
+
+def verified_folder(value: str, *, vouched: str, key_check=None) -> Path:
+    """The output folder a command vouches for (`sign`, `attest`): refused when it is not one (exit 2)
+    and when it does not verify (its findings printed, exit 5, nothing written); `key_check` runs
+    between the two, so a key that cannot sign fails before the folder is read."""
+    from harness.audit.verify.checker import verify_folder
+    from harness.audit.verify.reporter import render_report
+    from harness.errors import MismatchError, Problem, UsageError
+
+    folder = Path(value)
+    if not (folder / "manifest.json").is_file():
+        raise UsageError(Problem(f"{folder} is not an output folder (no manifest.json)",
+                                 hint="give the output folder of a run, e.g. output/<spec name>"))
+    if key_check is not None:
+        key_check()
+    report = verify_folder(folder)
+    if not report.ok:
+        print(render_report(report))
+        raise MismatchError(Problem(f"{folder} does not verify, so it is not {vouched}"))
+    return folder

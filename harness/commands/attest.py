@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from harness.errors import ExitCode, MismatchError, Problem, UsageError
+from harness.errors import ExitCode
 
 NAME = "attest"
 HELP = ("write an in-toto attestation of an output folder (attestation.intoto.json), signed with --key as a "
@@ -30,19 +28,10 @@ def add_parser(sub):
 
 def run(args) -> int:
     from harness.audit import attest
-    from harness.audit.verify.checker import verify_folder
-    from harness.audit.verify.reporter import render_report
+    from harness.commands import verified_folder
 
-    folder = Path(args.folder)
-    if not (folder / "manifest.json").is_file():
-        raise UsageError(Problem(f"{folder} is not an output folder (no manifest.json)",
-                                 hint="give the output folder of a run, e.g. output/<spec name>"))
-    if args.key is not None:
-        attest.load_private_key(args.key)      # a key that cannot sign fails before the folder is read
-    report = verify_folder(folder)
-    if not report.ok:
-        print(render_report(report))
-        raise MismatchError(Problem(f"{folder} does not verify, so it is not attested"))
+    folder = verified_folder(args.folder, vouched="attested", key_check=(
+        (lambda: attest.load_private_key(args.key)) if args.key is not None else None))
     path, signer = attest.attest(folder, args.key)
     print(f"attested: {path}" + (f" (DSSE, signed by {signer})" if signer else " (unsigned statement)"))
     return int(ExitCode.OK)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from harness.errors import ExitCode, MismatchError, Problem, UsageError
+from harness.errors import ExitCode
 
 NAME = "sign"
 HELP = "sign an output folder's manifest digest with an SSH key (ssh-keygen -Y sign) into manifest.sig"
@@ -25,18 +23,9 @@ def add_parser(sub):
 
 def run(args) -> int:
     from harness.audit import signing
-    from harness.audit.verify.checker import verify_folder
-    from harness.audit.verify.reporter import render_report
+    from harness.commands import verified_folder
 
-    folder = Path(args.folder)
-    if not (folder / "manifest.json").is_file():
-        raise UsageError(Problem(f"{folder} is not an output folder (no manifest.json)",
-                                   hint="give the output folder of a run, e.g. output/<spec name>"))
-    signing.check_key(args.key)
-    report = verify_folder(folder)
-    if not report.ok:
-        print(render_report(report))
-        raise MismatchError(Problem(f"{folder} does not verify, so it is not signed"))
+    folder = verified_folder(args.folder, vouched="signed", key_check=lambda: signing.check_key(args.key))
     key = signing.sign(folder, args.key)
     print(f"signed: {folder}/{signing.SIGNATURE} ({key}, namespace {signing.NAMESPACE})")
     return int(ExitCode.OK)

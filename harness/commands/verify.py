@@ -8,7 +8,15 @@ import json
 import sys
 from pathlib import Path
 
-from harness.commands import add_allow_host, add_allow_path, add_filters, add_max_payload, cell_filter, host_grants
+from harness.commands import (
+    add_allow_host,
+    add_allow_path,
+    add_filters,
+    add_max_payload,
+    cell_filter,
+    flags,
+    host_grants,
+)
 from harness.errors import Problem, UsageError
 
 NAME = "verify"
@@ -34,16 +42,6 @@ def _tolerance(text: str):
         return Tolerance.parse(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _money(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an amount") from None
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"{text}: give an amount ≥ 0")
-    return value
 
 
 def _seed(text: str) -> int:
@@ -101,7 +99,7 @@ def add_parser(sub):
                    help="with --reexecute: `exact` (identical float32 bytes) or a cosine distance (cosine ≥ 1 − X), "
                         "as for `harness diff`. Default per provider: local exact, DashScope and "
                         "OpenAI-compatible 0.001")
-    a.add_argument("--max-cost", type=_money, metavar="AMOUNT",
+    a.add_argument("--max-cost", type=flags.amount, metavar="AMOUNT",
                    help="with --reexecute: refuse to send anything when the estimated cost is above AMOUNT "
                         "in any currency (each cell's region's: CNY in Beijing, USD in Singapore) (exit 2)")
     a.add_argument("--seed", type=_seed, metavar="S", help="with --reexecute: the sample's seed (default: random, "
