@@ -79,14 +79,16 @@ def body_problems(cell: Cell, body: dict) -> list[str]:
     return out
 
 
-def _record_line(obj: dict) -> bytes:
+def _record_line(obj: dict, presorted: bool = False) -> bytes:
     """A line of inputs.jsonl or index.jsonl: `canonical_json`'s bytes and a newline. These records
     hold only dicts, lists, str and small ints (ids, hashes, counts, paths, URLs), which orjson
     writes as json does (tests/test_canonical.py compares every line of the example specs), so
-    `canonical_json`'s type walk is left out; anything orjson refuses takes json's path."""
+    `canonical_json`'s type walk is left out; anything orjson refuses takes json's path. `presorted`:
+    every dict's keys are in sorted order already, so orjson need not sort them."""
     if _orjson is not None:
         try:
-            return _orjson.dumps(obj, option=_orjson.OPT_SORT_KEYS | _orjson.OPT_APPEND_NEWLINE)
+            return _orjson.dumps(obj, option=_orjson.OPT_APPEND_NEWLINE if presorted else
+                                 _orjson.OPT_SORT_KEYS | _orjson.OPT_APPEND_NEWLINE)
         except TypeError:
             pass
     return canonical_json(obj) + b"\n"
@@ -348,12 +350,11 @@ class PlanWriter:
         parts = inp.parts
         if len(parts) == 1 and parts[0].kind == "text":      # the common case: no URL to collect
             v = parts[0].value
-            ref = {"id": inp.id, "modality": inp.modality,
-                   "parts": [{"kind": "text", "sha256": hashlib.sha256(v.encode("utf-8")).hexdigest(),
-                              "chars": len(v)}]}
-            if inp.row:
-                ref["from"] = inp.row
-            self.lines.append(_record_line(ref))
+            # the keys in sorted order already (from, id, modality, parts; chars, kind, sha256)
+            part = {"chars": len(v), "kind": "text", "sha256": hashlib.sha256(v.encode("utf-8")).hexdigest()}
+            ref = ({"from": inp.row, "id": inp.id, "modality": inp.modality, "parts": [part]} if inp.row else
+                   {"id": inp.id, "modality": inp.modality, "parts": [part]})
+            self.lines.append(_record_line(ref, presorted=True))
             if len(self.lines) >= 4096:
                 self._lines()
         else:
