@@ -301,8 +301,8 @@ def heatmaps(summary: Summary, folder: Path) -> list[dict]:
     out = []
     h = HEATMAP
     for cell in summary.cells:
-        if len(out) >= h["max_cells"] or not cell.executed:
-            continue
+        if len(out) >= h["max_cells"] or not cell.executed or cell.vectors > h["max_inputs"]:
+            continue   # too many inputs to draw: the vectors file is not read at all (a 1M-text run's is GBs)
         try:
             vec = run.vectors(cell.id)
         except FolderError:
