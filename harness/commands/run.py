@@ -192,8 +192,8 @@ def estimate_lines(cells: list[dict], pending: list | None) -> list[str]:
     """The plan's estimate in total and, when executing, what is left to send after the cache."""
     requests = sum(int(c.get("requests") or 0) for c in cells)
     billed = money_totals(c.get("estimated_cost") for c in cells)
-    total = "estimated cost: " + (f"{_n(requests, 'request')}, not billed" if billed == "nothing billed"
-                                  else f"{billed} for {_n(requests, 'request')}")
+    total = "estimated cost: " + (f"{counted(requests, 'request', ',')}, not billed" if billed == "nothing billed"
+                                  else f"{billed} for {counted(requests, 'request', ',')}")
     if pending is None:
         return [total + " (nothing is sent without --execute)"]
     left = sum(p.left for p in pending)
@@ -201,10 +201,10 @@ def estimate_lines(cells: list[dict], pending: list | None) -> list[str]:
     unsent = [p for p in pending if p.unsent]
     billed = money_totals(p.left_cost for p in pending if not p.unsent)
     line = "left to send after the cache: " + (
-        "nothing" if not left else f"{_n(left, 'request')}, not billed" if billed == "nothing billed"
-        else f"{billed} for {_n(left, 'request')}") + (f" ({cached:,} cached)" if cached else "")
+        "nothing" if not left else f"{counted(left, 'request', ',')}, not billed" if billed == "nothing billed"
+        else f"{billed} for {counted(left, 'request', ',')}") + (f" ({cached:,} cached)" if cached else "")
     if unsent:
-        line += f"; {_n(len(unsent), 'cell')} not sent ({', '.join(sorted({p.unsent for p in unsent}))})"
+        line += f"; {counted(len(unsent), 'cell', ',')} not sent ({', '.join(sorted({p.unsent for p in unsent}))})"
     return [total, line]
 
 
@@ -241,7 +241,3 @@ def last_lines(verdict: str, run, execution, executed: bool) -> list[str]:
     cause = (outcome.could_not_execute(run.manifest["cells"], execution) or outcome.failed_checks(run.results)
              or outcome.no_cell_executed(run.results))
     return [f"evidence: {validate}", f"FAIL: {cause}"] if cause else [f"FAIL: {validate}"]
-
-
-def _n(count: int, word: str) -> str:
-    return f"{count:,} {word}{'' if count == 1 else 's'}"
