@@ -22,12 +22,21 @@ EPILOG = """exit codes: 0 ok/PASS · 1 checks failed (validate.txt FAIL) · 2 ba
 run: of several failures the most serious gives the code, in the order 4, 5, 1, 6 (see run --fail-on)"""
 
 
+def _module_names() -> list[str]:
+    return [m.name for m in pkgutil.iter_modules(commands.__path__)]
+
+
+def _command_word(argv: list[str] | None) -> str | None:
+    """The first word that is not an option: the command argv names, if any."""
+    return next((a for a in argv or () if not a.startswith("-")), None)
+
+
 def _command_modules(argv: list[str] | None = None):
     """The command modules the parser needs: only the one `argv` names (importing the other ten
     and what they import cost a one-shot `harness prepare` most of its start-up), else all of them
     (`harness --help`, a mistyped command: the list of commands is wanted then)."""
-    names = [m.name for m in pkgutil.iter_modules(commands.__path__)]
-    word = next((a for a in argv or () if not a.startswith("-")), None)
+    names = _module_names()
+    word = _command_word(argv)
     if word in names:
         module = importlib.import_module(f"harness.commands.{word}")
         if getattr(module, "NAME", None) == word and hasattr(module, "add_parser"):
@@ -71,12 +80,10 @@ def interrupted_message(cached: bool = True) -> str:
 def unknown_command(argv: list[str]) -> str | None:
     """The message for a mistyped command (`valdate`), with the nearest command; None when the
     first word names a command (or there is none: argparse then says what is missing)."""
-    word = next((a for a in argv if not a.startswith("-")), None)
-    if word is None:
+    word = _command_word(argv)
+    if word is None or word in _module_names():   # known without importing the other commands
         return None
     names = [m.NAME for m in _command_modules()]
-    if word in names:
-        return None
     close = difflib.get_close_matches(word, names, n=1, cutoff=0.6)
     hint = f"did you mean {close[0]!r}?" if close else "see `harness --help`"
     return f"harness: unknown command {word!r}: {hint} (commands: {', '.join(names)})"
@@ -84,8 +91,7 @@ def unknown_command(argv: list[str]) -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    names = {m.name for m in pkgutil.iter_modules(commands.__path__)}
-    if next((a for a in argv if not a.startswith("-")), None) not in names and (message := unknown_command(argv)):
+    if message := unknown_command(argv):
         print(message, file=sys.stderr)
         return int(ExitCode.USAGE)
     parser = build_parser(argv)
