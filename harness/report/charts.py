@@ -151,7 +151,7 @@ def quality_charts(summary: Summary) -> list[dict]:
                 if not pts:
                     continue
                 under = len(models) - 1 - models.index(model)      # series drawn later go on top
-                intervals = {int(r.dimension): (getattr(r, "intervals", None) or {}).get(name) for r in rows
+                intervals = {int(r.dimension): (r.intervals or {}).get(name) for r in rows
                              if r.model == model}
                 # with intervals, each model's bars stand a little apart, so equal ones do not hide each other
                 shift = (models.index(model) - (len(models) - 1) / 2) * 5 if any(intervals.values()) else 0.0

@@ -147,8 +147,7 @@ def quality_tables(summary: Summary, charted: set[str]) -> list[dict]:
         names = (asked + rest)[:MAX_TABLE_METRICS]
         out.append({"check": check, "metrics": [{"name": m, "threshold": rows[0].thresholds.get(m)} for m in names],
                     "rows": [{"cell": r.cell, "model": r.model, "dimension": r.dimension,
-                              "values": [{"value": r.metrics.get(m), "interval": (getattr(r, "intervals", None)
-                                                                                  or {}).get(m),
+                              "values": [{"value": r.metrics.get(m), "interval": (r.intervals or {}).get(m),
                                           "low": m in r.thresholds and r.metrics.get(m) is not None
                                           and r.metrics[m] < r.thresholds[m]} for m in names]}
                              for r in rows]})

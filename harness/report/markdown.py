@@ -104,7 +104,7 @@ def quality_tables(summary: Summary) -> list[dict]:
                 for d in dims:
                     v = at[d].metrics.get(m) if d in at else None
                     low = v is not None and m in thresholds and v < thresholds[m]
-                    pm = plus_minus((getattr(at[d], "intervals", None) or {}).get(m)) if d in at else ""
+                    pm = plus_minus((at[d].intervals or {}).get(m)) if d in at else ""
                     shown = "—" if v is None else f"{v:.3f}" + (f" {pm}" if pm else "")
                     values.append("—" if v is None else (f"**{shown}** ✗" if low else shown))
                 rows.append({"model": cell(model), "metric": m, "min": num(thresholds.get(m)), "by_dim": values})

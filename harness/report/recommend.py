@@ -144,15 +144,7 @@ class Recommendation:
 
 
 def _comparisons(summary: Summary) -> list[dict]:
-    found = getattr(summary, "comparisons", None) or []
-    return [c if isinstance(c, dict) else c.to_json() for c in found]
-
-
-def _holm(c: dict) -> float | None:
-    for key in ("p_holm", "holm", "p_adjusted", "p_value_holm", "p_corrected"):
-        if isinstance(c.get(key), (int, float)):
-            return float(c[key])
-    return None
+    return [c.to_json() for c in summary.comparisons or []]
 
 
 def _reference(comparisons: list[dict], check: str, metric: str) -> str | None:
@@ -172,7 +164,7 @@ def _vs_best(comparisons: list[dict], check: str, metric: str, best: str, cell: 
         sign = -1 if c.get("a") == cell else 1        # delta is b − a: turned round when the cell is a
         iv = sorted(sign * v for v in iv) if isinstance(iv, list) and len(iv) == 2 else None
         return {"delta": sign * delta, "interval": iv,
-                "p": c.get("p_value"), "p_holm": _holm(c), "test": c.get("test")}
+                "p": c.get("p_value"), "p_holm": c.get("p_holm"), "test": c.get("test")}
     return None
 
 
@@ -189,7 +181,7 @@ def headline(summary: Summary) -> tuple[str, str, float | None] | None:
     """The check and metric the user asked about first: the first threshold of the first retrieval check."""
     for check, rows in retrieval_checks(summary).items():
         order = metric_order(rows)
-        named = getattr(rows[0], "headline", None)       # summary.json names it where it records comparisons
+        named = rows[0].headline       # summary.json names it where it records comparisons
         if named in order:
             return check, named, rows[0].thresholds.get(named)
         if order:
@@ -224,7 +216,7 @@ def _options(summary: Summary, check: str, name: str, threshold: float | None) -
         q = by_cell.get(cell.id)
         if q is None or q.metrics.get(name) is None:
             continue
-        intervals = getattr(q, "intervals", None) or {}
+        intervals = q.intervals or {}
         value = q.metrics[name]
         cost = cell.cost or {}
         line = status.get(cell.id)
@@ -255,9 +247,9 @@ def recommend(summary: Summary) -> Recommendation | None:
     check, name, threshold = head
     options, thresholds = _options(summary, check, name, threshold)
     mine = [q for q in summary.quality if q.check == check]
-    confidence = next((getattr(q, "confidence", None) for q in mine if getattr(q, "confidence", None)), None)
+    confidence = next((q.confidence for q in mine if q.confidence), None)
     alpha = 1 - confidence if isinstance(confidence, (int, float)) and 0 < confidence < 1 else ALPHA
-    queries = next((getattr(q, "queries", None) for q in mine if isinstance(getattr(q, "queries", None), int)), None)
+    queries = next((q.queries for q in mine if isinstance(q.queries, int)), None)
     if queries is None:
         queries = next((c.data.get("queries") for c in summary.checks if c.name == check
                         and isinstance(c.data.get("queries"), int)), None)
