@@ -13,13 +13,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from harness.catalog import estimate
 from harness.catalog.load import load_catalog
 from harness.execute.cache import ResponseCache, cache_key
 from harness.execute.options import ExecuteOptions
-from harness.folder import EVIDENCE_FORMAT, FolderError, RunReader, layout
+from harness.folder import EVIDENCE_FORMAT, FolderError, RunReader
 
 
 @dataclass(frozen=True)
@@ -62,34 +62,23 @@ def _cell(folder: Path, cell: dict, cache: ResponseCache | None) -> CellPending:
         return CellPending(cid, requests, requests, cost, cost)
     info = load_catalog().get(cell.get("model")) if cell.get("model") else None
     left = total_tokens = left_tokens = seen = 0
-    try:
-        bodies = list(_bodies(RunReader(folder), cid))
+    try:    # the bodies as the engine reads them, in request order, one at a time (no copy of them all)
+        for _, data in RunReader(folder).payload_bodies(cid, EVIDENCE_FORMAT):
+            seen += 1
+            try:
+                body = json.loads(data)
+            except ValueError:
+                body = None
+            hit = isinstance(body, dict) and cache.get(cache_key(endpoint, body)) is not None
+            tokens = sum(estimate.body_tokens(body, info).values()) if isinstance(body, dict) else 0
+            total_tokens += tokens
+            if not hit:
+                left += 1
+                left_tokens += tokens
     except (FolderError, OSError):
         return CellPending(cid, requests, requests, cost, cost)
-    for data in bodies:
-        seen += 1
-        try:
-            body = json.loads(data)
-        except ValueError:
-            body = None
-        hit = isinstance(body, dict) and cache.get(cache_key(endpoint, body)) is not None
-        tokens = sum(estimate.body_tokens(body, info).values()) if isinstance(body, dict) else 0
-        total_tokens += tokens
-        if not hit:
-            left += 1
-            left_tokens += tokens
     return CellPending(cid, requests, left, cost, _scaled(cost, left_tokens if total_tokens else left,
                                                           total_tokens or max(1, seen)))
-
-
-def _bodies(reader: RunReader, cid: str) -> Iterator[bytes]:
-    """The cell's request bodies as the engine reads them, in request order."""
-    if hasattr(reader, "payload_bodies"):      # one requests.jsonl per cell (evidence format 3)
-        for _, data in reader.payload_bodies(cid, EVIDENCE_FORMAT):
-            yield bytes(data)
-        return
-    for entry in reader.payload_index(cid):
-        yield reader.raw(f"{layout.payload_dir(cid)}/{entry['file']}")
 
 
 def _scaled(cost: dict[str, Any] | None, part: float, whole: float) -> dict[str, Any] | None:
