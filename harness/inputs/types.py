@@ -4,11 +4,9 @@
 
 from __future__ import annotations
 
-import functools
 import re
 from dataclasses import dataclass
 
-from harness.catalog.estimate import text_tokens
 from harness.errors import ExitCode, Failure
 from harness.evidence import sha256_bytes
 from harness.inputs.media import LocalImage, is_data_uri
@@ -52,11 +50,6 @@ class Input:
     where: tuple                            # path of the spec entry that produced it
     row: str | None = None                  # "data/captions.csv row 3" for input sets
     models: frozenset[str] | None = None    # the entry's `models:`: only these models take it (None: all)
-
-    @functools.cached_property
-    def text_tokens(self) -> int:
-        """Estimated tokens of the text parts (model-independent), computed once for all cells."""
-        return sum(text_tokens(p.value) for p in self.parts if p.kind == "text")
 
     def ref(self) -> dict:
         return {"id": self.id, "modality": self.modality, "parts": [p.ref() for p in self.parts],
