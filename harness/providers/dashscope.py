@@ -103,14 +103,6 @@ def content_items(inp: Input, request: Request) -> list[dict[str, Any]]:
     return [{part.kind: wire_value(part, request)}]
 
 
-def _plain_text(parts: tuple[Part, ...]) -> bool:
-    """One text part with no image nor video: its wire value is its value (`Part.wire`)."""
-    if len(parts) != 1:
-        return False
-    part = parts[0]
-    return part.kind == "text" and part.image is None and part.video is None
-
-
 class DashScopeProvider(wire.KeptAnswers):
     protocol = "dashscope"
     dimension_field = "parameters.dimension"    # the only place the API reads it
@@ -121,10 +113,10 @@ class DashScopeProvider(wire.KeptAnswers):
 
     @classmethod
     def request_body(cls, request: Request) -> dict[str, Any]:
-        # a plain text (most inputs of a big run) is `{"text": value}`, as content_items makes it
+        # a text input (most inputs of a big run: its one part is a text, no file) is `{"text": value}`,
+        # as content_items makes it
         contents = [item for inp in request.inputs for item in
-                    ([{"text": inp.parts[0].value}] if inp.modality == "text" and _plain_text(inp.parts)
-                     else content_items(inp, request))]
+                    ([{"text": inp.parts[0].value}] if inp.modality == "text" else content_items(inp, request))]
         parameters = cls.request_parameters(request.parameters, request.dimension)
         if request.fused:
             parameters["enable_fusion"] = True
