@@ -39,6 +39,7 @@ from harness.folder.verdict import CheckResult
 from harness.words import counted
 
 HEAD = ("spec", "catalog", "inputs")      # the plan's first lines, in this order
+SPEC_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")      # spec.schema.json's `name` pattern
 
 
 @dataclass
@@ -68,7 +69,12 @@ def merge(shards: list[str | Path], output: str | Path, *, spec_dir: str | Path 
         raise MismatchError(Problem(f"field execution: {executed[0].path} was executed and "
                                     f"{next(r for r in runs if r not in executed).path} was not",
                                     hint="merge shards run alike: all with --execute, or none"))
-    final = Path(output) / first.manifest.spec["name"]
+    name = first.manifest.spec.get("name")
+    if not isinstance(name, str) or not SPEC_NAME.fullmatch(name):     # the schema's rule: never a path
+        raise MismatchError(Problem(f"field spec.name: {first.path} names its spec {_short(name)}, which is no "
+                                    "spec name (letters, digits, '.', '_' and '-'): its manifest was forged",
+                                    hint="run `harness verify` on that shard; run the shard again"))
+    final = Path(output) / name
     if any(final.resolve() == r.path.resolve() for r in runs):
         raise UsageError(Problem(f"{final} is one of the shards", hint="give --output another folder"))
     with StagedFolder(final, guard=_replaceable) as stage:

