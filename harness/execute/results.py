@@ -17,7 +17,7 @@ from harness.folder import CellExecution, CellVectors, Reason, RunWriter
 from harness.folder.usage import usage_reported
 from harness.folder.verdict import CheckResult
 from harness.providers.base import ProviderError
-from harness.words import counted
+from harness.words import counted, plural
 
 SHOWN_FAILURES = 5        # failures listed per cell in execution.json and the checks
 
@@ -264,7 +264,7 @@ def cell_lines(out: CellOutcome, *, stopped: str | None = None, adapted_rpm: flo
         results.append(CheckResult("dimensions", False, "no vectors came back", cell=cid, kind="execution"))
     else:
         missing = out.expected_vectors - out.vectors
-        extra = f"; {counted(missing, 'input')} {'has' if missing == 1 else 'have'} none" if missing else ""
+        extra = f"; {counted(missing, 'input')} {plural('has', missing)} none" if missing else ""
         results.append(CheckResult("dimensions", True, f"{counted(out.vectors, 'vector')} of {dim} floats, as "
                                    f"requested{extra}", cell=cid, kind="execution",
                                    data={"vectors": out.vectors, "dimension": dim, "norms": out.norms}))
@@ -281,5 +281,5 @@ def nothing_executed(results: list[CheckResult]) -> CheckResult | None:
     why: dict[str, list[str]] = {}
     for r in lines:
         why.setdefault((r.data or {}).get("reason") or "not executed", []).append(r.cell or "?")
-    text = "; ".join(f"{len(cells)} cell{'s' if len(cells) != 1 else ''}: {reason}" for reason, cells in why.items())
+    text = "; ".join(f"{counted(len(cells), 'cell')}: {reason}" for reason, cells in why.items())
     return CheckResult("executed", False, f"no cell executed ({text or 'the plan has no cells'})", kind="execution")
