@@ -23,7 +23,7 @@ from harness.errors import Problem, UsageError
 from harness.folder import Summary
 from harness.words import counted
 
-ALPHA = 0.05
+ALPHA = stats.ALPHA
 
 
 def per_query(summary: Summary | None, check: str, cell: str) -> dict[str, dict[str, Any]] | None:

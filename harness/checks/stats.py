@@ -28,6 +28,7 @@ import numpy as np
 
 RESAMPLES = 10_000     # bootstrap resamples of the queries
 CONFIDENCE = 0.95      # an interval's level unless the check says `confidence:`
+ALPHA = round(1 - CONFIDENCE, 12)   # the matching significance level (0.05): diff's gate, the recommendation
 SEED = 0               # RandomState seed of the resamples and of Monte Carlo flips
 FLIPS = 10_000         # random sign flips when there are too many queries to flip them all
 EXACT_UP_TO = 20       # up to this many queries the test is exact: all 2^n sign flips

@@ -21,11 +21,12 @@ import math
 from dataclasses import dataclass, field
 from statistics import NormalDist
 
+from harness.checks import stats
 from harness.folder import Summary
 from harness.report.charts import metric_order, money, retrieval_checks, size
 from harness.words import counted
 
-ALPHA = 0.05
+ALPHA = stats.ALPHA
 POWER = 0.8
 BYTES_PER_DIMENSION = 4                       # float32
 NOT_BILLED = "not billed (self-hosted: compare your hosting cost)"
