@@ -29,8 +29,9 @@ import sqlite3
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from harness.evidence import canonical_json, sha256_bytes
 
@@ -199,14 +200,9 @@ class ResponseCache:
                     rows.append(row)
 
             def write() -> None:
-                db.execute("BEGIN IMMEDIATE")
-                try:
+                with _transaction(db):
                     db.executemany("INSERT OR IGNORE INTO responses VALUES (?, ?, ?, ?)", rows)
                     db.execute("INSERT OR REPLACE INTO meta VALUES ('imported', ?)", (str(len(rows)),))
-                    db.execute("COMMIT")
-                except BaseException:
-                    db.execute("ROLLBACK")
-                    raise
             _retry(write)
         except (OSError, sqlite3.Error) as exc:
             self._give_up(exc)
@@ -272,13 +268,8 @@ class ResponseCache:
                 return
             rows = [(k, created, text, blob) for k, (created, text, blob) in self._pending.items()]
             try:
-                db.execute("BEGIN IMMEDIATE")
-                try:
+                with _transaction(db):
                     db.executemany("INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?)", rows)
-                    db.execute("COMMIT")
-                except BaseException:
-                    db.execute("ROLLBACK")
-                    raise
             except sqlite3.Error as exc:
                 if not _busy(exc):
                     self._give_up(exc)
@@ -315,6 +306,18 @@ class ResponseCache:
         self.close()
 
 
+@contextmanager
+def _transaction(db: sqlite3.Connection) -> Iterator[None]:
+    """One write transaction, taken at once (BEGIN IMMEDIATE): committed, or rolled back on any error."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+
+
 def _retry(action: Callable[[], Any], attempts: int = 5) -> Any:
     """`action`, tried again when another process holds the database past the busy timeout."""
     for attempt in range(attempts):
@@ -343,8 +346,10 @@ def _old_entry(path: Path) -> tuple[str, int, str, bytes] | None:
 
 # ---- harness cache info | prune --------------------------------------------------------------
 
-def _files(root: Path) -> list[Path]:
-    return [root / (DB_NAME + suffix) for suffix in ("", "-wal", "-shm", "-journal")]
+def _disk_bytes(root: Path) -> int:
+    """The database's bytes on disk, with its WAL, shared-memory and journal files."""
+    return sum(p.stat().st_size for p in (root / (DB_NAME + suffix) for suffix in ("", "-wal", "-shm", "-journal"))
+               if p.is_file())
 
 
 def cache_info(root: Path) -> dict[str, Any]:
@@ -353,7 +358,7 @@ def cache_info(root: Path) -> dict[str, Any]:
     one is left. Reading never creates the database."""
     root = Path(root)
     info: dict[str, Any] = {"path": str(root / DB_NAME), "exists": (root / DB_NAME).is_file(), "entries": 0,
-                            "bytes": sum(p.stat().st_size for p in _files(root) if p.is_file()),
+                            "bytes": _disk_bytes(root),
                             "oldest": None, "newest": None,
                             "old_folder": str(root / OLD_DIR) if (root / OLD_DIR).is_dir() else None,
                             "filesystem": filesystem_type(root) if root.exists() else None}
@@ -371,7 +376,7 @@ def prune(root: Path, older_than_days: float, *, now: float | None = None) -> tu
     """Delete the entries stored more than `older_than_days` ago; the file is compacted when no other
     process holds it. Returns (entries removed, bytes before, bytes after)."""
     root = Path(root)
-    before = sum(p.stat().st_size for p in _files(root) if p.is_file())
+    before = _disk_bytes(root)
     if not (root / DB_NAME).is_file():
         return 0, before, before
     cutoff = int((time.time() if now is None else now) - older_than_days * 86400)
@@ -387,5 +392,5 @@ def prune(root: Path, older_than_days: float, *, now: float | None = None) -> tu
                 pass
     finally:
         db.close()
-    after = sum(p.stat().st_size for p in _files(root) if p.is_file())
+    after = _disk_bytes(root)
     return removed, before, after
