@@ -17,6 +17,7 @@ import numpy as np
 
 from harness.audit import diff_stats
 from harness.checks import metrics as M
+from harness.checks.context import listed
 from harness.errors import MismatchError, Problem, UsageError
 from harness.folder import FolderError, NotARun, Run, Summary, open_run
 from harness.words import counted
@@ -297,7 +298,7 @@ def _gate(r: DiffReport, a: Run) -> None:
 
 
 def _ids(items: list[str], limit: int = 8) -> str:
-    return ", ".join(items[:limit]) + (f" and {len(items) - limit} more" if len(items) > limit else "")
+    return listed(items, limit)
 
 
 def render_diff(r: DiffReport) -> str:

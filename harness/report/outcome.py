@@ -8,6 +8,7 @@ Every function returns plain text (no markup); `commands/run.py` colours and pri
 
 from __future__ import annotations
 
+from harness.checks.context import listed
 from harness.folder import CellEntry, Execution
 from harness.folder.verdict import CheckResult, failure_cause, unexecuted
 from harness.words import counted
@@ -115,14 +116,9 @@ def no_cell_executed(results: list[CheckResult]) -> str | None:
         if r.kind == "execution" and r.name == "execution" and r.status != "pass":
             brief = ((r.data or {}).get("reason") or "not executed").partition(": ")[0]
             why[brief] = why.get(brief, 0) + 1
-    said = "; ".join(f"{brief} ({_n(n)})" for brief, n in why.items())
+    said = "; ".join(f"{brief} ({counted(n, 'cell')})" for brief, n in why.items())
     return f"no cell executed: {said}" if said else "no cell executed"
 
 
-def _n(count: int) -> str:
-    return f"{count} cell{'s' if count != 1 else ''}"
-
-
 def _cells(cells: list[str], limit: int = 2) -> str:
-    shown = ", ".join(cells[:limit]) + (f" and {len(cells) - limit} more" if len(cells) > limit else "")
-    return f"{len(cells)} cell{'s' if len(cells) != 1 else ''} ({shown})"
+    return f"{counted(len(cells), 'cell')} ({listed(cells, limit)})"

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from harness.audit import signing
 from harness.audit.verify.parse import VerifyContext
 from harness.audit.verify.result import VerifyReport
+from harness.checks.context import listed
 from harness.errors import ExitCode, HarnessError, Problem, UsageError
 from harness.folder import layout
 
@@ -109,4 +110,4 @@ def check_reexecution(context: VerifyContext | None, report: VerifyReport, *, pe
 
 
 def _ids(ids: list[str], limit: int = SHOWN) -> str:
-    return ", ".join(ids[:limit]) + (f" and {len(ids) - limit} more" if len(ids) > limit else "")
+    return listed(ids, limit)
