@@ -15,6 +15,11 @@ ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}\Z")   # \Z: "$" would l
 MODALITY_KEYS = ("text", "image", "video", "multi_images", "fused")
 
 
+def text_ref(value: str) -> dict:
+    """A text part's record (inputs.jsonl, an input's digest), its keys in sorted order already."""
+    return {"chars": len(value), "kind": "text", "sha256": sha256_bytes(value.encode("utf-8"))}
+
+
 @dataclass(frozen=True)
 class Part:
     """One modality of an input. `value` is the text or the URL; `image` / `video` is set for local files."""
@@ -32,7 +37,7 @@ class Part:
         if self.local is not None:
             return self.local.ref()
         if self.kind == "text":
-            return {"kind": "text", "sha256": sha256_bytes(self.value.encode("utf-8")), "chars": len(self.value)}
+            return text_ref(self.value)
         return {"kind": self.kind, "url": self.value if not is_data_uri(self.value) else "data:…",
                 **({"sha256": sha256_bytes(self.value.encode())} if is_data_uri(self.value) else {})}
 

@@ -31,6 +31,7 @@ except ImportError:  # pragma: no cover - a dependency
     _orjson = None
 from harness.folder import layout
 from harness.folder.verdict import CheckResult
+from harness.inputs.types import text_ref
 from harness.plan.batching import Batcher, spool_memory
 from harness.plan.build import Plan
 from harness.plan.cells import Cell
@@ -349,9 +350,8 @@ class PlanWriter:
     def add(self, inp, wire: int = 0) -> None:
         parts = inp.parts
         if len(parts) == 1 and parts[0].kind == "text":      # the common case: no URL to collect
-            v = parts[0].value
-            # the keys in sorted order already (from, id, modality, parts; chars, kind, sha256)
-            part = {"chars": len(v), "kind": "text", "sha256": hashlib.sha256(v.encode("utf-8")).hexdigest()}
+            # Input.ref with the keys in sorted order already (from, id, modality, parts; text_ref's)
+            part = text_ref(parts[0].value)
             ref = ({"from": inp.row, "id": inp.id, "modality": inp.modality, "parts": [part]} if inp.row else
                    {"id": inp.id, "modality": inp.modality, "parts": [part]})
             self.lines.append(_record_line(ref, presorted=True))
