@@ -166,10 +166,6 @@ class Spool:
             pickle.dump(held[start:start + self.CHUNK], self._out, protocol=pickle.HIGHEST_PROTOCOL)
             held[start:start + self.CHUNK] = [None] * min(self.CHUNK, len(held) - start)
 
-    @property
-    def on_disk(self) -> bool:
-        return self.path is not None
-
     def __enter__(self) -> "Spool":
         return self
 
