@@ -99,12 +99,14 @@ def passing(results: list[CheckResult]) -> list[CheckResult]:
 
 # ---- a forger turning a FAILED run into a PASS -------------------------------------------------
 
+@pytest.mark.slow      # the embedded model runs, verify --reexecute embeds again
 def test_a_failed_retrieval_line_flipped_to_pass_is_refused(tmp_path, failed):
     refinalize(failed, passing(RunReader(failed).results()))
     assert (failed / "validate.txt").read_text().endswith("PASS\n")
     verify_refuses(tmp_path, failed)
 
 
+@pytest.mark.slow      # the embedded model runs, verify --reexecute embeds again
 def test_inflated_intervals_and_metrics_in_the_results_data_are_refused(tmp_path, failed):
     def inflate(value):
         if isinstance(value, dict):
@@ -220,3 +222,130 @@ def test_a_malformed_shard_manifest_is_refused_not_an_internal_error(tmp_path, t
     r = cli(tmp_path, "merge", str(s1), str(s2), "--output", "merged")
     assert r.returncode in (2, 5), r.stdout + r.stderr
     assert str(s2) in r.stderr and not (tmp_path / "merged" / "m").exists()
+
+
+def test_merging_shards_that_executed_nothing_says_what_a_plan_only_run_says(tmp_path):
+    s1, s2 = planned_shards(tmp_path)
+    whole = cli(tmp_path, "run", "spec.yaml", "--output", "whole")
+    r = cli(tmp_path, "merge", str(s1), str(s2), "--output", "merged")
+    assert r.returncode == whole.returncode, r.stdout + r.stderr
+    said = (tmp_path / "merged" / "m" / "validate.txt").read_text()
+    assert said == (tmp_path / "whole" / "m" / "validate.txt").read_text()
+    assert "ok   execution" not in said and "executed" not in r.stdout.split("PASS")[0].split(":")[-1]
+
+
+@pytest.mark.slow      # the embedded model runs, verify --reexecute embeds again
+def test_a_failed_merged_run_refinalized_to_pass_is_refused(tmp_path):
+    spec = SPEC.replace("models: [local/e5-small]", "models: [local/e5-small, {name: qwen3-vl-embedding, "
+                        "dimensions: [256]}]").replace("min: {recall@1: 0.5}", "min: {recall@1: 0.5}, "
+                                                      "models: [local/e5-small]")
+    (tmp_path / "spec.yaml").write_text(spec)
+    r = cli(tmp_path, "run", "spec.yaml", "--execute", "--output", "a", "--cell", CELL)
+    assert r.returncode == 1, r.stdout + r.stderr
+    r = cli(tmp_path, "merge", str(tmp_path / "a" / "hostile"), "--output", "merged")
+    assert r.returncode == 1, r.stdout + r.stderr
+    folder = tmp_path / "merged" / "hostile"
+    refinalize(folder, passing(RunReader(folder).results()))
+    assert (folder / "validate.txt").read_text().endswith("PASS\n")
+    out = verify_refuses(tmp_path, folder)
+    assert "retrieval" in out or "wrong" in out, out
+
+
+# ---- payload --------------------------------------------------------------------------------
+
+@pytest.fixture
+def planned(tmp_path) -> Path:
+    (tmp_path / "spec.yaml").write_text(MERGE_SPEC)
+    assert cli(tmp_path, "run", "spec.yaml", "--output", "out").returncode == 0
+    return tmp_path / "out" / "m"
+
+
+@pytest.mark.parametrize("cell, n", [("../x", "1"), ("..", "1"), ("../../etc/passwd", "1"), ("/etc", "1"),
+                                     ("qwen3-vl-embedding-256/../qwen3-vl-embedding-512", "1"),
+                                     ("qwen3-vl-embedding-256", "-1"), ("qwen3-vl-embedding-256", "0"),
+                                     ("qwen3-vl-embedding-256", "9" * 400), ("qwen3-vl-embedding-256", "１"),
+                                     ("qwen3-vl-embedding-256", "1e3"), ("qwen3-vl-embedding-256", "../1.json"),
+                                     ("qwen3-vl-embedding-256", "")])
+def test_payload_given_a_path_or_a_strange_n_exits_2_and_prints_nothing(tmp_path, planned, cell, n):
+    r = cli(tmp_path, "payload", str(planned), cell, n)
+    assert r.returncode == 2 and r.stdout == "", r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("damage", ["truncated", "emptied", "not-json-index", "index-odd-fields", "missing"])
+def test_payload_over_a_damaged_requests_file_or_index_exits_5_not_70(tmp_path, planned, damage):
+    cell = planned / "payloads" / "qwen3-vl-embedding-256"
+    requests, index = cell / "requests.jsonl", cell / "index.jsonl"
+    if damage == "truncated":
+        requests.write_bytes(requests.read_bytes()[:20])
+    elif damage == "emptied":
+        requests.write_bytes(b"")
+    elif damage == "not-json-index":
+        index.write_bytes(b"{not json\n")
+    elif damage == "index-odd-fields":
+        line = json.loads(index.read_text().splitlines()[0])
+        index.write_text(json.dumps({**line, "sha256": 10 ** 30, "file": None}) + "\n")
+    else:
+        requests.unlink()
+    r = cli(tmp_path, "payload", str(planned), "qwen3-vl-embedding-256", "1")
+    assert r.returncode in (2, 5) and r.stdout == "", r.stdout + r.stderr
+    assert "internal error" not in r.stderr.lower()
+
+
+def test_payload_of_a_folder_forged_to_format_2_never_prints_a_file_outside_it(tmp_path, planned):
+    """An earlier format reads one file per request named by the index: a forged index naming
+    ../../../../secret (its sha256 recorded, the manifest's digest made again) is refused."""
+    import hashlib
+    secret = tmp_path / "secret.txt"
+    secret.write_text("sk-do-not-print")
+    index = planned / "payloads" / "qwen3-vl-embedding-256" / "index.jsonl"
+    line = json.loads(index.read_text().splitlines()[0])
+    line.update(file="../../../../secret.txt", sha256=hashlib.sha256(secret.read_bytes()).hexdigest())
+    index.write_text(json.dumps(line) + "\n")
+    forge_manifest(planned, lambda doc: doc.update(evidence_format=2))
+    r = cli(tmp_path, "payload", str(planned), "qwen3-vl-embedding-256", "1")
+    assert r.returncode == 5 and "sk-do-not-print" not in r.stdout + r.stderr, r.stdout + r.stderr
+    assert "not a payload file" in r.stderr
+
+
+# ---- the response cache -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("garbage", [b"", b"SQLite format 3\x00" + b"\xff" * 4000, b"\x00" * 8192, b"not a db\n"])
+def test_cache_commands_and_a_run_over_a_corrupted_database_do_not_crash(tmp_path, dashscope_server, garbage):
+    db = tmp_path / "cache" / "responses.sqlite3"
+    db.parent.mkdir()
+    db.write_bytes(garbage)
+    for args in (("cache", "info"), ("cache", "prune", "--older-than", "1d"), ("cache", "clear")):
+        r = cli(tmp_path, *args)
+        assert r.returncode in (0, 2) and "internal error" not in r.stderr.lower(), (args, r.stdout, r.stderr)
+        db.write_bytes(garbage)
+    (tmp_path / "spec.yaml").write_text(MERGE_SPEC)
+    r = cli(tmp_path, "run", "spec.yaml", "--execute", "--output", "out", "--base-url", dashscope_server.base_url)
+    assert r.returncode == 0, r.stdout + r.stderr          # the run goes on without its cache
+    assert "PASS" in (tmp_path / "out" / "m" / "validate.txt").read_text()
+
+
+# ---- --max-cost --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("value", ["-1", "nan", "inf", "-inf", "1e400", "", "0x10", "1,5", "¥1"])
+def test_max_cost_refuses_what_is_not_an_amount_before_planning(tmp_path, value):
+    (tmp_path / "spec.yaml").write_text(MERGE_SPEC)
+    r = cli(tmp_path, "run", "spec.yaml", "--execute", "--output", "out", f"--max-cost={value}")
+    assert r.returncode == 2 and "max-cost" in r.stderr, r.stderr
+    assert not (tmp_path / "out").exists()
+
+
+# ---- attest ------------------------------------------------------------------------------------
+
+@pytest.mark.slow      # the embedded model runs, verify --reexecute embeds again
+def test_attesting_a_failed_run_records_fail_and_a_refinalized_pass_does_not_verify(tmp_path, failed):
+    r = cli(tmp_path, "attest", str(failed))
+    assert r.returncode == 0, r.stdout + r.stderr
+    doc = failed / "attestation.intoto.json"
+    statement = json.loads(doc.read_text())
+    assert statement["predicate"]["verdict"] == "FAIL"
+    refinalize(failed, passing(RunReader(failed).results()))
+    r = cli(tmp_path, "verify", str(failed), "--attestation", str(doc))
+    assert r.returncode == 5, r.stdout + r.stderr
+    r = cli(tmp_path, "attest", str(failed))
+    assert r.returncode == 5 and "not attested" in r.stderr, r.stderr
+    assert json.loads(doc.read_text())["predicate"]["verdict"] == "FAIL"
