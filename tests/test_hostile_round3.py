@@ -65,7 +65,7 @@ name: hostile
 models: [local/e5-small]
 inputs:
   - beir: data/beir
-    retrieval: {name: beir-check, k: [1, 10], min: {ndcg@10: 0.999}}
+    retrieval: {name: ../../../../escaped-check, k: [1, 10], min: {ndcg@10: 0.999}}
 """
 
 
@@ -77,6 +77,10 @@ def beir_project(tmp_path_factory) -> Path:
     (root / "spec.yaml").write_text(BEIR_SPEC)
     r = cli(root, "run", "spec.yaml", "--execute", "--output", "out")
     assert r.returncode == 1, r.stdout + r.stderr
+    # the check's name, a path, stayed a file name inside the run folder
+    assert not [p for p in root.parent.rglob("*escaped*") if root / "out" / "hostile" not in p.parents]
+    assert [p.name for p in (root / "out" / "hostile" / "results").rglob("*escaped*")] == [
+        ".._.._.._.._escaped-check.json"]
     return root
 
 
@@ -147,6 +151,32 @@ def test_rewritten_mteb_results_qrels_and_run_files_are_refused(tmp_path, beir_p
         path.write_text(text)
     refinalize(failed, passing(RunReader(failed).results()))
     verify_refuses(tmp_path, failed)
+
+
+@pytest.mark.parametrize("name", ["..", ".", "../x", "../../../../etc/passwd", "/abs", "a/b", "model_meta",
+                                  "a\\b", "..\\..\\x", "%2e%2e%2fx", "\u2215x"])
+def test_a_check_or_model_name_that_is_a_path_stays_one_file_name_in_results_and_runs(name):
+    from harness.folder import layout
+    for rel in (layout.mteb_result_file(name, 256, name), layout.mteb_model_meta(name, 256),
+                layout.check_run_file("c", name), layout.check_qrels_file("c", name),
+                layout.check_results_file("c", name)):
+        parts = rel.split("/")
+        assert ".." not in parts and "." not in parts and "" not in parts and "\\" not in rel, rel
+        assert parts[0] in ("results", "runs") and len(parts) == (4 if parts[1] != "c" else 3), rel
+    assert not layout.mteb_result_file("m", 256, name).endswith("/model_meta.json")
+
+
+@pytest.mark.parametrize("extra", ["    languages: [../x]\n", "    languages: [eng-Latn/../../x]\n",
+                                   "    languages: []\n", "    languages: eng-Latn\n",
+                                   "    retrieval: {ignore_identical_ids: ../x}\n",
+                                   "    retrieval: {ignore_identical_ids: [true]}\n"])
+def test_hostile_languages_and_ignore_identical_ids_are_spec_errors(tmp_path, extra):
+    shutil.copytree(BEIR, tmp_path / "data" / "beir")
+    (tmp_path / "spec.yaml").write_text("version: 1\nname: h\nmodels: [local/e5-small]\ninputs:\n"
+                                        "  - beir: data/beir\n" + extra)
+    r = cli(tmp_path, "run", "spec.yaml", "--output", "out")
+    assert r.returncode == 3 and "spec.yaml:" in r.stderr, r.stdout + r.stderr
+    assert not (tmp_path / "out").exists()
 
 
 # ---- merge ----------------------------------------------------------------------------------
