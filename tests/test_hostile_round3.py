@@ -379,3 +379,25 @@ def test_attesting_a_failed_run_records_fail_and_a_refinalized_pass_does_not_ver
     r = cli(tmp_path, "attest", str(failed))
     assert r.returncode == 5 and "not attested" in r.stderr, r.stderr
     assert json.loads(doc.read_text())["predicate"]["verdict"] == "FAIL"
+
+
+# ---- where the key goes ------------------------------------------------------------------------
+
+def test_verify_reexecute_never_sends_the_key_to_an_endpoint_a_forged_manifest_records(tmp_path, dashscope_server):
+    """A folder from elsewhere whose manifest (digest made again) records another host for a cell:
+    `verify --reexecute` sends the user's key where the user says (--base-url), never there."""
+    from tests.servers.dashscope_server import serve
+
+    (tmp_path / "spec.yaml").write_text(MERGE_SPEC)
+    good = dashscope_server.base_url
+    assert cli(tmp_path, "run", "spec.yaml", "--execute", "--output", "out", "--base-url", good).returncode == 0
+    folder = tmp_path / "out" / "m"
+    with serve(api_key="someone-else") as evil:
+        origin, elsewhere = good.rsplit("/api", 1)[0], evil.base_url.rsplit("/api", 1)[0]
+        forge_manifest(folder, lambda doc: doc.update(json.loads(json.dumps(doc).replace(origin, elsewhere))))
+        assert elsewhere in (folder / "manifest.json").read_text()
+        r = cli(tmp_path, "verify", str(folder), "--reexecute", "all", "--base-url", good)
+        assert r.returncode == 5, r.stdout + r.stderr
+        assert evil.served() == []
+        r = cli(tmp_path, "merge", str(folder), "--output", "merged")
+        assert evil.served() == [] and TEST_KEY not in r.stdout + r.stderr
