@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import json
@@ -145,19 +146,26 @@ class RunReader:
         on), in request order, the newline left out. A file that does not end in a newline (cut short)
         is a FolderError."""
         rel = layout.payload_bodies(cell_id)
-        data = scan.map_file(self._root, self._prefix + rel, scan.limit_for(rel), self.sizes.get(rel), exact=False)
-        spans, at, end = [], 0, len(data)
-        try:
+        with self._bodies_file(cell_id) as data:
+            spans, at, end = [], 0, len(data)
             while at < end:
                 nl = data.find(b"\n", at)
                 if nl < 0:
                     raise FolderError(f"{rel} does not end with a newline: its last request is cut short")
                 spans.append((at, nl - at))
                 at = nl + 1
+        return spans
+
+    @contextlib.contextmanager
+    def _bodies_file(self, cell_id: str):
+        """payloads/<cell>/requests.jsonl's bytes (mapped where it can be), closed after use."""
+        rel = layout.payload_bodies(cell_id)
+        data = scan.map_file(self._root, self._prefix + rel, scan.limit_for(rel), self.sizes.get(rel), exact=False)
+        try:
+            yield data
         finally:
             if hasattr(data, "close"):
                 data.close()
-        return spans
 
     def payload_bodies(self, cell_id: str, evidence_format: int,
                        only: set[int] | None = None) -> Iterator[tuple[dict[str, Any], bytes]]:
@@ -176,14 +184,10 @@ class RunReader:
         if len(spans) != len(entries):
             raise FolderError(f"{rel} holds {len(spans)} request bodies, {layout.payload_index(cell_id)} "
                               f"lists {len(entries)}")
-        data = scan.map_file(self._root, self._prefix + rel, scan.limit_for(rel), self.sizes.get(rel), exact=False)
-        try:
+        with self._bodies_file(cell_id) as data:
             for n, (entry, (at, size)) in enumerate(zip(entries, spans), 1):
                 if only is None or n in only:
                     yield entry, data[at:at + size]
-        finally:
-            if hasattr(data, "close"):
-                data.close()
 
     def payload_body(self, cell_id: str, n: int, evidence_format: int) -> bytes:
         """Request `n`'s body (1-based, the index's line `n`), byte for byte; FolderError when the
@@ -198,13 +202,8 @@ class RunReader:
             raise FolderError(f"{layout.payload_bodies(cell_id)} holds {len(spans)} request bodies, "
                               f"not a request {n}")
         at, size = spans[n - 1]
-        rel = layout.payload_bodies(cell_id)
-        data = scan.map_file(self._root, self._prefix + rel, scan.limit_for(rel), self.sizes.get(rel), exact=False)
-        try:
+        with self._bodies_file(cell_id) as data:
             return bytes(data[at:at + size])
-        finally:
-            if hasattr(data, "close"):
-                data.close()
 
     @staticmethod
     def _legacy_file(cell_id: str, name: str, n: int) -> str:
