@@ -401,3 +401,19 @@ def test_verify_reexecute_never_sends_the_key_to_an_endpoint_a_forged_manifest_r
         assert evil.served() == []
         r = cli(tmp_path, "merge", str(folder), "--output", "merged")
         assert evil.served() == [] and TEST_KEY not in r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("content", [b"", b"\xff\xfe" * 1000, b"[]", b"null", b'{"payloadType": 5}',
+                                     b'{"payloadType": "application/vnd.in-toto+json", "payload": "!!!", '
+                                     b'"signatures": [{"sig": 5}]}',
+                                     b'{"payloadType": "application/vnd.in-toto+json", "payload": "e30=", '
+                                     b'"signatures": []}',
+                                     b'{"_type": "https://in-toto.io/Statement/v1", "subject": "x", "predicate": null}',
+                                     b'{"_type": "https://in-toto.io/Statement/v1", "subject": [{"name": "../../x", '
+                                     b'"digest": {"sha256": "00"}}], "predicate": {}}'])
+def test_a_garbage_attestation_is_a_mismatch_not_an_internal_error(tmp_path, planned, content):
+    doc = tmp_path / "attestation.json"
+    doc.write_bytes(content)
+    r = cli(tmp_path, "verify", str(planned), "--attestation", str(doc))
+    assert r.returncode == 5 and "internal error" not in r.stderr.lower(), r.stdout + r.stderr
+    assert "PASS" not in r.stdout.splitlines()[-1:]
