@@ -27,7 +27,7 @@ from harness.report.charts import (
     retrieval_checks,
     size,
 )
-from harness.report.recommend import RULE, interval_text, p_text, plus_minus, recommend, signed
+from harness.report.recommend import RULE, deciding_p, interval_text, p_text, plus_minus, recommend, signed
 from harness.words import counted
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -129,6 +129,7 @@ def _env() -> jinja2.Environment:
     env.filters["interval"] = interval_text
     env.filters["pm"] = plus_minus
     env.filters["p"] = p_text
+    env.filters["deciding_p"] = deciding_p
     env.filters["signed"] = signed
     return env
 

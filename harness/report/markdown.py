@@ -18,7 +18,7 @@ from harness.checks.retrieval import placement, worst_queries
 from harness.folder import CellEntry, Manifest, Quality, Summary
 from harness.folder.verdict import CheckResult, counts, verdict
 from harness.report.charts import size
-from harness.report.recommend import RULE, interval_text, p_text, plus_minus, recommend, signed
+from harness.report.recommend import RULE, deciding_p, interval_text, p_text, plus_minus, recommend, signed
 from harness.words import counted
 
 _ENV = jinja2.Environment(loader=jinja2.PackageLoader("harness", "report/templates"),
@@ -151,9 +151,8 @@ def choice_table(summary: Summary) -> dict | None:
         if o is rec.best and rec.compared:
             versus = "best"
         elif vs:
-            p = vs["p_holm"] if vs["p_holm"] is not None else vs["p"]
             versus = (f"{'≈' if o.tied else 'worse'} {signed(vs['delta'])} {interval_text(vs['interval'], True)}, "
-                      f"{p_text(p)}")
+                      f"{p_text(deciding_p(vs))}")
         else:
             versus = "—"
         values = [f"{o.value:.3f} {plus_minus(o.interval)}".strip()] + [

@@ -169,11 +169,16 @@ def _vs_best(comparisons: list[dict], check: str, metric: str, best: str, cell: 
     return None
 
 
+def deciding_p(vs: dict) -> float | None:
+    """The p-value a comparison with the best is judged and shown by: Holm-corrected when recorded."""
+    return vs["p_holm"] if vs.get("p_holm") is not None else vs.get("p")
+
+
 def _tied(vs: dict, alpha: float) -> bool:
     """Not significantly worse than the best."""
     if vs["delta"] >= 0:
         return True
-    p = vs["p_holm"] if vs["p_holm"] is not None else vs["p"]
+    p = deciding_p(vs)
     inside = vs["interval"] is not None and vs["interval"][0] <= 0 <= vs["interval"][1]
     return inside or (p is not None and p >= alpha)
 
@@ -299,9 +304,8 @@ def _versus(o: Option) -> str:
     vs = o.vs_best or {}
     iv = interval_text(vs.get("interval"), signed=True)
     delta = signed(vs["delta"])
-    p = vs.get("p_holm") if vs.get("p_holm") is not None else vs.get("p")
-    return f"Δ {delta}" + (f" {iv}" if iv else "") + f", {p_text(p)}" + (" Holm-corrected" if vs.get("p_holm")
-                                                                        is not None else "")
+    holm = " Holm-corrected" if vs.get("p_holm") is not None else ""
+    return f"Δ {delta}" + (f" {iv}" if iv else "") + f", {p_text(deciding_p(vs))}{holm}"
 
 
 def _name(o: Option, other: Option) -> str:

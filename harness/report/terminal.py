@@ -215,7 +215,7 @@ def print_recommendation(console: Console, folder) -> None:
     (report/recommend.py: one rule everywhere), from the run folder's summary.json."""
     from harness.folder import FolderError, RunReader, Summary
     from harness.report.charts import size
-    from harness.report.recommend import p_text, plus_minus, recommend, signed
+    from harness.report.recommend import deciding_p, p_text, plus_minus, recommend, signed
 
     try:
         rec = recommend(Summary.from_json(RunReader(folder).summary()))
@@ -229,7 +229,7 @@ def print_recommendation(console: Console, folder) -> None:
             vs = o.vs_best
             versus = ("best" if o is rec.best and rec.compared else "-" if not vs else
                       f"{'~' if o.tied else 'worse'} {signed(vs['delta'])}, "
-                      f"{p_text(vs['p_holm'] if vs['p_holm'] is not None else vs['p'])}")
+                      f"{p_text(deciding_p(vs))}")
             rows.append([o.cell + (" *" if o.recommended else ""), f"{o.value:.3f} {plus_minus(o.interval)}".strip(),
                          versus, o.cost, f"{size(o.per_million)} / {size(o.corpus_bytes)}"])
         corpus = rec.options[0].corpus_vectors
