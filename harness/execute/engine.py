@@ -59,8 +59,8 @@ class _Request:
     sha256: str | None
     inputs: list[str]
     row0: int                       # first row of this request's inputs in the cell's matrix
+    span: tuple[int, int]           # (offset, length) of the body in `path`, the cell's requests.jsonl
     record: dict[str, Any] = field(default_factory=dict)
-    span: tuple[int, int] | None = None     # (offset, length) of the body in requests.jsonl
 
 
 @dataclass
@@ -147,7 +147,7 @@ def _load_cell(folder: Path, spec: dict[str, Any], catalog: Catalog) -> _Cell:
     row = 0
     for entry, span in zip(entries, spans):
         inputs = list(entry.get("inputs") or [])
-        cell.requests.append(_Request(cell, entry["file"], path, entry.get("sha256"), inputs, row, span=span))
+        cell.requests.append(_Request(cell, entry["file"], path, entry.get("sha256"), inputs, row, span))
         row += len(inputs)
     outcome.requests = len(cell.requests)
     outcome.expected_vectors = row
@@ -359,24 +359,17 @@ def _uploads(outcome: Any) -> dict[str, Any]:
     return {"uploads": uploads} if uploads else {}
 
 
-def _read(path: Path, span: tuple[int, int] | None = None) -> bytes:
-    """A payload's bytes: os.read without a buffered file object (a third of the cost); with `span`,
-    the (offset, length) slice of the cell's requests.jsonl."""
+def _read(path: Path, span: tuple[int, int]) -> bytes:
+    """A payload's bytes, the (offset, length) `span` of the cell's requests.jsonl: os.pread without a
+    buffered file object (a third of the cost)."""
     fd = os.open(path, os.O_RDONLY)
     try:
-        if span is not None:
-            data = os.pread(fd, span[1], span[0])
-            if len(data) != span[1]:
-                raise OSError(f"{path.name} is shorter than its index says")
-            return data
-        chunks = []
-        while True:
-            chunk = os.read(fd, 1 << 20)
-            if not chunk:
-                return b"".join(chunks)
-            chunks.append(chunk)
+        data = os.pread(fd, span[1], span[0])
     finally:
         os.close(fd)
+    if len(data) != span[1]:
+        raise OSError(f"{path.name} is shorter than its index says")
+    return data
 
 
 def _dim_ok(cell: _Cell, vectors: np.ndarray) -> bool:
