@@ -90,11 +90,12 @@ def merge(shards: list[str | Path], output: str | Path, *, spec_dir: str | Path 
             extra={k: v for k, v in first.manifest.extra.items() if k != "filter"})
         if not complete:      # still a slice: verify re-derives exactly these cells
             body.extra["filter"] = {"cell": ids}
-        results = _plan_lines(runs, chosen, ids)
+        per_run = {id(r): _results(r) for r in runs}     # each shard's summary.json, hashed and read once
+        results = _plan_lines(runs, per_run, chosen, ids)
         if executed:
             for sub in ("", layout.REPEAT_DIR + "/"):
                 _merge_execution(chosen, ids, sub, folder)
-            results += _execution_lines(folder, body, runs)
+            results += _execution_lines(folder, body, [r for run in runs for r in per_run[id(run)]])
             results += _checks(folder, body, complete, spec_dir, allow_paths)
             from harness.execute.results import nothing_executed
             empty = nothing_executed(results)
@@ -247,10 +248,11 @@ def _replaceable(final: Path) -> None:
 
 # ---- the derived lines ---------------------------------------------------------------------
 
-def _plan_lines(runs: list[Run], chosen: dict[str, Run], ids: list[str]) -> list[CheckResult]:
+def _plan_lines(runs: list[Run], per_run: dict[int, list[CheckResult]], chosen: dict[str, Run],
+                ids: list[str]) -> list[CheckResult]:
     """The plan's lines of validate.txt for the merged cells: spec, catalog (their count), inputs,
-    the plan's warnings (each once, a model's disputed facts in cell order), each cell's payload line."""
-    per_run = {id(r): _results(r) for r in runs}
+    the plan's warnings (each once, a model's disputed facts in cell order), each cell's payload line;
+    `per_run`: each shard's lines (`_results`), by id(shard)."""
     head = {r.name: r for r in per_run[id(runs[0])] if r.kind == "offline" and r.name in HEAD}
     lines: list[CheckResult] = []
     for name in HEAD:
@@ -307,8 +309,9 @@ def _merge_execution(chosen: dict[str, Run], ids: list[str], sub: str, folder: P
         RunWriter(folder / sub if sub else folder).execution(Execution(cells=records, fatal=fatal))
 
 
-def _execution_lines(folder: Path, body: Manifest, runs: list[Run]) -> list[CheckResult]:
-    """The execution lines from the merged evidence: verify's derivation (`cell_lines`, the run's own)."""
+def _execution_lines(folder: Path, body: Manifest, shard_lines: list[CheckResult]) -> list[CheckResult]:
+    """The execution lines from the merged evidence: verify's derivation (`cell_lines`, the run's own);
+    `shard_lines`: every shard's lines, whose execution lines verify compares with."""
     from harness.audit.verify import execution
     from harness.audit.verify.parse import open_folder
     from harness.audit.verify.result import VerifyReport
@@ -318,7 +321,7 @@ def _execution_lines(folder: Path, body: Manifest, runs: list[Run]) -> list[Chec
     context = open_folder(folder, report)
     if context is None:     # pragma: no cover - the manifest was just written
         raise MismatchError(Problem(f"the merged manifest cannot be read: {report.findings}"))
-    recorded = [r for run in runs for r in _results(run) if r.kind == "execution"]
+    recorded = [r for r in shard_lines if r.kind == "execution"]
     derived = execution._derive(context, context.run.read, "", recorded, report, set())
     if (folder / layout.REPEAT_DIR).is_dir():
         repeat = context.run.read.within(layout.REPEAT_DIR)
