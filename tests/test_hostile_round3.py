@@ -319,6 +319,8 @@ def test_payload_over_a_damaged_requests_file_or_index_exits_5_not_70(tmp_path, 
     r = cli(tmp_path, "payload", str(planned), "qwen3-vl-embedding-256", "1")
     assert r.returncode in (2, 5) and r.stdout == "", r.stdout + r.stderr
     assert "internal error" not in r.stderr.lower()
+    r = cli(tmp_path, "verify", str(planned))
+    assert r.returncode == 5 and "internal error" not in r.stderr.lower(), r.stdout + r.stderr
 
 
 def test_payload_of_a_folder_forged_to_format_2_never_prints_a_file_outside_it(tmp_path, planned):
