@@ -39,6 +39,7 @@ def run(args) -> int:
     from harness.evidence import sha256_bytes
     from harness.folder import FolderError, layout, open_run
     from harness.folder.reader import NotARun
+    from harness.words import counted
 
     n = request_number(args.n)
     try:
@@ -56,7 +57,7 @@ def run(args) -> int:
     try:
         entries = read.payload_index(args.cell)
         if n > len(entries):
-            raise UsageError(Problem(f"cell {args.cell} has {len(entries)} request{'s' if len(entries) != 1 else ''}, "
+            raise UsageError(Problem(f"cell {args.cell} has {counted(len(entries), 'request')}, "
                                      f"not a request {n}", hint=f"give N from 1 to {len(entries)}"))
         body = read.payload_body(args.cell, n, fmt)
     except FolderError as exc:
