@@ -26,17 +26,6 @@ from harness.words import counted
 ALPHA = stats.ALPHA
 
 
-def per_query(summary: Summary | None, check: str, cell: str) -> dict[str, dict[str, Any]] | None:
-    """The per-query metrics a retrieval check recorded for a cell (None when there are none)."""
-    if summary is None:
-        return None
-    for c in summary.checks:
-        if c.name == check and c.cell == cell:
-            values = (c.data or {}).get("per_query")
-            return values if isinstance(values, dict) and values else None
-    return None
-
-
 def _number(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool)
 
@@ -45,8 +34,10 @@ def add_significance(rows: list[dict], summary_a: Summary | None, summary_b: Sum
                      alpha: float = ALPHA) -> None:
     """Give each metric of each compared row (`{"check", "a", "b", "metrics": {m: {"a", "b", "delta"}}}`)
     its paired `interval`, `p_value`, `test` and `queries`, over the queries both runs ranked."""
+    if summary_a is None or summary_b is None:
+        return
     for row in rows:
-        pa, pb = per_query(summary_a, row["check"], row["a"]), per_query(summary_b, row["check"], row["b"])
+        pa, pb = summary_a.per_query(row["check"], row["a"]), summary_b.per_query(row["check"], row["b"])
         if not pa or not pb:
             continue
         common = sorted(q for q in pa if q in pb and isinstance(pa[q], dict) and isinstance(pb[q], dict))

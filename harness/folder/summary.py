@@ -151,6 +151,14 @@ class Summary:
     summary_version: int = SUMMARY_VERSION
     comparisons: list[Comparison] | None = None   # None: not recorded (a folder of evidence format < 3)
 
+    def per_query(self, check: str, cell: str) -> dict[str, dict[str, Any]] | None:
+        """The per-query metrics a retrieval check recorded for a cell (None when there are none)."""
+        for c in self.checks:
+            if c.name == check and c.cell == cell:
+                values = (c.data or {}).get("per_query")
+                return values if isinstance(values, dict) and values else None
+        return None
+
     def to_json(self) -> dict[str, Any]:
         out = {"summary_version": self.summary_version, "spec": self.spec, "manifest_digest": self.manifest_digest,
                "verdict": self.verdict, "counts": self.counts, "cells": [c.to_json() for c in self.cells],

@@ -327,8 +327,7 @@ def queries_needed(summary: Summary, check: str, metric: str, a: str, b: str, al
                    power: float = POWER) -> int | None:
     """A rough count of queries that would tell `a` from `b` at the observed mean difference and spread
     of their per-query differences: n ≈ ((z₁₋α/₂ + z_power)·sd/Δ)². None when it cannot be estimated."""
-    per = {c.cell: c.data.get("per_query") or {} for c in summary.checks if c.name == check and c.cell in (a, b)}
-    pa, pb = per.get(a) or {}, per.get(b) or {}
+    pa, pb = summary.per_query(check, a) or {}, summary.per_query(check, b) or {}
     diffs = [pa[q][metric] - pb[q][metric] for q in pa if q in pb and isinstance((pa[q] or {}).get(metric), float)
              and isinstance((pb[q] or {}).get(metric), float)]
     if len(diffs) < 2:
