@@ -293,7 +293,9 @@ def planned(tmp_path) -> Path:
 @pytest.mark.parametrize("cell, n", [("../x", "1"), ("..", "1"), ("../../etc/passwd", "1"), ("/etc", "1"),
                                      ("qwen3-vl-embedding-256/../qwen3-vl-embedding-512", "1"),
                                      ("qwen3-vl-embedding-256", "-1"), ("qwen3-vl-embedding-256", "0"),
-                                     ("qwen3-vl-embedding-256", "9" * 400), ("qwen3-vl-embedding-256", "１"),
+                                     ("qwen3-vl-embedding-256", "9" * 400),
+                                     ("qwen3-vl-embedding-256", "9" * 5000), ("qwen3-vl-embedding-256", "0" * 30 + "1"),
+                                     ("qwen3-vl-embedding-256", "１"),
                                      ("qwen3-vl-embedding-256", "1e3"), ("qwen3-vl-embedding-256", "../1.json"),
                                      ("qwen3-vl-embedding-256", "")])
 def test_payload_given_a_path_or_a_strange_n_exits_2_and_prints_nothing(tmp_path, planned, cell, n):

@@ -29,7 +29,7 @@ def add_parser(sub):
 def request_number(text: str) -> int:
     """N as given: `7`, or the request's name `00007.json`."""
     raw = text[:-5] if text.endswith(".json") else text
-    if raw.isascii() and raw.isdigit() and int(raw) >= 1:
+    if raw.isascii() and raw.isdigit() and len(raw) <= 18 and int(raw) >= 1:     # no 5,000-digit int()
         return int(raw)
     raise UsageError(Problem(f"N {text[:40]!r} is not a request number",
                              hint="give a number from 1, e.g. 1 or 00001.json"))
