@@ -421,3 +421,32 @@ def test_a_garbage_attestation_is_a_mismatch_not_an_internal_error(tmp_path, pla
     r = cli(tmp_path, "verify", str(planned), "--attestation", str(doc))
     assert r.returncode == 5 and "internal error" not in r.stderr.lower(), r.stdout + r.stderr
     assert "PASS" not in r.stdout.splitlines()[-1:]
+
+
+DEVICE_SPEC = """version: 1
+name: m
+models: [local/e5-small, {name: qwen3-vl-embedding, dimensions: [256]}]
+inputs:
+  - {id: a, text: A cat sitting on a red chair}
+  - {id: b, text: The stock market fell sharply today}
+checks:
+  - similarity: {a: a, b: b, min: 0}
+"""
+
+
+@pytest.mark.parametrize("path", ["/dev/zero", "../../../../../../dev/zero"])
+def test_a_shard_whose_manifest_points_its_spec_at_a_device_is_not_read_from_there(tmp_path, path):
+    """The spec path a shard records is followed only inside the project and read as a bounded
+    regular file: /dev/zero would otherwise be read until memory runs out."""
+    from tests.helpers import guarded
+
+    (tmp_path / "spec.yaml").write_text(DEVICE_SPEC)
+    for out, cell in (("s1", "local--e5-small-384"), ("s2", "qwen3-vl-embedding-256")):
+        cli(tmp_path, "run", "spec.yaml", "--output", out, "--cell", cell, "--execute")
+    s1, s2 = tmp_path / "s1" / "m", tmp_path / "s2" / "m"
+    for shard in (s1, s2):
+        forge_manifest(shard, lambda doc: doc["spec"].update(path=path))
+    with guarded(seconds=30, memory=1 << 30):
+        r = cli(tmp_path, "merge", str(s1), str(s2), "--output", "merged")
+    assert r.returncode in (0, 1, 4, 5, 6), r.stdout + r.stderr     # an answer, not an internal error
+    assert "similarity:a~b [local--e5-small-384]" in (tmp_path / "merged" / "m" / "validate.txt").read_text()

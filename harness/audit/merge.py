@@ -357,21 +357,29 @@ def _checks(folder: Path, body: Manifest, complete: bool, spec_dir: str | Path |
         return spec.positions.of(("checks", index, *rest))
 
     sliced = None if complete else CellFilter.from_dict(body.extra.get("filter")).describe()
-    base = Path(spec_dir).resolve() if spec_dir else _spec_dir(folder, body)
+    base = Path(spec_dir).resolve() if spec_dir else _spec_dir(folder, body, allow_paths)
     return list(evaluate_checks(checks, folder, body.cells, locate, spec_dir=base, sliced=sliced,
                                 write=RunWriter(folder).check_output, allow_paths=allow_paths))
 
 
-def _spec_dir(folder: Path, body: Manifest) -> Path:
+def _spec_dir(folder: Path, body: Manifest, allow_paths: tuple | list = ()) -> Path:
     """Where the spec's relative paths start (a check's qrels, a stability run): beside the original
     spec when its recorded path (relative to the final folder) still leads to the same spec, else
-    the current folder; `--spec-dir` says otherwise."""
+    the current folder; `--spec-dir` says otherwise. The recorded path is a shard's word: it is
+    followed only inside the roots `verify` allows and read only as a bounded regular file."""
+    from harness.audit.verify.parse import verify_roots
+    from harness.inputs.files import InputFiles
+    from harness.inputs.types import InputProblem
+    from harness.spec import yamlpos
+
     rel = body.spec.get("path")
     if rel:
-        original = (folder.parent / body.spec["name"] / rel).resolve()
+        final = folder.parent / body.spec["name"]
         try:
-            if sha256_bytes(original.read_bytes()) == body.spec.get("sha256"):
+            original = InputFiles(final.resolve(), verify_roots(final, None, allow_paths)).resolve(
+                rel, "the original spec", ())
+            if sha256_bytes(scan.read_path(original, yamlpos.MAX_BYTES)) == body.spec.get("sha256"):
                 return original.parent
-        except OSError:
+        except (InputProblem, FolderError, OSError):
             pass
     return Path.cwd()
