@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.inputs.rows import CsvRows, Pairs
 from harness.inputs.sets import _direct, _env, _fill
 from tests.helpers import cli_env, run_cli, tree
 
@@ -27,7 +28,9 @@ def test_a_direct_template_prints_what_jinja_prints_or_is_left_to_jinja(template
     if pieces is None:
         return      # Jinja renders it, as before
     for row in ROWS:
-        got = _fill(pieces, [("label", {"row": row})], "row")
+        got = _fill(pieces, Pairs([("label", {"row": row})]), "row")
+        if all(type(v) is str for v in row.values()):     # a CSV row: the same text from the reader's list
+            assert _fill(pieces, CsvRows("t.csv", list(row), [1], [list(row.values())]), "row") == got
         try:
             expected = _env().from_string(template).render(row=row)
         except Exception:
@@ -42,7 +45,7 @@ def test_templates_jinja_needs_are_left_to_it():
     assert _direct("{{ row.text }}\n", "row") is None          # Jinja drops a trailing newline
     assert _direct("{{ row.a }}" * 9, "row") is None           # more fields than the budget allows unchecked
     assert _direct("{{ file.path }}", "row") is None and _direct("{{ file.path }}", "file") == ["", "path", ""]
-    assert _fill(["", "n", ""], [("l", {"row": {"n": 5}})], "row") is None    # a JSONL number: Jinja says it
+    assert _fill(["", "n", ""], Pairs([("l", {"row": {"n": 5}})]), "row") is None    # a JSONL number: Jinja says it
 
 
 def harness(tmp_path: Path, *args: str, **env: str):

@@ -27,6 +27,13 @@ def text_tokens(text: str) -> int:
     return max(1, (ascii_chars + 3) // 4 + (len(text) - ascii_chars))
 
 
+def texts_tokens(texts: list[str]) -> int:
+    """`text_tokens` summed over many texts (a chunk of an input set); an ASCII text's count without a call."""
+    if "".join(texts).isascii():
+        return sum([(n + 3) // 4 or 1 for n in map(len, texts)])
+    return sum([(len(t) + 3) // 4 or 1 if t.isascii() else text_tokens(t) for t in texts])
+
+
 def image_tokens(model: ModelInfo, parameters: dict) -> int:
     level = parameters.get("res_level")
     return RES_LEVEL_TOKENS[level] if level in RES_LEVEL_TOKENS else model.image_tokens_estimate

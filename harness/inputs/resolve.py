@@ -11,7 +11,7 @@ from harness.evidence import canonical_json, sha256_bytes
 from harness.inputs.datasets import DATASETS
 from harness.inputs.files import InputFiles, media_part
 from harness.inputs.sets import input_set
-from harness.inputs.types import ID_RE, MODALITY_KEYS, Input, InputProblem, Part, unicode_problem
+from harness.inputs.types import ID_RE, MODALITY_KEYS, Input, InputProblem, Part, TextRun, unicode_problem
 
 
 def _default_id(modality: str, parts: tuple[Part, ...]) -> str:
@@ -53,8 +53,11 @@ def inline_input(entry: dict, index: int, files: InputFiles) -> Input:
     return Input(input_id, key, parts, where)
 
 
-def iter_inputs(entries: list[dict], files: InputFiles, problems: list[InputProblem]) -> Iterator[Input]:
-    """Every input of the spec in order. Problems are appended to `problems`; bad inputs are skipped."""
+def iter_inputs(entries: list[dict], files: InputFiles, problems: list[InputProblem],
+                runs: bool = False) -> Iterator[Input | TextRun]:
+    """Every input of the spec in order. Problems are appended to `problems`; bad inputs are skipped.
+    `runs`: an input set's chunk of texts comes as one `TextRun` (for the plan of a texts-only spec),
+    else as its `Input`s."""
     for index, entry in enumerate(entries):
         if not isinstance(entry, dict):
             continue
@@ -68,11 +71,14 @@ def iter_inputs(entries: list[dict], files: InputFiles, problems: list[InputProb
                 found = iter([inline_input(entry, index, files)])
             else:
                 continue
-            if only is None:
-                yield from found
-            else:
-                for inp in found:
-                    yield dataclasses.replace(inp, models=only)
+            for item in found:
+                if type(item) is TextRun:
+                    item.models = only
+                    if runs:
+                        yield item
+                    else:
+                        yield from item
+                else:
+                    yield item if only is None else dataclasses.replace(item, models=only)
         except InputProblem as p:
             problems.append(p)
-

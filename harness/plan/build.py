@@ -21,7 +21,7 @@ from harness.inputs.datasets import DATASETS
 from harness.inputs.datasets.qrels import check_qrels_files
 from harness.inputs.files import InputFiles
 from harness.inputs.resolve import iter_inputs
-from harness.inputs.types import Input, InputProblem
+from harness.inputs.types import Input, InputProblem, TextRun
 from harness.plan.batching import Batch, Spool, batches
 from harness.plan.cells import Cell, CellFilter, build_cells
 from harness.plan.endpoints import check_export_host
@@ -116,24 +116,112 @@ def _payload_problem(spec: Spec, planned: int, budget: int, cells: list[Cell]) -
                         prefer_key=True)
 
 
-def _scan_inputs(spec: Spec, cells: list[Cell], problems: list[Problem], spool,
+TEXT_RUNS = True     # a texts-only plan checks and writes an input set's rows a chunk at a time (False: one by one)
+
+
+class _Scan:
+    """One pass over every input: ids and catalog rules per model, the bytes planned; each checked input
+    goes to `sink` (the plan's spool, or its writer). A `TextRun` that breaks nothing is taken whole."""
+
+    def __init__(self, spec: Spec, cells: list[Cell], sink, budget: int, declared: set[str]):
+        self.spec, self.cells, self.sink, self.budget, self.declared = spec, cells, sink, budget, declared
+        self.entries = spec.data.get("inputs") or []
+        self.seen: dict[str, None] = {}   # the ids taken, in order (a duplicate's first row is found again)
+        self.dups: list[tuple] = []
+        self.counts: Counter = Counter()
+        self.models = {c.model.name: c for c in cells}   # one representative cell per model: rules are per model
+        # identical rule breaks of many rows of one input set are reported once, with a count
+        self.grouped: dict[tuple, list] = {}
+        self.n = self.planned = 0
+        self.over = False
+        self.every_modality = all(c.modalities is None for c in cells)   # then every cell takes every input
+        # a text no model limits below its length breaks no rule (rules.input_rule_problems' own fast path)
+        text_takers = [c.model for c in self.models.values() if c.modalities is None or "text" in c.modalities]
+        self.text_ok = all("text" in m.modalities for m in text_takers)
+        self.short = min((m.text_max_tokens or 1 << 62 for m in text_takers), default=1 << 62)
+        self.text_cells = sum(1 for c in cells if c.modalities is None or "text" in c.modalities)
+
+    def add(self, inp: Input) -> bool:
+        """Check and keep one input; False once the bytes planned are over the budget (stop)."""
+        explicit = inp.row is None and isinstance(self.entries[inp.where[1]].get("id"), str)
+        if inp.id in self.seen or (not explicit and inp.id in self.declared):
+            if not explicit:     # an explicit id's duplicate is reported from the spec itself
+                self.dups.append((inp.where + (("id",) if inp.row is None else ()), inp.id,
+                                  inp.row or f"input {inp.id!r}"))
+            return True
+        self.seen[inp.id] = None
+        # Bytes, not values, are what a hostile spec multiplies: stop before any is written.
+        part = inp.parts[0]
+        plain = len(inp.parts) == 1 and part.image is None
+        if plain:       # wire_bytes, inline
+            v = part.value
+            wire = len(v) if v.isascii() else len(v.encode("utf-8", "surrogatepass"))
+        else:
+            wire = wire_bytes(inp)
+        cells = self.cells
+        takers = len(cells) if inp.models is None and self.every_modality else sum(1 for c in cells if c.takes(inp))
+        self.planned += wire * takers
+        if self.planned > self.budget:
+            self.over = True
+            return False
+        for cell in () if (self.text_ok and plain and inp.modality == "text" and inp.models is None
+                           and len(part.value) <= self.short) else self.models.values():
+            if not cell.takes(inp):
+                continue
+            for rule in input_rule_problems(inp, cell.model, cell.upload):
+                key = (inp.where, rule.message if inp.row is None else rule.group, rule.severity)
+                label = inp.row or f"input {inp.id!r}"
+                self.grouped.setdefault(key, [rule.message, rule.hint, rule.severity, label, 0])[4] += 1
+        self.counts[inp.modality] += 1
+        self.n += 1
+        self.sink.add(inp, wire)
+        return True
+
+    def add_texts(self, run: TextRun) -> bool:
+        """`add` for each text of the run, taken whole when its ids are new, its texts break no rule and
+        fit the budget (else one by one, which says what is wrong)."""
+        ids, seen = run.ids, self.seen
+        if (run.labels is None or run.models is not None or not self.text_ok
+                or max(map(len, run.values)) > self.short
+                or len(set(ids)) != len(ids) or not seen.keys().isdisjoint(ids)
+                or (self.declared and not self.declared.isdisjoint(ids))):
+            return all(map(self.add, run))
+        wire = sum(map(len, run.utf8()))
+        if self.planned + wire * self.text_cells > self.budget:
+            return all(map(self.add, run))
+        self.planned += wire * self.text_cells
+        seen.update(dict.fromkeys(ids))
+        self.counts["text"] += len(ids)
+        self.n += len(ids)
+        self.sink.add_texts(run)
+        return True
+
+    def problems(self, files: InputFiles, input_problems: list[InputProblem]) -> list[Problem]:
+        """What the scan found, as the spec's problems."""
+        spec, out = self.spec, []
+        if self.over:
+            out.append(_payload_problem(spec, self.planned, self.budget, self.cells))
+        firsts = _first_rows({i for _, i, _ in self.dups}, self.entries, files, self.declared) if self.dups else {}
+        for where, input_id, label in self.dups:
+            out.append(spec.problem(where, f"duplicate input id {input_id!r} ({label}; first used by "
+                                    f"{firsts.get(input_id) or f'input {input_id!r}'})",
+                                    "give each input its own `id:`", prefer_key=True))
+        for (where, _, _), (message, hint, severity, first, count) in self.grouped.items():
+            text = f"{first}: {message}" if count == 1 else f"{count} inputs ({first} and more): {message}"
+            out.append(spec.problem(where, text, hint, severity=severity, prefer_key=True))
+        for p in input_problems:
+            out.append(spec.problem(p.where, p.message, p.hint, prefer_key=p.prefer_key))
+        if self.n == 0 and not input_problems and spec.data.get("inputs"):
+            out.append(spec.problem(("inputs",), "the inputs resolve to nothing", prefer_key=True))
+        return out
+
+
+def _scan_inputs(spec: Spec, cells: list[Cell], problems: list[Problem], sink,
                  files: InputFiles, budget: int = DEFAULT_MAX_PAYLOAD) -> tuple[int, Counter, set[str]]:
-    """One pass over every input: ids and catalog rules per model; each input is spooled so the
-    writing pass streams them back instead of resolving (and rendering) them again, or written
-    right away (`spool` is then the plan's writer)."""
+    """One pass over every input (`_Scan`): each input is spooled so the writing pass streams them back
+    instead of resolving (and rendering) them again, or written right away (`sink` is then the plan's
+    writer, which takes a `TextRun` whole)."""
     input_problems: list[InputProblem] = []
-    seen: dict[str, None] = {}     # the ids taken, in order (their rows are found again for a duplicate's message)
-    dups: list[tuple] = []
-    counts: Counter = Counter()
-    models = {c.model.name: c for c in cells}   # one representative cell per model: rules are per model
-    # identical rule breaks of many rows of one input set are reported once, with a count
-    grouped: dict[tuple, list] = {}
-    n = planned = 0
-    every_modality = all(c.modalities is None for c in cells)    # then every cell takes an input for all models
-    # a text no model limits below its length breaks no rule (rules.input_rule_problems' own fast path)
-    text_takers = [c.model for c in models.values() if c.modalities is None or "text" in c.modalities]
-    text_ok = all("text" in m.modalities for m in text_takers)
-    short = min((m.text_max_tokens or 1 << 62 for m in text_takers), default=1 << 62)
     # Ids written in the spec are checked from the spec itself, so a duplicate is reported even
     # when one of the two inputs fails for another reason (a missing image, say).
     entries = spec.data.get("inputs") or []
@@ -146,51 +234,13 @@ def _scan_inputs(spec: Spec, cells: list[Cell], problems: list[Problem], spool,
                                              "give each input its own `id:`", prefer_key=True))
             else:
                 declared.add(entry["id"])
-    for inp in iter_inputs(entries, files, input_problems):
-        explicit = inp.row is None and isinstance(entries[inp.where[1]].get("id"), str)
-        if inp.id in seen or (not explicit and inp.id in declared):
-            if explicit:
-                continue          # reported above
-            dups.append((inp.where + (("id",) if inp.row is None else ()), inp.id, inp.row or f"input {inp.id!r}"))
-            continue
-        seen[inp.id] = None
-        # Bytes, not values, are what a hostile spec multiplies: stop before any is written.
-        part = inp.parts[0]
-        plain = len(inp.parts) == 1 and part.image is None
-        if plain:       # wire_bytes, inline
-            v = part.value
-            wire = len(v) if v.isascii() else len(v.encode("utf-8", "surrogatepass"))
-        else:
-            wire = wire_bytes(inp)
-        takers = len(cells) if inp.models is None and every_modality else sum(1 for c in cells if c.takes(inp))
-        planned += wire * takers
-        if planned > budget:
-            problems.append(_payload_problem(spec, planned, budget, cells))
+    scan = _Scan(spec, cells, sink, budget, declared)
+    runs = getattr(sink, "texts", False)       # the plan's writer of a texts-only plan
+    for item in iter_inputs(entries, files, input_problems, runs=runs):
+        if not (scan.add_texts(item) if type(item) is TextRun else scan.add(item)):
             break
-        for cell in () if (text_ok and plain and inp.modality == "text" and inp.models is None
-                           and len(part.value) <= short) else models.values():
-            if not cell.takes(inp):
-                continue
-            for rule in input_rule_problems(inp, cell.model, cell.upload):
-                key = (inp.where, rule.message if inp.row is None else rule.group, rule.severity)
-                label = inp.row or f"input {inp.id!r}"
-                grouped.setdefault(key, [rule.message, rule.hint, rule.severity, label, 0])[4] += 1
-        counts[inp.modality] += 1
-        n += 1
-        spool.add(inp, wire)
-    firsts = _first_rows({i for _, i, _ in dups}, entries, files, declared) if dups else {}
-    for where, input_id, label in dups:
-        problems.append(spec.problem(where, f"duplicate input id {input_id!r} ({label}; first used by "
-                                     f"{firsts.get(input_id) or f'input {input_id!r}'})",
-                                     "give each input its own `id:`", prefer_key=True))
-    for (where, _, _), (message, hint, severity, first, count) in grouped.items():
-        text = f"{first}: {message}" if count == 1 else f"{count} inputs ({first} and more): {message}"
-        problems.append(spec.problem(where, text, hint, severity=severity, prefer_key=True))
-    for p in input_problems:
-        problems.append(spec.problem(p.where, p.message, p.hint, prefer_key=p.prefer_key))
-    if n == 0 and not input_problems and spec.data.get("inputs"):
-        problems.append(spec.problem(("inputs",), "the inputs resolve to nothing", prefer_key=True))
-    return n, counts, seen.keys()
+    problems.extend(scan.problems(files, input_problems))
+    return scan.n, scan.counts, scan.seen.keys()
 
 
 def _first_rows(wanted: set[str], entries: list, files: InputFiles, declared: set[str]) -> dict[str, str | None]:

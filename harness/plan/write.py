@@ -6,17 +6,16 @@ line N the canonical body of request N, and its index to `payloads/<cell>/index.
 format 3; `legacy` writes formats 1 and 2's one file per request, for `verify` to re-derive such a
 folder). The counts and estimates come out as `CellStats`. `harness run` and `harness verify` (which
 re-derives the payloads) use the very same `write_plan`: the run into a `FolderTarget`, verify into a
-`DigestTarget`, which keeps only each file's sha256 (nothing written and read back). `harness plan`
-does the same counting without a target (`plan_stats`). A plan of texts is written while the plan
-scans its inputs (`PlanWriter` fed by `build_plan(writer=staged)`, or `deriving` for verify), so its
-inputs are never spooled nor read twice.
+`DigestTarget`, which keeps only each file's sha256 (nothing written and read back; harness.plan.targets).
+`harness plan` does the same counting without a target (`plan_stats`). A plan of texts is written while
+the plan scans its inputs (`PlanWriter` fed by `build_plan(writer=staged)`, or `deriving` for verify),
+a chunk of an input set at a time (`TextRun`), so its inputs are never spooled nor read twice and no
+object is made per input.
 """
 
 from __future__ import annotations
 
 import hashlib
-import shutil
-import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,11 +30,12 @@ except ImportError:  # pragma: no cover - a dependency
     _orjson = None
 from harness.folder import layout
 from harness.folder.verdict import CheckResult
-from harness.inputs.types import text_ref
-from harness.plan.batching import Batcher, spool_memory
+from harness.inputs.types import TextRun, text_input, text_ref
+from harness.plan.batching import Batch, Batcher, spool_memory
 from harness.plan.build import Plan
 from harness.plan.cells import Cell
-from harness.plan.payloads import render
+from harness.plan.payloads import render, text_body
+from harness.plan.targets import Deferred, DigestTarget, FolderTarget
 from harness.providers.registry import provider_class
 from harness.words import counted
 
@@ -95,137 +95,27 @@ def _record_line(obj: dict, presorted: bool = False) -> bytes:
     return canonical_json(obj) + b"\n"
 
 
+# `index_line` of a batch of texts (ids and names need no JSON escaping: ID_RE, `request_name`)
+_INDEX_LINE = '{"contents":%d,"file":"%s","inputs":["%s"],"sha256":"%s"}\n'
+
+
+def _json_string(text: str) -> bytes:
+    """A text as canonical_json writes it (orjson writes a str as json.dumps does: tests/test_canonical.py)."""
+    return _orjson.dumps(text) if _orjson is not None else canonical_json(text)
+
+
 def index_line(batch, data: bytes, sha: str | None = None) -> bytes:
     """One line of payloads/<cell>/index.jsonl: which inputs a request carries, in order."""
     return _record_line({"file": batch.file, "sha256": sha or sha256_bytes(data),
                          "inputs": [i.id for i in batch.inputs], "contents": batch.contents})
 
 
-class _Stream:
-    """A file written in pieces whose sha256 is known the moment it is closed. Lines are gathered
-    into blocks of `BLOCK` bytes, hashed and written a block at a time (a million lines are a
-    million calls fewer)."""
-
-    BLOCK = 1 << 20
-
-    def __init__(self, rel: str, done, f=None):
-        self.rel, self.done, self.f = rel, done, f
-        self.h = hashlib.sha256()
-        self.buf = bytearray()
-
-    def write(self, data: bytes) -> None:
-        self.buf += data
-        if len(self.buf) >= self.BLOCK:
-            self._flush()
-
-    def _flush(self) -> None:
-        self.h.update(self.buf)
-        if self.f is not None:
-            self.f.write(self.buf)
-        self.buf.clear()
-
-    def close(self) -> str:
-        if self.h is None:        # closed already
-            return self.digest
-        self._flush()
-        if self.f is not None and not isinstance(self.f, _Kept):
-            self.f.close()
-        digest = self.digest = self.h.hexdigest()
-        self.h = None
-        self.done(self.rel, digest)
-        return digest
-
-
-class FolderTarget:
-    """Where `harness run` writes a plan: files in the (staging) output folder. `hashes` holds the
-    sha256 of every file written, from the very bytes (nothing is read back to hash it). Files inside
-    the staging folder need no rename of their own: the folder swap is the commit."""
-
-    BUFFER = 1 << 20
-
-    def __init__(self, folder: Path):
-        self.folder = folder
-        self.hashes: dict[str, str] = {}
-
-    def mkdir(self, rel: str) -> None:
-        (self.folder / rel).mkdir(parents=True)
-
-    def open(self, rel: str) -> _Stream:
-        return _Stream(rel, self.hashes.__setitem__, open(self.folder / rel, "wb", buffering=self.BUFFER))
-
-    def write(self, rel: str, data: bytes, sha: str) -> None:
-        with open(self.folder / rel, "xb") as f:
-            f.write(data)
-        self.hashes[rel] = sha
-
-
-class DigestTarget:
-    """Where `harness verify` re-derives a plan: only each file's sha256 is kept, so the derived
-    files are compared with the folder's own hashes and no scratch folder is written."""
-
-    def __init__(self):
-        self.hashes: dict[str, str] = {}
-
-    def mkdir(self, rel: str) -> None:
-        pass
-
-    def open(self, rel: str) -> _Stream:
-        return _Stream(rel, self.hashes.__setitem__)
-
-    def write(self, rel: str, data: bytes, sha: str) -> None:
-        self.hashes[rel] = sha
-
-
-class _Kept:
-    """A temporary file a `_Stream` writes to and leaves open (`_Deferred` moves it on)."""
-
-    def __init__(self, f):
-        self.f = f
-        self.write = f.write
-
-
-class _Deferred:
-    """Where `harness run` writes a plan while scanning its inputs, before its folder exists: each
-    file a temporary file (in memory to `memory` bytes, then an unnamed file on disk that a killed
-    process leaves nothing of), moved into the folder by `move_into`."""
-
-    def __init__(self, memory: int):
-        self.memory = memory
-        self.hashes: dict[str, str] = {}
-        self.dirs: list[str] = []
-        self.files: dict[str, Any] = {}
-
-    def mkdir(self, rel: str) -> None:
-        self.dirs.append(rel)
-
-    def open(self, rel: str) -> _Stream:
-        tmp = tempfile.SpooledTemporaryFile(self.memory) if self.memory else tempfile.TemporaryFile()
-        self.files[rel] = tmp
-        return _Stream(rel, self.hashes.__setitem__, _Kept(tmp))
-
-    def write(self, rel: str, data: bytes, sha: str) -> None:     # pragma: no cover - legacy layout: verify only
-        raise RuntimeError("a run writes one requests.jsonl per cell")
-
-    def move_into(self, folder: Path) -> dict[str, str]:
-        for rel in self.dirs:
-            (folder / rel).mkdir(parents=True)
-        for rel, tmp in self.files.items():
-            tmp.seek(0)
-            with open(folder / rel, "xb") as out:
-                shutil.copyfileobj(tmp, out, 1 << 20)
-            tmp.close()
-        self.files = {}
-        return self.hashes
-
-    def discard(self) -> None:
-        for tmp in self.files.values():
-            tmp.close()
-        self.files = {}
-
-
 class CellWriter:
     """Counts (and, given a target, writes) one cell's requests as its batches complete. `legacy`:
-    one file per request (evidence formats 1 and 2), else one JSON Lines file of bodies."""
+    one file per request (evidence formats 1 and 2), else one JSON Lines file of bodies. A plan of
+    texts feeds it `TextRun`s (`add_texts`): their requests are cut every `size` texts, as the
+    `Batcher` cuts a cell's texts, and each body is the provider's own cut around the texts
+    (`payloads.text_body`), so no object is made per input or request."""
 
     def __init__(self, cell: Cell, max_contents: int | None, target: "FolderTarget | DigestTarget | None" = None,
                  legacy: bool = False, estimates: bool = True):
@@ -242,15 +132,73 @@ class CellWriter:
             self.index = target.open(layout.payload_index(cell.id))
             if not legacy:
                 self.bodies = target.open(layout.payload_bodies(cell.id))
+        self.texts = None   # the texts (ids, values) not yet in a request, once `add_texts` is used
 
     def add(self, inp) -> None:
         if self.cell.takes(inp):
             for batch in self.batcher.add(inp):
                 self._take(batch)
 
+    def add_texts(self, run: TextRun) -> None:
+        cell = self.cell
+        if not ((cell.modalities is None or "text" in cell.modalities)
+                and (run.models is None or cell.model.name in run.models)):
+            return
+        if self.texts is None:
+            self._start_texts()
+        if self.estimates:
+            self.stats.modality_mix["text"] += len(run.ids)
+            self.stats.tokens["text"] += estimate.texts_tokens(run.values)
+        ids, values = self.texts[0] + run.ids, self.texts[1] + run.values
+        size = self.size
+        whole = len(ids) - len(ids) % size
+        for start in range(0, whole, size):
+            self._texts_request(ids[start:start + size], values[start:start + size])
+        self.texts = ids[whole:], values[whole:]
+
+    def _start_texts(self) -> None:
+        b = self.batcher
+        if b.seq or b.cur:      # pragma: no cover - a plan feeds a cell one way only
+            raise RuntimeError("a cell's inputs come one at a time or as runs of texts, not both")
+        self.size = 1 if b.all_alone else min(b.limit, b.capmap.get("text") or b.limit)
+        self.texts = [], []
+        params = self.cell.parameters
+        self.per_vector = estimate.vector_tokens(self.cell.model, params)
+        self.cut = text_body(self.cell) if self.dir is not None else None
+
+    def _texts_request(self, ids: list[str], values: list[str]) -> None:
+        s, k = self.stats, len(ids)
+        s.requests += 1
+        s.contents += k
+        s.inputs += k
+        seq = s.requests
+        if self.estimates:
+            s.tokens["text"] += self.per_vector * estimate.vectors(self.cell.model, self.cell.parameters, k)
+        if self.dir is None:
+            return
+        name = layout.request_name(seq)
+        if self.cut is None or (seq == 1 and self.estimates):   # the provider's body itself (and checked once)
+            batch = Batch(seq, [text_input(i, v, ("inputs", 0), None) for i, v in zip(ids, values)], k, False)
+            body = render(self.cell, batch)
+            data = canonical_json(body)
+            if self.estimates:
+                self.wrong.extend(f"{name}: {w}" for w in body_problems(self.cell, body))
+        else:
+            head, between, tail = self.cut
+            data = head + between.join(map(_json_string, values)) + tail
+        sha = hashlib.sha256(data).hexdigest()
+        if self.bodies is not None:
+            self.bodies.write(data + b"\n")
+        else:
+            self.target.write(layout.payload_file(self.cell.id, name), data, sha)
+        self.index.write((_INDEX_LINE % (k, name, '","'.join(ids), sha)).encode())
+
     def close(self) -> CellStats:
         for batch in self.batcher.close():
             self._take(batch)
+        if self.texts is not None and self.texts[0]:
+            self._texts_request(*self.texts)
+            self.texts = [], []
         for stream in (self.bodies, self.index):
             if stream is not None:
                 stream.close()
@@ -332,16 +280,19 @@ def derive_plan(plan: Plan, evidence_format: int) -> dict[str, str]:
 
 class PlanWriter:
     """inputs.jsonl and every cell's payload files, fed one input at a time: over a plan's spooled
-    inputs (`_write_plan`), or while the plan scans them (`staged`, `deriving`: no spool at all)."""
+    inputs (`_write_plan`), or while the plan scans them (`staged`, `deriving`: no spool at all).
+    `texts`: the plan is of texts only, fed a chunk at a time (`add_texts`); a single input then
+    goes as a run of one, so each cell cuts its requests one way."""
 
     def __init__(self, cells: list[Cell], max_contents: int | None, target, legacy: bool = False,
-                 estimates: bool = True):
+                 estimates: bool = True, texts: bool = False):
         self.target = target
         self.writers = [CellWriter(cell, max_contents, target, legacy, estimates) for cell in cells]
         self.urls: dict[str, dict] = {}
         self.f = target.open(layout.INPUTS)
         self.lines: list[bytes] = []     # inputs.jsonl lines not yet handed to `f`
         self.done = None
+        self.texts = texts
 
     def _lines(self) -> None:
         self.f.write(b"".join(self.lines))
@@ -349,6 +300,9 @@ class PlanWriter:
 
     def add(self, inp, wire: int = 0) -> None:
         parts = inp.parts
+        if self.texts:
+            self.add_texts(TextRun.of(inp))
+            return
         if len(parts) == 1 and parts[0].kind == "text":      # the common case: no URL to collect
             # Input.ref with the keys in sorted order already (from, id, modality, parts; text_ref's)
             part = text_ref(parts[0].value)
@@ -367,6 +321,16 @@ class PlanWriter:
         for w in self.writers:
             w.add(inp)
 
+    def add_texts(self, run: TextRun) -> None:
+        try:
+            self.lines.append(run.records())
+        except UnicodeEncodeError:    # a row label (a file name) that is not valid Unicode: json's path
+            self.lines.extend(_record_line(inp.ref()) for inp in run)
+        if len(self.lines) >= 64:
+            self._lines()
+        for w in self.writers:
+            w.add_texts(run)
+
     def finish(self, plan: Plan):
         """Once every input is in: the manifest's `inputs`, the stats and the payload checks per cell."""
         if self.done is None:
@@ -381,15 +345,20 @@ class PlanWriter:
         return self.done
 
     def discard(self) -> None:
-        if isinstance(self.target, _Deferred):
+        if isinstance(self.target, Deferred):
             self.target.discard()
+
+
+def _runs() -> bool:
+    from harness.plan import build  # read when called: tests turn it off
+    return build.TEXT_RUNS
 
 
 def staged(cells: list[Cell], max_contents: int | None) -> PlanWriter:
     """For `build_plan(writer=...)` in `harness run`: the files are written while the inputs are
     scanned, into temporary files (in memory while they fit the spool's budget, shared by the files),
     moved into the run's folder by `write_plan`."""
-    return PlanWriter(cells, max_contents, _Deferred(spool_memory() // (1 + 2 * len(cells))))
+    return PlanWriter(cells, max_contents, Deferred(spool_memory() // (1 + 2 * len(cells))), texts=_runs())
 
 
 def deriving(evidence_format: int):
@@ -397,7 +366,7 @@ def deriving(evidence_format: int):
     inputs are scanned, in the payload layout of `evidence_format` (`derive_plan` returns them)."""
     def make(cells: list[Cell], max_contents: int | None) -> PlanWriter:
         return PlanWriter(cells, max_contents, DigestTarget(), legacy=evidence_format < layout.BODIES_FROM_FORMAT,
-                          estimates=False)
+                          estimates=False, texts=_runs())
     return make
 
 
