@@ -154,3 +154,18 @@ def test_text_token_estimate_counts_ascii_characters_as_before():
         text = "".join(chr(rng.choice([rng.randrange(128), rng.randrange(128, 0x110000)]))
                        for _ in range(rng.randrange(40)))
         assert text_tokens(text) == one_at_a_time(text), repr(text)
+
+
+def test_a_chunk_of_texts_counts_the_tokens_its_texts_count_one_by_one():
+    """estimate.texts_tokens (a TextRun's estimate) is text_tokens summed, ASCII chunks or not."""
+    import random
+
+    from harness.catalog.estimate import text_tokens, texts_tokens
+
+    rng = random.Random(26)
+    for _ in range(500):
+        texts = ["".join(chr(rng.choice([rng.randrange(32, 128), rng.randrange(128, 0xD800)]))
+                         for _ in range(rng.randrange(1, 40))) for _ in range(rng.randrange(1, 30))]
+        assert texts_tokens(texts) == sum(map(text_tokens, texts))
+        plain = [t.encode("ascii", "ignore").decode() or "x" for t in texts]
+        assert texts_tokens(plain) == sum(map(text_tokens, plain))

@@ -85,18 +85,18 @@ def read_rows(entry: dict, files: InputFiles, where: tuple, errors: RowErrors) -
         if not found:
             raise InputProblem(where + ("from",), f"no files match {source!r}", "check the folder or glob", False)
 
-        def imageread_rows():
+        def image_rows():
             for f in found:
                 rel = os.path.relpath(f, base_dir)
                 p = Path(rel)
                 yield f"{rel}", {"file": {"path": p.as_posix(), "name": p.name, "stem": p.stem}}
-        return "file", chunks(imageread_rows(), CHUNK)
+        return "file", chunks(image_rows(), CHUNK)
     path = files.resolve(source, "input file", where + ("from",))
     if not path.exists() or path.is_dir():      # a FIFO or a device exists: opening it says what it is
         raise InputProblem(where + ("from",), f"input file {source!r} does not exist",
                            "paths are relative to the spec file", False)
 
-    def csvread_rows(f):
+    def csv_chunks(f):
         dialect = "excel-tab" if Path(source).suffix.lower() == ".tsv" else "excel"
         # strict: a quote never closed is an error, not a field that swallows every later row
         reader = csv.DictReader(f, dialect=dialect, strict=True)
@@ -142,7 +142,7 @@ def read_rows(entry: dict, files: InputFiles, where: tuple, errors: RowErrors) -
                                f"fields are limited to {CSV_FIELD_LIMIT:,} characters; check the quoting"
                                if "field limit" in str(e) else "check the quoting on that line", False) from None
 
-    def jsonlread_rows(f):
+    def jsonl_rows(f):
         for n, line in enumerate(f, start=1):
             if not line.strip():
                 continue
@@ -161,19 +161,19 @@ def read_rows(entry: dict, files: InputFiles, where: tuple, errors: RowErrors) -
                 raise InputProblem(where + ("from",), f"{source} line {n} is not a JSON object", None, False)
             yield f"{source} line {n}", {"row": row, "index": n}
 
-    def fileread_rows():
+    def file_chunks():
         try:
             with open_regular(path) as raw:
                 hashed = _HashingReader(raw)
                 with io.TextIOWrapper(io.BufferedReader(hashed, 1 << 16), encoding="utf-8-sig", newline="") as f:
-                    yield from (csvread_rows(f) if fmt == "csv" else chunks(jsonlread_rows(f), CHUNK))
+                    yield from (csv_chunks(f) if fmt == "csv" else chunks(jsonl_rows(f), CHUNK))
                     f.read()      # hash to the end, whatever the reader left
                 files.record(source, hashed.sha.hexdigest(), hashed.size, "input-set", format=fmt)
         except UnicodeDecodeError:
             raise InputProblem(where + ("from",), f"{source} is not UTF-8 text", "save it as UTF-8", False) from None
         except OSError as e:
             raise InputProblem(where + ("from",), f"cannot read {source}: {e.strerror}", None, False) from None
-    return "row", fileread_rows()
+    return "row", file_chunks()
 
 
 class Pairs(list):

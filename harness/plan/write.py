@@ -99,9 +99,8 @@ def _record_line(obj: dict, presorted: bool = False) -> bytes:
 _INDEX_LINE = '{"contents":%d,"file":"%s","inputs":["%s"],"sha256":"%s"}\n'
 
 
-def _json_string(text: str) -> bytes:
-    """A text as canonical_json writes it (orjson writes a str as json.dumps does: tests/test_canonical.py)."""
-    return _orjson.dumps(text) if _orjson is not None else canonical_json(text)
+# A text as canonical_json writes it (orjson writes a str as json.dumps does: tests/test_canonical.py).
+_json_string = _orjson.dumps if _orjson is not None else canonical_json
 
 
 def index_line(batch, data: bytes, sha: str | None = None) -> bytes:
