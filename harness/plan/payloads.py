@@ -24,8 +24,8 @@ def render(cell: Cell, batch: Batch) -> dict[str, Any]:
     return provider_class(cell.protocol).request_body(request)
 
 
-# Texts no spec can hold (an input's text is never a control character between private-use ones),
-# written as JSON escapes: they mark where the texts sit in a body
+# Texts that mark where the texts sit in a body (should a body hold one elsewhere, in a parameter
+# say, the counts below refuse the cut)
 _SLOTS = ("\ue000\x01\ue000", "\ue000\x02\ue000", "\ue000\x03\ue000")
 
 

@@ -176,11 +176,11 @@ class CellWriter:
         if self.dir is None:
             return
         name = layout.request_name(seq)
-        if self.cut is None or (seq == 1 and self.estimates):   # the provider's body itself (and checked once)
+        if self.cut is None or seq == 1:    # the provider's body itself (checked as `_take` checks it)
             batch = Batch(seq, [text_input(i, v, ("inputs", 0), None) for i, v in zip(ids, values)], k, False)
             body = render(self.cell, batch)
             data = canonical_json(body)
-            if self.estimates:
+            if not self.wrong and self.estimates:
                 self.wrong.extend(f"{name}: {w}" for w in body_problems(self.cell, body))
         else:
             head, between, tail = self.cut
@@ -321,12 +321,7 @@ class PlanWriter:
             w.add(inp)
 
     def add_texts(self, run: TextRun) -> None:
-        try:
-            self.lines.append(run.records())
-        except UnicodeEncodeError:    # a row label (a file name) that is not valid Unicode: json's path
-            self.lines.extend(_record_line(inp.ref()) for inp in run)
-        if len(self.lines) >= 64:
-            self._lines()
+        self.f.write(run.records())     # its labels name a spec's `from:` path, which is valid Unicode
         for w in self.writers:
             w.add_texts(run)
 
