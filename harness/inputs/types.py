@@ -124,10 +124,6 @@ class TextRun:
     models: frozenset[str] | None = None
     data: list[bytes] | None = None   # the texts in UTF-8 (made on first use)
 
-    @classmethod
-    def of(cls, inp: Input) -> "TextRun":
-        return cls(inp.where, [inp.id], [inp.parts[0].value], None if inp.row is None else [inp.row], inp.models)
-
     def __len__(self) -> int:
         return len(self.ids)
 

@@ -30,6 +30,7 @@ except ImportError:  # pragma: no cover - a dependency
     _orjson = None
 from harness.folder import layout
 from harness.folder.verdict import CheckResult
+from harness.inputs.rows import CHUNK
 from harness.inputs.types import TextRun, text_input, text_ref
 from harness.plan.batching import Batch, Batcher, spool_memory
 from harness.plan.build import Plan
@@ -280,8 +281,9 @@ def derive_plan(plan: Plan, evidence_format: int) -> dict[str, str]:
 class PlanWriter:
     """inputs.jsonl and every cell's payload files, fed one input at a time: over a plan's spooled
     inputs (`_write_plan`), or while the plan scans them (`staged`, `deriving`: no spool at all).
-    `texts`: the plan is of texts only, fed a chunk at a time (`add_texts`); a single input then
-    goes as a run of one, so each cell cuts its requests one way."""
+    `texts`: the plan is of texts only, fed a chunk at a time (`add_texts`); single inputs (inline
+    texts, rows that went one by one) are held and go on as runs of their own, so each cell cuts its
+    requests one way."""
 
     def __init__(self, cells: list[Cell], max_contents: int | None, target, legacy: bool = False,
                  estimates: bool = True, texts: bool = False):
@@ -292,6 +294,7 @@ class PlanWriter:
         self.lines: list[bytes] = []     # inputs.jsonl lines not yet handed to `f`
         self.done = None
         self.texts = texts
+        self.held: TextRun | None = None     # single texts not yet written (`texts`)
 
     def _lines(self) -> None:
         self.f.write(b"".join(self.lines))
@@ -300,7 +303,7 @@ class PlanWriter:
     def add(self, inp, wire: int = 0) -> None:
         parts = inp.parts
         if self.texts:
-            self.add_texts(TextRun.of(inp))
+            self._hold(inp)
             return
         if len(parts) == 1 and parts[0].kind == "text":      # the common case: no URL to collect
             # Input.ref with the keys in sorted order already (from, id, modality, parts; text_ref's)
@@ -321,13 +324,33 @@ class PlanWriter:
             w.add(inp)
 
     def add_texts(self, run: TextRun) -> None:
+        self._release()         # the texts held came first
         self.f.write(run.records())     # its labels name a spec's `from:` path, which is valid Unicode
         for w in self.writers:
             w.add_texts(run)
 
+    def _hold(self, inp) -> None:
+        held = self.held
+        if held is not None and (held.models != inp.models or (held.labels is None) != (inp.row is None)
+                                 or len(held) >= CHUNK):
+            self._release()
+            held = None
+        if held is None:
+            held = self.held = TextRun(inp.where, [], [], None if inp.row is None else [], inp.models)
+        held.ids.append(inp.id)
+        held.values.append(inp.parts[0].value)
+        if held.labels is not None:
+            held.labels.append(inp.row)
+
+    def _release(self) -> None:
+        if self.held is not None:
+            run, self.held = self.held, None
+            self.add_texts(run)
+
     def finish(self, plan: Plan):
         """Once every input is in: the manifest's `inputs`, the stats and the payload checks per cell."""
         if self.done is None:
+            self._release()
             self._lines()
             inputs_sha = self.f.close()
             stats = {w.cell.id: w.close() for w in self.writers}
