@@ -278,7 +278,7 @@ def test_inline_inputs_validate_on_the_fast_paths_as_the_same_inputs_from_csv_do
     used = _slow_paths(monkeypatch)
     for name in ("csv", "inline"):
         r = harness("validate", f"{name}.yaml", cwd=tmp_path)
-        assert (r.returncode, r.stdout) == (0, f"{name}.yaml: ok (3 cells, {n} inputs)\n"), r.stderr
+        assert (r.returncode, r.stdout) == (0, f"{name}.yaml: ok (3 cells, {n:,} inputs)\n"), r.stderr
     assert used == []
 
 

@@ -10,7 +10,7 @@ from rich.markup import escape
 from harness.catalog.estimate import money_totals
 from harness.commands import add_allow_host, add_allow_path, add_filters, add_max_payload, cell_filter, host_grants
 from harness.plan.build import load_plan
-from harness.plan.write import plan_stats
+from harness.plan.write import counting, plan_stats
 from harness.report.terminal import make_console, print_cells
 from harness.words import counted
 
@@ -33,7 +33,7 @@ def add_parser(sub):
 
 def run(args) -> int:
     with load_plan(args.spec, base_url=args.base_url, allow_paths=args.allow_paths, max_payload=args.max_payload,
-                   allow_hosts=host_grants(args), cell_filter=cell_filter(args)) as plan:
+                   allow_hosts=host_grants(args), cell_filter=cell_filter(args), writer=counting) as plan:
         stats = plan_stats(plan)
         cells = [{**cell.manifest_entry(), **stats[cell.id].as_dict()} for cell in plan.cells]
         if args.json:

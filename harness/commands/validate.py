@@ -9,6 +9,7 @@ from harness.commands import add_allow_host, add_allow_path, add_filters, add_ma
 from harness.errors import ExitCode, HarnessError
 from harness.evidence import canonical_json
 from harness.plan.build import load_plan
+from harness.plan.write import counting
 from harness.words import counted
 
 NAME = "validate"
@@ -41,12 +42,12 @@ def run(args) -> int:
         entry = {"spec": path, "valid": True}
         try:
             with load_plan(path, base_url=args.base_url, allow_paths=args.allow_paths, max_payload=args.max_payload,
-                           allow_hosts=host_grants(args), cell_filter=cell_filter(args)) as plan:
+                           allow_hosts=host_grants(args), cell_filter=cell_filter(args), writer=counting) as plan:
                 entry.update(cells=len(plan.cells), inputs=plan.input_count, problems=plan.warnings)
                 if not args.json:
                     for w in plan.warnings:
                         print(w.render(), file=sys.stderr)
-                    print(f"{path}: ok ({counted(len(plan.cells), 'cell')}, {counted(plan.input_count, 'input')})")
+                    print(f"{path}: ok ({counted(len(plan.cells), 'cell')}, {counted(plan.input_count, 'input', ',')})")
         except HarnessError as e:
             entry.update(valid=False, exit_code=int(e.exit_code), problems=e.problems)
             if not args.json:

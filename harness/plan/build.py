@@ -353,6 +353,6 @@ def build_plan(spec: Spec, *, base_url: str | None = None, catalog: Catalog | No
 
 def load_plan(path: str | Path, *, base_url: str | None = None, allow_paths: tuple | list = (),
               allow_hosts: tuple[str, ...] | list[str] = (), max_payload: int | None = None,
-              cell_filter: CellFilter | None = None) -> Plan:
+              cell_filter: CellFilter | None = None, writer: Callable | None = None) -> Plan:
     return build_plan(read_spec(path), base_url=base_url, allow_paths=allow_paths, allow_hosts=allow_hosts,
-                      max_payload=max_payload, cell_filter=cell_filter)
+                      max_payload=max_payload, cell_filter=cell_filter, writer=writer)

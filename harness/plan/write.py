@@ -243,7 +243,10 @@ class CellWriter:
 
 
 def plan_stats(plan: Plan) -> dict[str, CellStats]:
-    """Requests, contents, modality mix and estimates per cell, without writing anything."""
+    """Requests, contents, modality mix and estimates per cell, without writing anything (counted while
+    the plan scanned its inputs when it was built with `writer=counting`)."""
+    if plan.written is not None:
+        return plan.written.finish(plan)[1]
     writers = [CellWriter(cell, plan.max_contents) for cell in plan.cells]
     for inp in plan.inputs():
         for w in writers:
@@ -290,7 +293,7 @@ class PlanWriter:
         self.target = target
         self.writers = [CellWriter(cell, max_contents, target, legacy, estimates) for cell in cells]
         self.urls: dict[str, dict] = {}
-        self.f = target.open(layout.INPUTS)
+        self.f = target.open(layout.INPUTS) if target is not None else None     # None: counting only
         self.lines: list[bytes] = []     # inputs.jsonl lines not yet handed to `f`
         self.done = None
         self.texts = texts
@@ -325,7 +328,8 @@ class PlanWriter:
 
     def add_texts(self, run: TextRun) -> None:
         self._release()         # the texts held came first
-        self.f.write(run.records())     # its labels name a spec's `from:` path, which is valid Unicode
+        if self.f is not None:
+            self.f.write(run.records())     # its labels name a spec's `from:` path, which is valid Unicode
         for w in self.writers:
             w.add_texts(run)
 
@@ -351,8 +355,10 @@ class PlanWriter:
         """Once every input is in: the manifest's `inputs`, the stats and the payload checks per cell."""
         if self.done is None:
             self._release()
-            self._lines()
-            inputs_sha = self.f.close()
+            inputs_sha = None
+            if self.f is not None:
+                self._lines()
+                inputs_sha = self.f.close()
             stats = {w.cell.id: w.close() for w in self.writers}
             inputs = {"count": plan.input_count, "sha256": inputs_sha,
                       "modality_counts": dict(sorted(plan.modality_counts.items())),
@@ -376,6 +382,12 @@ def staged(cells: list[Cell], max_contents: int | None) -> PlanWriter:
     scanned, into temporary files (in memory while they fit the spool's budget, shared by the files),
     moved into the run's folder by `write_plan`."""
     return PlanWriter(cells, max_contents, Deferred(spool_memory() // (1 + 2 * len(cells))), texts=_runs())
+
+
+def counting(cells: list[Cell], max_contents: int | None) -> PlanWriter | None:
+    """For `build_plan(writer=...)` in `harness plan`: the stats of a plan of texts, counted while its
+    inputs are scanned (`plan_stats`), nothing written; None (the spool, counted after) with text runs off."""
+    return PlanWriter(cells, max_contents, None, texts=True) if _runs() else None
 
 
 def deriving(evidence_format: int):
