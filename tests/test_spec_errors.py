@@ -73,6 +73,10 @@ def test_every_error_is_reported_together_in_file_order_with_line_col_and_hint(t
      r"spec.yaml:3:\d+: qwen3-vl-embedding does not accept parameter 'res_level'"),
     ("version: 1\nname: t\ninputs: [{video: clip.mp4}]\n", r"spec.yaml:3:\d+: video 'clip.mp4' is not a URL"),
     ("version: 1\nname: t\ninputs: [{id: a, text: x}, {id: a, text: y}]\n", r"duplicate input id 'a'"),
+    # the same text twice, no ids: the default id repeats, and the message says why (not "input 'text-…'" thrice)
+    ("version: 1\nname: t\ninputs: [{text: a cat}, {text: a dog}, {text: a cat}]\n",
+     r"spec.yaml:3:\d+: duplicate input id 'text-[0-9a-f]{12}': this input has the same content as an earlier "
+     r"inline input, and a default id is made from it \(drop the repeat, or give it its own `id:`\)"),
     ("version: 1\nname: t\ninputs: [{id: a, text: x}, {id: a, image: gone.png}]\n",
      r"spec.yaml:3:\d+: duplicate input id 'a'(.|\n)*gone.png' does not exist"),
     ("- just\n- a list\n", r"spec.yaml:1:1: a spec is a YAML mapping"),

@@ -146,8 +146,7 @@ class _Scan:
         explicit = inp.row is None and isinstance(self.entries[inp.where[1]].get("id"), str)
         if inp.id in self.seen or (not explicit and inp.id in self.declared):
             if not explicit:     # an explicit id's duplicate is reported from the spec itself
-                self.dups.append((inp.where + (("id",) if inp.row is None else ()), inp.id,
-                                  inp.row or f"input {inp.id!r}"))
+                self.dups.append((inp.where + (("id",) if inp.row is None else ()), inp.id, inp.row))
             return True
         self.seen[inp.id] = None
         # Bytes, not values, are what a hostile spec multiplies: stop before any is written.
@@ -203,8 +202,14 @@ class _Scan:
             out.append(_payload_problem(spec, self.planned, self.budget, self.cells))
         firsts = _first_rows({i for _, i, _ in self.dups}, self.entries, files, self.declared) if self.dups else {}
         for where, input_id, label in self.dups:
+            first = firsts.get(input_id)
+            if label is None:    # an inline input without `id:`: its default id comes from its content
+                out.append(spec.problem(where, f"duplicate input id {input_id!r}: this input has the same content "
+                                        f"as {first or 'an earlier inline input'}, and a default id is made from it",
+                                        "drop the repeat, or give it its own `id:`", prefer_key=True))
+                continue
             out.append(spec.problem(where, f"duplicate input id {input_id!r} ({label}; first used by "
-                                    f"{firsts.get(input_id) or f'input {input_id!r}'})",
+                                    f"{first or f'input {input_id!r}'})",
                                     "give each input its own `id:`", prefer_key=True))
         for (where, _, _), (message, hint, severity, first, count) in self.grouped.items():
             text = f"{first}: {message}" if count == 1 else f"{count} inputs ({first} and more): {message}"
