@@ -169,3 +169,29 @@ def test_a_chunk_of_texts_counts_the_tokens_its_texts_count_one_by_one():
         assert texts_tokens(texts) == sum(map(text_tokens, texts))
         plain = [t.encode("ascii", "ignore").decode() or "x" for t in texts]
         assert texts_tokens(plain) == sum(map(text_tokens, plain))
+
+
+def test_a_run_of_texts_is_cut_into_requests_where_the_batcher_cuts_them():
+    """CellWriter.add_texts cuts every `size` texts: the Batcher's own cut, for every model of the
+    catalog, with and without `batching.max_contents`, fused or not."""
+    from harness.catalog.load import load_catalog
+    from harness.inputs.types import TextRun, text_input
+    from harness.plan.batching import Batcher
+    from harness.plan.cells import Cell
+    from harness.plan.write import CellWriter
+
+    for model in load_catalog().models.values():
+        for max_contents in (None, 1, 3, 7, 50):
+            for params in ({}, {"enable_fusion": True}):
+                cell = Cell("c", model, 0, None, params, "http://x", None, True, ("models", 0))
+                batcher = Batcher(cell, max_contents)
+                cut = [len(b.inputs) for i in range(60)
+                       for b in batcher.add(text_input(f"i{i}", "t", ("inputs", 0), None))]
+                cut += [len(b.inputs) for b in batcher.close()]
+                writer = CellWriter(cell, max_contents)
+                for start in range(0, 60, 25):      # runs of 25, 25 and 10 texts
+                    ids = [f"i{i}" for i in range(start, min(start + 25, 60))]
+                    writer.add_texts(TextRun(("inputs", 0), ids, ["t"] * len(ids), None))
+                stats = writer.close()
+                assert (stats.requests, stats.contents) == (len(cut), 60), (model.name, max_contents, params)
+                assert cut == [writer.size] * (60 // writer.size) + ([60 % writer.size] if 60 % writer.size else [])

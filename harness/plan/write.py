@@ -160,10 +160,10 @@ class CellWriter:
         b = self.batcher
         if b.seq or b.cur:      # pragma: no cover - a plan feeds a cell one way only
             raise RuntimeError("a cell's inputs come one at a time or as runs of texts, not both")
-        self.size = 1 if b.all_alone else min(b.limit, b.capmap.get("text") or b.limit)
+        cap = b.capmap.get("text")     # the Batcher's cut for texts: its contents and text caps, 1 when fused
+        self.size = 1 if b.all_alone else max(1, min(b.limit, b.limit if cap is None else cap))
         self.texts = [], []
-        params = self.cell.parameters
-        self.per_vector = estimate.vector_tokens(self.cell.model, params)
+        self.per_vector = estimate.vector_tokens(self.cell.model, self.cell.parameters)
         self.cut = text_body(self.cell) if self.dir is not None else None
 
     def _texts_request(self, ids: list[str], values: list[str]) -> None:
