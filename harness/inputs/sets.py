@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
 from harness.inputs.files import InputFiles, media_part
-from harness.inputs.rows import RowErrors, read_rows
+from harness.inputs.rows import CsvRows, RowErrors, read_rows
 from harness.inputs.types import ID_RE, Input, InputProblem, TextRun, text_input, unicode_problem
 
 if TYPE_CHECKING:       # annotations only: jinja2 is imported where input sets are read
@@ -105,10 +105,11 @@ def input_set(entry: dict, index: int, files: InputFiles, problems: list[InputPr
         values = values if values is not None else _render_chunk(fast_value, chunk, var)
         if ids is None and fast_id is not None:
             ids = _render_chunk(fast_id, chunk, var)
-        if kind == "text" and ids is not None and bounded == (True, True):
-            # texts and ids filled from the row's strings: nothing to catch. A chunk whose rows all keep
-            # the rules is one TextRun; else each row goes through `_row_input`, which says why
-            ids = [i.strip() for i in ids]
+        if kind == "text" and bounded == (True, True) and (ids is not None or var == "row"):
+            # texts and ids filled from the row's strings (or the default ids): nothing to catch. A chunk
+            # whose rows all keep the rules is one TextRun; else each row goes through `_row_input`, which
+            # says why
+            ids = [i.strip() for i in ids] if ids is not None else _default_ids(chunk, source)
             run = _text_run(ids, values, chunk.labels, where)
             if run is not None:
                 yield run
@@ -122,6 +123,7 @@ def input_set(entry: dict, index: int, files: InputFiles, problems: list[InputPr
                     if item is not None:
                         yield item
             continue
+        defaults = None
         for n, (label, variables) in enumerate(chunk.pairs):
             key = kind
             try:
@@ -132,9 +134,8 @@ def input_set(entry: dict, index: int, files: InputFiles, problems: list[InputPr
                 elif var == "file":
                     input_id = variables["file"]["stem"]
                 else:
-                    row = variables["row"]
-                    input_id = (str(row["id"]) if row.get("id") not in (None, "")
-                                else f"{Path(source).stem}-{variables['index']}")
+                    defaults = defaults or _default_ids(chunk, source)
+                    input_id = defaults[n]
                 for key, text, src, ok in (() if bounded == (True, True) else
                                            ((kind, value, value_src, bounded[0]),
                                             ("id", input_id, entry.get("id", ""), bounded[1]))):
@@ -192,6 +193,16 @@ def _row_input(input_id, value, kind, label, where, value_where, files, problems
         problems.append(InputProblem(p.where, f"{label}: {p.message}", p.hint, p.prefer_key))
         return None
     return Input(input_id, kind, (part,), where, label)
+
+
+def _default_ids(chunk, source: str) -> list[str]:
+    """Each row's id without an `id:` template: its `id` field, else "<file stem>-<row number>"."""
+    stem = Path(source).stem
+    if isinstance(chunk, CsvRows):
+        column = chunk.column("row", "id") or [""] * len(chunk)
+        return [v if v != "" else f"{stem}-{n}" for v, n in zip(column, chunk.numbers)]
+    return [str(row["id"]) if row.get("id") not in (None, "") else f"{stem}-{variables['index']}"
+            for _, variables in chunk.pairs for row in (variables["row"],)]
 
 
 def _text_run(ids: list[str], values: list[str], labels: list[str], where: tuple) -> TextRun | None:
