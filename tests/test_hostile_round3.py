@@ -78,7 +78,7 @@ def beir_project(tmp_path_factory) -> Path:
     r = cli(root, "run", "spec.yaml", "--execute", "--output", "out")
     assert r.returncode == 1, r.stdout + r.stderr
     # the check's name, a path, stayed a file name inside the run folder
-    assert not [p for p in root.parent.rglob("*escaped*") if root / "out" / "hostile" not in p.parents]
+    assert not [p for p in root.parent.rglob("*escaped-check*") if root / "out" / "hostile" not in p.parents]
     assert [p.name for p in (root / "out" / "hostile" / "results").rglob("*escaped*")] == [
         ".._.._.._.._escaped-check.json"]
     return root

