@@ -4,11 +4,10 @@ summary.json render to, so every report tells one story.
 
 The evidence format (`evidence_format`, never the harness version) says how: a folder of this format
 is re-rendered byte for byte; one of an earlier format in `AS_WRITTEN_BY` too, once what later formats
-changed in a report is undone (format 2 escapes HTML and Markdown in report.md's table cells, format
-1 only pipes); one of another earlier format has summary.json's data compared with what this harness
-builds from the folder (statuses, metric values, counts, the verdict and the digest), and a note names
-the byte-level comparisons that were not made. A folder of a newer format than this harness reads is
-a finding: nothing it records switches a check off.
+changed in a report is undone (junit.xml's timestamps); one of another earlier format has summary.json's
+data compared with what this harness builds from the folder (statuses, metric values, counts, the
+verdict and the digest), and a note names the byte-level comparisons that were not made. A folder of
+a newer format than this harness reads is a finding: nothing it records switches a check off.
 
 Format 3 laid report.md and report.html out anew (a recommendation first, intervals, folded detail), which
 no undo of bytes gives back: for a folder of an earlier format they are compared by what they show of
@@ -25,41 +24,12 @@ from harness.folder import EVIDENCE_FORMAT, FolderError, layout
 from harness.report.junit import format_2_junit
 from harness.words import counted
 
-_CELL_ESCAPE = re.compile(rb"&(amp|lt|gt);|\\([\\`*\[\]~_])")
-_ENTITY = {b"amp": b"&", b"lt": b"<", b"gt": b">"}
-
-
-def format_1_markdown(rendered: bytes) -> bytes:
-    """report.md as format 1 wrote it: format 2 escapes HTML and Markdown in the text of table cells
-    (`&lt;`, `\\~`, ...), format 1 escaped only the pipes (`\\|`, kept in both)."""
-    return _CELL_ESCAPE.sub(lambda m: _ENTITY[m.group(1)] if m.group(1) else m.group(2), rendered)
-
-
-_RANKED = re.compile(rb" at rank (\d+) \(cosine (-?\d+\.\d+)\)")
-_UNRANKED = re.compile(rb" (?:below rank \d+|not a candidate) \(cosine (-?\d+\.\d+)\)")
-
-
-def format_2_markdown(rendered: bytes) -> bytes:
-    """report.md as formats 1 and 2 wrote a relevant input's place in a failed retrieval check's table:
-    `#7 (0.612)` and `not a candidate (0.009)`, where format 3 writes `at rank 7 (cosine 0.612)`, `below rank
-    10 (cosine 0.009)` or `not a candidate (cosine 0.009)` (as validate.txt and report.html do)."""
-    return _UNRANKED.sub(rb" not a candidate (\1)", _RANKED.sub(rb" #\1 (\2)", rendered))
-
-
-def format_2_html(rendered: bytes) -> bytes:
-    """report.html as formats 1 and 2 wrote that place: `cat-1: #7 (0.612)`, `cat-1: not ranked (0.009)`,
-    under the heading `relevant: rank (cosine)`."""
-    rendered = rendered.replace(b"<th>relevant: where it ranked</th>", b"<th>relevant: rank (cosine)</th>")
-    return _UNRANKED.sub(rb": not ranked (\1)", _RANKED.sub(rb": #\1 (\2)", rendered))
-
-
 # Earlier evidence formats whose reports this harness still renders as they were written, once what the
 # later formats changed is undone: format → {report: undo}; a report not named is rendered as it is.
 # (format 3 moved JUnit's timestamp to each suite and dropped `skipped` from <testsuites>: `format_2_junit`)
-AS_WRITTEN_BY: dict[int, dict[str, Callable[[bytes], bytes]]] = {
-    1: {layout.REPORT_MD: lambda b: format_1_markdown(format_2_markdown(b)), layout.REPORT_HTML: format_2_html,
-        layout.JUNIT: format_2_junit},
-    2: {layout.REPORT_MD: format_2_markdown, layout.REPORT_HTML: format_2_html, layout.JUNIT: format_2_junit}}
+# (their report.md and report.html are `RELAID`: compared by what they show, no undo needed)
+AS_WRITTEN_BY: dict[int, dict[str, Callable[[bytes], bytes]]] = {1: {layout.JUNIT: format_2_junit},
+                                                                 2: {layout.JUNIT: format_2_junit}}
 
 # Reports an earlier format laid out otherwise than this harness does: compared by what they show (`shows`).
 RELAID: dict[int, set[str]] = {1: {layout.REPORT_MD, layout.REPORT_HTML}, 2: {layout.REPORT_MD, layout.REPORT_HTML}}
