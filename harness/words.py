@@ -18,3 +18,12 @@ def plural(word: str, n: float) -> str:
 def counted(n: float, word: str, fmt: str = "") -> str:
     """`n` and `word` agreeing: "1 cell", "2 cells", "1,000 requests" (`fmt` formats the number: ",")."""
     return f"{n:{fmt}} {plural(word, n)}"
+
+
+def size(n: float) -> str:
+    """Bytes as people read them: "812 bytes", "48 kB", "3.4 MB", "12 GB" (decimal units)."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            value = n / scale
+            return f"{value:,.1f} {unit}" if value < 10 else f"{value:,.0f} {unit}"
+    return counted(int(n), "byte", ",")

@@ -41,3 +41,11 @@ def test_a_malformed_budget_in_the_environment_is_a_usage_error(tmp_path):
     spec = _spec(tmp_path)
     r = harness("validate", spec.name, cwd=tmp_path, env={"HARNESS_MAX_PAYLOAD_BYTES": "lots"})
     assert r.returncode == 2 and "HARNESS_MAX_PAYLOAD_BYTES='lots' is not a positive number" in r.stderr
+
+
+def test_a_small_budget_is_said_in_units_that_show_it():
+    """A budget under a megabyte was said "about 0 MB … over the budget of 0 MB"."""
+    from harness.words import size
+
+    assert [size(n) for n in (1, 812, 2000, 48_123, 3_400_000, 12_000_000, 4 << 30)] == [
+        "1 byte", "812 bytes", "2.0 kB", "48 kB", "3.4 MB", "12 MB", "4.3 GB"]

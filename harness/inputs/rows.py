@@ -88,6 +88,16 @@ def read_rows(entry: dict, files: InputFiles, where: tuple, errors: RowErrors) -
         def image_rows():
             for f in found:
                 rel = os.path.relpath(f, base_dir)
+                if not rel.isascii():
+                    try:
+                        rel.encode("utf-8")
+                    except UnicodeEncodeError:   # a name of bytes that are not UTF-8 (os.fsdecode's surrogates)
+                        shown = os.fsencode(rel).decode("utf-8", "backslashreplace")
+                        if errors.add(InputProblem(where + ("from",), f'{source} finds "{shown}", whose name is '
+                                                   "not UTF-8: a run folder cannot record it",
+                                                   "rename the file or folder, or narrow the glob", False)):
+                            return
+                        continue
                 p = Path(rel)
                 yield f"{rel}", {"file": {"path": p.as_posix(), "name": p.name, "stem": p.stem}}
         return "file", chunks(image_rows(), CHUNK)

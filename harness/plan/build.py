@@ -35,6 +35,7 @@ from harness.plan.rules import (
 )
 from harness.providers.credentials import allowed_hosts
 from harness.spec.load import Spec, read_spec
+from harness.words import counted, size
 
 MAX_PAYLOAD_ENV = "HARNESS_MAX_PAYLOAD_BYTES"
 DEFAULT_MAX_PAYLOAD = 4 << 30   # 4 GiB of request bodies per run unless the person running it says more
@@ -109,8 +110,8 @@ def max_payload_bytes(value: int | None = None, env=os.environ) -> int:
 
 
 def _payload_problem(spec: Spec, planned: int, budget: int, cells: list[Cell]) -> Problem:
-    return spec.problem(("inputs",), f"the requests would carry about {planned / 1e6:,.0f} MB "
-                        f"({len(cells)} cells), over the budget of {budget / 1e6:,.0f} MB: an input repeated "
+    return spec.problem(("inputs",), f"the requests would carry about {size(planned)} "
+                        f"({counted(len(cells), 'cell')}), over the budget of {size(budget)}: an input repeated "
                         "many times (or a huge text) multiplies what is written and sent",
                         f"if this is meant, raise it with --max-payload-bytes or ${MAX_PAYLOAD_ENV}",
                         prefer_key=True)
@@ -203,13 +204,14 @@ class _Scan:
         firsts = _first_rows({i for _, i, _ in self.dups}, self.entries, files, self.declared) if self.dups else {}
         for where, input_id, label in self.dups:
             first = firsts.get(input_id)
-            if label is None:    # an inline input without `id:`: its default id comes from its content
+            if label is None and first is None and input_id not in self.declared:
+                # two inline inputs without `id:`: both ids are made from the content, so it is the same
                 out.append(spec.problem(where, f"duplicate input id {input_id!r}: this input has the same content "
-                                        f"as {first or 'an earlier inline input'}, and a default id is made from it",
+                                        "as an earlier inline input, and a default id is made from it",
                                         "drop the repeat, or give it its own `id:`", prefer_key=True))
                 continue
-            out.append(spec.problem(where, f"duplicate input id {input_id!r} ({label}; first used by "
-                                    f"{first or f'input {input_id!r}'})",
+            out.append(spec.problem(where, f"duplicate input id {input_id!r} ({label or f'input {input_id!r}'}; "
+                                    f"first used by {first or f'input {input_id!r}'})",
                                     "give each input its own `id:`", prefer_key=True))
         for (where, _, _), (message, hint, severity, first, count) in self.grouped.items():
             text = f"{first}: {message}" if count == 1 else f"{count} inputs ({first} and more): {message}"
