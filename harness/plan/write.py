@@ -329,7 +329,7 @@ class PlanWriter:
     def add_texts(self, run: TextRun) -> None:
         self._release()         # the texts held came first
         if self.f is not None:
-            self.f.write(run.records())     # its labels name a spec's `from:` path, which is valid Unicode
+            self.f.write(run.records())     # its labels are valid Unicode: a `from:` path, a file name rows.py checked
         for w in self.writers:
             w.add_texts(run)
 
