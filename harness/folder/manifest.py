@@ -7,6 +7,7 @@ The manifest is written by `harness.report.finalize`, its record is `harness.fol
 
 from __future__ import annotations
 
+import functools
 import platform
 import subprocess
 from importlib import metadata
@@ -19,14 +20,19 @@ from harness.folder.layout import REPORTS
 PACKAGES = ("mm-embed-harness", "pyyaml", "jsonschema", "jinja2", "httpx", "rich", "numpy")
 
 
-def package_versions() -> dict[str, str | None]:
-    out = {}
+@functools.lru_cache(maxsize=1)    # once per process: each version is a metadata file parsed as an email
+def _package_versions() -> tuple[tuple[str, str | None], ...]:
+    out = []
     for name in PACKAGES:
         try:
-            out[name] = metadata.version(name)
+            out.append((name, metadata.version(name)))
         except metadata.PackageNotFoundError:
-            out[name] = None
-    return out
+            out.append((name, None))
+    return tuple(out)
+
+
+def package_versions() -> dict[str, str | None]:
+    return dict(_package_versions())
 
 
 def git_state(folder: Path) -> dict[str, Any] | None:

@@ -76,6 +76,8 @@ def print_table(console: Console, title: str, columns: list, rows: list[list[str
     """`rows` of plain text (no markup): a table when it fits (columns left out as `Column` says,
     named below it), else stacked with every column. `edge=False`: no outer border (two lines and
     four columns less: the run's own tables, so a run fits one screen)."""
+    if console.quiet:       # rich would lay the table out only to drop it
+        return
     columns = [Column(*c) for c in columns]
     keep = list(range(len(columns)))
 
