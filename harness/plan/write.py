@@ -59,18 +59,17 @@ class CellStats:
 
 def _tokens(cell: Cell, inputs, t: Counter) -> None:
     """Add the estimated tokens of a batch's `inputs` in this cell to `t`, by modality."""
-    text = 0
+    texts = []
     for inp in inputs:
         for p in inp.parts:
             if p.kind == "text":
-                v = p.value     # estimate.text_tokens, its ASCII case inline: most texts of a big run
-                text += max(1, (len(v) + 3) // 4) if v.isascii() else estimate.text_tokens(v)
+                texts.append(p.value)
             elif p.kind == "image":
                 t["image"] += estimate.image_tokens(cell.model, cell.parameters)
             else:
                 t["video"] += estimate.video_tokens(cell.model, cell.parameters)
-    if text:
-        t["text"] += text
+    if texts:
+        t["text"] += estimate.texts_tokens(texts)
 
 
 def body_problems(cell: Cell, body: dict) -> list[str]:
