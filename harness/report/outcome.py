@@ -55,8 +55,7 @@ def warning_lines(results: list[CheckResult], verbose: bool = False) -> list[str
     for r in warned:
         names[r.name] = names.get(r.name, 0) + 1
     count = ", ".join(f"{name} {n}" for name, n in names.items())
-    plural = "s" if len(warned) != 1 else ""
-    return [f"{len(warned)} warning{plural} ({count}): in validate.txt; --verbose prints them"]
+    return [f"{counted(len(warned), 'warning')} ({count}): in validate.txt; --verbose prints them"]
 
 
 def not_executed(results: list[CheckResult], verbose: bool = False) -> list[str]:
@@ -90,7 +89,7 @@ def could_not_execute(cells: list[dict], execution: Execution | None) -> str | N
         return None
     total = sum(causes.values())
     said = "; ".join(cause if len(causes) == 1 else f"{cause} ({n})" for cause, n in causes.items())
-    return f"{total} cell{'s' if total != 1 else ''} could not execute: {said}"
+    return f"{counted(total, 'cell')} could not execute: {said}"
 
 
 def failed_checks(results: list[CheckResult]) -> str | None:
@@ -104,7 +103,7 @@ def failed_checks(results: list[CheckResult]) -> str | None:
     shown = [f"{name} ({n} of {counted(sum(1 for r in results if r.name == name and r.cell is not None), 'cell')})"
              for name, n in list(names.items())[:3]]
     more = f" and {len(names) - 3} more" if len(names) > 3 else ""
-    return f"{len(names)} check{'s' if len(names) != 1 else ''} failed: {', '.join(shown)}{more}"
+    return f"{counted(len(names), 'check')} failed: {', '.join(shown)}{more}"
 
 
 def no_cell_executed(results: list[CheckResult]) -> str | None:
