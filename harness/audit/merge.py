@@ -322,17 +322,13 @@ def _execution_lines(folder: Path, body: Manifest, shard_lines: list[CheckResult
     if context is None:     # pragma: no cover - the manifest was just written
         raise MismatchError(Problem(f"the merged manifest cannot be read: {report.findings}"))
     recorded = [r for r in shard_lines if r.kind == "execution"]
-    derived = execution._derive(context, context.run.read, "", recorded, report, set())
-    if (folder / layout.REPEAT_DIR).is_dir():
-        repeat = context.run.read.within(layout.REPEAT_DIR)
-        derived += [execution._renamed(r, "repeat:")
-                    for r in execution._derive(context, repeat, "repeat", recorded, report, set())]
+    derived, repeat = execution.derive_lines(context, recorded, report, set())
     problems = [f for f in report.findings if f.mismatch]
     if problems:
         raise MismatchError(Problem(f"the shards' execution evidence does not hold together: {problems[0].message}",
                                     hint="run `harness verify` on each shard"))
     os.unlink(folder / layout.MANIFEST)
-    return derived
+    return derived + repeat
 
 
 def _checks(folder: Path, body: Manifest, complete: bool, spec_dir: str | Path | None,

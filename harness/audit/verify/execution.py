@@ -40,16 +40,26 @@ def check_execution(context: VerifyContext, report: VerifyReport) -> None:
         return      # the reports layer names it
     # a cell whose files differ from the manifest is named already; re-deriving it would only echo that
     damaged = {f.cell for f in report.findings if f.cell is not None and f.kind in ("changed", "missing", "extra")}
-    derived = _derive(context, reader, "", recorded, report, damaged)
+    derived, repeat = derive_lines(context, recorded, report, damaged)
     if derived and not damaged:     # an executed run: `executed` says whether any cell was
         empty = nothing_executed(derived)
         if empty is not None:
             derived.append(empty)
-    if reader.has(layout.REPEAT_DIR):     # `stability: {repeat: true}`: the same payloads sent again
-        repeat = reader.within(layout.REPEAT_DIR)    # through the run's folder: a link there is not followed
-        derived += [_renamed(r, "repeat:") for r in _derive(context, repeat, "repeat", recorded, report, damaged)]
-    compare(context, report, derived, [r for r in recorded if r.cell not in damaged
-                                       and not (damaged and r.name == "executed")])
+    compare(context, report, derived + repeat, [r for r in recorded if r.cell not in damaged
+                                                and not (damaged and r.name == "executed")])
+
+
+def derive_lines(context: VerifyContext, recorded: list[CheckResult], report: VerifyReport,
+                 damaged: set[str]) -> tuple[list[CheckResult], list[CheckResult]]:
+    """The execution lines the folder's evidence gives (verify's, and `harness merge`'s for the merged
+    folder): the run's, and its repeat/ folder's renamed `repeat:` ([] when there is none)."""
+    reader = context.run.read
+    lines = _derive(context, reader, "", recorded, report, damaged)
+    if not reader.has(layout.REPEAT_DIR):
+        return lines, []
+    # `stability: {repeat: true}`: the same payloads sent again
+    again = reader.within(layout.REPEAT_DIR)    # through the run's folder: a link there is not followed
+    return lines, [_renamed(r, "repeat:") for r in _derive(context, again, "repeat", recorded, report, damaged)]
 
 
 def _renamed(r: CheckResult, prefix: str) -> CheckResult:
