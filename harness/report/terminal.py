@@ -21,6 +21,7 @@ from harness.catalog.estimate import money
 from harness.folder import CellEntry, CellExecution, Execution
 from harness.folder.verdict import CheckResult, failure_cause, unexecuted
 from harness.report.markdown import mix
+from harness.report.recommend import plus_minus
 
 
 class Column(NamedTuple):
@@ -146,8 +147,7 @@ def headline(r: CheckResult | None) -> str:
     name = (next((m for m in order if m in metrics), None)
             or ("ndcg@10" if "ndcg@10" in metrics else next(iter(metrics))))
     iv = (data.get("intervals") or {}).get(name)     # its bootstrap interval, as ± half its width
-    shown = f"{name} {metrics[name]:.3f}" + (f" ±{(iv[1] - iv[0]) / 2:.3f}" if isinstance(iv, list) and len(iv) == 2
-                                              else "")
+    shown = f"{name} {metrics[name]:.3f}" + (f" {plus_minus(iv)}" if isinstance(iv, list) and len(iv) == 2 else "")
     if name in thresholds:
         shown += f" {'<' if metrics[name] < thresholds[name] else '≥'} min {thresholds[name]:g}"
     return shown
@@ -217,7 +217,7 @@ def print_recommendation(console: Console, folder) -> None:
     (report/recommend.py: one rule everywhere), from the run folder's summary.json."""
     from harness.folder import FolderError, RunReader, Summary
     from harness.report.charts import size
-    from harness.report.recommend import deciding_p, p_text, plus_minus, recommend, signed
+    from harness.report.recommend import deciding_p, p_text, recommend, signed
 
     try:
         rec = recommend(Summary.from_json(RunReader(folder).summary()))
