@@ -18,10 +18,11 @@ from rich.segment import Segment, Segments
 from rich.table import Table
 
 from harness.catalog.estimate import money
-from harness.folder import CellEntry, CellExecution, Execution
+from harness.folder import CellEntry, CellExecution, Execution, FolderError, RunReader, Summary
 from harness.folder.verdict import CheckResult, failure_cause, unexecuted
+from harness.report.charts import size
 from harness.report.markdown import mix
-from harness.report.recommend import plus_minus
+from harness.report.recommend import deciding_p, p_text, plus_minus, recommend, signed
 
 
 class Column(NamedTuple):
@@ -170,7 +171,7 @@ def result_rows(cells: list[dict], execution: Execution | None, results: list[Ch
         mine = [r for r in results if r.cell == cid]
         counts = "/".join(str(sum(1 for r in mine if r.status == s)) for s in ("pass", "fail", "skip"))
         why = info.reason.brief if info is not None and info.reason else "not executed"
-        cause = failed_cause(c, info, execution)
+        cause = failed_cause(info, execution)
         executed = (f"failed: {cause}" if cause else _partly(info, execution) or "yes") \
             if info is not None and info.executed else f"no: {why}"
         got = info.spent(c) if info is not None and not cause else None
@@ -194,7 +195,7 @@ def _partly(info: CellExecution, execution: Execution | None) -> str | None:
     return f"partly: {bad} of {info.requests.get('total') or '?'} requests failed ({failure_cause(first)})"
 
 
-def failed_cause(cell: CellEntry, info: CellExecution | None, execution: Execution | None) -> str | None:
+def failed_cause(info: CellExecution | None, execution: Execution | None) -> str | None:
     """Why a cell that was sent got no vector at all ('HTTP 401 InvalidApiKey'), else None."""
     error = unexecuted(info, execution.fatal if execution is not None else None)
     return failure_cause(error) if error is not None else None
@@ -215,10 +216,6 @@ def print_recommendation(console: Console, folder) -> None:
     metric ± half its interval, against the best, cost per 1,000 inputs, float32 storage per million
     vectors and for the corpus), then the recommendation in the words the reports use
     (report/recommend.py: one rule everywhere), from the run folder's summary.json."""
-    from harness.folder import FolderError, RunReader, Summary
-    from harness.report.charts import size
-    from harness.report.recommend import deciding_p, p_text, recommend, signed
-
     try:
         rec = recommend(Summary.from_json(RunReader(folder).summary()))
     except FolderError:
