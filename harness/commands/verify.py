@@ -135,6 +135,9 @@ def run(args) -> int:
         # none of a run's files: a wrong path (2); a run whose manifest alone is gone stays a mismatch (5)
         raise UsageError(Problem(f"not a harness output folder: {folder} (no manifest.json, validate.txt "
                                    "or payloads)", hint="give the output folder of a run, e.g. output/<spec name>"))
+    if args.key and not args.attestation:
+        raise UsageError(Problem("--key applies to --attestation, which was not given",
+                                 hint="add --attestation FILE (e.g. DIR/attestation.intoto.json)"))
     context, report = verify(folder, spec_dir=args.spec_dir, strict=args.strict, allow_paths=args.allow_paths,
                              max_payload=args.max_payload, hashes_only=args.hashes_only)
     if args.allowed_signers:
@@ -142,9 +145,6 @@ def run(args) -> int:
         check_signature(report, args.allowed_signers)
     elif (folder / layout.SIGNATURE).is_file():
         report.notes.append("the folder is signed (manifest.sig); pass --allowed-signers FILE to check who signed")
-    if args.key and not args.attestation:
-        raise UsageError(Problem("--key applies to --attestation, which was not given",
-                                 hint="add --attestation FILE (e.g. DIR/attestation.intoto.json)"))
     if args.attestation:
         from harness.audit.verify.provenance import check_attestation
         check_attestation(report, args.attestation, args.key)
