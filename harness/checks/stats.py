@@ -103,18 +103,16 @@ def _rounded(x: float) -> float:
     return round(float(x), 6) + 0.0     # -0.0 is written 0.0
 
 
-def intervals(per_query: dict[str, Sequence[float]] | None = None, *, columns: np.ndarray | None = None,
-              names: Sequence[str] = (), confidence: float = CONFIDENCE, resamples: int = RESAMPLES,
+def intervals(per_query: dict[str, Sequence[float]], *, confidence: float = CONFIDENCE, resamples: int = RESAMPLES,
               seed: int = SEED) -> dict[str, list[float]]:
     """Percentile bootstrap interval of the mean over queries, per metric: `{metric: [low, high]}`.
-    `per_query` maps metric → its per-query values (all of one length, in the same query order);
-    or give `columns` (queries × metrics) and their `names`. Bounds rounded to 6 decimals."""
-    if per_query is not None:
-        names = list(per_query)
-        columns = np.column_stack([fixed(per_query[m]) for m in names]) if names else np.zeros((0, 0))
-    else:
-        columns = fixed(columns)
-    if not len(names) or columns.shape[0] == 0:
+    `per_query` maps metric → its per-query values (all of one length, in the same query order).
+    Bounds rounded to 6 decimals."""
+    names = list(per_query)
+    if not names:
+        return {}
+    columns = np.column_stack([fixed(per_query[m]) for m in names])
+    if columns.shape[0] == 0:
         return {}
     lows, highs = _bounds(bootstrap_means(columns, resamples, seed), confidence)
     return {m: [_rounded(lo), _rounded(hi)] for m, lo, hi in zip(names, lows, highs)}
