@@ -8,10 +8,12 @@ import dataclasses
 
 from harness.audit.verify.parse import VerifyContext
 from harness.audit.verify.result import VerifyReport, short
+from harness.checks.context import listed
 from harness.errors import HarnessError, SpecError
 from harness.folder import FolderError, layout, scan
 from harness.inputs.files import InputFiles
 from harness.inputs.types import InputProblem
+from harness.words import plural
 
 
 def check_local_inputs(context: VerifyContext, report: VerifyReport) -> bool:
@@ -112,8 +114,8 @@ def _requests_off(context: VerifyContext, rel: str) -> str:
         return f"; {exc}"
     if not off:
         return "; every body matches its line of the folder's index"
-    shown = ", ".join(map(str, off[:5])) + (f" and {len(off) - 5} more" if len(off) > 5 else "")
-    return f"; request{'s' if len(off) > 1 else ''} {shown} no longer match{'es' if len(off) == 1 else ''} the index"
+    return (f"; {plural('request', len(off))} {listed([str(n) for n in off], 5)} "
+            f"no longer match{'es' if len(off) == 1 else ''} the index")
 
 
 def recorded_endpoints(context: VerifyContext) -> dict[str, str]:
