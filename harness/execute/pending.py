@@ -38,17 +38,11 @@ class CellPending:
 
 def pending(folder: Path, cells: list[dict], options: ExecuteOptions) -> list[CellPending]:
     """`cells`: the manifest's cell entries; `folder` holds their payload files (the staging folder)."""
-    cache = None
-    if options.use_cache and not options.refresh:    # --no-cache, --refresh: every request is sent
-        cache = ResponseCache(options.cache_dir, note=lambda text: None)   # the engine warns, once
-    try:
-        if cache is not None and not len(cache):     # an empty cache answers nothing: no payload is read
-            cache.close()
-            cache = None
-        return [_cell(folder, cell, cache) for cell in cells]
-    finally:
-        if cache is not None:
-            cache.close()
+    if not options.use_cache or options.refresh:     # --no-cache, --refresh: every request is sent
+        return [_cell(folder, cell, None) for cell in cells]
+    with ResponseCache(options.cache_dir, note=lambda text: None) as cache:   # the engine warns, once
+        answers = cache if len(cache) else None      # an empty cache answers nothing: no payload is read
+        return [_cell(folder, cell, answers) for cell in cells]
 
 
 def _cell(folder: Path, cell: dict, cache: ResponseCache | None) -> CellPending:
