@@ -147,11 +147,12 @@ def evaluate_checks(
             planned = run.planned_ids(cid)
         except FolderError as exc:
             vec, planned = exc, None
+        failed = _failed_cause(cell, vec, info, execution) if skip_failed else None    # the cell's, once
         for index, name, kind, body, base in mine:
             by_slot[(index, position)] = _evaluate_one(
                 name, kind, body, {**base, "model": cell.get("model"), "dimension": cell.get("dimension")},
                 cell, vec, info, folder, planned if planned is not None else input_ids, spec_dir, write, files,
-                _failed_cause(cell, vec, info, execution) if skip_failed else None, evidence_format=evidence_format)
+                failed, evidence_format=evidence_format)
     results: list[CheckResult] = []
     for index, name, kind, body, base in prepared:
         mine = [by_slot[k] for k in sorted(k for k in by_slot if k[0] == index)]
