@@ -239,3 +239,15 @@ def test_the_database_follows_the_umask_as_the_earlier_cache_files_did(tmp_path)
     finally:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "shared" / DB_NAME).stat().st_mode) == 0o644
+
+
+def test_a_cache_is_true_once_it_holds_an_answer_pending_or_committed(tmp_path):
+    """`pending` asks whether the cache holds anything before every execution: one row looked up."""
+    key = cache_key(ENDPOINT, BODY)
+    with ResponseCache(tmp_path) as cache:
+        assert not cache
+        cache.put(key, entry("r1"))
+        assert cache                                # pending, not yet committed
+    with ResponseCache(tmp_path) as cache:
+        assert cache and len(cache) == 1            # committed
+    assert not ResponseCache(tmp_path / "off", enabled=False)

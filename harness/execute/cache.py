@@ -294,8 +294,16 @@ class ResponseCache:
         stored = db.execute("SELECT count(*) FROM responses").fetchone()[0] if db is not None else 0
         return stored + len(self._pending)
 
+    def __bool__(self) -> bool:
+        """Whether it holds any answer: one row looked up, not all of them counted (`pending` asks it
+        before every execution; a cache of a million answers would be scanned)."""
+        if self._pending:
+            return True
+        db = self._connect() if self.enabled else None
+        return db is not None and db.execute("SELECT 1 FROM responses LIMIT 1").fetchone() is not None
+
     def keys(self) -> set[str]:
-        """Every committed key (tests, `harness cache`)."""
+        """Every committed key (for tests)."""
         db = self._connect()
         return {k for (k,) in db.execute("SELECT key FROM responses")} if db is not None else set()
 

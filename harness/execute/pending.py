@@ -41,7 +41,7 @@ def pending(folder: Path, cells: list[dict], options: ExecuteOptions) -> list[Ce
     if not options.use_cache or options.refresh:     # --no-cache, --refresh: every request is sent
         return [_cell(folder, cell, None) for cell in cells]
     with ResponseCache(options.cache_dir, note=lambda text: None) as cache:   # the engine warns, once
-        answers = cache if len(cache) else None      # an empty cache answers nothing: no payload is read
+        answers = cache if cache else None      # an empty cache answers nothing: no payload is read
         return [_cell(folder, cell, answers) for cell in cells]
 
 
