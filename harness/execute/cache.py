@@ -371,7 +371,9 @@ def cache_info(root: Path) -> dict[str, Any]:
                             "old_folder": str(root / OLD_DIR) if (root / OLD_DIR).is_dir() else None,
                             "filesystem": filesystem_type(root) if root.exists() else None}
     if info["exists"]:
-        db = sqlite3.connect(f"file:{root / DB_NAME}?mode=ro", uri=True, timeout=BUSY_TIMEOUT)
+        # as a URI, percent-encoded: a `#` or `?` in the folder's name would end the path (and open,
+        # creating it, a file named by what came before)
+        db = sqlite3.connect(f"{(root / DB_NAME).absolute().as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT)
         try:
             info["entries"], info["oldest"], info["newest"] = _retry(lambda: db.execute(
                 "SELECT count(*), min(created), max(created) FROM responses").fetchone())
@@ -387,7 +389,8 @@ def prune(root: Path, older_than_days: float, *, now: float | None = None) -> tu
     before = _disk_bytes(root)
     if not (root / DB_NAME).is_file():
         return 0, before, before
-    cutoff = int((time.time() if now is None else now) - older_than_days * 86400)
+    cutoff = (time.time() if now is None else now) - older_than_days * 86400
+    cutoff = int(cutoff) if cutoff > 0 else 0      # older than the epoch (or -inf): nothing is
     db = sqlite3.connect(root / DB_NAME, timeout=BUSY_TIMEOUT, isolation_level=None)
     try:
         db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT * 1000)}")
