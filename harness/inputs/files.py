@@ -169,6 +169,10 @@ class InputFiles:
         first = next((i for i, p in enumerate(parts) if _has_magic(p)), None)
         if first is None and not os.path.isdir(full):   # `format: images` naming one file
             return [full] if os.path.exists(full) else []
+        if first is not None and ".." in parts[first:]:     # the anchor was checked; past it the walk only descends
+            raise InputProblem(where, f"{written!r} climbs with `..` after a wildcard, which could leave the project",
+                               "put any `..` before the first wildcard (e.g. `../imgs/*.png`), where it is checked",
+                               False)
         start, segments = (full, ["*"]) if first is None else (os.sep.join(parts[:first]) or os.sep, parts[first:])
         found: set[str] = set()
         outside: list[str] = []
@@ -176,7 +180,7 @@ class InputFiles:
         def enter(folder: str, real: Path, chain: frozenset) -> bool:
             if real in chain:                       # a link back up: already being walked
                 return False
-            if os.path.islink(folder) and not any(real.is_relative_to(root) for root in self.roots):
+            if not any(real.is_relative_to(root) for root in self.roots):     # a link leading out
                 outside.append(os.path.relpath(folder, self.base_dir))
                 return False
             return not self.git_dir(real)
