@@ -265,11 +265,16 @@ def _fill(pieces: list | None, chunk, var: str) -> list[str] | None:
 
 def _chunk_template(source: str, var: str) -> jinja2.Template | None:
     import jinja2
+    from jinja2 import meta
 
     if "{%" in source or "{#" in source or _SEP in source:
         return None
     head = "{% for row, index in rows %}" if var == "row" else "{% for file in rows %}"
     try:
+        # a template naming anything but its own row's variables (`rows`, `loop`: the chunk's loop) is
+        # rendered row by row, where such a name is undefined, as it must be
+        if not meta.find_undeclared_variables(_env().parse(source)) <= ({"row", "index"} if var == "row" else {"file"}):
+            return None
         return _env().from_string(head + source + _SEP + "{% endfor %}")
     except jinja2.TemplateError:
         return None
