@@ -214,3 +214,13 @@ def test_an_input_path_with_a_backslash_is_refused_saying_to_write_slashes(tmp_p
     write_spec(tmp_path, f"version: 1\nname: t\nmodels: [qwen3-vl-embedding]\ninputs:\n{entry}\n")
     r = refused(tmp_path, f"{kind} {name!r} holds a backslash", "write paths with /")
     assert "spec.yaml:5:" in r.stderr
+
+
+def test_rows_refused_for_their_values_are_capped_like_template_errors(tmp_path):
+    """600 blank texts were 600 messages; a set's row errors of every kind stop at MAX_TEMPLATE_ERRORS."""
+    from harness.inputs.rows import MAX_TEMPLATE_ERRORS
+
+    (tmp_path / "rows.csv").write_text("id,caption\n" + "".join(f"{i}, \n" for i in range(600)))
+    write_spec(tmp_path, CSV_SPEC)
+    r = refused(tmp_path, f"stopped after {MAX_TEMPLATE_ERRORS} errors in rows.csv")
+    assert r.stderr.count("the text is empty") == MAX_TEMPLATE_ERRORS

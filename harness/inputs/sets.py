@@ -119,9 +119,12 @@ def input_set(entry: dict, index: int, files: InputFiles, problems: list[InputPr
                 if ID_RE.match(input_id) and (value.isascii() or not unicode_problem(value)) and value.strip():
                     yield text_input(input_id, value, where, label)
                 else:
-                    item = _row_input(input_id, value, kind, label, where, value_where, files, problems)
-                    if item is not None:
-                        yield item
+                    item = _row_input(input_id, value, kind, label, where, value_where, files)
+                    if isinstance(item, InputProblem):
+                        if errors.add(item):
+                            return
+                        continue
+                    yield item
             continue
         defaults = None
         for n, (label, variables) in enumerate(chunk.pairs):
@@ -168,30 +171,30 @@ def input_set(entry: dict, index: int, files: InputFiles, problems: list[InputPr
                 if errors.add(problem):
                     return
                 continue
-            item = _row_input(input_id, value, kind, label, where, value_where, files, problems)
-            if item is not None:
-                yield item
+            item = _row_input(input_id, value, kind, label, where, value_where, files)
+            if isinstance(item, InputProblem):
+                if errors.add(item):
+                    return
+                continue
+            yield item
 
 
-def _row_input(input_id, value, kind, label, where, value_where, files, problems) -> Input | None:
+def _row_input(input_id, value, kind, label, where, value_where, files) -> Input | InputProblem:
+    """A row's input, or the problem that keeps it out (counted with the set's other row errors)."""
     if not ID_RE.match(input_id):
-        problems.append(InputProblem(where + ("id",), f"{label}: id {input_id!r} is not a valid input id",
-                                     "ids use letters, digits and . _ : @ - and start with a letter or digit"))
-        return None
+        return InputProblem(where + ("id",), f"{label}: id {input_id!r} is not a valid input id",
+                            "ids use letters, digits and . _ : @ - and start with a letter or digit")
     bad = unicode_problem(value)
     if bad:
-        problems.append(InputProblem(value_where, f"{label}: {bad}", "fix that row of the file", False))
-        return None
+        return InputProblem(value_where, f"{label}: {bad}", "fix that row of the file", False)
     if kind == "text":
         if not value.strip():
-            problems.append(InputProblem(value_where, f"{label}: the text is empty", "drop the row or fill it"))
-            return None
+            return InputProblem(value_where, f"{label}: the text is empty", "drop the row or fill it")
         return text_input(input_id, value, where, label)
     try:
         part = media_part(kind, value, files, value_where)
     except InputProblem as p:
-        problems.append(InputProblem(p.where, f"{label}: {p.message}", p.hint, p.prefer_key))
-        return None
+        return InputProblem(p.where, f"{label}: {p.message}", p.hint, p.prefer_key)
     return Input(input_id, kind, (part,), where, label)
 
 
