@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from harness.errors import ExitCode
+
 
 def _folder(value: str) -> Path:
     path = Path(value).expanduser()
@@ -97,3 +99,33 @@ def verified_folder(value: str, *, vouched: str, key_check=None) -> Path:
         print(render_report(report))
         raise MismatchError(Problem(f"{folder} does not verify, so it is not {vouched}"))
     return folder
+
+
+# Which failure categories give a non-zero exit code; the most serious selected one wins.
+# validate.txt always says PASS or FAIL, whatever is chosen here. "nothing-executed" comes last:
+# a CI job may accept 6 (a fork's pull request has no key), so any real failure must outrank it.
+SEVERITY = [("provider", ExitCode.PROVIDER_ERROR), ("verify", ExitCode.VERIFY_MISMATCH),
+            ("checks", ExitCode.CHECKS_FAILED), ("nothing-executed", ExitCode.NOTHING_EXECUTED)]
+CATEGORIES = [name for name, _ in SEVERITY]
+DEFAULT_FAIL_ON = "checks,provider,nothing-executed"
+
+
+def fail_on(value: str) -> set[str]:
+    parts = {p.strip() for p in value.split(",") if p.strip()}
+    if parts == {"any"}:
+        return set(CATEGORIES)
+    if parts == {"never"}:
+        return set()
+    unknown = parts - set(CATEGORIES)
+    if unknown or not parts:
+        raise argparse.ArgumentTypeError(f"expected any, never, or a comma list of {', '.join(CATEGORIES)}")
+    return parts
+
+
+def exit_for(failed: set[str], selected: set[str]) -> ExitCode:
+    """The exit code of a run (or a merged one) whose failure categories are `failed`: the most serious
+    one `--fail-on` selected, else 0."""
+    for name, code in SEVERITY:
+        if name in failed and name in selected:
+            return code
+    return ExitCode.OK

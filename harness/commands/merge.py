@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.commands import add_allow_path
+from harness.commands import DEFAULT_FAIL_ON, add_allow_path, exit_for, fail_on
 from harness.errors import ExitCode
 
 NAME = "merge"
@@ -49,11 +49,6 @@ def run(args) -> int:
 def exit_code(results) -> ExitCode:
     """As `harness run` says it (its default --fail-on): a cell whose requests failed 4, a failed
     check 1, no cell executed 6, else 0."""
-    failed = [r for r in results if r.status == "fail"]
-    if any(r.kind == "execution" and r.name != "executed" for r in failed):
-        return ExitCode.PROVIDER_ERROR
-    if any(r.kind != "execution" for r in failed):
-        return ExitCode.CHECKS_FAILED
-    if failed:
-        return ExitCode.NOTHING_EXECUTED
-    return ExitCode.OK
+    failed = {"checks" if r.kind != "execution" else "nothing-executed" if r.name == "executed" else "provider"
+              for r in results if r.status == "fail"}
+    return exit_for(failed, fail_on(DEFAULT_FAIL_ON))

@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 from rich.markup import escape
 
 from harness.catalog.estimate import by_currency, money_totals
 from harness.commands import (
+    CATEGORIES,
+    DEFAULT_FAIL_ON,
     add_allow_host,
     add_allow_path,
     add_filters,
     add_max_payload,
     cell_filter,
+    exit_for,
+    fail_on,
     flags,
     host_grants,
 )
-from harness.errors import ExitCode, Problem, UsageError
+from harness.errors import Problem, UsageError
 from harness.folder import RunReader
 from harness.providers.credentials import unsendable
 from harness.report import outcome
@@ -37,25 +40,6 @@ NAME = "run"
 HELP = "write payloads and evidence to output/<name>/ (and execute them with --execute)"
 ORDER = 30
 
-# Which failure categories give a non-zero exit code; the most serious selected one wins.
-# validate.txt always says PASS or FAIL, whatever is chosen here. "nothing-executed" comes last:
-# a CI job may accept 6 (a fork's pull request has no key), so any real failure must outrank it.
-SEVERITY = [("provider", ExitCode.PROVIDER_ERROR), ("verify", ExitCode.VERIFY_MISMATCH),
-            ("checks", ExitCode.CHECKS_FAILED), ("nothing-executed", ExitCode.NOTHING_EXECUTED)]
-CATEGORIES = [name for name, _ in SEVERITY]
-DEFAULT_FAIL_ON = "checks,provider,nothing-executed"
-
-
-def fail_on(value: str) -> set[str]:
-    parts = {p.strip() for p in value.split(",") if p.strip()}
-    if parts == {"any"}:
-        return set(CATEGORIES)
-    if parts == {"never"}:
-        return set()
-    unknown = parts - set(CATEGORIES)
-    if unknown or not parts:
-        raise argparse.ArgumentTypeError(f"expected any, never, or a comma list of {', '.join(CATEGORIES)}")
-    return parts
 
 
 def add_parser(sub):
@@ -182,10 +166,7 @@ def run(args) -> int:
         for line in last_lines(verdict, outcome, execution, args.execute):
             colour = "green" if line.startswith("PASS") else "red" if line.startswith("FAIL") else None
             console.print(f"[{colour}]{escape(line)}[/]" if colour else escape(line), highlight=False)
-    for name, code in SEVERITY:
-        if name in failed and name in args.fail_on:
-            return int(code)
-    return int(ExitCode.OK)
+    return int(exit_for(failed, args.fail_on))
 
 
 def estimate_lines(cells: list[dict], pending: list | None) -> list[str]:
